@@ -1,0 +1,59 @@
+/**
+ * The `tally` command line. Each subcommand lives in coordinator/commands/; this file wires
+ * them together and turns errors into one line on stderr and the documented exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ExitCode, TallyError, describeError } from '../shared/errors.js';
+import { countCommand } from './commands/count.js';
+import { factorialCommand, primesCommand, sumCommand } from './commands/numbers.js';
+import { resultCommand } from './commands/result.js';
+import { jobsCommand } from './commands/jobs.js';
+import { workersCommand } from './commands/workers.js';
+import { workerCommand } from './commands/worker.js';
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The program with every subcommand; exported for tests that inspect it. */
+export function buildProgram(): Command {
+  const program = new Command('tally')
+    .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
+    .version(packageVersion())
+    .showHelpAfterError('(run with --help for usage)');
+  for (const command of [countCommand(), sumCommand(), primesCommand(), factorialCommand(), resultCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
+    program.addCommand(command);
+  }
+  // Commander's own usage errors exit 2 like ours; help and version exit 0.
+  program.exitOverride();
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    if (error instanceof TallyError) {
+      process.stderr.write(`tally: ${error.message}\n`);
+      if (process.env.LOG_LEVEL === 'debug' && error.stack) process.stderr.write(`${error.stack}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`tally: ${describeError(error)}\n`);
+    if (process.env.LOG_LEVEL === 'debug' && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    return ExitCode.failed;
+  }
+}

@@ -1,0 +1,39 @@
+/** `tally result JOB_ID`: prints the stored result of a finished job, as the job printed it. */
+import { Command } from 'commander';
+import type { Json } from '../../shared/kinds/kind.js';
+import { UsageError, JobFailedError } from '../../shared/errors.js';
+import { assertJobId } from '../../shared/subjects.js';
+import { emit, type Format } from '../output.js';
+import { renderResult } from '../render.js';
+import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
+
+interface ResultCliOptions extends CommonOptions {
+  format: Format;
+  top: number;
+  output?: string;
+}
+
+export function resultCommand(): Command {
+  const command = new Command('result')
+    .description('the stored result of a finished job')
+    .argument('<job>', 'job id (see tally jobs)')
+    .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
+    .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout');
+  return withCommonOptions(command).action(async (job: string, options: ResultCliOptions) => {
+    assertJobId(job);
+    await withSession(
+      options,
+      async (session) => {
+        const record = await session.store.get(job);
+        if (!record) throw new UsageError(`no job '${job}' on ${session.server} (see tally jobs)`);
+        if (record.status === 'failed') throw new JobFailedError(job, record.error ?? 'unknown error');
+        if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
+        const result: Json | null = await session.store.getResult(job);
+        if (result === null) throw new UsageError(`the result of job '${job}' is no longer stored`);
+        emit(renderResult(record.kind, result, { format: options.format, top: options.top }), options.output);
+      },
+      0,
+    );
+  });
+}

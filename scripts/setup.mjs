@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// `npm run setup`: installs what tally needs on a fresh Debian/Ubuntu machine with Node >= 20.19
+// and builds it. Idempotent: each step is skipped when already done. Plain JavaScript on
+// purpose: it runs before any dependency is installed.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const say = (text) => process.stderr.write(`setup: ${text}\n`);
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', ...options });
+  if (result.status !== 0) {
+    say(`'${command} ${args.join(' ')}' failed (exit ${result.status ?? result.signal})`);
+    process.exit(1);
+  }
+}
+
+// 1. Node itself.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) {
+  say(`Node ${process.versions.node} is too old: tally needs Node >= 20.19`);
+  process.exit(1);
+}
+
+// 2. npm dependencies, when missing or older than the lock file.
+const installedMarker = join(root, 'node_modules', '.package-lock.json');
+const lock = join(root, 'package-lock.json');
+if (!existsSync(installedMarker) || (existsSync(lock) && statSync(lock).mtimeMs > statSync(installedMarker).mtimeMs)) {
+  say('installing npm dependencies');
+  run('npm', existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund']);
+}
+
+// 3. nats-server (Debian/Ubuntu package), unless one is already on PATH or at TALLY_NATS_SERVER.
+function findNatsServer() {
+  const candidates = [];
+  if (process.env.TALLY_NATS_SERVER) candidates.push(process.env.TALLY_NATS_SERVER);
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) if (dir) candidates.push(join(dir, 'nats-server'));
+  candidates.push('/usr/sbin/nats-server', '/usr/local/sbin/nats-server', '/usr/bin/nats-server');
+  return candidates.find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+if (!findNatsServer()) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (isRoot && hasApt) {
+    say('installing nats-server with apt-get');
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else {
+    say('nats-server is missing. Install it with:  sudo apt-get install -y nats-server');
+    say('(or put a nats-server 2.9+ binary on PATH, or set TALLY_NATS_SERVER to its path)');
+    process.exit(1);
+  }
+  if (!findNatsServer()) {
+    say('nats-server still not found after installing it');
+    process.exit(1);
+  }
+}
+try {
+  const version = execFileSync(findNatsServer(), ['--version'], { encoding: 'utf8' }).trim();
+  say(`using ${version}`);
+} catch {
+  // a version banner is nice to have, not required
+}
+
+// 4. Build the TypeScript sources into dist/.
+run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
+say('ready');

@@ -1,0 +1,80 @@
+/**
+ * Typed errors that carry what a user needs to act on them, and the exit code the CLI
+ * contract assigns to each: 1 for a failed job or an unreachable server, 2 for bad usage or
+ * bad input, 130 for an interrupt.
+ */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  interrupted: 130,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Base class: every error tally raises on purpose. `message` is one line, fit for a user. */
+export class TallyError extends Error {
+  readonly exitCode: ExitCodeValue;
+  constructor(message: string, exitCode: ExitCodeValue, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** A bad argument or option: names the argument. Exit 2. */
+export class UsageError extends TallyError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.usage, options);
+  }
+}
+
+/** An input path that cannot be used: names the path. Exit 2. */
+export class InputError extends TallyError {
+  readonly path: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`${path}: ${reason}`, ExitCode.usage, options);
+    this.path = path;
+  }
+}
+
+/** The NATS server cannot be reached or cannot serve tally: names the server. Exit 1. */
+export class ServerError extends TallyError {
+  readonly server: string;
+  constructor(server: string, reason: string, options?: { cause?: unknown }) {
+    super(`${server}: ${reason}`, ExitCode.failed, options);
+    this.server = server;
+  }
+}
+
+/** A job that could not complete: names the job and, where known, the input that broke it. Exit 1. */
+export class JobFailedError extends TallyError {
+  readonly job: string;
+  readonly input: string | undefined;
+  constructor(job: string, reason: string, input?: string) {
+    super(`job ${job} failed${input ? ` on ${input}` : ''}: ${reason}`, ExitCode.failed);
+    this.job = job;
+    this.input = input;
+  }
+}
+
+/** The user interrupted (SIGINT/SIGTERM). Exit 130. */
+export class InterruptedError extends TallyError {
+  constructor(message = 'interrupted') {
+    super(message, ExitCode.interrupted);
+  }
+}
+
+/** A task message that can never be processed (malformed, unknown kind, over a limit). */
+export class TaskRejectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskRejectedError';
+  }
+}
+
+/** One line describing any error, without a stack trace. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message.split('\n')[0] ?? String(error);
+  return String(error);
+}

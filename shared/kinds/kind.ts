@@ -1,0 +1,77 @@
+/**
+ * The job-kind contract: the MapReduce user interface, one file per kind (count, sum, primes,
+ * factorial). The transport never looks inside specs, bodies or partials; only the kind does.
+ *
+ *   coordinator: plan(options) → split(options) → tasks ─► NATS ─► worker: map(task) → partial
+ *   coordinator: init() → reduce(acc, partial) per task, exactly once → finalize(acc) → result
+ */
+
+/** A JSON value: what job options, task specs and results are made of. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** One unit of work, as produced by `split` on the coordinator. */
+export interface Task {
+  /** Kind-specific description of the work; small JSON, validated by the worker before use. */
+  spec: Json;
+  /** Bytes the task carries (a text chunk); empty for number jobs. Workers need no shared disk. */
+  body?: Uint8Array;
+  /** The input this task covers, for error messages: "books/a.txt bytes 0-1048575", "range 1..1000". */
+  input: string;
+  /** Units of progress this task represents (input bytes for count, integers for ranges). */
+  weight: number;
+}
+
+/** What the coordinator knows before splitting, for progress and the job record. */
+export interface Plan {
+  /** Sum of all task weights when known up front (bytes of all files, size of a range). */
+  totalWeight?: number;
+  /** Number of tasks when known up front. */
+  totalTasks?: number;
+  /** What one unit of weight is called in progress output: "B" for bytes, "" for plain counts. */
+  unit: 'B' | '';
+}
+
+/** Limits the transport imposes on `split`. */
+export interface SplitContext {
+  /** Largest body one task may carry, already clamped to the server's max_payload. */
+  maxBodyBytes: number;
+}
+
+/** What a worker offers a running `map`. */
+export interface MapContext {
+  /** Tells JetStream this task is still alive; call it every few seconds on long tasks. */
+  working(): void;
+}
+
+/** Facts about a finished job that the kind folds into its result. */
+export interface JobSummary {
+  job: string;
+  tasks: number;
+}
+
+/**
+ * A job kind. `Options` are the validated job arguments (stored in the job record, so JSON);
+ * `Acc` is the coordinator's accumulator; `Result` is what the job prints as JSON and stores.
+ */
+export interface JobKind<Options extends Json = Json, Acc = unknown, Result extends Json = Json> {
+  readonly name: string;
+  /** Coordinator, before any task is sent: sizes for progress. Must not read whole inputs. */
+  plan(options: Options): Promise<Plan> | Plan;
+  /** Coordinator: the tasks of a job, streamed (never the whole input in memory). */
+  split(options: Options, context: SplitContext): AsyncIterable<Task>;
+  /**
+   * Worker: computes one task's partial result. `spec` arrives from the wire: validate it and
+   * throw TaskRejectedError when it can never succeed (malformed, over a limit).
+   */
+  map(spec: unknown, body: Uint8Array, context: MapContext): Promise<Uint8Array> | Uint8Array;
+  /** Coordinator: an empty accumulator. */
+  init(options: Options): Acc;
+  /** Coordinator: folds one task's partial into the accumulator; called once per task id. */
+  reduce(acc: Acc, partial: Uint8Array, task: number): Acc;
+  /** Coordinator: the final result once every task has been reduced. */
+  finalize(acc: Acc, summary: JobSummary, options: Options): Result | Promise<Result>;
+}
+
+/** A job kind whose option, accumulator and result types have been erased (for registries). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobKind = JobKind<any, any, any>;

@@ -1,0 +1,147 @@
+/**
+ * The JetStream resources tally needs, created on first use by whichever side arrives first
+ * (coordinator or worker), so a fresh server needs no set-up step.
+ */
+import {
+  AckPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import {
+  JOBS_BUCKET,
+  PARTIALS_BUCKET,
+  RESULTS_BUCKET,
+  RESULT_STREAM,
+  RESULT_SUBJECTS,
+  TASK_STREAM,
+  TASK_SUBJECTS,
+  WORKER_CONSUMER,
+} from '../subjects.js';
+
+const SECOND_NS = 1_000_000_000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Delivery settings of the shared worker consumer; workers and the coordinator read them. */
+export const DELIVERY = {
+  /** A task not acked within this time is redelivered to another worker. */
+  ackWaitMs: 30_000,
+  /** After this many deliveries a task is poison: the job fails naming its input. */
+  maxDeliver: 5,
+  /** Delay before a task that failed with a transient error is retried. */
+  retryDelayMs: 1_000,
+} as const;
+
+/** How long job records and results are kept unless told otherwise: 7 days. */
+export const DEFAULT_RETENTION_MS = 7 * DAY_MS;
+
+export interface TopologyOptions {
+  /** Stream and bucket replicas: 1 on a single server, 3 on a 3-node cluster. Default 1. */
+  replicas?: number;
+  /** How long job records and final results live. Default 7 days. */
+  retentionMs?: number;
+}
+
+function isAlreadyInUse(error: unknown): boolean {
+  return error instanceof Error && /already in use|already exists/i.test(error.message);
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+    return;
+  } catch (error) {
+    if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+  }
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    // Another process created it between our look and our add: fine.
+    if (!isAlreadyInUse(error)) throw error;
+  }
+}
+
+/**
+ * Ensures the task and result streams and the shared worker consumer exist. Idempotent and
+ * safe to run concurrently from many processes.
+ */
+export async function ensureTaskTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
+  const replicas = options.replicas ?? 1;
+  await ensureStream(jsm, {
+    name: TASK_STREAM,
+    subjects: [TASK_SUBJECTS],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: 120 * SECOND_NS,
+    discard: DiscardPolicy.Old,
+  });
+  await ensureStream(jsm, {
+    name: RESULT_STREAM,
+    subjects: [RESULT_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: 120 * SECOND_NS,
+    // Results of a finished job are purged by its coordinator; this only bounds abandoned ones.
+    max_age: DEFAULT_RETENTION_MS * 1_000_000,
+  });
+  try {
+    await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+  } catch {
+    try {
+      await jsm.consumers.add(TASK_STREAM, {
+        durable_name: WORKER_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: DELIVERY.ackWaitMs * 1_000_000,
+        max_deliver: DELIVERY.maxDeliver,
+        max_ack_pending: -1,
+        num_replicas: replicas,
+      });
+    } catch (error) {
+      if (!isAlreadyInUse(error)) throw error;
+    }
+  }
+}
+
+/** The KV bucket of job records, created when missing. */
+export async function openJobsBucket(nc: NatsConnection, options: TopologyOptions = {}): Promise<KV> {
+  return new Kvm(nc).create(JOBS_BUCKET, {
+    history: 1,
+    replicas: options.replicas ?? 1,
+    ttl: options.retentionMs ?? DEFAULT_RETENTION_MS,
+    storage: StorageType.File,
+  });
+}
+
+/** The Object Store bucket of final results, created when missing. */
+export async function openResultsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
+  return new Objm(nc).create(RESULTS_BUCKET, {
+    replicas: options.replicas ?? 1,
+    ttl: (options.retentionMs ?? DEFAULT_RETENTION_MS) * 1_000_000,
+    storage: StorageType.File,
+  });
+}
+
+/** The Object Store bucket of oversized partial results, created when missing. */
+export async function openPartialsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
+  return new Objm(nc).create(PARTIALS_BUCKET, {
+    replicas: options.replicas ?? 1,
+    ttl: DAY_MS * 1_000_000,
+    storage: StorageType.File,
+  });
+}
+
+/** Replicas to use on this server: 3 when it is part of a cluster of 3 or more, else 1. */
+export function replicasFor(nc: NatsConnection): number {
+  const fromEnv = Number(process.env.TALLY_REPLICAS);
+  if (Number.isInteger(fromEnv) && fromEnv >= 1 && fromEnv <= 5) return fromEnv;
+  const info = nc.info;
+  const peers = (info?.connect_urls?.length ?? 0) + 1;
+  return info?.cluster && peers >= 3 ? 3 : 1;
+}

@@ -1,0 +1,78 @@
+/**
+ * Every name both sides of tally must agree on: streams, subjects, consumers, buckets and the
+ * service name. Job ids end up inside subjects, so they are validated here and nowhere else.
+ */
+import { UsageError } from './errors.js';
+
+/** Work-queue stream holding the tasks of every job. */
+export const TASK_STREAM = 'TALLY_TASKS';
+/** Limits stream holding each task's partial result, one subject per task. */
+export const RESULT_STREAM = 'TALLY_RESULTS';
+/** The one durable pull consumer that every worker process shares. */
+export const WORKER_CONSUMER = 'tally-workers';
+/** KV bucket: one record per job. */
+export const JOBS_BUCKET = 'tally-jobs';
+/** Object Store bucket: the final result of each job. */
+export const RESULTS_BUCKET = 'tally-results';
+/** Object Store bucket: partial results too large for one message; deleted when the job ends. */
+export const PARTIALS_BUCKET = 'tally-partials';
+/** Name under which worker processes register with the NATS services protocol. */
+export const WORKER_SERVICE = 'tally-worker';
+/** Subject on which the coordinator announces that a job ended (workers drop its queued tasks). */
+export const JOB_EVENTS_PREFIX = 'tally.event.job';
+
+const TASK_PREFIX = 'tally.task';
+const RESULT_PREFIX = 'tally.result';
+
+export const TASK_SUBJECTS = `${TASK_PREFIX}.>`;
+export const RESULT_SUBJECTS = `${RESULT_PREFIX}.>`;
+
+const JOB_ID = /^[a-z0-9][a-z0-9-]{2,62}$/;
+
+/** True when `id` is safe to put in a subject token: no dots, wildcards or spaces. */
+export function isJobId(id: string): boolean {
+  return JOB_ID.test(id);
+}
+
+/** Throws a UsageError naming the id when it is not a valid job id. */
+export function assertJobId(id: string): string {
+  if (!isJobId(id)) throw new UsageError(`invalid job id '${id}': expected lowercase letters, digits and '-'`);
+  return id;
+}
+
+/** A new job id: sortable by creation time, unique across machines. */
+export function newJobId(now = Date.now()): string {
+  const random = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, '0');
+  return `${now.toString(36)}-${random}`;
+}
+
+export function taskSubject(job: string, task: number): string {
+  return `${TASK_PREFIX}.${job}.${task}`;
+}
+
+export function jobTaskSubjects(job: string): string {
+  return `${TASK_PREFIX}.${job}.>`;
+}
+
+export function resultSubject(job: string, task: number): string {
+  return `${RESULT_PREFIX}.${job}.${task}`;
+}
+
+export function jobResultSubjects(job: string): string {
+  return `${RESULT_PREFIX}.${job}.>`;
+}
+
+/** Parses `tally.task.<job>.<task>` (or result); undefined when the subject is not one of ours. */
+export function parseTaskSubject(subject: string): { job: string; task: number } | undefined {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[0] !== 'tally') return undefined;
+  const job = parts[2]!;
+  const task = Number(parts[3]);
+  if (!isJobId(job) || !Number.isSafeInteger(task) || task < 0) return undefined;
+  return { job, task };
+}
+
+/** Object name of a partial result kept in the partials bucket. */
+export function partialObjectName(job: string, task: number): string {
+  return `${job}.${task}`;
+}

@@ -1,0 +1,143 @@
+/**
+ * `tally count` end to end: a real nats-server, `tally worker` with two processes, the real CLI,
+ * real multilingual text that a package ships (TypeScript's localized diagnostics), invalid
+ * UTF-8, compared with `LC_ALL=C wc -w` and with a simple reference counter.
+ */
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
+
+const LANGUAGES = ['cs', 'de', 'ja', 'ru', 'zh-cn', 'ko', 'tr'];
+let server: TestServer;
+let workers: WorkerFleet;
+let corpus: { path: string; remove(): void };
+let files: string[];
+
+test.before(async () => {
+  server = await startTestServer();
+  workers = startWorkers(server.url, 2);
+  corpus = tempDir('tally-corpus-');
+  mkdirSync(join(corpus.path, 'nested', 'deeper'), { recursive: true });
+  for (const [i, language] of LANGUAGES.entries()) {
+    const source = join(REPO_ROOT, 'node_modules', 'typescript', 'lib', language, 'diagnosticMessages.generated.json');
+    const target = i % 2 === 0 ? join(corpus.path, `${language}.json`) : join(corpus.path, 'nested', 'deeper', `${language}.json`);
+    copyFileSync(source, target);
+  }
+  // Invalid UTF-8 in the middle of words, a lone continuation byte run, and a truncated sequence at the end.
+  const english = readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'README.md'));
+  const broken = Buffer.concat([english.subarray(0, 3000), Buffer.from([0xff, 0x41, 0xc3, 0x28, 0x80, 0x80, 0x80]), english.subarray(3000), Buffer.from([0xe2, 0x82])]);
+  writeFileSync(join(corpus.path, 'nested', 'broken.txt'), broken);
+  writeFileSync(join(corpus.path, 'empty.txt'), '');
+  files = listFiles(corpus.path);
+});
+
+test.after.always(async () => {
+  await workers?.stop();
+  await server?.stop();
+  corpus?.remove();
+});
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+}
+
+function wcWords(paths: string[]): number {
+  const output = execFileSync('wc', ['-w', ...paths], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' });
+  const lines = output.trim().split('\n');
+  return Number(lines[lines.length - 1]!.trim().split(/\s+/)[0]);
+}
+
+test('whitespace totals equal LC_ALL=C wc -w, per-word counts equal a simple counter', async (t) => {
+  const run = await runTally(['count', corpus.path, '--server', server.url, '--tokenizer', 'whitespace', '--top', '0', '--format', 'json', '--chunk-size', '64K']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  t.is(result.kind, 'count');
+  t.is(result.files, files.length);
+  t.is(result.totalWords, wcWords(files));
+  t.true(result.tasks > 10, `expected many tasks, got ${result.tasks}`);
+  const reference = referenceWhitespaceCount(files.map((f) => readFileSync(f)));
+  t.is(result.totalWords, reference.totalWords);
+  t.deepEqual(result.counts, reference.counts);
+});
+
+test('unicode per-word counts equal a simple regex counter, with tasks spread over both worker processes', async (t) => {
+  const run = await runTally(['count', corpus.path, '--server', server.url, '--top', '0', '--format', 'json', '--chunk-size', '32K']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  const reference = referenceUnicodeCount(files.map((f) => readFileSync(f)));
+  t.is(result.totalWords, reference.totalWords);
+  t.is(result.uniqueWords, reference.counts.length);
+  t.is(result.overlongWords, reference.overlongWords);
+  t.deepEqual(result.counts, reference.counts);
+  t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
+
+  const workersRun = await runTally(['workers', '--server', server.url, '--format', 'json']);
+  t.is(workersRun.code, 0, workersRun.stderr);
+  const live = JSON.parse(workersRun.stdout) as Array<{ pid: number; tasksDone: number }>;
+  t.is(live.length, 2);
+  t.true(live.every((w) => w.tasksDone > 0), `both processes should have worked: ${JSON.stringify(live)}`);
+});
+
+test('case-sensitive counting and --max-word-bytes follow the contract', async (t) => {
+  const dir = tempDir();
+  t.teardown(dir.remove);
+  const text = 'Word word WORD ΟΔΟΣ οδος ' + 'x'.repeat(40) + " don't l’homme rock'n'roll 3.14 ";
+  writeFileSync(join(dir.path, 'a.txt'), text.repeat(50));
+  const run = await runTally(['count', dir.path, '--server', server.url, '--case-sensitive', '--max-word-bytes', '16', '--top', '0', '--format', 'json', '--chunk-size', '100']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  const reference = referenceUnicodeCount([Buffer.from(text.repeat(50))], { caseSensitive: true, maxWordBytes: 16 });
+  t.deepEqual(result.counts, reference.counts);
+  t.is(result.overlongWords, 50);
+  t.is(result.totalWords, reference.totalWords);
+});
+
+test('stdin, tsv/csv/table formats and --output written atomically', async (t) => {
+  const dir = tempDir();
+  t.teardown(dir.remove);
+  const input = 'the cat and the hat and the bat\n';
+  const tsv = await runTally(['count', '-', '--server', server.url, '--format', 'tsv'], { input });
+  t.is(tsv.code, 0, tsv.stderr);
+  t.is(tsv.stdout, 'the\t3\nand\t2\nbat\t1\ncat\t1\nhat\t1\n');
+  const csv = await runTally(['count', '-', '--server', server.url, '--format', 'csv', '--top', '2'], { input });
+  t.is(csv.stdout, 'word,count\nthe,3\nand,2\n');
+  const out = join(dir.path, 'result.json');
+  const json = await runTally(['count', '-', '--server', server.url, '--format', 'json', '--output', out], { input });
+  t.is(json.code, 0, json.stderr);
+  t.is(json.stdout, '');
+  t.true(existsSync(out));
+  t.is(JSON.parse(readFileSync(out, 'utf8')).totalWords, 8);
+  t.deepEqual(readdirSync(dir.path), ['result.json'], 'no temp file left behind');
+  const table = await runTally(['count', '-', '--server', server.url], { input });
+  t.regex(table.stdout, /the\s+3/);
+  t.regex(table.stdout, /8 words, 5 unique/);
+});
+
+test('bad input: one line, exit 2, nothing written', async (t) => {
+  const dir = tempDir();
+  t.teardown(dir.remove);
+  const missing = await runTally(['count', join(dir.path, 'nope.txt'), '--server', server.url]);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /nope\.txt/);
+  t.is(missing.stderr.trim().split('\n').length, 1);
+  const tiny = await runTally(['count', REPO_ROOT + 'package.json', '--chunk-size', '3', '--server', server.url]);
+  t.is(tiny.code, 2);
+  t.regex(tiny.stderr, /--chunk-size/);
+  const none = await runTally(['count', '--server', server.url]);
+  t.is(none.code, 2);
+  const badTokenizer = await runTally(['count', '-', '--tokenizer', 'regex', '--server', server.url]);
+  t.is(badTokenizer.code, 2);
+});
+
+test('an unreachable server fails within 10 s with exit 1, naming the URL', async (t) => {
+  const run = await runTally(['count', '-', '--server', 'nats://127.0.0.1:1'], { input: 'a b c' });
+  t.is(run.code, 1);
+  t.regex(run.stderr, /nats:\/\/127\.0\.0\.1:1/);
+  t.true(run.ms < 10_000, `took ${run.ms} ms`);
+});

@@ -1,0 +1,48 @@
+/**
+ * The embedded default: no --server and no NATS_URL starts a local nats-server and workers,
+ * runs the job and stops them; results outlive the run in the user's data directory.
+ */
+import test from 'ava';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
+
+const data = tempDir('tally-data-');
+const env = cleanEnv({ XDG_DATA_HOME: data.path });
+
+test.after.always(() => data.remove());
+
+test.serial('count with no server just works, and result/jobs read it back afterwards', async (t) => {
+  const run = await runTally(['count', 'samples/', '--format', 'json', '--workers', '2', '--top', '5'], { env });
+  t.is(run.code, 0, run.stderr);
+  const printed = JSON.parse(run.stdout);
+  t.is(printed.kind, 'count');
+  t.true(printed.totalWords > 1000);
+  t.is(printed.counts.length, 5);
+  t.true(existsSync(join(data.path, 'tally', 'jetstream')), 'the JetStream store lives in $XDG_DATA_HOME/tally');
+  t.false(existsSync(join(data.path, 'tally', 'server.lock')), 'the server was stopped and its lock released');
+
+  const result = await runTally(['result', printed.job, '--format', 'json', '--top', '5'], { env });
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, run.stdout, 'tally result prints exactly what the job printed');
+
+  const jobs = await runTally(['jobs', '--format', 'json'], { env });
+  t.is(jobs.code, 0, jobs.stderr);
+  const records = JSON.parse(jobs.stdout) as Array<{ id: string; status: string; kind: string }>;
+  const record = records.find((r) => r.id === printed.job);
+  t.truthy(record);
+  t.is(record!.status, 'done');
+  t.is(record!.kind, 'count');
+});
+
+test.serial('two embedded runs at the same time both succeed', async (t) => {
+  const [a, b] = await Promise.all([
+    runTally(['sum', '1', '1_000_000', '--format', 'json', '--workers', '1'], { env }),
+    runTally(['count', 'samples/', '--format', 'json', '--workers', '1'], { env }),
+  ]);
+  t.is(a.code, 0, a.stderr);
+  t.is(b.code, 0, b.stderr);
+  t.is(JSON.parse(a.stdout).sum, ((1_000_000n * 1_000_001n) / 2n).toString());
+  t.true(JSON.parse(b.stdout).totalWords > 1000);
+  t.deepEqual(readdirSync(join(data.path, 'tally')).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
+});

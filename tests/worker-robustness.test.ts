@@ -1,0 +1,72 @@
+/**
+ * Workers face whatever arrives on the task subjects. Malformed and oversized messages (fuzzed
+ * with fast-check) are rejected with a log line; the worker never crashes and keeps working.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { encodeEnvelope } from '../shared/nats/envelope.js';
+import { runTally, startTestServer, startWorkers, type TestServer, type WorkerFleet } from './helpers/tally.js';
+
+let server: TestServer;
+let workers: WorkerFleet;
+
+test.before(async () => {
+  server = await startTestServer();
+  workers = startWorkers(server.url, 1);
+  // Let the worker create the streams before we publish into them.
+  const ready = await runTally(['workers', '--server', server.url, '--format', 'json', '--wait', '3000']);
+  if (JSON.parse(ready.stdout).length !== 1) throw new Error(`worker did not come up: ${ready.stderr}`);
+});
+
+test.after.always(async () => {
+  await workers?.stop();
+  await server?.stop();
+});
+
+test('fuzzed task messages are rejected and the worker keeps serving real jobs', async (t) => {
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const js = jetstream(nc);
+  const header = fc.record({
+    v: fc.oneof(fc.constant(1), fc.integer()),
+    job: fc.oneof(fc.constant('abc-123'), fc.string(), fc.constant('a.b'), fc.constant('*')),
+    task: fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.string()),
+    kind: fc.constantFrom('count', 'sum', 'primes', 'factorial', 'nope', ''),
+    input: fc.string(),
+    spec: fc.anything(),
+  });
+  const payload = fc.oneof(
+    fc.uint8Array({ maxLength: 256 }),
+    fc.tuple(header, fc.uint8Array({ maxLength: 64 })).map(([h, body]) => encodeEnvelope(h as never, body)),
+    // A header length field pointing far past the end of the message.
+    fc.uint8Array({ minLength: 4, maxLength: 16 }).map((b) => Uint8Array.from([0xff, 0xff, 0xff, 0xff, ...b])),
+  );
+  let published = 0;
+  await fc.assert(
+    fc.asyncProperty(payload, fc.nat({ max: 20 }), async (data, task) => {
+      await js.publish(`tally.task.abc-123.${task}`, data);
+      published++;
+    }),
+    { numRuns: 150 },
+  );
+  // An oversized, well-formed count task: a spec far over the limits.
+  await js.publish('tally.task.abc-123.999', encodeEnvelope({ v: 1, job: 'abc-123', task: 999, kind: 'count', input: 'x', spec: { tokenizer: 'unicode', maxWordBytes: 1e12 } } as never, new Uint8Array(10)));
+  published++;
+
+  // The worker is still alive and still computes correctly.
+  const run = await runTally(['sum', '1', '1000', '--format', 'json', '--server', server.url]);
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).sum, '500500');
+  t.is(workers.child.exitCode, null, 'the supervisor is still running');
+  // Refusals that were retried first (a map that threw) settle after their last delivery.
+  let refused = 0;
+  for (let attempt = 0; attempt < 30 && refused < published; attempt++) {
+    const listed = JSON.parse((await runTally(['workers', '--server', server.url, '--format', 'json'])).stdout);
+    t.is(listed.length, 1);
+    refused = listed[0].tasksRejected + listed[0].tasksFailed;
+    if (refused < published) await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  t.is(refused, published, `every one of the ${published} bad messages was refused`);
+});
