@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, TallyError, describeError } from '../shared/errors.js';
+import { parseInteger } from '../shared/integers.js';
 import { countCommand } from './commands/count.js';
 import { factorialCommand, primesCommand, sumCommand } from './commands/numbers.js';
 import { resultCommand } from './commands/result.js';
@@ -25,8 +26,7 @@ function packageVersion(): string {
 export function buildProgram(): Command {
   const program = new Command('tally')
     .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
-    .version(packageVersion())
-    .showHelpAfterError('(run with --help for usage)');
+    .version(packageVersion());
   for (const command of [countCommand(), sumCommand(), primesCommand(), factorialCommand(), resultCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
     program.addCommand(command);
   }
@@ -36,11 +36,26 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Commander reads "-1_000" or "-3E12" as an unknown option; rewrite negative integers in any
+ * accepted spelling to plain decimals (e.g. "-1000") first, which it takes as arguments.
+ */
+function normalizeNegativeNumbers(argv: string[]): string[] {
+  return argv.map((arg, i) => {
+    if (i < 2 || !/^-\d[\d_.]*([eE][+-]?\d+)?$/.test(arg)) return arg;
+    try {
+      return parseInteger(arg, 'argument').toString();
+    } catch {
+      return arg;
+    }
+  });
+}
+
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(normalizeNegativeNumbers(argv));
     return ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {

@@ -63,9 +63,12 @@ export class TaskLoop {
     };
   }
 
-  /** Finish the task in hand (if any), then make `run()` return. */
+  private wakeIdle: (() => void) | null = null;
+
+  /** Finish the task in hand (if any), then make `run()` return; an idle loop returns at once. */
   stop(): void {
     this.stopping = true;
+    this.wakeIdle?.();
   }
 
   /** Pulls and handles tasks until `stop()`. Pull errors (server restart, leader change) are retried. */
@@ -76,7 +79,17 @@ export class TaskLoop {
     while (!this.stopping) {
       let message: JsMsg | null;
       try {
-        message = await consumer.next({ expires: this.options.pullExpiresMs ?? 1000 });
+        const pull = consumer.next({ expires: this.options.pullExpiresMs ?? 1000 });
+        // Stopping while idle need not wait for the pull to expire: once our connection closes
+        // the server has no interest to deliver to, and a message already on its way is
+        // handed back below or, at worst, redelivered after the ack wait.
+        const stopped = new Promise<null>((resolve) => (this.wakeIdle = () => resolve(null)));
+        message = await Promise.race([pull, stopped]);
+        this.wakeIdle = null;
+        if (message === null && this.stopping) {
+          void pull.then((late) => late?.nak()).catch(() => undefined);
+          break;
+        }
       } catch (error) {
         this.log.warn({ err: describeError(error) }, 'pulling a task failed; retrying');
         await sleep(1000);
