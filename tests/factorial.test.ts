@@ -1,0 +1,189 @@
+/**
+ * The factorial kind, run in-process, against a plain running product (digits via String,
+ * sha256 via node:crypto), Legendre's formula for trailing zeros, and published values.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InputError, TaskRejectedError, UsageError } from '../shared/errors.js';
+import {
+  defaultFactorialSplit,
+  FACTORIAL_MAX_N,
+  FACTORIAL_MAX_SPLIT,
+  FACTORIAL_MAX_TOTAL_N,
+  factorialKind,
+  type FactorialEntry,
+  type FactorialOptions,
+} from '../shared/kinds/factorial.js';
+import { runKindLocally } from './helpers/run-kind-locally.js';
+
+async function factorial(numbers: (string | number)[], split: number | null = null, outputDir: string | null = null) {
+  return runKindLocally(factorialKind, { numbers: numbers.map(String), split, outputDir });
+}
+
+/** N! by a running product: slow but obviously right. */
+function plainFactorial(n: number): bigint {
+  let product = 1n;
+  for (let i = 2n; i <= BigInt(n); i++) product *= i;
+  return product;
+}
+
+/** Legendre: the exponent of 5 in N! (2s are always more plentiful). */
+function legendreZeros(n: number): number {
+  let zeros = 0;
+  for (let power = 5; power <= n; power *= 5) zeros += Math.floor(n / power);
+  return zeros;
+}
+
+function expectedEntry(n: number): FactorialEntry {
+  const decimal = plainFactorial(n).toString();
+  return {
+    n,
+    digits: decimal.length,
+    trailingZeros: legendreZeros(n),
+    leading: decimal.slice(0, 20),
+    sha256: createHash('sha256').update(decimal).digest('hex'),
+  };
+}
+
+function tempDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-factorial-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('known values: 0!, 1!, 20!, 100!, 1000!, 10000!', async (t) => {
+  const { result } = await factorial([0, 1, 20, 100, 1000, 10000]);
+  t.is(result.kind, 'factorial');
+  t.is(result.job, 'test-job');
+  const [zero, one, twenty, hundred, thousand, tenThousand] = result.results;
+  t.like(zero, { n: 0, digits: 1, trailingZeros: 0, leading: '1' });
+  t.like(one, { n: 1, digits: 1, trailingZeros: 0, leading: '1' });
+  t.like(twenty, { n: 20, digits: 19, trailingZeros: 4, leading: '2432902008176640000' });
+  t.is(twenty.sha256, createHash('sha256').update('2432902008176640000').digest('hex'));
+  t.like(hundred, { digits: 158, trailingZeros: 24, leading: '93326215443944152681' });
+  t.like(thousand, { digits: 2568, trailingZeros: 249, leading: '40238726007709377354' });
+  t.like(tenThousand, { digits: 35660, trailingZeros: 2499, leading: '28462596809170545189' });
+});
+
+test('N ≤ 3000 matches a plain product, Legendre and node:crypto', async (t) => {
+  const numbers = [2, 3, 5, 10, 24, 25, 99, 125, 500, 1234, 2999, 3000];
+  const { result } = await factorial(numbers, 7);
+  t.deepEqual(result.results, numbers.map(expectedEntry));
+});
+
+test('every split K from 1 to beyond N gives the same answer, with min(K, N) tasks', async (t) => {
+  const expected = expectedEntry(100);
+  for (const split of [1, 2, 3, 7, 33, 99, 100, 101, 1000, FACTORIAL_MAX_SPLIT]) {
+    const { result, tasks } = await factorial([100], split);
+    t.deepEqual(result.results, [expected], `split ${split}`);
+    t.is(tasks.length, Math.min(split, 100));
+  }
+  // 0! and 1! are one task whatever K.
+  t.is((await factorial([0, 1], 50)).tasks.length, 2);
+});
+
+test('random N and K agree with the plain product', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 700 }), fc.integer({ min: 1, max: 60 }), async (n, split) => {
+      t.deepEqual((await factorial([n], split)).result.results, [expectedEntry(n)]);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('tasks tile 1..N and carry their weight', async (t) => {
+  const { tasks, plan } = await factorial([10, 7], 3);
+  t.deepEqual(
+    tasks.map((task) => task.spec),
+    [{ n: 10, lo: 1, hi: 3 }, { n: 10, lo: 4, hi: 6 }, { n: 10, lo: 7, hi: 10 }, { n: 7, lo: 1, hi: 2 }, { n: 7, lo: 3, hi: 4 }, { n: 7, lo: 5, hi: 7 }],
+  );
+  t.is(tasks[0].input, '10! factors 1..3');
+  t.deepEqual(plan, { totalWeight: 17, totalTasks: 6, unit: '' });
+});
+
+test('results follow the given order, duplicates included, computed once', async (t) => {
+  const { result, tasks } = await factorial(['5', '3', '5', '1e1'], 1);
+  t.deepEqual(result.results.map((r) => r.n), [5, 3, 5, 10]);
+  t.deepEqual(result.results[0], result.results[2]);
+  t.like(result.results[3], { leading: '3628800' });
+  t.is(tasks.length, 3);
+});
+
+test('a worker-thread finalize (N above the inline threshold) matches the plain product', async (t) => {
+  const n = 60_000;
+  const { result } = await factorial([n], 3);
+  t.deepEqual(result.results, [expectedEntry(n)]);
+});
+
+test('10^6! end to end: 5,565,709 digits, Legendre zeros, published leading digits', async (t) => {
+  const { result, tasks } = await factorial(['1e6']);
+  t.is(tasks.length, defaultFactorialSplit(1_000_000));
+  t.like(result.results[0], { n: 1_000_000, digits: 5_565_709, trailingZeros: legendreZeros(1_000_000), leading: '82639316883312400623' });
+});
+
+test('outputDir: N.txt holds exactly the decimal value and a newline; the directory is created', async (t) => {
+  const dir = join(tempDir(t), 'nested', 'out');
+  const { result } = await factorial([0, 25, 1000, 60_000], 4, dir);
+  for (const n of [0, 25, 1000, 60_000]) {
+    t.is(readFileSync(join(dir, `${n}.txt`), 'latin1'), `${plainFactorial(n)}\n`, `${n}.txt`);
+  }
+  t.deepEqual(readdirSync(dir).sort(), ['0.txt', '1000.txt', '25.txt', '60000.txt']); // no temporary files left
+  t.is(result.results[1].sha256, createHash('sha256').update(plainFactorial(25).toString()).digest('hex'));
+});
+
+test('outputDir replaces an existing file', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, '5.txt'), 'stale');
+  await factorial([5], null, dir);
+  t.is(readFileSync(join(dir, '5.txt'), 'latin1'), '120\n');
+});
+
+test('an outputDir that cannot be a directory fails in plan, before any work', async (t) => {
+  const file = join(tempDir(t), 'a-file');
+  writeFileSync(file, '');
+  await t.throwsAsync(factorial([5], null, file), { instanceOf: InputError });
+  await t.throwsAsync(factorial([5], null, join(file, 'below')), { instanceOf: InputError });
+  t.false(existsSync(join(file, '5.txt')));
+});
+
+test('limits and bad numbers are usage errors', async (t) => {
+  await t.throwsAsync(factorial([FACTORIAL_MAX_N + 1]), { instanceOf: UsageError, message: /N: .*limit/ });
+  await t.throwsAsync(factorial(['-1']), { instanceOf: UsageError, message: /^N: / });
+  await t.throwsAsync(factorial(['1.5']), { instanceOf: UsageError, message: /^N: '1\.5' is not an integer/ });
+  await t.throwsAsync(factorial([]), { instanceOf: UsageError });
+  await t.throwsAsync(factorial([10], 0), { instanceOf: UsageError, message: /--split/ });
+  await t.throwsAsync(factorial([10], FACTORIAL_MAX_SPLIT + 1), { instanceOf: UsageError, message: /--split/ });
+  // Distinct N count towards the total once; plan only, so a regression cannot start ~50 s of work.
+  const overTotal = [FACTORIAL_MAX_N, FACTORIAL_MAX_TOTAL_N - FACTORIAL_MAX_N - 1, 2].map(String);
+  await t.throwsAsync(async () => factorialKind.plan({ numbers: overTotal, split: null, outputDir: null }), {
+    instanceOf: UsageError,
+    message: new RegExp(`${FACTORIAL_MAX_TOTAL_N}`),
+  });
+  // The limit itself is accepted (plan only: computing it takes ~25 s).
+  await t.notThrowsAsync(async () => factorialKind.plan({ numbers: [String(FACTORIAL_MAX_N)], split: null, outputDir: null }));
+});
+
+test('map rejects malformed or over-limit specs with TaskRejectedError', async (t) => {
+  const context = { working() {} };
+  const bad: unknown[] = [null, {}, { n: '5', lo: 1, hi: 5 }, { n: 5, lo: 0, hi: 5 }, { n: 5, lo: 1, hi: 6 }, { n: 5, lo: 4, hi: 2 }, { n: 1.5, lo: 1, hi: 1 }, { n: FACTORIAL_MAX_N + 1, lo: 1, hi: 2 }];
+  for (const spec of bad) {
+    await t.throwsAsync(async () => factorialKind.map(spec, new Uint8Array(), context), { instanceOf: TaskRejectedError }, JSON.stringify(spec));
+  }
+});
+
+test('reduce refuses unexpected or malformed partials; finalize refuses missing ones', async (t) => {
+  const options: FactorialOptions = { numbers: ['10'], split: 2, outputDir: null };
+  const context = { working() {} };
+  const partial = await factorialKind.map({ n: 10, lo: 1, hi: 5 }, new Uint8Array(), context);
+  const acc = factorialKind.init(options);
+  t.throws(() => factorialKind.reduce(acc, new TextEncoder().encode('garbage'), 0));
+  const misaligned = await factorialKind.map({ n: 10, lo: 1, hi: 4 }, new Uint8Array(), context);
+  t.throws(() => factorialKind.reduce(factorialKind.init(options), misaligned, 0));
+  factorialKind.reduce(acc, partial, 0);
+  t.throws(() => factorialKind.reduce(acc, partial, 1)); // the same sub-range twice
+  await t.throwsAsync(async () => factorialKind.finalize(acc, { job: 'j', tasks: 2 }, options), { message: /missing/ });
+});

@@ -1,0 +1,180 @@
+/**
+ * The primes kind, run in-process, against published values of π(10^k), trial division and
+ * Miller–Rabin on windows near 10^12 and near the hard limit, and a plain sieve on random
+ * small ranges.
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { TaskRejectedError, UsageError } from '../shared/errors.js';
+import { defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, primesKind } from '../shared/kinds/primes.js';
+import { runKindLocally } from './helpers/run-kind-locally.js';
+
+async function primes(from: bigint | number | string, to: bigint | number | string, tasks: number | null = null) {
+  return runKindLocally(primesKind, { from: String(from), to: String(to), tasks });
+}
+
+/** π(10^k), k = 1..9 (OEIS A006880). */
+const PI_POWERS_OF_TEN = [4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534];
+
+/** Trial division by 2 and odd d ≤ √n. */
+function isPrimeByTrialDivision(n: number): boolean {
+  if (n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
+  let result = 1n;
+  base %= modulus;
+  for (; exponent > 0n; exponent >>= 1n) {
+    if (exponent & 1n) result = (result * base) % modulus;
+    base = (base * base) % modulus;
+  }
+  return result;
+}
+
+/** Miller–Rabin with the first 12 primes as bases: deterministic for n < 3.3×10^24. */
+function isPrimeByMillerRabin(n: bigint): boolean {
+  const bases = [2n, 3n, 5n, 7n, 11n, 13n, 17n, 19n, 23n, 29n, 31n, 37n];
+  if (n < 2n) return false;
+  for (const p of bases) if (n % p === 0n) return n === p;
+  let d = n - 1n;
+  let s = 0;
+  while ((d & 1n) === 0n) {
+    d >>= 1n;
+    s++;
+  }
+  witness: for (const a of bases) {
+    let x = modPow(a, d, n);
+    if (x === 1n || x === n - 1n) continue;
+    for (let i = 1; i < s; i++) {
+      x = (x * x) % n;
+      if (x === n - 1n) continue witness;
+    }
+    return false;
+  }
+  return true;
+}
+
+/** Plain sieve of Eratosthenes over 0..hi, counting lo..hi. */
+function sieveCount(lo: number, hi: number): number {
+  if (hi < 2) return 0;
+  const composite = new Uint8Array(hi + 1);
+  let count = 0;
+  for (let i = 2; i <= hi; i++) {
+    if (composite[i]) continue;
+    if (i >= lo) count++;
+    for (let j = i * i; j <= hi; j += i) composite[j] = 1;
+  }
+  return count;
+}
+
+for (const [index, expected] of PI_POWERS_OF_TEN.entries()) {
+  const power = index + 1;
+  test(`π(10^${power}) = ${expected}`, async (t) => {
+    const { result } = await primes(1, `1e${power}`);
+    t.is(result.count, expected);
+    t.is(result.to, (10n ** BigInt(power)).toString());
+  });
+}
+
+test('π(10^8) is the same whatever the task count', async (t) => {
+  for (const tasks of [1, 3, 17, 1000]) {
+    t.is((await primes(1, 1e8, tasks)).result.count, 5761455, `${tasks} tasks`);
+  }
+});
+
+test('the result has the documented shape', async (t) => {
+  const { result, plan, tasks } = await primes(-10, 100, 4);
+  t.deepEqual(result, { job: 'test-job', kind: 'primes', from: '-10', to: '100', tasks: 4, count: 25 });
+  t.deepEqual(plan, { totalWeight: 99, totalTasks: 4, unit: '' });
+  t.is(tasks[0].input, 'range 2..25');
+  t.is(tasks.reduce((w, task) => w + task.weight, 0), 99);
+});
+
+test('a window around 10^12 matches trial division', async (t) => {
+  const lo = 1e12 - 1000;
+  const hi = 1e12 + 2000;
+  let expected = 0;
+  for (let n = lo; n <= hi; n++) if (isPrimeByTrialDivision(n)) expected++;
+  t.is((await primes(lo, hi, 3)).result.count, expected);
+});
+
+test('windows near the hard limit match Miller–Rabin', async (t) => {
+  const limit = Number(PRIMES_MAX_TO);
+  // The very top, and a window straddling a segment boundary (2^18 integers per segment).
+  for (const [lo, hi] of [[limit - 20_000, limit], [limit - 3e6 - 5000, limit - 3e6 + 5000]]) {
+    let expected = 0;
+    for (let n = BigInt(lo); n <= BigInt(hi); n++) if (isPrimeByMillerRabin(n)) expected++;
+    t.is((await primes(lo, hi, 2)).result.count, expected, `${lo}..${hi}`);
+  }
+  t.is((await primes(PRIMES_MAX_TO, PRIMES_MAX_TO)).result.count, 0); // 10^15 is even
+});
+
+test('random small ranges match a plain sieve', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: -100, max: 2_000_000 }), fc.integer({ min: 0, max: 600_000 }), fc.integer({ min: 1, max: 9 }), async (lo, length, tasks) => {
+      const hi = lo + length;
+      t.is((await primes(lo, hi, tasks)).result.count, sieveCount(lo, hi), `${lo}..${hi}`);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('tiny and non-positive ranges', async (t) => {
+  const cases: [string, string, number][] = [
+    ['0', '0', 0],
+    ['1', '1', 0],
+    ['2', '2', 1],
+    ['-5', '2', 1],
+    ['-1e30', '1', 0],
+    ['-1e30', '-1e29', 0],
+    ['3', '17', 6],
+    ['4', '4', 0],
+    ['17', '19', 2],
+    ['18', '18', 0],
+  ];
+  for (const [from, to, expected] of cases) {
+    const { result, tasks } = await primes(from, to, 8);
+    t.is(result.count, expected, `${from}..${to}`);
+    t.true(tasks.length >= 1 && tasks.length <= 8);
+  }
+  // Nothing below 2 is split: one task, not 10^30 of them.
+  t.is((await primes('-1e30', '1', 50)).tasks.length, 1);
+});
+
+test('the default task count keeps tasks near PRIMES_DEFAULT_TASK_SIZE integers', async (t) => {
+  t.is(defaultPrimesTasks(1n, 10n ** 9n), Math.ceil((1e9 - 1) / PRIMES_DEFAULT_TASK_SIZE));
+  t.is(defaultPrimesTasks(-(10n ** 30n), 100n), 1);
+  t.is(defaultPrimesTasks(1n, PRIMES_MAX_TO), PRIMES_MAX_TASKS);
+  t.is((await primes(1, 1000)).tasks.length, 1);
+});
+
+test('TO above the limit, FROM > TO and bad bounds are usage errors', async (t) => {
+  await t.throwsAsync(primes(1, PRIMES_MAX_TO + 1n), { instanceOf: UsageError, message: /TO: .*limit.*10\^15/ });
+  await t.throwsAsync(primes(10, 9), { instanceOf: UsageError, message: /greater than TO/ });
+  await t.throwsAsync(primes('1.5', 9), { instanceOf: UsageError, message: /^FROM: / });
+  await t.throwsAsync(primes(1, 9, 0), { instanceOf: UsageError, message: /--tasks/ });
+});
+
+test('map rejects malformed or over-limit specs with TaskRejectedError', async (t) => {
+  const context = { working() {} };
+  const bad: unknown[] = [null, 7, { from: 1, to: 9 }, { from: '9', to: '1' }, { from: '1', to: (PRIMES_MAX_TO + 1n).toString() }, { from: 'a', to: '1' }];
+  for (const spec of bad) {
+    await t.throwsAsync(async () => primesKind.map(spec, new Uint8Array(), context), { instanceOf: TaskRejectedError }, JSON.stringify(spec));
+  }
+});
+
+// Serial: ava runs serial tests alone, so no other test's CPU work starves the timer.
+test.serial('a long map yields the event loop between segments', async (t) => {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  const started = performance.now();
+  const partial = await primesKind.map({ from: '1', to: '400000000' }, new Uint8Array(), { working() {} });
+  const elapsed = performance.now() - started;
+  clearInterval(timer);
+  t.is(new TextDecoder().decode(partial), '21336326'); // π(4×10^8), published tables
+  // A 50 ms yield interval leaves room for at least one tick per 100 ms of sieving.
+  t.true(ticks >= Math.floor(elapsed / 100), `${ticks} ticks in ${elapsed.toFixed(0)} ms`);
+});
