@@ -1,0 +1,282 @@
+/**
+ * Turning the paths a user typed into the list of files a count job reads.
+ *
+ * - A file is taken as is; a directory is walked recursively in sorted order, hidden files
+ *   included. Inside a directory, FIFOs, sockets and devices are skipped (they are not text
+ *   files the user pointed at), as are dangling or looping symlinks; an unreadable file or
+ *   directory is an error, because skipping it would silently change the totals.
+ * - A glob (*, ?, **, [abc], [!abc]) is expanded here when the shell did not do it (quoted, or
+ *   no match in the shell). As in sh, a wildcard does not match a leading "." unless the
+ *   pattern segment starts with "."; ** matches zero or more directories and does not follow
+ *   symlinks. A path that exists literally is never treated as a pattern.
+ * - "-" is stdin, at most once.
+ * - The same file reached twice (same device and inode) is read once, under the first
+ *   spelling. Paths keep the user's spelling: relative stays relative.
+ */
+import { constants } from 'node:fs';
+import { access, readdir, realpath, stat } from 'node:fs/promises';
+import type { BigIntStats, Dirent } from 'node:fs';
+import { InputError, UsageError } from '../shared/errors.js';
+
+/** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
+export interface ResolvedInput {
+  path: string;
+  size: number | null;
+}
+
+const GLOB_CHARS = /[*?[]/;
+
+function reasonOf(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOTDIR':
+      return 'not a directory';
+    case 'ELOOP':
+      return 'too many levels of symbolic links';
+    case 'ENAMETOOLONG':
+      return 'file name too long';
+    default:
+      return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Joins a child name to a directory without normalising the user's spelling of the directory. */
+function child(dir: string, name: string): string {
+  if (dir === '') return name;
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+}
+
+function byName(a: Dirent, b: Dirent): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+class Collector {
+  readonly files: ResolvedInput[] = [];
+  private readonly seen = new Set<string>();
+  private stdin = false;
+
+  addStdin(): void {
+    if (this.stdin) throw new UsageError('- (stdin) may be given only once');
+    this.stdin = true;
+    this.files.push({ path: '-', size: null });
+  }
+
+  /** Adds a regular file after checking it can be read; a file already added is skipped. */
+  async addFile(path: string, st: BigIntStats): Promise<void> {
+    try {
+      await access(path, constants.R_OK);
+    } catch (error) {
+      throw new InputError(path, reasonOf(error), { cause: error });
+    }
+    const key = `${st.dev}:${st.ino}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.files.push({ path, size: Number(st.size) });
+  }
+
+  /**
+   * Adds what `path` names when the user (or a glob) pointed at it. Returns how many regular
+   * files were found (duplicates included), or -1 if it was neither a file nor a directory.
+   */
+  async addPath(path: string, st: BigIntStats): Promise<number> {
+    if (st.isFile()) {
+      await this.addFile(path, st);
+      return 1;
+    }
+    if (st.isDirectory()) return this.walk(path, new Set());
+    return -1;
+  }
+
+  /** Walks a directory; `visited` holds real paths on this walk, so symlink loops end. */
+  private async walk(dir: string, visited: Set<string>): Promise<number> {
+    let real: string;
+    let entries: Dirent[];
+    try {
+      real = await realpath(dir);
+      if (visited.has(real)) return 0;
+      visited.add(real);
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      throw new InputError(dir, reasonOf(error), { cause: error });
+    }
+    entries.sort(byName);
+    let found = 0;
+    for (const entry of entries) {
+      const path = child(dir, entry.name);
+      if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) continue;
+      let st: BigIntStats;
+      try {
+        st = await stat(path, { bigint: true });
+      } catch (error) {
+        // A dangling or looping symlink names no content; anything else is a real problem.
+        if (entry.isSymbolicLink()) continue;
+        throw new InputError(path, reasonOf(error), { cause: error });
+      }
+      if (st.isFile()) {
+        await this.addFile(path, st);
+        found++;
+      } else if (st.isDirectory()) {
+        found += await this.walk(path, visited);
+      }
+    }
+    return found;
+  }
+}
+
+/**
+ * Expands the paths given on the command line into the files to count.
+ * @param args paths as typed: files, directories, globs, "-" for stdin
+ * @returns the inputs in order, without duplicates, with their sizes (null for stdin)
+ * @throws UsageError when no path is given or "-" appears twice; InputError (naming the path)
+ *   for a missing or unreadable path, a non-regular file, a directory without files, or a
+ *   glob that matches no file
+ */
+export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
+  if (args.length === 0) throw new UsageError('no input given (files, directories, globs, or - for stdin)');
+  const collector = new Collector();
+  for (const arg of args) {
+    if (arg === '-') {
+      collector.addStdin();
+      continue;
+    }
+    if (arg === '') throw new UsageError('an input path is empty');
+    let st: BigIntStats | null = null;
+    let failure: unknown;
+    try {
+      st = await stat(arg, { bigint: true });
+    } catch (error) {
+      failure = error;
+    }
+    if (st === null) {
+      const code = (failure as NodeJS.ErrnoException | undefined)?.code;
+      if (code === 'ENOENT' && GLOB_CHARS.test(arg)) {
+        await addGlob(collector, arg);
+        continue;
+      }
+      throw new InputError(arg, reasonOf(failure), { cause: failure });
+    }
+    const found = await collector.addPath(arg, st);
+    if (found < 0) throw new InputError(arg, 'not a regular file');
+    if (found === 0) throw new InputError(arg, 'directory contains no files');
+  }
+  return collector.files;
+}
+
+async function addGlob(collector: Collector, pattern: string): Promise<void> {
+  const matches = await expandGlob(pattern);
+  let found = 0;
+  for (const path of matches) {
+    let st: BigIntStats;
+    try {
+      st = await stat(path, { bigint: true });
+    } catch {
+      continue; // a dangling symlink matched by name
+    }
+    const n = await collector.addPath(path, st);
+    if (n > 0) found += n;
+  }
+  if (found === 0) throw new InputError(pattern, 'no files match');
+}
+
+/**
+ * Paths matching a glob pattern, sorted within each directory, as spelled from the pattern's
+ * literal prefix. Exported for tests.
+ */
+export async function expandGlob(pattern: string): Promise<string[]> {
+  const absolute = pattern.startsWith('/');
+  const segments = pattern.split('/').filter((s) => s !== '');
+  // The literal leading segments are kept exactly as typed.
+  let i = 0;
+  while (i < segments.length && !GLOB_CHARS.test(segments[i])) i++;
+  const literal = segments.slice(0, i).join('/');
+  const base = absolute ? `/${literal}` : literal;
+  const out = new Set<string>();
+  await expand(base, segments.slice(i), 0, out);
+  return [...out];
+}
+
+async function listDir(dir: string): Promise<Dirent[]> {
+  try {
+    const entries = await readdir(dir === '' ? '.' : dir, { withFileTypes: true });
+    return entries.sort(byName);
+  } catch {
+    return []; // not a directory, gone, or unreadable: nothing matches below it
+  }
+}
+
+async function expand(base: string, segments: string[], i: number, out: Set<string>): Promise<void> {
+  if (i === segments.length) {
+    if (base !== '') out.add(base);
+    return;
+  }
+  const segment = segments[i];
+  if (segment === '**') {
+    await expand(base, segments, i + 1, out);
+    for (const entry of await listDir(base)) {
+      if (entry.isDirectory() && !entry.name.startsWith('.')) await expand(child(base, entry.name), segments, i, out);
+    }
+    return;
+  }
+  if (!GLOB_CHARS.test(segment)) {
+    await expand(child(base, segment), segments, i + 1, out);
+    return;
+  }
+  const matcher = segmentMatcher(segment);
+  for (const entry of await listDir(base)) {
+    if (matcher(entry.name)) await expand(child(base, entry.name), segments, i + 1, out);
+  }
+}
+
+/**
+ * A matcher for one path segment: * (any run), ? (one character), [abc], [a-z], [!abc] or
+ * [^abc], and \x for a literal x. An unclosed [ is literal.
+ */
+export function segmentMatcher(segment: string): (name: string) => boolean {
+  const chars = Array.from(segment);
+  let source = '';
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (ch === '*') source += '.*';
+    else if (ch === '?') source += '.';
+    else if (ch === '\\' && i + 1 < chars.length) source += escapeRegex(chars[++i]);
+    else if (ch === '[') {
+      let j = i + 1;
+      let negate = false;
+      if (chars[j] === '!' || chars[j] === '^') {
+        negate = true;
+        j++;
+      }
+      // A ']' right after the opening bracket is a member, as in sh.
+      let close = chars[j] === ']' ? j + 1 : j;
+      while (close < chars.length && chars[close] !== ']') close++;
+      if (close >= chars.length) {
+        source += '\\[';
+        continue;
+      }
+      let set = '';
+      for (let k = j; k < close; k++) {
+        if (chars[k] === '-' && k > j && k + 1 < close) set += '-';
+        else set += escapeClass(chars[k]);
+      }
+      source += negate ? `[^${set}]` : `[${set}]`;
+      i = close;
+    } else source += escapeRegex(ch);
+  }
+  const re = new RegExp(`^${source}$`, 'su');
+  const dotExplicit = segment.startsWith('.');
+  return (name) => (dotExplicit || !name.startsWith('.')) && re.test(name);
+}
+
+function escapeRegex(ch: string): string {
+  // Only syntax characters may be escaped in a 'u' regex ("\-" would be a SyntaxError).
+  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? `\\${ch}` : ch;
+}
+
+function escapeClass(ch: string): string {
+  return /[\\\]^[-]/.test(ch) ? `\\${ch}` : ch;
+}

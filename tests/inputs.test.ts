@@ -1,0 +1,145 @@
+/** Expanding command-line paths into files: directories, globs, stdin, errors, duplicates. */
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { resolveInputs, segmentMatcher } from '../coordinator/inputs.js';
+import { InputError, UsageError } from '../shared/errors.js';
+
+/** A fresh directory tree: { 'a.txt': 'text', 'sub/b.txt': '...' }; returns its path. */
+async function tree(t: { teardown(fn: () => Promise<void>): void }, files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tally-inputs-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(join(dir, name, '..'), { recursive: true });
+    await writeFile(join(dir, name), text);
+  }
+  return dir;
+}
+
+const paths = (inputs: { path: string }[]) => inputs.map((i) => i.path);
+
+test('files and directories: recursive, sorted, hidden files included, sizes, spelling kept', async (t) => {
+  const dir = await tree(t, { 'b.txt': 'bb', 'a.txt': 'a', '.hidden': 'hhh', 'sub/z.md': 'zzzz', 'sub/deeper/y.txt': '', 'A.txt': 'AA' });
+  const inputs = await resolveInputs([dir]);
+  t.deepEqual(paths(inputs), ['.hidden', 'A.txt', 'a.txt', 'b.txt', 'sub/deeper/y.txt', 'sub/z.md'].map((p) => `${dir}/${p}`));
+  t.deepEqual(inputs.map((i) => i.size), [3, 2, 1, 2, 0, 4]);
+
+  // Relative stays relative; a trailing slash is kept as typed, not doubled.
+  const rel = relative(process.cwd(), dir);
+  t.deepEqual(paths(await resolveInputs([`${rel}/sub/`])), [`${rel}/sub/deeper/y.txt`, `${rel}/sub/z.md`]);
+  t.deepEqual(paths(await resolveInputs([`${rel}/b.txt`, `${rel}/a.txt`])), [`${rel}/b.txt`, `${rel}/a.txt`]);
+});
+
+test('stdin: "-" once is fine, twice is a usage error; no paths is a usage error', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a' });
+  t.deepEqual(await resolveInputs(['-', `${dir}/a.txt`]), [{ path: '-', size: null }, { path: `${dir}/a.txt`, size: 1 }]);
+  await t.throwsAsync(resolveInputs(['-', '-']), { instanceOf: UsageError });
+  await t.throwsAsync(resolveInputs([]), { instanceOf: UsageError });
+});
+
+test('duplicates are read once, under the first spelling', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+  await symlink(join(dir, 'a.txt'), join(dir, 'sub', 'link-to-a'));
+  const inputs = await resolveInputs([`${dir}/a.txt`, dir, `${dir}/sub/b.txt`, `${dir}/./a.txt`]);
+  t.deepEqual(paths(inputs), [`${dir}/a.txt`, `${dir}/sub/b.txt`]);
+});
+
+test('globs the shell did not expand: *, ?, [..], **, dotfiles, literal names win', async (t) => {
+  const dir = await tree(t, {
+    'a.txt': '1', 'b.txt': '2', 'c.md': '3', '.d.txt': '4', 'ab.txt': '5',
+    'x/y/deep.txt': '6', 'x/top.txt': '7', 'x/.hid/h.txt': '8', 'lit[1].txt': '9',
+  });
+  const g = async (pattern: string) => paths(await resolveInputs([`${dir}/${pattern}`])).map((p) => p.slice(dir.length + 1));
+  t.deepEqual(await g('*.txt'), ['a.txt', 'ab.txt', 'b.txt', 'lit[1].txt']);
+  t.deepEqual(await g('?.txt'), ['a.txt', 'b.txt']);
+  t.deepEqual(await g('[ab].txt'), ['a.txt', 'b.txt']);
+  t.deepEqual(await g('[!a].*'), ['b.txt', 'c.md']);
+  t.deepEqual(await g('.*.txt'), ['.d.txt']);
+  t.deepEqual(await g('**/*.txt'), ['a.txt', 'ab.txt', 'b.txt', 'lit[1].txt', 'x/top.txt', 'x/y/deep.txt']);
+  t.deepEqual(await g('x/**/deep.txt'), ['x/y/deep.txt']);
+  t.deepEqual(await g('*'), ['a.txt', 'ab.txt', 'b.txt', 'c.md', 'lit[1].txt', 'x/.hid/h.txt', 'x/top.txt', 'x/y/deep.txt']);
+  // An existing file whose name looks like a pattern is taken literally.
+  t.deepEqual(await g('lit[1].txt'), ['lit[1].txt']);
+  const error = await t.throwsAsync(resolveInputs([`${dir}/*.pdf`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/*.pdf: no files match`);
+  t.is(error?.exitCode, 2);
+});
+
+test('segmentMatcher: classes, ranges, negation, escapes, unclosed bracket', (t) => {
+  t.true(segmentMatcher('[a-c]?')('bz'));
+  t.false(segmentMatcher('[a-c]?')('dz'));
+  t.true(segmentMatcher('[^a-c]')('d'));
+  t.true(segmentMatcher('[]x]')(']'));
+  t.true(segmentMatcher('a[b')('a[b'));
+  t.true(segmentMatcher('\\*')('*'));
+  t.false(segmentMatcher('\\*')('x'));
+  t.true(segmentMatcher('a.b-c+(d)')('a.b-c+(d)'));
+  t.true(segmentMatcher('?')('日'));
+  t.false(segmentMatcher('*')('.x'));
+});
+
+test('errors name the path: missing, not a regular file, empty directory', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a' });
+  await mkdir(join(dir, 'empty', 'nested'), { recursive: true });
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+
+  let error = await t.throwsAsync(resolveInputs([`${dir}/a.txt`, `${dir}/missing.txt`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/missing.txt: no such file or directory`);
+  error = await t.throwsAsync(resolveInputs([`${dir}/fifo`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/fifo: not a regular file`);
+  error = await t.throwsAsync(resolveInputs(['/dev/null']), { instanceOf: InputError });
+  t.is(error?.message, '/dev/null: not a regular file');
+  error = await t.throwsAsync(resolveInputs([`${dir}/empty`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/empty: directory contains no files`);
+  error = await t.throwsAsync(resolveInputs([`${dir}/a.txt/x`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/a.txt/x: not a directory`);
+  // Inside a directory a FIFO is not a text file the user pointed at: skipped.
+  t.deepEqual(paths(await resolveInputs([dir])), [`${dir}/a.txt`]);
+});
+
+/** Runs resolveInputs(args) as user nobody (via setpriv); null if that is not possible here. */
+function resolveAsNobody(args: string[]): string | null {
+  const module = new URL('../coordinator/inputs.js', import.meta.url).href;
+  const script = `import(${JSON.stringify(module)}).then((m) => m.resolveInputs(${JSON.stringify(args)})).then((r) => console.log(JSON.stringify(r)), (e) => console.log(e.message))`;
+  try {
+    return execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+test('unreadable files are an error, not silently skipped', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'secret.txt': 's' });
+  await chmod(dir, 0o755);
+  await chmod(join(dir, 'secret.txt'), 0o000);
+  if (process.getuid?.() !== 0) {
+    const error = await t.throwsAsync(resolveInputs([`${dir}/secret.txt`]), { instanceOf: InputError });
+    t.is(error?.message, `${dir}/secret.txt: permission denied`);
+    await t.throwsAsync(resolveInputs([dir]), { message: `${dir}/secret.txt: permission denied` });
+    return;
+  }
+  // chmod 000 does not deny root: check as nobody when possible.
+  const probe = resolveAsNobody([`${dir}/a.txt`]);
+  if (probe === null || !probe.startsWith('[')) {
+    t.log(`running as root and cannot switch to nobody (${probe ?? 'no setpriv'}): chmod 000 does not deny root, permission-denied assertions skipped`);
+    t.is((await resolveInputs([`${dir}/secret.txt`])).length, 1);
+    return;
+  }
+  t.log('running as root: permission checks run as user nobody');
+  t.is(resolveAsNobody([`${dir}/secret.txt`]), `${dir}/secret.txt: permission denied`);
+  t.is(resolveAsNobody([dir]), `${dir}/secret.txt: permission denied`);
+});
+
+test('symlink loops do not hang; dangling and self links inside directories are skipped', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'sub/b.txt': 'b' });
+  await symlink('..', join(dir, 'sub', 'up'));
+  await symlink('.', join(dir, 'sub', 'self'));
+  await symlink('nowhere', join(dir, 'dangling'));
+  await symlink('loop', join(dir, 'loop'));
+  t.deepEqual(paths(await resolveInputs([dir])), [`${dir}/a.txt`, `${dir}/sub/b.txt`]);
+  t.deepEqual(paths(await resolveInputs([`${dir}/sub`])), [`${dir}/sub/b.txt`, `${dir}/sub/up/a.txt`]);
+  const error = await t.throwsAsync(resolveInputs([`${dir}/loop`]), { instanceOf: InputError });
+  t.is(error?.message, `${dir}/loop: too many levels of symbolic links`);
+});
