@@ -9,6 +9,7 @@ import { parseInteger } from '../shared/integers.js';
 import { countCommand } from './commands/count.js';
 import { factorialCommand, primesCommand, sumCommand } from './commands/numbers.js';
 import { resultCommand } from './commands/result.js';
+import { resumeCommand } from './commands/resume.js';
 import { jobsCommand } from './commands/jobs.js';
 import { workersCommand } from './commands/workers.js';
 import { workerCommand } from './commands/worker.js';
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
   const program = new Command('tally')
     .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
     .version(packageVersion());
-  for (const command of [countCommand(), sumCommand(), primesCommand(), factorialCommand(), resultCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
+  for (const command of [countCommand(), sumCommand(), primesCommand(), factorialCommand(), resultCommand(), resumeCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
     program.addCommand(command);
   }
   // Commander's own usage errors exit 2 like ours; help and version exit 0.

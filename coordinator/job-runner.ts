@@ -6,22 +6,25 @@
  * first time its result is seen, so redeliveries, duplicate results and replays are harmless.
  */
 import { hostname } from 'node:os';
-import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
 import { decodeResult, encodeEnvelope, type TaskHeader } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
+import { withRetry } from '../shared/nats/retry.js';
 import {
   PARTIALS_BUCKET,
   RESULT_STREAM,
   TASK_STREAM,
   WORKER_CONSUMER,
+  jobEndedSubject,
   jobResultSubjects,
   jobTaskSubjects,
   newJobId,
   parseTaskSubject,
   partialObjectName,
+  resultConsumerName,
   taskSubject,
 } from '../shared/subjects.js';
 import { InterruptedError, JobFailedError, describeError } from '../shared/errors.js';
@@ -52,14 +55,19 @@ export interface RunJobOptions {
   kind: AnyJobKind;
   /** The kind's validated options; stored in the job record. */
   options: Json;
-  /** Default: a new id. */
-  jobId?: string;
+  /**
+   * Takes over a job whose coordinator died: its id and creation time are kept, results already
+   * in the results stream are folded in, and only the tasks without one are published again.
+   */
+  resume?: JobRecord;
   /** Largest task body the server accepts (from its max_payload, with a margin). */
   maxBodyBytes: number;
   /** Tasks published but not yet reduced, at most. Default 1024. */
   maxTasksInFlight?: number;
   /** Task body bytes published but not yet reduced, at most. Default 64 MiB. */
   maxBytesInFlight?: number;
+  /** Replicas for the job's result consumer: like the streams (0 = the stream's). */
+  replicas?: number;
   /** Called at most every `progressIntervalMs` and once at the end. */
   onProgress?: (progress: JobProgress) => void;
   /** Called once the job id is known (before any task is published). */
@@ -78,6 +86,7 @@ interface InFlight {
 const PUBLISH_PIPELINE = 32;
 const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
+const ENDED_GRACE_MS = 100;
 
 class JobRun {
   readonly job: string;
@@ -101,7 +110,7 @@ class JobRun {
 
   constructor(options: RunJobOptions) {
     this.o = options;
-    this.job = options.jobId ?? newJobId();
+    this.job = options.resume?.id ?? newJobId();
     this.log = options.logger.child({ job: this.job, kind: options.kind.name });
     this.done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -131,7 +140,7 @@ class JobRun {
       args: options,
       status: 'running',
       progress: { tasksDone: 0, tasksTotal: this.progress.tasksTotal, weightDone: 0, weightTotal: this.progress.weightTotal },
-      created: new Date(now).toISOString(),
+      created: this.o.resume?.created ?? new Date(now).toISOString(),
       finished: null,
       elapsedMs: null,
       error: null,
@@ -141,7 +150,7 @@ class JobRun {
     this.o.onStart?.(this.job);
     this.acc = kind.init(options);
 
-    let results: { stop(): void } | undefined;
+    let results: { stop(): Promise<void> } | undefined;
     let advisories: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const onAbort = () => this.fail(new InterruptedError(`job ${this.job} cancelled`));
@@ -150,6 +159,7 @@ class JobRun {
       results = await this.consumeResults();
       advisories = this.watchPoisonTasks();
       if (this.o.signal?.aborted) onAbort();
+      if (this.o.resume) await this.catchUp();
       await Promise.race([this.publishTasks(), this.done]);
       await this.done;
       const result = await kind.finalize(this.acc, { job: this.job, tasks: this.published }, options);
@@ -165,7 +175,7 @@ class JobRun {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
       advisories?.unsubscribe();
-      results?.stop();
+      await results?.stop();
       await this.cleanUp();
     }
   }
@@ -184,10 +194,21 @@ class JobRun {
         if (this.settled) return;
       }
       const id = this.published++;
+      if (this.reduced.has(id)) {
+        // Resumed job: this task's result was folded in from the results stream already.
+        this.progress.weightDone += task.weight;
+        continue;
+      }
       this.inFlight.set(id, { input: task.input, weight: task.weight, bytes: body.length });
       this.bytesInFlight += body.length;
       const header: TaskHeader = { v: 1, job: this.job, task: id, kind: kind.name, input: task.input, spec: task.spec };
-      pipeline.push(js.publish(taskSubject(this.job, id), encodeEnvelope(header, body), { msgID: `${this.job}.${id}`, timeout: 10_000 }));
+      const payload = encodeEnvelope(header, body);
+      pipeline.push(
+        withRetry(() => js.publish(taskSubject(this.job, id), payload, { msgID: `${this.job}.${id}`, timeout: 10_000 }), {
+          cancelled: () => this.settled,
+          onRetry: (error) => this.log.warn({ task: id, err: describeError(error) }, 'publishing a task failed; retrying'),
+        }),
+      );
       if (pipeline.length >= PUBLISH_PIPELINE) await pipeline.shift();
     }
     await Promise.all(pipeline);
@@ -197,16 +218,52 @@ class JobRun {
     this.checkComplete();
   }
 
-  private async consumeResults(): Promise<{ stop(): void }> {
-    const consumer = await this.o.js.consumers.get(RESULT_STREAM, { filter_subjects: jobResultSubjects(this.job) });
+  /** Waits (up to 30 s) until the results already stored for this job have been folded in. */
+  private async catchUp(): Promise<void> {
+    const info = await this.o.jsm.streams.info(RESULT_STREAM, { subjects_filter: jobResultSubjects(this.job) });
+    const stored = Object.keys(info.state.subjects ?? {}).length;
+    this.log.info({ stored }, 'resuming: folding in stored results');
+    const deadline = Date.now() + 30_000;
+    while (this.reduced.size < stored && !this.settled && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * A named pull consumer over this job's results, replicated like the stream so that it
+   * survives a node loss, deleted when the job ends (and by the server after an hour of
+   * inactivity if its coordinator dies). Results need no ack: folding is idempotent.
+   */
+  private async consumeResults(): Promise<{ stop(): Promise<void> }> {
+    const name = resultConsumerName(this.job);
+    const { jsm, js } = this.o;
+    // A resumed job starts its own reading afresh, from the first stored result.
+    await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
+    await jsm.consumers.add(RESULT_STREAM, {
+      name,
+      filter_subject: jobResultSubjects(this.job),
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+      inactive_threshold: 60 * 60 * 1e9,
+      num_replicas: this.o.replicas ?? 0,
+    });
+    const consumer = await js.consumers.get(RESULT_STREAM, name);
     const messages = await consumer.consume({
+      idle_heartbeat: 2000,
+      expires: 10_000,
       callback: (message: JsMsg) => {
         // Results are folded strictly in arrival order, one at a time.
         this.queue = this.queue.then(() => this.onResult(message)).catch((error) => this.fail(error as Error));
       },
     });
-    return { stop: () => void messages.stop() };
+    return {
+      stop: async () => {
+        await messages.close().catch(() => undefined);
+        await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
+      },
+    };
   }
+
 
   private queue: Promise<void> = Promise.resolve();
 
@@ -334,6 +391,15 @@ class JobRun {
   /** Leaves nothing of the job on the server but its record and result. */
   private async cleanUp(): Promise<void> {
     await this.queue.catch(() => undefined);
+    // Workers still holding a task of this job drop its result instead of publishing it after
+    // the purge below; the pause lets the announcement reach them first.
+    try {
+      this.o.nc.publish(jobEndedSubject(this.job));
+      await this.o.nc.flush();
+      await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
+    } catch (error) {
+      this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
+    }
     await this.o.jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(this.job) }).catch((e) =>
       this.log.warn({ err: describeError(e) }, 'could not purge results'),
     );

@@ -18,8 +18,13 @@ export const RESULTS_BUCKET = 'tally-results';
 export const PARTIALS_BUCKET = 'tally-partials';
 /** Name under which worker processes register with the NATS services protocol. */
 export const WORKER_SERVICE = 'tally-worker';
-/** Subject on which the coordinator announces that a job ended (workers drop its queued tasks). */
-export const JOB_EVENTS_PREFIX = 'tally.event.job';
+/** Subjects on which a coordinator announces that a job ended (workers drop its leftover tasks). */
+const JOB_ENDED_PREFIX = 'tally.event.ended';
+export const JOB_ENDED_SUBJECTS = `${JOB_ENDED_PREFIX}.*`;
+
+export function jobEndedSubject(job: string): string {
+  return `${JOB_ENDED_PREFIX}.${job}`;
+}
 
 const TASK_PREFIX = 'tally.task';
 const RESULT_PREFIX = 'tally.result';
@@ -70,6 +75,11 @@ export function parseTaskSubject(subject: string): { job: string; task: number }
   const task = Number(parts[3]);
   if (!isJobId(job) || !Number.isSafeInteger(task) || task < 0) return undefined;
   return { job, task };
+}
+
+/** Name of the consumer through which a job's coordinator reads its results. */
+export function resultConsumerName(job: string): string {
+  return `tally-job-${job}`;
 }
 
 /** Object name of a partial result kept in the partials bucket. */

@@ -9,6 +9,7 @@ import { ensureTaskTopology, openPartialsStore, replicasFor } from '../shared/na
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
+import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import { registerWorkerService } from './service.js';
 
 export interface WorkerProcessSettings {
@@ -28,6 +29,13 @@ async function main(): Promise<void> {
   const partials = await openPartialsStore(nc, { replicas });
   const loop = new TaskLoop({ js: jetstream(nc), partials, logger });
   const service = await registerWorkerService(nc, () => loop.stats);
+  nc.subscribe(JOB_ENDED_SUBJECTS, {
+    callback: (error, message) => {
+      if (error) return;
+      const job = message.subject.split('.').pop()!;
+      if (isJobId(job)) loop.jobEnded(job);
+    },
+  });
 
   let signalled = false;
   const stop = (signal: string) => {

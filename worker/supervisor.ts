@@ -93,9 +93,10 @@ export class Supervisor {
       const delay = Math.min(5_000, 100 * 2 ** slot.restarts);
       slot.restarts++;
       this.options.logger.warn({ index: slot.index, pid: child.pid, code, signal, restartInMs: delay }, 'worker process died; restarting');
+      // Not unref'd: with every child dead, this timer is what keeps the supervisor alive.
       setTimeout(() => {
         if (!this.stopping) this.spawn(slot);
-      }, delay).unref();
+      }, delay);
     });
   }
 

@@ -10,6 +10,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import { decodeTask, encodeEnvelope, type ResultHeader, type TaskHeader } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
 import { INLINE_PARTIAL_LIMIT } from '../shared/nats/partials.js';
+import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
 import { TaskRejectedError, describeError } from '../shared/errors.js';
 import { TASK_STREAM, WORKER_CONSUMER, parseTaskSubject, partialObjectName, resultSubject } from '../shared/subjects.js';
@@ -64,6 +65,14 @@ export class TaskLoop {
   }
 
   private wakeIdle: (() => void) | null = null;
+  /** Jobs announced as ended, most recent last; bounded so a long-lived worker stays small. */
+  private readonly endedJobs = new Set<string>();
+
+  /** Records that a job ended (from its coordinator's announcement). */
+  jobEnded(job: string): void {
+    this.endedJobs.add(job);
+    if (this.endedJobs.size > 10_000) this.endedJobs.delete(this.endedJobs.values().next().value!);
+  }
 
   /** Finish the task in hand (if any), then make `run()` return; an idle loop returns at once. */
   stop(): void {
@@ -122,6 +131,11 @@ export class TaskLoop {
     }
     const { header, body } = decoded;
     const log = this.log.child({ job: header.job, task: header.task });
+    if (this.endedJobs.has(header.job)) {
+      log.debug('dropping a task of a job that has ended');
+      message.term();
+      return;
+    }
     this.stats.busy = true;
     this.stats.current = `${header.job}/${header.task}`;
     // Tells the server we are alive whenever the event loop is free during a long map.
@@ -131,9 +145,16 @@ export class TaskLoop {
       if (!kind) throw new TaskRejectedError(`unknown job kind '${header.kind}'`);
       testHooks.beforeMap(header);
       const partial = await kind.map(header.spec, body, { working: () => message.working() });
+      if (this.endedJobs.has(header.job)) {
+        // Cancelled, failed or finished while we worked: nobody will read this result.
+        message.term();
+        return;
+      }
       await this.publishResult(header, partial, performance.now() - started);
-      await message.ackAck();
       this.stats.tasksDone++;
+      // The result is stored; if this ack is lost the task comes back and its duplicate result
+      // is refused, so a failed ack is only logged.
+      await message.ackAck().catch((error) => log.warn({ err: describeError(error) }, 'ack failed; the task will be redelivered and deduplicated'));
       log.debug({ ms: Math.round(performance.now() - started) }, 'task done');
     } catch (error) {
       const reason = describeError(error);
@@ -180,11 +201,16 @@ export class TaskLoop {
    * another delivery of the same task got there first, which is success, not an error.
    */
   private async publishOnce(header: ResultHeader, body: Uint8Array): Promise<boolean> {
+    const payload = encodeEnvelope(header, body);
     try {
-      const ack = await this.options.js.publish(resultSubject(header.job, header.task), encodeEnvelope(header, body), {
-        msgID: `${header.job}.${header.task}`,
-        expect: { lastSubjectSequence: 0 },
-      });
+      const ack = await withRetry(
+        () =>
+          this.options.js.publish(resultSubject(header.job, header.task), payload, {
+            msgID: `${header.job}.${header.task}`,
+            expect: { lastSubjectSequence: 0 },
+          }),
+        { deadlineMs: DELIVERY.ackWaitMs, onRetry: (error) => this.log.warn({ err: describeError(error) }, 'publishing a result failed; retrying') },
+      );
       return !ack.duplicate;
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === 10071) return false;

@@ -10,6 +10,7 @@ import { Session } from '../session.js';
 import { runJob } from '../job-runner.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
+import type { JobRecord } from '../job-store.js';
 
 /** Options every command accepts. */
 export interface CommonOptions {
@@ -91,7 +92,13 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
  * Runs a job of `kind` with a progress bar; the result is printed by the caller with `print`
  * before the session closes (an embedded owner may wait for other users of its server).
  */
-export async function runKindJob(kind: AnyJobKind, jobOptions: Json, options: CommonOptions, print: (result: Json) => void, workers?: number): Promise<Json> {
+export async function runKindJob(
+  kind: AnyJobKind,
+  jobOptions: Json,
+  options: CommonOptions,
+  print: (result: Json) => void,
+  extra: { resume?: JobRecord } = {},
+): Promise<Json> {
   // Bad arguments fail here, before any server or worker is started.
   await kind.plan(jobOptions);
   const interrupt = interruptSignal();
@@ -113,6 +120,7 @@ export async function runKindJob(kind: AnyJobKind, jobOptions: Json, options: Co
             maxBodyBytes: session.maxBodyBytes,
             onProgress: (p) => bar.update(p),
             signal: interrupt.signal,
+            resume: extra.resume,
           });
           bar.finish();
           print(result);
@@ -121,7 +129,6 @@ export async function runKindJob(kind: AnyJobKind, jobOptions: Json, options: Co
           bar.finish();
         }
       },
-      workers,
     );
   } finally {
     interrupt.dispose();

@@ -27,10 +27,19 @@ import {
 const SECOND_NS = 1_000_000_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Delivery settings of the shared worker consumer; workers and the coordinator read them. */
+function ackWaitFromEnv(): number {
+  // Fault tests shorten the ack wait so that a killed worker's task comes back in seconds.
+  const value = Number(process.env.TALLY_ACK_WAIT_MS);
+  return Number.isInteger(value) && value >= 1000 ? value : 30_000;
+}
+
+/**
+ * Delivery settings of the shared worker consumer; workers and the coordinator read them. The
+ * consumer is created once with these values by whichever process arrives first.
+ */
 export const DELIVERY = {
   /** A task not acked within this time is redelivered to another worker. */
-  ackWaitMs: 30_000,
+  ackWaitMs: ackWaitFromEnv(),
   /** After this many deliveries a task is poison: the job fails naming its input. */
   maxDeliver: 5,
   /** Delay before a task that failed with a transient error is retried. */

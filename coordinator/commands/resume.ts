@@ -1,0 +1,69 @@
+/**
+ * `tally resume JOB_ID`: finishes a job whose coordinator died (killed, machine lost), from its
+ * job record and the partial results already in the results stream.
+ */
+import { Command } from 'commander';
+import { hostname } from 'node:os';
+import { findKind } from '../../shared/kinds/index.js';
+import { statSync } from 'node:fs';
+import { InputError, UsageError } from '../../shared/errors.js';
+import { assertJobId } from '../../shared/subjects.js';
+import { emit, type Format } from '../output.js';
+import { renderResult } from '../render.js';
+import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions } from './common.js';
+
+interface ResumeCliOptions extends CommonOptions {
+  format: Format;
+  top: number;
+  output?: string;
+  force?: boolean;
+}
+
+function coordinatorIsAlive(coordinator: string): boolean {
+  const [host, pid] = coordinator.split(':');
+  if (host !== hostname() || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function resumeCommand(): Command {
+  const command = new Command('resume')
+    .description('finish a job whose coordinator died, with the same result')
+    .argument('<job>', 'job id (see tally jobs)')
+    .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
+    .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout')
+    .option('--force', 'resume even if the job looks alive elsewhere');
+  return withCommonOptions(command).action(async (job: string, options: ResumeCliOptions) => {
+    assertJobId(job);
+    const record = await withSession(options, async (session) => session.store.get(job), 0);
+    if (!record) throw new UsageError(`no job '${job}' (see tally jobs)`);
+    const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output);
+    if (record.status === 'done') {
+      const result = await withSession(options, async (session) => session.store.getResult(job), 0);
+      if (result === null) throw new UsageError(`job '${job}' is done but its result is no longer stored`);
+      print(result);
+      return;
+    }
+    if (record.status !== 'running') {
+      throw new UsageError(`job '${job}' was ${record.status}${record.error ? ` (${record.error})` : ''}; resume is for jobs whose coordinator died — submit it again`);
+    }
+    if (!options.force && coordinatorIsAlive(record.coordinator)) {
+      throw new UsageError(`job '${job}' is still being run by process ${record.coordinator}; use --force to take it over`);
+    }
+    const kind = findKind(record.kind);
+    if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
+    const args = record.args as { inputs?: Array<{ path: string; size: number | null }> };
+    for (const input of args.inputs ?? []) {
+      if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
+      // Tasks are cut again from the files: the same bytes must give the same task ids.
+      const size = statSync(input.path, { throwIfNoEntry: false })?.size;
+      if (size !== input.size) throw new InputError(input.path, `changed since job '${job}' started (size ${input.size} → ${size ?? 'missing'})`);
+    }
+    await runKindJob(kind, record.args, options, print, { resume: record });
+  });
+}

@@ -1,0 +1,202 @@
+/**
+ * Faults, with real processes and real signals: workers killed with SIGKILL mid-task, poison
+ * tasks, a killed coordinator resumed, Ctrl-C, no workers for a while, long tasks, two jobs at
+ * once. Each final result is compared with a fault-free run or a published value.
+ * The ack wait is shortened to 2 s (TALLY_ACK_WAIT_MS) so that lost tasks come back quickly.
+ */
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+
+const HOOKS = JSON.stringify({ throwWhenInputIncludes: 'poison.txt', crashWhenInputIncludes: 'crash.txt' });
+const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: HOOKS });
+let server: TestServer;
+let fleet: WorkerFleet;
+let corpus: { path: string; remove(): void };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test.before(async () => {
+  server = await startTestServer();
+  fleet = startWorkers(server.url, 2, env);
+  corpus = tempDir('tally-faults-');
+  // ~16 MB of real multilingual text: TypeScript's localized diagnostics, replicated.
+  const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
+  const text = Buffer.concat([...parts, ...parts, ...parts, ...parts]);
+  writeFileSync(join(corpus.path, 'big.txt'), text);
+  writeFileSync(join(corpus.path, 'poison.txt'), 'this file always makes its task throw\n');
+  writeFileSync(join(corpus.path, 'crash.txt'), 'this file always kills the worker process that maps it\n');
+});
+
+test.after.always(async () => {
+  await fleet?.stop();
+  await server?.stop();
+  corpus?.remove();
+});
+
+function tally(args: string[]) {
+  return runTally([...args, '--server', server.url], { env });
+}
+
+function withoutJob(stdout: string): unknown {
+  const { job: _job, ...rest } = JSON.parse(stdout);
+  return rest;
+}
+
+/** The worker processes forked by a `tally worker` supervisor. */
+function childPids(parent: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(parent)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+test.serial('workers killed with SIGKILL every 300 ms mid-job: the result is identical to a fault-free run', async (t) => {
+  const args = ['count', join(corpus.path, 'big.txt'), '--format', 'json', '--top', '0', '--chunk-size', '16K'];
+  const clean = await tally(args);
+  t.is(clean.code, 0, clean.stderr);
+  const child = spawnTally([...args, '--server', server.url], { env });
+  const running = collect(child);
+  let kills = 0;
+  while (child.exitCode === null) {
+    await sleep(300);
+    const pids = childPids(fleet.child.pid!);
+    if (pids.length === 0 || child.exitCode !== null) continue;
+    try {
+      process.kill(pids[Math.floor(Math.random() * pids.length)]!, 'SIGKILL');
+      kills++;
+    } catch {
+      // it died on its own meanwhile
+    }
+  }
+  const faulty = await running;
+  t.is(faulty.code, 0, faulty.stderr);
+  t.true(kills >= 2, `only ${kills} kills happened`);
+  t.log(`${kills} worker processes killed during the job`);
+  t.deepEqual(withoutJob(faulty.stdout), withoutJob(clean.stdout));
+  // The supervisor restarts them all (with backoff for a slot that keeps dying).
+  for (let i = 0; i < 100 && childPids(fleet.child.pid!).length < 2; i++) await sleep(100);
+  t.is(childPids(fleet.child.pid!).length, 2);
+});
+
+test.serial('a task that always throws fails its job, naming the file and byte range; another job completes', async (t) => {
+  const [poisoned, healthy] = await Promise.all([
+    tally(['count', join(corpus.path, 'poison.txt'), '--format', 'json']),
+    tally(['sum', '1', '1e6', '--format', 'json', '--tasks', '50']),
+  ]);
+  t.is(poisoned.code, 1);
+  t.regex(poisoned.stderr, /poison\.txt bytes 0-\d+/);
+  t.regex(poisoned.stderr, /failed 5 times/);
+  t.is(poisoned.stdout, '');
+  t.is(healthy.code, 0, healthy.stderr);
+  t.is(JSON.parse(healthy.stdout).sum, '500000500000');
+});
+
+test.serial('a task that always kills its process fails the job after max deliveries; it never hangs', async (t) => {
+  const run = await tally(['count', join(corpus.path, 'crash.txt'), '--format', 'json']);
+  t.is(run.code, 1);
+  t.regex(run.stderr, /crash\.txt bytes 0-\d+/);
+  t.regex(run.stderr, /delivered 5 times/);
+  t.true(run.ms < 60_000, `took ${run.ms} ms`);
+});
+
+test.serial('a killed coordinator is finished by tally resume with the same result', async (t) => {
+  const child = spawnTally(['primes', '1', '2e9', '--tasks', '60', '--format', 'json', '--server', server.url], { env });
+  const running = collect(child);
+  // Let some tasks complete, then kill the coordinator outright.
+  let job: string | undefined;
+  for (let i = 0; i < 100 && !job; i++) {
+    await sleep(100);
+    const jobs = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string; kind: string; status: string; progress: { tasksDone: number } }>;
+    job = jobs.find((r) => r.kind === 'primes' && r.status === 'running' && r.progress.tasksDone >= 5)?.id;
+  }
+  t.truthy(job, 'the job made progress');
+  child.kill('SIGKILL');
+  await running;
+  const resumed = await tally(['resume', job!, '--format', 'json']);
+  t.is(resumed.code, 0, resumed.stderr);
+  const result = JSON.parse(resumed.stdout);
+  t.is(result.job, job);
+  t.is(result.count, 98_222_287, 'pi(2e9), published');
+  const record = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout).find((r: { id: string }) => r.id === job);
+  t.is(record.status, 'done');
+});
+
+test.serial('Ctrl-C cancels the job: exit 130, status cancelled, its tasks withdrawn', async (t) => {
+  const child = spawnTally(['primes', '1', '1e11', '--tasks', '2000', '--format', 'json', '--server', server.url], { env });
+  const running = collect(child);
+  await sleep(2500);
+  child.kill('SIGINT');
+  const run = await running;
+  t.is(run.code, 130, run.stderr);
+  const jobs = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string; args: { to?: string }; status: string }>;
+  const record = jobs.find((r) => r.args.to === '100000000000');
+  t.is(record?.status, 'cancelled');
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info('TALLY_TASKS', { subjects_filter: `tally.task.${record!.id}.>` });
+  t.is(Object.keys(info.state.subjects ?? {}).length, 0, 'no task of the cancelled job is left');
+});
+
+test.serial('a task longer than the ack wait is not redelivered while its worker lives', async (t) => {
+  const before = JSON.parse((await tally(['workers', '--format', 'json'])).stdout) as Array<{ tasksDone: number }>;
+  // One task of several seconds near 10^12 with a 2 s ack wait.
+  const run = await tally(['primes', '1000000000000', '1002000000000', '--tasks', '1', '--format', 'json']);
+  t.is(run.code, 0, run.stderr);
+  const after = JSON.parse((await tally(['workers', '--format', 'json'])).stdout) as Array<{ tasksDone: number }>;
+  const done = (list: Array<{ tasksDone: number }>) => list.reduce((sum, w) => sum + w.tasksDone, 0);
+  t.is(done(after) - done(before), 1, 'exactly one process computed the task');
+  t.true(run.ms > 4000, `the task took ${run.ms} ms, not longer than two ack waits`);
+  const split = await tally(['primes', '1000000000000', '1002000000000', '--tasks', '40', '--format', 'json']);
+  t.is(JSON.parse(run.stdout).count, JSON.parse(split.stdout).count);
+});
+
+test.serial('two jobs at once from two CLIs on one fleet are both exact', async (t) => {
+  const [a, b] = await Promise.all([
+    tally(['primes', '1', '1e8', '--tasks', '30', '--format', 'json']),
+    tally(['sum', '-5e20', '7e20', '--tasks', '300', '--format', 'json']),
+  ]);
+  t.is(a.code, 0, a.stderr);
+  t.is(b.code, 0, b.stderr);
+  t.is(JSON.parse(a.stdout).count, 5_761_455);
+  const [x, y] = [-(5n * 10n ** 20n), 7n * 10n ** 20n];
+  t.is(JSON.parse(b.stdout).sum, (((x + y) * (y - x + 1n)) / 2n).toString());
+});
+
+test.serial('with every worker gone the job waits, says so, and completes when a new fleet starts', async (t) => {
+  await fleet.stop();
+  const child = spawnTally(['sum', '1', '1000', '--tasks', '10', '--format', 'json', '--server', server.url], { env });
+  const running = collect(child);
+  await sleep(7000);
+  t.is(child.exitCode, null, 'still waiting');
+  fleet = startWorkers(server.url, 2, env);
+  const run = await running;
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).sum, '500500');
+  t.regex(run.stderr, /waiting for workers/);
+});
+
+test.serial('finished and failed jobs leave nothing on the server but records and results', async (t) => {
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const tasks = await jsm.streams.info('TALLY_TASKS');
+  t.is(tasks.state.messages, 0, 'no task left in the work queue');
+  const results = await jsm.streams.info('TALLY_RESULTS');
+  t.is(results.state.messages, 0, 'no partial result left');
+  const partials = await new Objm(nc).open('tally-partials');
+  t.deepEqual(await partials.list(), []);
+  const consumers: string[] = [];
+  for await (const page of jsm.consumers.list('TALLY_TASKS')) consumers.push(page.name);
+  t.deepEqual(consumers, ['tally-workers']);
+  const resultConsumers: string[] = [];
+  for await (const page of jsm.consumers.list('TALLY_RESULTS')) resultConsumers.push(page.name);
+  t.deepEqual(resultConsumers, [], 'no stray result consumers');
+});
