@@ -16,8 +16,12 @@ test.before(async () => {
   server = await startTestServer();
   workers = startWorkers(server.url, 1);
   // Let the worker create the streams before we publish into them.
-  const ready = await runTally(['workers', '--server', server.url, '--format', 'json', '--wait', '3000']);
-  if (JSON.parse(ready.stdout).length !== 1) throw new Error(`worker did not come up: ${ready.stderr}`);
+  for (let attempt = 0; ; attempt++) {
+    const ready = await runTally(['workers', '--server', server.url, '--format', 'json']);
+    if (ready.code === 0 && JSON.parse(ready.stdout).length === 1) break;
+    if (attempt > 30) throw new Error(`worker did not come up: ${ready.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 });
 
 test.after.always(async () => {

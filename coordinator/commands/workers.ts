@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { Svcm } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
+import { describeError } from '../../shared/errors.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { formatTable } from '../output.js';
 import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
@@ -11,9 +12,14 @@ import { formatOption, withCommonOptions, withSession, type CommonOptions } from
 export async function discoverWorkers(nc: NatsConnection, waitMs = 1000): Promise<WorkerStats[]> {
   const client = new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).client({ strategy: 'stall', stall: 300, maxWait: waitMs });
   const workers: WorkerStats[] = [];
-  for await (const stats of await client.stats(WORKER_SERVICE)) {
-    const data = stats.endpoints?.[0]?.data as WorkerStats | undefined;
-    if (data && typeof data.pid === 'number') workers.push(data);
+  try {
+    for await (const stats of await client.stats(WORKER_SERVICE)) {
+      const data = stats.endpoints?.[0]?.data as WorkerStats | undefined;
+      if (data && typeof data.pid === 'number') workers.push(data);
+    }
+  } catch (error) {
+    // Nobody listening on $SRV.STATS.tally-worker simply means no worker is running.
+    if (!/no responders|503/i.test(describeError(error))) throw error;
   }
   return workers.sort((a, b) => (a.host === b.host ? a.pid - b.pid : a.host < b.host ? -1 : 1));
 }
