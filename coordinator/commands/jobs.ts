@@ -5,6 +5,11 @@ import type { JobRecord } from '../job-store.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
+/** Long arguments are cut to keep the table readable; `--format json` has them whole. */
+function clip(text: string, max = 48): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 function describeArgs(record: JobRecord): string {
   const args = record.args as Record<string, unknown> | null;
   if (!args || typeof args !== 'object') return '';
@@ -29,7 +34,7 @@ export function renderJobs(records: JobRecord[], format: 'table' | 'json'): stri
   const rows = records.map((r) => [
     r.id,
     r.kind,
-    describeArgs(r),
+    clip(describeArgs(r)),
     r.status,
     describeProgress(r),
     r.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
