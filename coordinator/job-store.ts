@@ -5,6 +5,8 @@
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { JOBS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
@@ -73,6 +75,23 @@ export class JobStore {
     assertJobId(id);
     const data = await this.results.getBlob(id);
     return data === null ? null : (JSON.parse(decoder.decode(data)) as Json);
+  }
+
+  /**
+   * Changes how long job records and results are kept (both buckets' max age). Applies to
+   * what is stored already as well as to what comes.
+   */
+  static async setRetention(jsm: JetStreamManager, retentionMs: number): Promise<void> {
+    for (const stream of [`KV_${JOBS_BUCKET}`, `OBJ_${RESULTS_BUCKET}`]) {
+      const info = await jsm.streams.info(stream);
+      await jsm.streams.update(stream, { ...info.config, max_age: retentionMs * 1_000_000 });
+    }
+  }
+
+  /** How long job records are kept now, in milliseconds. */
+  static async retention(jsm: JetStreamManager): Promise<number> {
+    const info = await jsm.streams.info(`KV_${JOBS_BUCKET}`);
+    return Math.round(info.config.max_age / 1_000_000);
   }
 
   /** Deletes a job's record and result. A running job must be cancelled first. */

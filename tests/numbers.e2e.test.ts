@@ -126,3 +126,20 @@ test('bad number input exits 2 with one line', async (t) => {
     t.is(run.stderr.trim().split('\n').length, 1, run.stderr);
   }
 });
+
+test('retention of job records and results is configurable, and kept when jobs run afterwards', async (t) => {
+  const set = await runTally(['jobs', '--retention', '30d', '--server', server.url]);
+  t.is(set.code, 0, set.stderr);
+  t.is(set.stdout, 'job records and results are kept 30d\n');
+  const run = await runTally(['sum', '1', '10', '--server', server.url]);
+  t.is(run.code, 0, run.stderr);
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const jsm = await jetstreamManager(nc);
+  for (const stream of ['KV_tally-jobs', 'OBJ_tally-results']) {
+    t.is((await jsm.streams.info(stream)).config.max_age, 30 * 24 * 3600 * 1e9, stream);
+  }
+  const bad = await runTally(['jobs', '--retention', 'forever', '--server', server.url]);
+  t.is(bad.code, 2);
+});

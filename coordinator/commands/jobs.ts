@@ -1,9 +1,10 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
 import { formatTable } from '../output.js';
-import type { JobRecord } from '../job-store.js';
+import { JobStore, type JobRecord } from '../job-store.js';
+import { UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
-import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
 /** Long arguments are cut to keep the table readable; `--format json` has them whole. */
 function clip(text: string, max = 48): string {
@@ -48,6 +49,22 @@ interface JobsCliOptions extends CommonOptions {
   format: 'table' | 'json';
   delete?: string[];
   limit: number;
+  retention?: number;
+}
+
+const UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses 7d, 36h, 90m into milliseconds (at least one minute). */
+export function parseDuration(value: string): number {
+  const match = /^(\d+)([mhd])$/.exec(value.trim());
+  if (!match || Number(match[1]) === 0) throw new UsageError(`--retention: '${value}' is not a duration like 7d, 36h or 90m`);
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+function formatDuration(ms: number): string {
+  if (ms % UNITS.d! === 0) return `${ms / UNITS.d!}d`;
+  if (ms % UNITS.h! === 0) return `${ms / UNITS.h!}h`;
+  return `${Math.round(ms / UNITS.m!)}m`;
 }
 
 export function jobsCommand(): Command {
@@ -55,12 +72,18 @@ export function jobsCommand(): Command {
     .description('recent jobs: id, kind, arguments, status, progress, times')
     .addOption(formatOption(['table', 'json']))
     .option('--delete <job...>', 'delete these finished jobs (record and result)')
-    .option('--limit <n>', 'show at most N jobs', (v) => Number(v), 50);
+    .option('--limit <n>', 'show at most N jobs', (v) => parseCount(v, '--limit', 1, 1_000_000), 50)
+    .option('--retention <duration>', 'keep job records and results this long from now on (e.g. 7d, 36h; default 7d)', parseDuration);
   return withCommonOptions(command).action(async (options: JobsCliOptions) => {
     const toDelete = (options.delete ?? []).map(assertJobId);
     await withSession(
       options,
       async (session) => {
+        if (options.retention !== undefined) {
+          await JobStore.setRetention(session.jsm, options.retention);
+          process.stdout.write(`job records and results are kept ${formatDuration(await JobStore.retention(session.jsm))}\n`);
+          return;
+        }
         if (toDelete.length > 0) {
           for (const id of toDelete) await session.store.delete(id);
           process.stdout.write(`deleted ${toDelete.join(' ')}\n`);
