@@ -49,8 +49,8 @@ export class TaskLoop {
 
   constructor(options: TaskLoopOptions) {
     this.options = options;
-    this.log = options.logger;
     const host = hostname();
+    this.log = options.logger.child({ worker: `${host}:${process.pid}` });
     this.stats = {
       name: `${host}:${process.pid}`,
       host,
