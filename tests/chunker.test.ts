@@ -10,50 +10,12 @@ import { join } from 'node:path';
 import { countBytes, countKind, type CountOptions } from '../shared/kinds/count.js';
 import { Chunker, chunkBytes, chunkStream, type Chunk, type ChunkOptions } from '../shared/text/chunker.js';
 import { UsageError } from '../shared/errors.js';
+import { compareCodePoints, referenceCount, type ReferenceCount, type ReferenceSettings } from './helpers/reference-counter.js';
 
-type Settings = { tokenizer: 'unicode' | 'whitespace'; caseSensitive: boolean; maxWordBytes: number };
-type Counted = { totalWords: number; overlongWords: number; counts: [string, number][] };
-
-const WS = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
-
-function byCodePoints(a: string, b: string): number {
-  const x = Array.from(a, (c) => c.codePointAt(0)!);
-  const y = Array.from(b, (c) => c.codePointAt(0)!);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
-  return x.length - y.length;
-}
-
-/** The contract read literally, on the whole text (same as in words.test.ts). */
-function reference(bytes: Uint8Array, s: Settings): Counted {
-  const map = new Map<string, number>();
-  let total = 0;
-  let overlong = 0;
-  const keep = (word: string, byteLength: number) => {
-    total++;
-    if (byteLength > s.maxWordBytes) overlong++;
-    else {
-      const key = s.caseSensitive ? word : word.toLowerCase();
-      map.set(key, (map.get(key) ?? 0) + 1);
-    }
-  };
-  if (s.tokenizer === 'unicode') {
-    const text = new TextDecoder().decode(bytes);
-    for (const m of text.matchAll(/[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*/gu)) keep(m[0], Buffer.byteLength(m[0]));
-  } else {
-    let buf = Buffer.from(bytes);
-    if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
-    let start = 0;
-    for (let i = 0; i <= buf.length; i++) {
-      if (i < buf.length && !WS.has(buf[i])) continue;
-      const token = buf.subarray(start, i);
-      start = i + 1;
-      if (!token.some((b) => b >= 0x21 && b <= 0x7e)) continue;
-      keep(new TextDecoder('utf-8', { ignoreBOM: true }).decode(token), token.length);
-    }
-  }
-  const counts = [...map].sort((a, b) => b[1] - a[1] || byCodePoints(a[0], b[0]));
-  return { totalWords: total, overlongWords: overlong, counts };
-}
+type Settings = ReferenceSettings;
+type Counted = ReferenceCount;
+const byCodePoints = compareCodePoints;
+const reference = (bytes: Uint8Array, s: Settings): Counted => referenceCount(bytes, s);
 
 function counted(bytes: Uint8Array, s: Settings, chunkSize: number): Counted {
   const r = countBytes(bytes, { ...s, chunkSize });

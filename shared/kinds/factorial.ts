@@ -18,6 +18,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { InputError, TaskRejectedError, UsageError, describeError } from '../errors.js';
 import { parseInteger } from '../integers.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
+import { cooperativePause } from './cooperative.js';
 
 /**
  * Largest N accepted: 5,000,000. Measured on one core (AMD EPYC, Node 20): computing
@@ -329,11 +330,6 @@ function encodePartial(task: FactorialSpec, product: bigint): Uint8Array {
   return Buffer.concat([Buffer.from(`${task.n} ${task.lo} ${task.hi}\n`, 'latin1'), toBytes(product)]);
 }
 
-/** Yield the event loop at least this often while multiplying (ms). */
-const YIELD_INTERVAL_MS = 50;
-/** Tell JetStream a long task is alive this often (ms). */
-const WORKING_INTERVAL_MS = 5_000;
-
 /**
  * The factorial job kind. Options `{numbers, split, outputDir}`; task spec `{n, lo, hi}`
  * (numbers); partial: header `"n lo hi\n"` then the product of lo..hi as big-endian bytes.
@@ -370,18 +366,7 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
 
   async map(spec: unknown, _body: Uint8Array, context: MapContext): Promise<Uint8Array> {
     const task = parseSpec(spec);
-    let lastYield = performance.now();
-    let lastWorking = lastYield;
-    const pause = (): Promise<void> | undefined => {
-      const now = performance.now();
-      if (now - lastWorking >= WORKING_INTERVAL_MS) {
-        lastWorking = now;
-        context.working();
-      }
-      if (now - lastYield < YIELD_INTERVAL_MS) return undefined;
-      lastYield = now;
-      return new Promise((resolve) => setImmediate(resolve));
-    };
+    const pause = cooperativePause(context);
     return encodePartial(task, await rangeProduct(task.lo, task.hi, pause));
   },
 

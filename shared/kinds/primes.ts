@@ -6,6 +6,7 @@
 import { TaskRejectedError, UsageError } from '../errors.js';
 import { parseInteger } from '../integers.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
+import { cooperativePause } from './cooperative.js';
 
 /**
  * Largest TO a primes job accepts: 10^15.
@@ -270,11 +271,6 @@ export async function countPrimesInRange(lo: number, hi: number, pause?: () => P
 // ---------------------------------------------------------------------------------------------
 // Options, splitting and the kind.
 
-/** Yield the event loop at least this often while sieving (ms). */
-const YIELD_INTERVAL_MS = 50;
-/** Tell JetStream a long task is alive this often (ms), well within any sane ack wait. */
-const WORKING_INTERVAL_MS = 5_000;
-
 /** The validated bounds of a job: FROM..TO and the part of it that can hold primes. */
 interface PrimesRange {
   from: bigint;
@@ -371,18 +367,7 @@ export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
 
   async map(spec: unknown, _body: Uint8Array, context: MapContext): Promise<Uint8Array> {
     const { lo, hi } = parseSpec(spec);
-    let lastYield = performance.now();
-    let lastWorking = lastYield;
-    const pause = (): Promise<void> | undefined => {
-      const now = performance.now();
-      if (now - lastWorking >= WORKING_INTERVAL_MS) {
-        lastWorking = now;
-        context.working();
-      }
-      if (now - lastYield < YIELD_INTERVAL_MS) return undefined;
-      lastYield = now;
-      return new Promise((resolve) => setImmediate(resolve));
-    };
+    const pause = cooperativePause(context);
     const count = hi < 2 ? 0 : await countPrimesInRange(lo, hi, pause);
     return encoder.encode(String(count));
   },

@@ -1,17 +1,14 @@
 /**
- * Obviously-correct word counters for the tests: whole text in memory, a regex, a Map. Slow
- * and simple on purpose; tally's streaming, chunked, byte-level counter must agree with them.
+ * The count contract read literally, for the tests: whole text in memory, a regex, a Map. Slow
+ * and simple on purpose; tally's streaming, chunked, byte-level counter must agree with it.
  */
 
-/** Code point order (not UTF-16 unit order), as the count contract sorts words. */
-export function compareCodePoints(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
+export type Tokenizer = 'unicode' | 'whitespace';
+
+export interface ReferenceSettings {
+  tokenizer: Tokenizer;
+  caseSensitive: boolean;
+  maxWordBytes: number;
 }
 
 export interface ReferenceCount {
@@ -20,51 +17,65 @@ export interface ReferenceCount {
   counts: Array<[string, number]>;
 }
 
-function finish(map: Map<string, number>, totalWords: number, overlongWords: number): ReferenceCount {
-  const counts = [...map.entries()].sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
-  return { totalWords, overlongWords, counts };
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
+const WORD = /[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*/gu;
+
+/** Code point order (not UTF-16 unit order), as the count contract sorts words. */
+export function compareCodePoints(a: string, b: string): number {
+  const x = Array.from(a, (c) => c.codePointAt(0)!);
+  const y = Array.from(b, (c) => c.codePointAt(0)!);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
 }
 
-/** The unicode tokenizer contract, as one regex over the decoded text. */
-export function referenceUnicodeCount(texts: Uint8Array[], options: { caseSensitive?: boolean; maxWordBytes?: number } = {}): ReferenceCount {
-  const max = options.maxWordBytes ?? 1024;
+/** Sorts [word, count] pairs as the contract does: count descending, then code point order. */
+export function sortCounts(counts: Iterable<[string, number]>): Array<[string, number]> {
+  return [...counts].sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+}
+
+/** Counts each text (a file) by the contract and adds the results up. */
+export function referenceCount(texts: Uint8Array | Uint8Array[], settings: ReferenceSettings): ReferenceCount {
   const map = new Map<string, number>();
   let total = 0;
   let overlong = 0;
-  for (const bytes of texts) {
-    const text = new TextDecoder().decode(bytes);
-    for (const match of text.matchAll(/[\p{L}\p{M}\p{N}]+(?:['’][\p{L}\p{M}\p{N}]+)*/gu)) {
-      total++;
-      if (Buffer.byteLength(match[0]) > max) {
-        overlong++;
-        continue;
-      }
-      const word = options.caseSensitive ? match[0] : match[0].toLowerCase();
-      map.set(word, (map.get(word) ?? 0) + 1);
+  const keep = (word: string, byteLength: number) => {
+    total++;
+    if (byteLength > settings.maxWordBytes) {
+      overlong++;
+      return;
+    }
+    const key = settings.caseSensitive ? word : word.toLowerCase();
+    map.set(key, (map.get(key) ?? 0) + 1);
+  };
+  for (const bytes of Array.isArray(texts) ? texts : [texts]) {
+    if (settings.tokenizer === 'unicode') {
+      for (const m of new TextDecoder().decode(bytes).matchAll(WORD)) keep(m[0], Buffer.byteLength(m[0]));
+      continue;
+    }
+    // new TextDecoder() drops a BOM at the start of a file, so it is not part of the text.
+    let buf = Buffer.from(bytes);
+    if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
+    let start = 0;
+    for (let i = 0; i <= buf.length; i++) {
+      if (i < buf.length && !WHITESPACE.has(buf[i]!)) continue;
+      const token = buf.subarray(start, i);
+      start = i + 1;
+      // GNU wc -w in the C locale counts only runs holding a printable ASCII byte.
+      if (!token.some((b) => b >= 0x21 && b <= 0x7e)) continue;
+      keep(new TextDecoder('utf-8', { ignoreBOM: true }).decode(token), token.length);
     }
   }
-  return finish(map, total, overlong);
+  return { totalWords: total, overlongWords: overlong, counts: sortCounts(map) };
 }
 
-/** The whitespace tokenizer contract: runs of non-whitespace bytes holding a printable ASCII byte. */
-export function referenceWhitespaceCount(texts: Uint8Array[], options: { caseSensitive?: boolean; maxWordBytes?: number } = {}): ReferenceCount {
-  const max = options.maxWordBytes ?? 1024;
-  const map = new Map<string, number>();
-  let total = 0;
-  let overlong = 0;
-  for (const bytes of texts) {
-    const tokens = Buffer.from(bytes).toString('latin1').split(/[ \t\n\v\f\r]+/);
-    for (const token of tokens) {
-      if (!/[\x21-\x7e]/.test(token)) continue;
-      total++;
-      if (token.length > max) {
-        overlong++;
-        continue;
-      }
-      const decoded = new TextDecoder().decode(Buffer.from(token, 'latin1'));
-      const word = options.caseSensitive ? decoded : decoded.toLowerCase();
-      map.set(word, (map.get(word) ?? 0) + 1);
-    }
-  }
-  return finish(map, total, overlong);
+const DEFAULTS = { caseSensitive: false, maxWordBytes: 1024 };
+
+/** The unicode tokenizer contract over several files. */
+export function referenceUnicodeCount(texts: Uint8Array[], options: Partial<Omit<ReferenceSettings, 'tokenizer'>> = {}): ReferenceCount {
+  return referenceCount(texts, { ...DEFAULTS, ...options, tokenizer: 'unicode' });
+}
+
+/** The whitespace tokenizer contract over several files. */
+export function referenceWhitespaceCount(texts: Uint8Array[], options: Partial<Omit<ReferenceSettings, 'tokenizer'>> = {}): ReferenceCount {
+  return referenceCount(texts, { ...DEFAULTS, ...options, tokenizer: 'whitespace' });
 }
