@@ -66,7 +66,7 @@ export interface RunJobOptions {
   maxTasksInFlight?: number;
   /** Task body bytes published but not yet reduced, at most. Default 64 MiB. */
   maxBytesInFlight?: number;
-  /** Replicas for the job's result consumer: like the streams (0 = the stream's). */
+  /** Replicas for the job's result consumer. Default: the results stream's replicas. */
   replicas?: number;
   /** Called at most every `progressIntervalMs` and once at the end. */
   onProgress?: (progress: JobProgress) => void;
@@ -163,7 +163,8 @@ class JobRun {
       await Promise.race([this.publishTasks(), this.done]);
       await this.done;
       const result = await kind.finalize(this.acc, { job: this.job, tasks: this.published }, options);
-      await this.o.store.putResult(this.job, result);
+      // A leader election (a node lost) can refuse these writes for a few seconds: retry.
+      await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
       await this.finish('done', null);
       return result;
     } catch (error) {
@@ -239,13 +240,17 @@ class JobRun {
     const { jsm, js } = this.o;
     // A resumed job starts its own reading afresh, from the first stored result.
     await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
+    // Replicas must be explicit: nats-server 2.9 makes a named, non-durable consumer with
+    // num_replicas 0 an R1 consumer even on an R3 stream, and the job would hang for good when
+    // that one node died (seen in tests/cluster.test.ts).
+    const replicas = this.o.replicas ?? (await jsm.streams.info(RESULT_STREAM)).config.num_replicas;
     await jsm.consumers.add(RESULT_STREAM, {
       name,
       filter_subject: jobResultSubjects(this.job),
       ack_policy: AckPolicy.None,
       deliver_policy: DeliverPolicy.All,
       inactive_threshold: 60 * 60 * 1e9,
-      num_replicas: this.o.replicas ?? 0,
+      num_replicas: replicas,
     });
     const consumer = await js.consumers.get(RESULT_STREAM, name);
     const messages = await consumer.consume({
@@ -378,7 +383,7 @@ class JobRun {
       weightTotal: this.progress.weightTotal,
     };
     this.o.onProgress?.({ ...this.progress });
-    await this.o.store.put(this.record);
+    await withRetry(() => this.o.store.put(this.record), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the job record failed; retrying') });
   }
 
   /** Removes the job's queued tasks so workers move on. */

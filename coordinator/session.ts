@@ -7,7 +7,7 @@ import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
-import { connectToNats, displayServers, jetstreamManagerFor, parseServers, type ConnectionSettings } from '../shared/nats/connection.js';
+import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
 import { ServerError } from '../shared/errors.js';
@@ -17,12 +17,19 @@ import { acquireEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { Supervisor } from '../worker/supervisor.js';
 
 export interface SessionOptions {
-  /** --server value; else NATS_URL; else the embedded default. */
+  /** Where and how to connect (credentials, TLS); wins over `server`. */
+  connection?: ConnectionSettings;
+  /** --server value; else NATS_URL (with the NATS_* credentials); else the embedded default. */
   server?: string;
   /** Embedded mode only: worker processes to start (0 for commands that only read). */
   workers?: number;
   logger: Logger;
   logLevel?: string;
+  /**
+   * 'read' for commands that only read job records, results and workers: they neither create
+   * nor look at the task streams and the partials bucket (a reader may not). Default 'job'.
+   */
+  purpose?: 'job' | 'read';
   /** Extra environment for embedded workers (test hooks). */
   workerEnv?: NodeJS.ProcessEnv;
 }
@@ -36,7 +43,7 @@ export class Session {
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
     readonly store: JobStore,
-    readonly partials: ObjectStore,
+    private readonly partialsStore: ObjectStore | Error,
     readonly server: string,
     private readonly embedded: EmbeddedServer | null,
     private readonly supervisor: Supervisor | null,
@@ -47,6 +54,15 @@ export class Session {
     return this.embedded !== null;
   }
 
+  /**
+   * The partials bucket. A user without the coordinator role may lack the right to open it;
+   * only running a job needs it, so the error surfaces then, naming the denied subject.
+   */
+  get partials(): ObjectStore {
+    if (this.partialsStore instanceof Error) throw this.partialsStore;
+    return this.partialsStore;
+  }
+
   /** Largest task body this server accepts, from its advertised max_payload. */
   get maxBodyBytes(): number {
     const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
@@ -54,8 +70,8 @@ export class Session {
   }
 
   static async open(options: SessionOptions): Promise<Session> {
-    const url = options.server ?? process.env.NATS_URL;
-    if (url) return Session.connect({ servers: parseServers(url) }, null, null, options);
+    const remote = options.connection ?? resolveConnection({ server: options.server });
+    if (remote) return Session.connect(remote, null, null, options);
     for (let attempt = 1; ; attempt++) {
       const embedded = await acquireEmbeddedServer(options.logger);
       const connection: ConnectionSettings = { servers: [embedded.url] };
@@ -83,11 +99,19 @@ export class Session {
     options: SessionOptions,
   ): Promise<Session> {
     const nc = await connectToNats({ ...connection, name: 'tally-coordinator' });
+    // A denied subscription (say, the poison-task advisories) would otherwise fail silently.
+    reportPermissionErrors(nc, options.logger, connection);
     try {
       const jsm = await jetstreamManagerFor(nc, connection);
       const replicas = replicasFor(nc);
-      await ensureTaskTopology(jsm, { replicas });
-      const [store, partials] = await Promise.all([JobStore.open(nc, { replicas }), openPartialsStore(nc, { replicas })]);
+      const forJobs = options.purpose !== 'read';
+      if (forJobs) await ensureTaskTopology(jsm, { replicas });
+      const [store, partials] = await Promise.all([
+        JobStore.open(nc, { replicas }),
+        forJobs
+          ? openPartialsStore(nc, { replicas }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))
+          : new Error('this session was opened to read only'),
+      ]);
       return new Session(nc, jetstream(nc), jsm, store, partials, displayServers(connection.servers), embedded, supervisor);
     } catch (error) {
       await nc.close().catch(() => undefined);

@@ -6,8 +6,9 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-/** Values that must never reach a log line. */
-const REDACT = ['password', 'pass', 'token', 'nkey', 'seed', 'creds', '*.password', '*.pass', '*.token', '*.nkey', '*.seed'];
+/** Keys whose values must never reach a log line, at the top level or up to two levels down. */
+const SECRET_KEYS = ['password', 'pass', 'token', 'auth_token', 'nkey', 'seed', 'creds', 'secret', 'secrets', 'TALLY_WORKER_SECRETS', 'NATS_PASSWORD', 'NATS_TOKEN'];
+export const REDACT = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
 
 /** A logger writing JSON lines to stderr. `level` falls back to LOG_LEVEL, then to `fallback`. */
 export function createLogger(options: { level?: string; fallback?: string; bindings?: Record<string, unknown> } = {}): Logger {

@@ -4,8 +4,10 @@
  * acks it, drains its connection and exits 0.
  */
 import { jetstream } from '@nats-io/jetstream';
-import { connectToNats, jetstreamManagerFor, type ConnectionSettings } from '../shared/nats/connection.js';
-import { ensureTaskTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
+import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
+import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
+import { PartialsWriter } from '../shared/nats/partials.js';
+import { PARTIALS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
@@ -13,20 +15,42 @@ import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import { registerWorkerService } from './service.js';
 
 export interface WorkerProcessSettings {
+  /** Without its password or token: those arrive in TALLY_WORKER_SECRETS. */
   connection: ConnectionSettings;
   logLevel?: string;
   /** Index of this process within its supervisor, for logs. */
   index: number;
 }
 
-async function main(): Promise<void> {
+/** The settings from the environment, the secrets put back in; the secrets leave process.env. */
+function readSettings(): WorkerProcessSettings {
   const settings = JSON.parse(process.env.TALLY_WORKER_SETTINGS ?? '{}') as WorkerProcessSettings;
+  const secrets = JSON.parse(process.env.TALLY_WORKER_SECRETS ?? '{}') as { password?: string; token?: string };
+  delete process.env.TALLY_WORKER_SECRETS;
+  if (secrets.password !== undefined || secrets.token !== undefined) settings.connection.auth = { ...settings.connection.auth, ...secrets };
+  return settings;
+}
+
+let connection: ConnectionSettings | undefined;
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  connection = settings.connection;
   const logger = createLogger({ level: settings.logLevel, fallback: 'info', bindings: { role: 'worker', index: settings.index } });
   const nc = await connectToNats({ ...settings.connection, name: `tally-worker-${settings.index}` });
+  // A denied subscription (tally.event.ended.*, $SRV) would otherwise fail silently.
+  reportPermissionErrors(nc, logger, settings.connection);
   const jsm = await jetstreamManagerFor(nc, settings.connection);
   const replicas = replicasFor(nc);
-  await ensureTaskTopology(jsm, { replicas });
-  const partials = await openPartialsStore(nc, { replicas });
+  // Binds to the existing consumer (all the worker role may do), else creates the topology.
+  const topology = await bindWorkerTopology(jsm, { replicas });
+  if (topology === 'missing') throw new Error(MISSING_TOPOLOGY);
+  if (topology === 'created') {
+    // A fresh server: the partials bucket is created here too when allowed. Either way it is
+    // written blind (see partials.ts).
+    await openPartialsStore(nc, { replicas }).catch(() => undefined);
+  }
+  const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, nc.info?.max_payload ?? 1024 * 1024);
   const loop = new TaskLoop({ js: jetstream(nc), partials, logger });
   const service = await registerWorkerService(nc, () => loop.stats);
   nc.subscribe(JOB_ENDED_SUBJECTS, {
@@ -67,6 +91,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`tally worker: ${describeError(error)}\n`);
+  const denied = permissionDenied(error);
+  const where = connection ? `${displayServers(connection.servers)}: ` : '';
+  process.stderr.write(`tally worker: ${denied ? `${where}${denied}` : redact(describeError(error), connection)}\n`);
   process.exit(1);
 });

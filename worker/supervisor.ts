@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../shared/log.js';
-import type { ConnectionSettings } from '../shared/nats/connection.js';
+import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection.js';
 import type { WorkerProcessSettings } from './process-main.js';
 
 const PROCESS_MAIN = fileURLToPath(new URL('./process-main.js', import.meta.url));
@@ -66,13 +66,18 @@ export class Supervisor {
   }
 
   private spawn(slot: Slot): void {
+    // Secrets travel in the child's environment, apart from the settings, never on its argv.
     const settings: WorkerProcessSettings = {
-      connection: this.options.connection,
+      connection: withoutSecrets(this.options.connection),
       logLevel: this.options.logLevel,
       index: slot.index,
     };
+    const secrets = connectionSecrets(this.options.connection);
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env, TALLY_WORKER_SETTINGS: JSON.stringify(settings) };
+    if (Object.keys(secrets).length > 0) env.TALLY_WORKER_SECRETS = JSON.stringify(secrets);
+    else delete env.TALLY_WORKER_SECRETS;
     const child = fork(PROCESS_MAIN, [], {
-      env: { ...process.env, ...this.options.env, TALLY_WORKER_SETTINGS: JSON.stringify(settings) },
+      env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     slot.child = child;

@@ -6,10 +6,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type { ObjectStore } from '@nats-io/obj';
 import { decodeTask, encodeEnvelope, type ResultHeader, type TaskHeader } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
-import { INLINE_PARTIAL_LIMIT } from '../shared/nats/partials.js';
+import { INLINE_PARTIAL_LIMIT, type PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
 import { TaskRejectedError, describeError } from '../shared/errors.js';
@@ -33,7 +32,7 @@ export interface WorkerStats {
 
 export interface TaskLoopOptions {
   js: JetStreamClient;
-  partials: ObjectStore;
+  partials: PartialsSink;
   logger: Logger;
   /** Milliseconds a pull waits for a task before asking again (the floor is 1000): also how long an idle process takes to stop. Default 1000. */
   pullExpiresMs?: number;

@@ -5,7 +5,8 @@
 import { Option, type Command } from 'commander';
 import type { AnyJobKind, Json } from '../../shared/kinds/kind.js';
 import { createLogger, type Logger } from '../../shared/log.js';
-import { UsageError } from '../../shared/errors.js';
+import { ServerError, UsageError } from '../../shared/errors.js';
+import { permissionDenied, redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
 import { Session } from '../session.js';
 import { runJob } from '../job-runner.js';
 import { ProgressBar } from '../progress.js';
@@ -13,17 +14,35 @@ import type { Format } from '../output.js';
 import type { JobRecord } from '../job-store.js';
 
 /** Options every command accepts. */
-export interface CommonOptions {
+export interface CommonOptions extends ConnectionFlags {
   server?: string;
   workers?: number;
   logLevel?: string;
   progress: boolean;
 }
 
-/** Adds --server, --workers, --log-level and --no-progress to a command. */
-export function withCommonOptions(command: Command): Command {
+/**
+ * Adds the credential and TLS options (each with its NATS_* environment fallback) to a command.
+ * Secret options show no default in --help: their values come from the flag or the environment
+ * only when the command runs.
+ */
+export function withConnectionOptions(command: Command): Command {
   return command
-    .option('--server <url>', 'NATS server URL(s), comma-separated (default: $NATS_URL, else an embedded local server)')
+    .option('--user <name>', 'NATS user name (env NATS_USER)')
+    .option('--password <password>', 'NATS password (env NATS_PASSWORD; prefer the environment: arguments are visible to other local users)')
+    .option('--token <token>', 'NATS authentication token (env NATS_TOKEN; prefer the environment)')
+    .option('--nkey <file>', 'file holding a user NKey seed (env NATS_NKEY)')
+    .option('--creds <file>', 'NATS .creds file: user JWT and NKey seed (env NATS_CREDS)')
+    .option('--tls-ca <file>', 'CA certificate (PEM) to verify the server with (env NATS_TLS_CA); tls:// URLs require TLS')
+    .option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS (env NATS_TLS_CERT)')
+    .option('--tls-key <file>', 'private key (PEM) of the client certificate (env NATS_TLS_KEY)')
+    .option('--inbox-prefix <prefix>', 'reply subject prefix (env NATS_INBOX_PREFIX; default _INBOX_<user> with --user, else _INBOX)');
+}
+
+/** Adds --server, the credential and TLS options, --workers, --log-level and --no-progress to a command. */
+export function withCommonOptions(command: Command): Command {
+  command.option('--server <url>', 'NATS server URL(s), comma-separated; nats:// or tls:// (default: $NATS_URL, else an embedded local server)');
+  return withConnectionOptions(command)
     .option('--workers <n>', 'embedded mode: worker processes to start (default: number of cores)', (v) => parseCount(v, '--workers', 0, 1024))
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
     .option('--no-progress', 'no progress bar on stderr');
@@ -59,15 +78,39 @@ export function commandLogger(options: CommonOptions): Logger {
   return createLogger({ level: options.logLevel, fallback: 'warn', bindings: { role: 'coordinator' } });
 }
 
-/** Opens a session for a command, runs `body`, and always closes the session. */
+/**
+ * Opens a session for a command, runs `body`, and always closes the session. A permissions
+ * violation anywhere becomes a ServerError saying which subject was denied; no error message
+ * carries a password or token.
+ */
 export async function withSession<T>(options: CommonOptions & { workers?: number }, body: (session: Session, logger: Logger) => Promise<T>, workers?: number): Promise<T> {
   const logger = commandLogger(options);
-  const session = await Session.open({ server: options.server, workers: workers ?? options.workers, logger, logLevel: options.logLevel });
+  const connection = resolveConnection(options);
+  let session: Session | undefined;
   try {
+    // Commands that start no embedded workers only read (jobs, result, workers).
+    session = await Session.open({ connection, workers: workers ?? options.workers, logger, logLevel: options.logLevel, purpose: workers === 0 ? 'read' : 'job' });
     return await body(session, logger);
+  } catch (error) {
+    throw explainNatsError(error, connection, session?.server);
   } finally {
-    await session.close();
+    await session?.close();
   }
+}
+
+/**
+ * A permissions violation (possibly wrapped) becomes a ServerError naming the server and the
+ * denied subject; other errors pass through with any secret removed from their message.
+ */
+export function explainNatsError(error: unknown, connection: ConnectionSettings | undefined, server?: string): unknown {
+  const where = server ?? (connection ? connection.servers.join(',') : 'embedded nats-server');
+  const denied = permissionDenied(error);
+  if (denied && !(error instanceof ServerError && /permission denied/.test(error.message))) return new ServerError(where, denied, { cause: error });
+  if (error instanceof Error && connection) {
+    const clean = redact(error.message, connection);
+    if (clean !== error.message) error.message = clean;
+  }
+  return error;
 }
 
 /** Aborted on the first SIGINT/SIGTERM; a second one exits at once with 130. */

@@ -1,48 +1,73 @@
 /** `tally worker`: runs a supervisor with N worker processes until SIGTERM/SIGINT. */
 import { Command } from 'commander';
 import { availableParallelism } from 'node:os';
-import { connectToNats, jetstreamManagerFor, parseServers } from '../../shared/nats/connection.js';
-import { ensureTaskTopology, replicasFor } from '../../shared/nats/topology.js';
-import { createLogger } from '../../shared/log.js';
+import { connectToNats, displayServers, jetstreamManagerFor, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
+import { MISSING_TOPOLOGY, bindWorkerTopology, replicasFor } from '../../shared/nats/topology.js';
+import { createLogger, type Logger } from '../../shared/log.js';
 import { UsageError } from '../../shared/errors.js';
 import { Supervisor } from '../../worker/supervisor.js';
-import { parseCount } from './common.js';
+import { explainNatsError, parseCount, withConnectionOptions } from './common.js';
 
-interface WorkerCliOptions {
+interface WorkerCliOptions extends ConnectionFlags {
   server?: string;
   processes?: number;
   logLevel?: string;
 }
 
+const RETRY_MS = 2000;
+
+/**
+ * Connects once as the supervisor, failing fast with what failed (server, credentials, TLS,
+ * permissions), and waits while tally's streams do not exist yet and this user may not create
+ * them (a least-privilege worker started before any coordinator). False when stopped meanwhile.
+ */
+async function preflight(connection: ConnectionSettings, logger: Logger, stopped: () => boolean): Promise<boolean> {
+  try {
+    const nc = await connectToNats({ ...connection, name: 'tally-supervisor' });
+    try {
+      const jsm = await jetstreamManagerFor(nc, connection);
+      for (let waiting = false; !stopped(); waiting = true) {
+        // Tries to create it once; then only looks (a denied create is an error line in the server's log).
+        if ((await bindWorkerTopology(jsm, { replicas: replicasFor(nc), create: !waiting })) !== 'missing') return true;
+        if (!waiting) logger.warn(`${MISSING_TOPOLOGY}; waiting`);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+      return false;
+    } finally {
+      await nc.close();
+    }
+  } catch (error) {
+    throw explainNatsError(error, connection, displayServers(connection.servers));
+  }
+}
+
 export function workerCommand(): Command {
-  return new Command('worker')
+  const command = new Command('worker')
     .description('run worker processes that pull tasks from the server until stopped')
-    .option('--server <url>', 'NATS server URL(s), comma-separated (default: $NATS_URL)')
+    .option('--server <url>', 'NATS server URL(s), comma-separated; nats:// or tls:// (default: $NATS_URL)');
+  return withConnectionOptions(command)
     .option('--processes <n>', 'worker processes (default: number of cores)', (v) => parseCount(v, '--processes', 1, 1024))
     .option('--log-level <level>', 'pino log level (default: $LOG_LEVEL, else info)')
     .action(async (options: WorkerCliOptions) => {
-      const url = options.server ?? process.env.NATS_URL;
-      if (!url) throw new UsageError('worker: give --server URL (or set NATS_URL); workers join a running server');
-      const connection = { servers: parseServers(url) };
+      const connection = resolveConnection(options);
+      if (!connection) throw new UsageError('worker: give --server URL (or set NATS_URL); workers join a running server');
       const logger = createLogger({ level: options.logLevel, fallback: 'info', bindings: { role: 'supervisor' } });
-      // Fail fast, naming the server, before forking anything.
-      const nc = await connectToNats({ ...connection, name: 'tally-supervisor' });
-      try {
-        await ensureTaskTopology(await jetstreamManagerFor(nc, connection), { replicas: replicasFor(nc) });
-      } finally {
-        await nc.close();
-      }
-      const supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel });
-      supervisor.start();
-      logger.info({ processes: supervisor.processes, server: url.replace(/\/\/[^@/]*@/, '//***@') }, 'workers starting');
-      await new Promise<void>((resolve) => {
+      let supervisor: Supervisor | null = null;
+      let stopSignal: string | null = null;
+      const finished = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
+          stopSignal = signal;
           logger.info({ signal }, 'stopping: each process finishes its task in hand');
-          void supervisor.stop().then(resolve);
+          void (supervisor?.stop() ?? Promise.resolve()).then(resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      if (!(await preflight(connection, logger, () => stopSignal !== null))) return;
+      supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel });
+      supervisor.start();
+      logger.info({ processes: supervisor.processes, server: displayServers(connection.servers) }, 'workers starting');
+      await finished;
       logger.info('workers stopped');
     });
 }

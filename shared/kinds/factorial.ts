@@ -311,6 +311,7 @@ function checkOptions(options: FactorialOptions): CheckedOptions {
 
 function parseSpec(spec: unknown): FactorialSpec {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('factorial task: spec must be an object');
+  for (const key of Object.keys(spec)) if (key !== 'n' && key !== 'lo' && key !== 'hi') throw new TaskRejectedError(`factorial task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
   const { n, lo, hi } = spec as Record<string, unknown>;
   for (const [name, value] of [['n', n], ['lo', lo], ['hi', hi]] as const) {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {

@@ -23,6 +23,13 @@ export const PRIMES_MAX_TO = 10n ** 15n;
 export const PRIMES_MAX_TASKS = 100_000;
 
 /**
+ * Most integers one task may sieve: PRIMES_MAX_TO / PRIMES_MAX_TASKS, what the largest job
+ * needs. A worker refuses a bigger task (from a broken or hostile coordinator) instead of
+ * sieving for hours; the coordinator refuses a --tasks that would make one.
+ */
+export const PRIMES_MAX_TASK_SPAN = PRIMES_MAX_TO / BigInt(PRIMES_MAX_TASKS);
+
+/**
  * Integers per task for the default task count. Near 10^9 the sieve runs at roughly 0.5 ns
  * per integer (see the report), so 2^27 integers is ~0.1–0.5 s of work: long enough that task
  * overhead is negligible, short enough that a lost task is cheap to redo and progress moves.
@@ -315,7 +322,12 @@ function taskCount(options: PrimesOptions, range: PrimesRange): number {
     if (tasks > PRIMES_MAX_TASKS) throw new UsageError(`--tasks: ${tasks} is too large (at most ${PRIMES_MAX_TASKS})`);
   }
   // More tasks than integers would leave some empty.
-  return range.size < BigInt(tasks) ? Number(range.size) : tasks;
+  if (range.size < BigInt(tasks)) return Number(range.size);
+  const needed = (range.size + PRIMES_MAX_TASK_SPAN - 1n) / PRIMES_MAX_TASK_SPAN;
+  if (BigInt(tasks) < needed) {
+    throw new UsageError(`--tasks: ${tasks} tasks would each sieve more than ${PRIMES_MAX_TASK_SPAN} integers, the per-task limit; use at least ${needed}`);
+  }
+  return tasks;
 }
 
 /** Parses one bound of a task spec: a decimal string of bounded length. */
@@ -328,11 +340,14 @@ function specBound(value: unknown, name: string): bigint {
 
 function parseSpec(spec: unknown): { lo: number; hi: number } {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('primes task: spec must be an object');
+  for (const key of Object.keys(spec)) if (key !== 'from' && key !== 'to') throw new TaskRejectedError(`primes task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
   const { from, to } = spec as Record<string, unknown>;
   const lo = specBound(from, 'from');
   const hi = specBound(to, 'to');
   if (lo > hi) throw new TaskRejectedError(`primes task: from ${lo} is greater than to ${hi}`);
   if (hi > PRIMES_MAX_TO) throw new TaskRejectedError(`primes task: to ${hi} is above the limit ${PRIMES_MAX_TO}`);
+  const span = hi - (lo < 0n ? 0n : lo) + 1n;
+  if (span > PRIMES_MAX_TASK_SPAN) throw new TaskRejectedError(`primes task: ${span} integers exceed the per-task limit of ${PRIMES_MAX_TASK_SPAN}`);
   // Below 2 there is nothing to sieve; clamp so the bounds become safe integers.
   return { lo: lo < 0n ? 0 : Number(lo), hi: hi < 0n ? -1 : Number(hi) };
 }

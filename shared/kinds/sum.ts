@@ -115,6 +115,7 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
 
   map(spec: unknown): Uint8Array {
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('sum task: spec must be an object');
+    for (const key of Object.keys(spec)) if (key !== 'from' && key !== 'to') throw new TaskRejectedError(`sum task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
     const { from, to } = spec as Record<string, unknown>;
     const lo = specBound(from, 'from');
     const hi = specBound(to, 'to');

@@ -75,24 +75,54 @@ function checkCommon(header: Record<string, unknown>): void {
   }
 }
 
+/** Longest `input` description and `error` reason accepted (they reach logs and job records). */
+export const MAX_TEXT_FIELD = 4096;
+
+const TASK_KEYS = new Set(['v', 'job', 'task', 'kind', 'input', 'spec']);
+const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object']);
+
+/**
+ * Unknown header fields are refused, not ignored: a version-1 peer never sends one, so one is a
+ * bug or an attempt to smuggle something past a later reader.
+ */
+function checkKeys(header: Record<string, unknown>, allowed: Set<string>, what: string): void {
+  for (const key of Object.keys(header)) {
+    if (!allowed.has(key)) throw new TaskRejectedError(`unknown ${what} header field ${JSON.stringify(key.slice(0, 64))}`);
+  }
+}
+
 /** Decodes and validates a task message; throws TaskRejectedError on anything malformed. */
 export function decodeTask(data: Uint8Array): { header: TaskHeader; body: Uint8Array } {
   if (data.length > MAX_TASK_BYTES + MAX_HEADER_BYTES) throw new TaskRejectedError(`task of ${data.length} bytes exceeds the limit`);
   const { header, body } = splitEnvelope(data);
   checkCommon(header);
+  checkKeys(header, TASK_KEYS, 'task');
   if (typeof header.kind !== 'string' || !/^[a-z]{1,32}$/.test(header.kind)) throw new TaskRejectedError('bad kind');
-  if (typeof header.input !== 'string' || header.input.length > 4096) throw new TaskRejectedError('bad input description');
-  if (header.spec === undefined) throw new TaskRejectedError('missing spec');
+  if (typeof header.input !== 'string' || header.input.length > MAX_TEXT_FIELD) throw new TaskRejectedError('bad input description');
+  if (typeof header.spec !== 'object' || header.spec === null || Array.isArray(header.spec)) throw new TaskRejectedError('missing or malformed spec');
   return { header: header as unknown as TaskHeader, body };
+}
+
+/** The name a worker gives a partial it stores: `<job>.<task>.<8 hex digits>` (see task-loop.ts). */
+export function isPartialObjectName(name: string, job: string, task: number): boolean {
+  return name.startsWith(`${job}.${task}.`) && /^[0-9a-f]{8}$/.test(name.slice(`${job}.${task}.`.length));
 }
 
 /** Decodes and validates a result message. */
 export function decodeResult(data: Uint8Array): { header: ResultHeader; body: Uint8Array } {
   const { header, body } = splitEnvelope(data);
   checkCommon(header);
+  checkKeys(header, RESULT_KEYS, 'result');
   if (typeof header.worker !== 'string' || header.worker.length > 256) throw new TaskRejectedError('bad worker name');
-  if (typeof header.ms !== 'number') throw new TaskRejectedError('bad duration');
-  if (header.error !== undefined && typeof header.error !== 'string') throw new TaskRejectedError('bad error');
-  if (header.object !== undefined && typeof header.object !== 'string') throw new TaskRejectedError('bad object name');
+  if (typeof header.ms !== 'number' || !Number.isFinite(header.ms) || header.ms < 0) throw new TaskRejectedError('bad duration');
+  if (header.error !== undefined && (typeof header.error !== 'string' || header.error.length > MAX_TEXT_FIELD)) throw new TaskRejectedError('bad error');
+  if (header.object !== undefined) {
+    // Only an object of this very task: a result must not point its reader (who deletes what it
+    // reads) at another task's or another job's partial.
+    if (typeof header.object !== 'string' || !isPartialObjectName(header.object, header.job as string, header.task as number)) {
+      throw new TaskRejectedError('bad object name');
+    }
+    if (body.length > 0) throw new TaskRejectedError('a result with an object carries no body');
+  }
   return { header: header as unknown as ResultHeader, body };
 }

@@ -1,11 +1,82 @@
 /**
  * Partial results travel inline in the result message when small, and through the partials
  * Object Store bucket when larger than one message should be.
+ *
+ * Workers write partials with {@link PartialsWriter}: the Object Store's own wire format
+ * (chunks on `$O.<bucket>.C.<nuid>`, then the metadata on `$O.<bucket>.M.<name>`), published
+ * with plain JetStream publishes. The library's `put` first reads the object's current
+ * metadata, which needs `$JS.API.STREAM.MSG.GET.OBJ_<bucket>`: a right to read any message
+ * of the bucket, i.e. every other task's partial. Writing blind needs publish rights only,
+ * so a worker (see config/nats/secure/) can store partials and read none.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
+import { headers } from '@nats-io/transport-node';
 
 /** Partials above this many bytes go through the Object Store (max_payload is 1 MiB by default). */
 export const INLINE_PARTIAL_LIMIT = 512 * 1024;
+
+/** What a worker needs of the partials bucket: store an object; dropping one is best effort. */
+export interface PartialsSink {
+  putBlob(meta: { name: string }, data: Uint8Array): Promise<unknown>;
+  delete(name: string): Promise<unknown>;
+}
+
+/** Chunk size the Object Store library uses by default. */
+const CHUNK_BYTES = 128 * 1024;
+
+/**
+ * Stores objects in an existing Object Store bucket with publish rights only. Readers use the
+ * ordinary ObjectStore API (`getBlob` checks the SHA-256 digest written here).
+ */
+export class PartialsWriter implements PartialsSink {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly bucket: string,
+    private readonly maxPayload: number,
+  ) {}
+
+  async putBlob(meta: { name: string }, data: Uint8Array): Promise<void> {
+    const nuid = randomBytes(16).toString('hex').toUpperCase();
+    const chunkSize = Math.max(1024, Math.min(CHUNK_BYTES, this.maxPayload - 1024));
+    const sha = createHash('sha256');
+    let chunks = 0;
+    for (let offset = 0; offset < data.length; offset += chunkSize) {
+      const chunk = data.subarray(offset, offset + chunkSize);
+      sha.update(chunk);
+      await this.js.publish(`$O.${this.bucket}.C.${nuid}`, chunk);
+      chunks++;
+    }
+    const info = {
+      name: meta.name,
+      description: '',
+      options: { max_chunk_size: chunkSize },
+      bucket: this.bucket,
+      nuid,
+      size: data.length,
+      chunks,
+      mtime: new Date().toISOString(),
+      digest: `SHA-256=${sha.digest('base64url')}${padding(32)}`,
+      deleted: false,
+    };
+    const h = headers();
+    h.set('Nats-Rollup', 'sub');
+    await this.js.publish(`$O.${this.bucket}.M.${Buffer.from(meta.name).toString('base64url')}${padding(Buffer.byteLength(meta.name))}`, JSON.stringify(info), { headers: h });
+  }
+
+  /**
+   * Deleting needs a purge (a right workers do not have): an object whose result was refused
+   * is left to the coordinator, which sweeps its job's partials when the job ends, and to the
+   * bucket's max age.
+   */
+  async delete(_name: string): Promise<void> {}
+}
+
+/** The '=' padding of the base64 encoding of `bytes` bytes (the Object Store pads its names). */
+function padding(bytes: number): string {
+  return '='.repeat((3 - (bytes % 3)) % 3);
+}
 
 /** Reads and then deletes a stored partial; throws when it is missing. */
 export async function takeStoredPartial(store: ObjectStore, name: string): Promise<Uint8Array> {

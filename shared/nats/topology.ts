@@ -1,6 +1,11 @@
 /**
  * The JetStream resources tally needs, created on first use by whichever side arrives first
  * (coordinator or worker), so a fresh server needs no set-up step.
+ *
+ * With least privilege (config/nats/secure/, docs/SECURITY.md) only the coordinator role (or an
+ * administrator) may create them: a worker or reader that may not even look at a stream skips
+ * it and binds to what exists; one that finds it missing and may not create it fails with
+ * "permission denied publishing to $JS.API.STREAM.CREATE.…".
  */
 import {
   AckPolicy,
@@ -13,6 +18,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
+import { permissionViolation } from './connection.js';
 import {
   JOBS_BUCKET,
   PARTIALS_BUCKET,
@@ -60,11 +66,18 @@ function isAlreadyInUse(error: unknown): boolean {
   return error instanceof Error && /already in use|already exists/i.test(error.message);
 }
 
+/** True when the server refused a subject to this user (a permissions violation). */
+export function isPermissionDenied(error: unknown): boolean {
+  return permissionViolation(error) !== undefined;
+}
+
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
   try {
     await jsm.streams.info(config.name);
     return;
   } catch (error) {
+    // Not allowed to look: a least-privilege user; whoever may look also creates it.
+    if (isPermissionDenied(error)) return;
     if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
   }
   try {
@@ -102,7 +115,8 @@ export async function ensureTaskTopology(jsm: JetStreamManager, options: Topolog
   });
   try {
     await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
-  } catch {
+  } catch (error) {
+    if (isPermissionDenied(error)) return;
     try {
       await jsm.consumers.add(TASK_STREAM, {
         durable_name: WORKER_CONSUMER,
@@ -116,6 +130,34 @@ export async function ensureTaskTopology(jsm: JetStreamManager, options: Topolog
       if (!isAlreadyInUse(error)) throw error;
     }
   }
+}
+
+/** Why a worker cannot start yet on a server where tally's streams were never created. */
+export const MISSING_TOPOLOGY =
+  "tally's task streams do not exist yet and this user may not create them: run a job with coordinator credentials (or create them as an administrator, see docs/SECURITY.md)";
+
+/**
+ * A worker's start: binds to the shared consumer when it exists (looking at nothing else, so
+ * a least-privilege worker raises no permission errors), else creates tally's task streams and
+ * consumer when this user may; 'missing' when it may not (the worker role: wait for a
+ * coordinator or an administrator to create them).
+ */
+export async function bindWorkerTopology(jsm: JetStreamManager, options: TopologyOptions & { create?: boolean } = {}): Promise<'bound' | 'created' | 'missing'> {
+  try {
+    await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+    return 'bound';
+  } catch (error) {
+    if (isPermissionDenied(error) || !(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+  }
+  if (options.create === false) return 'missing';
+  try {
+    await ensureTaskTopology(jsm, options);
+  } catch (error) {
+    // Missing, and this user may not create it: a coordinator (or an administrator) will.
+    if (isPermissionDenied(error)) return 'missing';
+    throw error;
+  }
+  return 'created';
 }
 
 /** The KV bucket of job records, created when missing. */

@@ -1,0 +1,148 @@
+/**
+ * The benchmark corpora: real text that installed packages ship, replicated to size.
+ *
+ *  - english: every *.md file under node_modules (READMEs, changelogs, licences of the pinned
+ *    dependencies), in path order, concatenated; ~1.6 MB of real English prose, code and URLs.
+ *  - multilingual: every message of TypeScript's localized diagnosticMessages (cs, de, es, fr,
+ *    it, ja, ko, pl, pt-br, ru, tr, zh-cn, zh-tw), one per line; ~3.5 MB in 13 languages.
+ *
+ * Each seed is repeated whole until the file reaches its target size. The files go to
+ * bench/.corpus/ (gitignored) and are reused while the seed's sha256 and the size match.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { REPO_ROOT, say } from './lib.js';
+
+export const CORPUS_DIR = join(REPO_ROOT, 'bench', '.corpus');
+
+export interface Seed {
+  name: 'english' | 'multilingual';
+  description: string;
+  bytes: Uint8Array;
+  files: number;
+  sha256: string;
+}
+
+export interface CorpusFile {
+  seed: Seed['name'];
+  path: string;
+  bytes: number;
+  copies: number;
+  seedBytes: number;
+  seedSha256: string;
+}
+
+function walk(dir: string, out: string[]): void {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) walk(path, out);
+    else if (entry.isFile() && /\.md$/i.test(entry.name)) out.push(path);
+  }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** All *.md files under node_modules, sorted by path (byte order), joined by newlines. */
+export function englishSeed(): Seed {
+  const root = join(REPO_ROOT, 'node_modules');
+  const paths: string[] = [];
+  walk(root, paths);
+  const rel = paths.map((p) => relative(REPO_ROOT, p)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (rel.length === 0) throw new Error('no *.md files under node_modules: run `npm ci` first');
+  const parts: Buffer[] = [];
+  for (const p of rel) {
+    parts.push(readFileSync(join(REPO_ROOT, p)));
+    parts.push(Buffer.from('\n'));
+  }
+  const bytes = Buffer.concat(parts);
+  return { name: 'english', description: `all ${rel.length} *.md files under node_modules, concatenated`, bytes, files: rel.length, sha256: sha256(bytes) };
+}
+
+/** Every localized TypeScript diagnostic message, one per line, locales in name order. */
+export function multilingualSeed(): Seed {
+  const lib = join(REPO_ROOT, 'node_modules', 'typescript', 'lib');
+  const locales = readdirSync(lib, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(lib, e.name, 'diagnosticMessages.generated.json')))
+    .map((e) => e.name)
+    .sort();
+  if (locales.length === 0) throw new Error('no localized diagnosticMessages in node_modules/typescript/lib');
+  const lines: string[] = [];
+  for (const locale of locales) {
+    const messages = JSON.parse(readFileSync(join(lib, locale, 'diagnosticMessages.generated.json'), 'utf8')) as Record<string, string>;
+    for (const value of Object.values(messages)) lines.push(value.replace(/\s*\n\s*/g, ' '));
+  }
+  const bytes = Buffer.from(lines.join('\n') + '\n', 'utf8');
+  return {
+    name: 'multilingual',
+    description: `TypeScript ${readTsVersion()} localized diagnosticMessages (${locales.join(', ')}), one message per line`,
+    bytes,
+    files: locales.length,
+    sha256: sha256(bytes),
+  };
+}
+
+function readTsVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+interface Manifest {
+  [file: string]: { bytes: number; seedSha256: string; copies: number };
+}
+
+function readManifest(): Manifest {
+  try {
+    return JSON.parse(readFileSync(join(CORPUS_DIR, 'manifest.json'), 'utf8')) as Manifest;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * A file of at least `targetBytes` made of whole copies of the seed, built once and reused.
+ * @param label distinguishes sizes: "english-200MiB"
+ */
+export function corpusFile(seed: Seed, targetBytes: number, label: string): CorpusFile {
+  mkdirSync(CORPUS_DIR, { recursive: true });
+  const path = join(CORPUS_DIR, `${label}.txt`);
+  const copies = Math.max(1, Math.ceil(targetBytes / seed.bytes.length));
+  const bytes = copies * seed.bytes.length;
+  const manifest = readManifest();
+  const known = manifest[label];
+  const result: CorpusFile = { seed: seed.name, path, bytes, copies, seedBytes: seed.bytes.length, seedSha256: seed.sha256 };
+  if (known && known.seedSha256 === seed.sha256 && known.copies === copies && existsSync(path) && statSync(path).size === bytes) return result;
+  say(`building ${label} (${(bytes / 1e6).toFixed(0)} MB, ${copies} copies of the ${seed.name} seed)`);
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    // Write several copies per syscall.
+    const perWrite = Math.max(1, Math.floor((8 << 20) / seed.bytes.length));
+    const block = Buffer.concat(Array.from({ length: perWrite }, () => seed.bytes));
+    let left = copies;
+    while (left > 0) {
+      const n = Math.min(left, perWrite);
+      const piece = n === perWrite ? block : block.subarray(0, n * seed.bytes.length);
+      let off = 0;
+      while (off < piece.length) off += writeSync(fd, piece, off, piece.length - off);
+      left -= n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  manifest[label] = { bytes, seedSha256: seed.sha256, copies };
+  writeFileSync(join(CORPUS_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return result;
+}

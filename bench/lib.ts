@@ -1,0 +1,227 @@
+/**
+ * Small helpers for the benchmark harness: running commands with wall-clock timing, medians,
+ * reading peak RSS from /proc, and plain-text tables. No dependencies beyond Node itself.
+ */
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+/** The repository root (dist/bench/lib.js → ../../). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const TALLY_BIN = join(REPO_ROOT, 'bin', 'tally.js');
+export const BENCH_SRC = join(REPO_ROOT, 'bench');
+
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function round(value: number, digits = 2): number {
+  if (!Number.isFinite(value)) return value;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Megabytes (10^6 bytes) per second. */
+export function mbps(bytes: number, ms: number): number {
+  return bytes / 1e6 / (ms / 1000);
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time from spawn to exit, ms. */
+  ms: number;
+  /** Epoch ms at spawn, for lining up log timestamps. */
+  startedAt: number;
+  /** Epoch ms when the first stdout byte arrived (null if none). */
+  firstStdoutAt: number | null;
+  pid: number;
+}
+
+export interface RunOptions extends SpawnOptions {
+  /** Text fed to stdin. */
+  input?: string;
+  /** Called with the child's pid right after spawn. */
+  onSpawn?: (pid: number) => void;
+  /** Fail (throw) on a non-zero exit. Default true. */
+  check?: boolean;
+  /** Kill the child after this many ms. */
+  timeoutMs?: number;
+}
+
+/** Runs a command to completion and times it (wall clock, spawn to exit). */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const { input, onSpawn, check = true, timeoutMs, ...spawnOptions } = options;
+  return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let firstStdoutAt: number | null = null;
+    child.stdout?.on('data', (d: Buffer) => {
+      firstStdoutAt ??= Date.now();
+      out.push(d);
+    });
+    child.stderr?.on('data', (d: Buffer) => err.push(d));
+    child.once('error', reject);
+    if (child.pid !== undefined) onSpawn?.(child.pid);
+    if (child.stdin) {
+      if (input !== undefined) child.stdin.end(input);
+      else child.stdin.end();
+    }
+    const timer = timeoutMs ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
+    child.once('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      const ms = performance.now() - t0;
+      const result: RunResult = {
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        ms,
+        startedAt,
+        firstStdoutAt,
+        pid: child.pid ?? -1,
+      };
+      if (check && code !== 0) {
+        reject(new Error(`${command} ${args.join(' ')} exited with ${code ?? signal}: ${result.stderr.trim().split('\n').slice(-5).join(' | ')}`));
+      } else {
+        resolve(result);
+      }
+    });
+  });
+}
+
+/** Runs a shell pipeline with bash -o pipefail. */
+export function sh(script: string, options: RunOptions = {}): Promise<RunResult> {
+  return run('bash', ['-o', 'pipefail', '-c', script], options);
+}
+
+/** A /proc/PID/status field in kB (VmHWM = peak RSS, VmRSS = current), or null. */
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Direct children of a process (Linux /proc/PID/task/*\/children). */
+export function childPids(pid: number): number[] {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return text ? text.split(/\s+/).map(Number) : [];
+  } catch {
+    return [];
+  }
+}
+
+export const GNU_TIME = '/usr/bin/time';
+export const hasGnuTime = (): boolean => existsSync(GNU_TIME);
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Formats rows as an aligned plain-text table. */
+export function textTable(header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => String(c)))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n') + '\n';
+}
+
+/** Formats rows as a GitHub markdown table. */
+export function markdownTable(header: string[], rows: Array<Array<string | number>>, align?: Array<'l' | 'r'>): string {
+  const sep = header.map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? '---:' : ':---'));
+  const esc = (c: string | number) => String(c).replace(/\|/g, '\\|');
+  return [`| ${header.map(esc).join(' | ')} |`, `| ${sep.join(' | ')} |`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n') + '\n';
+}
+
+/** Human number formatting: 3 significant figures, at least 0 decimals. */
+export function fmt(value: number | null | undefined, digits = 3): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return 'n/a';
+  const abs = Math.abs(value);
+  if (abs >= 10 ** digits) return Math.round(value).toLocaleString('en-US');
+  return Number(value.toPrecision(digits)).toString();
+}
+
+/** Logs a progress line on stderr (the table goes to stdout). */
+export function say(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+export function machineJiffies(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal (guest is inside user)
+  return { busy: total - idle, total };
+}
+
+/** CPU jiffies of this process and its reaped descendants (utime+stime+cutime+cstime). */
+export function ownJiffies(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+}
+
+/**
+ * Tracks CPU used on the machine by processes that are not ours (other users, other jobs)
+ * while runs are timed: machine busy time minus this process tree's, between `start()` and
+ * `stop()`. `take()` returns the average number of cores they kept busy over the timed
+ * intervals since the last take.
+ */
+export class Interference {
+  private foreign = 0;
+  private seconds = 0;
+  private mark: { machine: number; own: number; at: number } | null = null;
+
+  start(): void {
+    this.mark = { machine: machineJiffies().busy, own: ownJiffies(), at: performance.now() };
+  }
+
+  stop(): void {
+    if (!this.mark) return;
+    const machine = machineJiffies().busy;
+    const own = ownJiffies();
+    this.foreign += Math.max(0, machine - this.mark.machine - (own - this.mark.own));
+    this.seconds += (performance.now() - this.mark.at) / 1000;
+    this.mark = null;
+  }
+
+  take(): number {
+    const cores = this.seconds > 0 ? this.foreign / 100 / this.seconds : 0;
+    this.foreign = 0;
+    this.seconds = 0;
+    return cores;
+  }
+}
+
+/** Fraction of the machine busy over `ms` (all processes). */
+export async function machineBusy(ms: number): Promise<number> {
+  const a = machineJiffies();
+  await sleep(ms);
+  const b = machineJiffies();
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/**
+ * Waits (up to `maxWaitMs`) until the machine is quiet: less than `threshold` of it busy over
+ * half a second. Returns the ms waited; benchmarks on a shared machine start from a quiet one.
+ */
+export async function waitQuiet(threshold: number, maxWaitMs: number): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < maxWaitMs) {
+    if ((await machineBusy(500)) < threshold) return performance.now() - t0;
+  }
+  return performance.now() - t0;
+}

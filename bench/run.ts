@@ -1,0 +1,813 @@
+/**
+ * tally's benchmark harness: tally and its peers side by side, on the same inputs, in one run.
+ *
+ *   npm run bench                        full run (~5-10 min): bench/results.json + results.md
+ *   node dist/bench/run.js --small       CI smoke run (< 60 s): bench/results.local.json
+ *   BENCH_SMALL=1 node dist/bench/run.js same as --small
+ *
+ * Options: --reps N (repetitions of fast measurements; default 3, 1 with --small),
+ * --only calib,count,tiny,primes,factorial,rss,startup  --corpus english,multilingual
+ * --out FILE (results JSON; a .md of the tables is written beside it), --keep (keep temp dirs),
+ * --no-wait-quiet (do not wait for a quiet machine before each run; --small never waits).
+ *
+ * Every figure is the median of its runs; each measurement records how many runs it had.
+ * Slow peers (tr|sort|uniq, Python's factorial) run once. The word-count peers run
+ * interleaved (rep 1 of every peer, then rep 2, ...) so that a slow spell of a shared machine
+ * hits them alike. Each measurement records `interference`: the average number of cores that
+ * processes other than the harness's kept busy while it ran (0 on a quiet machine).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { findNatsServer, startNatsServer } from '../coordinator/nats-server.js';
+import { corpusFile, englishSeed, multilingualSeed, type CorpusFile, type Seed } from './corpus.js';
+import { cpuByRole, TreeSampler, type ProcessUsage, type Role } from './procs.js';
+import {
+  BENCH_SRC,
+  GNU_TIME,
+  Interference,
+  waitQuiet,
+  REPO_ROOT,
+  TALLY_BIN,
+  childPids,
+  fmt,
+  hasGnuTime,
+  markdownTable,
+  mbps,
+  median,
+  procStatusKb,
+  round,
+  run,
+  say,
+  sh,
+  sleep,
+  textTable,
+  type RunResult,
+} from './lib.js';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+const { values: argv } = parseArgs({
+  options: {
+    small: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    only: { type: 'string' },
+    corpus: { type: 'string' },
+    out: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'wait-quiet': { type: 'boolean', default: true },
+  },
+  allowNegative: true,
+});
+
+const SMALL = argv.small === true || /^(1|true|yes)$/i.test(process.env.BENCH_SMALL ?? '');
+const MiB = 1024 * 1024;
+
+interface Sizes {
+  countBytes: number;
+  multilingualBytes: number;
+  rssBytes: [number, number];
+  rssLabels: [string, string];
+  tinyTasks: number;
+  tinyTo: string;
+  primesTo: string;
+  primesExpected: number;
+  factorialN: number;
+  factorialDigits: number;
+  cpuSpinIterations: number;
+}
+
+const SIZES: Sizes = SMALL
+  ? {
+      countBytes: 8 * MiB,
+      multilingualBytes: 4 * MiB,
+      rssBytes: [4 * MiB, 16 * MiB],
+      rssLabels: ['4MiB', '16MiB'],
+      tinyTasks: 500,
+      tinyTo: '1e6',
+      primesTo: '1e7',
+      primesExpected: 664_579,
+      factorialN: 20_000,
+      factorialDigits: 77_338,
+      cpuSpinIterations: 5e7,
+    }
+  : {
+      countBytes: 200 * MiB,
+      multilingualBytes: 200 * MiB,
+      rssBytes: [200 * MiB, 1024 * MiB],
+      rssLabels: ['200MiB', '1GiB'],
+      tinyTasks: 20_000,
+      tinyTo: '1e7',
+      primesTo: '1e9',
+      primesExpected: 50_847_534,
+      factorialN: 200_000,
+      factorialDigits: 973_351,
+      cpuSpinIterations: 4e8,
+    };
+
+const REPS = argv.reps ? Math.max(1, Number(argv.reps)) : SMALL ? 1 : 3;
+const SLOW_REPS = 1;
+const SECTIONS = new Set((argv.only ?? 'calib,count,tiny,primes,factorial,rss,startup').split(',').map((s) => s.trim()));
+const CORPORA = new Set((argv.corpus ?? 'english,multilingual').split(',').map((s) => s.trim()));
+const OUT = argv.out ?? join(BENCH_SRC, SMALL ? 'results.local.json' : 'results.json');
+const WORKERS_DEFAULT = availableParallelism();
+/**
+ * Before each timed run, wait (up to 20 s) for the machine to be < 15% busy, within a budget
+ * of 6 minutes of waiting per harness run; after that runs start at once (and say so).
+ */
+const WAIT_QUIET = !SMALL && argv['wait-quiet'] !== false;
+const QUIET_BUDGET_MS = 6 * 60_000;
+const interference = new Interference();
+let quietWaitMs = 0;
+
+async function quiet(): Promise<void> {
+  if (!WAIT_QUIET || quietWaitMs >= QUIET_BUDGET_MS) return;
+  quietWaitMs += await waitQuiet(0.15, Math.min(20_000, QUIET_BUDGET_MS - quietWaitMs));
+}
+
+const tempRoot = mkdtempSync(join(tmpdir(), 'tally-bench-'));
+const dataDir = join(tempRoot, 'data');
+
+/** Environment for tally in its embedded default: a private data dir, no NATS_URL. */
+function embeddedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TALLY_DATA_DIR: dataDir, ...extra };
+  delete env.NATS_URL;
+  if (!('LOG_LEVEL' in extra)) delete env.LOG_LEVEL;
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+const cEnv = (): NodeJS.ProcessEnv => ({ ...process.env, LC_ALL: 'C' });
+
+/** The peers are optional: a machine without python3 skips the Python rows. */
+const HAS_PYTHON = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import multiprocessing, collections, re'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    say('python3 not found: skipping the Python peers');
+    return false;
+  }
+})();
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+interface Measurement {
+  id: string;
+  section: string;
+  label: string;
+  /** Median of `runs`. */
+  value: number;
+  unit: string;
+  runs: number[];
+  reps: number;
+  /** Wall time of each run, ms (when the unit is not time). */
+  wallMs?: number[];
+  bytes?: number;
+  notes?: string;
+  extra?: Record<string, unknown>;
+  /** Average cores kept busy by other processes while this was measured. */
+  interference?: number;
+}
+
+const measurements: Measurement[] = [];
+const started = Date.now();
+
+function record(m: Omit<Measurement, 'value'> & { value?: number }): Measurement {
+  const full: Measurement = { ...m, value: m.value ?? median(m.runs), runs: m.runs.map((v) => round(v, 3)) };
+  full.interference = round(m.interference ?? interference.take(), 2);
+  full.value = round(full.value, 3);
+  if (full.wallMs) full.wallMs = full.wallMs.map((v) => round(v, 1));
+  measurements.push(full);
+  say(`${full.label}: ${fmt(full.value)} ${full.unit}${full.runs.length > 1 ? ` (runs ${full.runs.map((v) => fmt(v)).join(', ')})` : ''}`);
+  return full;
+}
+
+const get = (id: string): Measurement | undefined => measurements.find((m) => m.id === id);
+
+/** Runs `fn` n times, each after waiting for a quiet machine, metering interference. */
+async function repeat<T>(n: number, fn: (i: number) => Promise<T>, meter: Interference = interference): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) {
+    await quiet();
+    meter.start();
+    try {
+      out.push(await fn(i));
+    } finally {
+      meter.stop();
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine
+
+function commandVersion(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0];
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine() {
+  let commit = 'unknown';
+  let dirty = false;
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim() !== '';
+  } catch {
+    // not a git checkout
+  }
+  return {
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGiB: round(totalmem() / 1024 ** 3, 1),
+    kernel: release(),
+    node: process.version,
+    natsServer: commandVersion(findNatsServer(), ['--version']),
+    python: commandVersion('python3', ['--version']),
+    coreutils: commandVersion('wc', ['--version']),
+    tallyCommit: commit + (dirty ? ' (with uncommitted changes)' : ''),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration: how far does this machine's second core go on pure CPU work?
+
+async function calibrate(): Promise<void> {
+  const script = `let x=0;for(let i=0;i<${SIZES.cpuSpinIterations};i++){x=(x+i*7)|0}if(x===42)console.log(x)`;
+  const one = await repeat(REPS, async () => (await run(process.execPath, ['-e', script])).ms);
+  const two = await repeat(REPS, async () => {
+    const t0 = performance.now();
+    await Promise.all([run(process.execPath, ['-e', script]), run(process.execPath, ['-e', script])]);
+    return performance.now() - t0;
+  });
+  const ops1 = one.map((ms) => 1000 / ms);
+  const ops2 = two.map((ms) => 2000 / ms);
+  record({ id: 'calib.cpu1', section: 'calibration', label: 'pure-CPU loop, 1 process', runs: ops1, unit: 'loops/s', reps: REPS, wallMs: one });
+  record({ id: 'calib.cpu2', section: 'calibration', label: 'pure-CPU loop, 2 processes at once', runs: ops2, unit: 'loops/s', reps: REPS, wallMs: two });
+  record({
+    id: 'calib.scaling',
+    section: 'calibration',
+    label: 'machine scaling ceiling, 2 processes vs 1 (pure CPU)',
+    runs: [median(ops2) / median(ops1)],
+    unit: 'x',
+    reps: REPS,
+    notes: 'the most any 2-process speedup can reach on this VM',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Word counts
+
+interface TallyRun {
+  result: RunResult;
+  json: Record<string, unknown>;
+  usage: ProcessUsage[];
+}
+
+async function tally(args: string[], env: NodeJS.ProcessEnv, sampleRole: Role = 'coordinator'): Promise<TallyRun> {
+  let sampler: TreeSampler | null = null;
+  const result = await run(process.execPath, [TALLY_BIN, ...args], { env, onSpawn: (pid) => (sampler = new TreeSampler(pid, sampleRole)) });
+  const usage = (sampler as TreeSampler | null)?.stop() ?? [];
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+  } catch {
+    throw new Error(`tally ${args.join(' ')}: output is not JSON: ${result.stdout.slice(0, 200)}`);
+  }
+  return { result, json, usage };
+}
+
+function cpuSummary(runs: TallyRun[]): Record<string, number> {
+  // CPU seconds by role, from the median-wall run.
+  const sorted = [...runs].sort((a, b) => a.result.ms - b.result.ms);
+  const mid = sorted[sorted.length >> 1];
+  const byRole = cpuByRole(mid.usage);
+  const sysByRole = cpuByRole(mid.usage, true);
+  return {
+    ...Object.fromEntries(Object.entries(byRole).map(([k, v]) => [`${k}CpuS`, round((v ?? 0) / 1000, 2)])),
+    ...Object.fromEntries(Object.entries(sysByRole).map(([k, v]) => [`${k}SysCpuS`, round((v ?? 0) / 1000, 2)])),
+  };
+}
+
+interface CorpusRun {
+  seed: Seed;
+  file: CorpusFile;
+  /** Reference totals from tally's in-process serial count, to check every tally run. */
+  totalWords?: number;
+}
+
+/** One contender of the word-count section: how to run it once, and how to record its runs. */
+interface Variant<T = unknown> {
+  id: string;
+  label: string;
+  reps: number;
+  runOnce: () => Promise<{ ms: number; data: T }>;
+  notes?: string;
+  extra?: (runs: Array<{ ms: number; data: T }>) => Record<string, unknown>;
+}
+
+async function countSection(corpus: CorpusRun): Promise<void> {
+  const { file } = corpus;
+  const name = corpus.seed.name;
+  const english = name === 'english';
+  const prefix = `count.${name}`;
+  const section = `count ${name} (${(file.bytes / 1e6).toFixed(0)} MB)`;
+
+  // The reference total, from tally's own code in one process; every tally run must match it.
+  const ref = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', 'serial', '--threads', '1', '--file', file.path]);
+  corpus.totalWords = (JSON.parse(ref.stdout) as { totalWords: number }).totalWords;
+  let wcWords = -1;
+
+  const inproc = (mode: string, threads: number, label: string): Variant<{ totalWords?: number }> => ({
+    id: `${prefix}.inproc.${mode === 'serial' ? 'serial' : mode === 'map' ? `map${threads}` : `pipe${threads}`}`,
+    label: `${name}: ${label}`,
+    reps: REPS,
+    runOnce: async () => {
+      const r = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', mode, '--threads', String(threads), '--file', file.path]);
+      const out = JSON.parse(r.stdout) as { ms: number; totalWords?: number };
+      if (out.totalWords !== undefined && out.totalWords !== corpus.totalWords) throw new Error(`in-process ${mode} total ${out.totalWords} != ${corpus.totalWords}`);
+      return { ms: out.ms, data: out };
+    },
+  });
+  const tallyCount = (id: string, label: string, args: string[], check: (json: Record<string, unknown>) => void): Variant<TallyRun> => ({
+    id: `${prefix}.${id}`,
+    label: `${name}: ${label}`,
+    reps: REPS,
+    runOnce: async () => {
+      const r = await tally(['count', file.path, ...args, '--no-progress', '--format', 'json'], embeddedEnv());
+      check(r.json);
+      return { ms: r.result.ms, data: r };
+    },
+    extra: (runs) => ({ tasks: runs[0].data.json.tasks, totalWords: runs[0].data.json.totalWords, uniqueWords: runs[0].data.json.uniqueWords, ...cpuSummary(runs.map((x) => x.data)) }),
+  });
+  const sameTotal = (json: Record<string, unknown>) => {
+    if (json.totalWords !== corpus.totalWords) throw new Error(`tally count total ${String(json.totalWords)} != in-process ${corpus.totalWords}`);
+  };
+
+  const variants: Variant<any>[] = [
+    inproc('serial', 1, 'in-process, 1 thread: read+chunk+map+reduce'),
+    inproc('map', 1, 'map function only, 1 thread'),
+    inproc('map', 2, 'map function only, 2 threads'),
+    inproc('pipeline', 1, 'in-process pipeline, main thread chunks+reduces, 1 map thread'),
+    inproc('pipeline', 2, 'in-process pipeline, main thread chunks+reduces, 2 map threads'),
+    tallyCount('tally.w1', 'tally count, embedded, --workers 1', ['--workers', '1'], sameTotal),
+    tallyCount('tally.w2', 'tally count, embedded, --workers 2', ['--workers', '2'], sameTotal),
+    tallyCount('tally.w2.chunk4M', 'tally count --chunk-size 4M, embedded, --workers 2 (what-if: 4x fewer tasks)', ['--workers', '2', '--chunk-size', '4M'], sameTotal),
+    {
+      id: `${prefix}.wc`,
+      label: `${name}: LC_ALL=C wc -w`,
+      reps: REPS,
+      runOnce: async () => {
+        const r = await run('wc', ['-w', file.path], { env: cEnv() });
+        wcWords = Number(r.stdout.trim().split(/\s+/)[0]);
+        return { ms: r.ms, data: wcWords };
+      },
+      extra: () => ({ words: wcWords }),
+    },
+    {
+      id: `${prefix}.python`,
+      label: `${name}: Python multiprocessing.Pool(${WORKERS_DEFAULT}) + Counter (bench/peers/pool_wordcount.py)`,
+      reps: REPS,
+      runOnce: async () => {
+        const r = await run('python3', [join(BENCH_SRC, 'peers', 'pool_wordcount.py'), file.path]);
+        return { ms: r.ms, data: JSON.parse(r.stdout) as { totalWords: number; uniqueWords: number } };
+      },
+      extra: (runs) => ({ totalWords: runs[0].data.totalWords, uniqueWords: runs[0].data.uniqueWords }),
+    },
+  ];
+  if (!HAS_PYTHON) variants.splice(variants.findIndex((v) => v.id.endsWith('.python')), 1);
+  if (english) {
+    // The same job with wc's tokenizer: its totals must equal wc's (checked once wc has run).
+    variants.splice(
+      8,
+      0,
+      tallyCount('tally.whitespace', `tally count --tokenizer whitespace, embedded, --workers ${WORKERS_DEFAULT} (same totals as wc -w)`, ['--tokenizer', 'whitespace', '--workers', String(WORKERS_DEFAULT)], () => undefined),
+    );
+    variants.push({
+      id: `${prefix}.trsort`,
+      label: `${name}: LC_ALL=C tr -cs 'A-Za-z' '\\n' | sort | uniq -c`,
+      reps: SLOW_REPS,
+      notes: 'whole file, once (slow)',
+      runOnce: async () => {
+        const r = await sh(`tr -cs 'A-Za-z' '\\n' < '${file.path}' | sort | uniq -c | wc -l`, { env: cEnv() });
+        return { ms: r.ms, data: Number(r.stdout.trim()) };
+      },
+      extra: (runs) => ({ distinctLines: runs[0].data }),
+    });
+  }
+
+  // Interleaved: rep 1 of every variant, then rep 2, ...
+  const runs = new Map<string, Array<{ ms: number; data: unknown }>>(variants.map((v) => [v.id, []]));
+  const meters = new Map<string, Interference>(variants.map((v) => [v.id, new Interference()]));
+  const maxReps = Math.max(...variants.map((v) => v.reps));
+  for (let rep = 0; rep < maxReps; rep++) {
+    for (const v of variants) {
+      if (rep >= v.reps) continue;
+      say(`${v.label} (run ${rep + 1}/${v.reps})`);
+      const [one] = await repeat(1, () => v.runOnce(), meters.get(v.id));
+      runs.get(v.id)!.push(one);
+    }
+  }
+  for (const v of variants) {
+    const list = runs.get(v.id)!;
+    if (v.id.endsWith('tally.whitespace')) {
+      const total = (list[0].data as TallyRun).json.totalWords;
+      if (total !== wcWords) throw new Error(`tally --tokenizer whitespace total ${String(total)} != wc -w ${wcWords}`);
+    }
+    record({
+      id: v.id,
+      section,
+      label: v.label,
+      runs: list.map((r) => mbps(file.bytes, r.ms)),
+      unit: 'MB/s',
+      reps: v.reps,
+      wallMs: list.map((r) => r.ms),
+      bytes: file.bytes,
+      notes: v.notes,
+      extra: v.extra?.(list as never),
+      interference: meters.get(v.id)!.take(),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Number jobs
+
+async function tinySection(): Promise<void> {
+  const n = SIZES.tinyTasks;
+  const runs = await repeat(REPS, async () => {
+    const r = await tally(['sum', '1', SIZES.tinyTo, '--tasks', String(n), '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv());
+    if (r.json.tasks !== n) throw new Error(`tiny tasks: expected ${n} tasks, got ${String(r.json.tasks)}`);
+    return r;
+  });
+  record({
+    id: 'tiny.sum',
+    section: 'tiny tasks',
+    label: `tally sum 1 ${SIZES.tinyTo} --tasks ${n}, embedded, --workers 2`,
+    runs: runs.map((r) => n / (r.result.ms / 1000)),
+    unit: 'tasks/s',
+    reps: REPS,
+    wallMs: runs.map((r) => r.result.ms),
+    extra: { tasks: n, sum: runs[0].json.sum, ...cpuSummary(runs) },
+  });
+}
+
+async function primesSection(): Promise<void> {
+  for (const workers of [1, 2]) {
+    const runs = await repeat(REPS, async () => {
+      const r = await tally(['primes', '1', SIZES.primesTo, '--workers', String(workers), '--no-progress', '--format', 'json'], embeddedEnv());
+      if (r.json.count !== SIZES.primesExpected) throw new Error(`primes: got ${String(r.json.count)}, expected ${SIZES.primesExpected}`);
+      return r;
+    });
+    record({
+      id: `primes.w${workers}`,
+      section: 'primes',
+      label: `tally primes 1 ${SIZES.primesTo}, embedded, --workers ${workers}`,
+      runs: runs.map((r) => r.result.ms / 1000),
+      unit: 's',
+      reps: REPS,
+      extra: { tasks: runs[0].json.tasks, count: runs[0].json.count, ...cpuSummary(runs) },
+    });
+  }
+  const w1 = get('primes.w1')!.value;
+  const w2 = get('primes.w2')!.value;
+  record({ id: 'primes.speedup', section: 'primes', label: 'tally primes speedup, 2 workers vs 1 (wall, incl. start-up)', runs: [w1 / w2], unit: 'x', reps: REPS });
+}
+
+async function factorialSection(): Promise<void> {
+  const n = SIZES.factorialN;
+  const runs = await repeat(REPS, async () => {
+    const r = await tally(['factorial', String(n), '--workers', String(WORKERS_DEFAULT), '--no-progress', '--format', 'json'], embeddedEnv());
+    const digits = (r.json.results as Array<{ digits: number }>)[0].digits;
+    if (digits !== SIZES.factorialDigits) throw new Error(`factorial: ${digits} digits, expected ${SIZES.factorialDigits}`);
+    return r;
+  });
+  record({ id: 'factorial.tally', section: 'factorial', label: `tally factorial ${n} (all digits, sha256), embedded, --workers ${WORKERS_DEFAULT}`, runs: runs.map((r) => r.result.ms / 1000), unit: 's', reps: REPS });
+  if (!HAS_PYTHON) return;
+  const code = `import math, sys; sys.set_int_max_str_digits(0); s=str(math.factorial(${n})); assert len(s) == ${SIZES.factorialDigits}`;
+  const py = await repeat(SLOW_REPS, async () => run('python3', ['-c', code]));
+  record({ id: 'factorial.python', section: 'factorial', label: `python3: str(math.factorial(${n}))`, runs: py.map((r) => r.ms / 1000), unit: 's', reps: SLOW_REPS, notes: 'sys.set_int_max_str_digits(0) needed on 3.11+' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: distributed mode, a fresh server and `tally worker --processes 2` per input size
+
+async function waitForLines(child: { stderrText: () => string }, pattern: RegExp, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((child.stderrText().match(new RegExp(pattern.source, 'g')) ?? []).length >= count) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${count} × ${pattern}`);
+}
+
+async function rssOne(file: CorpusFile, label: string, index: number): Promise<void> {
+  const storeDir = join(tempRoot, `rss-${label.replace(/\W+/g, '-')}`);
+  const server = await startNatsServer({ storeDir });
+  const env = embeddedEnv();
+  const supervisor = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', server.url, '--processes', '2', '--log-level', 'info'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  supervisor.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString('utf8');
+    if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 16));
+  });
+  const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
+  try {
+    await waitForLines({ stderrText: () => stderr }, /"msg":"worker ready"/, 2, 30_000);
+    const args = [TALLY_BIN, 'count', file.path, '--server', server.url, '--no-progress', '--format', 'json'];
+    const runs = await repeat(REPS, async () => {
+      // The coordinator is node itself, or the child of /usr/bin/time.
+      let spawned = -1;
+      const nodePid = () => (hasGnuTime() ? (childPids(spawned)[0] ?? -1) : spawned);
+      const series: Array<[number, number]> = [];
+      const t0 = performance.now();
+      let polledPeak = 0;
+      const poll = setInterval(() => {
+        const pid = nodePid();
+        const rss = procStatusKb(pid, 'VmRSS');
+        if (rss !== null) series.push([round((performance.now() - t0) / 1000, 2), round(rss / 1024, 1)]);
+        polledPeak = Math.max(polledPeak, procStatusKb(pid, 'VmHWM') ?? 0);
+      }, 100);
+      const result = hasGnuTime()
+        ? await run(GNU_TIME, ['-f', 'maxrss_kb=%M', process.execPath, ...args], { env, onSpawn: (pid) => (spawned = pid) })
+        : await run(process.execPath, args, { env, onSpawn: (pid) => (spawned = pid) });
+      clearInterval(poll);
+      const timed = /maxrss_kb=(\d+)/.exec(result.stderr);
+      const json = JSON.parse(result.stdout.trim().split('\n').pop()!) as { totalWords: number; tasks: number };
+      return { ms: result.ms, coordinatorKb: timed ? Number(timed[1]) : polledPeak, series, json, byGnuTime: timed !== null };
+    });
+    const workers = childPids(supervisor.pid!).map((pid) => ({ pid, kb: procStatusKb(pid, 'VmHWM') ?? 0 }));
+    const supervisorKb = procStatusKb(supervisor.pid!, 'VmHWM') ?? 0;
+    const serverKb = procStatusKb(server.pid, 'VmHWM') ?? 0;
+    const workerKb = Math.max(0, ...workers.map((w) => w.kb));
+    const section = 'memory (distributed mode)';
+    const tag = `rss${index}`;
+    // RSS over the run of the median one, at each quarter of its duration.
+    const mid = [...runs].sort((a, b) => a.coordinatorKb - b.coordinatorKb)[runs.length >> 1];
+    const end = mid.series.length > 0 ? mid.series[mid.series.length - 1][0] : 0;
+    const quarters = [0.25, 0.5, 0.75, 1].map((q) => Math.max(0, ...mid.series.filter(([t]) => t <= q * end && t > (q - 0.25) * end).map(([, mib]) => mib)));
+    record({
+      id: `${tag}.coordinator`,
+      section,
+      label: `${label}: coordinator peak RSS (tally count --server)`,
+      runs: runs.map((r) => r.coordinatorKb / 1024),
+      unit: 'MiB',
+      reps: REPS,
+      bytes: file.bytes,
+      notes: runs[0].byGnuTime ? '/usr/bin/time %M' : 'polled VmHWM',
+      extra: { peakRssMiBByQuarterOfRun: quarters, rssSeriesMiB: mid.series.filter((_, k) => k % Math.max(1, Math.ceil(mid.series.length / 40)) === 0) },
+    });
+    record({ id: `${tag}.worker`, section, label: `${label}: worker process peak RSS (largest of 2)`, runs: [workerKb / 1024], unit: 'MiB', reps: 1, bytes: file.bytes, notes: `peak over all ${REPS} runs`, extra: { perWorkerMiB: workers.map((w) => round(w.kb / 1024, 1)), supervisorMiB: round(supervisorKb / 1024, 1) } });
+    record({ id: `${tag}.server`, section, label: `${label}: nats-server peak RSS`, runs: [serverKb / 1024], unit: 'MiB', reps: 1, bytes: file.bytes, notes: `peak over all ${REPS} runs` });
+    record({ id: `${tag}.throughput`, section, label: `${label}: tally count --server, 2 warm worker processes`, runs: runs.map((r) => mbps(file.bytes, r.ms)), unit: 'MB/s', reps: REPS, bytes: file.bytes, wallMs: runs.map((r) => r.ms), extra: { tasks: runs[0].json.tasks, totalWords: runs[0].json.totalWords } });
+  } finally {
+    supervisor.kill('SIGTERM');
+    const killer = setTimeout(() => supervisor.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(killer);
+    await server.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+  }
+}
+
+async function rssSection(seed: Seed): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const file = corpusFile(seed, SIZES.rssBytes[i], `${seed.name}-${SIZES.rssLabels[i]}`);
+    await rssOne(file, `${seed.name} ${SIZES.rssLabels[i]}`, i);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+interface StartupRun {
+  totalMs: number;
+  serverReadyMs: number | null;
+  firstWorkerReadyMs: number | null;
+  workersReadyMs: number | null;
+  resultMs: number | null;
+}
+
+async function startupRun(debug: boolean): Promise<StartupRun> {
+  const args = [TALLY_BIN, 'sum', '1', '10', '--workers', '2', '--no-progress', '--format', 'json', ...(debug ? ['--log-level', 'debug'] : [])];
+  const r = await run(process.execPath, args, { env: embeddedEnv() });
+  const t0 = r.startedAt;
+  let serverReady: number | null = null;
+  const ready: number[] = [];
+  for (const line of r.stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const j = JSON.parse(line) as { time: number; msg: string };
+      if (j.msg === 'embedded nats-server started') serverReady = j.time - t0;
+      if (j.msg === 'worker ready') ready.push(j.time - t0);
+    } catch {
+      // not a log line
+    }
+  }
+  return {
+    totalMs: r.ms,
+    serverReadyMs: serverReady,
+    firstWorkerReadyMs: ready.length > 0 ? Math.min(...ready) : null,
+    workersReadyMs: ready.length >= 2 ? Math.max(...ready) : null,
+    resultMs: r.firstStdoutAt !== null ? r.firstStdoutAt - t0 : null,
+  };
+}
+
+async function startupSection(): Promise<void> {
+  const section = 'embedded start-up';
+  const nodeBare = await repeat(REPS, async () => (await run(process.execPath, ['-e', '0'])).ms);
+  record({ id: 'startup.node', section, label: 'node -e 0 (bare Node start and exit)', runs: nodeBare, unit: 'ms', reps: REPS });
+  const version = await repeat(REPS, async () => (await run(process.execPath, [TALLY_BIN, '--version'])).ms);
+  record({ id: 'startup.cli', section, label: 'tally --version (Node + loading the CLI)', runs: version, unit: 'ms', reps: REPS });
+  const serverOnly = await repeat(REPS, async (i) => {
+    const t0 = performance.now();
+    const server = await startNatsServer({ storeDir: join(tempRoot, `startup-${i}`) });
+    const ms = performance.now() - t0;
+    await server.stop();
+    return ms;
+  });
+  record({ id: 'startup.server', section, label: 'startNatsServer() until "Server is ready" (harness process)', runs: serverOnly, unit: 'ms', reps: REPS });
+  await startupRun(false); // warm the page cache and the data dir
+  const plain = await repeat(REPS, () => startupRun(false));
+  record({ id: 'startup.total', section, label: 'tally sum 1 10 --workers 2, embedded: launch to exit', runs: plain.map((r) => r.totalMs), unit: 'ms', reps: REPS, extra: { resultPrintedMs: plain.map((r) => r.resultMs) } });
+  const debug = await repeat(REPS, () => startupRun(true));
+  const pick = (f: (r: StartupRun) => number | null) => debug.map(f).filter((v): v is number => v !== null);
+  record({ id: 'startup.serverReady', section, label: '  with --log-level debug: "embedded nats-server started"', runs: pick((r) => r.serverReadyMs), unit: 'ms after launch', reps: REPS });
+  record({ id: 'startup.firstWorker', section, label: '  first "worker ready"', runs: pick((r) => r.firstWorkerReadyMs), unit: 'ms after launch', reps: REPS });
+  record({ id: 'startup.workersReady', section, label: '  both workers ready', runs: pick((r) => r.workersReadyMs), unit: 'ms after launch', reps: REPS, notes: 'the job does not wait for all workers' });
+  record({ id: 'startup.result', section, label: '  result on stdout', runs: pick((r) => r.resultMs), unit: 'ms after launch', reps: REPS });
+  record({ id: 'startup.exit', section, label: '  process exit', runs: debug.map((r) => r.totalMs), unit: 'ms after launch', reps: REPS });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ratios and targets
+
+interface Target {
+  id: string;
+  label: string;
+  comparator: '>=' | '<=';
+  target: number;
+  unit: string;
+  measured: number | null;
+  held: boolean | null;
+  /** How far off: for >= targets the shortfall as % of the target; for <= the excess. */
+  missPercent: number | null;
+  /** Factor to improve by to meet the target (1 when met). */
+  factorNeeded: number | null;
+  definition: string;
+}
+
+const ratios: Record<string, number> = {};
+const targets: Target[] = [];
+
+function ratio(name: string, a: string, b: string, invert = false): number | null {
+  const x = get(a)?.value;
+  const y = get(b)?.value;
+  if (x === undefined || y === undefined) return null;
+  const value = invert ? y / x : x / y;
+  ratios[name] = round(value, 3);
+  return value;
+}
+
+function target(id: string, label: string, comparator: '>=' | '<=', goal: number, unit: string, measured: number | null, definition: string): void {
+  if (measured === null || !Number.isFinite(measured)) {
+    targets.push({ id, label, comparator, target: goal, unit, measured: null, held: null, missPercent: null, factorNeeded: null, definition });
+    return;
+  }
+  const held = comparator === '>=' ? measured >= goal : measured <= goal;
+  const missPercent = held ? 0 : comparator === '>=' ? ((goal - measured) / goal) * 100 : ((measured - goal) / goal) * 100;
+  const factorNeeded = held ? 1 : comparator === '>=' ? goal / measured : measured / goal;
+  targets.push({ id, label, comparator, target: goal, unit, measured: round(measured, 3), held, missPercent: round(missPercent, 1), factorNeeded: round(factorNeeded, 2), definition });
+}
+
+function evaluate(): void {
+  const e = 'count.english';
+  const vsPython = ratio('tallyE2eVsPython', `${e}.tally.w2`, `${e}.python`);
+  const vsWc = ratio('tallyE2eVsWc', `${e}.tally.w2`, `${e}.wc`);
+  ratio('tallyWhitespaceVsWc', `${e}.tally.whitespace`, `${e}.wc`);
+  ratio('tallyE2eVsTrSortUniq', `${e}.tally.w2`, `${e}.trsort`);
+  const scale = ratio('tallyWorkers2vs1', `${e}.tally.w2`, `${e}.tally.w1`);
+  ratio('inprocMap2vs1', `${e}.inproc.map2`, `${e}.inproc.map1`);
+  ratio('inprocPipeline2vs1', `${e}.inproc.pipe2`, `${e}.inproc.pipe1`);
+  const nats2 = ratio('natsVsInprocAt2', `${e}.tally.w2`, `${e}.inproc.pipe2`);
+  const nats1 = ratio('natsVsInprocAt1', `${e}.tally.w1`, `${e}.inproc.pipe1`);
+  ratio('multilingualE2eVsPython', 'count.multilingual.tally.w2', 'count.multilingual.python');
+  ratio('factorialTallyVsPython', 'factorial.python', 'factorial.tally');
+  const rssGrowth = ratio('coordinatorRssGrowth', 'rss1.coordinator', 'rss0.coordinator');
+  const rss = get('rss1.coordinator')?.value ?? null;
+  const tiny = get('tiny.sum')?.value ?? null;
+  const map1 = get(`${e}.inproc.map1`)?.value ?? null;
+  const startup = get('startup.total')?.value ?? null;
+
+  target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
+  target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
+  target('map1', 'map throughput, 1 process (unicode, English)', '>=', 150, 'MB/s', map1, 'countKind.map over the 1 MiB chunks, one thread, no NATS');
+  target('workers2vs1', '2 workers vs 1 (tally count e2e)', '>=', 1.7, 'x', scale, 'MB/s with --workers 2 / MB/s with --workers 1');
+  target('natsVsInproc', 'NATS path vs in-process at equal parallelism (2)', '<=', 25, '% slower', nats2 === null ? null : (1 - nats2) * 100, '1 - (tally count --workers 2 MB/s) / (in-process pipeline with 2 map threads MB/s)');
+  target('tinyTasks', 'tiny tasks (sum, 2 workers)', '>=', 10_000, 'tasks/s', tiny, `tasks / wall time of tally sum 1 ${SIZES.tinyTo} --tasks ${SIZES.tinyTasks}, incl. start-up`);
+  target('coordinatorRss', `coordinator peak RSS on ${SIZES.rssLabels[1]}`, '<=', 300, 'MiB', rss, 'VmHWM (maxrss) of tally count --server FILE');
+  target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%)');
+  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
+  if (nats1 !== null) ratios.natsSlowdownAt1Percent = round((1 - nats1) * 100, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function tables(): { text: string; markdown: string } {
+  const header = ['benchmark', 'median', 'unit', 'runs', 'wall (median)', 'other load'];
+  const rows = measurements.map((m) => [
+    m.label,
+    fmt(m.value),
+    m.unit,
+    String(m.runs.length),
+    m.wallMs ? `${fmt(median(m.wallMs) / 1000)} s` : '',
+    (m.interference ?? 0) >= 0.15 ? `${fmt(m.interference)} cores (!)` : (m.interference ?? 0) >= 0.05 ? `${fmt(m.interference)} cores` : '',
+  ]);
+  const theader = ['target', 'required', 'measured', 'status', 'miss'];
+  const trows = targets.map((t) => [
+    t.label,
+    `${t.comparator} ${fmt(t.target)} ${t.unit}`,
+    t.measured === null ? 'n/a' : `${fmt(t.measured)} ${t.unit}`,
+    t.held === null ? 'not run' : t.held ? 'MET' : 'MISSED',
+    t.held === false ? `${fmt(t.missPercent)}% off (needs ${fmt(t.factorNeeded)}x)` : '',
+  ]);
+  const text = textTable(header, rows) + '\n' + textTable(theader, trows);
+  const markdown = markdownTable(header, rows) + '\n' + markdownTable(theader, trows, ['l', 'r', 'r', 'l', 'l']);
+  return { text, markdown };
+}
+
+const loadavgAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
+
+async function main(): Promise<void> {
+  say(`${SMALL ? 'small' : 'full'} run, ${REPS} repetition(s) for fast measurements, ${SLOW_REPS} for slow ones; temp dir ${tempRoot}`);
+  const info = machine();
+  const english = englishSeed();
+  const multilingual = multilingualSeed();
+  const corpora: CorpusRun[] = [];
+  if (SECTIONS.has('count')) {
+    if (CORPORA.has('english')) corpora.push({ seed: english, file: corpusFile(english, SIZES.countBytes, `english-${SIZES.countBytes / MiB}MiB`) });
+    if (CORPORA.has('multilingual')) corpora.push({ seed: multilingual, file: corpusFile(multilingual, SIZES.multilingualBytes, `multilingual-${SIZES.multilingualBytes / MiB}MiB`) });
+  }
+  try {
+    if (SECTIONS.has('calib')) await calibrate();
+    for (const corpus of corpora) await countSection(corpus);
+    if (SECTIONS.has('tiny')) await tinySection();
+    if (SECTIONS.has('primes')) await primesSection();
+    if (SECTIONS.has('factorial')) await factorialSection();
+    if (SECTIONS.has('rss')) await rssSection(english);
+    if (SECTIONS.has('startup')) await startupSection();
+  } finally {
+    if (!argv.keep) rmSync(tempRoot, { recursive: true, force: true });
+  }
+  evaluate();
+  const { text, markdown } = tables();
+  const results = {
+    schema: 1,
+    mode: SMALL ? 'small' : 'full',
+    date: new Date(started).toISOString(),
+    durationS: round((Date.now() - started) / 1000, 1),
+    command: SMALL ? 'node dist/bench/run.js --small' : 'npm run bench',
+    machine: info,
+    repetitions: {
+      fast: REPS,
+      slow: SLOW_REPS,
+      rule: 'each figure is the median of its runs; slow measurements (tr|sort|uniq, Python factorial) run once; word-count peers run interleaved',
+    },
+    sharedMachine: {
+      waitForQuiet: WAIT_QUIET ? 'before each timed run, waited (up to 20 s; 6 min in all) for < 15% machine CPU use' : 'off',
+      quietWaitTotalS: round(quietWaitMs / 1000, 1),
+      loadavgAtStart: loadavgAtStart,
+      interference: 'per measurement: average cores kept busy by other processes during its timed runs',
+    },
+    corpus: {
+      english: { seed: english.description, seedBytes: english.bytes.length, seedSha256: english.sha256 },
+      multilingual: { seed: multilingual.description, seedBytes: multilingual.bytes.length, seedSha256: multilingual.sha256 },
+      files: corpora.map((c) => ({ name: c.seed.name, bytes: c.file.bytes, copies: c.file.copies })),
+      rssSizesBytes: SIZES.rssBytes,
+    },
+    settings: { chunkSize: '1 MiB (tally default)', tokenizer: 'unicode (tally default) unless noted', caseFolding: true, workersDefault: WORKERS_DEFAULT },
+    measurements,
+    ratios,
+    targets,
+  };
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(OUT.replace(/\.json$/, '') + '.md', `<!-- generated by ${results.command} on ${results.date} -->\n\n${markdown}`);
+  process.stdout.write(`\ntally benchmarks (${results.mode}) · ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB · node ${info.node} · ${info.natsServer}\n\n`);
+  process.stdout.write(text);
+  process.stdout.write(`\nwrote ${OUT} in ${results.durationS} s\n`);
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  if (!argv.keep) rmSync(tempRoot, { recursive: true, force: true });
+  process.exit(1);
+});
