@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeTask, encodeEnvelope, type ResultHeader, type TaskHeader } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
 import { INLINE_PARTIAL_LIMIT, type PartialsSink } from '../shared/nats/partials.js';
@@ -34,11 +34,12 @@ export interface TaskLoopOptions {
   js: JetStreamClient;
   partials: PartialsSink;
   logger: Logger;
-  /** Milliseconds a pull waits for a task before asking again (the floor is 1000): also how long an idle process takes to stop. Default 1000. */
-  pullExpiresMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Results published but not yet acknowledged by the server, per process, at most. */
+const MAX_PENDING_DELIVERIES = 16;
 
 export class TaskLoop {
   readonly stats: WorkerStats;
@@ -63,7 +64,6 @@ export class TaskLoop {
     };
   }
 
-  private wakeIdle: (() => void) | null = null;
   /** Jobs announced as ended, most recent last; bounded so a long-lived worker stays small. */
   private readonly endedJobs = new Set<string>();
 
@@ -73,44 +73,55 @@ export class TaskLoop {
     if (this.endedJobs.size > 10_000) this.endedJobs.delete(this.endedJobs.values().next().value!);
   }
 
+  /** The live subscription to the worker consumer, closed by `stop()` when idle. */
+  private messages: ConsumerMessages | null = null;
+
   /** Finish the task in hand (if any), then make `run()` return; an idle loop returns at once. */
   stop(): void {
     this.stopping = true;
-    this.wakeIdle?.();
+    // Stopping the subscription ends the pull; a task already sent our way is still yielded
+    // below and handed straight back instead of waiting out its ack wait.
+    if (!this.stats.busy) this.messages?.stop();
   }
 
-  /** Pulls and handles tasks until `stop()`. Pull errors (server restart, leader change) are retried. */
+  /**
+   * Pulls and handles tasks until `stop()`, one at a time: `max_messages: 1` asks for the next
+   * task as soon as this one arrives, so at most one more waits here while a task runs (the
+   * pull is in flight instead of a round trip per task). Short pull expiries and heartbeats
+   * (the design notes measured them) bring a stalled pull back within seconds after a server
+   * restart or a leader change; a failed subscription is opened again.
+   */
   async run(onReady?: () => void): Promise<void> {
     const { js } = this.options;
     const consumer = await js.consumers.get(TASK_STREAM, WORKER_CONSUMER);
     onReady?.();
     while (!this.stopping) {
-      let message: JsMsg | null;
       try {
-        const pull = consumer.next({ expires: this.options.pullExpiresMs ?? 1000 });
-        // Stopping while idle need not wait for the pull to expire: once our connection closes
-        // the server has no interest to deliver to, and a message already on its way is
-        // handed back below or, at worst, redelivered after the ack wait.
-        const stopped = new Promise<null>((resolve) => (this.wakeIdle = () => resolve(null)));
-        message = await Promise.race([pull, stopped]);
-        this.wakeIdle = null;
-        if (message === null && this.stopping) {
-          void pull.then((late) => late?.nak()).catch(() => undefined);
-          break;
-        }
+        this.messages = await consumer.consume({ max_messages: 1, expires: 5000, idle_heartbeat: 1500 });
       } catch (error) {
-        this.log.warn({ err: describeError(error) }, 'pulling a task failed; retrying');
+        this.log.warn({ err: describeError(error) }, 'subscribing to tasks failed; retrying');
         await sleep(1000);
         continue;
       }
-      if (message === null) continue;
-      if (this.stopping) {
-        // Pulled after we were asked to stop: hand it straight back.
-        message.nak();
-        break;
+      try {
+        for await (const message of this.messages) {
+          if (this.stopping) {
+            // Arrived after we were asked to stop: hand it straight back.
+            message.nak();
+            continue;
+          }
+          await this.handle(message);
+          if (this.stopping) this.messages.stop();
+        }
+      } catch (error) {
+        this.log.warn({ err: describeError(error) }, 'pulling tasks failed; subscribing again');
+        await sleep(500);
+      } finally {
+        await this.messages.close().catch(() => undefined);
+        this.messages = null;
       }
-      await this.handle(message);
     }
+    await this.flush();
   }
 
   private async handle(message: JsMsg): Promise<void> {
@@ -129,9 +140,10 @@ export class TaskLoop {
       return;
     }
     const { header, body } = decoded;
-    const log = this.log.child({ job: header.job, task: header.task });
+    // Plain bindings rather than a child logger: a pino child per task costs more than the task.
+    const at = { job: header.job, task: header.task };
     if (this.endedJobs.has(header.job)) {
-      log.debug('dropping a task of a job that has ended');
+      this.log.debug(at, 'dropping a task of a job that has ended');
       message.term();
       return;
     }
@@ -149,25 +161,20 @@ export class TaskLoop {
         message.term();
         return;
       }
-      await this.publishResult(header, partial, performance.now() - started);
-      this.stats.tasksDone++;
-      // The result is stored; if this ack is lost the task comes back and its duplicate result
-      // is refused, so a failed ack is only logged.
-      await message.ackAck().catch((error) => log.warn({ err: describeError(error) }, 'ack failed; the task will be redelivered and deduplicated'));
-      log.debug({ ms: Math.round(performance.now() - started) }, 'task done');
+      await this.deliver(message, header, partial, performance.now() - started, at);
     } catch (error) {
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
       if (error instanceof TaskRejectedError || deliveries >= DELIVERY.maxDeliver) {
         this.stats.tasksFailed++;
-        log.error({ input: header.input, deliveries, err: reason }, 'task failed for good');
+        this.log.error({ ...at, input: header.input, deliveries, err: reason }, 'task failed for good');
         const why = error instanceof TaskRejectedError ? reason : `failed ${deliveries} times: ${reason}`;
         await this.publishFailure(header, why, performance.now() - started).catch((e) =>
-          log.error({ err: describeError(e) }, 'could not report the failure'),
+          this.log.error({ ...at, err: describeError(e) }, 'could not report the failure'),
         );
         message.term();
       } else {
-        log.warn({ input: header.input, deliveries, err: reason }, 'task failed; will be retried');
+        this.log.warn({ ...at, input: header.input, deliveries, err: reason }, 'task failed; will be retried');
         message.nak(DELIVERY.retryDelayMs);
       }
     } finally {
@@ -175,6 +182,38 @@ export class TaskLoop {
       this.stats.busy = false;
       this.stats.current = null;
     }
+  }
+
+  /** Result deliveries still waiting for their PubAck (bounded by MAX_PENDING_DELIVERIES). */
+  private readonly pending = new Set<Promise<void>>();
+
+  /**
+   * Publishes a task's result and acks the task once the server has stored the result, without
+   * making the next pull wait for that round trip: a process pulls its next task while the
+   * previous result is on its way. The task is acked only after its result is stored, so a
+   * crash in between leaves it to be redelivered and deduplicated, never lost.
+   */
+  private async deliver(message: JsMsg, header: TaskHeader, partial: Uint8Array, ms: number, at: { job: string; task: number }): Promise<void> {
+    const delivery = this.publishResult(header, partial, ms).then(
+      () => {
+        this.stats.tasksDone++;
+        // A lost ack only brings the task back, and its duplicate result is refused.
+        message.ack();
+        this.log.debug({ ...at, ms: Math.round(ms) }, 'task done');
+      },
+      (error) => {
+        this.log.warn({ ...at, input: header.input, err: describeError(error) }, 'publishing the result failed; the task will be retried');
+        message.nak(DELIVERY.retryDelayMs);
+      },
+    );
+    this.pending.add(delivery);
+    void delivery.finally(() => this.pending.delete(delivery));
+    if (this.pending.size >= MAX_PENDING_DELIVERIES) await Promise.race(this.pending);
+  }
+
+  /** Waits until every result handed to `deliver` is stored and its task acked. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.pending]);
   }
 
   private async publishResult(task: TaskHeader, partial: Uint8Array, ms: number): Promise<void> {
@@ -208,7 +247,7 @@ export class TaskLoop {
             msgID: `${header.job}.${header.task}`,
             expect: { lastSubjectSequence: 0 },
           }),
-        { deadlineMs: DELIVERY.ackWaitMs, onRetry: (error) => this.log.warn({ err: describeError(error) }, 'publishing a result failed; retrying') },
+        { deadlineMs: DELIVERY.ackWaitMs, onRetry: (error) => this.log.warn({ job: header.job, task: header.task, err: describeError(error) }, 'publishing a result failed; retrying') },
       );
       return !ack.duplicate;
     } catch (error) {
