@@ -209,29 +209,32 @@ function reducePartial(acc: CountAcc, partial: Uint8Array, task: number): CountA
   if (fields.length !== 6 || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
   const [bytes, total, overlong, lineCount] = fields.slice(2).map(nonNegativeInteger);
   if (bytes < 0 || total < 0 || overlong < 0 || lineCount < 0) throw malformed('bad header');
-  // Parse everything before touching the accumulator, so a bad partial changes nothing.
-  const entries: [string, number][] = [];
-  let pos = headerEnd + 1;
-  while (pos < text.length) {
+  // Check every line before touching the accumulator, so a bad partial changes nothing; the
+  // check allocates nothing, and the second pass makes one string per distinct word only.
+  let lines = 0;
+  for (let pos = headerEnd + 1; pos < text.length; lines++) {
     const tab = text.indexOf('\t', pos);
     const nl = tab < 0 ? -1 : text.indexOf('\n', tab);
     if (tab <= pos || nl < 0) throw malformed('bad line');
-    let count = 0;
+    if (nl === tab + 1 || nl - tab > 16 || text.charCodeAt(tab + 1) === 0x30) throw malformed('bad count');
     for (let k = tab + 1; k < nl; k++) {
       const d = text.charCodeAt(k) - 0x30;
       if (d < 0 || d > 9) throw malformed('bad count');
-      count = count * 10 + d;
     }
-    if (nl === tab + 1 || count === 0) throw malformed('bad count');
-    entries.push([text.slice(pos, tab), count]);
     pos = nl + 1;
   }
-  if (entries.length !== lineCount) throw malformed('line count');
+  if (lines !== lineCount) throw malformed('line count');
   const words = acc.words;
-  for (const [word, count] of entries) {
+  for (let pos = headerEnd + 1; pos < text.length; ) {
+    const tab = text.indexOf('\t', pos);
+    const nl = text.indexOf('\n', tab);
+    let count = 0;
+    for (let k = tab + 1; k < nl; k++) count = count * 10 + (text.charCodeAt(k) - 0x30);
+    const word = text.slice(pos, tab);
     const before = words.get(word);
     if (before === undefined) words.set(detach(word), count);
     else words.set(word, before + count);
+    pos = nl + 1;
   }
   acc.bytes += bytes;
   acc.totalWords += total;
