@@ -93,7 +93,7 @@ async function taskCycles(args: string[], env: NodeJS.ProcessEnv): Promise<Recor
       cyclesMsP50: median(cycles),
     };
   });
-  return { wallMs: round(r.ms, 1), note: 'handle = decode + map + publish result + await PubAck (the "task done" ms); the rest of a cycle is ackAck + the next pull', perWorker };
+  return { wallMs: round(r.ms, 1), note: 'handleMs = the ms field of the worker\'s "task done" debug line (what the worker times for a task); cycle = time between consecutive "task done" lines of one worker', perWorker };
 }
 
 /** CPU ms of a process from /proc (user + system), or 0. */
