@@ -90,7 +90,9 @@ const PUBLISH_PIPELINE = 256;
 const PUBLISH_PIPELINE_BYTES = 32 * 1024 * 1024;
 const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
-const ENDED_GRACE_MS = 100;
+const ENDED_GRACE_MS = 25;
+/** A result delivered to this process but not acked (lost on the way) comes again after this. */
+const RESULT_ACK_WAIT_MS = 10_000;
 
 class JobRun {
   readonly job: string;
@@ -244,7 +246,13 @@ class JobRun {
   /**
    * A named pull consumer over this job's results, replicated like the stream so that it
    * survives a node loss, deleted when the job ends (and by the server after an hour of
-   * inactivity if its coordinator dies). Results need no ack: folding is idempotent.
+   * inactivity if its coordinator dies).
+   *
+   * Each result is acked as soon as it reaches this process (it is then in the fold queue).
+   * Without acks (AckPolicy.None), a result the server delivered while this process was
+   * reconnecting (its server killed, a pull request still open on the consumer leader) counted
+   * as delivered and never came again, and the job waited forever (tests/cluster.test.ts). With
+   * acks it comes again after RESULT_ACK_WAIT_MS; folding ignores repeats.
    */
   private async consumeResults(): Promise<{ stop(): Promise<void> }> {
     const name = resultConsumerName(this.job);
@@ -258,7 +266,9 @@ class JobRun {
     await jsm.consumers.add(RESULT_STREAM, {
       name,
       filter_subject: jobResultSubjects(this.job),
-      ack_policy: AckPolicy.None,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: RESULT_ACK_WAIT_MS * 1_000_000,
+      max_ack_pending: -1,
       deliver_policy: DeliverPolicy.All,
       inactive_threshold: 60 * 60 * 1e9,
       num_replicas: replicas,
@@ -268,6 +278,7 @@ class JobRun {
       idle_heartbeat: 2000,
       expires: 10_000,
       callback: (message: JsMsg) => {
+        message.ack();
         // Results are folded strictly in arrival order, one at a time.
         this.queue = this.queue.then(() => this.onResult(message)).catch((error) => this.fail(error as Error));
       },

@@ -97,8 +97,6 @@ for (let b = 0; b < 256; b++) {
   BYTE_KIND[b] = WS_TABLE[b] === 1 ? 0 : b >= 0x80 ? NON_ASCII : isPrintableAscii(b) ? PRINTABLE : CONTROL;
 }
 
-const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-const encoder = new TextEncoder();
 
 /**
  * Distinct words of one chunk, keyed by their bytes in the chunk. With case folding, ASCII
@@ -199,9 +197,17 @@ export class WordTable {
 
   private word(i: number): string {
     const s = this.slots[i] - 1;
-    const text = decoder.decode(this.body.subarray(s, s + (this.slots[i + 1] & ~ASCII_FLAG)));
+    // Buffer's UTF-8 decoder replaces ill-formed sequences like TextDecoder (the property tests
+    // hold it to that) and costs far less per call on short words.
+    const text = this.bodyBuffer.toString('utf8', s, s + (this.slots[i + 1] & ~ASCII_FLAG));
     return this.caseSensitive ? text : text.toLowerCase();
   }
+
+  private get bodyBuffer(): Buffer {
+    return (this.bodyAsBuffer ??= Buffer.from(this.body.buffer, this.body.byteOffset, this.body.byteLength));
+  }
+
+  private bodyAsBuffer: Buffer | undefined;
 
   /** Calls `fn` for each distinct word with its count (a word may be reported more than once). */
   forEach(fn: (word: string, count: number) => void): void {
@@ -230,13 +236,14 @@ export class WordTable {
         others.set(w, (others.get(w) ?? 0) + slots[i + 3]);
       }
     }
-    const tail: Uint8Array[] = [];
+    // Non-ASCII lines are encoded in one call rather than one per word.
+    let tailText = '';
     for (const [w, n] of others) {
-      const line = encoder.encode(`${w}\t${n}\n`);
-      tail.push(line);
-      size += line.length;
+      tailText += `${w}\t${n}\n`;
       lines++;
     }
+    const tail = Buffer.from(tailText, 'utf8');
+    size += tail.length;
     const out = new Uint8Array(size);
     let p = 0;
     for (let i = 0; i < slots.length; i += 4) {
@@ -249,10 +256,7 @@ export class WordTable {
       p = writeDecimal(out, p, slots[i + 3]);
       out[p++] = 0x0a;
     }
-    for (const line of tail) {
-      out.set(line, p);
-      p += line.length;
-    }
+    out.set(tail, p);
     return { bytes: out, lines };
   }
 }
