@@ -92,7 +92,7 @@ const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
 const ENDED_GRACE_MS = 25;
 /** A result delivered to this process but not acked (lost on the way) comes again after this. */
-const RESULT_ACK_WAIT_MS = 10_000;
+const RESULT_ACK_WAIT_MS = 5_000;
 
 class JobRun {
   readonly job: string;
@@ -276,7 +276,9 @@ class JobRun {
     const consumer = await js.consumers.get(RESULT_STREAM, name);
     const messages = await consumer.consume({
       idle_heartbeat: 2000,
-      expires: 10_000,
+      // Also the client's back-off between consumer lookups after a reconnect: short, so that
+      // reading resumes within seconds of a node loss.
+      expires: 5_000,
       callback: (message: JsMsg) => {
         message.ack();
         // Results are folded strictly in arrival order, one at a time.

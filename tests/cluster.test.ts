@@ -3,7 +3,7 @@
  * bucket and object stores with 3 replicas, and a job survives losing one node mid-job (the
  * node its coordinator is connected to; the leader of the workers' consumer) with the result of
  * a fault-free run. Clients are given all three URLs. The killed node is started again after
- * each test. The time from the kill to the next result is logged as the time to recover.
+ * each test. The longest pause in results after the kill is logged as the time to recover.
  */
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ let watchers: NatsConnection[] = [];
 /** First time each result subject was seen by any node's watcher. */
 const results = new Map<string, number>();
 let clean: { stdout: string; ms: number; tasks: number };
+const warmUpFailures: string[] = [];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -36,16 +37,20 @@ test.before(async () => {
     watchers.push(nc);
   }
   fleet = startWorkers(cluster.urls, 2, env);
+  // Warm-up: the first use of a brand-new cluster creates six R3 streams and a consumer; on a
+  // loaded 2-core machine one of those requests can exceed the 5 s JetStream API timeout and
+  // the command fails with "timeout" (session set-up does not retry: see docs/RELIABILITY.md).
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const warm = await runTally(['sum', '1', '100', '--tasks', '2', '--format', 'json', '--server', cluster.urls], { env });
+    if (warm.code === 0) break;
+    warmUpFailures.push(warm.stderr.trim());
+  }
 });
 
 test.after.always(async () => {
-  const t0 = Date.now();
   for (const nc of watchers) await nc.close().catch(() => undefined);
-  process.stderr.write(`watchers ${Date.now() - t0}\n`);
   await fleet?.stop();
-  process.stderr.write(`fleet ${Date.now() - t0}\n`);
   await cluster?.stop();
-  process.stderr.write(`cluster ${Date.now() - t0}\n`);
   corpus?.remove();
 });
 
@@ -98,14 +103,17 @@ async function killNodeMidJob(pick: () => Promise<number>, afterResults = 60) {
   const killedAt = Date.now();
   await cluster.kill(victim);
   const run = await running;
-  const after = (await resultsOf(job)).filter((at) => at > killedAt).sort((a, b) => a - b);
-  return { run, name, before, recoveryMs: after.length > 0 ? after[0]! - killedAt : NaN, victim };
+  // The longest pause in this job's results from the kill on: how long the cluster took to
+  // deliver work again (elections, redelivery after the ack wait, clients reconnecting).
+  const times = [killedAt, ...(await resultsOf(job)).filter((at) => at > killedAt).sort((a, b) => a - b)];
+  const pauseMs = Math.max(...times.slice(1).map((at, i) => at - times[i]!), 0);
+  return { run, name, before, pauseMs, victim };
 }
 
 /** Starts node `i` again and waits until JetStream answers and the streams are replicated. */
 async function heal(i: number): Promise<void> {
   await cluster.restart(i);
-  await waitForJetStream(cluster.urls);
+  await waitForJetStream(cluster.urls, { placeR3: true });
   const nc = await connect({ servers: cluster.urls.split(','), maxReconnectAttempts: -1 });
   try {
     const jsm = await jetstreamManager(nc);
@@ -124,6 +132,7 @@ test.serial('a fault-free run on the cluster creates streams, consumer, KV and o
   const run = await runTally(countArgs(), { env });
   t.is(run.code, 0, run.stderr);
   clean = { stdout: run.stdout, ms: run.ms, tasks: JSON.parse(run.stdout).tasks };
+  if (warmUpFailures.length > 0) t.log(`warm-up job failed ${warmUpFailures.length} time(s) first: ${warmUpFailures.join(' | ')}`);
   t.log(`fault-free: ${clean.tasks} tasks in ${run.ms} ms`);
   t.true(clean.tasks >= 150, `${clean.tasks} tasks`);
   const nc = await connect({ servers: cluster.urls.split(',') });
@@ -139,12 +148,12 @@ test.serial('a fault-free run on the cluster creates streams, consumer, KV and o
 });
 
 test.serial('the node the coordinator is connected to is killed mid-job: the result is identical', async (t) => {
-  const { run, name, before, recoveryMs, victim } = await killNodeMidJob(() => nodeOfConnection('tally-coordinator'));
+  const { run, name, before, pauseMs, victim } = await killNodeMidJob(() => nodeOfConnection('tally-coordinator'));
   t.not(victim, -1, 'found the coordinator connection');
   t.is(run.code, 0, run.stderr);
   t.true(before > 0 && before < clean.tasks, `killed mid-job (${before} of ${clean.tasks} results before)`);
   t.deepEqual(withoutJob(run.stdout), withoutJob(clean.stdout));
-  t.log(`killed ${name} after ${before} results; next result after ${recoveryMs} ms; job ${run.ms} ms (fault-free ${clean.ms} ms)`);
+  t.log(`killed ${name} after ${before} results; longest pause in results ${pauseMs} ms; job ${run.ms} ms, ${run.ms - clean.ms} ms more than fault-free`);
   await heal(victim);
 });
 
@@ -153,7 +162,7 @@ test.serial('the leader of the workers consumer (and its stream) is killed mid-j
   t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
   let leaders = '';
-  const { run, name, before, recoveryMs, victim } = await killNodeMidJob(async () => {
+  const { run, name, before, pauseMs, victim } = await killNodeMidJob(async () => {
     const consumer = await jsm.consumers.info('TALLY_TASKS', 'tally-workers');
     const stream = await jsm.streams.info('TALLY_TASKS');
     leaders = `consumer leader ${consumer.cluster?.leader}, stream leader ${stream.cluster?.leader}`;
@@ -163,6 +172,6 @@ test.serial('the leader of the workers consumer (and its stream) is killed mid-j
   t.is(run.code, 0, run.stderr);
   t.true(before > 0 && before < clean.tasks, `killed mid-job (${before} of ${clean.tasks} results before)`);
   t.deepEqual(withoutJob(run.stdout), withoutJob(clean.stdout));
-  t.log(`killed ${name} (${leaders}) after ${before} results; next result after ${recoveryMs} ms; job ${run.ms} ms (fault-free ${clean.ms} ms)`);
+  t.log(`killed ${name} (${leaders}) after ${before} results; longest pause in results ${pauseMs} ms; job ${run.ms} ms, ${run.ms - clean.ms} ms more than fault-free`);
   await heal(victim);
 });

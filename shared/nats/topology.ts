@@ -193,6 +193,7 @@ export function replicasFor(nc: NatsConnection): number {
   const fromEnv = Number(process.env.TALLY_REPLICAS);
   if (Number.isInteger(fromEnv) && fromEnv >= 1 && fromEnv <= 5) return fromEnv;
   const info = nc.info;
-  const peers = (info?.connect_urls?.length ?? 0) + 1;
+  // connect_urls lists every node's client URL, this one's included (nats-server 2.9.10).
+  const peers = Math.max(info?.connect_urls?.length ?? 1, 1);
   return info?.cluster && peers >= 3 ? 3 : 1;
 }

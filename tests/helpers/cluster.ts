@@ -57,15 +57,22 @@ function startNode(spec: NodeSpec, routes: string): Promise<NatsServerProcess> {
   });
 }
 
-/** Resolves once JetStream answers through `urls` (a meta leader has been elected). */
-export async function waitForJetStream(urls: string, timeoutMs = 30_000): Promise<void> {
+/**
+ * Resolves once JetStream answers through `urls` (a meta leader has been elected) and, with
+ * `placeR3`, once a stream with 3 replicas can be created (every node takes part).
+ */
+export async function waitForJetStream(urls: string, options: { placeR3?: boolean; timeoutMs?: number } = {}): Promise<void> {
   const nc = await connect({ servers: urls.split(','), maxReconnectAttempts: -1 });
   try {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     for (;;) {
       try {
-        const jsm = await jetstreamManager(nc, { timeout: 1000 });
+        const jsm = await jetstreamManager(nc, { timeout: 2000 });
         await jsm.getAccountInfo();
+        if (options.placeR3) {
+          await jsm.streams.add({ name: 'PROBE_R3', subjects: ['probe.r3'], num_replicas: 3 });
+          await jsm.streams.delete('PROBE_R3');
+        }
         return;
       } catch (error) {
         if (Date.now() > deadline) throw error;
@@ -86,7 +93,7 @@ export async function startCluster(): Promise<TestCluster> {
   const routes = specs.map((s) => `nats://127.0.0.1:${s.routePort}`).join(',');
   const nodes: Array<NatsServerProcess | null> = await Promise.all(specs.map((spec) => startNode(spec, routes)));
   const urls = specs.map((s) => `nats://127.0.0.1:${s.clientPort}`).join(',');
-  await waitForJetStream(urls);
+  await waitForJetStream(urls, { placeR3: true });
   return {
     nodes,
     specs,
