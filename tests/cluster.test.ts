@@ -37,7 +37,7 @@ test.before(async () => {
     watchers.push(nc);
   }
   fleet = startWorkers(cluster.urls, 2, env);
-  // Warm-up: the first use of a brand-new cluster creates six R3 streams and a consumer; on a
+  // Warm-up: the first use of a brand-new cluster creates five R3 streams and a consumer; on a
   // loaded 2-core machine one of those requests can exceed the 5 s JetStream API timeout and
   // the command fails with "timeout" (session set-up does not retry: see docs/RELIABILITY.md).
   for (let attempt = 1; attempt <= 3; attempt++) {

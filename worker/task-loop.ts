@@ -156,6 +156,11 @@ export class TaskLoop {
       if (!kind) throw new TaskRejectedError(`unknown job kind '${header.kind}'`);
       testHooks.beforeMap(header);
       const partial = await kind.map(header.spec, body, { working: () => message.working() });
+      // A CPU-bound map keeps the event loop busy: let it read what arrived meanwhile (the
+      // announcement that this job ended) before deciding to publish. Two turns of the loop
+      // make sure one poll phase (socket reads) runs in between.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
       if (this.endedJobs.has(header.job)) {
         // Cancelled, failed or finished while we worked: nobody will read this result.
         message.term();
