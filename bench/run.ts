@@ -366,6 +366,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     inproc('pipeline', 2, 'in-process pipeline, main thread chunks+reduces, 2 map threads'),
     tallyCount('tally.w1', 'tally count, embedded, --workers 1', ['--workers', '1'], sameTotal),
     tallyCount('tally.w2', 'tally count, embedded, --workers 2', ['--workers', '2'], sameTotal),
+    tallyCount('tally.w2.ship', 'tally count --no-workers-read-files, embedded, --workers 2 (every chunk through NATS, as with --server)', ['--workers', '2', '--no-workers-read-files'], sameTotal),
     tallyCount('tally.w2.chunk4M', 'tally count --chunk-size 4M, embedded, --workers 2 (what-if: 4x fewer tasks)', ['--workers', '2', '--chunk-size', '4M'], sameTotal),
     {
       id: `${prefix}.wc`,
@@ -393,7 +394,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   if (english) {
     // The same job with wc's tokenizer: its totals must equal wc's (checked once wc has run).
     variants.splice(
-      8,
+      variants.findIndex((v) => v.id.endsWith('.chunk4M')) + 1,
       0,
       tallyCount('tally.whitespace', `tally count --tokenizer whitespace, embedded, --workers ${WORKERS_DEFAULT} (same totals as wc -w)`, ['--tokenizer', 'whitespace', '--workers', String(WORKERS_DEFAULT)], () => undefined),
     );
@@ -711,6 +712,9 @@ function evaluate(): void {
   ratio('inprocPipeline2vs1', `${e}.inproc.pipe2`, `${e}.inproc.pipe1`);
   const nats2 = ratio('natsVsInprocAt2', `${e}.tally.w2`, `${e}.inproc.pipe2`);
   const nats1 = ratio('natsVsInprocAt1', `${e}.tally.w1`, `${e}.inproc.pipe1`);
+  // The same job with every chunk's bytes through the server (what --server does by default).
+  ratio('shipVsInprocAt2', `${e}.tally.w2.ship`, `${e}.inproc.pipe2`);
+  ratio('workersReadFilesVsShip', `${e}.tally.w2`, `${e}.tally.w2.ship`);
   ratio('multilingualE2eVsPython', 'count.multilingual.tally.w2', 'count.multilingual.python');
   ratio('factorialTallyVsPython', 'factorial.python', 'factorial.tally');
   const rssGrowth = ratio('coordinatorRssGrowth', 'rss1.coordinator', 'rss0.coordinator');

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // The `tally` command. The TypeScript sources build into dist/ (`npm run build`).
-import { main } from '../dist/coordinator/cli.js';
+import { installCodeCache } from '../dist/shared/code-cache.js';
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-  // Normally nothing is left and the process ends here. But a connection attempt that timed out
-  // (a server that accepts TCP and never speaks NATS) leaves the NATS client's socket open, and
-  // the process would never exit: once stdout and stderr are flushed, leave anyway.
-  let flushing = 2;
-  const flushed = () => {
-    if (--flushing === 0) setTimeout(() => process.exit(code), 500).unref();
-  };
-  process.stdout.write('', flushed);
-  process.stderr.write('', flushed);
-});
+// Compiled code of the CommonJS modules (the NATS client, commander) from the last run.
+installCodeCache('cli');
+const { discardPrestarted, prestartEmbedded } = await import('../dist/coordinator/embedded.js');
+
+// In the embedded default, the server and a job's worker processes start before anything
+// else: they come up while this process loads the command line's modules.
+prestartEmbedded(process.argv);
+const { main } = await import('../dist/coordinator/cli.js');
+
+const code = await main(process.argv);
+// What was started for a command that then failed before using it (bad usage, bad input).
+await discardPrestarted();
+process.exitCode = code;

@@ -8,10 +8,13 @@
  * connected any more.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
-import { startNatsServer, type NatsServerProcess } from './nats-server.js';
-import type { Logger } from '../shared/log.js';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_SERVER_CONFIG, startNatsServer, type NatsServerProcess } from './nats-server.js';
+import type { ConnectionSettings } from '../shared/nats/connection.js';
+import { Supervisor } from '../worker/supervisor.js';
+import { createLogger, type Logger } from '../shared/log.js';
 
 /** $TALLY_DATA_DIR, else $XDG_DATA_HOME/tally, else ~/.local/share/tally. */
 export function dataDirectory(): string {
@@ -23,14 +26,23 @@ export function dataDirectory(): string {
 interface ServerFile {
   pid: number;
   url: string;
+  /** The server's client token: only this user's tally processes can read this file. */
+  token: string;
   monitorUrl?: string;
 }
 
 /** A local server this process either owns or borrows. `release()` exactly once. */
 export interface EmbeddedServer {
   url: string;
+  /** Client token of the server (see writeEmbeddedConfig). */
+  token: string;
   owned: boolean;
   release(): Promise<void>;
+}
+
+/** How this user's tally processes connect to an embedded server. */
+export function embeddedConnection(server: EmbeddedServer): ConnectionSettings {
+  return { servers: [server.url], auth: { token: server.token } };
 }
 
 function isAlive(pid: number): boolean {
@@ -44,16 +56,178 @@ function isAlive(pid: number): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Client connections on the server, from its monitoring endpoint (node:http: fetch takes ~20 ms to load). */
 async function connectionsOn(monitorUrl: string): Promise<number> {
-  const response = await fetch(`${monitorUrl}/varz`);
-  const varz = (await response.json()) as { connections?: number };
-  return varz.connections ?? 0;
+  const { get } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const request = get(`${monitorUrl}/varz`, { agent: false }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        try {
+          resolve((JSON.parse(body) as { connections?: number }).connections ?? 0);
+        } catch (error) {
+          reject(error);
+        }
+      });
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.setTimeout(5_000, () => request.destroy(new Error('monitoring endpoint timed out')));
+  });
+}
+
+/** Commands that run a job: in the embedded default they start the server and workers. */
+const JOB_COMMANDS = new Set(['count', 'sum', 'primes', 'factorial', 'resume']);
+/** Commands that only read: they start (or join) the server, and no worker. */
+const READ_COMMANDS = new Set(['jobs', 'result', 'workers']);
+
+/** What a command line will need from the embedded default. */
+export interface EmbeddedPlan {
+  /** Worker processes (`--workers`, default one per core); 0 for commands that read. */
+  workers: number;
+  /** `--log-level` (LOG_LEVEL is for this process only, as with the parsed command line). */
+  logLevel: string | undefined;
+}
+
+/**
+ * What `tally ARGS` will need from the embedded default, read from the raw arguments before the
+ * command line is parsed; null for commands that need none, with --server or NATS_URL, and
+ * whenever in doubt (--help, a --workers value the parser will refuse). Only a head start:
+ * the parsed command line decides everything.
+ */
+export function embeddedPlanFor(argv: string[], env: NodeJS.ProcessEnv = process.env): EmbeddedPlan | null {
+  const args = argv.slice(2);
+  const command = args[0] ?? '';
+  if ((!JOB_COMMANDS.has(command) && !READ_COMMANDS.has(command)) || env.NATS_URL) return null;
+  let workers = JOB_COMMANDS.has(command) ? availableParallelism() : 0;
+  let logLevel: string | undefined;
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg === '--server' || arg.startsWith('--server=') || arg === '--help' || arg === '-h') return null;
+    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (name === '--log-level') logLevel = inline ?? args[++i];
+    if (name !== '--workers') continue;
+    const text = (inline ?? args[++i] ?? '').replace(/_/g, '');
+    if (!/^\d+$/.test(text) || Number(text) > 1024) return null;
+    if (JOB_COMMANDS.has(command)) workers = Number(text);
+  }
+  return { workers, logLevel };
+}
+
+interface Prestarted {
+  server: Promise<EmbeddedServer> | null;
+  workers: Supervisor | null;
+}
+
+const prestarted: Prestarted = { server: null, workers: null };
+
+/**
+ * Starts what the embedded default will need before anything else (bin/tally.js calls this
+ * first thing): the server (or joins another tally's), and the job's worker processes, which
+ * are told the server's address as soon as it is up. A Node process needs ~120 ms of CPU to
+ * start and load the NATS client; this way that overlaps the CLI's own loading and the
+ * server's start instead of following them. What the command then does not use is stopped by
+ * `discardPrestarted()`.
+ */
+export function prestartEmbedded(argv: string[]): void {
+  const plan = embeddedPlanFor(argv);
+  if (!plan || prestarted.server) return;
+  let logger: Logger;
+  try {
+    logger = createLogger({ level: plan.logLevel, fallback: 'warn', bindings: { role: 'coordinator' } });
+  } catch {
+    return; // a bad --log-level: the command reports it
+  }
+  // Workers first: their start is the longest, the server needs ~10 ms.
+  let workers: Supervisor | null = null;
+  if (plan.workers > 0) {
+    // This process loads its own modules meanwhile, on one core: the others load one worker
+    // each, the rest of the workers follow as soon as one has loaded (the job needs only one).
+    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1) });
+    workers.start();
+    prestarted.workers = workers;
+  }
+  const server = acquireEmbeddedServer(logger);
+  server.catch(() => undefined); // reported by the session that takes it
+  prestarted.server = server;
+  guardSignals();
+  if (!workers) return;
+  void server.then(
+    (embedded) => {
+      // As the session would: embedded workers are this user's own processes on this machine
+      // (they read input files themselves). The session checks that it is the same server.
+      if (prestarted.workers === workers) workers.configure({ connection: embeddedConnection(embedded), logger, logLevel: plan.logLevel ?? 'warn', readFiles: true });
+    },
+    () => undefined,
+  );
+}
+
+/** The prestarted server (or the wait for it), for the first session of the command. */
+export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
+  const server = prestarted.server ?? undefined;
+  prestarted.server = null;
+  // From here on the command's own handling of Ctrl-C applies, as without a head start.
+  unguardSignals();
+  return server;
+}
+
+let onSignal: (() => void) | null = null;
+
+/**
+ * Until the command takes over what was prestarted, SIGINT or SIGTERM stops it (the server is
+ * this process's child: left running, it would hold the store with nobody holding the lock)
+ * and exits 130, like an interrupted command.
+ */
+function guardSignals(): void {
+  if (onSignal) return;
+  onSignal = () => {
+    unguardSignals();
+    void discardPrestarted().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+}
+
+function unguardSignals(): void {
+  if (!onSignal) return;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  onSignal = null;
+}
+
+/**
+ * The prestarted worker processes if there are `processes` of them and they know no server
+ * other than `url`; any others are stopped.
+ */
+export async function takePrestartedWorkers(processes: number, url: string): Promise<Supervisor | null> {
+  const workers = prestarted.workers;
+  prestarted.workers = null;
+  if (!workers) return null;
+  if (workers.processes !== processes || (workers.serverUrl !== undefined && workers.serverUrl !== url)) {
+    await workers.stop();
+    return null;
+  }
+  return workers;
+}
+
+/** Stops what was prestarted and not used: the command failed first (bad usage, bad input). */
+export async function discardPrestarted(): Promise<void> {
+  unguardSignals();
+  const { server, workers } = prestarted;
+  prestarted.server = null;
+  prestarted.workers = null;
+  await workers?.stop();
+  const embedded = await server?.catch(() => undefined);
+  await embedded?.release();
 }
 
 /** Starts (or joins) the embedded server for this user. */
 export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedServer> {
   const dir = dataDirectory();
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const lockPath = join(dir, 'server.lock');
   const serverPath = join(dir, 'server.json');
   const deadline = Date.now() + 15_000;
@@ -86,7 +260,7 @@ export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedSer
       const file = JSON.parse(readFileSync(serverPath, 'utf8')) as ServerFile;
       if (file.pid === holder) {
         logger.debug({ url: file.url }, 'joining the embedded server of another tally process');
-        return { url: file.url, owned: false, release: async () => undefined };
+        return { url: file.url, token: file.token, owned: false, release: async () => undefined };
       }
     } catch {
       // The owner is still starting its server.
@@ -96,38 +270,63 @@ export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedSer
   }
 }
 
+/**
+ * The embedded server's configuration: tally.conf plus a client token made for this run, in a
+ * file only this user can read (a token on nats-server's command line would show in `ps`).
+ * Without it any local user could connect while a job runs, read its inputs and results, and
+ * make its workers, which read input files themselves, count any file this user can read.
+ */
+function writeEmbeddedConfig(dir: string, token: string): string {
+  const path = join(dir, 'embedded.conf');
+  const base = readFileSync(DEFAULT_SERVER_CONFIG, 'utf8');
+  writeFileSync(`${path}.tmp`, `${base}\n# Written by tally for its embedded server; the token changes every run.\nauthorization {\n  token: "${token}"\n}\n`, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+  return path;
+}
+
 async function startOwned(dir: string, lockPath: string, serverPath: string, logger: Logger): Promise<EmbeddedServer> {
+  const token = randomBytes(24).toString('base64url');
   let server: NatsServerProcess;
   try {
-    server = await startNatsServer({ storeDir: join(dir, 'jetstream'), monitor: true });
+    server = await startNatsServer({ storeDir: join(dir, 'jetstream'), monitor: true, configFile: writeEmbeddedConfig(dir, token) });
   } catch (error) {
     rmSync(lockPath, { force: true });
     throw error;
   }
-  const file: ServerFile = { pid: process.pid, url: server.url, monitorUrl: server.monitorUrl };
-  writeFileSync(`${serverPath}.tmp`, JSON.stringify(file));
+  const file: ServerFile = { pid: process.pid, url: server.url, token, monitorUrl: server.monitorUrl };
+  writeFileSync(`${serverPath}.tmp`, JSON.stringify(file), { mode: 0o600 });
   renameSync(`${serverPath}.tmp`, serverPath);
   logger.debug({ url: server.url, pid: server.pid }, 'embedded nats-server started');
   let released = false;
   return {
     url: server.url,
+    token,
     owned: true,
     release: async () => {
       if (released) return;
       released = true;
+      // Workers prestarted for a later session of this command (`tally resume` reads the job
+      // record first) are connected to this server too: they would wait for each other.
+      if (prestarted.workers?.serverUrl === server.url) {
+        const workers = prestarted.workers;
+        prestarted.workers = null;
+        await workers.stop();
+      }
       // Other tally processes may still be using the server (and more may join meanwhile):
       // stop it only once nobody is connected, and hold the lock until it is down, so that no
       // second server ever opens the same store directory.
       if (server.monitorUrl) {
-        for (;;) {
+        // Our own connection may take a moment to be counted out: look again soon, then less often.
+        for (let wait = 10; ; wait = Math.min(200, wait * 2)) {
           const connections = await connectionsOn(server.monitorUrl).catch(() => 0);
           if (connections === 0) break;
-          logger.debug({ connections }, 'another tally process still uses the embedded server');
-          await sleep(200);
+          if (wait >= 40) logger.debug({ connections }, 'another tally process still uses the embedded server');
+          await sleep(wait);
         }
       }
       await server.stop();
       rmSync(serverPath, { force: true });
+      rmSync(join(dir, 'embedded.conf'), { force: true });
       rmSync(lockPath, { force: true });
     },
   };

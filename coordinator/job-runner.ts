@@ -4,13 +4,17 @@
  *
  * Delivery is at least once on the wire; exactly once lives here: a task id is reduced only the
  * first time its result is seen, so redeliveries, duplicate results and replays are harmless.
+ *
+ * Tiny tasks (no body or a small one) travel several to a message, with consecutive ids, and
+ * come back as one result message; batches may be cut anywhere (their subjects and message ids
+ * carry their extent), so a resumed job that batches differently still folds each id once.
  */
 import { hostname } from 'node:os';
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
-import { decodeResult, encodeEnvelope, type TaskHeader } from '../shared/nats/envelope.js';
+import type { AnyJobKind, Json, Plan, Task } from '../shared/kinds/kind.js';
+import { batchEntryJson, decodeResult, encodeEnvelope, encodeTaskBatch, type TaskHeader } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import {
@@ -21,6 +25,7 @@ import {
   jobEndedSubject,
   jobResultSubjects,
   jobTaskSubjects,
+  messageId,
   newJobId,
   parseTaskSubject,
   partialObjectName,
@@ -80,7 +85,22 @@ interface InFlight {
   input: string;
   weight: number;
   bytes: number;
+  /** Kept for a task sent in a batch: a batch that never completes is sent again task by task. */
+  task?: Task;
 }
+
+/** Tasks collected for one message, consecutive ids from `first`. */
+interface PendingBatch {
+  first: number;
+  tasks: Task[];
+  entries: string[];
+  bodyBytes: number;
+  /** Length of the entries' JSON in UTF-16 units (at most 3 UTF-8 bytes each). */
+  headerUnits: number;
+}
+
+/** Returned by the pause probe when the splitter has not produced its next task within a turn of the event loop. */
+const PAUSED = Symbol('paused');
 
 /**
  * Unconfirmed task publishes kept in the pipe at once: ~32 big ones (the design notes measured
@@ -88,11 +108,33 @@ interface InFlight {
  */
 const PUBLISH_PIPELINE = 256;
 const PUBLISH_PIPELINE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Tiny tasks travel several to a message (like multiprocessing.Pool.map's chunksize): each
+ * message costs the server, the coordinator and a worker far more than a range task's map.
+ * A job is cut into at least BATCHES_PER_JOB messages when it has that many tasks, so that the
+ * work still spreads over workers and the last message is a small part of the job; a message
+ * carries at most MAX_BATCH tasks.
+ */
+const MAX_BATCH = 64;
+const BATCHES_PER_JOB = 256;
+/**
+ * Once results report how long tasks take, a batch is cut so that a message takes about this
+ * long at most: a lost or handed-back message then costs little, and the tail stays short.
+ */
+const BATCH_TARGET_MS = 250;
+/** Only tasks with no body or one up to this size share a message (count's chunks do not). */
+const BATCH_TASK_BODY_LIMIT = 8 * 1024;
+/** Bodies of one batch, at most. */
+const BATCH_BODY_LIMIT = 256 * 1024;
+/** Header JSON of one batch in UTF-16 units, at most: ≤ 48 KiB of UTF-8, under MAX_HEADER_BYTES. */
+const BATCH_HEADER_UNITS = 16 * 1024;
 const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
 const ENDED_GRACE_MS = 25;
 /** A result delivered to this process but not acked (lost on the way) comes again after this. */
 const RESULT_ACK_WAIT_MS = 5_000;
+const EMPTY = new Uint8Array(0);
 
 class JobRun {
   readonly job: string;
@@ -166,8 +208,10 @@ class JobRun {
       advisories = this.watchPoisonTasks();
       if (this.o.signal?.aborted) onAbort();
       if (this.o.resume) await this.catchUp();
-      await Promise.race([this.publishTasks(), this.done]);
+      await Promise.race([this.publishTasks(plan), this.done]);
       await this.done;
+      // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
+      this.announceEnd();
       const result = await kind.finalize(this.acc, { job: this.job, tasks: this.published }, options);
       // A leader election (a node lost) can refuse these writes for a few seconds: retry.
       await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
@@ -187,58 +231,184 @@ class JobRun {
     }
   }
 
-  /** Streams the kind's tasks into JetStream, never more than the window ahead of the results. */
-  private async publishTasks(): Promise<void> {
-    const { kind, options, js } = this.o;
+  /** Unconfirmed task publishes, oldest first. */
+  private readonly pipeline: Array<{ ack: Promise<unknown>; bytes: number }> = [];
+  private pipelineBytes = 0;
+  /** Tasks waiting to be sent together; never held while the splitter or the window waits. */
+  private batch: PendingBatch | null = null;
+  private probe: Promise<typeof PAUSED> | null = null;
+  /** Map time that workers reported, and over how many tasks, for sizing batches. */
+  private mappedMs = 0;
+  private mappedTasks = 0;
+
+  /**
+   * Streams the kind's tasks into JetStream, never more than the window ahead of the results.
+   * Tiny tasks are sent several to a message; a batch is sent as soon as it is full, when the
+   * splitter pauses (its next task is not ready within a turn of the event loop), before
+   * waiting for room in the window, and at the end: a batch never waits for more tasks.
+   */
+  private async publishTasks(plan: Plan): Promise<void> {
+    const { kind, options } = this.o;
     const maxTasks = this.o.maxTasksInFlight ?? 1024;
     const maxBytes = this.o.maxBytesInFlight ?? 64 * 1024 * 1024;
-    const pipeline: Array<{ ack: Promise<unknown>; bytes: number }> = [];
-    let pipelineBytes = 0;
-    for await (const task of kind.split(options, { maxBodyBytes: this.o.maxBodyBytes })) {
-      if (this.settled) return;
-      const body = task.body ?? new Uint8Array(0);
-      while (this.inFlight.size >= maxTasks || (this.inFlight.size > 0 && this.bytesInFlight + body.length > maxBytes)) {
-        await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
+    // Several messages must fit in the window, or workers would wait for each other's batches.
+    const maxBatch = Math.max(1, Math.min(MAX_BATCH, Math.floor(maxTasks / 4)));
+    // From the job's size when the plan knows it, else from the tasks seen so far (a job of
+    // unknown size starts one task per message and batches more as it proves long).
+    const batchSize = () => {
+      const bySize = Math.floor((plan.totalTasks ?? this.published) / BATCHES_PER_JOB);
+      const byTime = this.mappedMs > 0 ? Math.floor((BATCH_TARGET_MS * this.mappedTasks) / this.mappedMs) : maxBatch;
+      return Math.max(1, Math.min(maxBatch, bySize, byTime));
+    };
+    const iterator = kind.split(options, { maxBodyBytes: this.o.maxBodyBytes })[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        const next = iterator.next();
+        let step: IteratorResult<Task> | typeof PAUSED;
+        if (this.batch) {
+          step = await Promise.race([next, this.pauseProbe()]);
+          if (step === PAUSED) {
+            next.catch(() => undefined);
+            await this.flushBatch();
+            step = await next;
+          }
+        } else {
+          step = await next;
+        }
+        if (step.done) {
+          finished = true;
+          break;
+        }
         if (this.settled) return;
+        const task = step.value;
+        const body = task.body ?? EMPTY;
+        while (this.inFlight.size >= maxTasks || (this.inFlight.size > 0 && this.bytesInFlight + body.length > maxBytes)) {
+          if (this.batch) {
+            await this.flushBatch();
+            continue;
+          }
+          await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
+          if (this.settled) return;
+        }
+        const id = this.published++;
+        if (this.reduced.has(id)) {
+          // Resumed job: this task's result was folded in from the results stream already.
+          this.progress.weightDone += task.weight;
+          continue;
+        }
+        const size = batchSize();
+        const entry = size > 1 && body.length <= BATCH_TASK_BODY_LIMIT ? batchEntryJson(task.input, task.spec, body.length) : null;
+        const batchable = entry !== null && entry.length <= BATCH_HEADER_UNITS / 4;
+        this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length });
+        this.bytesInFlight += body.length;
+        const open = this.batch;
+        if (open && (!batchable || id !== open.first + open.tasks.length || open.bodyBytes + body.length > BATCH_BODY_LIMIT || open.headerUnits + entry.length > BATCH_HEADER_UNITS)) {
+          await this.flushBatch();
+        }
+        if (!batchable) {
+          await this.publishMessage(taskSubject(this.job, id), messageId(this.job, id), this.singleTask(id, task));
+          continue;
+        }
+        this.batch ??= { first: id, tasks: [], entries: [], bodyBytes: 0, headerUnits: 0 };
+        this.batch.tasks.push(task);
+        this.batch.entries.push(entry);
+        this.batch.bodyBytes += body.length;
+        this.batch.headerUnits += entry.length + 1;
+        if (this.batch.tasks.length >= size) await this.flushBatch();
       }
-      const id = this.published++;
-      if (this.reduced.has(id)) {
-        // Resumed job: this task's result was folded in from the results stream already.
-        this.progress.weightDone += task.weight;
-        continue;
-      }
-      this.inFlight.set(id, { input: task.input, weight: task.weight, bytes: body.length });
-      this.bytesInFlight += body.length;
-      const header: TaskHeader = { v: 1, job: this.job, task: id, kind: kind.name, input: task.input, spec: task.spec };
-      const payload = encodeEnvelope(header, body);
-      const ack = withRetry(() => js.publish(taskSubject(this.job, id), payload, { msgID: `${this.job}.${id}`, timeout: 10_000 }), {
-        cancelled: () => this.settled,
-        onRetry: (error) => this.log.warn({ task: id, err: describeError(error) }, 'publishing a task failed; retrying'),
-      });
-      // Awaited in order below; until then a failure must not count as unhandled.
-      ack.catch(() => undefined);
-      pipeline.push({ ack, bytes: payload.length });
-      pipelineBytes += payload.length;
-      while (pipeline.length >= PUBLISH_PIPELINE || pipelineBytes > PUBLISH_PIPELINE_BYTES) {
-        const oldest = pipeline.shift()!;
-        await oldest.ack;
-        pipelineBytes -= oldest.bytes;
-      }
+      if (this.settled) return;
+      await this.flushBatch();
+      await Promise.all(this.pipeline.map((entry) => entry.ack));
+    } finally {
+      // Closes the splitter's inputs when the job ended early.
+      if (!finished) await iterator.return?.(undefined).catch(() => undefined);
     }
-    await Promise.all(pipeline.map((entry) => entry.ack));
     this.splitDone = true;
     this.progress.tasksTotal = this.published;
     this.report(true);
     this.checkComplete();
   }
 
+  /** Resolves with PAUSED at the end of this turn of the event loop (one probe shared by a turn's tasks). */
+  private pauseProbe(): Promise<typeof PAUSED> {
+    return (this.probe ??= new Promise((resolve) =>
+      setImmediate(() => {
+        this.probe = null;
+        resolve(PAUSED);
+      }),
+    ));
+  }
+
+  private singleTask(id: number, task: Task): Uint8Array {
+    const header: TaskHeader = { v: 1, job: this.job, task: id, kind: this.o.kind.name, input: task.input, spec: task.spec };
+    return encodeEnvelope(header, task.body ?? EMPTY);
+  }
+
+  /** Sends the pending batch (a lone task as a plain task message). */
+  private async flushBatch(): Promise<void> {
+    const batch = this.batch;
+    if (!batch) return;
+    this.batch = null;
+    const { first, tasks } = batch;
+    if (tasks.length === 1) {
+      await this.publishMessage(taskSubject(this.job, first), messageId(this.job, first), this.singleTask(first, tasks[0]!));
+      return;
+    }
+    const body = batch.bodyBytes === 0 ? EMPTY : Buffer.concat(tasks.map((task) => task.body ?? EMPTY));
+    const payload = encodeTaskBatch(this.job, first, this.o.kind.name, batch.entries, body);
+    await this.publishMessage(taskSubject(this.job, first, tasks.length), messageId(this.job, first, tasks.length), payload);
+  }
+
+  /** Publishes one task message into the pipeline; waits while too many are unconfirmed. */
+  private async publishMessage(subject: string, msgID: string, payload: Uint8Array): Promise<void> {
+    const ack = withRetry(() => this.o.js.publish(subject, payload, { msgID, timeout: 10_000 }), {
+      cancelled: () => this.settled,
+      onRetry: (error) => this.log.warn({ subject, err: describeError(error) }, 'publishing a task failed; retrying'),
+    });
+    // Awaited in order below; until then a failure must not count as unhandled.
+    ack.catch(() => undefined);
+    this.pipeline.push({ ack, bytes: payload.length });
+    this.pipelineBytes += payload.length;
+    while (this.pipeline.length >= PUBLISH_PIPELINE || this.pipelineBytes > PUBLISH_PIPELINE_BYTES) {
+      const oldest = this.pipeline.shift()!;
+      this.pipelineBytes -= oldest.bytes;
+      await oldest.ack;
+    }
+  }
+
+  /**
+   * A batch delivered max_deliver times without a result killed its worker every time (a task
+   * that throws is reported by the worker, naming it): send its tasks again one per message,
+   * so that the poison one is found and named by its own max-deliveries advisory.
+   */
+  private async resendSingly(first: number, count: number): Promise<void> {
+    const sends: Array<Promise<unknown>> = [];
+    for (let id = first; id < first + count; id++) {
+      const task = this.inFlight.get(id)?.task;
+      if (!task || this.reduced.has(id)) continue;
+      const payload = this.singleTask(id, task);
+      sends.push(withRetry(() => this.o.js.publish(taskSubject(this.job, id), payload, { msgID: messageId(this.job, id), timeout: 10_000 }), { cancelled: () => this.settled }));
+    }
+    await Promise.all(sends);
+  }
+
   /** Waits (up to 30 s) until the results already stored for this job have been folded in. */
   private async catchUp(): Promise<void> {
     const info = await this.o.jsm.streams.info(RESULT_STREAM, { subjects_filter: jobResultSubjects(this.job) });
-    const stored = Object.keys(info.state.subjects ?? {}).length;
-    this.log.info({ stored }, 'resuming: folding in stored results');
+    // Each stored result covers one task or a batch of them.
+    const covered = new Set<number>();
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const where = parseTaskSubject(subject);
+      if (where) for (let i = 0; i < where.count; i++) covered.add(where.task + i);
+    }
+    this.log.info({ stored: covered.size }, 'resuming: folding in stored results');
     const deadline = Date.now() + 30_000;
-    while (this.reduced.size < stored && !this.settled && Date.now() < deadline) {
+    const missing = () => {
+      for (const id of covered) if (!this.reduced.has(id)) return true;
+      return false;
+    };
+    while (missing() && !this.settled && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -306,23 +476,41 @@ class JobRun {
       return;
     }
     const { header, body } = decoded;
-    if (header.job !== this.job || this.reduced.has(header.task)) return;
-    const task = this.inFlight.get(header.task);
+    if (header.job !== this.job) return;
+    const first = header.task;
+    const count = header.count ?? 1;
     if (header.error !== undefined) {
-      this.fail(new JobFailedError(this.job, header.error, task?.input));
+      const failed = first + (header.failed ?? 0);
+      if (this.reduced.has(failed)) return;
+      this.fail(new JobFailedError(this.job, header.error, this.inFlight.get(failed)?.input));
       return;
     }
-    const partial = header.object ? await takeStoredPartial(this.o.partials, header.object) : body;
-    this.acc = this.o.kind.reduce(this.acc, partial, header.task);
-    this.reduced.add(header.task);
+    let fresh = false;
+    for (let id = first; id < first + count && !fresh; id++) fresh = !this.reduced.has(id);
+    if (!fresh) return;
+    const data = header.object ? await takeStoredPartial(this.o.partials, header.object) : body;
+    const sizes = header.sizes ?? [data.length];
+    if (sizes.reduce((a, b) => a + b, 0) !== data.length) throw new Error(`result of tasks ${first}-${first + count - 1}: its sizes do not match its stored partial`);
+    this.mappedMs += header.ms;
+    this.mappedTasks += count;
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      const id = first + i;
+      const partial = data.subarray(offset, offset + sizes[i]!);
+      offset += sizes[i]!;
+      if (this.reduced.has(id)) continue;
+      this.acc = this.o.kind.reduce(this.acc, partial, id);
+      this.reduced.add(id);
+      this.progress.tasksDone++;
+      const task = this.inFlight.get(id);
+      if (task) {
+        this.progress.weightDone += task.weight;
+        this.bytesInFlight -= task.bytes;
+        this.inFlight.delete(id);
+      }
+    }
     this.lastResultAt = Date.now();
     this.progress.waitingForWorkers = false;
-    this.progress.tasksDone++;
-    if (task) {
-      this.progress.weightDone += task.weight;
-      this.bytesInFlight -= task.bytes;
-      this.inFlight.delete(header.task);
-    }
     this.spaceWaiter?.();
     this.spaceWaiter = null;
     this.report(false);
@@ -358,6 +546,11 @@ class JobRun {
           const where = stored ? parseTaskSubject(stored.subject) : undefined;
           if (!stored || !where || where.job !== this.job) return;
           await this.o.jsm.streams.deleteMessage(TASK_STREAM, advisory.stream_seq, false).catch(() => undefined);
+          if (where.count > 1) {
+            this.log.warn({ tasks: `${where.task}-${where.task + where.count - 1}`, deliveries: advisory.deliveries }, 'a batch of tasks never completed; sending its tasks one by one');
+            await this.resendSingly(where.task, where.count);
+            return;
+          }
           const input = this.inFlight.get(where.task)?.input;
           this.fail(new JobFailedError(this.job, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`, input));
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
@@ -417,15 +610,29 @@ class JobRun {
     );
   }
 
+  private endAnnouncedAt = -1;
+
+  /** Tells workers the job has ended (once): they drop its tasks and results from then on. */
+  private announceEnd(): void {
+    if (this.endAnnouncedAt >= 0) return;
+    this.endAnnouncedAt = performance.now();
+    try {
+      this.o.nc.publish(jobEndedSubject(this.job));
+    } catch (error) {
+      this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
+    }
+  }
+
   /** Leaves nothing of the job on the server but its record and result. */
   private async cleanUp(): Promise<void> {
     await this.queue.catch(() => undefined);
     // Workers still holding a task of this job drop its result instead of publishing it after
     // the purge below; the pause lets the announcement reach them first.
     try {
-      this.o.nc.publish(jobEndedSubject(this.job));
+      this.announceEnd();
       await this.o.nc.flush();
-      await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
+      const left = ENDED_GRACE_MS - (performance.now() - this.endAnnouncedAt);
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
     }

@@ -89,6 +89,16 @@ export class NatsServerProcess {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
+    this.closeLog();
+  }
+
+  /**
+   * Closes our end of the server's stderr pipe. It closes by itself when the server exits,
+   * unless something it started still holds it (a TALLY_NATS_SERVER wrapper's children), which
+   * would keep this process from exiting.
+   */
+  private closeLog(): void {
+    this.child.stderr?.destroy();
   }
 
   /** Abrupt death, for fault tests. */
@@ -96,6 +106,7 @@ export class NatsServerProcess {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGKILL');
     await this.exited;
+    this.closeLog();
   }
 }
 

@@ -8,12 +8,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
-import { ensureTaskTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
+import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';
-import { acquireEmbeddedServer, type EmbeddedServer } from './embedded.js';
+import { acquireEmbeddedServer, embeddedConnection, takePrestartedWorkers, type EmbeddedServer } from './embedded.js';
+import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subjects.js';
 import { Supervisor } from '../worker/supervisor.js';
 
 export interface SessionOptions {
@@ -32,6 +33,8 @@ export interface SessionOptions {
   purpose?: 'job' | 'read';
   /** Extra environment for embedded workers (test hooks). */
   workerEnv?: NodeJS.ProcessEnv;
+  /** The embedded server, when acquisition started already (the first attempt uses it). */
+  embedded?: Promise<EmbeddedServer>;
 }
 
 /** Room left in each message for the envelope header and NATS headers. */
@@ -73,14 +76,22 @@ export class Session {
     const remote = options.connection ?? resolveConnection({ server: options.server });
     if (remote) return Session.connect(remote, null, null, options);
     for (let attempt = 1; ; attempt++) {
-      const embedded = await acquireEmbeddedServer(options.logger);
-      const connection: ConnectionSettings = { servers: [embedded.url] };
+      const embedded = attempt === 1 && options.embedded ? await options.embedded : await acquireEmbeddedServer(options.logger);
+      const connection: ConnectionSettings = embeddedConnection(embedded);
       let supervisor: Supervisor | null = null;
       try {
         const workers = options.workers ?? availableParallelism();
         if (workers > 0) {
-          supervisor = new Supervisor({ connection, processes: workers, logger: options.logger, logLevel: options.logLevel ?? 'warn', env: options.workerEnv });
-          supervisor.start();
+          // Embedded workers are this user's own processes on this machine: they read the
+          // input files themselves instead of receiving every byte through the server.
+          const settings = { connection, logger: options.logger, logLevel: options.logLevel ?? 'warn', readFiles: true };
+          // Usually forked first thing (bin/tally.js) and loaded by now: they only wait for this.
+          supervisor = attempt === 1 && !options.workerEnv ? await takePrestartedWorkers(workers, embedded.url) : null;
+          if (supervisor) supervisor.configure(settings);
+          else {
+            supervisor = new Supervisor({ ...settings, processes: workers, env: options.workerEnv });
+            supervisor.start();
+          }
         }
         return await Session.connect(connection, embedded, supervisor, options);
       } catch (error) {
@@ -105,24 +116,41 @@ export class Session {
       const jsm = await jetstreamManagerFor(nc, connection);
       const replicas = replicasFor(nc);
       const forJobs = options.purpose !== 'read';
-      if (forJobs) await ensureTaskTopology(jsm, { replicas });
-      const [store, partials] = await Promise.all([
+      // Independent of each other: asked for at once. A failure is reported as it was when they
+      // ran one after the other (the task topology's first).
+      const [topology, opened, partials] = await Promise.allSettled([
+        forJobs ? ensureTaskTopology(jsm, { replicas }) : undefined,
         JobStore.open(nc, { replicas }),
         forJobs
-          ? openPartialsStore(nc, { replicas }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))
+          ? openPartialsStore(nc, { replicas }).then(
+              (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
+              (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+            )
           : new Error('this session was opened to read only'),
       ]);
-      return new Session(nc, jetstream(nc), jsm, store, partials, displayServers(connection.servers), embedded, supervisor);
+      if (topology.status === 'rejected') throw topology.reason;
+      if (opened.status === 'rejected') throw opened.reason;
+      const store = opened.value;
+      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor);
     } catch (error) {
       await nc.close().catch(() => undefined);
       throw error;
     }
   }
 
-  /** Drains the connection, stops embedded workers, then releases the embedded server. */
+  /** Stops embedded workers, drains the connection, then releases the embedded server. */
   async close(): Promise<void> {
-    await this.nc.drain().catch(() => undefined);
+    const owner = this.embedded?.owned === true && !(this.partialsStore instanceof Error);
+    // A stopped server keeps the consumers of Object Store listings until they idle out, which
+    // an embedded server never lives to see: they would pile up with every job. Swept while
+    // the workers stop.
+    const swept = owner ? sweepIdleListConsumers(this.jsm, PARTIALS_BUCKET).catch(() => undefined) : undefined;
     await this.supervisor?.stop();
+    // nats-server 2.9 pauses 50 ms on shutdown when a consumer still holds pull requests, and
+    // those of the workers just gone are dropped only when someone looks at the consumer.
+    if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);
+    await swept;
+    await this.nc.drain().catch(() => undefined);
     await this.embedded?.release();
   }
 }

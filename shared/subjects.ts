@@ -51,30 +51,61 @@ export function newJobId(now = Date.now()): string {
   return `${now.toString(36)}-${random}`;
 }
 
-export function taskSubject(job: string, task: number): string {
-  return `${TASK_PREFIX}.${job}.${task}`;
+/**
+ * Most tasks one message may carry. A message carries one task (`<task>` in its subject) or a
+ * batch of consecutive task ids (`<first>-<last>`); the coordinator batches tiny tasks only.
+ */
+export const MAX_BATCH_TASKS = 256;
+
+/**
+ * The last subject token (and message-id suffix) of a message carrying tasks `first` ..
+ * `first + count - 1`: the task id alone for one task, `<first>-<last>` for a batch. Two
+ * batches that differ in extent never share a subject or a message id.
+ */
+export function taskLabel(first: number, count = 1): string {
+  return count === 1 ? String(first) : `${first}-${first + count - 1}`;
+}
+
+export function taskSubject(job: string, task: number, count = 1): string {
+  return `${TASK_PREFIX}.${job}.${taskLabel(task, count)}`;
 }
 
 export function jobTaskSubjects(job: string): string {
   return `${TASK_PREFIX}.${job}.>`;
 }
 
-export function resultSubject(job: string, task: number): string {
-  return `${RESULT_PREFIX}.${job}.${task}`;
+export function resultSubject(job: string, task: number, count = 1): string {
+  return `${RESULT_PREFIX}.${job}.${taskLabel(task, count)}`;
+}
+
+/** Message id of a task message and of its result: the server drops a repeat within its window. */
+export function messageId(job: string, task: number, count = 1): string {
+  return `${job}.${taskLabel(task, count)}`;
 }
 
 export function jobResultSubjects(job: string): string {
   return `${RESULT_PREFIX}.${job}.>`;
 }
 
-/** Parses `tally.task.<job>.<task>` (or result); undefined when the subject is not one of ours. */
-export function parseTaskSubject(subject: string): { job: string; task: number } | undefined {
+const LABEL = /^(0|[1-9]\d{0,15})(?:-(0|[1-9]\d{0,15}))?$/;
+
+/**
+ * Parses `tally.task.<job>.<task>` or `tally.task.<job>.<first>-<last>` (or the result
+ * subjects); undefined when the subject is not one of ours. `count` is 1 for a single task.
+ */
+export function parseTaskSubject(subject: string): { job: string; task: number; count: number } | undefined {
   const parts = subject.split('.');
   if (parts.length !== 4 || parts[0] !== 'tally') return undefined;
   const job = parts[2]!;
-  const task = Number(parts[3]);
-  if (!isJobId(job) || !Number.isSafeInteger(task) || task < 0) return undefined;
-  return { job, task };
+  const label = LABEL.exec(parts[3]!);
+  if (!isJobId(job) || !label) return undefined;
+  const task = Number(label[1]);
+  if (!Number.isSafeInteger(task)) return undefined;
+  if (label[2] === undefined) return { job, task, count: 1 };
+  const last = Number(label[2]);
+  const count = last - task + 1;
+  if (!Number.isSafeInteger(last) || count < 2 || count > MAX_BATCH_TASKS) return undefined;
+  return { job, task, count };
 }
 
 /** Name of the consumer through which a job's coordinator reads its results. */
@@ -82,7 +113,7 @@ export function resultConsumerName(job: string): string {
   return `tally-job-${job}`;
 }
 
-/** Object name of a partial result kept in the partials bucket. */
-export function partialObjectName(job: string, task: number): string {
-  return `${job}.${task}`;
+/** Object name of a partial result (of one task, or of a batch) kept in the partials bucket. */
+export function partialObjectName(job: string, task: number, count = 1): string {
+  return `${job}.${taskLabel(task, count)}`;
 }

@@ -3,7 +3,7 @@
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
 import test from 'ava';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
 
@@ -45,4 +45,30 @@ test.serial('two embedded runs at the same time both succeed', async (t) => {
   t.is(JSON.parse(a.stdout).sum, ((1_000_000n * 1_000_001n) / 2n).toString());
   t.true(JSON.parse(b.stdout).totalWords > 1000);
   t.deepEqual(readdirSync(join(data.path, 'tally')).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
+});
+
+test.serial('the embedded server opens only with the token in the owner-only server file', async (t) => {
+  const { acquireEmbeddedServer } = await import('../coordinator/embedded.js');
+  const { createLogger } = await import('../shared/log.js');
+  const { connect } = await import('@nats-io/transport-node');
+  const dir = tempDir('tally-token-');
+  const before = process.env.TALLY_DATA_DIR;
+  process.env.TALLY_DATA_DIR = dir.path;
+  const server = await acquireEmbeddedServer(createLogger({ level: 'silent', fallback: 'silent' }));
+  try {
+    t.true(server.owned);
+    for (const name of ['server.json', 'embedded.conf']) t.is(statSync(join(dir.path, name)).mode & 0o777, 0o600, name);
+    t.is(JSON.parse(readFileSync(join(dir.path, 'server.json'), 'utf8')).token, server.token);
+    // Another local user knows the port (it is in `ss -ltn`) but not the token.
+    await t.throwsAsync(connect({ servers: server.url, reconnect: false }), { message: /authorization/i });
+    await t.throwsAsync(connect({ servers: server.url, token: 'guess', reconnect: false }), { message: /authorization/i });
+    const nc = await connect({ servers: server.url, token: server.token, reconnect: false });
+    await nc.flush();
+    await nc.close();
+  } finally {
+    await server.release();
+    if (before === undefined) delete process.env.TALLY_DATA_DIR;
+    else process.env.TALLY_DATA_DIR = before;
+    dir.remove();
+  }
 });

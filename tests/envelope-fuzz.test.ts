@@ -1,14 +1,15 @@
 /**
- * Untrusted messages: whatever bytes arrive as a task or a result, decoding either returns a
- * validated header or throws TaskRejectedError (nothing else), parses at most MAX_HEADER_BYTES
- * of JSON and copies no body; job ids that reach subjects carry no dots, wildcards or spaces;
- * every kind's map refuses malformed or over-limit specs with TaskRejectedError.
+ * Untrusted messages: whatever bytes arrive as a task (one, or a batch) or a result, decoding
+ * either returns a validated header or throws TaskRejectedError (nothing else), parses at most
+ * MAX_HEADER_BYTES of JSON and copies no body; job ids that reach subjects carry no dots,
+ * wildcards or spaces; every kind's map refuses malformed or over-limit specs with
+ * TaskRejectedError.
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { MAX_HEADER_BYTES, MAX_TASK_BYTES, decodeResult, decodeTask, encodeEnvelope, isPartialObjectName } from '../shared/nats/envelope.js';
+import { MAX_HEADER_BYTES, MAX_TASK_BYTES, batchEntryJson, decodeResult, decodeTask, decodeTaskBatch, encodeEnvelope, encodeTaskBatch, isPartialObjectName } from '../shared/nats/envelope.js';
 import { TaskRejectedError } from '../shared/errors.js';
-import { isJobId, taskSubject, resultSubject, parseTaskSubject } from '../shared/subjects.js';
+import { MAX_BATCH_TASKS, isJobId, taskSubject, resultSubject, parseTaskSubject, partialObjectName } from '../shared/subjects.js';
 import { jobKinds } from '../shared/kinds/index.js';
 import { PRIMES_MAX_TASK_SPAN } from '../shared/kinds/primes.js';
 import { FACTORIAL_MAX_N } from '../shared/kinds/factorial.js';
@@ -54,11 +55,48 @@ const resultHeader = fc.record(
     worker: fc.oneof(fc.string({ maxLength: 300 }), anyValue),
     ms: fc.oneof(fc.nat(), fc.double(), anyValue),
     error: fc.oneof(fc.string(), fc.constant('e'.repeat(5000)), anyValue),
-    object: fc.oneof(fc.constantFrom('abc-123.0.0123abcd', 'abc-123.1.0123abcd', 'other-job.0.0123abcd', 'abc-123.0.0123ABCD', 'abc-123.0.0123abcd.x'), anyValue),
+    object: fc.oneof(fc.constantFrom('abc-123.0.0123abcd', 'abc-123.1.0123abcd', 'other-job.0.0123abcd', 'abc-123.0.0123ABCD', 'abc-123.0.0123abcd.x', 'abc-123.0-1.0123abcd', 'abc-123.1-2.0123abcd'), anyValue),
+    count: fc.oneof(fc.integer({ min: -1, max: 3 }), fc.constant(MAX_BATCH_TASKS + 1), anyValue),
+    sizes: fc.oneof(fc.array(fc.nat({ max: 40 }), { maxLength: 4 }), fc.array(fc.integer({ min: -2, max: 2 }), { maxLength: 3 }), anyValue),
+    failed: fc.oneof(fc.integer({ min: -1, max: 3 }), anyValue),
     extra: anyValue,
   },
   { requiredKeys: [] },
 );
+
+/** Batch task headers, honest or not. */
+const batchHeader = fc.record(
+  {
+    v: fc.oneof(fc.constant(1), anyValue),
+    job: fc.oneof(jobId, anyValue),
+    task: fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), anyValue),
+    kind: fc.oneof(fc.constantFrom('count', 'sum', 'primes', 'factorial', 'Sum'), anyValue),
+    batch: fc.oneof(
+      fc.array(fc.record({ input: fc.oneof(fc.string({ maxLength: 20 }), anyValue), spec: fc.oneof(fc.object({ maxDepth: 1 }), anyValue), bytes: fc.oneof(fc.nat({ max: 40 }), anyValue), x: anyValue }, { requiredKeys: [] }), { maxLength: 5 }),
+      fc.constant(Array.from({ length: MAX_BATCH_TASKS + 1 }, () => ({ input: 'x', spec: {} }))),
+      anyValue,
+    ),
+    input: anyValue,
+    spec: anyValue,
+  },
+  { requiredKeys: [] },
+);
+
+/** Well-formed batches: entries of honest lengths, a body that matches. */
+const validBatch = fc
+  .tuple(
+    fc.stringMatching(/^[a-z0-9][a-z0-9-]{2,62}$/),
+    fc.nat({ max: 1e9 }),
+    fc.constantFrom('count', 'sum', 'primes', 'factorial'),
+    fc.array(fc.tuple(fc.string({ maxLength: 30 }), fc.object({ maxDepth: 2 }), fc.uint8Array({ maxLength: 20 })), { minLength: 2, maxLength: 8 }),
+  )
+  .map(([job, first, kind, tasks]) => ({
+    job,
+    first,
+    kind,
+    tasks,
+    data: encodeTaskBatch(job, first, kind, tasks.map(([input, spec, body]) => batchEntryJson(input, spec as never, body.length)), Buffer.concat(tasks.map(([, , body]) => body))),
+  }));
 
 /** Well-formed headers, so that acceptance is exercised too, with the odd field broken. */
 const validTask = fc.record({
@@ -152,7 +190,7 @@ test('decodeResult: any bytes give a validated result or TaskRejectedError; an o
       if ('rejected' in outcome) return true;
       const { header, body } = outcome.ok;
       return (
-        Object.keys(header).every((k) => ['v', 'job', 'task', 'worker', 'ms', 'error', 'object'].includes(k)) &&
+        Object.keys(header).every((k) => ['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed'].includes(k)) &&
         isJobId(header.job) &&
         Number.isSafeInteger(header.task) &&
         typeof header.worker === 'string' &&
@@ -160,13 +198,114 @@ test('decodeResult: any bytes give a validated result or TaskRejectedError; an o
         Number.isFinite(header.ms) &&
         header.ms >= 0 &&
         (header.error === undefined || (typeof header.error === 'string' && header.error.length <= 4096)) &&
-        (header.object === undefined || (isPartialObjectName(header.object, header.job, header.task) && body.length === 0)) &&
+        (header.object === undefined || (isPartialObjectName(header.object, header.job, header.task, header.count ?? 1) && body.length === 0)) &&
+        (header.count === undefined
+          ? header.sizes === undefined && header.failed === undefined
+          : Number.isSafeInteger(header.count) &&
+            header.count >= 2 &&
+            header.count <= MAX_BATCH_TASKS &&
+            (header.error !== undefined
+              ? Number.isSafeInteger(header.failed) && header.failed! >= 0 && header.failed! < header.count && header.sizes === undefined
+              : header.failed === undefined &&
+                Array.isArray(header.sizes) &&
+                header.sizes.length === header.count &&
+                (header.object !== undefined || header.sizes.reduce((a, b) => a + b, 0) === body.length))) &&
         body.buffer === data.buffer
       );
     }),
     { numRuns: 3000 },
   );
   t.pass();
+});
+
+test('decodeTaskBatch: any bytes give a validated batch (or one task) or TaskRejectedError, parsing at most 64 KiB, copying no body', (t) => {
+  fc.assert(
+    fc.property(fc.oneof(message(taskHeader), message(validTask), message(batchHeader), validBatch.map((b) => b.data)), (data) => {
+      const { value: outcome, largest } = withParseSpy(() => decodeOutcome(decodeTaskBatch, data));
+      if (largest > MAX_HEADER_BYTES) return false;
+      if ('rejected' in outcome) return outcome.rejected.length < 300;
+      const { job, first, kind, tasks } = outcome.ok;
+      if (!isJobId(job) || !Number.isSafeInteger(first) || first < 0 || !/^[a-z]{1,32}$/.test(kind)) return false;
+      if (tasks.length < 1 || tasks.length > MAX_BATCH_TASKS || !Number.isSafeInteger(first + tasks.length - 1)) return false;
+      let bytes = 0;
+      const ok = tasks.every(({ header, body }, i) => {
+        bytes += body.length;
+        return (
+          header.v === 1 &&
+          header.job === job &&
+          header.kind === kind &&
+          header.task === first + i &&
+          typeof header.input === 'string' &&
+          header.input.length <= 4096 &&
+          typeof header.spec === 'object' &&
+          header.spec !== null &&
+          !Array.isArray(header.spec) &&
+          body.buffer === data.buffer
+        );
+      });
+      // The bodies are the whole message body, cut without gaps or overlaps.
+      return ok && (tasks.length === 1 || bytes + 4 + new DataView(data.buffer, data.byteOffset).getUint32(0) === data.length);
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass();
+});
+
+test('a batch round-trips: each task keeps its id, input, spec and body; a single-task decoder refuses it', (t) => {
+  fc.assert(
+    fc.property(validBatch, ({ job, first, kind, tasks, data }) => {
+      const batch = decodeTaskBatch(data);
+      if (batch.job !== job || batch.first !== first || batch.kind !== kind || batch.tasks.length !== tasks.length) return false;
+      const same = batch.tasks.every(({ header, body }, i) => {
+        const [input, spec, bytes] = tasks[i]!;
+        return header.task === first + i && header.input === input && JSON.stringify(header.spec) === JSON.stringify(spec) && Buffer.from(body).equals(Buffer.from(bytes));
+      });
+      return same && 'rejected' in decodeOutcome(decodeTask, data);
+    }),
+    { numRuns: 500 },
+  );
+  // Entry lengths that do not add up to the body are refused.
+  const entries = [batchEntryJson('a', {}, 2), batchEntryJson('b', {}, 2)];
+  t.throws(() => decodeTaskBatch(encodeTaskBatch('abc-123', 0, 'sum', entries, new Uint8Array(5))), { instanceOf: TaskRejectedError, message: /add up/ });
+  t.throws(() => decodeTaskBatch(encodeTaskBatch('abc-123', 0, 'sum', entries, new Uint8Array(3))), { instanceOf: TaskRejectedError, message: /length/ });
+  t.throws(() => decodeTaskBatch(encodeTaskBatch('abc-123', 0, 'sum', [entries[0]!], new Uint8Array(2))), { instanceOf: TaskRejectedError, message: /2 to 256 tasks/ });
+  // One task in the single-task form decodes as a batch of one.
+  const single = decodeTaskBatch(encodeEnvelope({ v: 1, job: 'abc-123', task: 7, kind: 'sum', input: 'range 1..2', spec: { from: '1', to: '2' } }, new Uint8Array(0)));
+  t.is(single.first, 7);
+  t.is(single.tasks.length, 1);
+  t.is(single.tasks[0]!.header.input, 'range 1..2');
+});
+
+test('batch results: sizes must cut the body exactly, a failure names a task of the batch, an object must be the batch\'s own', (t) => {
+  const result = (header: Record<string, unknown>, body = new Uint8Array(0)) => encodeEnvelope({ v: 1, job: 'abc-123', task: 10, worker: 'w', ms: 1, ...header } as never, body);
+  t.deepEqual(decodeResult(result({ count: 3, sizes: [1, 0, 2] }, new Uint8Array(3))).header.sizes, [1, 0, 2]);
+  t.throws(() => decodeResult(result({ count: 3, sizes: [1, 0, 2] }, new Uint8Array(4))), { instanceOf: TaskRejectedError, message: /add up/ });
+  t.throws(() => decodeResult(result({ count: 3, sizes: [1, 2] }, new Uint8Array(3))), { instanceOf: TaskRejectedError, message: /sizes/ });
+  t.throws(() => decodeResult(result({ count: 1, sizes: [3] }, new Uint8Array(3))), { instanceOf: TaskRejectedError, message: /batch size/ });
+  t.throws(() => decodeResult(result({ sizes: [3] }, new Uint8Array(3))), { instanceOf: TaskRejectedError });
+  t.is(decodeResult(result({ count: 3, failed: 2, error: 'boom' })).header.failed, 2);
+  t.throws(() => decodeResult(result({ count: 3, failed: 3, error: 'boom' })), { instanceOf: TaskRejectedError, message: /failed/ });
+  t.throws(() => decodeResult(result({ count: 3, error: 'boom' })), { instanceOf: TaskRejectedError, message: /failed/ });
+  t.throws(() => decodeResult(result({ failed: 0, error: 'boom' })), { instanceOf: TaskRejectedError });
+  t.is(decodeResult(result({ count: 3, sizes: [1, 0, 2], object: `${partialObjectName('abc-123', 10, 3)}.0123abcd` })).header.object, 'abc-123.10-12.0123abcd');
+  for (const object of ['abc-123.10.0123abcd', 'abc-123.10-11.0123abcd', 'abc-123.11-13.0123abcd']) {
+    t.throws(() => decodeResult(result({ count: 3, sizes: [1, 0, 2], object })), { instanceOf: TaskRejectedError, message: /object name/ }, object);
+  }
+});
+
+test('batch subjects carry their extent: first-last, parsed back; anything else is not ours', (t) => {
+  fc.assert(
+    fc.property(fc.stringMatching(/^[a-z0-9][a-z0-9-]{2,62}$/), fc.nat({ max: 2 ** 40 }), fc.integer({ min: 1, max: MAX_BATCH_TASKS }), (job, task, count) => {
+      const subject = taskSubject(job, task, count);
+      const parsed = parseTaskSubject(subject);
+      return subject.split('.').length === 4 && parsed?.job === job && parsed.task === task && parsed.count === count && parseTaskSubject(resultSubject(job, task, count))?.count === count;
+    }),
+    { numRuns: 1000 },
+  );
+  t.is(taskSubject('abc-123', 5, 3), 'tally.task.abc-123.5-7');
+  for (const bad of ['tally.task.abc-123.5-5', 'tally.task.abc-123.7-5', 'tally.task.abc-123.05', 'tally.task.abc-123.5-', 'tally.task.abc-123.', `tally.task.abc-123.0-${MAX_BATCH_TASKS}`, 'tally.task.abc-123.1e3', 'tally.task.abc-123.-1']) {
+    t.is(parseTaskSubject(bad), undefined, bad);
+  }
 });
 
 test('oversized messages and lying length fields are refused before any parsing', (t) => {

@@ -7,7 +7,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
 import { countBytes, countKind } from '../shared/kinds/count.js';
-import { compareCodePoints, WordTable } from '../shared/text/words.js';
+import { ChunkWords, compareCodePoints } from '../shared/text/words.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import { compareCodePoints as referenceOrder, referenceCount, type ReferenceCount, type ReferenceSettings } from './helpers/reference-counter.js';
 
@@ -154,21 +154,21 @@ test('thousands of distinct words in one chunk: equal lengths and endings never 
   }
 });
 
-test('WordTable: words in one probe cluster are told apart by their bytes', (t) => {
+test('ChunkWords: words in one probe cluster are told apart by their bytes', (t) => {
   // Every word gets the same hash, so every lookup walks one cluster and only the stored
   // length, last 4 bytes and byte comparison can keep words apart.
   const list = ['a', 'b', 'ab', 'ba', 'abcd', 'abce', 'xbcd', 'abcde', 'xbcde', 'axcde', 'abxde', 'abcdef', 'xbcdef', 'Abcde', 'ABCDE', 'é', 'è', 'éa', 'aé', '日本', '本日', '日本語', '日本日', 'a\u0000', '\u0000a'];
   for (const caseSensitive of [false, true]) {
     const text = list.flatMap((w, i) => Array(i + 1).fill(w)).join(' ');
     const body = utf8(text);
-    const table = new WordTable(body, caseSensitive);
+    const table = new ChunkWords(caseSensitive, body.length);
     const expected = new Map<string, number>();
     let start = 0;
     for (const word of text.split(' ')) {
       const bytes = utf8(word);
       const folded = caseSensitive ? bytes : bytes.map((b) => (b >= 0x41 && b <= 0x5a ? b + 32 : b));
       const tail = folded.slice(-4).reduce((acc, b) => (acc << 8) | b, 0);
-      table.add(start, bytes.length, 12345, tail, bytes.every((b) => b < 0x80));
+      table.add(body, start, bytes.length, 12345, tail, bytes.every((b) => b < 0x80), 1);
       const key = caseSensitive ? word : word.toLowerCase();
       expected.set(key, (expected.get(key) ?? 0) + 1);
       start += bytes.length + 1;

@@ -1,8 +1,10 @@
 /**
  * Entry point of one worker process, forked by the supervisor. Reads its settings from
- * TALLY_WORKER_SETTINGS, pulls tasks until SIGTERM/SIGINT, then finishes the task in hand,
- * acks it, drains its connection and exits 0.
+ * TALLY_WORKER_SETTINGS (or, forked before its server was up, from the supervisor over IPC),
+ * pulls tasks until SIGTERM/SIGINT, then finishes the task in hand, acks it, drains its
+ * connection and exits 0.
  */
+import './preload.js'; // first: the code cache, before the modules below load
 import { jetstream } from '@nats-io/jetstream';
 import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
@@ -11,8 +13,9 @@ import { PARTIALS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
+import { setFileReads } from '../shared/kinds/file-reads.js';
 import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
-import { registerWorkerService } from './service.js';
+import type { Service } from '@nats-io/services';
 
 export interface WorkerProcessSettings {
   /** Without its password or token: those arrive in TALLY_WORKER_SECRETS. */
@@ -20,12 +23,54 @@ export interface WorkerProcessSettings {
   logLevel?: string;
   /** Index of this process within its supervisor, for logs. */
   index: number;
+  /** Tasks may name input files for this process to read. */
+  readFiles?: boolean;
 }
 
-/** The settings from the environment, the secrets put back in; the secrets leave process.env. */
-function readSettings(): WorkerProcessSettings {
-  const settings = JSON.parse(process.env.TALLY_WORKER_SETTINGS ?? '{}') as WorkerProcessSettings;
-  const secrets = JSON.parse(process.env.TALLY_WORKER_SECRETS ?? '{}') as { password?: string; token?: string };
+type Secrets = { password?: string; token?: string };
+
+/** What a supervisor sends a process it forked before it knew where to connect. */
+export interface SettingsMessage {
+  type: 'settings';
+  settings: WorkerProcessSettings;
+  secrets?: Secrets;
+}
+
+/**
+ * The settings of a process forked ahead of its server (the embedded default forks workers
+ * first thing, so that they load their modules while the server starts): the supervisor sends
+ * them once the server is up (Node keeps the message until we listen), usually before this
+ * process has loaded. Saying that it waits also tells the supervisor that it has loaded.
+ * Exits if the supervisor goes away first.
+ */
+function settingsFromSupervisor(): Promise<SettingsMessage> {
+  if (!process.send) return Promise.reject(new Error('TALLY_WORKER_SETTINGS is not set (worker processes are started by `tally worker`)'));
+  return new Promise((resolve) => {
+    const onMessage = (message: Partial<SettingsMessage> | null) => {
+      if (message?.type !== 'settings') return;
+      process.off('message', onMessage);
+      process.off('disconnect', onDisconnect);
+      resolve(message as SettingsMessage);
+    };
+    const onDisconnect = () => process.exit(0);
+    process.on('message', onMessage);
+    process.once('disconnect', onDisconnect);
+    process.send!({ type: 'waiting' });
+  });
+}
+
+/** The settings from the environment or the supervisor, the secrets put back in; the secrets leave process.env. */
+async function readSettings(): Promise<WorkerProcessSettings> {
+  let settings: WorkerProcessSettings;
+  let secrets: Secrets;
+  if (process.env.TALLY_WORKER_SETTINGS !== undefined) {
+    settings = JSON.parse(process.env.TALLY_WORKER_SETTINGS) as WorkerProcessSettings;
+    secrets = JSON.parse(process.env.TALLY_WORKER_SECRETS ?? '{}') as Secrets;
+  } else {
+    const message = await settingsFromSupervisor();
+    settings = message.settings;
+    secrets = message.secrets ?? {};
+  }
   delete process.env.TALLY_WORKER_SECRETS;
   if (secrets.password !== undefined || secrets.token !== undefined) settings.connection.auth = { ...settings.connection.auth, ...secrets };
   return settings;
@@ -33,9 +78,13 @@ function readSettings(): WorkerProcessSettings {
 
 let connection: ConnectionSettings | undefined;
 
+/** How long after it starts pulling tasks a worker process registers for discovery (see below). */
+const SERVICE_DELAY_MS = 250;
+
 async function main(): Promise<void> {
-  const settings = readSettings();
+  const settings = await readSettings();
   connection = settings.connection;
+  setFileReads(settings.readFiles === true);
   const logger = createLogger({ level: settings.logLevel, fallback: 'info', bindings: { role: 'worker', index: settings.index } });
   const nc = await connectToNats({ ...settings.connection, name: `tally-worker-${settings.index}` });
   // A denied subscription (tally.event.ended.*, $SRV) would otherwise fail silently.
@@ -52,7 +101,6 @@ async function main(): Promise<void> {
   }
   const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, nc.info?.max_payload ?? 1024 * 1024);
   const loop = new TaskLoop({ js: jetstream(nc), partials, logger });
-  const service = await registerWorkerService(nc, () => loop.stats);
   nc.subscribe(JOB_ENDED_SUBJECTS, {
     callback: (error, message) => {
       if (error) return;
@@ -80,19 +128,35 @@ async function main(): Promise<void> {
     }
   });
 
+  // Discovery ($SRV, `tally workers`) registers a moment after the process starts pulling
+  // tasks: @nats-io/services brings its own copy of the NATS client core (~40 ms of CPU to
+  // load), which a job of a few tasks should not wait for, nor pay for if it is over first.
+  let service: Promise<Service> | undefined;
+  const register = () => {
+    service = import('./service.js').then((m) => m.registerWorkerService(nc, () => loop.stats));
+    // As at start-up: a worker that cannot register exits (and its supervisor starts another).
+    service.catch((error: unknown) => {
+      if (!signalled) fail(error);
+    });
+  };
+  let registration: NodeJS.Timeout | undefined;
   await loop.run(() => {
     logger.info({ worker: loop.stats.name }, 'worker ready');
     process.send?.({ type: 'ready', worker: loop.stats.name });
+    registration = setTimeout(register, SERVICE_DELAY_MS);
   });
-  await service.stop().catch(() => undefined);
+  clearTimeout(registration);
+  await service?.then((registered) => registered.stop()).catch(() => undefined);
   await nc.drain().catch(() => undefined);
   logger.info({ tasksDone: loop.stats.tasksDone }, 'worker stopped');
   process.exit(0);
 }
 
-main().catch((error) => {
+function fail(error: unknown): never {
   const denied = permissionDenied(error);
   const where = connection ? `${displayServers(connection.servers)}: ` : '';
   process.stderr.write(`tally worker: ${denied ? `${where}${denied}` : redact(describeError(error), connection)}\n`);
   process.exit(1);
-});
+}
+
+main().catch(fail);

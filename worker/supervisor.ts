@@ -2,24 +2,39 @@
  * The worker supervisor: forks one OS process per core (JavaScript is single-threaded, so CPU
  * parallelism means processes, the seed lesson's point), restarts any that die, and on stop
  * asks each to finish its task in hand before exiting.
+ *
+ * The processes may be forked before the server's address is known (`start()` without a
+ * connection): they load their modules meanwhile and get their settings over IPC from
+ * `configure()`. A Node process takes ~120 ms of CPU to start and load the NATS client, which
+ * is most of the embedded default's start-up when it waits for the server first.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../shared/log.js';
 import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection.js';
-import type { WorkerProcessSettings } from './process-main.js';
+import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
 const PROCESS_MAIN = fileURLToPath(new URL('./process-main.js', import.meta.url));
 
 export interface SupervisorOptions {
-  connection: ConnectionSettings;
+  /** Where the children connect; when missing, they wait for `configure()`. */
+  connection?: ConnectionSettings;
   /** Worker processes to keep running. Default: available parallelism. */
   processes?: number;
-  logger: Logger;
+  /** For the supervisor's own lines (a child died); none until `configure()` gives one. */
+  logger?: Logger;
   logLevel?: string;
   /** Extra environment for the children (test hooks). */
   env?: NodeJS.ProcessEnv;
+  /** Let tasks name input files for the children to read (see shared/kinds/file-reads.ts). Default false. */
+  readFiles?: boolean;
+  /**
+   * Processes to fork at once; the others follow as soon as one of these has loaded its
+   * modules. Default: all. Starting a Node process is CPU-bound (~120 ms), so forking more of
+   * them than there are idle cores only makes the first one ready later.
+   */
+  initial?: number;
   /** Milliseconds a child may take to finish its task after SIGTERM before it is killed. Default 60 s. */
   stopTimeoutMs?: number;
 }
@@ -29,14 +44,19 @@ interface Slot {
   child: ChildProcess | null;
   restarts: number;
   startedAt: number;
+  /** The child was forked without settings, and they were not sent yet. */
+  needsSettings: boolean;
 }
+
+/** What `configure()` may supply after the processes were forked. */
+export type SupervisorSettings = Pick<SupervisorOptions, 'connection' | 'logger' | 'logLevel' | 'readFiles'>;
 
 /** Owns the worker child processes: starts, restarts and stops them. */
 export class Supervisor {
   readonly processes: number;
   private readonly slots: Slot[] = [];
   private stopping = false;
-  private readonly options: SupervisorOptions;
+  private options: SupervisorOptions;
   private readyCount = 0;
   private readyWaiters: Array<() => void> = [];
 
@@ -48,10 +68,57 @@ export class Supervisor {
   /** Forks every process; resolves at once (see `ready()`). */
   start(): void {
     for (let index = 0; index < this.processes; index++) {
-      const slot: Slot = { index, child: null, restarts: 0, startedAt: 0 };
+      const slot: Slot = { index, child: null, restarts: 0, startedAt: 0, needsSettings: false };
       this.slots.push(slot);
-      this.spawn(slot);
+      if (index < (this.options.initial ?? this.processes)) this.spawn(slot);
     }
+  }
+
+  /** Forks the processes `start()` held back (see SupervisorOptions.initial). */
+  private spawnDeferred(): void {
+    if (this.stopping) return;
+    for (const slot of this.slots) if (!slot.child && slot.startedAt === 0) this.spawn(slot);
+  }
+
+  /**
+   * Supplies what was not known at `start()`: where to connect, the log level and logger, the
+   * file-read permission. Processes forked without their settings get them at once; processes
+   * forked from now on (restarts) get them in their environment as usual.
+   */
+  configure(settings: SupervisorSettings): void {
+    this.options = { ...this.options, ...settings };
+    for (const slot of this.slots) this.sendSettings(slot);
+  }
+
+  /** The (first) server the children connect to, once known. */
+  get serverUrl(): string | undefined {
+    return this.options.connection?.servers[0];
+  }
+
+  private settingsFor(slot: Slot, connection: ConnectionSettings): WorkerProcessSettings {
+    return {
+      connection: withoutSecrets(connection),
+      logLevel: this.options.logLevel,
+      index: slot.index,
+      readFiles: this.options.readFiles === true,
+    };
+  }
+
+  /**
+   * Sends a child forked without settings its settings, once they are known. Node keeps the
+   * message until the child listens, so it need not ask first and finds them when it has loaded.
+   */
+  private sendSettings(slot: Slot): void {
+    const connection = this.options.connection;
+    const child = slot.child;
+    if (!slot.needsSettings || !connection || !child?.connected) return;
+    slot.needsSettings = false;
+    const secrets = connectionSecrets(connection);
+    // Over the private IPC channel, like the environment never visible to other users.
+    const message: SettingsMessage = { type: 'settings', settings: this.settingsFor(slot, connection), ...(Object.keys(secrets).length > 0 ? { secrets } : {}) };
+    child.send(message, (error) => {
+      if (error) this.options.logger?.warn({ index: slot.index, err: error.message }, 'could not send a worker process its settings');
+    });
   }
 
   /** Resolves once every process has connected and is pulling tasks (at least once each). */
@@ -66,24 +133,28 @@ export class Supervisor {
   }
 
   private spawn(slot: Slot): void {
-    // Secrets travel in the child's environment, apart from the settings, never on its argv.
-    const settings: WorkerProcessSettings = {
-      connection: withoutSecrets(this.options.connection),
-      logLevel: this.options.logLevel,
-      index: slot.index,
-    };
-    const secrets = connectionSecrets(this.options.connection);
-    const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env, TALLY_WORKER_SETTINGS: JSON.stringify(settings) };
-    if (Object.keys(secrets).length > 0) env.TALLY_WORKER_SECRETS = JSON.stringify(secrets);
-    else delete env.TALLY_WORKER_SECRETS;
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
+    delete env.TALLY_WORKER_SETTINGS;
+    delete env.TALLY_WORKER_SECRETS;
+    const connection = this.options.connection;
+    if (connection) {
+      // Secrets travel in the child's environment, apart from the settings, never on its argv.
+      env.TALLY_WORKER_SETTINGS = JSON.stringify(this.settingsFor(slot, connection));
+      const secrets = connectionSecrets(connection);
+      if (Object.keys(secrets).length > 0) env.TALLY_WORKER_SECRETS = JSON.stringify(secrets);
+    }
     const child = fork(PROCESS_MAIN, [], {
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     slot.child = child;
     slot.startedAt = Date.now();
+    slot.needsSettings = !connection;
     let counted = false;
     child.on('message', (message: { type?: string }) => {
+      if (message?.type === 'waiting' || message?.type === 'ready') this.spawnDeferred();
+      // A child that says it waits for its settings has them already, or will once known.
+      if (message?.type === 'waiting' && slot.child === child) this.sendSettings(slot);
       if (message?.type === 'ready' && !counted) {
         counted = true;
         this.readyCount++;
@@ -93,11 +164,12 @@ export class Supervisor {
     child.on('exit', (code, signal) => {
       if (slot.child === child) slot.child = null;
       if (this.stopping) return;
+      this.spawnDeferred();
       // A child that lived a while gets restarted at once; one that keeps dying backs off.
       if (Date.now() - slot.startedAt > 30_000) slot.restarts = 0;
       const delay = Math.min(5_000, 100 * 2 ** slot.restarts);
       slot.restarts++;
-      this.options.logger.warn({ index: slot.index, pid: child.pid, code, signal, restartInMs: delay }, 'worker process died; restarting');
+      this.options.logger?.warn({ index: slot.index, pid: child.pid, code, signal, restartInMs: delay }, 'worker process died; restarting');
       // Not unref'd: with every child dead, this timer is what keeps the supervisor alive.
       setTimeout(() => {
         if (!this.stopping) this.spawn(slot);

@@ -1,18 +1,19 @@
 /**
- * One worker process's work: pull one task when idle, map it, publish the partial result with
- * the task id as message id, and only then ack. A process that dies before the ack leaves its
- * task to be redelivered; a duplicate result is refused by the server and treated as success.
+ * One worker process's work: pull one task message when idle, map its task (or each task of a
+ * batch of tiny ones), publish the partial result (one message per task message) with the task
+ * ids as message id, and only then ack. A process that dies before the ack leaves its task
+ * message to be redelivered; a duplicate result is refused by the server and treated as success.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { decodeTask, encodeEnvelope, type ResultHeader, type TaskHeader } from '../shared/nats/envelope.js';
+import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type TaskBatch } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
 import { INLINE_PARTIAL_LIMIT, type PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
 import { TaskRejectedError, describeError } from '../shared/errors.js';
-import { TASK_STREAM, WORKER_CONSUMER, parseTaskSubject, partialObjectName, resultSubject } from '../shared/subjects.js';
+import { TASK_STREAM, WORKER_CONSUMER, messageId, parseTaskSubject, partialObjectName, resultSubject, taskLabel } from '../shared/subjects.js';
 import type { Logger } from '../shared/log.js';
 import { testHooks } from './test-hooks.js';
 
@@ -124,13 +125,19 @@ export class TaskLoop {
     await this.flush();
   }
 
+  /**
+   * Handles one task message: one task, or a batch of tiny tasks mapped one after the other and
+   * answered with one result message. A batch succeeds or fails as a whole: a task of it that
+   * throws sends the whole message back for a retry, and on its last delivery fails the job
+   * naming that task.
+   */
   private async handle(message: JsMsg): Promise<void> {
     const started = performance.now();
-    let decoded: { header: TaskHeader; body: Uint8Array };
+    let batch: TaskBatch;
     try {
-      decoded = decodeTask(message.data);
+      batch = decodeTaskBatch(message.data);
       const fromSubject = parseTaskSubject(message.subject);
-      if (!fromSubject || fromSubject.job !== decoded.header.job || fromSubject.task !== decoded.header.task) {
+      if (!fromSubject || fromSubject.job !== batch.job || fromSubject.task !== batch.first || fromSubject.count !== batch.tasks.length) {
         throw new TaskRejectedError(`task header does not match subject ${message.subject}`);
       }
     } catch (error) {
@@ -139,47 +146,72 @@ export class TaskLoop {
       message.term();
       return;
     }
-    const { header, body } = decoded;
+    const { job, first, tasks } = batch;
+    const count = tasks.length;
     // Plain bindings rather than a child logger: a pino child per task costs more than the task.
-    const at = { job: header.job, task: header.task };
-    if (this.endedJobs.has(header.job)) {
+    const at = count === 1 ? { job, task: first } : { job, task: first, tasks: count };
+    if (this.endedJobs.has(job)) {
       this.log.debug(at, 'dropping a task of a job that has ended');
       message.term();
       return;
     }
     this.stats.busy = true;
-    this.stats.current = `${header.job}/${header.task}`;
+    this.stats.current = `${job}/${taskLabel(first, count)}`;
+    const ackWaitThird = Math.floor(DELIVERY.ackWaitMs / 3);
     // Tells the server we are alive whenever the event loop is free during a long map.
-    const heartbeat = setInterval(() => message.working(), Math.floor(DELIVERY.ackWaitMs / 3));
+    const heartbeat = setInterval(() => message.working(), ackWaitThird);
+    const context = { working: () => message.working() };
+    let index = 0;
     try {
-      const kind = findKind(header.kind);
-      if (!kind) throw new TaskRejectedError(`unknown job kind '${header.kind}'`);
-      testHooks.beforeMap(header);
-      const partial = await kind.map(header.spec, body, { working: () => message.working() });
+      const kind = findKind(batch.kind);
+      if (!kind) throw new TaskRejectedError(`unknown job kind '${batch.kind}'`);
+      const partials: Uint8Array[] = new Array(count);
+      let lastWorking = started;
+      for (; index < count; index++) {
+        if (index > 0 && this.stopping) {
+          // Asked to stop in the middle of a batch: hand it back now rather than after the
+          // rest of it (a batch of long tasks could take minutes); another worker redoes it.
+          message.nak();
+          return;
+        }
+        const task = tasks[index]!;
+        testHooks.beforeMap(task.header);
+        partials[index] = await kind.map(task.header.spec, task.body, context);
+        if (count > 1) {
+          // The tasks of a batch share one lease: renew it between tasks when a batch runs long.
+          const now = performance.now();
+          if (now - lastWorking > ackWaitThird) {
+            message.working();
+            lastWorking = now;
+          }
+        }
+      }
       // A CPU-bound map keeps the event loop busy: let it read what arrived meanwhile (the
       // announcement that this job ended) before deciding to publish. Two turns of the loop
       // make sure one poll phase (socket reads) runs in between.
       await new Promise((resolve) => setImmediate(resolve));
       await new Promise((resolve) => setImmediate(resolve));
-      if (this.endedJobs.has(header.job)) {
+      if (this.endedJobs.has(job)) {
         // Cancelled, failed or finished while we worked: nobody will read this result.
         message.term();
         return;
       }
-      await this.deliver(message, header, partial, performance.now() - started, at);
+      await this.deliver(message, batch, partials, performance.now() - started, at);
     } catch (error) {
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
+      const failed = tasks[Math.min(index, count - 1)]!.header;
+      const where = count === 1 ? at : { ...at, failedTask: failed.task };
       if (error instanceof TaskRejectedError || deliveries >= DELIVERY.maxDeliver) {
         this.stats.tasksFailed++;
-        this.log.error({ ...at, input: header.input, deliveries, err: reason }, 'task failed for good');
+        this.log.error({ ...where, input: failed.input, deliveries, err: reason }, 'task failed for good');
         const why = error instanceof TaskRejectedError ? reason : `failed ${deliveries} times: ${reason}`;
-        await this.publishFailure(header, why, performance.now() - started).catch((e) =>
+        await this.publishFailure(batch, failed.task - first, why, performance.now() - started).catch((e) =>
           this.log.error({ ...at, err: describeError(e) }, 'could not report the failure'),
         );
         message.term();
       } else {
-        this.log.warn({ ...at, input: header.input, deliveries, err: reason }, 'task failed; will be retried');
+        this.log.warn({ ...where, input: failed.input, deliveries, err: reason }, 'task failed; will be retried');
         message.nak(DELIVERY.retryDelayMs);
       }
     } finally {
@@ -193,21 +225,21 @@ export class TaskLoop {
   private readonly pending = new Set<Promise<void>>();
 
   /**
-   * Publishes a task's result and acks the task once the server has stored the result, without
-   * making the next pull wait for that round trip: a process pulls its next task while the
-   * previous result is on its way. The task is acked only after its result is stored, so a
+   * Publishes a message's result and acks the message once the server has stored the result,
+   * without making the next pull wait for that round trip: a process pulls its next task while
+   * the previous result is on its way. The task is acked only after its result is stored, so a
    * crash in between leaves it to be redelivered and deduplicated, never lost.
    */
-  private async deliver(message: JsMsg, header: TaskHeader, partial: Uint8Array, ms: number, at: { job: string; task: number }): Promise<void> {
-    const delivery = this.publishResult(header, partial, ms).then(
+  private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>): Promise<void> {
+    const delivery = this.publishResult(batch, partials, ms).then(
       () => {
-        this.stats.tasksDone++;
+        this.stats.tasksDone += partials.length;
         // A lost ack only brings the task back, and its duplicate result is refused.
         message.ack();
         this.log.debug({ ...at, ms: Math.round(ms) }, 'task done');
       },
       (error) => {
-        this.log.warn({ ...at, input: header.input, err: describeError(error) }, 'publishing the result failed; the task will be retried');
+        this.log.warn({ ...at, input: batch.tasks[0]!.header.input, err: describeError(error) }, 'publishing the result failed; the task will be retried');
         message.nak(DELIVERY.retryDelayMs);
       },
     );
@@ -221,26 +253,41 @@ export class TaskLoop {
     await Promise.all([...this.pending]);
   }
 
-  private async publishResult(task: TaskHeader, partial: Uint8Array, ms: number): Promise<void> {
-    const header: ResultHeader = { v: 1, job: task.job, task: task.task, worker: this.stats.name, ms: Math.round(ms) };
-    let body = partial;
-    if (partial.length > INLINE_PARTIAL_LIMIT) {
+  private async publishResult(batch: TaskBatch, partials: Uint8Array[], ms: number): Promise<void> {
+    const { job, first } = batch;
+    const count = partials.length;
+    const header: ResultHeader = { v: 1, job, task: first, worker: this.stats.name, ms: Math.round(ms) };
+    let body: Uint8Array;
+    if (count === 1) {
+      body = partials[0]!;
+    } else {
+      header.count = count;
+      header.sizes = partials.map((partial) => partial.length);
+      body = Buffer.concat(partials);
+    }
+    if (body.length > INLINE_PARTIAL_LIMIT) {
       // A unique name per attempt: a redelivered copy must never overwrite or delete the object
       // that a first, accepted result points to.
-      header.object = `${partialObjectName(task.job, task.task)}.${randomBytes(4).toString('hex')}`;
-      await this.options.partials.putBlob({ name: header.object }, partial);
+      header.object = `${partialObjectName(job, first, count)}.${randomBytes(4).toString('hex')}`;
+      await this.options.partials.putBlob({ name: header.object }, body);
       body = new Uint8Array(0);
     }
     const accepted = await this.publishOnce(header, body);
     if (!accepted && header.object) await this.options.partials.delete(header.object).catch(() => undefined);
   }
 
-  private async publishFailure(task: TaskHeader, reason: string, ms: number): Promise<void> {
-    await this.publishOnce({ v: 1, job: task.job, task: task.task, worker: this.stats.name, ms: Math.round(ms), error: reason }, new Uint8Array(0));
+  /** Reports that the task at `index` of the message can never succeed; the job fails naming it. */
+  private async publishFailure(batch: TaskBatch, index: number, reason: string, ms: number): Promise<void> {
+    const header: ResultHeader = { v: 1, job: batch.job, task: batch.first, worker: this.stats.name, ms: Math.round(ms), error: reason };
+    if (batch.tasks.length > 1) {
+      header.count = batch.tasks.length;
+      header.failed = index;
+    }
+    await this.publishOnce(header, new Uint8Array(0));
   }
 
   /**
-   * Publishes a task's result unless one is already stored. Returns false for a duplicate:
+   * Publishes a message's result unless one is already stored. Returns false for a duplicate:
    * another delivery of the same task got there first, which is success, not an error.
    */
   private async publishOnce(header: ResultHeader, body: Uint8Array): Promise<boolean> {
@@ -248,8 +295,8 @@ export class TaskLoop {
     try {
       const ack = await withRetry(
         () =>
-          this.options.js.publish(resultSubject(header.job, header.task), payload, {
-            msgID: `${header.job}.${header.task}`,
+          this.options.js.publish(resultSubject(header.job, header.task, header.count), payload, {
+            msgID: messageId(header.job, header.task, header.count),
             expect: { lastSubjectSequence: 0 },
           }),
         { deadlineMs: DELIVERY.ackWaitMs, onRetry: (error) => this.log.warn({ job: header.job, task: header.task, err: describeError(error) }, 'publishing a result failed; retrying') },

@@ -7,8 +7,8 @@ import type { AnyJobKind, Json } from '../../shared/kinds/kind.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { ServerError, UsageError } from '../../shared/errors.js';
 import { permissionDenied, redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
-import { Session } from '../session.js';
-import { runJob } from '../job-runner.js';
+import type { Session } from '../session.js';
+import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
 import type { JobRecord } from '../job-store.js';
@@ -86,10 +86,18 @@ export function commandLogger(options: CommonOptions): Logger {
 export async function withSession<T>(options: CommonOptions & { workers?: number }, body: (session: Session, logger: Logger) => Promise<T>, workers?: number): Promise<T> {
   const logger = commandLogger(options);
   const connection = resolveConnection(options);
+  // The NATS client modules load (tens of ms) while an embedded server starts.
+  const loading = import('../session.js');
+  const embedded = connection ? undefined : (takePrestartedServer() ?? acquireEmbeddedServer(logger));
+  embedded?.catch(() => undefined);
   let session: Session | undefined;
   try {
+    const { Session } = await loading.catch(async (error: unknown) => {
+      await (await embedded?.catch(() => undefined))?.release();
+      throw error;
+    });
     // Commands that start no embedded workers only read (jobs, result, workers).
-    session = await Session.open({ connection, workers: workers ?? options.workers, logger, logLevel: options.logLevel, purpose: workers === 0 ? 'read' : 'job' });
+    session = await Session.open({ connection, embedded, workers: workers ?? options.workers, logger, logLevel: options.logLevel, purpose: workers === 0 ? 'read' : 'job' });
     return await body(session, logger);
   } catch (error) {
     throw explainNatsError(error, connection, session?.server);
@@ -142,8 +150,10 @@ export async function runKindJob(
   print: (result: Json) => void,
   extra: { resume?: JobRecord } = {},
 ): Promise<Json> {
-  // Bad arguments fail here, before any server or worker is started.
+  // Bad arguments fail here, before any server is started (and prestarted workers are let go).
   await kind.plan(jobOptions);
+  const runner = import('../job-runner.js');
+  runner.catch(() => undefined);
   const interrupt = interruptSignal();
   try {
     return await withSession(
@@ -151,6 +161,7 @@ export async function runKindJob(
       async (session, logger) => {
         const bar = new ProgressBar({ enabled: options.progress });
         try {
+          const { runJob } = await runner;
           const { result } = await runJob({
             nc: session.nc,
             js: session.js,

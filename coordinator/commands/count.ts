@@ -1,6 +1,6 @@
 /** `tally count`: the word counter's command line and its output formats. */
 import { Command, Option } from 'commander';
-import { countKind, type CountOptions, type CountResult } from '../../shared/kinds/count.js';
+import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveInputs } from '../inputs.js';
 import { csvField, emit, formatTable, type Format } from '../output.js';
@@ -45,6 +45,7 @@ interface CountCliOptions extends CommonOptions {
   output?: string;
   chunkSize?: number;
   maxWordBytes: number;
+  workersReadFiles?: boolean;
 }
 
 export function countCommand(): Command {
@@ -59,7 +60,9 @@ export function countCommand(): Command {
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
     )
-    .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024);
+    .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
+    .option('--workers-read-files', 'tasks name the file and byte range and workers read it (default with the embedded server; with --server, every worker must share the files and run with --read-files)')
+    .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)');
   return withCommonOptions(command).action(async (paths: string[], options: CountCliOptions) => {
     if (paths.length === 0) throw new UsageError('count: no input given (files, directories, globs, or - for stdin)');
     const inputs = await resolveInputs(paths);
@@ -69,7 +72,10 @@ export function countCommand(): Command {
       caseSensitive: options.caseSensitive === true,
       maxWordBytes: options.maxWordBytes,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      workersReadFiles: options.workersReadFiles ?? (options.server === undefined && !process.env.NATS_URL),
     };
+    // Job kinds load with the command that runs them, not with the CLI.
+    const { countKind } = await import('../../shared/kinds/count.js');
     await runKindJob(countKind, jobOptions, options, (result) =>
       emit(renderCount(result as CountResult, { format: options.format, top: options.top }), options.output),
     );

@@ -1,7 +1,7 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
 import { formatTable } from '../output.js';
-import { JobStore, type JobRecord } from '../job-store.js';
+import type { JobRecord } from '../job-store.js';
 import { UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
@@ -80,6 +80,7 @@ export function jobsCommand(): Command {
       options,
       async (session) => {
         if (options.retention !== undefined) {
+          const { JobStore } = await import('../job-store.js');
           await JobStore.setRetention(session.jsm, options.retention);
           process.stdout.write(`job records and results are kept ${formatDuration(await JobStore.retention(session.jsm))}\n`);
           return;

@@ -5,9 +5,6 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { Json } from '../../shared/kinds/kind.js';
-import { sumKind } from '../../shared/kinds/sum.js';
-import { primesKind } from '../../shared/kinds/primes.js';
-import { factorialKind } from '../../shared/kinds/factorial.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
 import { formatTable } from '../output.js';
 import { formatOption, runKindJob, withCommonOptions, type CommonOptions } from './common.js';
@@ -48,7 +45,6 @@ interface RangeCliOptions extends CommonOptions {
 }
 
 function rangeCommand(name: 'sum' | 'primes', description: string): Command {
-  const kind = name === 'sum' ? sumKind : primesKind;
   const command = new Command(name)
     .description(description)
     .argument('<from>', 'first integer (decimal; _ separators, negatives and 1e9 forms accepted)')
@@ -60,6 +56,8 @@ function rangeCommand(name: 'sum' | 'primes', description: string): Command {
     const to = parseInteger(toText, 'TO');
     const tasks = options.tasks === undefined ? null : parsePositiveCount(options.tasks, '--tasks');
     const jobOptions = { from: from.toString(), to: to.toString(), tasks };
+    // Job kinds load with the command that runs them, not with the CLI.
+    const kind = name === 'sum' ? (await import('../../shared/kinds/sum.js')).sumKind : (await import('../../shared/kinds/primes.js')).primesKind;
     await runKindJob(kind, jobOptions, options, (result) => process.stdout.write(renderNumbers(name, result, options.format)));
   });
 }
@@ -89,6 +87,7 @@ export function factorialCommand(): Command {
     const parsed = numbers.map((text) => parseInteger(text, 'N').toString());
     const split = options.split === undefined ? null : parsePositiveCount(options.split, '--split');
     const jobOptions = { numbers: parsed, split, outputDir: options.output ? resolve(options.output) : null };
+    const { factorialKind } = await import('../../shared/kinds/factorial.js');
     await runKindJob(factorialKind, jobOptions, options, (result) => process.stdout.write(renderNumbers('factorial', result, options.format)));
   });
 }

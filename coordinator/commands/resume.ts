@@ -4,7 +4,6 @@
  */
 import { Command } from 'commander';
 import { hostname } from 'node:os';
-import { findKind } from '../../shared/kinds/index.js';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
@@ -55,6 +54,7 @@ export function resumeCommand(): Command {
     if (!options.force && coordinatorIsAlive(record.coordinator)) {
       throw new UsageError(`job '${job}' is still being run by process ${record.coordinator}; use --force to take it over`);
     }
+    const { findKind } = await import('../../shared/kinds/index.js');
     const kind = findKind(record.kind);
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
     const args = record.args as { inputs?: Array<{ path: string; size: number | null }> };

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
-import { MISSING_TOPOLOGY, bindWorkerTopology, replicasFor } from '../../shared/nats/topology.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { UsageError } from '../../shared/errors.js';
 import { Supervisor } from '../../worker/supervisor.js';
@@ -12,6 +11,7 @@ interface WorkerCliOptions extends ConnectionFlags {
   server?: string;
   processes?: number;
   logLevel?: string;
+  readFiles?: boolean;
 }
 
 const RETRY_MS = 2000;
@@ -23,6 +23,7 @@ const RETRY_MS = 2000;
  */
 async function preflight(connection: ConnectionSettings, logger: Logger, stopped: () => boolean): Promise<boolean> {
   try {
+    const { MISSING_TOPOLOGY, bindWorkerTopology, replicasFor } = await import('../../shared/nats/topology.js');
     const nc = await connectToNats({ ...connection, name: 'tally-supervisor' });
     try {
       const jsm = await jetstreamManagerFor(nc, connection);
@@ -48,6 +49,7 @@ export function workerCommand(): Command {
   return withConnectionOptions(command)
     .option('--processes <n>', 'worker processes (default: number of cores)', (v) => parseCount(v, '--processes', 1, 1024))
     .option('--log-level <level>', 'pino log level (default: $LOG_LEVEL, else info)')
+    .option('--read-files', 'let count tasks name input files to read here instead of carrying their bytes (only with a filesystem shared with the coordinators, and only if you trust everyone who may publish tasks: a task can name any file this user can read)')
     .action(async (options: WorkerCliOptions) => {
       const connection = resolveConnection(options);
       if (!connection) throw new UsageError('worker: give --server URL (or set NATS_URL); workers join a running server');
@@ -64,7 +66,7 @@ export function workerCommand(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       if (!(await preflight(connection, logger, () => stopSignal !== null))) return;
-      supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel });
+      supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel, readFiles: options.readFiles === true });
       supervisor.start();
       logger.info({ processes: supervisor.processes, server: displayServers(connection.servers) }, 'workers starting');
       await finished;

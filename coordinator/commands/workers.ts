@@ -1,6 +1,5 @@
 /** `tally workers`: live worker processes, discovered with the NATS services protocol ($SRV). */
 import { Command } from 'commander';
-import { Svcm } from '@nats-io/services';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
 import { describeError } from '../../shared/errors.js';
@@ -10,6 +9,8 @@ import { formatOption, withCommonOptions, withSession, type CommonOptions } from
 
 /** Asks every worker process for its stats; resolves after `waitMs` with whoever answered. */
 export async function discoverWorkers(nc: NatsConnection, waitMs = 1000): Promise<WorkerStats[]> {
+  // Loaded here only: the services client (with its own copy of the NATS core) is large.
+  const { Svcm } = await import('@nats-io/services');
   const client = new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).client({ strategy: 'stall', stall: 300, maxWait: waitMs });
   const workers: WorkerStats[] = [];
   try {

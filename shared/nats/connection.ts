@@ -4,17 +4,16 @@
  * deployment, and errors that name the server (never a secret) and say what failed.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
-import tls from 'node:tls';
-import {
-  connect,
-  credsAuthenticator,
-  nkeyAuthenticator,
-  type NatsConnection,
-  type NodeConnectionOptions,
-} from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
+import type { NodeTransport } from '@nats-io/transport-node/lib/node_transport.js';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { ServerError, UsageError, describeError } from '../errors.js';
+
+// The NATS client modules load when a connection is first made, not with this module: the
+// worker supervisor and the CLI's argument handling use the settings helpers below without them.
+type TransportModule = typeof import('@nats-io/transport-node');
+let transportModule: Promise<TransportModule> | undefined;
+const loadTransport = (): Promise<TransportModule> => (transportModule ??= import('@nats-io/transport-node'));
 
 /** How to prove who we are. Secrets are values; NKey seeds and creds stay in their files. */
 export interface AuthSettings {
@@ -260,7 +259,8 @@ function readCreds(path: string): Uint8Array {
 }
 
 /** The nats.js options for `settings` (credentials, TLS, inbox prefix) plus tally's defaults. */
-export function natsOptions(settings: ConnectionSettings): NodeConnectionOptions {
+export async function natsOptions(settings: ConnectionSettings): Promise<NodeConnectionOptions> {
+  const { credsAuthenticator, nkeyAuthenticator } = await loadTransport();
   const options: NodeConnectionOptions = {
     servers: settings.servers,
     name: settings.name ?? 'tally',
@@ -302,19 +302,61 @@ export async function connectToNats(settings: ConnectionSettings): Promise<NatsC
   const where = displayServers(settings.servers);
   let options: NodeConnectionOptions;
   try {
-    options = natsOptions(settings);
+    options = await natsOptions(settings);
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new UsageError(`cannot read credentials: ${redact(describeError(error), settings)}`, { cause: error });
   }
   try {
-    return await connect(options);
+    return await connectClosingFailedAttempts(options);
   } catch (error) {
     let reason = describeConnectError(error, settings);
     // A TLS 1.3 server refuses a client certificate after the client thinks the handshake is
     // done; nats.js then retries until its timeout. Ask the server once more, by hand, why.
     if (reason === 'timed out' && settings.tls) reason = (await diagnoseTls(settings).catch(() => undefined)) ?? reason;
     throw new ServerError(where, `cannot connect to NATS: ${reason}`, { cause: error });
+  }
+}
+
+/** Tags the options of one connect call, so that the transports it dials can be told apart. */
+const ATTEMPT_KEY = 'tallyConnectAttempt';
+const attempts = new Map<number, Set<NodeTransport>>();
+let lastAttempt = 0;
+
+/**
+ * nats.js's connect(), except that a failed first connection leaves no socket behind. When the
+ * connect timeout fires while a server has accepted TCP but not yet spoken NATS (its INFO line),
+ * nats.js 3.4 gives up on that transport without closing its socket, and the process could
+ * never exit. Each transport this call dials is recorded (by the options object nats.js hands
+ * it, which carries this call's tag), and those that never connected are discarded at the end.
+ */
+async function connectClosingFailedAttempts(options: NodeConnectionOptions): Promise<NatsConnection> {
+  const [{ NatsConnectionImpl, setTransportFactory }, { NodeTransport, nodeResolveHost }] = await Promise.all([
+    loadTransport(),
+    import('@nats-io/transport-node/lib/node_transport.js'),
+  ]);
+  const attempt = ++lastAttempt;
+  const transports = new Set<NodeTransport>();
+  attempts.set(attempt, transports);
+  // What transport-node's own connect() installs, plus the recording. Installed on every call
+  // since the factory is global to the client library (another connect() replaces it).
+  setTransportFactory({
+    factory: () => {
+      const transport = new NodeTransport();
+      const connect = transport.connect.bind(transport);
+      transport.connect = (hp, opts) => {
+        attempts.get((opts as unknown as Record<string, unknown>)[ATTEMPT_KEY] as number)?.add(transport);
+        return connect(hp, opts);
+      };
+      return transport;
+    },
+    dnsResolveFn: nodeResolveHost,
+  });
+  try {
+    return await NatsConnectionImpl.connect({ ...options, [ATTEMPT_KEY]: attempt } as NodeConnectionOptions);
+  } finally {
+    attempts.delete(attempt);
+    for (const transport of transports) if (!transport.connected) transport.discard();
   }
 }
 
@@ -328,7 +370,8 @@ export async function diagnoseTls(settings: ConnectionSettings, timeoutMs = 2000
   const { hostname, port } = new URL(url.replace(/^[a-z]+:\/\//i, 'http://'));
   const host = hostname.replace(/^\[|\]$/g, '');
   const tlsFiles = settings.tls ?? {};
-  const socket = net.connect({ host, port: Number(port) || 4222 });
+  const [{ connect: netConnect, isIP }, { connect: tlsConnect }] = await Promise.all([import('node:net'), import('node:tls')]);
+  const socket = netConnect({ host, port: Number(port) || 4222 });
   const fail = (error: unknown): string | undefined => {
     const text = [describeError(error), (error as { code?: string }).code ?? ''].join(' | ');
     // Without a certificate of ours, any certificate alert means the server wants one.
@@ -347,9 +390,9 @@ export async function diagnoseTls(settings: ConnectionSettings, timeoutMs = 2000
       };
       socket.once('error', () => done(undefined));
       socket.once('data', () => {
-        const secure = tls.connect({
+        const secure = tlsConnect({
           socket,
-          servername: net.isIP(host) ? undefined : host,
+          servername: isIP(host) ? undefined : host,
           ca: tlsFiles.caFile ? readFileSync(tlsFiles.caFile) : undefined,
           cert: tlsFiles.certFile ? readFileSync(tlsFiles.certFile) : undefined,
           key: tlsFiles.keyFile ? readFileSync(tlsFiles.keyFile) : undefined,
@@ -418,6 +461,7 @@ function describeConnectError(error: unknown, settings: ConnectionSettings): str
 /** A JetStream manager, or a ServerError saying the server has no JetStream. */
 export async function jetstreamManagerFor(nc: NatsConnection, settings: ConnectionSettings): Promise<JetStreamManager> {
   try {
+    const { jetstreamManager } = await import('@nats-io/jetstream');
     return await jetstreamManager(nc);
   } catch (error) {
     const denied = permissionDenied(error);

@@ -1,9 +1,15 @@
 /**
  * The wire format of tasks and partial results: a 4-byte big-endian header length, a JSON
  * header, then the body bytes. Everything read from the wire is validated here before use.
+ *
+ * A task message carries one task ({@link TaskHeader}) or a batch of tiny tasks with
+ * consecutive ids ({@link BatchTaskHeader}: `task` is the first id, `batch` lists each task's
+ * input and spec, and the body is their bodies back to back). The result of a batch is one
+ * message too: `count` tasks from `task` on, `sizes` cutting the body (or the stored object)
+ * into their partials, or `error` and the index of the task that `failed`.
  */
 import type { Json } from '../kinds/kind.js';
-import { isJobId } from '../subjects.js';
+import { MAX_BATCH_TASKS, isJobId } from '../subjects.js';
 import { TaskRejectedError } from '../errors.js';
 
 const VERSION = 1;
@@ -22,9 +28,38 @@ export interface TaskHeader {
   spec: Json;
 }
 
+/** One task of a batch: what a {@link TaskHeader} says beyond the ids, and its body's length. */
+export interface BatchEntry {
+  input: string;
+  spec: Json;
+  /** Length of this task's body within the message body; omitted for none. */
+  bytes?: number;
+}
+
+/** A batch of tasks `task` .. `task + batch.length - 1` of one job and kind, in one message. */
+export interface BatchTaskHeader {
+  v: 1;
+  job: string;
+  /** The first task id. */
+  task: number;
+  kind: string;
+  /** Two or more tasks, in id order. */
+  batch: BatchEntry[];
+}
+
+/** A decoded task message: one task, or each task of a batch with its own header and body. */
+export interface TaskBatch {
+  job: string;
+  /** The first task id; the tasks' ids are consecutive. */
+  first: number;
+  kind: string;
+  tasks: Array<{ header: TaskHeader; body: Uint8Array }>;
+}
+
 export interface ResultHeader {
   v: 1;
   job: string;
+  /** The task id; the first task id for the result of a batch. */
   task: number;
   /** Which worker process computed it: "host:pid". */
   worker: string;
@@ -34,19 +69,44 @@ export interface ResultHeader {
   error?: string;
   /** Set when the partial is too large for a message and waits in the partials bucket. */
   object?: string;
+  /** Results of a batch only: how many tasks (two or more) it covers, from `task` on. */
+  count?: number;
+  /** Results of a batch without error: each task's partial length, in id order. */
+  sizes?: number[];
+  /** Results of a batch with `error`: the index within the batch of the task that failed. */
+  failed?: number;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Packs a header and a body into one message payload. */
-export function encodeEnvelope(header: TaskHeader | ResultHeader, body: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const json = encoder.encode(JSON.stringify(header));
+export function encodeEnvelope(header: TaskHeader | BatchTaskHeader | ResultHeader, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return encodeJsonEnvelope(JSON.stringify(header), body);
+}
+
+/** Packs a header already serialized as JSON and a body into one message payload. */
+function encodeJsonEnvelope(header: string, body: Uint8Array): Uint8Array {
+  const json = encoder.encode(header);
   const out = new Uint8Array(4 + json.length + body.length);
   new DataView(out.buffer).setUint32(0, json.length);
   out.set(json, 4);
   out.set(body, 4 + json.length);
   return out;
+}
+
+/**
+ * One entry of a batch as JSON, so that the coordinator serializes each task once and can
+ * bound the header's size while it fills a batch.
+ */
+export function batchEntryJson(input: string, spec: Json, bytes: number): string {
+  const entry: BatchEntry = bytes > 0 ? { input, spec, bytes } : { input, spec };
+  return JSON.stringify(entry);
+}
+
+/** Packs a batch: entries from {@link batchEntryJson} in id order, their bodies back to back. */
+export function encodeTaskBatch(job: string, first: number, kind: string, entries: string[], body: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return encodeJsonEnvelope(`{"v":1,"job":${JSON.stringify(job)},"task":${first},"kind":${JSON.stringify(kind)},"batch":[${entries.join(',')}]}`, body);
 }
 
 function splitEnvelope(data: Uint8Array): { header: Record<string, unknown>; body: Uint8Array } {
@@ -68,7 +128,7 @@ function splitEnvelope(data: Uint8Array): { header: Record<string, unknown>; bod
 }
 
 function checkCommon(header: Record<string, unknown>): void {
-  if (header.v !== VERSION) throw new TaskRejectedError(`unsupported message version ${String(header.v)}`);
+  if (header.v !== VERSION) throw new TaskRejectedError(`unsupported message version ${typeof header.v === 'number' ? header.v : typeof header.v}`);
   if (typeof header.job !== 'string' || !isJobId(header.job)) throw new TaskRejectedError('bad job id');
   if (typeof header.task !== 'number' || !Number.isSafeInteger(header.task) || header.task < 0) {
     throw new TaskRejectedError('bad task number');
@@ -79,7 +139,9 @@ function checkCommon(header: Record<string, unknown>): void {
 export const MAX_TEXT_FIELD = 4096;
 
 const TASK_KEYS = new Set(['v', 'job', 'task', 'kind', 'input', 'spec']);
-const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object']);
+const BATCH_KEYS = new Set(['v', 'job', 'task', 'kind', 'batch']);
+const ENTRY_KEYS = new Set(['input', 'spec', 'bytes']);
+const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed']);
 
 /**
  * Unknown header fields are refused, not ignored: a version-1 peer never sends one, so one is a
@@ -91,22 +153,76 @@ function checkKeys(header: Record<string, unknown>, allowed: Set<string>, what: 
   }
 }
 
-/** Decodes and validates a task message; throws TaskRejectedError on anything malformed. */
+function checkKind(kind: unknown): void {
+  if (typeof kind !== 'string' || !/^[a-z]{1,32}$/.test(kind)) throw new TaskRejectedError('bad kind');
+}
+
+function checkInputAndSpec(input: unknown, spec: unknown): void {
+  if (typeof input !== 'string' || input.length > MAX_TEXT_FIELD) throw new TaskRejectedError('bad input description');
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('missing or malformed spec');
+}
+
+/** Decodes and validates a message carrying one task; throws TaskRejectedError on anything malformed (a batch too). */
 export function decodeTask(data: Uint8Array): { header: TaskHeader; body: Uint8Array } {
   if (data.length > MAX_TASK_BYTES + MAX_HEADER_BYTES) throw new TaskRejectedError(`task of ${data.length} bytes exceeds the limit`);
   const { header, body } = splitEnvelope(data);
-  checkCommon(header);
-  checkKeys(header, TASK_KEYS, 'task');
-  if (typeof header.kind !== 'string' || !/^[a-z]{1,32}$/.test(header.kind)) throw new TaskRejectedError('bad kind');
-  if (typeof header.input !== 'string' || header.input.length > MAX_TEXT_FIELD) throw new TaskRejectedError('bad input description');
-  if (typeof header.spec !== 'object' || header.spec === null || Array.isArray(header.spec)) throw new TaskRejectedError('missing or malformed spec');
-  return { header: header as unknown as TaskHeader, body };
+  return { header: checkTask(header), body };
 }
 
-/** The name a worker gives a partial it stores: `<job>.<task>.<8 hex digits>` (see task-loop.ts). */
-export function isPartialObjectName(name: string, job: string, task: number): boolean {
-  return name.startsWith(`${job}.${task}.`) && /^[0-9a-f]{8}$/.test(name.slice(`${job}.${task}.`.length));
+function checkTask(header: Record<string, unknown>): TaskHeader {
+  checkCommon(header);
+  checkKeys(header, TASK_KEYS, 'task');
+  checkKind(header.kind);
+  checkInputAndSpec(header.input, header.spec);
+  return header as unknown as TaskHeader;
 }
+
+/**
+ * Decodes and validates a task message of either form, one task or a batch; throws
+ * TaskRejectedError on anything malformed. Bodies are views into `data`, never copies.
+ */
+export function decodeTaskBatch(data: Uint8Array): TaskBatch {
+  if (data.length > MAX_TASK_BYTES + MAX_HEADER_BYTES) throw new TaskRejectedError(`task of ${data.length} bytes exceeds the limit`);
+  const { header, body } = splitEnvelope(data);
+  if (!('batch' in header)) {
+    const single = checkTask(header);
+    return { job: single.job, first: single.task, kind: single.kind, tasks: [{ header: single, body }] };
+  }
+  checkCommon(header);
+  checkKeys(header, BATCH_KEYS, 'task');
+  checkKind(header.kind);
+  const { job, task: first, kind, batch } = header as unknown as BatchTaskHeader;
+  if (!Array.isArray(batch) || batch.length < 2 || batch.length > MAX_BATCH_TASKS) {
+    throw new TaskRejectedError(`a batch must list 2 to ${MAX_BATCH_TASKS} tasks`);
+  }
+  if (!Number.isSafeInteger(first + batch.length - 1)) throw new TaskRejectedError('bad task number');
+  const tasks: TaskBatch['tasks'] = new Array(batch.length);
+  let offset = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const entry = batch[i] as unknown;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new TaskRejectedError('malformed batch entry');
+    checkKeys(entry as Record<string, unknown>, ENTRY_KEYS, 'batch entry');
+    const { input, spec, bytes } = entry as BatchEntry;
+    checkInputAndSpec(input, spec);
+    if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 0 || offset + bytes > body.length)) throw new TaskRejectedError('bad batch entry length');
+    const end = offset + (bytes ?? 0);
+    tasks[i] = { header: { v: 1, job, task: first + i, kind, input, spec }, body: body.subarray(offset, end) };
+    offset = end;
+  }
+  if (offset !== body.length) throw new TaskRejectedError('batch entry lengths do not add up to the body');
+  return { job, first, kind, tasks };
+}
+
+/**
+ * The name a worker gives a partial it stores: `<job>.<task>.<8 hex digits>`, or
+ * `<job>.<first>-<last>.<8 hex digits>` for a batch's (see task-loop.ts).
+ */
+export function isPartialObjectName(name: string, job: string, task: number, count = 1): boolean {
+  const prefix = `${job}.${count === 1 ? task : `${task}-${task + count - 1}`}.`;
+  return name.startsWith(prefix) && /^[0-9a-f]{8}$/.test(name.slice(prefix.length));
+}
+
+const isSize = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
 
 /** Decodes and validates a result message. */
 export function decodeResult(data: Uint8Array): { header: ResultHeader; body: Uint8Array } {
@@ -116,10 +232,28 @@ export function decodeResult(data: Uint8Array): { header: ResultHeader; body: Ui
   if (typeof header.worker !== 'string' || header.worker.length > 256) throw new TaskRejectedError('bad worker name');
   if (typeof header.ms !== 'number' || !Number.isFinite(header.ms) || header.ms < 0) throw new TaskRejectedError('bad duration');
   if (header.error !== undefined && (typeof header.error !== 'string' || header.error.length > MAX_TEXT_FIELD)) throw new TaskRejectedError('bad error');
+  let count = 1;
+  if (header.count !== undefined) {
+    if (typeof header.count !== 'number' || !Number.isSafeInteger(header.count) || header.count < 2 || header.count > MAX_BATCH_TASKS) throw new TaskRejectedError('bad batch size');
+    count = header.count;
+    if (!Number.isSafeInteger((header.task as number) + count - 1)) throw new TaskRejectedError('bad task number');
+    if (header.error !== undefined) {
+      if (!isSize(header.failed) || header.failed >= count) throw new TaskRejectedError('a failed batch must name the failed task');
+      if (header.sizes !== undefined) throw new TaskRejectedError('a failed batch carries no sizes');
+    } else {
+      if (header.failed !== undefined) throw new TaskRejectedError('only a failed batch names a failed task');
+      const sizes = header.sizes;
+      if (!Array.isArray(sizes) || sizes.length !== count || !sizes.every(isSize)) throw new TaskRejectedError('bad batch sizes');
+      // With an object, the coordinator checks the sizes against the object it reads.
+      if (header.object === undefined && sizes.reduce((a: number, b: number) => a + b, 0) !== body.length) throw new TaskRejectedError('batch sizes do not add up to the body');
+    }
+  } else if (header.sizes !== undefined || header.failed !== undefined) {
+    throw new TaskRejectedError('sizes and failed belong to the result of a batch');
+  }
   if (header.object !== undefined) {
-    // Only an object of this very task: a result must not point its reader (who deletes what it
-    // reads) at another task's or another job's partial.
-    if (typeof header.object !== 'string' || !isPartialObjectName(header.object, header.job as string, header.task as number)) {
+    // Only an object of this very task (or batch): a result must not point its reader (who
+    // deletes what it reads) at another task's or another job's partial.
+    if (typeof header.object !== 'string' || !isPartialObjectName(header.object, header.job as string, header.task as number, count)) {
       throw new TaskRejectedError('bad object name');
     }
     if (body.length > 0) throw new TaskRejectedError('a result with an object carries no body');

@@ -14,8 +14,20 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { headers } from '@nats-io/transport-node';
 
-/** Partials above this many bytes go through the Object Store (max_payload is 1 MiB by default). */
-export const INLINE_PARTIAL_LIMIT = 512 * 1024;
+const DEFAULT_INLINE_PARTIAL_LIMIT = 512 * 1024;
+
+function inlineLimitFromEnv(): number {
+  // Tests lower it (never raise it) so that small jobs, batches included, take the Object
+  // Store path too.
+  const value = Number(process.env.TALLY_INLINE_PARTIAL_LIMIT);
+  return process.env.TALLY_INLINE_PARTIAL_LIMIT && Number.isInteger(value) && value >= 0 && value < DEFAULT_INLINE_PARTIAL_LIMIT ? value : DEFAULT_INLINE_PARTIAL_LIMIT;
+}
+
+/**
+ * Partials above this many bytes go through the Object Store (max_payload is 1 MiB by
+ * default); for a batch of tasks, their partials together.
+ */
+export const INLINE_PARTIAL_LIMIT = inlineLimitFromEnv();
 
 /** What a worker needs of the partials bucket: store an object; dropping one is best effort. */
 export interface PartialsSink {

@@ -16,8 +16,8 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { KV } from '@nats-io/kv';
+import type { ObjectStore } from '@nats-io/obj';
 import { permissionViolation } from './connection.js';
 import {
   JOBS_BUCKET,
@@ -94,6 +94,23 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
  */
 export async function ensureTaskTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
   const replicas = options.replicas ?? 1;
+  // The two streams are independent: looked at (and created) in parallel.
+  await Promise.all([ensureTaskStream(jsm, replicas), ensureResultStream(jsm, replicas)]);
+}
+
+/** The work-queue stream of tasks and the one durable consumer all workers share. */
+async function ensureTaskStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  // Where the consumer exists, so does its stream: one look instead of two on every start.
+  let mayLook = true;
+  try {
+    await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+    return;
+  } catch (error) {
+    // Not allowed to look at the consumer: the stream is still looked at (and created) as
+    // before; the consumer is left to whoever may.
+    if (isPermissionDenied(error)) mayLook = false;
+    else if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+  }
   await ensureStream(jsm, {
     name: TASK_STREAM,
     subjects: [TASK_SUBJECTS],
@@ -103,6 +120,10 @@ export async function ensureTaskTopology(jsm: JetStreamManager, options: Topolog
     duplicate_window: 120 * SECOND_NS,
     discard: DiscardPolicy.Old,
   });
+  if (mayLook) await addWorkerConsumer(jsm, replicas);
+}
+
+async function ensureResultStream(jsm: JetStreamManager, replicas: number): Promise<void> {
   await ensureStream(jsm, {
     name: RESULT_STREAM,
     subjects: [RESULT_SUBJECTS],
@@ -113,22 +134,22 @@ export async function ensureTaskTopology(jsm: JetStreamManager, options: Topolog
     // Results of a finished job are purged by its coordinator; this only bounds abandoned ones.
     max_age: DEFAULT_RETENTION_MS * 1_000_000,
   });
+}
+
+/** Creates the shared worker consumer, found missing a moment ago. */
+async function addWorkerConsumer(jsm: JetStreamManager, replicas: number): Promise<void> {
   try {
-    await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+    await jsm.consumers.add(TASK_STREAM, {
+      durable_name: WORKER_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: DELIVERY.ackWaitMs * 1_000_000,
+      max_deliver: DELIVERY.maxDeliver,
+      max_ack_pending: -1,
+      num_replicas: replicas,
+    });
   } catch (error) {
-    if (isPermissionDenied(error)) return;
-    try {
-      await jsm.consumers.add(TASK_STREAM, {
-        durable_name: WORKER_CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: DELIVERY.ackWaitMs * 1_000_000,
-        max_deliver: DELIVERY.maxDeliver,
-        max_ack_pending: -1,
-        num_replicas: replicas,
-      });
-    } catch (error) {
-      if (!isAlreadyInUse(error)) throw error;
-    }
+    // Another process created it meanwhile: fine.
+    if (!isAlreadyInUse(error)) throw error;
   }
 }
 
@@ -162,6 +183,8 @@ export async function bindWorkerTopology(jsm: JetStreamManager, options: Topolog
 
 /** The KV bucket of job records, created when missing. */
 export async function openJobsBucket(nc: NatsConnection, options: TopologyOptions = {}): Promise<KV> {
+  // Loaded when needed: a worker process never opens a bucket on a running system.
+  const { Kvm } = await import('@nats-io/kv');
   return new Kvm(nc).create(JOBS_BUCKET, {
     history: 1,
     replicas: options.replicas ?? 1,
@@ -172,6 +195,7 @@ export async function openJobsBucket(nc: NatsConnection, options: TopologyOption
 
 /** The Object Store bucket of final results, created when missing. */
 export async function openResultsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
+  const { Objm } = await import('@nats-io/obj');
   return new Objm(nc).create(RESULTS_BUCKET, {
     replicas: options.replicas ?? 1,
     ttl: (options.retentionMs ?? DEFAULT_RETENTION_MS) * 1_000_000,
@@ -181,6 +205,7 @@ export async function openResultsStore(nc: NatsConnection, options: TopologyOpti
 
 /** The Object Store bucket of oversized partial results, created when missing. */
 export async function openPartialsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
+  const { Objm } = await import('@nats-io/obj');
   return new Objm(nc).create(PARTIALS_BUCKET, {
     replicas: options.replicas ?? 1,
     ttl: DAY_MS * 1_000_000,
@@ -196,4 +221,39 @@ export function replicasFor(nc: NatsConnection): number {
   // connect_urls lists every node's client URL, this one's included (nats-server 2.9.10).
   const peers = Math.max(info?.connect_urls?.length ?? 1, 1);
   return info?.cluster && peers >= 3 ? 3 : 1;
+}
+
+/**
+ * `store` with a `list()` that asks the server first whether the bucket holds anything at all,
+ * and returns [] without more when it does not: the usual case, since partials are stored only
+ * when larger than a message. The library's `list()` creates a consumer each time, which
+ * nats-server 2.9 keeps on disk until it has been idle for seconds; an embedded server stopped
+ * right after its job never gets there, and these piled up with every job, slowing every later
+ * start and stop of the server (see `sweepIdleListConsumers`).
+ */
+export function withQuickList(store: ObjectStore, jsm: JetStreamManager, bucket: string): ObjectStore {
+  const quick = Object.create(store) as ObjectStore;
+  quick.list = async () => {
+    const info = await jsm.streams.info(`OBJ_${bucket}`);
+    return info.state.messages === 0 ? [] : store.list();
+  };
+  return quick;
+}
+
+/**
+ * Deletes the consumers that `list()` calls of an Object Store left behind on `bucket` and
+ * that nobody reads any more (see `withQuickList`); the embedded default's owner runs this
+ * before stopping its server. Best effort: returns how many were deleted.
+ */
+export async function sweepIdleListConsumers(jsm: JetStreamManager, bucket: string): Promise<number> {
+  const stream = `OBJ_${bucket}`;
+  const info = await jsm.streams.info(stream);
+  if (info.state.consumer_count === 0) return 0;
+  const idle: string[] = [];
+  for await (const consumer of jsm.consumers.list(stream)) {
+    // Ephemeral push consumers nobody is subscribed to; a durable one would have its own name.
+    if (consumer.config.durable_name === undefined && consumer.config.deliver_subject && !consumer.push_bound) idle.push(consumer.name);
+  }
+  await Promise.all(idle.map((name) => jsm.consumers.delete(stream, name).catch(() => false)));
+  return idle.length;
 }

@@ -36,6 +36,7 @@ import {
   SEP,
 } from './char-classes.js';
 import type { Tokenizer } from './chunker.js';
+import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal } from './word-table.js';
 
 export type { Tokenizer };
 
@@ -63,17 +64,7 @@ export interface ChunkCount {
   totalWords: number;
   overlongWords: number;
   /** Distinct kept words of the chunk. */
-  words: WordTable;
-}
-
-const FNV_OFFSET = 0x811c9dc5 | 0;
-const FNV_PRIME = 0x01000193;
-
-const IDENTITY = new Uint8Array(256);
-const LOWER_ASCII = new Uint8Array(256);
-for (let b = 0; b < 256; b++) {
-  IDENTITY[b] = b;
-  LOWER_ASCII[b] = b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
+  words: ChunkWords;
 }
 
 /** For each byte: its folded value if it is an ASCII word byte ([0-9A-Za-z]), else 0. */
@@ -99,141 +90,53 @@ for (let b = 0; b < 256; b++) {
 
 
 /**
- * Distinct words of one chunk, keyed by their bytes in the chunk. With case folding, ASCII
- * letters are folded while hashing and comparing; other bytes are compared raw, and words that
- * differ only there are merged when written out (toLowerCase of a whole word does not change
- * when ASCII letters inside it change case, so either spelling folds to the same string).
+ * Distinct words of one chunk. With case folding, ASCII letters are folded while hashing and
+ * comparing; other bytes are compared raw, and words that differ only there are merged when
+ * written out (toLowerCase of a whole word does not change when ASCII letters inside it change
+ * case, so either spelling folds to the same string).
  */
-export class WordTable {
-  private readonly body: Uint8Array;
-  private readonly fold: Uint8Array;
+export class ChunkWords extends WordTable {
   private readonly caseSensitive: boolean;
-  private mask: number;
-  /**
-   * Open addressing, one slot = 4 int32s side by side so a probe touches one cache line:
-   * [start + 1 (0 = empty), length | ASCII_FLAG, last 4 folded bytes, count]. The last bytes
-   * settle words of up to 4 bytes without reading the stored occurrence, and reject most
-   * mismatches of longer ones.
-   */
-  private slots: Int32Array;
-  /** Number of occupied slots. */
-  size = 0;
 
-  constructor(body: Uint8Array, caseSensitive: boolean) {
-    this.body = body;
-    this.caseSensitive = caseSensitive;
-    this.fold = caseSensitive ? IDENTITY : LOWER_ASCII;
+  /**
+   * @param caseSensitive false folds case
+   * @param bodyBytes size of the chunk, to size the table (English: ~1 distinct word per 120 bytes of a 1 MiB chunk)
+   */
+  constructor(caseSensitive: boolean, bodyBytes: number) {
     // Up to one distinct word per ~24 bytes before growing; 2^15 slots (512 KiB) fit in L2.
     let capacity = 1024;
-    while (capacity < 1 << 15 && capacity * 24 < body.length) capacity *= 2;
-    this.mask = capacity - 1;
-    this.slots = new Int32Array(capacity * 4);
+    while (capacity < 1 << 15 && capacity * 24 < bodyBytes) capacity *= 2;
+    super(caseSensitive ? IDENTITY : LOWER_ASCII, capacity);
+    this.caseSensitive = caseSensitive;
   }
 
-  /**
-   * Counts one occurrence of body[start, start+len). `hash` is the FNV-1a hash of its folded
-   * bytes and `tail` its last (up to) 4 folded bytes, big-endian; both come from the scanner.
-   */
-  add(start: number, len: number, hash: number, tail: number, ascii: boolean): void {
-    const { slots, body } = this;
-    const tag = ascii ? len | 0x40000000 : len; // ASCII_FLAG, spelled out on the hot path
-    const wrap = (this.mask << 2) | 3;
-    let i = (mix(hash) & this.mask) << 2;
-    for (;;) {
-      const s1 = slots[i];
-      if (s1 === 0) break;
-      if (slots[i + 2] === tail && slots[i + 1] === tag) {
-        if (len <= 4) {
-          slots[i + 3]++;
-          return;
-        }
-        // The last 4 bytes are equal; compare the rest.
-        const s = s1 - 1;
-        const m = len - 4;
-        let k = 0;
-        while (k < m && body[s + k] === body[start + k]) k++;
-        if (k < m && !this.caseSensitive) {
-          // Same word in another case ("The" vs "the"): compare folded.
-          const fold = this.fold;
-          while (k < m && fold[body[s + k]] === fold[body[start + k]]) k++;
-        }
-        if (k === m) {
-          slots[i + 3]++;
-          return;
-        }
-      }
-      i = (i + 4) & wrap;
-    }
-    slots[i] = start + 1;
-    slots[i + 1] = tag;
-    slots[i + 2] = tail;
-    slots[i + 3] = 1;
-    if (++this.size * 4 > this.mask * 3) this.grow();
-  }
-
-  /** Doubles the table; the hash is recomputed from the stored occurrence (rare, cheap). */
-  private grow(): void {
-    const { body, fold } = this;
-    const old = this.slots;
-    const capacity = (this.mask + 1) * 2;
-    this.mask = capacity - 1;
-    const slots = new Int32Array(capacity * 4);
-    const wrap = (this.mask << 2) | 3;
-    for (let j = 0; j < old.length; j += 4) {
-      if (old[j] === 0) continue;
-      const s = old[j] - 1;
-      const end = s + (old[j + 1] & ~ASCII_FLAG);
-      let h = FNV_OFFSET;
-      for (let k = s; k < end; k++) h = Math.imul(h ^ fold[body[k]], FNV_PRIME);
-      let i = (mix(h) & this.mask) << 2;
-      while (slots[i] !== 0) i = (i + 4) & wrap;
-      slots[i] = old[j];
-      slots[i + 1] = old[j + 1];
-      slots[i + 2] = old[j + 2];
-      slots[i + 3] = old[j + 3];
-    }
-    this.slots = slots;
-  }
-
-  private word(i: number): string {
-    const s = this.slots[i] - 1;
-    // Buffer's UTF-8 decoder replaces ill-formed sequences like TextDecoder (the property tests
-    // hold it to that) and costs far less per call on short words.
-    const text = this.bodyBuffer.toString('utf8', s, s + (this.slots[i + 1] & ~ASCII_FLAG));
+  private folded(i: number): string {
+    const text = this.text(i);
     return this.caseSensitive ? text : text.toLowerCase();
   }
 
-  private get bodyBuffer(): Buffer {
-    return (this.bodyAsBuffer ??= Buffer.from(this.body.buffer, this.body.byteOffset, this.body.byteLength));
-  }
-
-  private bodyAsBuffer: Buffer | undefined;
-
   /** Calls `fn` for each distinct word with its count (a word may be reported more than once). */
   forEach(fn: (word: string, count: number) => void): void {
-    const slots = this.slots;
-    for (let i = 0; i < slots.length; i += 4) if (slots[i] !== 0) fn(this.word(i), slots[i + 3]);
+    this.eachSlot((slot) => fn(this.folded(slot), this.countOf(slot)));
   }
 
   /**
    * The table as UTF-8 lines `word\tcount\n` (words never contain \t or \n). All-ASCII words
-   * are written straight from the chunk bytes; others are decoded, folded and merged first.
+   * are copied from the arena as they are; others are decoded, folded and merged first.
    * A word can still appear on two lines (e.g. "k" and a folded KELVIN SIGN): readers sum.
    */
   encodeLines(): { bytes: Uint8Array; lines: number } {
-    const { slots, body, fold } = this;
     const others = new Map<string, number>();
     let size = 0;
     let lines = 0;
-    for (let i = 0; i < slots.length; i += 4) {
-      if (slots[i] === 0) continue;
-      const tag = slots[i + 1];
-      if ((tag & ASCII_FLAG) !== 0) {
-        size += (tag & ~ASCII_FLAG) + 2 + digits(slots[i + 3]);
+    const handles = this.slotHandles();
+    for (const i of handles) {
+      if (this.isAscii(i)) {
+        size += this.byteLength(i) + 2 + decimalDigits(this.countOf(i));
         lines++;
       } else {
-        const w = this.word(i);
-        others.set(w, (others.get(w) ?? 0) + slots[i + 3]);
+        const w = this.folded(i);
+        others.set(w, (others.get(w) ?? 0) + this.countOf(i));
       }
     }
     // Non-ASCII lines are encoded in one call rather than one per word.
@@ -245,47 +148,20 @@ export class WordTable {
     const tail = Buffer.from(tailText, 'utf8');
     size += tail.length;
     const out = new Uint8Array(size);
+    const arena = this.arena;
     let p = 0;
-    for (let i = 0; i < slots.length; i += 4) {
-      const tag = slots[i + 1];
-      if (slots[i] === 0 || (tag & ASCII_FLAG) === 0) continue;
-      const s = slots[i] - 1;
-      const end = s + (tag & ~ASCII_FLAG);
-      for (let k = s; k < end; k++) out[p++] = fold[body[k]];
+    for (const i of handles) {
+      if (!this.isAscii(i)) continue;
+      const s = this.startOf(i);
+      const end = s + this.byteLength(i);
+      for (let k = s; k < end; k++) out[p++] = arena[k];
       out[p++] = 0x09;
-      p = writeDecimal(out, p, slots[i + 3]);
+      p = writeDecimal(out, p, this.countOf(i));
       out[p++] = 0x0a;
     }
     out.set(tail, p);
     return { bytes: out, lines };
   }
-}
-
-/** Marks an all-ASCII word in a slot's length field (lengths stay far below 2^30). */
-const ASCII_FLAG = 0x40000000;
-
-/** Spreads FNV-1a's weak low bits before they index the table. */
-function mix(hash: number): number {
-  const h = Math.imul(hash ^ (hash >>> 16), 0x45d9f3b);
-  return h ^ (h >>> 16);
-}
-
-function digits(n: number): number {
-  let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
-  return d;
-}
-
-function writeDecimal(out: Uint8Array, p: number, n: number): number {
-  const d = digits(n);
-  for (let k = p + d - 1; k >= p; k--) {
-    out[k] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  return p + d;
 }
 
 /** Where the text of a chunk starts: after a BOM when the chunk starts its file. */
@@ -313,20 +189,22 @@ function textStart(body: Uint8Array, edges: ChunkEdges): number {
  * @param edges the chunk's flags
  */
 export function countChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges): ChunkCount {
-  const words = new WordTable(body, settings.caseSensitive);
+  const words = new ChunkWords(settings.caseSensitive, body.length);
   const from = textStart(body, edges);
   return settings.tokenizer === 'whitespace'
     ? scanWhitespace(body, from, settings, edges, words)
     : scanUnicode(body, from, settings, edges, words);
 }
 
-function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: WordTable): ChunkCount {
+function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: ChunkWords): ChunkCount {
   // Locals, not imported bindings: an imported binding costs a cell load and a TDZ check on
   // every read in the hot loop.
   const ASCII_CLASS = ASCII_TABLE;
   const CLASS_TABLE = CP_TABLE;
   const WORD = WORD_CLASS;
   const APOS = APOS_CLASS;
+  const FNV_OFFSET = FNV_OFFSET_BINDING;
+  const FNV_PRIME = FNV_PRIME_BINDING;
   const n = body.length;
   // Folded byte for an ASCII word byte, 0 for anything else: one lookup per byte in a run.
   const wordFold = settings.caseSensitive ? ASCII_WORD : ASCII_WORD_LOWER;
@@ -457,14 +335,16 @@ function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, ed
     } else {
       total++;
       if (end - start > maxWordBytes) overlong++;
-      else words.add(start, end - start, h, tail, ascii);
+      else words.add(body, start, end - start, h, tail, ascii, 1);
     }
   }
   return { totalWords: total, overlongWords: overlong, words };
 }
 
-function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: WordTable): ChunkCount {
+function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: ChunkWords): ChunkCount {
   const KIND = BYTE_KIND;
+  const FNV_OFFSET = FNV_OFFSET_BINDING;
+  const FNV_PRIME = FNV_PRIME_BINDING;
   const n = body.length;
   const fold = settings.caseSensitive ? IDENTITY : LOWER_ASCII;
   const maxWordBytes = settings.maxWordBytes;
@@ -510,7 +390,7 @@ function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings,
     } else {
       total++;
       if (end - start > maxWordBytes) overlong++;
-      else words.add(start, end - start, h, tail, ascii);
+      else words.add(body, start, end - start, h, tail, ascii, 1);
     }
   }
   return { totalWords: total, overlongWords: overlong, words };

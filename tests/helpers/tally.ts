@@ -104,8 +104,8 @@ export interface WorkerFleet {
   stop(): Promise<RunResult>;
 }
 
-export function startWorkers(url: string, processes: number, env: NodeJS.ProcessEnv = {}): WorkerFleet {
-  const child = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', url, '--processes', String(processes), '--log-level', 'warn'], {
+export function startWorkers(url: string, processes: number, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): WorkerFleet {
+  const child = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', url, '--processes', String(processes), '--log-level', 'warn', ...extraArgs], {
     cwd: REPO_ROOT,
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,70 @@
+/**
+ * `tally count --workers-read-files` against `tally worker --read-files`: tasks carry a file
+ * range instead of the bytes, and the counts still equal a simple regex counter's on real
+ * multilingual text and invalid UTF-8. A fleet that does not allow reads fails the job with
+ * a message that says what to do.
+ */
+import test from 'ava';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { referenceUnicodeCount } from './helpers/reference-counter.js';
+
+let server: TestServer;
+let readers: WorkerFleet;
+let corpus: { path: string; remove(): void };
+let files: string[];
+
+test.before(async () => {
+  server = await startTestServer();
+  readers = startWorkers(server.url, 2, {}, ['--read-files']);
+  corpus = tempDir('tally-read-files-');
+  mkdirSync(join(corpus.path, 'nested'), { recursive: true });
+  for (const language of ['ja', 'ru', 'de']) {
+    copyFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', language, 'diagnosticMessages.generated.json'), join(corpus.path, 'nested', `${language}.json`));
+  }
+  const english = readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'README.md'));
+  writeFileSync(join(corpus.path, 'broken.txt'), Buffer.concat([english.subarray(0, 2000), Buffer.from([0xff, 0x41, 0xc3, 0x28, 0x80]), english.subarray(2000), Buffer.from([0xe2, 0x82])]));
+  files = readdirSync(corpus.path, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+});
+
+test.after.always(async () => {
+  await readers?.stop();
+  await server?.stop();
+  corpus?.remove();
+});
+
+test.serial('workers that read the files count exactly what a simple counter counts', async (t) => {
+  // A relative input path: tasks must name the absolute path, since workers run elsewhere.
+  const run = await runTally(['count', 'nested', 'broken.txt', '--server', server.url, '--workers-read-files', '--top', '0', '--format', 'json', '--chunk-size', '32K'], { cwd: corpus.path });
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  const reference = referenceUnicodeCount(files.map((f) => readFileSync(f)));
+  t.true(result.tasks > 20, `expected many tasks, got ${result.tasks}`);
+  t.is(result.totalWords, reference.totalWords);
+  t.deepEqual(result.counts, reference.counts);
+  t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
+});
+
+test.serial('stdin is carried in the tasks even when workers read files', async (t) => {
+  const text = readFileSync(files[0]!);
+  const run = await runTally(['count', '-', '--server', server.url, '--workers-read-files', '--top', '0', '--format', 'json', '--chunk-size', '64K'], { input: text });
+  t.is(run.code, 0, run.stderr);
+  t.deepEqual(JSON.parse(run.stdout).counts, referenceUnicodeCount([text]).counts);
+});
+
+test.serial('workers that do not allow file reads fail the job, saying how to fix it', async (t) => {
+  const other = await startTestServer();
+  const plain = startWorkers(other.url, 1);
+  t.teardown(async () => {
+    await plain.stop();
+    await other.stop();
+  });
+  const run = await runTally(['count', files[0]!, '--server', other.url, '--workers-read-files', '--no-progress']);
+  t.is(run.code, 1, run.stderr);
+  t.regex(run.stderr, /does not read files.*--read-files/);
+  t.is(run.stdout, '');
+});

@@ -1,0 +1,260 @@
+/**
+ * The pieces of a fast embedded start-up: reading what a command line will need before it is
+ * parsed, worker processes forked before their server is up (settings over IPC, the rest of
+ * the processes once one has loaded), the lazy logger, the CommonJS code cache, a connection
+ * attempt that leaves no socket behind, and the Object Store listings that leave no consumer.
+ */
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { embeddedPlanFor } from '../coordinator/embedded.js';
+import { Supervisor } from '../worker/supervisor.js';
+import { createLogger } from '../shared/log.js';
+import { sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
+import { REPO_ROOT, cleanEnv, runTally, startTestServer, tempDir } from './helpers/tally.js';
+
+const argv = (...args: string[]) => ['node', 'tally', ...args];
+
+test('embeddedPlanFor: job commands start workers, read commands only the server, anything else nothing', (t) => {
+  const cores = availableParallelism();
+  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug' });
+  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info' });
+  t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined });
+  // LOG_LEVEL applies to this process's own logger, not to the workers (as when parsed).
+  t.is(embeddedPlanFor(argv('sum', '1', '2'), { LOG_LEVEL: 'debug' })?.logLevel, undefined);
+  // A file named like an option after `--` is a path.
+  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined });
+  for (const args of [
+    [],
+    ['--version'],
+    ['--help'],
+    ['help', 'sum'],
+    ['worker', '--server', 'nats://x'],
+    ['sum', '1', '2', '--server', 'nats://x'],
+    ['sum', '1', '2', '--server=nats://x'],
+    ['sum', '--help'],
+    ['count', '-h'],
+    ['sum', '1', '2', '--workers', 'many'],
+    ['sum', '1', '2', '--workers', '2000'],
+    ['sum', '1', '2', '--workers'],
+  ]) {
+    t.is(embeddedPlanFor(argv(...args), {}), null, args.join(' '));
+  }
+  t.is(embeddedPlanFor(argv('sum', '1', '2'), { NATS_URL: 'nats://x' }), null, 'NATS_URL means no embedded server');
+  t.not(embeddedPlanFor(argv('sum', '1', '2'), { NATS_URL: '' }), null, 'an empty NATS_URL is no server');
+});
+
+test('workers forked before their server is known get their settings over IPC; the rest follow the first', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.stop());
+  const supervisor = new Supervisor({ processes: 2, initial: 1 });
+  t.teardown(() => supervisor.stop());
+  supervisor.start();
+  t.is(supervisor.pids().length, 1, 'one process at first');
+  t.is(supervisor.serverUrl, undefined);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  supervisor.configure({ connection: { servers: [server.url] }, logLevel: 'warn' });
+  t.is(supervisor.serverUrl, server.url);
+  await supervisor.ready();
+  t.is(supervisor.pids().length, 2, 'both processes run, and both became ready');
+  await supervisor.stop();
+  t.is(supervisor.pids().length, 0);
+});
+
+test('a worker process forked without settings exits when its supervisor goes away', async (t) => {
+  const child = spawn(
+    process.execPath,
+    ['-e', `const { fork } = require('node:child_process'); const c = fork(${JSON.stringify(join(REPO_ROOT, 'dist/worker/process-main.js'))}); c.on('message', () => { console.log(c.pid); process.exit(0); });`],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TALLY_WORKER_SETTINGS: undefined } },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  await new Promise((resolve) => child.on('exit', resolve));
+  const pid = Number(out.trim());
+  t.true(pid > 0, `the worker said it waits (${out})`);
+  const gone = async () => {
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+  };
+  t.true(await gone(), 'the orphaned worker exited');
+});
+
+test('the logger loads pino only for a line it writes, and writes the same JSON as pino', async (t) => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { createLogger } from ${JSON.stringify(join(REPO_ROOT, 'dist/shared/log.js'))};
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/pino/'));
+    const quiet = createLogger({ level: 'warn', bindings: { role: 'x' } });
+    quiet.debug('not written'); quiet.child({ job: 'j' }).info('nor this');
+    process.stdout.write(String(loaded()) + '\\n');
+    quiet.child({ job: 'j' }).warn({ password: 'hunter2', nested: { token: 't' } }, 'written');
+    process.stdout.write(String(loaded()) + '\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: '' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  await new Promise((resolve) => child.on('exit', resolve));
+  t.deepEqual(stdout.trim().split('\n'), ['false', 'true']);
+  const lines = stderr.trim().split('\n');
+  t.is(lines.length, 1, stderr);
+  const line = JSON.parse(lines[0]!);
+  t.like(line, { level: 40, role: 'x', job: 'j', password: '[redacted]', nested: { token: '[redacted]' }, msg: 'written' });
+  t.is(typeof line.time, 'number');
+  t.is(typeof line.pid, 'number');
+  t.false(stderr.includes('hunter2'));
+});
+
+test('the logger: levels, children, and an unknown level refused as pino refuses it', (t) => {
+  const logger = createLogger({ level: 'info' });
+  t.is(logger.level, 'info');
+  t.true(logger.isLevelEnabled('info'));
+  t.true(logger.isLevelEnabled('error'));
+  t.false(logger.isLevelEnabled('debug'));
+  t.false(logger.child({ a: 1 }).isLevelEnabled('debug'));
+  t.false(createLogger({ level: 'silent' }).isLevelEnabled('fatal'));
+  t.throws(() => createLogger({ level: 'bogus' }), { message: /bogus/ });
+});
+
+/** Runs `script` (an ES module) with the code cache in `cacheDir`; resolves to its stdout. */
+async function withCache(cacheDir: string, script: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TALLY_CODE_CACHE: cacheDir, ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  if (code !== 0 || stderr !== '') throw new Error(`exit ${code}: ${stderr}`);
+  return stdout.trim();
+}
+
+test('the code cache: written once, used after, refreshed when a module changes, and never in a shared directory', async (t) => {
+  const dir = tempDir('tally-code-cache-');
+  t.teardown(() => dir.remove());
+  const pkg = join(dir.path, 'node_modules', 'pkg');
+  mkdirSync(pkg, { recursive: true });
+  const source = (value: string) => `const other = require('./other.js');\nexports.value = ${JSON.stringify(value)} + other;\nexports.file = __filename;\nexports.load = () => import('./esm.mjs');\n`;
+  writeFileSync(join(pkg, 'index.js'), source('one'));
+  writeFileSync(join(pkg, 'other.js'), "module.exports = '!';\n");
+  writeFileSync(join(pkg, 'esm.mjs'), "export const x = 'esm';\n");
+  const cache = join(dir.path, 'cache');
+  const script = `
+    import { installCodeCache } from ${JSON.stringify(join(REPO_ROOT, 'dist/shared/code-cache.js'))};
+    import { createRequire } from 'node:module';
+    installCodeCache('test');
+    const pkg = createRequire(${JSON.stringify(join(dir.path, 'x.js'))})('pkg');
+    console.log(pkg.value, pkg.file.endsWith('index.js'), (await pkg.load()).x);
+  `;
+  t.is(await withCache(cache, script), 'one! true esm');
+  const files = readdirSync(cache);
+  t.is(files.length, 1);
+  t.regex(files[0]!, /^test-v\d+\.\d+\.\d+-\w+\.v8cache$/);
+  t.is(await withCache(cache, script), 'one! true esm', 'from the cache');
+  // Same size, other content, other mtime: the entry is not used for it.
+  writeFileSync(join(pkg, 'index.js'), source('two'));
+  utimesSync(join(pkg, 'index.js'), new Date(), new Date(Date.now() + 5000));
+  t.is(await withCache(cache, script), 'two! true esm');
+  t.is(await withCache(cache, script), 'two! true esm');
+  // Off, or a directory others may write to: no cache, and the module still loads.
+  const off = join(dir.path, 'off');
+  t.is(await withCache(off, script, { TALLY_CODE_CACHE: 'off' }), 'two! true esm');
+  t.false(existsSync(off));
+  const shared = join(dir.path, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o777);
+  t.is(await withCache(shared, script), 'two! true esm');
+  t.deepEqual(readdirSync(shared), []);
+});
+
+test('a connection attempt that times out leaves no socket behind: the process can exit', async (t) => {
+  const silent = createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => silent.close());
+  const port = (silent.address() as { port: number }).port;
+  const script = `
+    import { connectToNats } from ${JSON.stringify(join(REPO_ROOT, 'dist/shared/nats/connection.js'))};
+    try {
+      await connectToNats({ servers: ['nats://127.0.0.1:${port}'], connectTimeoutMs: 500 });
+    } catch (error) {
+      console.log(error.message);
+    }
+  `;
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  t.is(code, 0, 'exited by itself');
+  t.regex(stdout, /timed out/);
+  t.true(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+});
+
+test('Object Store listings: none at all when the bucket is empty, and those left behind are swept', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.stop());
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const store = await new Objm(nc).create('sweep-test');
+  const quick = withQuickList(store, jsm, 'sweep-test');
+  t.deepEqual(await quick.list(), []);
+  t.is((await jsm.streams.info('OBJ_sweep-test')).state.consumer_count, 0, 'an empty bucket is listed without a consumer');
+  await quick.putBlob({ name: 'a' }, new Uint8Array([1, 2, 3]));
+  t.deepEqual((await quick.list()).map((info) => info.name), ['a']);
+  t.deepEqual(Array.from((await quick.getBlob('a')) ?? []), [1, 2, 3], 'everything else is the store itself');
+  t.true((await jsm.streams.info('OBJ_sweep-test')).state.consumer_count >= 1, 'the library listing left its consumer');
+  t.true((await sweepIdleListConsumers(jsm, 'sweep-test')) >= 1);
+  t.is((await jsm.streams.info('OBJ_sweep-test')).state.consumer_count, 0);
+  t.is(await sweepIdleListConsumers(jsm, 'sweep-test'), 0);
+});
+
+test('embedded: bad usage after the head start exits 2 and leaves no server, lock or process; resume of a done job reads it back', async (t) => {
+  const data = tempDir('tally-startup-data-');
+  t.teardown(() => data.remove());
+  const env = cleanEnv({ XDG_DATA_HOME: data.path });
+  const dir = join(data.path, 'tally');
+  const files = () => (existsSync(dir) ? readdirSync(dir).filter((f) => f !== 'jetstream') : []);
+  const servers = () => {
+    try {
+      return execFileSync('pgrep', ['-f', dir], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    } catch {
+      return []; // pgrep exits 1 when nothing matches
+    }
+  };
+  const leftovers = () => [...files(), ...servers()];
+  const bad = await runTally(['sum', '1', '--workers', '2'], { env });
+  t.is(bad.code, 2, bad.stderr);
+  t.deepEqual(leftovers(), [], 'no lock or server file');
+  const usage = await runTally(['count', '--workers', '2'], { env });
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /no input given/);
+  t.deepEqual(leftovers(), []);
+  const run = await runTally(['sum', '1', '100', '--format', 'json', '--workers', '2'], { env });
+  t.is(run.code, 0, run.stderr);
+  // resume reads the job record in a session of its own before it would run anything.
+  const resumed = await runTally(['resume', JSON.parse(run.stdout).job, '--format', 'json', '--workers', '2'], { env, timeoutMs: 30_000 });
+  t.is(resumed.code, 0, resumed.stderr);
+  t.is(resumed.stdout, run.stdout);
+  t.deepEqual(leftovers(), []);
+});
