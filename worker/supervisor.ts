@@ -165,8 +165,9 @@ export class Supervisor {
       if (slot.child === child) slot.child = null;
       if (this.stopping) return;
       this.spawnDeferred();
-      // A child that lived a while gets restarted at once; one that keeps dying backs off.
-      if (Date.now() - slot.startedAt > 30_000) slot.restarts = 0;
+      // A child that got to work (or lived a while) and was then killed comes back at once; one
+      // that keeps dying before it is ready (a crash loop) backs off.
+      if (counted || Date.now() - slot.startedAt > 30_000) slot.restarts = 0;
       const delay = Math.min(5_000, 100 * 2 ** slot.restarts);
       slot.restarts++;
       this.options.logger?.warn({ index: slot.index, pid: child.pid, code, signal, restartInMs: delay }, 'worker process died; restarting');
