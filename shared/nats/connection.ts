@@ -151,7 +151,7 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
   const server = value('server');
   if (!server) {
     for (const key of ['user', 'password', 'token', 'nkey', 'creds', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
-      if (flags[key] !== undefined) throw new UsageError(`--${flagName(key)} needs --server (or NATS_URL): the embedded server has no authentication`);
+      if (flags[key] !== undefined) throw new UsageError(`--${flagName(key)} needs --server (or NATS_URL): the embedded server makes its own token`);
     }
     return undefined;
   }
