@@ -155,6 +155,12 @@ function decodeOutcome<T>(decode: (data: Uint8Array) => T, data: Uint8Array): { 
   }
 }
 
+
+/** What every decoded task entry must have: a bounded input description and an object spec. */
+function hasInputAndSpec(header: { input: unknown; spec: unknown }): boolean {
+  return typeof header.input === 'string' && header.input.length <= 4096 && typeof header.spec === 'object' && header.spec !== null && !Array.isArray(header.spec);
+}
+
 test('decodeTask: any bytes give a validated task or TaskRejectedError, parsing at most 64 KiB, copying no body', (t) => {
   fc.assert(
     fc.property(fc.oneof(message(taskHeader), message(validTask)), (data) => {
@@ -169,11 +175,7 @@ test('decodeTask: any bytes give a validated task or TaskRejectedError, parsing 
         Number.isSafeInteger(header.task) &&
         header.task >= 0 &&
         /^[a-z]{1,32}$/.test(header.kind) &&
-        typeof header.input === 'string' &&
-        header.input.length <= 4096 &&
-        typeof header.spec === 'object' &&
-        header.spec !== null &&
-        !Array.isArray(header.spec) &&
+        hasInputAndSpec(header) &&
         body.buffer === data.buffer
       );
     }),
@@ -235,11 +237,7 @@ test('decodeTaskBatch: any bytes give a validated batch (or one task) or TaskRej
           header.job === job &&
           header.kind === kind &&
           header.task === first + i &&
-          typeof header.input === 'string' &&
-          header.input.length <= 4096 &&
-          typeof header.spec === 'object' &&
-          header.spec !== null &&
-          !Array.isArray(header.spec) &&
+          hasInputAndSpec(header) &&
           body.buffer === data.buffer
         );
       });
