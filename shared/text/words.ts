@@ -254,6 +254,12 @@ function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, ed
           b = body[i];
           f = wordFold[b];
         } while (f !== 0);
+        // Ended by an ASCII separator (anything ASCII but a word byte or '): the common case.
+        if (i < n && b < 0x80 && b !== 0x27) {
+          end = i;
+          i++;
+          break;
+        }
       } else {
         ascii = false;
         for (let k = i; k < i + len; k++) {
