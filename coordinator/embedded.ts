@@ -7,10 +7,11 @@
  * directory); later ones connect to it. The owner stops the server only when no other client is
  * connected any more.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { PARTIALS_BUCKET } from '../shared/subjects.js';
 import { DEFAULT_SERVER_CONFIG, startNatsServer, type NatsServerProcess } from './nats-server.js';
 import type { ConnectionSettings } from '../shared/nats/connection.js';
 import { Supervisor } from '../worker/supervisor.js';
@@ -284,6 +285,46 @@ function writeEmbeddedConfig(dir: string, token: string): string {
   return path;
 }
 
+/** Bytes of the partials bucket's stream files above which an idle server compacts them. */
+const PARTIALS_COMPACT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Deleted partials (big factorial partials go through the Object Store) stay in the stream's
+ * block files on disk: nats-server 2.9 does not compact interior deletes, and reads those blocks
+ * at every start (measured: 30 MB of them made each embedded start ~50 ms slower). With nobody
+ * else connected and no object left in the bucket (no chunk message: a crashed job that
+ * `tally resume` may finish keeps its objects, and then nothing is touched), the stream is
+ * purged, which drops its blocks. Best effort: any failure leaves the store as it was.
+ */
+async function compactPartials(storeDir: string, url: string, token: string, logger: Logger): Promise<void> {
+  const stream = `OBJ_${PARTIALS_BUCKET}`;
+  const blocks = join(storeDir, 'jetstream', '$G', 'streams', stream, 'msgs');
+  let onDisk = 0;
+  try {
+    for (const name of readdirSync(blocks)) if (name.endsWith('.blk')) onDisk += statSync(join(blocks, name)).size;
+  } catch {
+    return;
+  }
+  if (onDisk < PARTIALS_COMPACT_BYTES) return;
+  try {
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: url, token, reconnect: false, name: 'tally-compact' });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(stream, { subjects_filter: `$O.${PARTIALS_BUCKET}.C.>` });
+      if (info.state.messages > 0 && Object.keys(info.state.subjects ?? {}).length === 0) {
+        await jsm.streams.purge(stream);
+        logger.debug({ bytes: onDisk }, 'compacted the deleted partials of ended jobs');
+      }
+    } finally {
+      await nc.close();
+    }
+  } catch (error) {
+    logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'could not compact the partials bucket');
+  }
+}
+
 async function startOwned(dir: string, lockPath: string, serverPath: string, logger: Logger): Promise<EmbeddedServer> {
   const token = randomBytes(24).toString('base64url');
   let server: NatsServerProcess;
@@ -324,6 +365,7 @@ async function startOwned(dir: string, lockPath: string, serverPath: string, log
           await sleep(wait);
         }
       }
+      await compactPartials(join(dir, 'jetstream'), server.url, token, logger);
       await server.stop();
       rmSync(serverPath, { force: true });
       rmSync(join(dir, 'embedded.conf'), { force: true });

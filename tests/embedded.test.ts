@@ -3,7 +3,7 @@
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
 
@@ -71,4 +71,23 @@ test.serial('the embedded server opens only with the token in the owner-only ser
     else process.env.TALLY_DATA_DIR = before;
     dir.remove();
   }
+});
+
+test.serial('deleted partials do not pile up in the store: an idle embedded server compacts them', async (t) => {
+  // A million distinct words in 4 MiB chunks: each chunk's partial (~5 MB) goes through the
+  // Object Store and is deleted once folded in.
+  const dir = tempDir('tally-distinct-');
+  t.teardown(dir.remove);
+  const n = 1_000_000;
+  const words: string[] = [];
+  for (let i = 0; i < n; i++) words.push(`w${i.toString(36)}`);
+  writeFileSync(join(dir.path, 'distinct.txt'), words.join(' '));
+  const run = await runTally(['count', join(dir.path, 'distinct.txt'), '--chunk-size', '4M', '--workers', '2', '--top', '1', '--format', 'json', '--no-progress'], { env });
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  t.is(result.totalWords, n);
+  t.is(result.uniqueWords, n);
+  const blocks = join(data.path, 'tally', 'jetstream', 'jetstream', '$G', 'streams', 'OBJ_tally-partials', 'msgs');
+  const onDisk = readdirSync(blocks).reduce((sum, name) => sum + statSync(join(blocks, name)).size, 0);
+  t.true(onDisk < 1024 * 1024, `partials left on disk: ${onDisk} bytes`);
 });
