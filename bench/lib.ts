@@ -2,8 +2,9 @@
  * Small helpers for the benchmark harness: running commands with wall-clock timing, medians,
  * reading peak RSS from /proc, and plain-text tables. No dependencies beyond Node itself.
  */
-import { spawn, type SpawnOptions } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -245,4 +246,41 @@ export async function waitQuiet(threshold: number, maxWaitMs: number): Promise<n
     if ((await machineBusy(500)) < threshold) return performance.now() - t0;
   }
   return performance.now() - t0;
+}
+
+/** A nats-server of the benchmark's own with `tally worker --processes 2` connected and ready. */
+export interface WarmFleet {
+  server: NatsServerProcess;
+  /** The `tally worker` supervisor process (its children are the worker processes). */
+  supervisor: ChildProcess;
+  /** Stops the workers (SIGTERM, SIGKILL after 15 s), then the server, and removes the store. */
+  stop(): Promise<void>;
+}
+
+/** Starts a server on `storeDir` and two warm worker processes; resolves once both are ready. */
+export async function startWarmFleet(storeDir: string, env: NodeJS.ProcessEnv, options: { monitor?: boolean } = {}): Promise<WarmFleet> {
+  const server = await startNatsServer({ storeDir, monitor: options.monitor });
+  const supervisor = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', server.url, '--processes', '2', '--log-level', 'info'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  supervisor.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-65536)));
+  const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
+  const stop = async () => {
+    supervisor.kill('SIGTERM');
+    const killer = setTimeout(() => supervisor.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(killer);
+    await server.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+  };
+  try {
+    const deadline = Date.now() + 30_000;
+    while ((stderr.match(/"msg":"worker ready"/g) ?? []).length < 2) {
+      if (Date.now() > deadline) throw new Error('workers did not become ready');
+      await sleep(20);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { server, supervisor, stop };
 }

@@ -14,14 +14,12 @@
  *
  * Profiles and summary.json go to bench/.profiles/<scenario>/ (gitignored).
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { startNatsServer } from '../coordinator/nats-server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { corpusFile, englishSeed } from './corpus.js';
-import { BENCH_SRC, TALLY_BIN, childPids, fmt, median, round, run, say, sleep } from './lib.js';
+import { BENCH_SRC, TALLY_BIN, childPids, fmt, median, round, run, say, sleep, startWarmFleet } from './lib.js';
 import { printSummary, summarizeProfile, type ProfileSummary } from './cpuprofile.js';
 import { cpuByRole, TreeSampler, type ProcessUsage } from './procs.js';
 
@@ -121,17 +119,9 @@ interface Varz {
  */
 async function serverAccounting(name: string, jobArgs: string[], env: NodeJS.ProcessEnv, tasks: number): Promise<Record<string, unknown>> {
   const storeDir = mkdtempSync(join(tmpdir(), 'tally-profile-store-'));
-  const server = await startNatsServer({ storeDir, monitor: true });
-  const supervisor = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', server.url, '--processes', '2', '--log-level', 'info'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  supervisor.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-65536)));
-  const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
+  const fleet = await startWarmFleet(storeDir, env, { monitor: true });
+  const { server, supervisor } = fleet;
   try {
-    const deadline = Date.now() + 30_000;
-    while ((stderr.match(/"msg":"worker ready"/g) ?? []).length < 2) {
-      if (Date.now() > deadline) throw new Error('workers did not become ready');
-      await sleep(20);
-    }
     await sleep(200);
     const varz = async () => (await (await fetch(`${server.monitorUrl}/varz`)).json()) as Varz;
     const workers = childPids(supervisor.pid!);
@@ -165,12 +155,7 @@ async function serverAccounting(name: string, jobArgs: string[], env: NodeJS.Pro
       tasksPerSecond: round(tasks / (r.ms / 1000), 0),
     };
   } finally {
-    supervisor.kill('SIGTERM');
-    const killer = setTimeout(() => supervisor.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(killer);
-    await server.stop();
-    rmSync(storeDir, { recursive: true, force: true });
+    await fleet.stop();
   }
 }
 

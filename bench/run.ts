@@ -16,7 +16,7 @@
  * hits them alike. Each measurement records `interference`: the average number of cores that
  * processes other than the harness's kept busy while it ran (0 on a quiet machine).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -42,9 +42,9 @@ import {
   run,
   say,
   sh,
-  sleep,
   textTable,
   type RunResult,
+  startWarmFleet,
 } from './lib.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -507,28 +507,12 @@ async function factorialSection(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Memory: distributed mode, a fresh server and `tally worker --processes 2` per input size
 
-async function waitForLines(child: { stderrText: () => string }, pattern: RegExp, count: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((child.stderrText().match(new RegExp(pattern.source, 'g')) ?? []).length >= count) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out waiting for ${count} × ${pattern}`);
-}
-
 async function rssOne(file: CorpusFile, label: string, index: number): Promise<void> {
   const storeDir = join(tempRoot, `rss-${label.replace(/\W+/g, '-')}`);
-  const server = await startNatsServer({ storeDir });
   const env = embeddedEnv();
-  const supervisor = spawn(process.execPath, [TALLY_BIN, 'worker', '--server', server.url, '--processes', '2', '--log-level', 'info'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  supervisor.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString('utf8');
-    if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 16));
-  });
-  const exited = new Promise<void>((resolve) => supervisor.once('exit', () => resolve()));
+  const fleet = await startWarmFleet(storeDir, env);
+  const { server, supervisor } = fleet;
   try {
-    await waitForLines({ stderrText: () => stderr }, /"msg":"worker ready"/, 2, 30_000);
     const args = [TALLY_BIN, 'count', file.path, '--server', server.url, '--no-progress', '--format', 'json'];
     const runs = await repeat(REPS, async () => {
       // The coordinator is node itself, or the child of /usr/bin/time.
@@ -582,12 +566,7 @@ async function rssOne(file: CorpusFile, label: string, index: number): Promise<v
     record({ id: `${tag}.server`, section, label: `${label}: nats-server peak RSS`, runs: [serverKb / 1024], unit: 'MiB', reps: 1, bytes: file.bytes, notes: `peak over all ${REPS} runs` });
     record({ id: `${tag}.throughput`, section, label: `${label}: tally count --server, 2 warm worker processes`, runs: runs.map((r) => mbps(file.bytes, r.ms)), unit: 'MB/s', reps: REPS, bytes: file.bytes, wallMs: runs.map((r) => r.ms), extra: { tasks: runs[0].json.tasks, totalWords: runs[0].json.totalWords } });
   } finally {
-    supervisor.kill('SIGTERM');
-    const killer = setTimeout(() => supervisor.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(killer);
-    await server.stop();
-    rmSync(storeDir, { recursive: true, force: true });
+    await fleet.stop();
   }
 }
 

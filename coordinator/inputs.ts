@@ -16,7 +16,7 @@
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
 import type { BigIntStats, Dirent } from 'node:fs';
-import { InputError, UsageError } from '../shared/errors.js';
+import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
 export interface ResolvedInput {
@@ -27,22 +27,7 @@ export interface ResolvedInput {
 const GLOB_CHARS = /[*?[]/;
 
 function reasonOf(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file or directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'ENOTDIR':
-      return 'not a directory';
-    case 'ELOOP':
-      return 'too many levels of symbolic links';
-    case 'ENAMETOOLONG':
-      return 'file name too long';
-    default:
-      return error instanceof Error ? error.message : String(error);
-  }
+  return fileErrorReason(error) ?? (error instanceof Error ? error.message : String(error));
 }
 
 /** Joins a child name to a directory without normalising the user's spelling of the directory. */

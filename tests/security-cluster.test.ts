@@ -3,12 +3,12 @@
  * password-protected routes): three nodes on loopback, one job with each role doing its part.
  */
 import test from 'ava';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { connectToNats } from '../shared/nats/connection.js';
 import { tempDir } from './helpers/tally.js';
+import { freePort } from './helpers/cluster.js';
 import { assertNoSecrets, configString, newSecret, roleServerEnv, rolePasswords, runJobWithRoles, secureConfig } from './helpers/security.js';
 
 const passwords = rolePasswords();
@@ -16,17 +16,6 @@ const routePassword = newSecret('Q');
 const dir = tempDir('tally-secure-cluster-');
 const nodes: NatsServerProcess[] = [];
 let urls: string[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 test.before(async () => {
   const env = { ...roleServerEnv(passwords), TALLY_ROUTE_PASSWORD: configString(routePassword) };

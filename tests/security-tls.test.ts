@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
-import { assertNoSecrets, makePki, roleServerEnv, rolePasswords, runJobWithRoles, secureConfig, startSecureServer, type Pki, type SecureServer } from './helpers/security.js';
+import { assertNoSecrets, rolePasswords, runJobWithRoles, startTlsServer, type Pki, type SecureServer } from './helpers/security.js';
 
 const passwords = rolePasswords();
 const secrets = Object.values(passwords);
@@ -14,14 +14,7 @@ let server: SecureServer;
 let tlsUrl: string;
 
 test.before(async () => {
-  pki = makePki(dir.path);
-  server = await startSecureServer(secureConfig('tls.conf'), {
-    ...roleServerEnv(passwords),
-    TALLY_TLS_CERT: pki.serverCert,
-    TALLY_TLS_KEY: pki.serverKey,
-    TALLY_TLS_CA: pki.ca,
-  });
-  tlsUrl = `tls://127.0.0.1:${server.port}`;
+  ({ pki, server, url: tlsUrl } = await startTlsServer('tls.conf', dir.path, passwords));
 });
 
 test.after.always(async () => {

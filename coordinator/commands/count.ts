@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
+import { resolveConnection } from '../../shared/nats/connection.js';
 import { resolveInputs } from '../inputs.js';
 import { csvField, emit, formatTable, type Format } from '../output.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions } from './common.js';
@@ -72,7 +73,8 @@ export function countCommand(): Command {
       caseSensitive: options.caseSensitive === true,
       maxWordBytes: options.maxWordBytes,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      workersReadFiles: options.workersReadFiles ?? (options.server === undefined && !process.env.NATS_URL),
+      // No server given means the embedded default, whose workers are this machine's own.
+      workersReadFiles: options.workersReadFiles ?? resolveConnection(options) === undefined,
     };
     // Job kinds load with the command that runs them, not with the CLI.
     const { countKind } = await import('../../shared/kinds/count.js');

@@ -26,7 +26,7 @@ import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node
 import { isAbsolute, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { fileReadsAllowed } from './file-reads.js';
-import { InputError, TaskRejectedError, UsageError } from '../errors.js';
+import { fileErrorReason, InputError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, chunkStream, maxChunkBody, WORD_SLACK, type Chunk, type Tokenizer } from '../text/chunker.js';
 import { checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
 import { ASCII_FLAG, FNV_OFFSET, FNV_PRIME, IDENTITY, WordTable } from '../text/word-table.js';
@@ -157,13 +157,12 @@ function taskOf(options: CountOptions, file: number, path: string, chunk: Chunk)
 
 /** One line for a read error, as the CLI contract wants it. */
 function readError(path: string, error: unknown): InputError {
+  return new InputError(describeInput(path), readFailure(error), { cause: error });
+}
+
+function readFailure(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const reason =
-    code === 'ENOENT' ? 'no such file or directory'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : code === 'EISDIR' ? 'is a directory'
-    : `cannot read (${code ?? (error instanceof Error ? error.message : String(error))})`;
-  return new InputError(describeInput(path), reason, { cause: error });
+  return fileErrorReason(error) ?? `cannot read (${code ?? (error instanceof Error ? error.message : String(error))})`;
 }
 
 /** Wraps a byte source so a read error names the input. */
@@ -217,7 +216,7 @@ function readChunk(spec: CountSpec & { path: string; length: number; crc32: numb
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    throw new TaskRejectedError(`count task: worker cannot read ${readError(path, error).message}`);
+    throw new TaskRejectedError(`count task: worker cannot read ${path}: ${readFailure(error)}`);
   }
   try {
     if (!fstatSync(fd).isFile()) throw new TaskRejectedError(`count task: ${path} is not a regular file`);

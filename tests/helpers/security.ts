@@ -277,3 +277,26 @@ export function operatorSetup(dir: string, users: Record<string, RolePermissions
   }
   return { config, creds, seeds };
 }
+
+/** A secured server with TLS for one test file: a fresh PKI in `dir`, the role passwords. */
+export interface TlsServer {
+  pki: Pki;
+  server: SecureServer;
+  /** tls://127.0.0.1:PORT */
+  url: string;
+}
+
+/**
+ * Starts `configName` (tls.conf, mtls.conf) from config/nats/secure/ with certificates made
+ * in `dir` and the given role passwords.
+ */
+export async function startTlsServer(configName: string, dir: string, passwords: Record<Role, string>): Promise<TlsServer> {
+  const pki = makePki(dir);
+  const server = await startSecureServer(secureConfig(configName), {
+    ...roleServerEnv(passwords),
+    TALLY_TLS_CERT: pki.serverCert,
+    TALLY_TLS_KEY: pki.serverKey,
+    TALLY_TLS_CA: pki.ca,
+  });
+  return { pki, server, url: `tls://127.0.0.1:${server.port}` };
+}
