@@ -9,6 +9,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
+import { setUpWithRetry } from '../shared/nats/retry.js';
 import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -118,11 +119,13 @@ export class Session {
       const forJobs = options.purpose !== 'read';
       // Independent of each other: asked for at once. A failure is reported as it was when they
       // ran one after the other (the task topology's first).
+      // Each is retried through a slow or electing cluster (see `setUpWithRetry`).
+      const log = options.logger;
       const [topology, opened, partials] = await Promise.allSettled([
-        forJobs ? ensureTaskTopology(jsm, { replicas }) : undefined,
-        JobStore.open(nc, { replicas }),
+        forJobs ? setUpWithRetry("tally's task streams", () => ensureTaskTopology(jsm, { replicas }), log) : undefined,
+        setUpWithRetry('the job records bucket', () => JobStore.open(nc, { replicas }), log),
         forJobs
-          ? openPartialsStore(nc, { replicas }).then(
+          ? setUpWithRetry('the partials bucket', () => openPartialsStore(nc, { replicas }), log).then(
               (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
               (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
             )

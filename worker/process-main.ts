@@ -8,6 +8,7 @@ import './preload.js'; // first: the code cache, before the modules below load
 import { jetstream } from '@nats-io/jetstream';
 import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
+import { setUpWithRetry } from '../shared/nats/retry.js';
 import { PartialsWriter } from '../shared/nats/partials.js';
 import { PARTIALS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManagerFor(nc, settings.connection);
   const replicas = replicasFor(nc);
   // Binds to the existing consumer (all the worker role may do), else creates the topology.
-  const topology = await bindWorkerTopology(jsm, { replicas });
+  const topology = await setUpWithRetry("tally's task streams", () => bindWorkerTopology(jsm, { replicas }), logger);
   if (topology === 'missing') throw new Error(MISSING_TOPOLOGY);
   if (topology === 'created') {
     // A fresh server: the partials bucket is created here too when allowed. Either way it is

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { UsageError } from '../../shared/errors.js';
+import { setUpWithRetry } from '../../shared/nats/retry.js';
 import { Supervisor } from '../../worker/supervisor.js';
 import { explainNatsError, parseCount, withConnectionOptions } from './common.js';
 
@@ -29,7 +30,8 @@ async function preflight(connection: ConnectionSettings, logger: Logger, stopped
       const jsm = await jetstreamManagerFor(nc, connection);
       for (let waiting = false; !stopped(); waiting = true) {
         // Tries to create it once; then only looks (a denied create is an error line in the server's log).
-        if ((await bindWorkerTopology(jsm, { replicas: replicasFor(nc), create: !waiting })) !== 'missing') return true;
+        const bound = await setUpWithRetry("tally's task streams", () => bindWorkerTopology(jsm, { replicas: replicasFor(nc), create: !waiting }), logger);
+        if (bound !== 'missing') return true;
         if (!waiting) logger.warn(`${MISSING_TOPOLOGY}; waiting`);
         await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
       }

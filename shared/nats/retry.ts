@@ -4,6 +4,7 @@
  * with the same message id is safe: the server deduplicates it.
  */
 import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 const TRANSIENT = /timeout|timed out|no responders|503|not enabled|disconnect|reconnect|connection lost|stale connection|not ready|leader/i;
 
@@ -34,4 +35,21 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** attempt)));
     }
   }
+}
+
+/** How long setting up tally's streams and buckets is retried before the command gives up. */
+export const SET_UP_DEADLINE_MS = 30_000;
+
+/**
+ * Runs one step of setting up tally's streams, buckets or consumer, retrying transient failures
+ * for up to 30 s with a warning each time: on the first use of a brand-new cluster on a loaded
+ * machine, creating a replicated stream can outlast the 5 s JetStream API timeout, or meet a
+ * leader election. Each step is idempotent (it looks before it creates and accepts "already
+ * exists"), so a retry after a request that timed out but took effect is harmless.
+ */
+export function setUpWithRetry<T>(what: string, fn: () => Promise<T>, log: Pick<Logger, 'warn'>): Promise<T> {
+  return withRetry(fn, {
+    deadlineMs: SET_UP_DEADLINE_MS,
+    onRetry: (error, attempt) => log.warn({ err: describeError(error), attempt }, `setting up ${what} failed; retrying`),
+  });
 }

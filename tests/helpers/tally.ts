@@ -101,6 +101,8 @@ export function collect(child: ChildProcess, started = Date.now(), timeoutMs = 1
 /** `tally worker` with N processes against `url`; stop() sends SIGTERM and waits. */
 export interface WorkerFleet {
   child: ChildProcess;
+  /** What the supervisor and its processes have written to stderr so far. */
+  stderr(): string;
   stop(): Promise<RunResult>;
 }
 
@@ -111,8 +113,11 @@ export function startWorkers(url: string, processes: number, env: NodeJS.Process
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const done = collect(child, Date.now(), 10 * 60_000);
+  let stderr = '';
+  child.stderr!.on('data', (d: string) => (stderr += d));
   return {
     child,
+    stderr: () => stderr,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return done;
