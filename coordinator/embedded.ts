@@ -7,7 +7,7 @@
  * directory); later ones connect to it. The owner stops the server only when no other client is
  * connected any more.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -56,6 +56,74 @@ function isAlive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The server name an owner gives its embedded server: it carries the owner's pid. */
+const SERVER_NAME_PREFIX = 'tally-embedded-';
+
+/** False once `pid` has exited, also when it lingers as a zombie that nobody reaps. */
+function isRunning(pid: number): boolean {
+  try {
+    // The state follows the command name in parentheses: "1234 (nats-server) S ...".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return existsSync('/proc/self/stat') ? false : isAlive(pid);
+  }
+}
+
+/**
+ * nats-server processes still serving `storeDir` for an owner that died without stopping them
+ * (SIGKILL, the out-of-memory killer): the server is the owner's child but outlives it. Found on
+ * Linux by their command line, which names the store and, in the server name, the owner's pid;
+ * a server whose owner lives is never one of them.
+ */
+function orphanedServers(storeDir: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const orphans: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const name = argv[argv.indexOf('-n') + 1] ?? '';
+    if (argv[argv.indexOf('-sd') + 1] !== storeDir || !name.startsWith(SERVER_NAME_PREFIX)) continue;
+    const owner = Number(name.slice(SERVER_NAME_PREFIX.length));
+    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner) && isRunning(Number(entry))) orphans.push(Number(entry));
+  }
+  return orphans;
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Gone already.
+  }
+}
+
+/**
+ * Stops the servers an owner that died left on our store (see `orphanedServers`), SIGTERM first
+ * so that JetStream flushes, so that no two servers ever open the same store directory.
+ */
+async function stopOrphanedServers(storeDir: string, logger: Logger): Promise<void> {
+  const orphans = orphanedServers(storeDir);
+  if (orphans.length === 0) return;
+  logger.warn({ pids: orphans }, 'stopping the embedded nats-server left running by a tally process that was killed');
+  for (const pid of orphans) killQuietly(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (orphans.some(isRunning)) {
+    if (Date.now() > deadline) for (const pid of orphans.filter(isRunning)) killQuietly(pid, 'SIGKILL');
+    await sleep(20);
+  }
+}
 
 /** Client connections on the server, from its monitoring endpoint (node:http: fetch takes ~20 ms to load). */
 async function connectionsOn(monitorUrl: string): Promise<number> {
@@ -253,6 +321,7 @@ export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedSer
     }
     if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
       logger.debug({ holder }, 'removing a stale embedded-server lock');
+      await stopOrphanedServers(join(dir, 'jetstream'), logger);
       rmSync(lockPath, { force: true });
       rmSync(serverPath, { force: true });
       continue;
@@ -329,7 +398,13 @@ async function startOwned(dir: string, lockPath: string, serverPath: string, log
   const token = randomBytes(24).toString('base64url');
   let server: NatsServerProcess;
   try {
-    server = await startNatsServer({ storeDir: join(dir, 'jetstream'), monitor: true, configFile: writeEmbeddedConfig(dir, token) });
+    server = await startNatsServer({
+      storeDir: join(dir, 'jetstream'),
+      monitor: true,
+      configFile: writeEmbeddedConfig(dir, token),
+      // Names this process as its owner, so that a later run can stop it if we die first.
+      extraArgs: ['-n', `${SERVER_NAME_PREFIX}${process.pid}`],
+    });
   } catch (error) {
     rmSync(lockPath, { force: true });
     throw error;

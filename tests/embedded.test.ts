@@ -5,7 +5,7 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
+import { cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
 
 const data = tempDir('tally-data-');
 const env = cleanEnv({ XDG_DATA_HOME: data.path });
@@ -90,4 +90,46 @@ test.serial('deleted partials do not pile up in the store: an idle embedded serv
   const blocks = join(data.path, 'tally', 'jetstream', 'jetstream', '$G', 'streams', 'OBJ_tally-partials', 'msgs');
   const onDisk = readdirSync(blocks).reduce((sum, name) => sum + statSync(join(blocks, name)).size, 0);
   t.true(onDisk < 1024 * 1024, `partials left on disk: ${onDisk} bytes`);
+});
+
+/** Pids of the running nats-server processes whose JetStream store is `storeDir` (from /proc). */
+function serversOnStore(storeDir: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return argv.some((arg) => arg.endsWith('nats-server')) && argv.includes(storeDir) && !/\) Z /.test(stat);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test.serial("a server left running by a SIGKILLed owner is stopped by the next run, which then has the store to itself", async (t) => {
+  const dir = tempDir('tally-orphan-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  const orphanEnv = cleanEnv({ TALLY_DATA_DIR: dir.path });
+  const owner = spawnTally(['sum', '1', '1e9', '--tasks', '100000', '--workers', '1'], { env: orphanEnv });
+  const ended = collect(owner);
+  for (let i = 0; i < 200 && !existsSync(join(dir.path, 'server.json')); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const servers = serversOnStore(store);
+  t.is(servers.length, 1, 'the owner started its server');
+  owner.kill('SIGKILL');
+  await ended;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.deepEqual(serversOnStore(store), servers, 'the server outlives its owner');
+
+  const run = await runTally(['sum', '1', '100', '--format', 'json', '--workers', '1'], { env: orphanEnv });
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).sum, '5050');
+  t.regex(run.stderr, /stopping the embedded nats-server left running by a tally process that was killed/);
+  t.deepEqual(serversOnStore(store), [], 'neither the orphan nor the new run\'s server is left');
+  t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
 });
