@@ -6,7 +6,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { encodeEnvelope } from '../shared/nats/envelope.js';
+import { decodeResult, encodeEnvelope } from '../shared/nats/envelope.js';
 import { runTally, startTestServer, startWorkers, type TestServer, type WorkerFleet } from './helpers/tally.js';
 
 let server: TestServer;
@@ -29,7 +29,7 @@ test.after.always(async () => {
   await server?.stop();
 });
 
-test('fuzzed task messages are rejected and the worker keeps serving real jobs', async (t) => {
+test.serial('fuzzed task messages are rejected and the worker keeps serving real jobs', async (t) => {
   const nc = await connect({ servers: server.url });
   t.teardown(() => nc.close());
   const js = jetstream(nc);
@@ -73,4 +73,23 @@ test('fuzzed task messages are rejected and the worker keeps serving real jobs',
     if (refused < published) await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   t.is(refused, published, `every one of the ${published} bad messages was refused`);
+});
+
+test.serial('a task in a format no worker reads goes back for another worker, then fails its job with the reason', async (t) => {
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const job = 'abc-777';
+  const answered = new Promise<{ header: Record<string, unknown>; at: number }>((resolve) => {
+    nc.subscribe(`tally.result.${job}.>`, { max: 1, callback: (_error, message) => resolve({ header: decodeResult(message.data).header as never, at: Date.now() }) });
+  });
+  await nc.flush();
+  // What a later tally version might send: this worker reads version 1 only.
+  const sentAt = Date.now();
+  await jetstream(nc).publish(`tally.task.${job}.4`, encodeEnvelope({ v: 2, job, task: 4, kind: 'sum', input: 'numbers 1..9', spec: {} } as never, new Uint8Array(0)));
+  const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('no result within 30 s: the task vanished')), 30_000).unref());
+  const { header, at } = await Promise.race([answered, timeout]);
+  t.is(header.task, 4);
+  t.regex(String(header.error), /^no worker could read this task \(unsupported message version 2\); run the same tally version/);
+  // Handed back (1 s apart) until its last delivery: at least 4 redeliveries before the answer.
+  t.true(at - sentAt >= 4 * 1000, `answered after ${at - sentAt} ms`);
 });

@@ -141,9 +141,7 @@ export class TaskLoop {
         throw new TaskRejectedError(`task header does not match subject ${message.subject}`);
       }
     } catch (error) {
-      this.stats.tasksRejected++;
-      this.log.warn({ subject: message.subject, bytes: message.data.length, err: describeError(error) }, 'rejected a malformed task');
-      message.term();
+      await this.unreadable(message, describeError(error));
       return;
     }
     const { job, first, tasks } = batch;
@@ -219,6 +217,32 @@ export class TaskLoop {
       this.stats.busy = false;
       this.stats.current = null;
     }
+  }
+
+  /**
+   * A task message this worker cannot read: malformed, or in a format of another tally version
+   * (a fleet in the middle of an upgrade). It goes back for another worker, which may read it;
+   * on its last delivery it fails its job with the reason, where the subject names one, so that
+   * the coordinator does not wait forever for a result nobody sends. A message whose subject
+   * names no task is only dropped.
+   */
+  private async unreadable(message: JsMsg, reason: string): Promise<void> {
+    const where = parseTaskSubject(message.subject);
+    const deliveries = message.info.deliveryCount;
+    const log = { subject: message.subject, bytes: message.data.length, deliveries, err: reason };
+    if (where && !this.endedJobs.has(where.job) && deliveries < DELIVERY.maxDeliver) {
+      this.log.warn(log, 'could not read a task; handing it back for another worker');
+      message.nak(DELIVERY.retryDelayMs);
+      return;
+    }
+    this.stats.tasksRejected++;
+    this.log.warn(log, 'rejected a malformed task');
+    if (where && !this.endedJobs.has(where.job)) {
+      const header: ResultHeader = { v: 1, job: where.job, task: where.task, worker: this.stats.name, ms: 0, error: `no worker could read this task (${reason.slice(0, 1000)}); run the same tally version on the coordinator and every worker` };
+      if (where.count > 1) Object.assign(header, { count: where.count, failed: 0 });
+      await this.publishOnce(header, new Uint8Array(0)).catch((e) => this.log.error({ ...where, err: describeError(e) }, 'could not report the failure'));
+    }
+    message.term();
   }
 
   /** Result deliveries still waiting for their PubAck (bounded by MAX_PENDING_DELIVERIES). */
