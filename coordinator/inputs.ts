@@ -22,6 +22,8 @@ import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 export interface ResolvedInput {
   path: string;
   size: number | null;
+  /** Last modification, for `tally resume` to notice a changed file (absent for stdin). */
+  mtimeMs?: number;
 }
 
 const GLOB_CHARS = /[*?[]/;
@@ -61,7 +63,7 @@ class Collector {
     const key = `${st.dev}:${st.ino}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
-    this.files.push({ path, size: Number(st.size) });
+    this.files.push({ path, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -126,6 +126,50 @@ test.serial('a killed coordinator is finished by tally resume with the same resu
   t.is(result.count, 98_222_287, 'pi(2e9), published');
   const record = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout).find((r: { id: string }) => r.id === job);
   t.is(record.status, 'done');
+});
+
+/** Starts `tally ARGS` in `cwd` and SIGKILLs it once `results` of its results are stored; returns the job id. */
+async function killCoordinatorAfter(args: string[], cwd: string, results: number): Promise<string> {
+  const nc = await connect({ servers: server.url });
+  try {
+    const seen = new Map<string, number>();
+    nc.subscribe('tally.result.>', { callback: (_error, message) => void seen.set(message.subject.split('.')[2]!, (seen.get(message.subject.split('.')[2]!) ?? 0) + 1) });
+    await nc.flush();
+    const child = spawnTally([...args, '--server', server.url], { env, cwd });
+    const running = collect(child);
+    let job: string | undefined;
+    for (let i = 0; i < 3000 && !job && child.exitCode === null; i++) {
+      await sleep(10);
+      job = [...seen.entries()].find(([, n]) => n >= results)?.[0];
+    }
+    child.kill('SIGKILL');
+    const run = await running;
+    if (!job) throw new Error(`no job reached ${results} results: ${run.stderr}`);
+    return job;
+  } finally {
+    await nc.close();
+  }
+}
+
+test.serial('a killed count coordinator is resumed from another directory with the same result; a changed input is refused', async (t) => {
+  const args = ['count', 'big.txt', '--format', 'json', '--top', '0', '--chunk-size', '16K'];
+  const clean = await runTally([...args, '--server', server.url], { env, cwd: corpus.path });
+  t.is(clean.code, 0, clean.stderr);
+  const job = await killCoordinatorAfter(args, corpus.path, 20);
+  // From the repository's directory, where no big.txt exists: the job's own directory is used.
+  const resumed = await tally(['resume', job, '--format', 'json', '--top', '0']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.deepEqual(withoutJob(resumed.stdout), withoutJob(clean.stdout));
+
+  writeFileSync(join(corpus.path, 'edited.txt'), readFileSync(join(corpus.path, 'big.txt')));
+  const edited = await killCoordinatorAfter(['count', 'edited.txt', '--format', 'json', '--chunk-size', '16K'], corpus.path, 5);
+  // One byte changed in place: same size, different words.
+  const fd = openSync(join(corpus.path, 'edited.txt'), 'r+');
+  writeSync(fd, 'Z', 1000);
+  closeSync(fd);
+  const refused = await tally(['resume', edited, '--format', 'json']);
+  t.is(refused.code, 2, refused.stderr);
+  t.regex(refused.stderr, new RegExp(`^tally: edited\\.txt: changed since job '${edited}' started \\(modified `));
 });
 
 test.serial('Ctrl-C cancels the job: exit 130, status cancelled, its tasks withdrawn', async (t) => {

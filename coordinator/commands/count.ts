@@ -69,6 +69,7 @@ export function countCommand(): Command {
     const inputs = await resolveInputs(paths);
     const jobOptions: CountOptions = {
       inputs,
+      directory: process.cwd(),
       tokenizer: options.tokenizer,
       caseSensitive: options.caseSensitive === true,
       maxWordBytes: options.maxWordBytes,

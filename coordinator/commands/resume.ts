@@ -57,12 +57,18 @@ export function resumeCommand(): Command {
     const { findKind } = await import('../../shared/kinds/index.js');
     const kind = findKind(record.kind);
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
-    const args = record.args as { inputs?: Array<{ path: string; size: number | null }> };
+    const { inputLocation } = await import('../../shared/kinds/count.js');
+    const args = record.args as { inputs?: Array<{ path: string; size: number | null; mtimeMs?: number }>; directory?: string };
     for (const input of args.inputs ?? []) {
       if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
-      // Tasks are cut again from the files: the same bytes must give the same task ids.
-      const size = statSync(input.path, { throwIfNoEntry: false })?.size;
-      if (size !== input.size) throw new InputError(input.path, `changed since job '${job}' started (size ${input.size} → ${size ?? 'missing'})`);
+      // Tasks are cut again from the files: the same bytes must give the same task ids. Paths
+      // are read from the directory the job was submitted in, wherever resume runs.
+      const st = statSync(inputLocation(args, input.path), { throwIfNoEntry: false, bigint: true });
+      const size = st === undefined ? undefined : Number(st.size);
+      if (st === undefined || size !== input.size) throw new InputError(input.path, `changed since job '${job}' started (size ${input.size} → ${size ?? 'missing'})`);
+      if (input.mtimeMs !== undefined && Number(st.mtimeMs) !== input.mtimeMs) {
+        throw new InputError(input.path, `changed since job '${job}' started (modified ${new Date(Number(st.mtimeMs)).toISOString()})`);
+      }
     }
     await runKindJob(kind, record.args, options, print, { resume: record });
   });

@@ -37,8 +37,16 @@ export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 
 /** Job options, as stored in the job record. */
 export type CountOptions = {
-  /** Inputs in order; path "-" is stdin; size null when unknown (stdin). */
-  inputs: { path: string; size: number | null }[];
+  /**
+   * Inputs in order, paths as the user spelled them; path "-" is stdin; size null when unknown
+   * (stdin); mtimeMs when the job started (absent in records of older versions).
+   */
+  inputs: { path: string; size: number | null; mtimeMs?: number }[];
+  /**
+   * The directory relative paths were given from, so that `tally resume` reads the same files
+   * from anywhere (absent in records of older versions: the current directory).
+   */
+  directory?: string;
   tokenizer: Tokenizer;
   caseSensitive: boolean;
   maxWordBytes: number;
@@ -106,7 +114,9 @@ function checkOptions(options: CountOptions): void {
   for (const input of options.inputs) {
     if (typeof input?.path !== 'string' || input.path === '') throw new UsageError('count: every input needs a path');
     if (input.size !== null && !(Number.isSafeInteger(input.size) && input.size >= 0)) throw new UsageError(`count: bad size for ${input.path}`);
+    if (input.mtimeMs !== undefined && !Number.isFinite(input.mtimeMs)) throw new UsageError(`count: bad modification time for ${input.path}`);
   }
+  if (options.directory !== undefined && (typeof options.directory !== 'string' || !isAbsolute(options.directory))) throw new UsageError('count: directory must be an absolute path');
   if (options.tokenizer !== 'unicode' && options.tokenizer !== 'whitespace') throw new UsageError(`--tokenizer: must be unicode or whitespace, got ${String(options.tokenizer)}`);
   if (typeof options.caseSensitive !== 'boolean') throw new UsageError('count: caseSensitive must be a boolean');
   if (!Number.isSafeInteger(options.maxWordBytes) || options.maxWordBytes < 1 || options.maxWordBytes > MAX_WORD_BYTES_LIMIT) {
@@ -142,9 +152,14 @@ function specOf(options: CountOptions, file: number, chunk: Chunk): CountSpec {
   };
 }
 
+/** Where an input is read from: its path resolved from the job's directory ("-" stays stdin). */
+export function inputLocation(options: Pick<CountOptions, 'directory'>, path: string): string {
+  return path === '-' ? path : resolve(options.directory ?? '.', path);
+}
+
 function taskOf(options: CountOptions, file: number, path: string, chunk: Chunk): Task {
   if (options.workersReadFiles === true && path !== '-') {
-    const spec = { ...specOf(options, file, chunk), path: resolve(path), length: chunk.body.length, crc32: crc32(chunk.body) };
+    const spec = { ...specOf(options, file, chunk), path: inputLocation(options, path), length: chunk.body.length, crc32: crc32(chunk.body) };
     return { spec, input: `${path} bytes ${chunk.start}-${chunk.start + chunk.body.length - 1}`, weight: chunk.body.length };
   }
   return {
@@ -367,7 +382,7 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     for (let file = 0; file < options.inputs.length; file++) {
       const { path } = options.inputs[file];
       const source: AsyncIterable<Uint8Array | string> =
-        path === '-' ? process.stdin : createReadStream(path, { highWaterMark: READ_BYTES });
+        path === '-' ? process.stdin : createReadStream(inputLocation(options, path), { highWaterMark: READ_BYTES });
       for await (const chunk of chunkStream(readable(path, source), chunking)) yield taskOf(options, file, path, chunk);
     }
   },
