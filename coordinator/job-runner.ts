@@ -17,6 +17,7 @@ import type { AnyJobKind, Json, Plan, Task } from '../shared/kinds/kind.js';
 import { batchEntryJson, decodeResult, encodeEnvelope, encodeTaskBatch, type TaskHeader } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
+import { withQuickList } from '../shared/nats/topology.js';
 import {
   PARTIALS_BUCKET,
   RESULT_STREAM,
@@ -655,4 +656,26 @@ export async function runJob(options: RunJobOptions): Promise<{ job: string; res
   const run = new JobRun(options);
   const result = await run.run();
   return { job: run.job, result };
+}
+
+/**
+ * Removes what a job whose coordinator died left on the server (`tally jobs --delete` of such a
+ * job): workers are told it ended, so they drop its tasks in hand; its queued tasks, partial
+ * results, result consumer and partial objects go. Its record and result are the job store's.
+ */
+export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamManager, job: string): Promise<void> {
+  nc.publish(jobEndedSubject(job));
+  await nc.flush();
+  await jsm.streams.purge(TASK_STREAM, { filter: jobTaskSubjects(job) });
+  await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
+  await jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(job) });
+  // The consumer through which its coordinator read results (absent if it never got that far).
+  await jsm.consumers.delete(RESULT_STREAM, resultConsumerName(job)).catch(() => false);
+  const { Objm } = await import('@nats-io/obj');
+  const partials = await new Objm(nc).open(PARTIALS_BUCKET).catch(() => null);
+  if (!partials) return;
+  const prefix = `${partialObjectName(job, 0).split('.')[0]}.`;
+  for (const info of await withQuickList(partials, jsm, PARTIALS_BUCKET).list()) {
+    if (info.name.startsWith(prefix)) await partials.delete(info.name);
+  }
 }

@@ -94,11 +94,14 @@ export class JobStore {
     return Math.round(info.config.max_age / 1_000_000);
   }
 
-  /** Deletes a job's record and result. A running job must be cancelled first. */
-  async delete(id: string): Promise<void> {
+  /**
+   * Deletes a job's record and result. A running job only with `abandoned` (its coordinator is
+   * gone and what it left on the server was discarded: see `discardAbandonedJob`).
+   */
+  async delete(id: string, options: { abandoned?: boolean } = {}): Promise<void> {
     const record = await this.get(id);
     if (!record) throw new UsageError(`no job '${id}'`);
-    if (record.status === 'running') throw new UsageError(`job '${id}' is still running; cancel it first`);
+    if (record.status === 'running' && options.abandoned !== true) throw new UsageError(`job '${id}' is still running; cancel it first`);
     await this.results.delete(id).catch(() => undefined);
     await this.records.purge(id);
   }

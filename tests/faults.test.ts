@@ -170,6 +170,12 @@ test.serial('a killed count coordinator is resumed from another directory with t
   const refused = await tally(['resume', edited, '--format', 'json']);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, new RegExp(`^tally: edited\\.txt: changed since job '${edited}' started \\(modified `));
+  // A job that cannot be resumed is deleted instead, with what it left on the server (checked
+  // by the test below: no task, result or partial object left).
+  const deleted = await tally(['jobs', '--delete', edited]);
+  t.is(deleted.code, 0, deleted.stderr);
+  const records = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string }>;
+  t.false(records.some((r) => r.id === edited), 'its record is gone');
 });
 
 test.serial('Ctrl-C cancels the job: exit 130, status cancelled, its tasks withdrawn', async (t) => {

@@ -2,6 +2,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { resolveInputs, segmentMatcher } from '../coordinator/inputs.js';
@@ -34,7 +35,9 @@ test('files and directories: recursive, sorted, hidden files included, sizes, sp
 
 test('stdin: "-" once is fine, twice is a usage error; no paths is a usage error', async (t) => {
   const dir = await tree(t, { 'a.txt': 'a' });
-  t.deepEqual(await resolveInputs(['-', `${dir}/a.txt`]), [{ path: '-', size: null }, { path: `${dir}/a.txt`, size: 1 }]);
+  // A file's modification time is kept too, for `tally resume` to notice a changed file.
+  const mtimeMs = Number(statSync(`${dir}/a.txt`, { bigint: true }).mtimeMs);
+  t.deepEqual(await resolveInputs(['-', `${dir}/a.txt`]), [{ path: '-', size: null }, { path: `${dir}/a.txt`, size: 1, mtimeMs }]);
   await t.throwsAsync(resolveInputs(['-', '-']), { instanceOf: UsageError });
   await t.throwsAsync(resolveInputs([]), { instanceOf: UsageError });
 });

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { formatTable } from '../output.js';
 import type { JobRecord } from '../job-store.js';
+import { coordinatorLiveness } from '../liveness.js';
 import { UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
@@ -50,6 +51,7 @@ interface JobsCliOptions extends CommonOptions {
   delete?: string[];
   limit: number;
   retention?: number;
+  force?: boolean;
 }
 
 const UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -71,7 +73,8 @@ export function jobsCommand(): Command {
   const command = new Command('jobs')
     .description('recent jobs: id, kind, arguments, status, progress, times')
     .addOption(formatOption(['table', 'json']))
-    .option('--delete <job...>', 'delete these finished jobs (record and result)')
+    .option('--delete <job...>', 'delete these jobs (record and result): finished ones, or running ones whose coordinator died (what they left on the server goes too)')
+    .option('--force', 'with --delete: also a running job whose coordinator looks alive or ran on another machine (make sure it is gone)')
     .option('--limit <n>', 'show at most N jobs', (v) => parseCount(v, '--limit', 1, 1_000_000), 50)
     .option('--retention <duration>', 'keep job records and results this long from now on (e.g. 7d, 36h; default 7d)', parseDuration);
   return withCommonOptions(command).action(async (options: JobsCliOptions) => {
@@ -86,7 +89,18 @@ export function jobsCommand(): Command {
           return;
         }
         if (toDelete.length > 0) {
-          for (const id of toDelete) await session.store.delete(id);
+          for (const id of toDelete) {
+            const record = await session.store.get(id);
+            if (record?.status === 'running') {
+              // Deleting a running job is for one whose coordinator died and that will not be resumed.
+              const liveness = coordinatorLiveness(record.coordinator);
+              if (liveness === 'alive' && !options.force) throw new UsageError(`job '${id}' is still being run by process ${record.coordinator}; stop it there (Ctrl-C) first`);
+              if (liveness === 'unknown' && !options.force) throw new UsageError(`job '${id}' is run by ${record.coordinator}, on another machine; delete it with --force once that coordinator is gone`);
+              const { discardAbandonedJob } = await import('../job-runner.js');
+              await discardAbandonedJob(session.nc, session.jsm, id);
+            }
+            await session.store.delete(id, { abandoned: record?.status === 'running' });
+          }
           process.stdout.write(`deleted ${toDelete.join(' ')}\n`);
           return;
         }

@@ -3,11 +3,11 @@
  * job record and the partial results already in the results stream.
  */
 import { Command } from 'commander';
-import { hostname } from 'node:os';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { emit, type Format } from '../output.js';
+import { coordinatorLiveness } from '../liveness.js';
 import { renderResult } from '../render.js';
 import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
@@ -16,17 +16,6 @@ interface ResumeCliOptions extends CommonOptions {
   top: number;
   output?: string;
   force?: boolean;
-}
-
-function coordinatorIsAlive(coordinator: string): boolean {
-  const [host, pid] = coordinator.split(':');
-  if (host !== hostname() || Number(pid) === process.pid) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function resumeCommand(): Command {
@@ -51,7 +40,7 @@ export function resumeCommand(): Command {
     if (record.status !== 'running') {
       throw new UsageError(`job '${job}' was ${record.status}${record.error ? ` (${record.error})` : ''}; resume is for jobs whose coordinator died — submit it again`);
     }
-    if (!options.force && coordinatorIsAlive(record.coordinator)) {
+    if (!options.force && coordinatorLiveness(record.coordinator) === 'alive') {
       throw new UsageError(`job '${job}' is still being run by process ${record.coordinator}; use --force to take it over`);
     }
     const { findKind } = await import('../../shared/kinds/index.js');
