@@ -15,6 +15,7 @@ import { PARTIALS_BUCKET } from '../shared/subjects.js';
 import { DEFAULT_SERVER_CONFIG, startNatsServer, type NatsServerProcess } from './nats-server.js';
 import type { ConnectionSettings } from '../shared/nats/connection.js';
 import { Supervisor } from '../worker/supervisor.js';
+import { isProcessAlive } from './liveness.js';
 import { createLogger, type Logger } from '../shared/log.js';
 
 /** $TALLY_DATA_DIR, else $XDG_DATA_HOME/tally, else ~/.local/share/tally. */
@@ -46,15 +47,6 @@ export function embeddedConnection(server: EmbeddedServer): ConnectionSettings {
   return { servers: [server.url], auth: { token: server.token } };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The server name an owner gives its embedded server: it carries the owner's pid. */
@@ -67,7 +59,7 @@ function isRunning(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
-    return existsSync('/proc/self/stat') ? false : isAlive(pid);
+    return existsSync('/proc/self/stat') ? false : isProcessAlive(pid);
   }
 }
 
@@ -96,7 +88,7 @@ function orphanedServers(storeDir: string): number[] {
     const name = argv[argv.indexOf('-n') + 1] ?? '';
     if (argv[argv.indexOf('-sd') + 1] !== storeDir || !name.startsWith(SERVER_NAME_PREFIX)) continue;
     const owner = Number(name.slice(SERVER_NAME_PREFIX.length));
-    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner) && isRunning(Number(entry))) orphans.push(Number(entry));
+    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner) && isRunning(Number(entry))) orphans.push(Number(entry));
   }
   return orphans;
 }
@@ -319,7 +311,7 @@ export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedSer
     } catch {
       continue;
     }
-    if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
+    if (Number.isInteger(holder) && holder > 0 && !isProcessAlive(holder)) {
       logger.debug({ holder }, 'removing a stale embedded-server lock');
       await stopOrphanedServers(join(dir, 'jetstream'), logger);
       rmSync(lockPath, { force: true });

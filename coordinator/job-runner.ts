@@ -29,7 +29,6 @@ import {
   messageId,
   newJobId,
   parseTaskSubject,
-  partialObjectName,
   resultConsumerName,
   taskSubject,
 } from '../shared/subjects.js';
@@ -641,10 +640,7 @@ class JobRun {
       this.log.warn({ err: describeError(e) }, 'could not purge results'),
     );
     try {
-      const prefix = `${partialObjectName(this.job, 0).split('.')[0]}.`;
-      for (const info of await this.o.partials.list()) {
-        if (info.name.startsWith(prefix)) await this.o.partials.delete(info.name).catch(() => undefined);
-      }
+      await deletePartialsOf(this.o.partials, this.job);
     } catch (error) {
       this.log.warn({ bucket: PARTIALS_BUCKET, err: describeError(error) }, 'could not sweep partial objects');
     }
@@ -673,9 +669,12 @@ export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamMana
   await jsm.consumers.delete(RESULT_STREAM, resultConsumerName(job)).catch(() => false);
   const { Objm } = await import('@nats-io/obj');
   const partials = await new Objm(nc).open(PARTIALS_BUCKET).catch(() => null);
-  if (!partials) return;
-  const prefix = `${partialObjectName(job, 0).split('.')[0]}.`;
-  for (const info of await withQuickList(partials, jsm, PARTIALS_BUCKET).list()) {
-    if (info.name.startsWith(prefix)) await partials.delete(info.name);
+  if (partials) await deletePartialsOf(withQuickList(partials, jsm, PARTIALS_BUCKET), job);
+}
+
+/** Deletes the partial objects of `job` left in the partials bucket (every name starts "JOB."). */
+async function deletePartialsOf(partials: ObjectStore, job: string): Promise<void> {
+  for (const info of await partials.list()) {
+    if (info.name.startsWith(`${job}.`)) await partials.delete(info.name).catch(() => undefined);
   }
 }

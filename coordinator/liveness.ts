@@ -1,5 +1,15 @@
-/** Whether the coordinator of a job still runs (for `tally resume` and `tally jobs --delete`). */
+/** Whether a process still runs: a job's coordinator (`tally resume`, `tally jobs --delete`), an embedded server's owner. */
 import { hostname } from 'node:os';
+
+/** True while `pid` exists on this machine (also when it belongs to another user). */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * Whether the coordinator named in a job record ("host:pid") still runs: 'alive' or 'gone' when
@@ -9,10 +19,5 @@ export function coordinatorLiveness(coordinator: string): 'alive' | 'gone' | 'un
   const [host, pid] = coordinator.split(':');
   if (host !== hostname()) return 'unknown';
   if (Number(pid) === process.pid) return 'gone';
-  try {
-    process.kill(Number(pid), 0);
-    return 'alive';
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : 'gone';
-  }
+  return isProcessAlive(Number(pid)) ? 'alive' : 'gone';
 }

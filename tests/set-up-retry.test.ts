@@ -5,36 +5,26 @@
  * stream; the worker and the coordinator retry it (saying so on stderr) and the job's result
  * is Gauss's.
  */
-import test from 'ava';
-import { runTally, startTestServer, startWorkers, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import test, { type ExecutionContext } from 'ava';
+import { runTally, startTestServer, startWorkers, type TestServer } from './helpers/tally.js';
 import { startLossyProxy, type LossyProxy } from './helpers/lossy-proxy.js';
 
-const owned: Array<TestServer | WorkerFleet | LossyProxy> = [];
-
-test.after.always(async () => {
-  for (const thing of owned.reverse()) {
-    if ('child' in thing) await thing.stop();
-    else if ('dropped' in thing) await thing.close();
-    else await thing.stop();
-  }
-});
-
-/** A fresh server and a proxy to it that swallows the first create request of `stream`. */
-async function serverBehindProxy(stream: string): Promise<{ server: TestServer; proxy: LossyProxy }> {
+/** A fresh server and a proxy to it that swallows the first create request of `stream`; both stop after the test. */
+async function serverBehindProxy(t: ExecutionContext, stream: string): Promise<{ server: TestServer; proxy: LossyProxy }> {
   const server = await startTestServer();
-  owned.push(server);
+  t.teardown(() => server.stop());
   const { hostname, port } = new URL(server.url);
   const proxy = await startLossyProxy({ target: { host: hostname, port: Number(port) }, drop: new RegExp(`^\\$JS\\.API\\.STREAM\\.CREATE\\.${stream}$`), times: 1 });
-  owned.push(proxy);
+  t.teardown(() => proxy.close());
   return { server, proxy };
 }
 
 const gauss = (n: number) => String((n * (n + 1)) / 2);
 
 test('a worker whose first stream-create request goes unanswered retries it and then works', async (t) => {
-  const { server, proxy } = await serverBehindProxy('TALLY_TASKS');
+  const { server, proxy } = await serverBehindProxy(t, 'TALLY_TASKS');
   const fleet = startWorkers(proxy.url, 1);
-  owned.push(fleet);
+  t.teardown(() => fleet.stop().then(() => undefined));
   // Until the worker has created the streams itself, the job would create them: wait for it.
   for (let i = 0; i < 200 && proxy.dropped.length === 0 && fleet.child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(proxy.dropped, ['$JS.API.STREAM.CREATE.TALLY_TASKS']);
@@ -47,10 +37,10 @@ test('a worker whose first stream-create request goes unanswered retries it and 
 });
 
 test('a coordinator whose first bucket-create request goes unanswered retries it and the job completes', async (t) => {
-  const { server, proxy } = await serverBehindProxy('KV_tally-jobs');
+  const { server, proxy } = await serverBehindProxy(t, 'KV_tally-jobs');
   // Workers connect directly and create the task streams; only the coordinator creates the job records bucket.
   const fleet = startWorkers(server.url, 1);
-  owned.push(fleet);
+  t.teardown(() => fleet.stop().then(() => undefined));
   const run = await runTally(['sum', '1', '1000', '--tasks', '4', '--format', 'json', '--server', proxy.url], { timeoutMs: 60_000 });
   t.deepEqual(proxy.dropped, ['$JS.API.STREAM.CREATE.KV_tally-jobs']);
   t.is(run.code, 0, run.stderr);

@@ -204,7 +204,7 @@ export class TaskLoop {
         this.stats.tasksFailed++;
         this.log.error({ ...where, input: failed.input, deliveries, err: reason }, 'task failed for good');
         const why = error instanceof TaskRejectedError ? reason : `failed ${deliveries} times: ${reason}`;
-        await this.publishFailure(batch, failed.task - first, why, performance.now() - started).catch((e) =>
+        await this.publishFailure({ job, first, count }, failed.task - first, why, performance.now() - started).catch((e) =>
           this.log.error({ ...at, err: describeError(e) }, 'could not report the failure'),
         );
         message.term();
@@ -238,9 +238,10 @@ export class TaskLoop {
     this.stats.tasksRejected++;
     this.log.warn(log, 'rejected a malformed task');
     if (where && !this.endedJobs.has(where.job)) {
-      const header: ResultHeader = { v: 1, job: where.job, task: where.task, worker: this.stats.name, ms: 0, error: `no worker could read this task (${reason.slice(0, 1000)}); run the same tally version on the coordinator and every worker` };
-      if (where.count > 1) Object.assign(header, { count: where.count, failed: 0 });
-      await this.publishOnce(header, new Uint8Array(0)).catch((e) => this.log.error({ ...where, err: describeError(e) }, 'could not report the failure'));
+      const why = `no worker could read this task (${reason.slice(0, 1000)}); run the same tally version on the coordinator and every worker`;
+      await this.publishFailure({ job: where.job, first: where.task, count: where.count }, 0, why, 0).catch((e) =>
+        this.log.error({ ...where, err: describeError(e) }, 'could not report the failure'),
+      );
     }
     message.term();
   }
@@ -301,10 +302,10 @@ export class TaskLoop {
   }
 
   /** Reports that the task at `index` of the message can never succeed; the job fails naming it. */
-  private async publishFailure(batch: TaskBatch, index: number, reason: string, ms: number): Promise<void> {
-    const header: ResultHeader = { v: 1, job: batch.job, task: batch.first, worker: this.stats.name, ms: Math.round(ms), error: reason };
-    if (batch.tasks.length > 1) {
-      header.count = batch.tasks.length;
+  private async publishFailure(message: { job: string; first: number; count: number }, index: number, reason: string, ms: number): Promise<void> {
+    const header: ResultHeader = { v: 1, job: message.job, task: message.first, worker: this.stats.name, ms: Math.round(ms), error: reason };
+    if (message.count > 1) {
+      header.count = message.count;
       header.failed = index;
     }
     await this.publishOnce(header, new Uint8Array(0));

@@ -9,6 +9,7 @@ import { assertJobId } from '../../shared/subjects.js';
 import { emit, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { renderResult } from '../render.js';
+import type { CountOptions } from '../../shared/kinds/count.js';
 import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
 interface ResumeCliOptions extends CommonOptions {
@@ -47,7 +48,7 @@ export function resumeCommand(): Command {
     const kind = findKind(record.kind);
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
     const { inputLocation } = await import('../../shared/kinds/count.js');
-    const args = record.args as { inputs?: Array<{ path: string; size: number | null; mtimeMs?: number }>; directory?: string };
+    const args = record.args as Partial<CountOptions>;
     for (const input of args.inputs ?? []) {
       if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
       // Tasks are cut again from the files: the same bytes must give the same task ids. Paths
