@@ -122,7 +122,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     ...(options.monitor ? ['-m', '-1'] : []),
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // In its own process group: a terminal's Ctrl-C reaches only its owner, which drains its
+  // clients before it stops the server (killed first, it would leave them hanging).
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   const timeoutMs = options.startTimeoutMs ?? 10_000;
   return new Promise<NatsServerProcess>((resolve, reject) => {
     let log = '';

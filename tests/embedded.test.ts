@@ -5,7 +5,8 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
+import { spawn } from 'node:child_process';
+import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
 
 const data = tempDir('tally-data-');
 const env = cleanEnv({ XDG_DATA_HOME: data.path });
@@ -132,4 +133,35 @@ test.serial("a server left running by a SIGKILLed owner is stopped by the next r
   t.regex(run.stderr, /stopping the embedded nats-server left running by a tally process that was killed/);
   t.deepEqual(serversOnStore(store), [], 'neither the orphan nor the new run\'s server is left');
   t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
+});
+
+test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an embedded count: exit 130, nothing left running", async (t) => {
+  const dir = tempDir('tally-ctrl-c-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  // Small chunks: thousands of tasks, so the job is still running when the signal comes.
+  const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
+  writeFileSync(join(dir.path, 'big.txt'), Buffer.concat([...parts, ...parts, ...parts, ...parts]));
+  // Its own process group, as a shell gives a foreground command; the group is what a terminal signals.
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2', '--output', join(dir.path, 'out.txt')], {
+    env: cleanEnv({ TALLY_DATA_DIR: dir.path }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const ended = collect(child, Date.now(), 60_000);
+  let stderr = '';
+  child.stderr!.on('data', (d: string) => (stderr += d));
+  for (let i = 0; i < 200 && serversOnStore(store).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.is(child.exitCode, null, `still running when interrupted: ${stderr}`);
+  process.kill(-child.pid!, 'SIGINT');
+  const run = await ended;
+  t.is(run.code, 130, run.stderr);
+  t.regex(run.stderr, /cancelled/);
+  t.notRegex(run.stderr, /worker process died/);
+  t.false(existsSync(join(dir.path, 'out.txt')), 'no output written');
+  t.deepEqual(serversOnStore(store), [], 'the embedded server was stopped');
 });

@@ -146,6 +146,9 @@ export class Supervisor {
     const child = fork(PROCESS_MAIN, [], {
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // In its own process group: a terminal's Ctrl-C reaches only the supervisor, which stops
+      // each child in turn (and does not mistake a child stopped by the terminal for a crash).
+      detached: true,
     });
     slot.child = child;
     slot.startedAt = Date.now();
