@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ExitCode, TallyError, describeError } from '../shared/errors.js';
+import { ExitCode, TallyError, describeError, fileErrorReason } from '../shared/errors.js';
 import { parseInteger } from '../shared/integers.js';
 import { countCommand } from './commands/count.js';
 import { factorialCommand, primesCommand, sumCommand } from './commands/numbers.js';
@@ -52,12 +52,28 @@ function normalizeNegativeNumbers(argv: string[]): string[] {
   });
 }
 
+/**
+ * A failed write to stdout (a full disk, a reader that went away: `tally … | head`) is noted
+ * and reported once the command has shut down in order, instead of crashing it mid-way and
+ * leaving its embedded server and workers behind.
+ */
+async function stdoutFailure(failure: { error?: NodeJS.ErrnoException }): Promise<number | undefined> {
+  // Write errors are emitted on a later tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (!failure.error) return undefined;
+  // The reader closed the pipe on purpose: nothing to say, but the output is incomplete.
+  if (failure.error.code !== 'EPIPE') process.stderr.write(`tally: cannot write to stdout: ${fileErrorReason(failure.error) ?? failure.error.code ?? failure.error.message}\n`);
+  return ExitCode.failed;
+}
+
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  const failure: { error?: NodeJS.ErrnoException } = {};
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => (failure.error ??= error));
   try {
     await program.parseAsync(normalizeNegativeNumbers(argv));
-    return ExitCode.ok;
+    return (await stdoutFailure(failure)) ?? ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;

@@ -2,37 +2,71 @@
  * Where results go: stdout, or a file written atomically (temp file in the same directory,
  * then rename) so a reader never sees half a result.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, basename } from 'node:path';
-import { InputError } from '../shared/errors.js';
+import { chmodSync, fstatSync, lstatSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { InputError, fileErrorReason } from '../shared/errors.js';
 
 export type Format = 'table' | 'json' | 'tsv' | 'csv';
 
-/** Writes `text` to `path` atomically; the directory must exist. */
-export function writeFileAtomic(path: string, text: string | Uint8Array): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+function isStdout(st: Stats): boolean {
   try {
-    writeFileSync(temp, text);
-    renameSync(temp, path);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw new InputError(path, `cannot write: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    const out = fstatSync(1);
+    return out.dev === st.dev && out.ino === st.ino;
+  } catch {
+    return false;
   }
 }
 
-/** Creates a directory (and parents) or fails naming it. */
-export function ensureDirectory(path: string): void {
+/**
+ * Where writing to `path` really goes, and how: a symbolic link is followed (the link stays, its
+ * target gets the result); an existing regular file is replaced atomically with its permissions
+ * kept; a device or FIFO (`/dev/stdout`, a pipe) is written to in place, never replaced.
+ */
+function outputTarget(path: string): { path: string; inPlace: boolean; mode?: number; stdout?: boolean } {
+  let st: Stats;
   try {
-    mkdirSync(path, { recursive: true });
+    st = statSync(path);
   } catch (error) {
-    throw new InputError(path, `cannot create directory: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // Nothing there yet; a dangling link names the file to create.
+    const link = lstatSync(path, { throwIfNoEntry: false });
+    return { path: link?.isSymbolicLink() ? resolve(dirname(path), readlinkSync(path)) : path, inPlace: false };
   }
+  if (!st.isFile()) {
+    // Our own stdout (/dev/stdout): a socket cannot be opened again by name, so it is written as stdout.
+    return { path, inPlace: true, stdout: isStdout(st) };
+  }
+  return { path: realpathSync(path), inPlace: false, mode: st.mode & 0o7777 };
 }
 
-/** Prints to stdout, or writes the file atomically when `outputFile` is given. */
+/**
+ * Prints to stdout, or writes `outputFile` so that no reader sees half a result: a temp file
+ * beside it, then rename. The directory must exist. A link is followed (the link stays, its
+ * target gets the result); an existing file keeps its permissions; a device or FIFO
+ * (`/dev/stdout`, a named pipe) is written to in place, never replaced.
+ */
 export function emit(text: string, outputFile?: string): void {
-  if (outputFile) writeFileAtomic(outputFile, text);
-  else process.stdout.write(text);
+  if (!outputFile) {
+    process.stdout.write(text);
+    return;
+  }
+  let temp: string | undefined;
+  try {
+    const target = outputTarget(outputFile);
+    if (target.stdout) process.stdout.write(text);
+    else if (target.inPlace) writeFileSync(target.path, text);
+    else {
+      temp = join(dirname(target.path), `.${basename(target.path)}.${process.pid}.${Date.now()}.tmp`);
+      writeFileSync(temp, text, target.mode === undefined ? {} : { mode: target.mode });
+      // The mode given at creation is cut by the umask: set it again.
+      if (target.mode !== undefined) chmodSync(temp, target.mode);
+      renameSync(temp, target.path);
+    }
+  } catch (error) {
+    if (temp) rmSync(temp, { force: true });
+    const reason = fileErrorReason(error) ?? (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new InputError(outputFile, `cannot write: ${reason}`, { cause: error });
+  }
 }
 
 /** A CSV field, quoted when needed (RFC 4180). */

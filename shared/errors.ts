@@ -98,6 +98,8 @@ export function fileErrorReason(error: unknown): string | null {
       return 'too many levels of symbolic links';
     case 'ENAMETOOLONG':
       return 'file name too long';
+    case 'ENOSPC':
+      return 'no space left on device';
     default:
       return null;
   }

@@ -4,10 +4,10 @@
  * UTF-8, compared with `LC_ALL=C wc -w` and with a simple reference counter.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, copyFileSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { REPO_ROOT, TALLY_BIN, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
 
 const LANGUAGES = ['cs', 'de', 'ja', 'ru', 'zh-cn', 'ko', 'tr'];
@@ -118,6 +118,45 @@ test('stdin, tsv/csv/table formats and --output written atomically', async (t) =
   t.regex(table.stdout, /the\s+3/);
   t.regex(table.stdout, /8 words, 5 unique/);
 });
+
+test('--output follows a link, keeps a file\'s permissions and writes through /dev/stdout; a full stdout is one line, exit 1', async (t) => {
+  const dir = tempDir();
+  t.teardown(dir.remove);
+  const input = 'the cat and the hat\n';
+  const expected = 'the\t2\nand\t1\ncat\t1\nhat\t1\n';
+  const count = (output: string) => runTally(['count', '-', '--server', server.url, '--format', 'tsv', '--output', output], { input });
+
+  writeFileSync(join(dir.path, 'target.txt'), 'old');
+  symlinkSync('target.txt', join(dir.path, 'link.txt'));
+  t.is((await count(join(dir.path, 'link.txt'))).code, 0);
+  t.true(lstatSync(join(dir.path, 'link.txt')).isSymbolicLink(), 'the link stays a link');
+  t.is(readFileSync(join(dir.path, 'target.txt'), 'utf8'), expected);
+
+  writeFileSync(join(dir.path, 'private.txt'), 'old', { mode: 0o600 });
+  t.is((await count(join(dir.path, 'private.txt'))).code, 0);
+  t.is(statSync(join(dir.path, 'private.txt')).mode & 0o777, 0o600, 'permissions kept');
+  t.is(readFileSync(join(dir.path, 'private.txt'), 'utf8'), expected);
+
+  const through = await count('/dev/stdout');
+  t.is(through.code, 0, through.stderr);
+  t.is(through.stdout, expected);
+  t.true(lstatSync('/dev/stdout').isSymbolicLink(), '/dev/stdout is left as it was');
+  t.deepEqual(readdirSync(dir.path).sort(), ['link.txt', 'private.txt', 'target.txt'], 'no temp file left behind');
+
+  const full = openSync('/dev/full', 'w');
+  t.teardown(() => closeSync(full));
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', '-', '--server', server.url], { stdio: ['pipe', full, 'pipe'] });
+  child.stdin!.end(input);
+  const run = await collectStderr(child);
+  t.is(run.code, 1);
+  t.is(run.stderr, 'tally: cannot write to stdout: no space left on device\n');
+});
+
+function collectStderr(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+}
 
 test('bad input: one line, exit 2, nothing written', async (t) => {
   const dir = tempDir();
