@@ -76,7 +76,9 @@ export async function main(argv: string[]): Promise<number> {
     return (await stdoutFailure(failure)) ?? ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return ExitCode.ok;
+      // Help asked for is fine; help shown because no command was given is a usage error.
+      if (error.code === 'commander.help') return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
       return ExitCode.usage;
     }
     if (error instanceof TallyError) {

@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import type { LogFn, Logger as PinoLogger } from 'pino';
+import { UsageError } from './errors.js';
 
 /** The part of pino's logger tally uses; lines are pino's JSON either way. */
 export interface Logger {
@@ -25,7 +26,7 @@ export interface Logger {
 const SECRET_KEYS = ['password', 'pass', 'token', 'auth_token', 'nkey', 'seed', 'creds', 'secret', 'secrets', 'TALLY_WORKER_SECRETS', 'NATS_PASSWORD', 'NATS_TOKEN'];
 export const REDACT = SECRET_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
 
-/** pino's levels; anything else is handed to pino at once, which refuses it as before. */
+/** pino's levels; anything else is a usage error. */
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 type Pino = typeof import('pino').pino;
@@ -83,7 +84,9 @@ export function createLogger(options: { level?: string; fallback?: string; bindi
     );
   };
   const threshold = LEVELS[level];
-  // An unknown level fails here, with pino's own message, as it always did.
-  if (threshold === undefined) make();
-  return new LazyLogger(level, threshold ?? 0, make);
+  if (threshold === undefined) {
+    const source = options.level !== undefined ? '--log-level' : process.env.LOG_LEVEL !== undefined ? 'LOG_LEVEL' : 'log level';
+    throw new UsageError(`${source}: unknown level '${level}' (one of ${Object.keys(LEVELS).join(', ')})`);
+  }
+  return new LazyLogger(level, threshold, make);
 }

@@ -256,3 +256,33 @@ test('an unreachable server: a port nobody listens on, and one that accepts but 
     t.log(`${url}: failed in ${run.ms} ms: ${run.stderr.trim()}`);
   }
 });
+
+test('bad usage: server URLs that name no server, empty paths, unknown log levels, no workers, no command: exit 2, one line', async (t) => {
+  const sample = join(REPO_ROOT, 'samples');
+  const embedded = cleanEnv({ TALLY_DATA_DIR: p('usage-store') });
+  for (const url of ['garbage url', 'nats://', 'nats://127.0.0.1:99999', 'nats://256.1.1.1:4222', 'nats://host:4222/path']) {
+    refused(t, await runTally(['sum', '1', '2', '--server', url]), 2, /--server: '.*' is not a server URL/);
+  }
+  refused(t, await runTally(['sum', '1', '2', '--server', '']), 2, /--server: no URL given/);
+  refused(t, await runTally(['count', sample, '--output', ''], { env: embedded }), 2, /--output: the path is empty/);
+  refused(t, await runTally(['sum', '1', '2', '--log-level', 'bogus'], { env: embedded }), 2, /--log-level: unknown level 'bogus'/);
+  refused(t, await runTally(['sum', '1', '2'], { env: { ...embedded, LOG_LEVEL: 'bogus' } }), 2, /LOG_LEVEL: unknown level 'bogus'/);
+  refused(t, await runTally(['sum', '1', '2', '--workers', '0'], { env: embedded }), 2, /--workers: an embedded run needs at least 1 worker process/);
+  refused(t, await tally(['count', sample, '--chunk-size', '1G']), 2, /--chunk-size: 1G is out of range/);
+  const bare = await runTally([]);
+  t.is(bare.code, 2, 'no command: help on stderr, exit 2');
+  t.regex(bare.stderr, /Usage: tally/);
+  t.is((await runTally(['--help'])).code, 0, 'help asked for: exit 0');
+  t.false(existsSync(join(p('usage-store'), 'server.lock')), 'no embedded server left behind');
+});
+
+test('jobs --delete checks every id before deleting any; --delete and --retention do not mix', async (t) => {
+  const done = await tally(['sum', '1', '10', '--format', 'json']);
+  const job = JSON.parse(done.stdout).job as string;
+  refused(t, await tally(['jobs', '--delete', job, 'abc-404']), 2, /no job 'abc-404'; nothing deleted/);
+  refused(t, await tally(['jobs', '--delete', job, '--retention', '7d']), 2, /give --delete or --retention, not both/);
+  t.is((await tally(['result', job])).code, 0, 'the job is still there');
+  const deleted = await tally(['jobs', '--delete', job, job]);
+  t.is(deleted.code, 0, deleted.stderr);
+  t.is(deleted.stdout, `deleted ${job}\n`);
+});

@@ -107,18 +107,9 @@ test.serial('a task that always kills its process fails the job after max delive
 });
 
 test.serial('a killed coordinator is finished by tally resume with the same result', async (t) => {
-  const child = spawnTally(['primes', '1', '2e9', '--tasks', '60', '--format', 'json', '--server', server.url], { env });
-  const running = collect(child);
-  // Let some tasks complete, then kill the coordinator outright.
-  let job: string | undefined;
-  for (let i = 0; i < 100 && !job; i++) {
-    await sleep(100);
-    const jobs = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string; kind: string; status: string; progress: { tasksDone: number } }>;
-    job = jobs.find((r) => r.kind === 'primes' && r.status === 'running' && r.progress.tasksDone >= 5)?.id;
-  }
+  // Killed outright once some of its results are stored (watched on the results subjects).
+  const job = await killCoordinatorAfter(['primes', '1', '2e9', '--tasks', '60', '--format', 'json'], REPO_ROOT, 5);
   t.truthy(job, 'the job made progress');
-  child.kill('SIGKILL');
-  await running;
   const resumed = await tally(['resume', job!, '--format', 'json']);
   t.is(resumed.code, 0, resumed.stderr);
   const result = JSON.parse(resumed.stdout);

@@ -62,7 +62,7 @@ export function parseCount(value: string, name: string, min: number, max: number
   return n;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3 };
 
 /** Parses a byte size such as 65536, 64K, 64KiB, 1M, 1MiB, 1MB within [min, max]. */
 export function parseByteSize(value: string, name: string, min: number, max: number): number {
@@ -72,6 +72,12 @@ export function parseByteSize(value: string, name: string, min: number, max: num
   const n = Math.round(Number(match[1]) * unit);
   if (n < min || n > max) throw new UsageError(`${name}: ${value} is out of range (${min}..${max} bytes)`);
   return n;
+}
+
+/** A path option that may not be empty (an empty --output would quietly mean stdout). */
+export function parsePath(value: string, name: string): string {
+  if (value === '') throw new UsageError(`${name}: the path is empty`);
+  return value;
 }
 
 export function commandLogger(options: CommonOptions): Logger {
@@ -86,6 +92,10 @@ export function commandLogger(options: CommonOptions): Logger {
 export async function withSession<T>(options: CommonOptions & { workers?: number }, body: (session: Session, logger: Logger) => Promise<T>, workers?: number): Promise<T> {
   const logger = commandLogger(options);
   const connection = resolveConnection(options);
+  // Nobody else can join an embedded server (it takes this run's token): a job there needs its own workers.
+  if (!connection && workers === undefined && options.workers === 0) {
+    throw new UsageError('--workers: an embedded run needs at least 1 worker process (or give --server and start `tally worker` there)');
+  }
   // The NATS client modules load (tens of ms) while an embedded server starts.
   const loading = import('../session.js');
   const embedded = connection ? undefined : (takePrestartedServer() ?? acquireEmbeddedServer(logger));

@@ -5,7 +5,7 @@ import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { resolveInputs } from '../inputs.js';
 import { csvField, emit, formatTable, type Format } from '../output.js';
-import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions } from './common.js';
+import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
@@ -57,7 +57,7 @@ export function countCommand(): Command {
     .option('--case-sensitive', 'keep case (default: words are folded with toLowerCase)')
     .option('--top <n>', 'words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout')
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
     )

@@ -69,6 +69,18 @@ function formatDuration(ms: number): string {
   return `${Math.round(ms / UNITS.m!)}m`;
 }
 
+/**
+ * Refuses to delete a running job unless its coordinator is gone: a job whose coordinator died
+ * and that will not be resumed. `force` also takes one whose coordinator looks alive (a reused
+ * pid) or ran on another machine.
+ */
+function checkDeletable(record: JobRecord, force: boolean): void {
+  if (record.status !== 'running' || force) return;
+  const liveness = coordinatorLiveness(record.coordinator);
+  if (liveness === 'alive') throw new UsageError(`job '${record.id}' is still being run by process ${record.coordinator}; stop it there (Ctrl-C) first; nothing deleted`);
+  if (liveness === 'unknown') throw new UsageError(`job '${record.id}' is run by ${record.coordinator}, on another machine; delete it with --force once that coordinator is gone; nothing deleted`);
+}
+
 export function jobsCommand(): Command {
   const command = new Command('jobs')
     .description('recent jobs: id, kind, arguments, status, progress, times')
@@ -78,7 +90,8 @@ export function jobsCommand(): Command {
     .option('--limit <n>', 'show at most N jobs', (v) => parseCount(v, '--limit', 1, 1_000_000), 50)
     .option('--retention <duration>', 'keep job records and results this long from now on (e.g. 7d, 36h; default 7d)', parseDuration);
   return withCommonOptions(command).action(async (options: JobsCliOptions) => {
-    const toDelete = (options.delete ?? []).map(assertJobId);
+    const toDelete = [...new Set((options.delete ?? []).map(assertJobId))];
+    if (toDelete.length > 0 && options.retention !== undefined) throw new UsageError('give --delete or --retention, not both');
     await withSession(
       options,
       async (session) => {
@@ -89,17 +102,17 @@ export function jobsCommand(): Command {
           return;
         }
         if (toDelete.length > 0) {
-          for (const id of toDelete) {
-            const record = await session.store.get(id);
-            if (record?.status === 'running') {
-              // Deleting a running job is for one whose coordinator died and that will not be resumed.
-              const liveness = coordinatorLiveness(record.coordinator);
-              if (liveness === 'alive' && !options.force) throw new UsageError(`job '${id}' is still being run by process ${record.coordinator}; stop it there (Ctrl-C) first`);
-              if (liveness === 'unknown' && !options.force) throw new UsageError(`job '${id}' is run by ${record.coordinator}, on another machine; delete it with --force once that coordinator is gone`);
-              const { discardAbandonedJob } = await import('../job-runner.js');
-              await discardAbandonedJob(session.nc, session.jsm, id);
-            }
-            await session.store.delete(id, { abandoned: record?.status === 'running' });
+          // Every job is looked at before any is deleted: one that may not be deleted stops all.
+          const records = await Promise.all(toDelete.map((id) => session.store.get(id)));
+          const missing = toDelete.filter((_id, i) => records[i] === null);
+          if (missing.length > 0) throw new UsageError(`no job ${missing.map((id) => `'${id}'`).join(', ')}; nothing deleted`);
+          const found = records as JobRecord[];
+          for (const record of found) checkDeletable(record, options.force === true);
+          for (const record of found) {
+            // A running job here is one whose coordinator died: what it left on the server goes too.
+            const abandoned = record.status === 'running';
+            if (abandoned) await (await import('../job-runner.js')).discardAbandonedJob(session.nc, session.jsm, record.id);
+            await session.store.delete(record.id, { abandoned });
           }
           process.stdout.write(`deleted ${toDelete.join(' ')}\n`);
           return;

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Json } from '../../shared/kinds/kind.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
 import { formatTable } from '../output.js';
-import { formatOption, runKindJob, withCommonOptions, type CommonOptions } from './common.js';
+import { formatOption, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 interface RangeResult {
   job: string;
@@ -81,7 +81,7 @@ export function factorialCommand(): Command {
     .description('N! for each N: digits, trailing zeros, leading digits, sha256; --output DIR writes DIR/N.txt')
     .argument('<n...>', 'non-negative integers')
     .option('--split <k>', 'sub-range products per N (default: by size)')
-    .option('--output <dir>', 'write each full decimal value to DIR/N.txt (atomically)')
+    .option('--output <dir>', 'write each full decimal value to DIR/N.txt (atomically)', (v) => parsePath(v, '--output'))
     .addOption(formatOption(['table', 'json']));
   return withCommonOptions(command).action(async (numbers: string[], options: FactorialCliOptions) => {
     const parsed = numbers.map((text) => parseInteger(text, 'N').toString());

@@ -5,7 +5,7 @@ import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { emit, type Format } from '../output.js';
 import { renderResult } from '../render.js';
-import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResultCliOptions extends CommonOptions {
   format: Format;
@@ -19,7 +19,7 @@ export function resultCommand(): Command {
     .argument('<job>', 'job id (see tally jobs)')
     .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout');
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'));
   return withCommonOptions(command).action(async (job: string, options: ResultCliOptions) => {
     assertJobId(job);
     await withSession(

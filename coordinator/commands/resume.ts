@@ -10,7 +10,7 @@ import { emit, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { renderResult } from '../render.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
-import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResumeCliOptions extends CommonOptions {
   format: Format;
@@ -25,7 +25,7 @@ export function resumeCommand(): Command {
     .argument('<job>', 'job id (see tally jobs)')
     .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout')
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'))
     .option('--force', 'resume even if the job looks alive elsewhere');
   return withCommonOptions(command).action(async (job: string, options: ResumeCliOptions) => {
     assertJobId(job);

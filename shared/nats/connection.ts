@@ -102,6 +102,20 @@ export function parseServers(value: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+/** Refuses what cannot name a server: an empty host, a bad address or port, a path. */
+function checkHostPort(hostPort: string, url: string): void {
+  let parsed: URL | undefined;
+  try {
+    // A special scheme, so that the URL parser checks IPv4 addresses and ports strictly.
+    parsed = new URL(`http://${hostPort}`);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || parsed.hostname === '' || `${parsed.pathname}${parsed.search}${parsed.hash}` !== '/' || hostPort.includes('/')) {
+    throw new UsageError(`--server: '${maskUrl(url)}' is not a server URL (nats://host:port or tls://host:port)`);
+  }
+}
+
 /**
  * Takes credentials out of server URLs: `nats://user:pass@host` gives a user and password,
  * `nats://token@host` a token. Returns the URLs without them, and whether any is tls://.
@@ -133,6 +147,7 @@ export function splitServerCredentials(urls: string[]): { servers: string[]; use
         out.token = decode(userinfo);
       }
     }
+    checkHostPort(match[3]!, url);
     out.servers.push(`${scheme ?? 'nats'}://${match[3]}`);
   }
   return out;
@@ -148,6 +163,7 @@ const pick = (flag: string | undefined, env: string | undefined): string | undef
  */
 export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): ConnectionSettings | undefined {
   const value = (key: keyof ConnectionFlags) => pick(flags[key], env[CONNECTION_ENV[key]]);
+  if (flags.server === '') throw new UsageError('--server: no URL given');
   const server = value('server');
   if (!server) {
     for (const key of ['user', 'password', 'token', 'nkey', 'creds', 'tlsCa', 'tlsCert', 'tlsKey'] as const) {
