@@ -32,7 +32,7 @@ import {
   resultConsumerName,
   taskSubject,
 } from '../shared/subjects.js';
-import { InterruptedError, JobFailedError, describeError } from '../shared/errors.js';
+import { InterruptedError, JobFailedError, ServerError, describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { JobRecord, JobStatus, JobStore } from './job-store.js';
 
@@ -131,6 +131,15 @@ const BATCH_BODY_LIMIT = 256 * 1024;
 const BATCH_HEADER_UNITS = 16 * 1024;
 const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
+
+/**
+ * How long the connection to the server may stay lost before the job gives up (a restart or a
+ * leader change takes seconds). The job record stays "running", so `tally resume` can finish it.
+ */
+const SERVER_LOST_MS = (() => {
+  const value = Number(process.env.TALLY_SERVER_LOST_MS);
+  return Number.isInteger(value) && value >= 1000 ? value : 60_000;
+})();
 const ENDED_GRACE_MS = 25;
 /** A result delivered to this process but not acked (lost on the way) comes again after this. */
 const RESULT_ACK_WAIT_MS = 5_000;
@@ -200,7 +209,11 @@ class JobRun {
 
     let results: { stop(): Promise<void> } | undefined;
     let advisories: Subscription | undefined;
-    const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
+    this.watchConnection();
+    const workerWatch = setInterval(() => {
+      this.checkServer();
+      void this.checkWorkers();
+    }, Math.min(WORKER_CHECK_MS, SERVER_LOST_MS / 4));
     const onAbort = () => this.fail(new InterruptedError(`job ${this.job} cancelled`));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -219,15 +232,21 @@ class JobRun {
       return result;
     } catch (error) {
       const status: JobStatus = error instanceof InterruptedError ? 'cancelled' : 'failed';
-      await this.withdrawTasks();
-      await this.finish(status, describeError(error)).catch((e) => this.log.error({ err: describeError(e) }, 'could not store the job record'));
+      // With the server unreachable there is nothing to withdraw from or write to: each call
+      // would wait out its timeouts. The record stays "running", and resumable.
+      if (this.disconnectedSince === null) {
+        await this.withdrawTasks();
+        await this.finish(status, describeError(error)).catch((e) => this.log.error({ err: describeError(e) }, 'could not store the job record'));
+      }
       throw error;
     } finally {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
       advisories?.unsubscribe();
-      await results?.stop();
-      await this.cleanUp();
+      if (this.disconnectedSince === null) {
+        await results?.stop();
+        await this.cleanUp();
+      }
     }
   }
 
@@ -556,6 +575,26 @@ class JobRun {
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
+  }
+
+  /** Since when the connection to the server has been lost; null while connected. */
+  private disconnectedSince: number | null = null;
+
+  private watchConnection(): void {
+    void (async () => {
+      for await (const status of this.o.nc.status()) {
+        if (status.type === 'disconnect') this.disconnectedSince ??= Date.now();
+        else if (status.type === 'reconnect') this.disconnectedSince = null;
+        if (this.settled && this.disconnectedSince === null) break;
+      }
+    })().catch(() => undefined);
+  }
+
+  /** Gives up once the server has been unreachable for SERVER_LOST_MS. */
+  private checkServer(): void {
+    if (this.settled || this.disconnectedSince === null || Date.now() - this.disconnectedSince < SERVER_LOST_MS) return;
+    const seconds = Math.round(SERVER_LOST_MS / 1000);
+    this.fail(new ServerError(`nats://${this.o.nc.getServer()}`, `connection lost for ${seconds} s; once the server is back, \`tally resume ${this.job}\` finishes the job`));
   }
 
   /** Notices when nothing is being done because no worker is connected. */

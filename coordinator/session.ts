@@ -153,7 +153,9 @@ export class Session {
     // those of the workers just gone are dropped only when someone looks at the consumer.
     if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);
     await swept;
-    await this.nc.drain().catch(() => undefined);
+    // Draining needs the server; without it the connection is closed outright (it would go on
+    // reconnecting, and keep this process alive).
+    await this.nc.drain().catch(() => this.nc.close().catch(() => undefined));
     await this.embedded?.release();
   }
 }

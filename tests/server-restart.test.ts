@@ -106,3 +106,26 @@ test.serial('a numeric job across a restart equals the published value, and both
   t.is(workers.code, 0, workers.stderr);
   t.is((JSON.parse(workers.stdout) as unknown[]).length, 2, 'both worker processes reconnected and registered again');
 });
+
+test.serial('a server that does not come back: the job gives up with one line and exit 1, and tally resume finishes it later', async (t) => {
+  const clean = await runTally(countArgs(), { env });
+  t.is(clean.code, 0, clean.stderr);
+  const before = resultTimes.length;
+  const child = spawnTally(countArgs(), { env: { ...env, TALLY_SERVER_LOST_MS: '3000' } });
+  const running = collect(child);
+  await resultsAfter(before, 30);
+  const port = server.port;
+  await server.kill();
+  const killedAt = Date.now();
+  const run = await running;
+  const gaveUpMs = Date.now() - killedAt;
+  server = await startNatsServer({ storeDir: store.path, port });
+  t.is(run.code, 1, run.stderr);
+  const said = /^tally: nats:\/\/127\.0\.0\.1:\d+: connection lost for 3 s; once the server is back, `tally resume (\S+)` finishes the job\n$/.exec(run.stderr);
+  t.truthy(said, run.stderr);
+  // Not a timing target: only that it does not hang (each call that needs the server would wait out its timeouts).
+  t.true(gaveUpMs < 30_000, `gave up ${gaveUpMs} ms after the server died`);
+  const resumed = await runTally(['resume', said![1]!, '--format', 'json', '--top', '0', '--server', server.url], { env });
+  t.is(resumed.code, 0, resumed.stderr);
+  t.deepEqual(withoutJob(resumed.stdout), withoutJob(clean.stdout));
+});
