@@ -69,6 +69,11 @@ export function emit(text: string, outputFile?: string): void {
   }
 }
 
+/** `n` and the noun, plural unless n is 1: "1 file", "11 files". */
+export function counted(n: number | string, noun: string): string {
+  return `${n} ${noun}${String(n) === '1' ? '' : 's'}`;
+}
+
 /** A CSV field, quoted when needed (RFC 4180). */
 export function csvField(value: string | number): string {
   const text = String(value);

@@ -4,7 +4,7 @@ import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { resolveInputs } from '../inputs.js';
-import { csvField, emit, formatTable, type Format } from '../output.js';
+import { counted, csvField, emit, formatTable, type Format } from '../output.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -31,8 +31,8 @@ export function renderCount(result: CountResult, view: CountView): string {
       const rows = counts.map(([word, count], i) => [i + 1, word, count] as Array<string | number>);
       const table = rows.length > 0 ? formatTable(rows, ['#', 'word', 'count']) : '(no words)\n';
       const totals =
-        `${result.totalWords} words, ${result.uniqueWords} unique, ${result.overlongWords} overlong` +
-        ` · ${result.files} files, ${result.bytes} bytes, ${result.tasks} tasks · job ${result.job}\n`;
+        `${counted(result.totalWords, 'word')}, ${result.uniqueWords} unique, ${result.overlongWords} overlong` +
+        ` · ${counted(result.files, 'file')}, ${counted(result.bytes, 'byte')}, ${counted(result.tasks, 'task')} · job ${result.job}\n`;
       return table + totals;
     }
   }

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { Json } from '../../shared/kinds/kind.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
-import { formatTable } from '../output.js';
+import { counted, formatTable } from '../output.js';
 import { formatOption, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 interface RangeResult {
@@ -36,7 +36,7 @@ export function renderNumbers(kind: string, result: Json, format: 'table' | 'jso
   }
   const r = result as unknown as RangeResult;
   const what = kind === 'sum' ? `sum of ${r.from}..${r.to}` : `primes in ${r.from}..${r.to}`;
-  return `${what} = ${kind === 'sum' ? r.sum : r.count}\n${r.tasks} tasks · job ${r.job}\n`;
+  return `${what} = ${kind === 'sum' ? r.sum : r.count}\n${counted(r.tasks, 'task')} · job ${r.job}\n`;
 }
 
 interface RangeCliOptions extends CommonOptions {

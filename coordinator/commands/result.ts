@@ -4,6 +4,7 @@ import type { Json } from '../../shared/kinds/kind.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { emit, type Format } from '../output.js';
+import { dataDirectory } from '../embedded.js';
 import { renderResult } from '../render.js';
 import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
@@ -26,7 +27,8 @@ export function resultCommand(): Command {
       options,
       async (session) => {
         const record = await session.store.get(job);
-        if (!record) throw new UsageError(`no job '${job}' on ${session.server} (see tally jobs)`);
+        // An embedded server's address changes every run: its store is what names the place.
+        if (!record) throw new UsageError(`no job '${job}' ${session.isEmbedded ? `in ${dataDirectory()}` : `on ${session.server}`} (see tally jobs)`);
         if (record.status === 'failed') throw new JobFailedError(job, record.error ?? 'unknown error');
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);
