@@ -14,4 +14,11 @@ const { main } = await import('../dist/coordinator/cli.js');
 const code = await main(process.argv);
 // What was started for a command that then failed before using it (bad usage, bad input).
 await discardPrestarted();
-process.exitCode = code;
+// Everything the command owned is closed by now. What may remain is a socket the NATS client
+// was still dialling when it gave up (a server behind a dead route: the kernel retries that
+// connect for ~2 minutes), which would keep the process alive long after its answer. So the
+// process exits as soon as its output is out: a write to a pipe may still be queued (an empty
+// write's callback runs after every earlier write), logs are written synchronously.
+const flushed = (stream) => new Promise((resolve) => (stream.destroyed ? resolve() : stream.write('', () => resolve())));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);

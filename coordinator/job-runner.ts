@@ -16,7 +16,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { AnyJobKind, Json, Plan, Task } from '../shared/kinds/kind.js';
 import { batchEntryJson, decodeResult, encodeEnvelope, encodeTaskBatch, type TaskHeader } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
-import { withRetry } from '../shared/nats/retry.js';
+import { isTransient, withRetry } from '../shared/nats/retry.js';
 import { withQuickList } from '../shared/nats/topology.js';
 import {
   PARTIALS_BUCKET,
@@ -34,7 +34,8 @@ import {
 } from '../shared/subjects.js';
 import { InterruptedError, JobFailedError, ServerError, describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { JobRecord, JobStatus, JobStore } from './job-store.js';
+import { JobTakenOverError, type JobRecord, type JobStatus, type JobStore, type StoredJobRecord } from './job-store.js';
+import { JobLease } from './job-lease.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -63,8 +64,9 @@ export interface RunJobOptions {
   /**
    * Takes over a job whose coordinator died: its id and creation time are kept, results already
    * in the results stream are folded in, and only the tasks without one are published again.
+   * The take-over fails if the record changed since it was read.
    */
-  resume?: JobRecord;
+  resume?: StoredJobRecord;
   /** Largest task body the server accepts (from its max_payload, with a margin). */
   maxBodyBytes: number;
   /** Tasks published but not yet reduced, at most. Default 1024. */
@@ -140,7 +142,13 @@ const SERVER_LOST_MS = (() => {
   const value = Number(process.env.TALLY_SERVER_LOST_MS);
   return Number.isInteger(value) && value >= 1000 ? value : 60_000;
 })();
+/** How often a running job looks at its record on the server (see `checkServer`). */
+const SERVER_PROBE_MS = Math.min(5_000, Math.max(250, Math.floor(SERVER_LOST_MS / 4)));
+const WARN_EVERY_MS = 10_000;
 const ENDED_GRACE_MS = 25;
+
+/** The server has not answered for SERVER_LOST_MS: the job is left running, for `tally resume`. */
+export class ServerLostError extends ServerError {}
 /** A result delivered to this process but not acked (lost on the way) comes again after this. */
 const RESULT_ACK_WAIT_MS = 5_000;
 const EMPTY = new Uint8Array(0);
@@ -167,7 +175,7 @@ class JobRun {
 
   constructor(options: RunJobOptions) {
     this.o = options;
-    this.job = options.resume?.id ?? newJobId();
+    this.job = options.resume?.record.id ?? newJobId();
     this.log = options.logger.child({ job: this.job, kind: options.kind.name });
     this.done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -197,23 +205,20 @@ class JobRun {
       args: options,
       status: 'running',
       progress: { tasksDone: 0, tasksTotal: this.progress.tasksTotal, weightDone: 0, weightTotal: this.progress.weightTotal },
-      created: this.o.resume?.created ?? new Date(now).toISOString(),
+      created: this.o.resume?.record.created ?? new Date(now).toISOString(),
       finished: null,
       elapsedMs: null,
       error: null,
       coordinator: `${hostname()}:${process.pid}`,
     };
-    await this.o.store.put(this.record);
+    this.lease = await JobLease.take(this.o.store, this.record, this.o.resume);
     this.o.onStart?.(this.job);
     this.acc = kind.init(options);
 
     let results: { stop(): Promise<void> } | undefined;
     let advisories: Subscription | undefined;
-    this.watchConnection();
-    const workerWatch = setInterval(() => {
-      this.checkServer();
-      void this.checkWorkers();
-    }, Math.min(WORKER_CHECK_MS, SERVER_LOST_MS / 4));
+    const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
+    const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
     const onAbort = () => this.fail(new InterruptedError(`job ${this.job} cancelled`));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -223,6 +228,8 @@ class JobRun {
       if (this.o.resume) await this.catchUp();
       await Promise.race([this.publishTasks(plan), this.done]);
       await this.done;
+      // Nothing of the job is written once another coordinator holds it.
+      await this.lease.check(this.job);
       // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
       this.announceEnd();
       const result = await kind.finalize(this.acc, { job: this.job, tasks: this.published }, options);
@@ -231,24 +238,36 @@ class JobRun {
       await this.finish('done', null);
       return result;
     } catch (error) {
-      const status: JobStatus = error instanceof InterruptedError ? 'cancelled' : 'failed';
-      // With the server unreachable there is nothing to withdraw from or write to: each call
-      // would wait out its timeouts. The record stays "running", and resumable.
-      if (this.disconnectedSince === null) {
+      this.leftAsIs = error instanceof JobTakenOverError || error instanceof ServerLostError || isTransient(error);
+      if (!this.leftAsIs) {
+        const status: JobStatus = error instanceof InterruptedError ? 'cancelled' : 'failed';
         await this.withdrawTasks();
         await this.finish(status, describeError(error)).catch((e) => this.log.error({ err: describeError(e) }, 'could not store the job record'));
+      }
+      if (this.leftAsIs && !(error instanceof JobTakenOverError) && !(error instanceof ServerLostError)) {
+        throw new ServerError(`nats://${this.o.nc.getServer()}`, `${describeError(error)}; once the server answers again, \`tally resume ${this.job}\` finishes the job`, { cause: error });
       }
       throw error;
     } finally {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
+      clearInterval(serverWatch);
       advisories?.unsubscribe();
-      if (this.disconnectedSince === null) {
+      // A job that another coordinator took over, or that is left for `tally resume` (the
+      // server is gone or failing), keeps its tasks and results on the server, untouched.
+      if (!this.leftAsIs) {
         await results?.stop();
         await this.cleanUp();
       }
     }
   }
+
+  /**
+   * True once the job ended in a way that leaves it on the server as it is: taken over by
+   * another coordinator, or stopped by a server that is gone or failing (then resumable).
+   */
+  private leftAsIs = false;
+  private lease!: JobLease;
 
   /** Unconfirmed task publishes, oldest first. */
   private readonly pipeline: Array<{ ack: Promise<unknown>; bytes: number }> = [];
@@ -381,9 +400,12 @@ class JobRun {
 
   /** Publishes one task message into the pipeline; waits while too many are unconfirmed. */
   private async publishMessage(subject: string, msgID: string, payload: Uint8Array): Promise<void> {
+    // No deadline of its own: while the server is away the job's server watch decides when
+    // to give up (and settles the job, which ends these retries).
     const ack = withRetry(() => this.o.js.publish(subject, payload, { msgID, timeout: 10_000 }), {
+      deadlineMs: Number.POSITIVE_INFINITY,
       cancelled: () => this.settled,
-      onRetry: (error) => this.log.warn({ subject, err: describeError(error) }, 'publishing a task failed; retrying'),
+      onRetry: (error) => this.warnOnce('publish', { subject, err: describeError(error) }, 'publishing a task failed; retrying'),
     });
     // Awaited in order below; until then a failure must not count as unhandled.
     ack.catch(() => undefined);
@@ -407,7 +429,7 @@ class JobRun {
       const task = this.inFlight.get(id)?.task;
       if (!task || this.reduced.has(id)) continue;
       const payload = this.singleTask(id, task);
-      sends.push(withRetry(() => this.o.js.publish(taskSubject(this.job, id), payload, { msgID: messageId(this.job, id), timeout: 10_000 }), { cancelled: () => this.settled }));
+      sends.push(withRetry(() => this.o.js.publish(taskSubject(this.job, id), payload, { msgID: messageId(this.job, id), timeout: 10_000 }), { deadlineMs: Number.POSITIVE_INFINITY, cancelled: () => this.settled }));
     }
     await Promise.all(sends);
   }
@@ -507,7 +529,10 @@ class JobRun {
     let fresh = false;
     for (let id = first; id < first + count && !fresh; id++) fresh = !this.reduced.has(id);
     if (!fresh) return;
-    const data = header.object ? await takeStoredPartial(this.o.partials, header.object) : body;
+    const data = header.object
+      ? await withRetry(() => takeStoredPartial(this.o.partials, header.object!), { deadlineMs: Number.POSITIVE_INFINITY, cancelled: () => this.settled })
+      : body;
+    if (this.settled) return;
     const sizes = header.sizes ?? [data.length];
     if (sizes.reduce((a, b) => a + b, 0) !== data.length) throw new Error(`result of tasks ${first}-${first + count - 1}: its sizes do not match its stored partial`);
     this.mappedMs += header.ms;
@@ -577,24 +602,44 @@ class JobRun {
     });
   }
 
-  /** Since when the connection to the server has been lost; null while connected. */
-  private disconnectedSince: number | null = null;
+  /** When the server last answered this job (a look at the job's record). */
+  private lastContact = Date.now();
+  private probing = false;
 
-  private watchConnection(): void {
-    void (async () => {
-      for await (const status of this.o.nc.status()) {
-        if (status.type === 'disconnect') this.disconnectedSince ??= Date.now();
-        else if (status.type === 'reconnect') this.disconnectedSince = null;
-        if (this.settled && this.disconnectedSince === null) break;
-      }
-    })().catch(() => undefined);
+  /**
+   * Looks at the job's record: the answer proves the server is there, and says whether the job
+   * is still ours. A link cut without a word (a dead route, a paused VM) is noticed by the
+   * client only after its pings go unanswered; these looks notice it within SERVER_LOST_MS.
+   * Gives up once the server has not answered for that long.
+   */
+  private async checkServer(): Promise<void> {
+    if (this.settled) return;
+    if (Date.now() - this.lastContact >= SERVER_LOST_MS) {
+      const seconds = Math.round(SERVER_LOST_MS / 1000);
+      this.fail(new ServerLostError(`nats://${this.o.nc.getServer()}`, `connection lost for ${seconds} s; once the server is back, \`tally resume ${this.job}\` finishes the job`));
+      return;
+    }
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.lease.check(this.job);
+      this.lastContact = Date.now();
+    } catch (error) {
+      if (error instanceof JobTakenOverError) this.fail(error);
+      else this.log.debug({ err: describeError(error) }, 'the server did not answer a look at the job record');
+    } finally {
+      this.probing = false;
+    }
   }
 
-  /** Gives up once the server has been unreachable for SERVER_LOST_MS. */
-  private checkServer(): void {
-    if (this.settled || this.disconnectedSince === null || Date.now() - this.disconnectedSince < SERVER_LOST_MS) return;
-    const seconds = Math.round(SERVER_LOST_MS / 1000);
-    this.fail(new ServerError(`nats://${this.o.nc.getServer()}`, `connection lost for ${seconds} s; once the server is back, \`tally resume ${this.job}\` finishes the job`));
+  /** Warnings that repeat while the server is away are said once per WARN_EVERY_MS. */
+  private readonly warned = new Map<string, number>();
+
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    if (now - (this.warned.get(key) ?? 0) < WARN_EVERY_MS) return;
+    this.warned.set(key, now);
+    this.log.warn(fields, message);
   }
 
   /** Notices when nothing is being done because no worker is connected. */
@@ -623,7 +668,10 @@ class JobRun {
       weightDone: this.progress.weightDone,
       weightTotal: this.progress.weightTotal,
     };
-    void this.o.store.put(this.record).catch((e) => this.log.debug({ err: describeError(e) }, 'progress record write failed'));
+    this.lease.write(this.record).catch((e) => {
+      if (e instanceof JobTakenOverError) this.fail(e);
+      else this.log.debug({ err: describeError(e) }, 'progress record write failed');
+    });
   }
 
   private async finish(status: JobStatus, error: string | null): Promise<void> {
@@ -639,7 +687,7 @@ class JobRun {
       weightTotal: this.progress.weightTotal,
     };
     this.o.onProgress?.({ ...this.progress });
-    await withRetry(() => this.o.store.put(this.record), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the job record failed; retrying') });
+    await withRetry(() => this.lease.write(this.record), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the job record failed; retrying') });
   }
 
   /** Removes the job's queued tasks so workers move on. */

@@ -5,12 +5,12 @@
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { JOBS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
-import { UsageError } from '../shared/errors.js';
+import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -29,6 +29,38 @@ export interface JobRecord {
   error: string | null;
   /** host:pid of the coordinator that runs it. */
   coordinator: string;
+  /**
+   * A token the running coordinator made for itself (absent in records of older versions): the
+   * record belongs to the coordinator that wrote it, and a new one is made by `tally resume`.
+   */
+  lease?: string;
+}
+
+/** A record as read, with the revision that an update must name (see {@link JobStore.update}). */
+export interface StoredJobRecord {
+  record: JobRecord;
+  revision: number;
+}
+
+/**
+ * Another coordinator wrote the job's record since this one last did (`tally resume` took the
+ * job over, or `tally jobs --delete` removed it): this coordinator no longer owns the job and
+ * must stop without writing anything of it. Exit 1.
+ */
+export class JobTakenOverError extends TallyError {
+  readonly job: string;
+  /** host:pid of the coordinator that holds the job now; null when the record is gone. */
+  readonly by: string | null;
+  constructor(job: string, by: string | null) {
+    super(
+      by === null
+        ? `job ${job} was deleted while this coordinator was running it; stopped without touching it`
+        : `job ${job} was taken over by the coordinator ${by} (tally resume); this one stopped without touching the job`,
+      ExitCode.failed,
+    );
+    this.job = job;
+    this.by = by;
+  }
 }
 
 const encoder = new TextEncoder();
@@ -46,15 +78,48 @@ export class JobStore {
     return new JobStore(records, results);
   }
 
-  async put(record: JobRecord): Promise<void> {
-    await this.records.put(record.id, encoder.encode(JSON.stringify(record)));
+  /**
+   * Stores the record of a new job; returns its revision. Fails if a record with that id exists.
+   */
+  async create(record: JobRecord): Promise<number> {
+    return this.records.create(record.id, encoder.encode(JSON.stringify(record)));
+  }
+
+  /**
+   * Replaces a job's record only if it is still at `revision` (the one this coordinator read or
+   * wrote last): the server checks it, so of two coordinators that both believe they run a job,
+   * only the one that took it last can write. Returns the new revision.
+   * @throws JobTakenOverError when someone else wrote (or deleted) the record meanwhile
+   */
+  async update(record: JobRecord, revision: number): Promise<number> {
+    const value = encoder.encode(JSON.stringify(record));
+    for (let expected = revision; ; ) {
+      try {
+        return await this.records.update(record.id, value, expected);
+      } catch (error) {
+        if (!isWrongRevision(error)) throw error;
+        const now = await this.read(record.id);
+        // An earlier write of ours landed though its answer was lost (a timeout, a leader
+        // change): the record still carries our lease, at a newer revision. Write again there.
+        if (now !== null && record.lease !== undefined && now.record.lease === record.lease && now.revision > expected) {
+          expected = now.revision;
+          continue;
+        }
+        throw new JobTakenOverError(record.id, now?.record.coordinator ?? null);
+      }
+    }
   }
 
   async get(id: string): Promise<JobRecord | null> {
+    return (await this.read(id))?.record ?? null;
+  }
+
+  /** A job's record with its revision, or null when there is none. */
+  async read(id: string): Promise<StoredJobRecord | null> {
     assertJobId(id);
     const entry = await this.records.get(id);
     if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return null;
-    return JSON.parse(decoder.decode(entry.value)) as JobRecord;
+    return { record: JSON.parse(decoder.decode(entry.value)) as JobRecord, revision: entry.revision };
   }
 
   /** Every stored job, newest first. */
@@ -105,4 +170,12 @@ export class JobStore {
     await this.results.delete(id).catch(() => undefined);
     await this.records.purge(id);
   }
+}
+
+/** The server refused a revision-checked write: the subject's last sequence was not the one named. */
+function isWrongRevision(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)) return true;
+  }
+  return false;
 }

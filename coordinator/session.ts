@@ -38,6 +38,9 @@ export interface SessionOptions {
   embedded?: Promise<EmbeddedServer>;
 }
 
+/** A drain takes milliseconds with a server there; past this the server is not there. */
+const DRAIN_TIMEOUT_MS = 3_000;
+
 /** Room left in each message for the envelope header and NATS headers. */
 const PAYLOAD_MARGIN = 16 * 1024;
 
@@ -153,9 +156,15 @@ export class Session {
     // those of the workers just gone are dropped only when someone looks at the consumer.
     if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);
     await swept;
-    // Draining needs the server; without it the connection is closed outright (it would go on
-    // reconnecting, and keep this process alive).
-    await this.nc.drain().catch(() => this.nc.close().catch(() => undefined));
+    // Draining needs the server. Without it (a reconnecting client refuses to drain; one that
+    // has not noticed a dead link yet waits for answers that never come) the connection is
+    // closed outright: it would go on reconnecting, and keep this process alive.
+    const drained = this.nc.drain().then(
+      () => true,
+      () => false,
+    );
+    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS, false).unref());
+    if (!(await Promise.race([drained, timeout]))) await this.nc.close().catch(() => undefined);
     await this.embedded?.release();
   }
 }

@@ -11,7 +11,7 @@ import type { Session } from '../session.js';
 import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
-import type { JobRecord } from '../job-store.js';
+import type { StoredJobRecord } from '../job-store.js';
 
 /** Options every command accepts. */
 export interface CommonOptions extends ConnectionFlags {
@@ -158,7 +158,7 @@ export async function runKindJob(
   jobOptions: Json,
   options: CommonOptions,
   print: (result: Json) => void,
-  extra: { resume?: JobRecord } = {},
+  extra: { resume?: StoredJobRecord } = {},
 ): Promise<Json> {
   // Bad arguments fail here, before any server is started (and prestarted workers are let go).
   await kind.plan(jobOptions);

@@ -26,11 +26,12 @@ export function resumeCommand(): Command {
     .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'))
-    .option('--force', 'resume even if the job looks alive elsewhere');
+    .option('--force', 'take the job over even if its coordinator may still be running (on this machine or another); that one then stops without touching the job');
   return withCommonOptions(command).action(async (job: string, options: ResumeCliOptions) => {
     assertJobId(job);
-    const record = await withSession(options, async (session) => session.store.get(job), 0);
-    if (!record) throw new UsageError(`no job '${job}' (see tally jobs)`);
+    const stored = await withSession(options, async (session) => session.store.read(job), 0);
+    if (!stored) throw new UsageError(`no job '${job}' (see tally jobs)`);
+    const { record } = stored;
     const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output);
     if (record.status === 'done') {
       const result = await withSession(options, async (session) => session.store.getResult(job), 0);
@@ -41,8 +42,14 @@ export function resumeCommand(): Command {
     if (record.status !== 'running') {
       throw new UsageError(`job '${job}' was ${record.status}${record.error ? ` (${record.error})` : ''}; resume is for jobs whose coordinator died — submit it again`);
     }
-    if (!options.force && coordinatorLiveness(record.coordinator) === 'alive') {
+    // Taking over is safe even from a coordinator that lives on (it stops when it finds the job
+    // taken), but it should not happen by accident: one that may be alive needs --force.
+    const liveness = coordinatorLiveness(record.coordinator);
+    if (!options.force && liveness === 'alive') {
       throw new UsageError(`job '${job}' is still being run by process ${record.coordinator}; use --force to take it over`);
+    }
+    if (!options.force && liveness === 'unknown') {
+      throw new UsageError(`job '${job}' is run by ${record.coordinator}, on another machine, which may still be running it; use --force to take it over`);
     }
     const { findKind } = await import('../../shared/kinds/index.js');
     const kind = findKind(record.kind);
@@ -60,6 +67,6 @@ export function resumeCommand(): Command {
         throw new InputError(input.path, `changed since job '${job}' started (modified ${new Date(Number(st.mtimeMs)).toISOString()})`);
       }
     }
-    await runKindJob(kind, record.args, options, print, { resume: record });
+    await runKindJob(kind, record.args, options, print, { resume: stored });
   });
 }
