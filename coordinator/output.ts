@@ -1,9 +1,11 @@
 /**
  * Where results go: stdout, or a file written atomically (temp file in the same directory,
- * then rename) so a reader never sees half a result.
+ * then rename) so a reader never sees half a result; and tables that are safe to print on a
+ * terminal.
  */
 import { accessSync, chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, type BigIntStats, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import stringWidth from 'string-width';
 import { ExitCode, InputError, TallyError, fileErrorReason } from '../shared/errors.js';
 
 export type Format = 'table' | 'json' | 'tsv' | 'csv';
@@ -214,17 +216,54 @@ export function csvField(value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** Right-aligned columns, for tables on a terminal. */
+/**
+ * Characters a table may not print raw: C0 controls, DEL, C1 controls (ESC, BEL, CSI and OSC
+ * would steer the terminal; a newline would break the row), the bidi controls (U+202E and its
+ * kin reorder what follows on screen), and the backslash that starts every escape, so that an
+ * escaped control can never be mistaken for a word that spells one.
+ */
+const UNSAFE = /[\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const SHORT_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * `text` as a terminal may show it: each control or bidi character as a visible escape (`\n`,
+ * `\x1b`, `\x9b`, `\u202e`) and a backslash doubled (`\\`); everything else as is.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (ch) => {
+    const code = ch.charCodeAt(0);
+    return SHORT_ESCAPES[ch] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
+/** Terminal columns `text` takes: wide and fullwidth characters 2, combining and zero-width 0. */
+export function displayWidth(text: string): number {
+  // Most cells are printable ASCII, one column a character: string-width segments graphemes,
+  // several times slower on a million-word table. Escape sequences are counted, not stripped:
+  // in a table they have been escaped already, and show as the text they are.
+  return /^[\x20-\x7e]*$/.test(text) ? text.length : stringWidth(text, { countAnsiEscapeCodes: true });
+}
+
+/**
+ * Columns aligned by display width (numbers right-aligned), for tables on a terminal. Every
+ * text cell is passed through {@link terminalSafe}: what a table shows comes from files, file
+ * names and job records, which anyone may have crafted.
+ */
 export function formatTable(rows: Array<Array<string | number>>, header?: string[]): string {
-  const all = header ? [header, ...rows] : rows;
+  // Each cell measured once: for text beyond ASCII that is the costly part.
+  const all = (header ? [header, ...rows] : rows).map((row) =>
+    row.map((cell) => {
+      const text = typeof cell === 'number' ? String(cell) : terminalSafe(cell);
+      return { text, width: displayWidth(text), right: typeof cell === 'number' };
+    }),
+  );
   const widths: number[] = [];
-  for (const row of all) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...String(cell)].length)));
+  for (const row of all) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.width)));
   const lines = all.map((row) =>
     row
       .map((cell, i) => {
-        const text = String(cell);
-        const pad = ' '.repeat(widths[i]! - [...text].length);
-        return typeof cell === 'number' ? pad + text : text + pad;
+        const pad = ' '.repeat(widths[i]! - cell.width);
+        return cell.right ? pad + cell.text : cell.text + pad;
       })
       .join('  ')
       .trimEnd(),

@@ -1,7 +1,9 @@
 /**
  * Where results go, end to end through the real CLI: --output is checked before any job (it may
  * not be a directory, sit in a missing or unwritable directory, or be one of the inputs), "-"
- * is stdout, a write that fails after the job names the job.
+ * is stdout, a write that fails after the job names the job; and table output is safe on a
+ * terminal (controls and bidi characters escaped, columns aligned by display width) while
+ * json/tsv/csv keep the exact words.
  *
  * Refusals run against a server URL nobody listens on: exit 2 instead of the unreachable
  * server's exit 1 shows that the output was refused before any job was submitted.
@@ -11,8 +13,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { renderJobs } from '../coordinator/commands/jobs.js';
+import { formatTable } from '../coordinator/output.js';
+import type { JobRecord } from '../coordinator/job-store.js';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type RunResult, type TestServer, type WorkerFleet } from './helpers/tally.js';
-import { referenceUnicodeCount } from './helpers/reference-counter.js';
+import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
 
 const NOBODY_LISTENS = 'nats://127.0.0.1:1';
 
@@ -202,4 +207,112 @@ test('resume and result refuse an --output that is one of the job\'s inputs; the
   // The job is done now; its result cannot be written over its input either.
   refused(t, await runTally(['result', job!, '--output', p('resume', 'book.txt'), '--server', idle.url, '--no-progress']), /book\.txt: is an input of this job/);
   t.deepEqual(snapshot(p('resume', 'book.txt')), before, 'the input is untouched');
+});
+
+/** Controls, DEL, C1 controls and bidi controls: none may reach a terminal raw. */
+const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+test('table output escapes controls and bidi characters visibly; json, tsv and csv keep the exact words', async (t) => {
+  // Whitespace tokens: the unicode tokenizer never makes a word of a control character.
+  const words: Array<[raw: string, shown: string]> = [
+    ['red\x1b[31mX', 'red\\x1b[31mX'],
+    ['osc\x1b]0;pwned\x07', 'osc\\x1b]0;pwned\\x07'],
+    ['bell\x07', 'bell\\x07'],
+    ['csi\u009b2J', 'csi\\x9b2J'],
+    ['evil\u202etxt.exe', 'evil\\u202etxt.exe'],
+    ['iso\u2066x\u2069', 'iso\\u2066x\\u2069'],
+    ['del\x7f', 'del\\x7f'],
+    // A word that spells an escape is not shown as the control it spells.
+    ['lit\\x1b', 'lit\\\\x1b'],
+  ];
+  const counts = words.map(([raw], i) => [raw, words.length - i] as [string, number]);
+  const text = counts.map(([raw, n]) => `${raw} `.repeat(n)).join('\n') + '\n';
+  writeFileSync(p('crafted.txt'), text);
+  const args = ['count', p('crafted.txt'), '--tokenizer', 'whitespace', '--case-sensitive', '--top', '0'];
+
+  const table = await tally(args);
+  t.is(table.code, 0, table.stderr);
+  const lines = table.stdout.split('\n');
+  t.false(UNSAFE.test(table.stdout), `raw control or bidi character in ${JSON.stringify(table.stdout)}`);
+  t.is(lines.length, 1 + words.length + 2, 'header, one line per word, totals, final newline');
+  words.forEach(([, shown], i) => {
+    t.regex(lines[1 + i]!, new RegExp(`^${i + 1}  ${escapeRegExp(shown)} +${words.length - i}$`));
+  });
+
+  const reference = referenceWhitespaceCount([Buffer.from(text)], { caseSensitive: true });
+  t.deepEqual(reference.counts, counts, 'the reference agrees on the words');
+  const json = await tally([...args, '--format', 'json']);
+  t.deepEqual(JSON.parse(json.stdout).counts, counts);
+  const tsv = await tally([...args, '--format', 'tsv']);
+  t.is(tsv.stdout, counts.map(([word, n]) => `${word}\t${n}\n`).join(''));
+  const csv = await tally([...args, '--format', 'csv']);
+  t.is(csv.stdout, 'word,count\n' + counts.map(([word, n]) => `${word},${n}\n`).join(''));
+});
+
+/**
+ * Terminal columns by the test's own small table: CJK, Hangul and fullwidth forms 2, combining
+ * marks and zero-width characters 0, everything else 1.
+ */
+function columns(text: string): number {
+  let width = 0;
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if ((c >= 0x300 && c <= 0x36f) || (c >= 0x200b && c <= 0x200d)) continue;
+    const wide = (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf) || (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xff01 && c <= 0xff60);
+    width += wide ? 2 : 1;
+  }
+  return width;
+}
+
+test('table columns line up by display width: wide CJK and fullwidth 2 columns, combining marks 0', async (t) => {
+  const words = ['日本語', 'ｆｕｌｌ', 'cafe\u0301', '한국어', 'mixed漢字', 'plain'];
+  const text = words.map((word, i) => `${word} `.repeat(words.length - i)).join('\n') + '\n';
+  writeFileSync(p('wide.txt'), text);
+  const run = await tally(['count', p('wide.txt'), '--case-sensitive']);
+  t.is(run.code, 0, run.stderr);
+  const lines = run.stdout.split('\n').slice(0, 1 + words.length);
+  t.is(lines[0], `#  word${' '.repeat(columns('mixed漢字') - 4)}  count`);
+  for (const [i, line] of lines.entries()) {
+    // Counts are right-aligned: every line ends in the same column.
+    t.is(columns(line), columns(lines[0]!), `line ${i}: ${line}`);
+    if (i > 0) t.true(line.startsWith(`${i}  ${words[i - 1]} `), line);
+  }
+
+  // Zero-width characters, straight through formatTable.
+  const table = formatTable([['a\u200bb', 1], ['a\u200db', 22]], ['word', 'count']).split('\n');
+  t.deepEqual(table.slice(0, 3).map(columns), [11, 11, 11], table.join('\n'));
+});
+
+test('tally jobs escapes file names and errors: a name with a newline and ESC stays on its row', async (t) => {
+  mkdirSync(p('names'));
+  const name = 'a\nb\x1b[31mc\u202e.txt';
+  writeFileSync(p('names', name), 'hello world\n');
+  const counted = await tally(['count', 'names', '--format', 'json'], { cwd: dir.path });
+  t.is(counted.code, 0, counted.stderr);
+  const job = JSON.parse(counted.stdout).job as string;
+  const jobs = await tally(['jobs']);
+  t.is(jobs.code, 0, jobs.stderr);
+  t.false(UNSAFE.test(jobs.stdout), `raw control or bidi character in ${JSON.stringify(jobs.stdout)}`);
+  const rows = jobs.stdout.trimEnd().split('\n');
+  t.regex(rows[0]!, /^job +kind +arguments/);
+  for (const row of rows.slice(1)) t.regex(row, /^[a-z0-9]+-[a-z0-9]+ +\w+ /, 'every row is a job');
+  const row = rows.find((r) => r.startsWith(job));
+  t.truthy(row);
+  t.true(row!.includes('names/a\\nb\\x1b[31mc\\u202e.txt'), row);
+  const json = await tally(['jobs', '--format', 'json']);
+  const record = (JSON.parse(json.stdout) as JobRecord[]).find((r) => r.id === job)!;
+  t.deepEqual((record.args as { inputs: Array<{ path: string }> }).inputs.map((input) => input.path), [`names/${name}`], 'json keeps the name exact');
+
+  // The error column, from a record as a job would store it.
+  const failed: JobRecord = {
+    ...record,
+    id: 'abc-failed',
+    status: 'failed',
+    error: `job abc-failed failed on names/${name} bytes 0-11: \x1b]8;;http://x\x07link\x1b]8;;\x07`,
+  };
+  const rendered = renderJobs([failed], 'table');
+  t.false(UNSAFE.test(rendered), JSON.stringify(rendered));
+  t.is(rendered.trimEnd().split('\n').length, 2);
+  t.true(rendered.includes('failed on names/a\\nb\\x1b[31mc\\u202e.txt bytes 0-11: \\x1b]8;;http://x\\x07link\\x1b]8;;\\x07'), rendered);
+  t.true(existsSync(p('names', name)));
 });
