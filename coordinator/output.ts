@@ -1,12 +1,17 @@
 /**
  * Where results go: stdout, or a file written atomically (temp file in the same directory,
- * then rename) so a reader never sees half a result.
+ * then rename) so a reader never sees half a result; and tables that are safe to print on a
+ * terminal.
  */
-import { chmodSync, fstatSync, lstatSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, type BigIntStats, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError, fileErrorReason } from '../shared/errors.js';
+import stringWidth from 'string-width';
+import { ExitCode, InputError, TallyError, fileErrorReason } from '../shared/errors.js';
 
 export type Format = 'table' | 'json' | 'tsv' | 'csv';
+
+/** The --output value that means stdout, as for inputs: a file really named "-" is `./-`. */
+export const STDOUT_NAME = '-';
 
 function isStdout(st: Stats): boolean {
   try {
@@ -44,9 +49,13 @@ function outputTarget(path: string): { path: string; inPlace: boolean; mode?: nu
  * beside it, then rename. The directory must exist. A link is followed (the link stays, its
  * target gets the result); an existing file keeps its permissions; a device or FIFO
  * (`/dev/stdout`, a named pipe) is written to in place, never replaced.
+ * @param outputFile undefined or "-" for stdout
+ * @param job the job whose result this is: a failed write names it (exit 1), so that its
+ *   stored result can still be fetched with `tally result`
+ * @throws InputError (exit 2) without `job`, TallyError (exit 1) with it
  */
-export function emit(text: string, outputFile?: string): void {
-  if (!outputFile) {
+export function emit(text: string, outputFile?: string, job?: string): void {
+  if (!outputFile || outputFile === STDOUT_NAME) {
     process.stdout.write(text);
     return;
   }
@@ -64,8 +73,135 @@ export function emit(text: string, outputFile?: string): void {
     }
   } catch (error) {
     if (temp) rmSync(temp, { force: true });
-    const reason = fileErrorReason(error) ?? (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new InputError(outputFile, `cannot write: ${reason}`, { cause: error });
+    const reason = `cannot write: ${reasonOf(error)}`;
+    // checkOutputFile passed before the job, so this is the disk or a change since, not bad
+    // usage; the result is stored, and the job id is what gets it back.
+    if (job) throw new TallyError(`${outputFile}: ${reason}; job ${job} is done: tally result ${job} --output FILE`, ExitCode.failed, { cause: error });
+    throw new InputError(outputFile, reason, { cause: error });
+  }
+}
+
+function reasonOf(error: unknown): string {
+  return fileErrorReason(error) ?? (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+}
+
+/**
+ * Whether a new file can be made in `dir`, found by making one and removing it: access(2)
+ * says yes to root everywhere, also where creating fails (/proc, a read-only mount).
+ * @returns null if it can, else why not
+ */
+function cannotCreateIn(dir: string): string | null {
+  let st: Stats | undefined;
+  try {
+    st = statSync(dir, { throwIfNoEntry: false });
+  } catch (error) {
+    return reasonOf(error);
+  }
+  if (!st) return 'no such file or directory';
+  if (!st.isDirectory()) return 'not a directory';
+  const probe = join(dir, `.tally.${process.pid}.${Date.now()}.probe`);
+  try {
+    closeSync(openSync(probe, 'wx', 0o600));
+  } catch (error) {
+    // The directory is there: ENOENT from its file system means it makes no files (procfs).
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not accept new files' : reasonOf(error);
+  }
+  unlinkSync(probe);
+  return null;
+}
+
+/** Same file: device and inode, in full (bigint: inode numbers can pass 2^53). */
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Checks, before any job is submitted, that {@link emit} will be able to write `outputFile`
+ * and that writing it would not replace one of the job's inputs, so that a bad --output costs
+ * nothing: neither a job's run time nor an input.
+ * @param outputFile the --output value; undefined or "-" means stdout, which always passes
+ * @param inputs the job's input files as paths to open ("-": stdin, compared when stdin is a
+ *   regular file); a path that no longer exists is skipped
+ * @throws InputError (exit 2) naming `outputFile` and the reason: it is a directory, its
+ *   directory is missing or refuses new files, it is not writable, or it is one of the inputs
+ */
+export function checkOutputFile(outputFile: string | undefined, inputs: readonly string[] = []): void {
+  if (!outputFile || outputFile === STDOUT_NAME) return;
+  const refuse = (reason: string, cause?: unknown): never => {
+    throw new InputError(outputFile, `cannot write: ${reason}`, { cause });
+  };
+  let st: BigIntStats | undefined;
+  let target: ReturnType<typeof outputTarget>;
+  try {
+    st = statSync(outputFile, { bigint: true, throwIfNoEntry: false });
+    target = outputTarget(outputFile);
+  } catch (error) {
+    return refuse(reasonOf(error), error);
+  }
+  if (st?.isDirectory()) refuse('is a directory');
+  if (st) {
+    for (const input of inputs) {
+      const other = input === '-' ? stdinFile() : statSync(input, { bigint: true, throwIfNoEntry: false });
+      if (!other || !sameFile(st, other)) continue;
+      const name = input === '-' ? 'stdin' : input;
+      throw new InputError(outputFile, `is an input of this job${name === outputFile ? '' : ` (${name})`}; --output may not replace it`);
+    }
+  }
+  if (target.stdout) return;
+  if (st) {
+    try {
+      accessSync(target.path, constants.W_OK);
+    } catch (error) {
+      refuse(reasonOf(error), error);
+    }
+  }
+  // Devices and FIFOs are written in place; everything else by a new file and a rename.
+  if (target.inPlace) return;
+  const dir = dirname(target.path);
+  const reason = cannotCreateIn(dir);
+  if (reason) refuse(`directory ${dir}: ${reason}`);
+}
+
+/** Stdin's file when it is a regular file (`< file`), else undefined. */
+function stdinFile(): BigIntStats | undefined {
+  try {
+    const st = fstatSync(0, { bigint: true });
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks, before any job is submitted, that files can be written into `dir` (factorial's
+ * --output DIR): it is a writable directory, or it does not exist yet and its nearest existing
+ * ancestor is one, where the job will create it.
+ * @throws InputError (exit 2) naming `dir` and the reason
+ */
+export function checkOutputDirectory(dir: string): void {
+  let existing = resolve(dir);
+  try {
+    let st = statOrMissing(existing);
+    while (!st && dirname(existing) !== existing) {
+      existing = dirname(existing);
+      st = statOrMissing(existing);
+    }
+    if (st && !st.isDirectory()) throw new InputError(dir, existing === resolve(dir) ? 'not a directory' : `cannot create it: ${existing} is not a directory`);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(dir, reasonOf(error), { cause: error });
+  }
+  const reason = cannotCreateIn(existing);
+  if (reason) throw new InputError(dir, existing === resolve(dir) ? `cannot write files there: ${reason}` : `cannot create it in ${existing}: ${reason}`);
+}
+
+/** A path's stats, or undefined when it or an ancestor is missing or is a file (ENOTDIR). */
+function statOrMissing(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw error;
   }
 }
 
@@ -80,17 +216,54 @@ export function csvField(value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** Right-aligned columns, for tables on a terminal. */
+/**
+ * Characters a table may not print raw: C0 controls, DEL, C1 controls (ESC, BEL, CSI and OSC
+ * would steer the terminal; a newline would break the row), the bidi controls (U+202E and its
+ * kin reorder what follows on screen), and the backslash that starts every escape, so that an
+ * escaped control can never be mistaken for a word that spells one.
+ */
+const UNSAFE = /[\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const SHORT_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * `text` as a terminal may show it: each control or bidi character as a visible escape (`\n`,
+ * `\x1b`, `\x9b`, `\u202e`) and a backslash doubled (`\\`); everything else as is.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE, (ch) => {
+    const code = ch.charCodeAt(0);
+    return SHORT_ESCAPES[ch] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
+/** Terminal columns `text` takes: wide and fullwidth characters 2, combining and zero-width 0. */
+export function displayWidth(text: string): number {
+  // Most cells are printable ASCII, one column a character: string-width segments graphemes,
+  // several times slower on a million-word table. Escape sequences are counted, not stripped:
+  // in a table they have been escaped already, and show as the text they are.
+  return /^[\x20-\x7e]*$/.test(text) ? text.length : stringWidth(text, { countAnsiEscapeCodes: true });
+}
+
+/**
+ * Columns aligned by display width (numbers right-aligned), for tables on a terminal. Every
+ * text cell is passed through {@link terminalSafe}: what a table shows comes from files, file
+ * names and job records, which anyone may have crafted.
+ */
 export function formatTable(rows: Array<Array<string | number>>, header?: string[]): string {
-  const all = header ? [header, ...rows] : rows;
+  // Each cell measured once: for text beyond ASCII that is the costly part.
+  const all = (header ? [header, ...rows] : rows).map((row) =>
+    row.map((cell) => {
+      const text = typeof cell === 'number' ? String(cell) : terminalSafe(cell);
+      return { text, width: displayWidth(text), right: typeof cell === 'number' };
+    }),
+  );
   const widths: number[] = [];
-  for (const row of all) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...String(cell)].length)));
+  for (const row of all) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.width)));
   const lines = all.map((row) =>
     row
       .map((cell, i) => {
-        const text = String(cell);
-        const pad = ' '.repeat(widths[i]! - [...text].length);
-        return typeof cell === 'number' ? pad + text : text + pad;
+        const pad = ' '.repeat(widths[i]! - cell.width);
+        return cell.right ? pad + cell.text : cell.text + pad;
       })
       .join('  ')
       .trimEnd(),

@@ -100,6 +100,8 @@ export function fileErrorReason(error: unknown): string | null {
       return 'file name too long';
     case 'ENOSPC':
       return 'no space left on device';
+    case 'EROFS':
+      return 'read-only file system';
     default:
       return null;
   }

@@ -11,7 +11,8 @@ import type { Session } from '../session.js';
 import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
-import type { StoredJobRecord } from '../job-store.js';
+import type { JobRecord, StoredJobRecord } from '../job-store.js';
+import type { CountOptions } from '../../shared/kinds/count.js';
 
 /** Options every command accepts. */
 export interface CommonOptions extends ConnectionFlags {
@@ -72,6 +73,17 @@ export function parseByteSize(value: string, name: string, min: number, max: num
   const n = Math.round(Number(match[1]) * unit);
   if (n < min || n > max) throw new UsageError(`${name}: ${value} is out of range (${min}..${max} bytes)`);
   return n;
+}
+
+/**
+ * The files a stored count job read, located as `tally resume` reads them (from the directory
+ * the job was submitted in); stdin, another process's, is left out. Empty for other kinds.
+ */
+export async function storedInputFiles(record: JobRecord): Promise<string[]> {
+  const args = record.args as Partial<CountOptions> | null;
+  if (record.kind !== 'count' || !args || !Array.isArray(args.inputs)) return [];
+  const { inputLocation } = await import('../../shared/kinds/count.js');
+  return args.inputs.filter((input) => input.path !== '-').map((input) => inputLocation(args, input.path));
 }
 
 /** A path option that may not be empty (an empty --output would quietly mean stdout). */

@@ -4,7 +4,7 @@ import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { resolveInputs } from '../inputs.js';
-import { counted, csvField, emit, formatTable, type Format } from '../output.js';
+import { checkOutputFile, counted, csvField, emit, formatTable, type Format } from '../output.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -57,7 +57,7 @@ export function countCommand(): Command {
     .option('--case-sensitive', 'keep case (default: words are folded with toLowerCase)')
     .option('--top <n>', 'words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'))
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
     )
@@ -67,6 +67,8 @@ export function countCommand(): Command {
   return withCommonOptions(command).action(async (paths: string[], options: CountCliOptions) => {
     if (paths.length === 0) throw new UsageError('count: no input given (files, directories, globs, or - for stdin)');
     const inputs = await resolveInputs(paths);
+    // Before the job: a bad --output would otherwise fail only after it, or replace an input.
+    checkOutputFile(options.output, inputs.map((input) => input.path));
     const jobOptions: CountOptions = {
       inputs,
       directory: process.cwd(),
@@ -80,7 +82,7 @@ export function countCommand(): Command {
     // Job kinds load with the command that runs them, not with the CLI.
     const { countKind } = await import('../../shared/kinds/count.js');
     await runKindJob(countKind, jobOptions, options, (result) =>
-      emit(renderCount(result as CountResult, { format: options.format, top: options.top }), options.output),
+      emit(renderCount(result as CountResult, { format: options.format, top: options.top }), options.output, (result as CountResult).job),
     );
   });
 }

@@ -1,15 +1,26 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
-import { formatTable } from '../output.js';
+import { displayWidth, formatTable, terminalSafe } from '../output.js';
 import type { JobRecord } from '../job-store.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
-/** Long arguments are cut to keep the table readable; `--format json` has them whole. */
+/**
+ * Long arguments are cut to keep the table readable; `--format json` has them whole. Measured
+ * as the table shows them (escaped, wide characters 2 columns), cut between code points.
+ */
 function clip(text: string, max = 48): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  if (displayWidth(terminalSafe(text)) <= max) return text;
+  let kept = '';
+  let width = 0;
+  for (const ch of text) {
+    width += displayWidth(terminalSafe(ch));
+    if (width > max - 1) break;
+    kept += ch;
+  }
+  return `${kept}…`;
 }
 
 function describeArgs(record: JobRecord): string {

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { Json } from '../../shared/kinds/kind.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
-import { counted, formatTable } from '../output.js';
+import { checkOutputDirectory, counted, formatTable } from '../output.js';
 import { formatOption, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 interface RangeResult {
@@ -86,6 +86,7 @@ export function factorialCommand(): Command {
   return withCommonOptions(command).action(async (numbers: string[], options: FactorialCliOptions) => {
     const parsed = numbers.map((text) => parseInteger(text, 'N').toString());
     const split = options.split === undefined ? null : parsePositiveCount(options.split, '--split');
+    if (options.output) checkOutputDirectory(options.output);
     const jobOptions = { numbers: parsed, split, outputDir: options.output ? resolve(options.output) : null };
     const { factorialKind } = await import('../../shared/kinds/factorial.js');
     await runKindJob(factorialKind, jobOptions, options, (result) => process.stdout.write(renderNumbers('factorial', result, options.format)));

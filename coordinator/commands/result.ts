@@ -3,10 +3,10 @@ import { Command } from 'commander';
 import type { Json } from '../../shared/kinds/kind.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
-import { emit, type Format } from '../output.js';
+import { checkOutputFile, emit, type Format } from '../output.js';
 import { dataDirectory } from '../embedded.js';
 import { renderResult } from '../render.js';
-import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
+import { formatOption, parseCount, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResultCliOptions extends CommonOptions {
   format: Format;
@@ -20,20 +20,22 @@ export function resultCommand(): Command {
     .argument('<job>', 'job id (see tally jobs)')
     .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'));
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'));
   return withCommonOptions(command).action(async (job: string, options: ResultCliOptions) => {
     assertJobId(job);
+    checkOutputFile(options.output);
     await withSession(
       options,
       async (session) => {
         const record = await session.store.get(job);
         // An embedded server's address changes every run: its store is what names the place.
         if (!record) throw new UsageError(`no job '${job}' ${session.isEmbedded ? `in ${dataDirectory()}` : `on ${session.server}`} (see tally jobs)`);
+        checkOutputFile(options.output, await storedInputFiles(record));
         if (record.status === 'failed') throw new JobFailedError(job, record.error ?? 'unknown error');
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);
         if (result === null) throw new UsageError(`the result of job '${job}' is no longer stored`);
-        emit(renderResult(record.kind, result, { format: options.format, top: options.top }), options.output);
+        emit(renderResult(record.kind, result, { format: options.format, top: options.top }), options.output, job);
       },
       0,
     );

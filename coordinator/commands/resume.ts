@@ -6,11 +6,11 @@ import { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
-import { emit, type Format } from '../output.js';
+import { checkOutputFile, emit, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { renderResult } from '../render.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
-import { formatOption, parseCount, runKindJob, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
+import { formatOption, parseCount, runKindJob, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResumeCliOptions extends CommonOptions {
   format: Format;
@@ -25,14 +25,17 @@ export function resumeCommand(): Command {
     .argument('<job>', 'job id (see tally jobs)')
     .option('--top <n>', 'count jobs: words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
-    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout', (v) => parsePath(v, '--output'))
+    .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--force', 'take the job over even if its coordinator may still be running (on this machine or another); that one then stops without touching the job');
   return withCommonOptions(command).action(async (job: string, options: ResumeCliOptions) => {
     assertJobId(job);
+    checkOutputFile(options.output);
     const stored = await withSession(options, async (session) => session.store.read(job), 0);
     if (!stored) throw new UsageError(`no job '${job}' (see tally jobs)`);
     const { record } = stored;
-    const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output);
+    // Resuming reads the inputs again: the output may not replace one, before or after.
+    checkOutputFile(options.output, await storedInputFiles(record));
+    const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output, job);
     if (record.status === 'done') {
       const result = await withSession(options, async (session) => session.store.getResult(job), 0);
       if (result === null) throw new UsageError(`job '${job}' is done but its result is no longer stored`);
