@@ -165,3 +165,97 @@ test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an
   t.false(existsSync(join(dir.path, 'out.txt')), 'no output written');
   t.deepEqual(serversOnStore(store), [], 'the embedded server was stopped');
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `done()` holds, for at most `ms`. */
+async function until(done: () => boolean, ms = 20_000): Promise<boolean> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await sleep(25)) if (done()) return true;
+  return done();
+}
+
+/**
+ * An owner that can be killed at any moment: an embedded count of stdin, which waits for input
+ * with its server and worker up until it is killed.
+ */
+function startOwner(env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; ended: ReturnType<typeof collect> } {
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', '-', '--workers', '1', '--no-progress'], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return { child, ended: collect(child) };
+}
+
+test.serial("a job that joined a server whose owner was SIGKILLed finishes: commands run meanwhile join that server instead of stopping it", async (t) => {
+  const dir = tempDir('tally-joined-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  // Slow tasks on every worker (the owner's takes tasks of the other job too), so that the
+  // joined job still runs when the owner is gone and the next commands come.
+  const slowEnv = cleanEnv({ TALLY_DATA_DIR: dir.path, TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 250 }), TALLY_SERVER_LOST_MS: '5000' });
+  const owner = startOwner(slowEnv);
+  t.true(await until(() => existsSync(join(dir.path, 'server.json'))), 'the owner started its server');
+  const servers = serversOnStore(store);
+  t.is(servers.length, 1);
+
+  const joiner = spawnTally(['sum', '1', '1_000_000', '--tasks', '40', '--workers', '1', '--format', 'json', '--log-level', 'debug', '--no-progress'], { env: slowEnv });
+  const joinerEnded = collect(joiner, Date.now(), 120_000);
+  let joinerLog = '';
+  joiner.stderr!.on('data', (d: string) => (joinerLog += d));
+  t.true(await until(() => /joining the embedded server of another tally process/.test(joinerLog)), 'the job joined the owner\'s server');
+  t.true(await until(() => /"msg":"worker ready"/.test(joinerLog)), 'its worker is up');
+  await sleep(500);
+
+  owner.child.kill('SIGKILL');
+  await owner.ended;
+  // Two read-only commands at once: both find the owner's lock stale.
+  const [jobs, again] = await Promise.all([runTally(['jobs', '--format', 'json'], { env: slowEnv }), runTally(['jobs', '--format', 'json'], { env: slowEnv })]);
+  for (const run of [jobs, again]) {
+    t.is(run.code, 0, run.stderr);
+    t.notRegex(run.stderr, /stopping the embedded nats-server/);
+    t.true((JSON.parse(run.stdout) as Array<{ kind: string; status: string }>).some((r) => r.kind === 'sum' && r.status === 'running'), run.stdout);
+  }
+  t.is(joiner.exitCode, null, `the joined job is still running: ${joinerLog.slice(-2000)}`);
+  t.deepEqual(serversOnStore(store), servers, 'the server still runs, and no second one was started');
+
+  const run = await joinerEnded;
+  t.is(run.code, 0, run.stderr.slice(-2000));
+  t.is(JSON.parse(run.stdout).sum, '500000500000');
+  // The last one out stops the orphan: nothing is left running, no lock is left behind.
+  t.regex(run.stderr, /stopping the embedded nats-server left running by a tally process that was killed/);
+  t.deepEqual(serversOnStore(store), []);
+  t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
+});
+
+test.serial('runs that find the same idle orphan at once: one stops it, never two servers on the store', async (t) => {
+  const dir = tempDir('tally-race-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  const env = cleanEnv({ TALLY_DATA_DIR: dir.path });
+  const owner = startOwner(env);
+  t.true(await until(() => existsSync(join(dir.path, 'server.json'))), 'the owner started its server');
+  const monitorUrl = JSON.parse(readFileSync(join(dir.path, 'server.json'), 'utf8')).monitorUrl as string;
+  owner.child.kill('SIGKILL');
+  await owner.ended;
+  // Idle: the owner's worker noticed and left.
+  const { get } = await import('node:http');
+  const connections = () =>
+    new Promise<number>((resolve) => get(`${monitorUrl}/varz`, (r) => { let body = ''; r.on('data', (d) => (body += d)); r.on('end', () => resolve(JSON.parse(body).connections)); }).on('error', () => resolve(-1)));
+  for (let i = 0; i < 200 && (await connections()) !== 0; i++) await sleep(50);
+
+  let most = 0;
+  const sampler = setInterval(() => (most = Math.max(most, serversOnStore(store).length)), 5);
+  const runs = await Promise.all([1, 2, 3].map((n) => runTally(['sum', '1', String(100 * n), '--format', 'json', '--workers', '1'], { env })));
+  clearInterval(sampler);
+  runs.forEach((run, i) => {
+    t.is(run.code, 0, run.stderr);
+    t.is(JSON.parse(run.stdout).sum, String((100 * (i + 1) * (100 * (i + 1) + 1)) / 2));
+  });
+  t.is(runs.filter((run) => /stopping the embedded nats-server left running/.test(run.stderr)).length, 1, 'one run stopped the orphan');
+  t.is(most, 1, 'never two servers on one store');
+  t.deepEqual(serversOnStore(store), []);
+  t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock, claim or server file left');
+});
