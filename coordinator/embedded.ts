@@ -246,24 +246,31 @@ export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
 let onSignal: (() => void) | null = null;
 
 /**
- * Until the command takes over what was prestarted, SIGINT or SIGTERM stops it (the server is
- * this process's child: left running, it would hold the store with nobody holding the lock)
- * and exits 130, like an interrupted command.
+ * Until the command takes over what was prestarted, SIGINT, SIGTERM or SIGHUP (the terminal
+ * closed) stops it (the server is this process's child: left running, it would hold the store
+ * with nobody holding the lock) and exits 130, like an interrupted command. Kept in step with
+ * INTERRUPT_SIGNALS in commands/common.ts, which this module does not load (it loads first).
  */
+const GUARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 function guardSignals(): void {
   if (onSignal) return;
   onSignal = () => {
     unguardSignals();
+    // As later in the command: a second Ctrl-C exits at once, a second SIGHUP (a closing
+    // terminal sends two) changes nothing.
+    const again = (signal: NodeJS.Signals) => {
+      if (signal !== 'SIGHUP') process.exit(130);
+    };
+    for (const signal of GUARDED_SIGNALS) process.on(signal, again);
     void discardPrestarted().finally(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of GUARDED_SIGNALS) process.once(signal, onSignal);
 }
 
 function unguardSignals(): void {
   if (!onSignal) return;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of GUARDED_SIGNALS) process.off(signal, onSignal);
   onSignal = null;
 }
 

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
 
 const data = tempDir('tally-data-');
@@ -258,4 +258,95 @@ test.serial('runs that find the same idle orphan at once: one stops it, never tw
   t.is(most, 1, 'never two servers on one store');
   t.deepEqual(serversOnStore(store), []);
   t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock, claim or server file left');
+});
+
+/** Live processes (a run's coordinator, workers and server) whose environment names `dataDir`. */
+function processesWith(dataDir: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`TALLY_DATA_DIR=${dataDir}`)) return [];
+        if (/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) return [];
+        return [`${entry} ${readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim()}`];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Thousands of 1 KiB tasks: a job still running seconds after it starts. */
+function writeBigInput(path: string): void {
+  const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
+  writeFileSync(path, Buffer.concat([...parts, ...parts, ...parts, ...parts]));
+}
+
+/** The job records of the store in `dataDir`. */
+async function jobRecords(t: { is(a: unknown, b: unknown, m?: string): void }, dataDir: string): Promise<Array<{ id: string; kind: string; status: string }>> {
+  const jobs = await runTally(['jobs', '--format', 'json'], { env: cleanEnv({ TALLY_DATA_DIR: dataDir }) });
+  t.is(jobs.code, 0, jobs.stderr);
+  return JSON.parse(jobs.stdout);
+}
+
+test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it, cancels an embedded count: exit 130, the job cancelled, nothing left running', async (t) => {
+  const dir = tempDir('tally-hup-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  writeBigInput(join(dir.path, 'big.txt'));
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'], {
+    env: cleanEnv({ TALLY_DATA_DIR: dir.path }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const ended = collect(child, Date.now(), 60_000);
+  t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
+  await sleep(1500);
+  t.is(child.exitCode, null, 'still running when the terminal closes');
+  // The kernel signals the terminal's foreground process group, and the shell its jobs.
+  process.kill(-child.pid!, 'SIGHUP');
+  await sleep(20);
+  try {
+    process.kill(-child.pid!, 'SIGHUP');
+  } catch {
+    // Gone already: the first one killed it, which the assertions below report.
+  }
+  const run = await ended;
+  t.is(run.code, 130, run.stderr);
+  t.regex(run.stderr, /cancelled/);
+  t.deepEqual(processesWith(dir.path), [], 'no coordinator, worker or server of the run is left');
+  const records = await jobRecords(t, dir.path);
+  t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
+});
+
+test.serial('a real terminal closing (the pty of `script` hung up) cancels an embedded count, progress bar drawn, nothing left running', async (t) => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+  } catch {
+    t.log('no util-linux `script` here to give tally a terminal: skipped');
+    t.pass();
+    return;
+  }
+  const dir = tempDir('tally-pty-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  writeBigInput(join(dir.path, 'big.txt'));
+  const command = [process.execPath, TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'].join(' ');
+  // script runs the command on a new pseudo-terminal; killing script closes it, as closing a
+  // terminal window does: writes to it fail from then on, and its processes get SIGHUP.
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: dir.path, SHELL: '/bin/sh' }), stdio: ['pipe', 'pipe', 'ignore'] });
+  let screen = '';
+  terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
+  t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
+  t.true(await until(() => /tasks/.test(screen)), `the progress bar is drawn: ${JSON.stringify(screen)}`);
+  await sleep(1000);
+  terminal.kill('SIGKILL');
+  t.true(await until(() => processesWith(dir.path).length === 0, 30_000), `left running: ${processesWith(dir.path).join('; ')}`);
+  const records = await jobRecords(t, dir.path);
+  t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
 });
