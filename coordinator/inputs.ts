@@ -10,8 +10,10 @@
  *   pattern segment starts with "."; ** matches zero or more directories and does not follow
  *   symlinks. A path that exists literally is never treated as a pattern.
  * - "-" is stdin, at most once.
- * - The same file reached twice (same device and inode) is read once, under the first
- *   spelling. Paths keep the user's spelling: relative stays relative.
+ * - The same file reached twice (same device and inode: a file given twice, a directory and a
+ *   file inside it, overlapping globs, hard links) is read once, under the first spelling, and
+ *   the paths merged so are counted for the user to be told. Paths keep the user's spelling:
+ *   relative stays relative.
  */
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
@@ -44,6 +46,8 @@ function byName(a: Dirent, b: Dirent): number {
 
 class Collector {
   readonly files: ResolvedInput[] = [];
+  /** Paths that named a file already taken. */
+  mergedPaths = 0;
   private readonly seen = new Set<string>();
   private stdin = false;
 
@@ -61,7 +65,10 @@ class Collector {
       throw new InputError(path, reasonOf(error), { cause: error });
     }
     const key = `${st.dev}:${st.ino}`;
-    if (this.seen.has(key)) return;
+    if (this.seen.has(key)) {
+      this.mergedPaths++;
+      return;
+    }
     this.seen.add(key);
     this.files.push({ path, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
   }
@@ -115,6 +122,17 @@ class Collector {
   }
 }
 
+/** The files a count job reads, and what the user should be told about how they were chosen. */
+export interface InputSelection {
+  /** The inputs in order, without duplicates, with their sizes (null for stdin). */
+  files: ResolvedInput[];
+  /**
+   * Paths that named a file already taken (a file given twice, a directory and a file inside
+   * it, overlapping globs, a hard or symbolic link): each file is counted once.
+   */
+  mergedPaths: number;
+}
+
 /**
  * Expands the paths given on the command line into the files to count.
  * @param args paths as typed: files, directories, globs, "-" for stdin
@@ -124,6 +142,14 @@ class Collector {
  *   glob that matches no file
  */
 export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
+  return (await selectInputs(args)).files;
+}
+
+/**
+ * {@link resolveInputs}, also saying how many paths were merged into a file already taken.
+ * @param args paths as typed: files, directories, globs, "-" for stdin
+ */
+export async function selectInputs(args: string[]): Promise<InputSelection> {
   if (args.length === 0) throw new UsageError('no input given (files, directories, globs, or - for stdin)');
   const collector = new Collector();
   for (const arg of args) {
@@ -151,7 +177,19 @@ export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
     if (found < 0) throw new InputError(arg, 'not a regular file');
     if (found === 0) throw new InputError(arg, 'directory contains no files');
   }
-  return collector.files;
+  return { files: collector.files, mergedPaths: collector.mergedPaths };
+}
+
+/**
+ * The lines `tally count` prints on stderr about how its inputs were chosen: the paths it
+ * merged. Empty when there is nothing to say.
+ */
+export function selectionNotes(selection: InputSelection): string[] {
+  const notes: string[] = [];
+  const n = selection.mergedPaths;
+  if (n === 1) notes.push('tally: 1 path names a file already counted (same file); each file is counted once');
+  else if (n > 1) notes.push(`tally: ${n} paths name files already counted (same file); each file is counted once`);
+  return notes;
 }
 
 async function addGlob(collector: Collector, pattern: string): Promise<void> {

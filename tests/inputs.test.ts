@@ -1,11 +1,11 @@
 /** Expanding command-line paths into files: directories, globs, stdin, errors, duplicates. */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { resolveInputs, segmentMatcher } from '../coordinator/inputs.js';
+import { resolveInputs, segmentMatcher, selectInputs, selectionNotes } from '../coordinator/inputs.js';
 import { InputError, UsageError } from '../shared/errors.js';
 
 /** A fresh directory tree: { 'a.txt': 'text', 'sub/b.txt': '...' }; returns its path. */
@@ -145,4 +145,24 @@ test('symlink loops do not hang; dangling and self links inside directories are 
   t.deepEqual(paths(await resolveInputs([`${dir}/sub`])), [`${dir}/sub/b.txt`, `${dir}/sub/up/a.txt`]);
   const error = await t.throwsAsync(resolveInputs([`${dir}/loop`]), { instanceOf: InputError });
   t.is(error?.message, `${dir}/loop: too many levels of symbolic links`);
+});
+
+test('paths that name a file already taken are merged, and counted: a file twice, a directory and a file in it, links, overlapping globs', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'sub/b.txt': 'b', 'sub/c.md': 'c' });
+  await link(join(dir, 'a.txt'), join(dir, 'sub', 'hard-a.txt'));
+  await symlink(join(dir, 'sub', 'b.txt'), join(dir, 'soft-b'));
+  const selection = await selectInputs([`${dir}/a.txt`, `${dir}/a.txt`, `${dir}/sub`, `${dir}/sub/b.txt`]);
+  t.deepEqual(paths(selection.files), [`${dir}/a.txt`, `${dir}/sub/b.txt`, `${dir}/sub/c.md`]);
+  // The second a.txt, sub/hard-a.txt (a hard link to it) and sub/b.txt named again.
+  t.is(selection.mergedPaths, 3);
+  t.deepEqual(selectionNotes(selection), ['tally: 3 paths name files already counted (same file); each file is counted once']);
+
+  const globs = await selectInputs([`${dir}/sub/*`, `${dir}/sub/*.md`, `${dir}/soft-b`]);
+  t.deepEqual(paths(globs.files), [`${dir}/sub/b.txt`, `${dir}/sub/c.md`, `${dir}/sub/hard-a.txt`]);
+  t.is(globs.mergedPaths, 2);
+  t.deepEqual(selectionNotes({ files: [], mergedPaths: 1 }), ['tally: 1 path names a file already counted (same file); each file is counted once']);
+
+  const distinct = await selectInputs([`${dir}/a.txt`, `${dir}/sub/c.md`]);
+  t.is(distinct.mergedPaths, 0);
+  t.deepEqual(selectionNotes(distinct), []);
 });
