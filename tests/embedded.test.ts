@@ -3,7 +3,7 @@
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
@@ -137,7 +137,9 @@ test.serial("a server left running by a SIGKILLed owner is stopped by the next r
 
 test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an embedded count: exit 130, nothing left running", async (t) => {
   const dir = tempDir('tally-ctrl-c-');
-  const store = join(dir.path, 'jetstream');
+  // The input lives beside the data directory: tally refuses to count files inside it.
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
   t.teardown(() => {
     for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
     dir.remove();
@@ -147,7 +149,7 @@ test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an
   writeFileSync(join(dir.path, 'big.txt'), Buffer.concat([...parts, ...parts, ...parts, ...parts]));
   // Its own process group, as a shell gives a foreground command; the group is what a terminal signals.
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2', '--output', join(dir.path, 'out.txt')], {
-    env: cleanEnv({ TALLY_DATA_DIR: dir.path }),
+    env: cleanEnv({ TALLY_DATA_DIR: data }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -290,14 +292,15 @@ async function jobRecords(t: { is(a: unknown, b: unknown, m?: string): void }, d
 
 test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it, cancels an embedded count: exit 130, the job cancelled, nothing left running', async (t) => {
   const dir = tempDir('tally-hup-');
-  const store = join(dir.path, 'jetstream');
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
   t.teardown(() => {
     for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
     dir.remove();
   });
   writeBigInput(join(dir.path, 'big.txt'));
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'], {
-    env: cleanEnv({ TALLY_DATA_DIR: dir.path }),
+    env: cleanEnv({ TALLY_DATA_DIR: data }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -316,8 +319,8 @@ test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it,
   const run = await ended;
   t.is(run.code, 130, run.stderr);
   t.regex(run.stderr, /cancelled/);
-  t.deepEqual(processesWith(dir.path), [], 'no coordinator, worker or server of the run is left');
-  const records = await jobRecords(t, dir.path);
+  t.deepEqual(processesWith(data), [], 'no coordinator, worker or server of the run is left');
+  const records = await jobRecords(t, data);
   t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
 });
 
@@ -330,7 +333,8 @@ test.serial('a real terminal closing (the pty of `script` hung up) cancels an em
     return;
   }
   const dir = tempDir('tally-pty-');
-  const store = join(dir.path, 'jetstream');
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
   t.teardown(() => {
     for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
     dir.remove();
@@ -339,14 +343,53 @@ test.serial('a real terminal closing (the pty of `script` hung up) cancels an em
   const command = [process.execPath, TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'].join(' ');
   // script runs the command on a new pseudo-terminal; killing script closes it, as closing a
   // terminal window does: writes to it fail from then on, and its processes get SIGHUP.
-  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: dir.path, SHELL: '/bin/sh' }), stdio: ['pipe', 'pipe', 'ignore'] });
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: data, SHELL: '/bin/sh' }), stdio: ['pipe', 'pipe', 'ignore'] });
   let screen = '';
   terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
   t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
   t.true(await until(() => /tasks/.test(screen)), `the progress bar is drawn: ${JSON.stringify(screen)}`);
   await sleep(1000);
   terminal.kill('SIGKILL');
-  t.true(await until(() => processesWith(dir.path).length === 0, 30_000), `left running: ${processesWith(dir.path).join('; ')}`);
-  const records = await jobRecords(t, dir.path);
+  t.true(await until(() => processesWith(data).length === 0, 30_000), `left running: ${processesWith(data).join('; ')}`);
+  const records = await jobRecords(t, data);
   t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
+});
+
+test.serial("counting a folder that holds tally's own store leaves the store out and says so; a file in it named outright is refused", async (t) => {
+  const dir = tempDir('tally-home-');
+  const home = dir.path;
+  const store = join(home, '.local', 'share', 'tally');
+  t.teardown(() => {
+    for (const pid of serversOnStore(join(store, 'jetstream'))) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  const env = cleanEnv({ TALLY_DATA_DIR: store });
+  cpSync(join(REPO_ROOT, 'samples'), join(home, 'notes'), { recursive: true });
+  writeFileSync(join(home, 'todo.txt'), 'count the words of my home folder\n');
+  // Reached a second time, by another name.
+  symlinkSync(join('.local', 'share', 'tally'), join(home, 'store-link'));
+  // A first run leaves job records and results in the store.
+  const first = await runTally(['sum', '1', '10', '--workers', '1'], { env });
+  t.is(first.code, 0, first.stderr);
+  const ours = readdirSync(home, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && !join(entry.parentPath, entry.name).startsWith(`${store}/`))
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+  const wc = execFileSync('wc', ['-w', ...ours], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split('\n');
+  const expected = Number(wc[wc.length - 1]!.trim().split(/\s+/)[0]);
+
+  for (const input of [home, `${home}/*`]) {
+    const run = await runTally(['count', input, '--tokenizer', 'whitespace', '--format', 'json', '--workers', '2'], { env });
+    t.is(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    t.is(result.files, ours.length);
+    t.is(result.totalWords, expected);
+    t.is(run.stderr, `tally: skipping tally's own data directory ${store}\n`);
+  }
+
+  const inside = readdirSync(store, { withFileTypes: true, recursive: true }).find((entry) => entry.isFile())!;
+  const named = join(inside.parentPath, inside.name);
+  const refused = await runTally(['count', named, '--workers', '1'], { env });
+  t.is(refused.code, 2);
+  t.is(refused.stderr, `tally: ${named}: inside tally's own data directory ${store}, which changes while it is counted\n`);
 });
