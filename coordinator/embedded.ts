@@ -416,8 +416,9 @@ async function settleStaleLock(paths: StorePaths, holder: number, logger: Logger
       // The name checks that the port still belongs to that server.
       if (status?.serverName === `${SERVER_NAME_PREFIX}${holder}`) {
         let connections = status.connections;
-        // Leaving, our own connection may take a moment to be counted out.
-        for (let wait = 10; mode === 'leave' && connections > 0 && wait <= 160; wait *= 2) {
+        // Leaving, our own connections (this process's, its workers') may take a moment to be
+        // counted out; a client still there after that is someone else's.
+        for (let wait = 10, waited = 0; mode === 'leave' && connections > 0 && waited < 1_500; waited += wait, wait = Math.min(200, wait * 2)) {
           await sleep(wait);
           connections = await connectionsOn(file.monitorUrl).catch(() => 0);
         }
