@@ -131,8 +131,8 @@ export function explainNatsError(error: unknown, connection: ConnectionSettings 
   return error;
 }
 
-/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing. */
-export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded.ts lists them too). */
+const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 let terminalMayVanish = false;
 
