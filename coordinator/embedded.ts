@@ -5,9 +5,11 @@
  *
  * Two tally commands at once share one server: the first one owns it (a lock file in the data
  * directory); later ones connect to it. The owner stops the server only when no other client is
- * connected any more.
+ * connected any more. An owner killed outright (SIGKILL) leaves its server running for those
+ * still using it; commands that come meanwhile join it, and whoever finds it with no client
+ * left stops it (see settleStaleLock). Whatever happens, no two servers open one store.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -88,7 +90,7 @@ function orphanedServers(storeDir: string): number[] {
     const name = argv[argv.indexOf('-n') + 1] ?? '';
     if (argv[argv.indexOf('-sd') + 1] !== storeDir || !name.startsWith(SERVER_NAME_PREFIX)) continue;
     const owner = Number(name.slice(SERVER_NAME_PREFIX.length));
-    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner) && isRunning(Number(entry))) orphans.push(Number(entry));
+    if (Number.isInteger(owner) && owner > 0 && !isRunning(owner) && isRunning(Number(entry))) orphans.push(Number(entry));
   }
   return orphans;
 }
@@ -117,8 +119,8 @@ async function stopOrphanedServers(storeDir: string, logger: Logger): Promise<vo
   }
 }
 
-/** Client connections on the server, from its monitoring endpoint (node:http: fetch takes ~20 ms to load). */
-async function connectionsOn(monitorUrl: string): Promise<number> {
+/** What a server's monitoring endpoint says of it (node:http: fetch takes ~20 ms to load). */
+async function serverStatus(monitorUrl: string): Promise<{ connections: number; serverName: string }> {
   const { get } = await import('node:http');
   return new Promise((resolve, reject) => {
     const request = get(`${monitorUrl}/varz`, { agent: false }, (response) => {
@@ -127,7 +129,8 @@ async function connectionsOn(monitorUrl: string): Promise<number> {
       response.on('data', (chunk: string) => (body += chunk));
       response.on('end', () => {
         try {
-          resolve((JSON.parse(body) as { connections?: number }).connections ?? 0);
+          const varz = JSON.parse(body) as { connections?: number; server_name?: string };
+          resolve({ connections: varz.connections ?? 0, serverName: varz.server_name ?? '' });
         } catch (error) {
           reject(error);
         }
@@ -137,6 +140,11 @@ async function connectionsOn(monitorUrl: string): Promise<number> {
     request.on('error', reject);
     request.setTimeout(5_000, () => request.destroy(new Error('monitoring endpoint timed out')));
   });
+}
+
+/** Client connections on the server, from its monitoring endpoint. */
+async function connectionsOn(monitorUrl: string): Promise<number> {
+  return (await serverStatus(monitorUrl)).connections;
 }
 
 /** Commands that run a job: in the embedded default they start the server and workers. */
@@ -238,24 +246,31 @@ export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
 let onSignal: (() => void) | null = null;
 
 /**
- * Until the command takes over what was prestarted, SIGINT or SIGTERM stops it (the server is
- * this process's child: left running, it would hold the store with nobody holding the lock)
- * and exits 130, like an interrupted command.
+ * Until the command takes over what was prestarted, SIGINT, SIGTERM or SIGHUP (the terminal
+ * closed) stops it (the server is this process's child: left running, it would hold the store
+ * with nobody holding the lock) and exits 130, like an interrupted command. Kept in step with
+ * INTERRUPT_SIGNALS in commands/common.ts, which this module does not load (it loads first).
  */
+const GUARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 function guardSignals(): void {
   if (onSignal) return;
   onSignal = () => {
     unguardSignals();
+    // As later in the command: a second Ctrl-C exits at once, a second SIGHUP (a closing
+    // terminal sends two) changes nothing.
+    const again = (signal: NodeJS.Signals) => {
+      if (signal !== 'SIGHUP') process.exit(130);
+    };
+    for (const signal of GUARDED_SIGNALS) process.on(signal, again);
     void discardPrestarted().finally(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of GUARDED_SIGNALS) process.once(signal, onSignal);
 }
 
 function unguardSignals(): void {
   if (!onSignal) return;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of GUARDED_SIGNALS) process.off(signal, onSignal);
   onSignal = null;
 }
 
@@ -285,49 +300,210 @@ export async function discardPrestarted(): Promise<void> {
   await embedded?.release();
 }
 
+/** The files of the embedded server in the data directory. */
+interface StorePaths {
+  dir: string;
+  /** Names the owner: the process that started the server and stops it. */
+  lock: string;
+  /** How to reach the server (ServerFile), written by the owner once it is up. */
+  server: string;
+  /** The server's configuration with its token. */
+  config: string;
+  /** The JetStream store directory. */
+  store: string;
+}
+
+function storePaths(dir: string): StorePaths {
+  return { dir, lock: join(dir, 'server.lock'), server: join(dir, 'server.json'), config: join(dir, 'embedded.conf'), store: join(dir, 'jetstream') };
+}
+
+/** The pid a lock file holds: undefined when there is no such file, NaN when it holds none. */
+function readPid(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : NaN;
+  }
+  return /^\d+$/.test(text) ? Number(text) : NaN;
+}
+
+/**
+ * Creates `path` holding this process's pid, or returns false if it exists. The pid is written
+ * to a private file first and linked into place, so that nobody ever reads the lock empty (a
+ * process killed between creating and writing it would leave a lock no one could clear).
+ */
+function createPidFile(path: string): boolean {
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temp, String(process.pid), { mode: 0o600 });
+  try {
+    linkSync(temp, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // A filesystem without hard links: an exclusive create, with the short window it has.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', 0o600);
+    } catch (fallback) {
+      if ((fallback as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw fallback;
+    }
+    writeFileSync(fd, String(process.pid));
+    closeSync(fd);
+    return true;
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+/**
+ * Makes this process the only one that may act on the lock `path` while it names `holder`, a
+ * process that died: the claim is the file `path.holder`, which one process at a time creates.
+ * Only a claimant changes a lock that names a dead process, so once the claim is made the lock
+ * is checked to still name `holder` (a slower process may find the lock already cleared and
+ * taken by a new owner, which it must leave alone). A claimant that died too (SIGKILL while
+ * reaping) is cleared the same way, through a claim on its claim.
+ * @returns the release of the claim, or null when another live process holds it or the lock
+ *   no longer names `holder` (look again)
+ */
+function claimStaleLock(path: string, holder: number, depth = 0): (() => void) | null {
+  const claim = `${path}.${holder}`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (createPidFile(claim)) {
+      if (readPid(path) === holder) return () => rmSync(claim, { force: true });
+      rmSync(claim, { force: true });
+      return null;
+    }
+    const claimant = readPid(claim);
+    if (claimant === undefined) continue;
+    if (Number.isNaN(claimant) || isRunning(claimant) || depth >= 4) return null;
+    const release = claimStaleLock(claim, claimant, depth + 1);
+    if (!release) return null;
+    rmSync(claim, { force: true });
+    release();
+  }
+  return null;
+}
+
+/** What became of a lock whose owner died (see settleStaleLock). */
+type StaleOutcome = EmbeddedServer | 'cleared' | 'in use' | 'busy';
+
+/**
+ * Deals with the lock of an owner that died (SIGKILL, the out-of-memory killer) while its server
+ * may live on, still serving the tally processes that had joined it. Only a server nobody uses
+ * is stopped: one with clients is joined (`join`) or left alone (`leave`) and stopped later by
+ * whoever finds it idle, so that a job that joined it finishes. Deciding happens under a claim
+ * on the lock (claimStaleLock), and a process that joins connects before it lets go of the
+ * claim, so that no one finds the server idle between its decision and its connection.
+ * @returns the joined server; 'cleared' when the lock is gone (the server stopped, or it had
+ *   none); 'in use' when left to its clients; 'busy' when another process deals with it
+ */
+async function settleStaleLock(paths: StorePaths, holder: number, logger: Logger, mode: 'join' | 'leave'): Promise<StaleOutcome> {
+  const release = claimStaleLock(paths.lock, holder);
+  if (!release) return 'busy';
+  try {
+    let file: ServerFile | undefined;
+    try {
+      file = JSON.parse(readFileSync(paths.server, 'utf8')) as ServerFile;
+    } catch {
+      // The owner died before its server was up: nobody can have joined it.
+    }
+    if (file?.pid === holder && file.monitorUrl) {
+      const status = await serverStatus(file.monitorUrl).catch(() => null);
+      // The name checks that the port still belongs to that server.
+      if (status?.serverName === `${SERVER_NAME_PREFIX}${holder}`) {
+        let connections = status.connections;
+        // Leaving, our own connections (this process's, its workers') may take a moment to be
+        // counted out; a client still there after that is someone else's.
+        for (let wait = 10, waited = 0; mode === 'leave' && connections > 0 && waited < 1_500; waited += wait, wait = Math.min(200, wait * 2)) {
+          await sleep(wait);
+          connections = await connectionsOn(file.monitorUrl).catch(() => 0);
+        }
+        if (connections > 0) {
+          if (mode === 'leave') return 'in use';
+          const joined = await joinOrphan(paths, file, logger).catch(() => null);
+          if (joined) return joined;
+        }
+      }
+    }
+    await stopOrphanedServers(paths.store, logger);
+    rmSync(paths.server, { force: true });
+    rmSync(paths.config, { force: true });
+    rmSync(paths.lock, { force: true });
+    return 'cleared';
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Joins the server of an owner that died, with a connection of our own held until release: the
+ * server counts it, so nobody stops the server between our leaving the claim and our session
+ * connecting.
+ */
+async function joinOrphan(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer> {
+  const { connect } = await import('@nats-io/transport-node');
+  const hold = await connect({ servers: file.url, token: file.token, reconnect: false, name: 'tally-embedded-hold' });
+  logger.debug({ url: file.url, owner: file.pid }, 'joining the embedded server of a tally process that was killed; its other clients still use it');
+  return joined(paths, file, logger, async () => {
+    await hold.close().catch(() => undefined);
+  });
+}
+
+/**
+ * A server this process joined. Its release stops the server when the owner died meanwhile and
+ * nobody else uses it any more: the last one out turns off the light.
+ */
+function joined(paths: StorePaths, file: ServerFile, logger: Logger, close?: () => Promise<void>): EmbeddedServer {
+  let released = false;
+  return {
+    url: file.url,
+    token: file.token,
+    owned: false,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await close?.();
+      const holder = readPid(paths.lock);
+      if (holder === undefined || !(holder > 0) || isRunning(holder)) return;
+      await settleStaleLock(paths, holder, logger, 'leave').catch((error: unknown) => {
+        logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'could not stop the embedded server of a tally process that was killed');
+      });
+    },
+  };
+}
+
 /** Starts (or joins) the embedded server for this user. */
 export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedServer> {
-  const dir = dataDirectory();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const lockPath = join(dir, 'server.lock');
-  const serverPath = join(dir, 'server.json');
+  const paths = storePaths(dataDirectory());
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const deadline = Date.now() + 15_000;
   for (;;) {
-    let fd: number | undefined;
-    try {
-      fd = openSync(lockPath, 'wx');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    if (fd !== undefined) {
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      return startOwned(dir, lockPath, serverPath, logger);
-    }
-    // Someone holds the lock: join their server, or clear a stale lock.
-    let holder = NaN;
-    try {
-      holder = Number(readFileSync(lockPath, 'utf8'));
-    } catch {
-      continue;
-    }
-    if (Number.isInteger(holder) && holder > 0 && !isProcessAlive(holder)) {
-      logger.debug({ holder }, 'removing a stale embedded-server lock');
-      await stopOrphanedServers(join(dir, 'jetstream'), logger);
-      rmSync(lockPath, { force: true });
-      rmSync(serverPath, { force: true });
-      continue;
-    }
-    try {
-      const file = JSON.parse(readFileSync(serverPath, 'utf8')) as ServerFile;
-      if (file.pid === holder) {
-        logger.debug({ url: file.url }, 'joining the embedded server of another tally process');
-        return { url: file.url, token: file.token, owned: false, release: async () => undefined };
+    if (createPidFile(paths.lock)) return startOwned(paths, logger);
+    // Someone holds the lock: join their server, or deal with a stale lock.
+    const holder = readPid(paths.lock);
+    if (holder === undefined) continue;
+    let waitingFor = `the embedded server of process ${holder} did not come up`;
+    if (holder > 0 && !isRunning(holder)) {
+      const outcome = await settleStaleLock(paths, holder, logger, 'join');
+      if (typeof outcome === 'object') return outcome;
+      if (outcome === 'cleared') continue;
+      waitingFor = `another tally process is still stopping the embedded server of process ${holder}, which was killed`;
+    } else {
+      try {
+        const file = JSON.parse(readFileSync(paths.server, 'utf8')) as ServerFile;
+        if (file.pid === holder) {
+          logger.debug({ url: file.url }, 'joining the embedded server of another tally process');
+          return joined(paths, file, logger);
+        }
+      } catch {
+        // The owner is still starting its server.
       }
-    } catch {
-      // The owner is still starting its server.
     }
-    if (Date.now() > deadline) throw new Error(`the embedded server of process ${holder} did not come up (lock ${lockPath})`);
+    if (Date.now() > deadline) throw new Error(`${waitingFor} (lock ${paths.lock})`);
     await sleep(50);
   }
 }
@@ -386,12 +562,13 @@ async function compactPartials(storeDir: string, url: string, token: string, log
   }
 }
 
-async function startOwned(dir: string, lockPath: string, serverPath: string, logger: Logger): Promise<EmbeddedServer> {
+async function startOwned(paths: StorePaths, logger: Logger): Promise<EmbeddedServer> {
+  const { dir, lock: lockPath, server: serverPath } = paths;
   const token = randomBytes(24).toString('base64url');
   let server: NatsServerProcess;
   try {
     server = await startNatsServer({
-      storeDir: join(dir, 'jetstream'),
+      storeDir: paths.store,
       monitor: true,
       configFile: writeEmbeddedConfig(dir, token),
       // Names this process as its owner, so that a later run can stop it if we die first.
@@ -432,10 +609,10 @@ async function startOwned(dir: string, lockPath: string, serverPath: string, log
           await sleep(wait);
         }
       }
-      await compactPartials(join(dir, 'jetstream'), server.url, token, logger);
+      await compactPartials(paths.store, server.url, token, logger);
       await server.stop();
       rmSync(serverPath, { force: true });
-      rmSync(join(dir, 'embedded.conf'), { force: true });
+      rmSync(paths.config, { force: true });
       rmSync(lockPath, { force: true });
     },
   };

@@ -10,13 +10,20 @@
  *   pattern segment starts with "."; ** matches zero or more directories and does not follow
  *   symlinks. A path that exists literally is never treated as a pattern.
  * - "-" is stdin, at most once.
- * - The same file reached twice (same device and inode) is read once, under the first
- *   spelling. Paths keep the user's spelling: relative stays relative.
+ * - The same file reached twice (same device and inode: a file given twice, a directory and a
+ *   file inside it, overlapping globs, hard links) is read once, under the first spelling, and
+ *   the paths merged so are counted for the user to be told. Paths keep the user's spelling:
+ *   relative stays relative.
+ * - tally's own data directory (the embedded server's store, which changes while it is read)
+ *   is skipped where a walk or a glob reaches it, also through a symlink; a path inside it
+ *   named on the command line is refused.
  */
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
 import type { BigIntStats, Dirent } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
+import { dataDirectory } from './embedded.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
 export interface ResolvedInput {
@@ -42,15 +49,60 @@ function byName(a: Dirent, b: Dirent): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** tally's data directory as found on disk: what a walk compares directories with. */
+interface OwnStore {
+  /** As dataDirectory() spells it, for messages. */
+  path: string;
+  dev: bigint;
+  ino: bigint;
+  /** Its real path, for paths that reach inside it by other names. */
+  real: string;
+}
+
+async function findOwnStore(path: string | undefined): Promise<OwnStore | null> {
+  if (!path) return null;
+  try {
+    const st = await stat(path, { bigint: true });
+    if (!st.isDirectory()) return null;
+    return { path, dev: st.dev, ino: st.ino, real: await realpath(path) };
+  } catch {
+    return null; // none yet: nothing of ours to find
+  }
+}
+
 class Collector {
   readonly files: ResolvedInput[] = [];
+  /** Paths that named a file already taken. */
+  mergedPaths = 0;
+  /** Times a walk or a glob reached the store and left it out. */
+  storeSkips = 0;
   private readonly seen = new Set<string>();
   private stdin = false;
+
+  constructor(readonly store: OwnStore | null) {}
 
   addStdin(): void {
     if (this.stdin) throw new UsageError('- (stdin) may be given only once');
     this.stdin = true;
     this.files.push({ path: '-', size: null });
+  }
+
+  /** True when `st` is the store directory itself. */
+  isStore(st: BigIntStats): boolean {
+    return this.store !== null && st.dev === this.store.dev && st.ino === this.store.ino;
+  }
+
+  /** True when `path` is the store or lies inside it, by whatever name. */
+  async inStore(path: string): Promise<boolean> {
+    if (!this.store) return false;
+    let real: string;
+    try {
+      real = await realpath(path);
+    } catch {
+      return false;
+    }
+    const rel = relative(this.store.real, real);
+    return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel));
   }
 
   /** Adds a regular file after checking it can be read; a file already added is skipped. */
@@ -61,7 +113,10 @@ class Collector {
       throw new InputError(path, reasonOf(error), { cause: error });
     }
     const key = `${st.dev}:${st.ino}`;
-    if (this.seen.has(key)) return;
+    if (this.seen.has(key)) {
+      this.mergedPaths++;
+      return;
+    }
     this.seen.add(key);
     this.files.push({ path, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
   }
@@ -104,7 +159,18 @@ class Collector {
         if (entry.isSymbolicLink()) continue;
         throw new InputError(path, reasonOf(error), { cause: error });
       }
+      // The store changes while it is read (and holds nothing the user wrote); compared by
+      // device and inode, so that a symlink to it is left out as well.
+      if (st.isDirectory() && this.isStore(st)) {
+        this.storeSkips++;
+        continue;
+      }
       if (st.isFile()) {
+        // A walk never enters the store, but a symlink may point at a file in it.
+        if (entry.isSymbolicLink() && (await this.inStore(path))) {
+          this.storeSkips++;
+          continue;
+        }
         await this.addFile(path, st);
         found++;
       } else if (st.isDirectory()) {
@@ -115,17 +181,41 @@ class Collector {
   }
 }
 
+/** The files a count job reads, and what the user should be told about how they were chosen. */
+export interface InputSelection {
+  /** The inputs in order, without duplicates, with their sizes (null for stdin). */
+  files: ResolvedInput[];
+  /**
+   * Paths that named a file already taken (a file given twice, a directory and a file inside
+   * it, overlapping globs, a hard or symbolic link): each file is counted once.
+   */
+  mergedPaths: number;
+  /** tally's data directory, when a walk or a glob reached it and left it out. */
+  skippedDataDirectory?: string;
+}
+
 /**
  * Expands the paths given on the command line into the files to count.
  * @param args paths as typed: files, directories, globs, "-" for stdin
  * @returns the inputs in order, without duplicates, with their sizes (null for stdin)
  * @throws UsageError when no path is given or "-" appears twice; InputError (naming the path)
- *   for a missing or unreadable path, a non-regular file, a directory without files, or a
- *   glob that matches no file
+ *   for a missing or unreadable path, a non-regular file, a directory without files, a glob
+ *   that matches no file, or a path inside tally's own data directory
  */
 export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
+  return (await selectInputs(args)).files;
+}
+
+/**
+ * {@link resolveInputs}, also saying how many paths were merged into a file already taken and
+ * whether tally's data directory was left out of a walk or a glob.
+ * @param args paths as typed: files, directories, globs, "-" for stdin
+ * @param options.dataDirectory the store to leave out (default: dataDirectory(), the embedded
+ *   server's)
+ */
+export async function selectInputs(args: string[], options: { dataDirectory?: string } = {}): Promise<InputSelection> {
   if (args.length === 0) throw new UsageError('no input given (files, directories, globs, or - for stdin)');
-  const collector = new Collector();
+  const collector = new Collector(await findOwnStore('dataDirectory' in options ? options.dataDirectory : dataDirectory()));
   for (const arg of args) {
     if (arg === '-') {
       collector.addStdin();
@@ -147,11 +237,39 @@ export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
       }
       throw new InputError(arg, reasonOf(failure), { cause: failure });
     }
+    // Named outright, it is not left out quietly: its files change while they are counted.
+    if (collector.isStore(st) || (await collector.inStore(arg))) {
+      throw new InputError(arg, `inside tally's own data directory ${collector.store!.path}, which changes while it is counted`);
+    }
+    const skips = collector.storeSkips;
     const found = await collector.addPath(arg, st);
     if (found < 0) throw new InputError(arg, 'not a regular file');
-    if (found === 0) throw new InputError(arg, 'directory contains no files');
+    if (found === 0) throw new InputError(arg, collector.storeSkips > skips ? "directory contains no files besides tally's own data directory" : 'directory contains no files');
   }
-  return collector.files;
+  const selection: InputSelection = { files: collector.files, mergedPaths: collector.mergedPaths };
+  if (collector.storeSkips > 0) selection.skippedDataDirectory = collector.store!.path;
+  return selection;
+}
+
+/** Control characters, which would break a one-line message or drive the terminal, escaped as in JSON. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code < 0x20 ? JSON.stringify(ch).slice(1, -1) : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * The lines `tally count` prints on stderr about how its inputs were chosen: the data directory
+ * it left out, the paths it merged. Empty when there is nothing to say.
+ */
+export function selectionNotes(selection: InputSelection): string[] {
+  const notes: string[] = [];
+  if (selection.skippedDataDirectory !== undefined) notes.push(`tally: skipping tally's own data directory ${printable(selection.skippedDataDirectory)}`);
+  const n = selection.mergedPaths;
+  if (n === 1) notes.push('tally: 1 path names a file already counted (same file); each file is counted once');
+  else if (n > 1) notes.push(`tally: ${n} paths name files already counted (same file); each file is counted once`);
+  return notes;
 }
 
 async function addGlob(collector: Collector, pattern: string): Promise<void> {
@@ -163,6 +281,11 @@ async function addGlob(collector: Collector, pattern: string): Promise<void> {
       st = await stat(path, { bigint: true });
     } catch {
       continue; // a dangling symlink matched by name
+    }
+    // As in a walk (`**` descends into it like any directory).
+    if (collector.isStore(st) || (await collector.inStore(path))) {
+      collector.storeSkips++;
+      continue;
     }
     const n = await collector.addPath(path, st);
     if (n > 0) found += n;

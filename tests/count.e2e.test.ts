@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { closeSync, copyFileSync, linkSync, lstatSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, TALLY_BIN, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
@@ -150,6 +150,37 @@ test('--output follows a link, keeps a file\'s permissions and writes through /d
   const run = await collectStderr(child);
   t.is(run.code, 1);
   t.is(run.stderr, 'tally: cannot write to stdout: no space left on device\n');
+});
+
+test('a file given twice, a directory and a file in it, a hard link: each file counted once (as with wc -w over the distinct files), and said so', async (t) => {
+  const dir = tempDir('tally-merged-');
+  t.teardown(dir.remove);
+  mkdirSync(join(dir.path, 'sub'));
+  const a = join(dir.path, 'a.json');
+  const b = join(dir.path, 'sub', 'b.json');
+  copyFileSync(files.find((f) => f.endsWith('de.json'))!, a);
+  copyFileSync(files.find((f) => f.endsWith('ru.json'))!, b);
+  linkSync(a, join(dir.path, 'sub', 'a-hard-link.json'));
+  // a.json twice; the walk of sub/ meets a's hard link; sub/b.json once more.
+  const args = ['count', a, a, join(dir.path, 'sub'), b, '--server', server.url, '--tokenizer', 'whitespace'];
+  const json = await runTally([...args, '--format', 'json']);
+  t.is(json.code, 0, json.stderr);
+  const result = JSON.parse(json.stdout);
+  t.is(result.files, 2);
+  t.is(result.mergedPaths, 3);
+  t.is(result.totalWords, wcWords([a, b]));
+  t.is(json.stderr, 'tally: 3 paths name files already counted (same file); each file is counted once\n');
+
+  const table = await runTally(args);
+  t.is(table.code, 0, table.stderr);
+  t.regex(table.stdout, new RegExp(`^${result.totalWords} words, .* · 2 files \\(3 repeated paths counted once\\), \\d+ bytes, `, 'm'));
+  const again = await runTally(['result', table.stdout.trim().split(' ').pop()!, '--server', server.url]);
+  t.is(again.stdout, table.stdout, 'tally result prints the same');
+
+  // Distinct paths: nothing said, and the JSON output as it always was.
+  const plain = await runTally(['count', a, b, '--server', server.url, '--format', 'json']);
+  t.is(plain.stderr, '');
+  t.false('mergedPaths' in JSON.parse(plain.stdout));
 });
 
 function collectStderr(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {

@@ -3,9 +3,9 @@
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
 
 const data = tempDir('tally-data-');
@@ -137,7 +137,9 @@ test.serial("a server left running by a SIGKILLed owner is stopped by the next r
 
 test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an embedded count: exit 130, nothing left running", async (t) => {
   const dir = tempDir('tally-ctrl-c-');
-  const store = join(dir.path, 'jetstream');
+  // The input lives beside the data directory: tally refuses to count files inside it.
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
   t.teardown(() => {
     for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
     dir.remove();
@@ -147,7 +149,7 @@ test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an
   writeFileSync(join(dir.path, 'big.txt'), Buffer.concat([...parts, ...parts, ...parts, ...parts]));
   // Its own process group, as a shell gives a foreground command; the group is what a terminal signals.
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2', '--output', join(dir.path, 'out.txt')], {
-    env: cleanEnv({ TALLY_DATA_DIR: dir.path }),
+    env: cleanEnv({ TALLY_DATA_DIR: data }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -164,4 +166,230 @@ test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an
   t.notRegex(run.stderr, /worker process died/);
   t.false(existsSync(join(dir.path, 'out.txt')), 'no output written');
   t.deepEqual(serversOnStore(store), [], 'the embedded server was stopped');
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `done()` holds, for at most `ms`. */
+async function until(done: () => boolean, ms = 20_000): Promise<boolean> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await sleep(25)) if (done()) return true;
+  return done();
+}
+
+/**
+ * An owner that can be killed at any moment: an embedded count of stdin, which waits for input
+ * with its server and worker up until it is killed.
+ */
+function startOwner(env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; ended: ReturnType<typeof collect> } {
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', '-', '--workers', '1', '--no-progress'], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return { child, ended: collect(child) };
+}
+
+test.serial("a job that joined a server whose owner was SIGKILLed finishes: commands run meanwhile join that server instead of stopping it", async (t) => {
+  const dir = tempDir('tally-joined-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  // Slow tasks on every worker (the owner's takes tasks of the other job too), so that the
+  // joined job still runs when the owner is gone and the next commands come.
+  const slowEnv = cleanEnv({ TALLY_DATA_DIR: dir.path, TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 250 }), TALLY_SERVER_LOST_MS: '5000' });
+  const owner = startOwner(slowEnv);
+  t.true(await until(() => existsSync(join(dir.path, 'server.json'))), 'the owner started its server');
+  const servers = serversOnStore(store);
+  t.is(servers.length, 1);
+
+  const joiner = spawnTally(['sum', '1', '1_000_000', '--tasks', '40', '--workers', '1', '--format', 'json', '--log-level', 'debug', '--no-progress'], { env: slowEnv });
+  const joinerEnded = collect(joiner, Date.now(), 120_000);
+  let joinerLog = '';
+  joiner.stderr!.on('data', (d: string) => (joinerLog += d));
+  t.true(await until(() => /joining the embedded server of another tally process/.test(joinerLog)), 'the job joined the owner\'s server');
+  t.true(await until(() => /"msg":"worker ready"/.test(joinerLog)), 'its worker is up');
+  await sleep(500);
+
+  owner.child.kill('SIGKILL');
+  await owner.ended;
+  // Two read-only commands at once: both find the owner's lock stale.
+  const [jobs, again] = await Promise.all([runTally(['jobs', '--format', 'json'], { env: slowEnv }), runTally(['jobs', '--format', 'json'], { env: slowEnv })]);
+  for (const run of [jobs, again]) {
+    t.is(run.code, 0, run.stderr);
+    t.notRegex(run.stderr, /stopping the embedded nats-server/);
+    t.true((JSON.parse(run.stdout) as Array<{ kind: string; status: string }>).some((r) => r.kind === 'sum' && r.status === 'running'), run.stdout);
+  }
+  t.is(joiner.exitCode, null, `the joined job is still running: ${joinerLog.slice(-2000)}`);
+  t.deepEqual(serversOnStore(store), servers, 'the server still runs, and no second one was started');
+
+  const run = await joinerEnded;
+  t.is(run.code, 0, run.stderr.slice(-2000));
+  t.is(JSON.parse(run.stdout).sum, '500000500000');
+  // The last one out stops the orphan: nothing is left running, no lock is left behind.
+  t.regex(run.stderr, /stopping the embedded nats-server left running by a tally process that was killed/);
+  t.deepEqual(serversOnStore(store), []);
+  t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
+});
+
+test.serial('runs that find the same idle orphan at once: one stops it, never two servers on the store', async (t) => {
+  const dir = tempDir('tally-race-');
+  const store = join(dir.path, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  const env = cleanEnv({ TALLY_DATA_DIR: dir.path });
+  const owner = startOwner(env);
+  t.true(await until(() => existsSync(join(dir.path, 'server.json'))), 'the owner started its server');
+  const monitorUrl = JSON.parse(readFileSync(join(dir.path, 'server.json'), 'utf8')).monitorUrl as string;
+  owner.child.kill('SIGKILL');
+  await owner.ended;
+  // Idle: the owner's worker noticed and left.
+  const { get } = await import('node:http');
+  const connections = () =>
+    new Promise<number>((resolve) => get(`${monitorUrl}/varz`, (r) => { let body = ''; r.on('data', (d) => (body += d)); r.on('end', () => resolve(JSON.parse(body).connections)); }).on('error', () => resolve(-1)));
+  for (let i = 0; i < 200 && (await connections()) !== 0; i++) await sleep(50);
+
+  let most = 0;
+  const sampler = setInterval(() => (most = Math.max(most, serversOnStore(store).length)), 5);
+  const runs = await Promise.all([1, 2, 3].map((n) => runTally(['sum', '1', String(100 * n), '--format', 'json', '--workers', '1'], { env })));
+  clearInterval(sampler);
+  runs.forEach((run, i) => {
+    t.is(run.code, 0, run.stderr);
+    t.is(JSON.parse(run.stdout).sum, String((100 * (i + 1) * (100 * (i + 1) + 1)) / 2));
+  });
+  t.is(runs.filter((run) => /stopping the embedded nats-server left running/.test(run.stderr)).length, 1, 'one run stopped the orphan');
+  t.is(most, 1, 'never two servers on one store');
+  t.deepEqual(serversOnStore(store), []);
+  t.deepEqual(readdirSync(dir.path).filter((f) => f !== 'jetstream'), [], 'no lock, claim or server file left');
+});
+
+/** Live processes (a run's coordinator, workers and server) whose environment names `dataDir`. */
+function processesWith(dataDir: string): string[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`TALLY_DATA_DIR=${dataDir}`)) return [];
+        if (/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) return [];
+        return [`${entry} ${readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim()}`];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Thousands of 1 KiB tasks: a job still running seconds after it starts. */
+function writeBigInput(path: string): void {
+  const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
+  writeFileSync(path, Buffer.concat([...parts, ...parts, ...parts, ...parts]));
+}
+
+/** The job records of the store in `dataDir`. */
+async function jobRecords(t: { is(a: unknown, b: unknown, m?: string): void }, dataDir: string): Promise<Array<{ id: string; kind: string; status: string }>> {
+  const jobs = await runTally(['jobs', '--format', 'json'], { env: cleanEnv({ TALLY_DATA_DIR: dataDir }) });
+  t.is(jobs.code, 0, jobs.stderr);
+  return JSON.parse(jobs.stdout);
+}
+
+test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it, cancels an embedded count: exit 130, the job cancelled, nothing left running', async (t) => {
+  const dir = tempDir('tally-hup-');
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  writeBigInput(join(dir.path, 'big.txt'));
+  const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'], {
+    env: cleanEnv({ TALLY_DATA_DIR: data }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const ended = collect(child, Date.now(), 60_000);
+  t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
+  await sleep(1500);
+  t.is(child.exitCode, null, 'still running when the terminal closes');
+  // The kernel signals the terminal's foreground process group, and the shell its jobs.
+  process.kill(-child.pid!, 'SIGHUP');
+  await sleep(20);
+  try {
+    process.kill(-child.pid!, 'SIGHUP');
+  } catch {
+    // Gone already: the first one killed it, which the assertions below report.
+  }
+  const run = await ended;
+  t.is(run.code, 130, run.stderr);
+  t.regex(run.stderr, /cancelled/);
+  t.deepEqual(processesWith(data), [], 'no coordinator, worker or server of the run is left');
+  const records = await jobRecords(t, data);
+  t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
+});
+
+test.serial('a real terminal closing (the pty of `script` hung up) cancels an embedded count, progress bar drawn, nothing left running', async (t) => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+  } catch {
+    t.log('no util-linux `script` here to give tally a terminal: skipped');
+    t.pass();
+    return;
+  }
+  const dir = tempDir('tally-pty-');
+  const data = join(dir.path, 'data');
+  const store = join(data, 'jetstream');
+  t.teardown(() => {
+    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  writeBigInput(join(dir.path, 'big.txt'));
+  const command = [process.execPath, TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'].join(' ');
+  // script runs the command on a new pseudo-terminal; killing script closes it, as closing a
+  // terminal window does: writes to it fail from then on, and its processes get SIGHUP.
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: data, SHELL: '/bin/sh' }), stdio: ['pipe', 'pipe', 'ignore'] });
+  let screen = '';
+  terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
+  t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
+  t.true(await until(() => /tasks/.test(screen)), `the progress bar is drawn: ${JSON.stringify(screen)}`);
+  await sleep(1000);
+  terminal.kill('SIGKILL');
+  t.true(await until(() => processesWith(data).length === 0, 30_000), `left running: ${processesWith(data).join('; ')}`);
+  const records = await jobRecords(t, data);
+  t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
+});
+
+test.serial("counting a folder that holds tally's own store leaves the store out and says so; a file in it named outright is refused", async (t) => {
+  const dir = tempDir('tally-home-');
+  const home = dir.path;
+  const store = join(home, '.local', 'share', 'tally');
+  t.teardown(() => {
+    for (const pid of serversOnStore(join(store, 'jetstream'))) process.kill(pid, 'SIGKILL');
+    dir.remove();
+  });
+  const env = cleanEnv({ TALLY_DATA_DIR: store });
+  cpSync(join(REPO_ROOT, 'samples'), join(home, 'notes'), { recursive: true });
+  writeFileSync(join(home, 'todo.txt'), 'count the words of my home folder\n');
+  // Reached a second time, by another name.
+  symlinkSync(join('.local', 'share', 'tally'), join(home, 'store-link'));
+  // A first run leaves job records and results in the store.
+  const first = await runTally(['sum', '1', '10', '--workers', '1'], { env });
+  t.is(first.code, 0, first.stderr);
+  const ours = readdirSync(home, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && !join(entry.parentPath, entry.name).startsWith(`${store}/`))
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
+  const wc = execFileSync('wc', ['-w', ...ours], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split('\n');
+  const expected = Number(wc[wc.length - 1]!.trim().split(/\s+/)[0]);
+
+  for (const input of [home, `${home}/*`]) {
+    const run = await runTally(['count', input, '--tokenizer', 'whitespace', '--format', 'json', '--workers', '2'], { env });
+    t.is(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    t.is(result.files, ours.length);
+    t.is(result.totalWords, expected);
+    t.is(run.stderr, `tally: skipping tally's own data directory ${store}\n`);
+  }
+
+  const inside = readdirSync(store, { withFileTypes: true, recursive: true }).find((entry) => entry.isFile())!;
+  const named = join(inside.parentPath, inside.name);
+  const refused = await runTally(['count', named, '--workers', '1'], { env });
+  t.is(refused.code, 2);
+  t.is(refused.stderr, `tally: ${named}: inside tally's own data directory ${store}, which changes while it is counted\n`);
 });

@@ -1,11 +1,11 @@
 /** Expanding command-line paths into files: directories, globs, stdin, errors, duplicates. */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { resolveInputs, segmentMatcher } from '../coordinator/inputs.js';
+import { resolveInputs, segmentMatcher, selectInputs, selectionNotes } from '../coordinator/inputs.js';
 import { InputError, UsageError } from '../shared/errors.js';
 
 /** A fresh directory tree: { 'a.txt': 'text', 'sub/b.txt': '...' }; returns its path. */
@@ -145,4 +145,62 @@ test('symlink loops do not hang; dangling and self links inside directories are 
   t.deepEqual(paths(await resolveInputs([`${dir}/sub`])), [`${dir}/sub/b.txt`, `${dir}/sub/up/a.txt`]);
   const error = await t.throwsAsync(resolveInputs([`${dir}/loop`]), { instanceOf: InputError });
   t.is(error?.message, `${dir}/loop: too many levels of symbolic links`);
+});
+
+test('paths that name a file already taken are merged, and counted: a file twice, a directory and a file in it, links, overlapping globs', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'sub/b.txt': 'b', 'sub/c.md': 'c' });
+  await link(join(dir, 'a.txt'), join(dir, 'sub', 'hard-a.txt'));
+  await symlink(join(dir, 'sub', 'b.txt'), join(dir, 'soft-b'));
+  const selection = await selectInputs([`${dir}/a.txt`, `${dir}/a.txt`, `${dir}/sub`, `${dir}/sub/b.txt`], { dataDirectory: undefined });
+  t.deepEqual(paths(selection.files), [`${dir}/a.txt`, `${dir}/sub/b.txt`, `${dir}/sub/c.md`]);
+  // The second a.txt, sub/hard-a.txt (a hard link to it) and sub/b.txt named again.
+  t.is(selection.mergedPaths, 3);
+  t.deepEqual(selectionNotes(selection), ['tally: 3 paths name files already counted (same file); each file is counted once']);
+
+  const globs = await selectInputs([`${dir}/sub/*`, `${dir}/sub/*.md`, `${dir}/soft-b`], { dataDirectory: undefined });
+  t.deepEqual(paths(globs.files), [`${dir}/sub/b.txt`, `${dir}/sub/c.md`, `${dir}/sub/hard-a.txt`]);
+  t.is(globs.mergedPaths, 2);
+  t.deepEqual(selectionNotes({ files: [], mergedPaths: 1 }), ['tally: 1 path names a file already counted (same file); each file is counted once']);
+
+  const distinct = await selectInputs([`${dir}/a.txt`, `${dir}/sub/c.md`], { dataDirectory: undefined });
+  t.is(distinct.mergedPaths, 0);
+  t.deepEqual(selectionNotes(distinct), []);
+});
+
+test("tally's own data directory: left out of walks and globs (also through a symlink), refused when named", async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'share/tally/jetstream/blk.dat': 'x', 'share/tally/server.json': '{}', 'share/other.txt': 'o' });
+  const store = join(dir, 'share', 'tally');
+  await symlink(store, join(dir, 'store-link'));
+  await symlink(join(store, 'server.json'), join(dir, 'server-link.json'));
+  const select = (args: string[]) => selectInputs(args, { dataDirectory: store });
+
+  const walked = await select([dir]);
+  t.deepEqual(paths(walked.files), [`${dir}/a.txt`, `${dir}/share/other.txt`]);
+  t.is(walked.skippedDataDirectory, store);
+  t.deepEqual(selectionNotes(walked), [`tally: skipping tally's own data directory ${store}`]);
+
+  const globbed = await select([`${dir}/*`, `${dir}/share/*`, `${dir}/**/*.txt`]);
+  t.deepEqual(paths(globbed.files), [`${dir}/a.txt`, `${dir}/share/other.txt`]);
+  t.is(globbed.skippedDataDirectory, store);
+  // `**` reaches into it like any directory: what it finds there is left out too.
+  t.is((await t.throwsAsync(select([`${dir}/**/*.dat`]), { instanceOf: InputError }))?.message, `${dir}/**/*.dat: no files match`);
+
+  // Nothing to say when the walk does not reach it.
+  t.is((await select([`${dir}/a.txt`])).skippedDataDirectory, undefined);
+
+  for (const named of [`${store}/jetstream/blk.dat`, store, `${dir}/store-link`, `${dir}/server-link.json`, `${dir}/store-link/jetstream`]) {
+    const error = await t.throwsAsync(select([named]), { instanceOf: InputError });
+    t.is(error?.message, `${named}: inside tally's own data directory ${store}, which changes while it is counted`);
+    t.is(error?.exitCode, 2);
+  }
+  await mkdir(join(dir, 'only'));
+  await symlink(store, join(dir, 'only', 'tally'));
+  t.is((await t.throwsAsync(select([join(dir, 'only')])))?.message, `${join(dir, 'only')}: directory contains no files besides tally's own data directory`);
+});
+
+test("the note naming the data directory stays one line whatever its name", async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'odd\nname\u001b[31m/x': 'x' });
+  const store = join(dir, 'odd\nname\u001b[31m');
+  const selection = await selectInputs([dir], { dataDirectory: store });
+  t.deepEqual(selectionNotes(selection), [`tally: skipping tally's own data directory ${dir}/odd\\nname\\u001b[31m`]);
 });

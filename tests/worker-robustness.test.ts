@@ -1,6 +1,7 @@
 /**
  * Workers face whatever arrives on the task subjects. Malformed and oversized messages (fuzzed
  * with fast-check) are rejected with a log line; the worker never crashes and keeps working.
+ * A supervisor whose terminal closes (SIGHUP) stops its processes as on SIGTERM.
  */
 import test from 'ava';
 import fc from 'fast-check';
@@ -92,4 +93,20 @@ test.serial('a task in a format no worker reads goes back for another worker, th
   t.regex(String(header.error), /^no worker could read this task \(unsupported message version 2\); run the same tally version/);
   // Handed back (1 s apart) until its last delivery: at least 4 redeliveries before the answer.
   t.true(at - sentAt >= 4 * 1000, `answered after ${at - sentAt} ms`);
+});
+
+test.serial('SIGHUP (its terminal closed) stops `tally worker` as SIGTERM does: exit 0, every process gone', async (t) => {
+  const fleet = startWorkers(server.url, 2, {}, ['--log-level', 'info']);
+  const pids = () => [...fleet.stderr().matchAll(/"pid":(\d+),"role":"worker".*"msg":"worker ready"/g)].map((m) => Number(m[1]));
+  for (let i = 0; i < 400 && pids().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.is(pids().length, 2, fleet.stderr());
+  const exited = new Promise((resolve) => fleet.child.once('exit', resolve));
+  fleet.child.kill('SIGHUP');
+  await exited;
+  // Gone by itself: stop() sends no SIGTERM now, only collects what it wrote.
+  const run = await fleet.stop();
+  t.is(run.code, 0, `${run.signal ?? ''} ${fleet.stderr().slice(-1000)}`);
+  t.regex(fleet.stderr(), /"signal":"SIGHUP".*stopping: each process finishes its task in hand/);
+  t.regex(fleet.stderr(), /workers stopped/);
+  for (const pid of pids()) t.throws(() => process.kill(pid, 0), undefined, `worker process ${pid} is gone`);
 });

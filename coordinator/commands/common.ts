@@ -143,20 +143,40 @@ export function explainNatsError(error: unknown, connection: ConnectionSettings 
   return error;
 }
 
-/** Aborted on the first SIGINT/SIGTERM; a second one exits at once with 130. */
+/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded.ts lists them too). */
+const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+let terminalMayVanish = false;
+
+/**
+ * A closed terminal fails every write to it (EIO), possibly before its SIGHUP arrives. Unheard,
+ * such an error on stderr (the progress bar, the closing message) would crash the process half
+ * way through cancelling its job, leaving the record `running` and the embedded server orphaned.
+ * stdout has its own listener (cli.ts). Never removed: the process's last words fail as well.
+ */
+function surviveLostTerminal(): void {
+  if (terminalMayVanish) return;
+  terminalMayVanish = true;
+  process.stderr.on('error', () => undefined);
+}
+
+/**
+ * Aborted on the first SIGINT, SIGTERM or SIGHUP (exit 130 follows once the job is cancelled);
+ * a second SIGINT or SIGTERM exits at once with 130. A second SIGHUP does not: when a terminal
+ * closes, the kernel and the shell each send one.
+ */
 export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
+  surviveLostTerminal();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) controller.abort();
+    else if (signal !== 'SIGHUP') process.exit(130);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of INTERRUPT_SIGNALS) process.on(signal, onSignal);
   return {
     signal: controller.signal,
     dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const signal of INTERRUPT_SIGNALS) process.off(signal, onSignal);
     },
   };
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
-import { resolveInputs } from '../inputs.js';
+import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, counted, csvField, emit, formatTable, type Format } from '../output.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
@@ -32,7 +32,7 @@ export function renderCount(result: CountResult, view: CountView): string {
       const table = rows.length > 0 ? formatTable(rows, ['#', 'word', 'count']) : '(no words)\n';
       const totals =
         `${counted(result.totalWords, 'word')}, ${result.uniqueWords} unique, ${result.overlongWords} overlong` +
-        ` · ${counted(result.files, 'file')}, ${counted(result.bytes, 'byte')}, ${counted(result.tasks, 'task')} · job ${result.job}\n`;
+        ` · ${counted(result.files, 'file')}${result.mergedPaths ? ` (${counted(result.mergedPaths, 'repeated path')} counted once)` : ''}, ${counted(result.bytes, 'byte')}, ${counted(result.tasks, 'task')} · job ${result.job}\n`;
       return table + totals;
     }
   }
@@ -66,11 +66,14 @@ export function countCommand(): Command {
     .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)');
   return withCommonOptions(command).action(async (paths: string[], options: CountCliOptions) => {
     if (paths.length === 0) throw new UsageError('count: no input given (files, directories, globs, or - for stdin)');
-    const inputs = await resolveInputs(paths);
+    const selection = await selectInputs(paths);
     // Before the job: a bad --output would otherwise fail only after it, or replace an input.
-    checkOutputFile(options.output, inputs.map((input) => input.path));
+    checkOutputFile(options.output, selection.files.map((input) => input.path));
+    for (const note of selectionNotes(selection)) process.stderr.write(`${note}
+`);
     const jobOptions: CountOptions = {
-      inputs,
+      inputs: selection.files,
+      ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
       directory: process.cwd(),
       tokenizer: options.tokenizer,
       caseSensitive: options.caseSensitive === true,

@@ -1,4 +1,4 @@
-/** `tally worker`: runs a supervisor with N worker processes until SIGTERM/SIGINT. */
+/** `tally worker`: runs a supervisor with N worker processes until SIGTERM, SIGINT or SIGHUP. */
 import { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
@@ -64,8 +64,9 @@ export function workerCommand(): Command {
           logger.info({ signal }, 'stopping: each process finishes its task in hand');
           void (supervisor?.stop() ?? Promise.resolve()).then(resolve);
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        // SIGHUP too (its terminal closed): the processes are in sessions of their own, which
+        // no terminal signals, and would otherwise be left to notice the supervisor is gone.
+        for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stop(signal));
       });
       if (!(await preflight(connection, logger, () => stopSignal !== null))) return;
       supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel, readFiles: options.readFiles === true });

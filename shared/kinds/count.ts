@@ -43,6 +43,11 @@ export type CountOptions = {
    */
   inputs: { path: string; size: number | null; mtimeMs?: number }[];
   /**
+   * Paths the user gave that named a file already in `inputs` (each file is counted once);
+   * absent when none.
+   */
+  mergedPaths?: number;
+  /**
    * The directory relative paths were given from, so that `tally resume` reads the same files
    * from anywhere (absent in records of older versions: the current directory).
    */
@@ -64,6 +69,8 @@ export type CountResult = {
   job: string;
   kind: 'count';
   files: number;
+  /** See CountOptions.mergedPaths; absent when none. */
+  mergedPaths?: number;
   bytes: number;
   tasks: number;
   totalWords: number;
@@ -116,6 +123,7 @@ function checkOptions(options: CountOptions): void {
     if (input.size !== null && !(Number.isSafeInteger(input.size) && input.size >= 0)) throw new UsageError(`count: bad size for ${input.path}`);
     if (input.mtimeMs !== undefined && !Number.isFinite(input.mtimeMs)) throw new UsageError(`count: bad modification time for ${input.path}`);
   }
+  if (options.mergedPaths !== undefined && !(Number.isSafeInteger(options.mergedPaths) && options.mergedPaths >= 0)) throw new UsageError('count: mergedPaths must be a non-negative integer');
   if (options.directory !== undefined && (typeof options.directory !== 'string' || !isAbsolute(options.directory))) throw new UsageError('count: directory must be an absolute path');
   if (options.tokenizer !== 'unicode' && options.tokenizer !== 'whitespace') throw new UsageError(`--tokenizer: must be unicode or whitespace, got ${String(options.tokenizer)}`);
   if (typeof options.caseSensitive !== 'boolean') throw new UsageError('count: caseSensitive must be a boolean');
@@ -346,13 +354,14 @@ function reducePartial(acc: CountAcc, partial: Uint8Array, task: number): CountA
   return acc;
 }
 
-function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number): CountResult {
+function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number, mergedPaths = 0): CountResult {
   const counts = acc.words.entries();
   counts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
   return {
     job,
     kind: 'count',
     files,
+    ...(mergedPaths > 0 ? { mergedPaths } : {}),
     bytes: acc.bytes,
     tasks,
     totalWords: acc.totalWords,
@@ -400,7 +409,7 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
   },
 
   finalize(acc: CountAcc, summary: JobSummary, options: CountOptions): CountResult {
-    return finalizeAcc(acc, summary.job, summary.tasks, options.inputs.length);
+    return finalizeAcc(acc, summary.job, summary.tasks, options.inputs.length, options.mergedPaths);
   },
 };
 
