@@ -88,3 +88,24 @@ export function parsePositiveCount(text: string, argName: string, max: number = 
   if (value > BigInt(max)) throw new UsageError(`${argName}: ${quote(text)} is too large (at most ${max})`);
   return Number(value);
 }
+
+/** Digits of a bound shown whole in messages; longer ones are shortened (see {@link describeInteger}). */
+const SHOWN_DIGITS = 40;
+
+/**
+ * An integer as messages and task descriptions show it: whole up to 40 digits, else its first
+ * and last digits and how many there are ("1000000000…0000000000 (4001 digits)"), so that a
+ * range of 10,000-digit bounds still fits where one line of text is expected.
+ */
+export function describeInteger(value: bigint): string {
+  const text = value.toString();
+  const digits = text.startsWith('-') ? text.length - 1 : text.length;
+  if (digits <= SHOWN_DIGITS) return text;
+  const head = text.slice(0, text.length - digits + 10);
+  return `${head}…${text.slice(-10)} (${digits} digits)`;
+}
+
+/** "range LO..HI" for task descriptions, with long bounds shortened by {@link describeInteger}. */
+export function describeRange(lo: bigint, hi: bigint): string {
+  return `range ${describeInteger(lo)}..${describeInteger(hi)}`;
+}

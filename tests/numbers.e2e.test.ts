@@ -43,6 +43,21 @@ test('sum equals Gauss, for small, negative and huge bounds', async (t) => {
   }
 });
 
+test('sum takes bounds of thousands of digits, up to the documented 10,000, with the default split and with one task', async (t) => {
+  const ten = (k: number) => 10n ** BigInt(k);
+  const cases: Array<[string, string, bigint, bigint, string[]]> = [
+    ['1', '1e4000', 1n, ten(4000), []],
+    ['1e2050', '1e2050', ten(2050), ten(2050), []],
+    ['-1e9999', '1e9999', -ten(9999), ten(9999), ['--tasks', '3']],
+    ['1', '1e4000', 1n, ten(4000), ['--tasks', '1']],
+  ];
+  for (const [from, to, a, b, extra] of cases) {
+    const run = await runTally(['sum', from, to, ...extra, '--format', 'json', '--server', server.url]);
+    t.is(run.code, 0, `${from}..${to}: ${run.stderr}`);
+    t.is(JSON.parse(run.stdout).sum, gauss(a, b).toString(), `${from}..${to}`);
+  }
+});
+
 test('primes equal the published pi(10^k)', async (t) => {
   const published: Array<[string, number]> = [
     ['1e3', 168],

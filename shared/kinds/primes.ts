@@ -4,7 +4,7 @@
  * per base prime, whatever the size of its range.
  */
 import { TaskRejectedError, UsageError } from '../errors.js';
-import { parseInteger } from '../integers.js';
+import { describeRange, parseInteger } from '../integers.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 
@@ -376,7 +376,7 @@ export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
       const lo = range.low + (range.size * i) / tasks;
       const hi = range.low + (range.size * (i + 1n)) / tasks - 1n;
       const spec: PrimesSpec = { from: lo.toString(), to: hi.toString() };
-      yield { spec, input: `range ${lo}..${hi}`, weight: Number(hi - lo + 1n) };
+      yield { spec, input: describeRange(lo, hi), weight: Number(hi - lo + 1n) };
     }
   },
 

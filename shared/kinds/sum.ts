@@ -4,7 +4,7 @@
  * 10^30 of them; splitting exists to exercise (and demonstrate) the distributed pipeline.
  */
 import { TaskRejectedError, UsageError } from '../errors.js';
-import { MAX_INTEGER_DIGITS, parseInteger } from '../integers.js';
+import { MAX_INTEGER_DIGITS, describeRange, parseInteger } from '../integers.js';
 import type { JobKind, JobSummary, Plan, SplitContext, Task } from './kind.js';
 
 /** Most tasks a sum job may be split into. */
@@ -77,6 +77,9 @@ function checkOptions(options: SumOptions): { from: bigint; to: bigint; tasks: n
 /** A task bound: a decimal string no longer than any argument parseInteger accepts. */
 const SPEC_BOUND = new RegExp(`^-?\\d{1,${MAX_INTEGER_DIGITS}}$`);
 
+/** Ranges larger than this have their progress counted in tasks: a double holds no more. */
+const MAX_WEIGHT = 10n ** 300n;
+
 /** Parses one bound of a task spec. */
 function specBound(value: unknown, name: string): bigint {
   if (typeof value !== 'string' || !SPEC_BOUND.test(value)) throw new TaskRejectedError(`sum task: ${name} must be a decimal integer string`);
@@ -95,8 +98,10 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
 
   plan(options: SumOptions): Plan {
     const { from, to, tasks } = checkOptions(options);
-    // Progress weight is a double: exact up to 2^53 integers, approximate beyond (fine for a bar).
-    return { totalWeight: Number(to - from + 1n), totalTasks: tasks, unit: '' };
+    // Progress weight is a double: exact up to 2^53 integers, approximate beyond (fine for a bar),
+    // and counted in tasks where the range is beyond any double.
+    const size = to - from + 1n;
+    return { totalWeight: size > MAX_WEIGHT ? tasks : Number(size), totalTasks: tasks, unit: '' };
   },
 
   async *split(options: SumOptions, _context: SplitContext): AsyncIterable<Task> {
@@ -109,7 +114,7 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
       const lo = from + (size * i) / count;
       const hi = from + (size * (i + 1n)) / count - 1n;
       const spec: SumSpec = { from: lo.toString(), to: hi.toString() };
-      yield { spec, input: `range ${lo}..${hi}`, weight: Number(hi - lo + 1n) };
+      yield { spec, input: describeRange(lo, hi), weight: size > MAX_WEIGHT ? 1 : Number(hi - lo + 1n) };
     }
   },
 
