@@ -79,6 +79,8 @@ export interface RunJobOptions {
   onProgress?: (progress: JobProgress) => void;
   /** Called once the job id is known (before any task is published). */
   onStart?: (job: string) => void;
+  /** Called with a line for the user (without a progress bar, the only way they learn it). */
+  onNote?: (text: string) => void;
   /** Aborting cancels the job: its tasks are withdrawn and its status becomes `cancelled`. */
   signal?: AbortSignal;
 }
@@ -642,6 +644,9 @@ class JobRun {
     this.log.warn(fields, message);
   }
 
+  /** True once the user was told that no worker is pulling tasks. */
+  private waitNoted = false;
+
   /** Notices when nothing is being done because no worker is connected. */
   private async checkWorkers(): Promise<void> {
     if (this.settled || Date.now() - this.lastResultAt < WORKER_CHECK_MS || this.inFlight.size === 0) return;
@@ -650,7 +655,14 @@ class JobRun {
       // Pull requests waiting on the consumer are idle workers; acks pending are busy ones.
       const waiting = (info.num_waiting ?? 0) + (info.num_ack_pending ?? 0);
       this.progress.waitingForWorkers = waiting === 0;
-      if (this.progress.waitingForWorkers) this.log.warn('no worker is pulling tasks; waiting for workers');
+      if (this.progress.waitingForWorkers) {
+        this.warnOnce('workers', {}, 'no worker is pulling tasks; waiting for workers');
+        if (!this.waitNoted) {
+          const server = `nats://${this.o.nc.getServer()}`;
+          this.o.onNote?.(`waiting for workers: none is pulling tasks from ${server} (start some with \`tally worker --server ${server}\`)`);
+          this.waitNoted = true;
+        }
+      }
       this.report(true);
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'consumer info failed');

@@ -3,6 +3,7 @@
  * never with --no-progress, so scripts and pipes see clean output.
  */
 import type { JobProgress } from './job-runner.js';
+import { setStatusLine, type StatusLine } from '../shared/log.js';
 
 export interface ProgressBarOptions {
   enabled: boolean;
@@ -25,12 +26,14 @@ function formatSeconds(seconds: number): string {
 }
 
 /** Renders progress lines; `update` may be called at any rate. */
-export class ProgressBar {
+export class ProgressBar implements StatusLine {
   private readonly stream: NodeJS.WriteStream;
   private readonly enabled: boolean;
   private readonly intervalMs: number;
   private lastDraw = 0;
   private drawn = false;
+  /** The line as last drawn, for drawing it again under a log line. */
+  private text = '';
 
   constructor(options: ProgressBarOptions) {
     this.stream = options.stream ?? process.stderr;
@@ -38,18 +41,39 @@ export class ProgressBar {
     this.intervalMs = options.intervalMs ?? 100;
   }
 
+  /** True when the bar is drawn (a terminal, and not turned off). */
+  get active(): boolean {
+    return this.enabled;
+  }
+
   update(progress: JobProgress): void {
     if (!this.enabled) return;
     const now = Date.now();
     if (now - this.lastDraw < this.intervalMs) return;
     this.lastDraw = now;
-    this.stream.write(`\r${ProgressBar.line(progress, now, this.stream.columns ?? 80)}\x1b[K`);
+    this.text = ProgressBar.line(progress, now, this.stream.columns ?? 80);
+    this.redraw();
+    // Log lines written from now on clear the bar first (see setStatusLine).
+    if (!this.drawn) setStatusLine(this);
     this.drawn = true;
+  }
+
+  /** Erases the bar (a log line is about to be written). */
+  clear(): void {
+    this.stream.write('\r\x1b[K');
+  }
+
+  /** Draws the bar again, on the line the cursor is on. */
+  redraw(): void {
+    this.stream.write(`\r${this.text}\x1b[K`);
   }
 
   /** Clears the bar so the result prints on a clean line. */
   finish(): void {
-    if (this.drawn) this.stream.write('\r\x1b[K');
+    if (this.drawn) {
+      this.clear();
+      setStatusLine(null);
+    }
     this.drawn = false;
   }
 

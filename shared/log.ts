@@ -73,6 +73,42 @@ class LazyLogger implements Logger {
   readonly trace = this.at('trace');
 }
 
+/** A line drawn on stderr that log lines must not be written into (the progress bar). */
+export interface StatusLine {
+  /** Erases the line, leaving the cursor at its start. */
+  clear(): void;
+  /** Draws it again below what was written. */
+  redraw(): void;
+}
+
+let statusLine: StatusLine | null = null;
+
+/**
+ * Registers the line being drawn on stderr (null: none). While one is, log lines erase it, are
+ * written, and let it be drawn again under them, instead of landing in the middle of it.
+ */
+export function setStatusLine(line: StatusLine | null): void {
+  statusLine = line;
+}
+
+/** pino's stderr destination, wrapped so that a status line is cleared around each log line. */
+function stderrDestination(pino: Pino): { write(text: string): void } {
+  const direct = pino.destination({ fd: 2, sync: true });
+  return {
+    write(text: string): void {
+      const line = statusLine;
+      if (!line) {
+        direct.write(text);
+        return;
+      }
+      line.clear();
+      // A status line is drawn only on a terminal, written synchronously like this.
+      process.stderr.write(text);
+      line.redraw();
+    },
+  };
+}
+
 /** A logger writing JSON lines to stderr. `level` falls back to LOG_LEVEL, then to `fallback`. */
 export function createLogger(options: { level?: string; fallback?: string; bindings?: Record<string, unknown> } = {}): Logger {
   const level = options.level ?? process.env.LOG_LEVEL ?? options.fallback ?? 'warn';
@@ -80,7 +116,7 @@ export function createLogger(options: { level?: string; fallback?: string; bindi
     const pino = loadPino();
     return pino(
       { level, base: { pid: process.pid, ...options.bindings }, redact: { paths: REDACT, censor: '[redacted]' } },
-      pino.destination({ fd: 2, sync: true }),
+      stderrDestination(pino),
     );
   };
   const threshold = LEVELS[level];

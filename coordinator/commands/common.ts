@@ -215,6 +215,10 @@ export async function runKindJob(
             options: jobOptions,
             maxBodyBytes: session.maxBodyBytes,
             onProgress: (p) => bar.update(p),
+            // On a terminal the bar says it; elsewhere a line does.
+            onNote: (text) => {
+              if (!bar.active) process.stderr.write(`tally: ${text}\n`);
+            },
             signal: interrupt.signal,
             resume: extra.resume,
           });
