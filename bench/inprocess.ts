@@ -14,24 +14,16 @@
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
-import { countBytes, countKind, type CountResult } from '../shared/kinds/count.js';
+import { chunkTask, countBytes, countKind, type CountResult } from '../shared/kinds/count.js';
 import { chunkBytes, type Chunk, type Tokenizer } from '../shared/text/chunker.js';
 
 const CHUNK_SIZE = 1024 * 1024; // tally count's default --chunk-size
 const MAX_WORD_BYTES = 1024; // tally count's default --max-word-bytes
 const IN_FLIGHT_PER_THREAD = 2;
 
-function specOf(chunk: Chunk, tokenizer: Tokenizer) {
-  return {
-    file: 0,
-    offset: chunk.start,
-    tokenizer,
-    caseSensitive: false,
-    maxWordBytes: MAX_WORD_BYTES,
-    continuesWord: chunk.continuesWord,
-    endsInsideWord: chunk.endsInsideWord,
-    wordCounted: chunk.wordCounted,
-  };
+/** The spec and body a coordinator would send for one chunk (bodies are moved, not copied). */
+function taskOf(chunk: Chunk, tokenizer: Tokenizer): { spec: unknown; body: Uint8Array } {
+  return chunkTask(chunk, { tokenizer, caseSensitive: false, maxWordBytes: MAX_WORD_BYTES });
 }
 
 async function startThreads(n: number): Promise<Worker[]> {
@@ -91,7 +83,7 @@ async function pipeline(file: string, tokenizer: Tokenizer, threads: number): Pr
       }
       const chunk = next.value;
       inFlight++;
-      worker.postMessage({ type: 'chunk', id: nextId++, spec: specOf(chunk, tokenizer), body: chunk.body }, [chunk.body.buffer as ArrayBuffer]);
+      worker.postMessage({ type: 'chunk', id: nextId++, ...taskOf(chunk, tokenizer) }, [chunk.body.buffer as ArrayBuffer]);
       return true;
     };
     const finishIfDone = () => {
@@ -126,7 +118,7 @@ async function mapOnly(file: string, tokenizer: Tokenizer, threads: number): Pro
   const hands: Array<Array<{ spec: unknown; body: Uint8Array }>> = workers.map(() => []);
   let tasks = 0;
   for (const chunk of chunkBytes(bytes, { tokenizer, chunkSize: CHUNK_SIZE, maxWordBytes: MAX_WORD_BYTES })) {
-    hands[tasks++ % threads].push({ spec: specOf(chunk, tokenizer), body: chunk.body });
+    hands[tasks++ % threads].push(taskOf(chunk, tokenizer));
   }
   await Promise.all(
     workers.map((worker, i) => {

@@ -1,15 +1,17 @@
 /**
- * Count tasks that name a file range instead of carrying the bytes (workersReadFiles): the
- * counts equal an independent regex counter's, a file changed after the coordinator cut it
- * fails the task instead of being counted, and a worker reads nothing unless it allows it.
- * The job-wide word table is checked for counts beyond 32 bits.
+ * Count tasks that name file ranges instead of carrying the bytes (workersReadFiles): the
+ * coordinator reads no text, many small files share a task, the counts equal an independent
+ * regex counter's, a file changed since the job started fails the task instead of being
+ * counted, and a worker reads nothing unless it allows it. The job-wide word table is checked
+ * for counts beyond 32 bits.
  */
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countKind, type CountOptions } from '../shared/kinds/count.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
+import type { RangeEntry } from '../shared/text/file-input.js';
 import type { Task } from '../shared/kinds/kind.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import { IDENTITY, WordTable } from '../shared/text/word-table.js';
@@ -35,27 +37,34 @@ async function tasksOf(options: CountOptions): Promise<Task[]> {
   return tasks;
 }
 
-function optionsFor(path: string, size: number): CountOptions {
-  return { inputs: [{ path, size }], tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024, chunkSize: 4096, workersReadFiles: true };
+function optionsFor(path: string): CountOptions {
+  const st = statSync(path, { bigint: true });
+  return { inputs: [{ path, size: Number(st.size), mtimeMs: Number(st.mtimeMs) }], tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024, chunkSize: 4096, workersReadFiles: true };
 }
 
-test.serial('tasks name the file range, and counting them equals an independent counter', async (t) => {
+/** Runs every task through map and reduce, as workers and the coordinator would. */
+function countTasks(options: CountOptions, tasks: Task[]): { totalWords: number; counts: [string, number][]; bytes: number } {
+  const acc = countKind.init(options);
+  tasks.forEach((task, i) => countKind.reduce(acc, countKind.map(JSON.parse(JSON.stringify(task.spec)), NO_BODY, context) as Uint8Array, i));
+  return countKind.finalize(acc, { job: 'local', tasks: tasks.length }, options) as { totalWords: number; counts: [string, number][]; bytes: number };
+}
+
+test.serial('tasks name file ranges, and counting them equals an independent counter', async (t) => {
   const path = join(dir, 'mixed.txt');
   const text = sampleText();
   writeFileSync(path, text);
-  const options = optionsFor(path, Buffer.byteLength(text));
+  const options = optionsFor(path);
   const tasks = await tasksOf(options);
   t.true(tasks.length > 5);
   for (const task of tasks) {
     t.is(task.body, undefined, 'no bytes travel in the task');
-    t.is((task.spec as { path: string }).path, path);
+    t.is((task.spec as { ranges: RangeEntry[] }).ranges[0]![1], path);
   }
   setFileReads(true);
   try {
-    const acc = countKind.init(options);
-    tasks.forEach((task, i) => countKind.reduce(acc, countKind.map(task.spec, NO_BODY, context) as Uint8Array, i));
-    const result = countKind.finalize(acc, { job: 'local', tasks: tasks.length }, options) as { totalWords: number; counts: [string, number][] };
+    const result = countTasks(options, tasks);
     const expected = referenceCount(readFileSync(path), { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024 });
+    t.is(result.bytes, Buffer.byteLength(text));
     t.is(result.totalWords, expected.totalWords);
     t.deepEqual(result.counts, expected.counts);
   } finally {
@@ -63,25 +72,52 @@ test.serial('tasks name the file range, and counting them equals an independent 
   }
 });
 
-test.serial('a file changed after it was cut fails its task; nothing is counted from it', async (t) => {
+test.serial('many small files share tasks of about the chunk size; the counts equal the counter over all of them', async (t) => {
+  const folder = join(dir, 'many');
+  mkdirSync(folder, { recursive: true });
+  const texts: Buffer[] = [];
+  const inputs: CountOptions['inputs'] = [];
+  for (let i = 0; i < 300; i++) {
+    // Files of 0 to ~180 bytes, some ending inside a word: a file's end is a word's end.
+    const text = Buffer.from(sampleText().slice(i * 7, i * 7 + ((i * 37) % 181)));
+    const path = join(folder, `${String(i).padStart(3, '0')}.txt`);
+    writeFileSync(path, text);
+    texts.push(text);
+    const st = statSync(path, { bigint: true });
+    inputs.push({ path, size: text.length, mtimeMs: Number(st.mtimeMs) });
+  }
+  const options: CountOptions = { ...optionsFor(join(folder, '000.txt')), inputs };
+  const tasks = await tasksOf(options);
+  const bytes = texts.reduce((sum, text) => sum + text.length, 0);
+  t.is(tasks.length, Math.ceil(bytes / 4096), 'tasks of 4 KiB, as many files as fit');
+  t.is(tasks.reduce((sum, task) => sum + (task.spec as { ranges: RangeEntry[] }).ranges.length, 0), 300 + tasks.length - 1, 'each file once, plus a piece of a file split between two tasks');
+  setFileReads(true);
+  try {
+    const result = countTasks(options, tasks);
+    const expected = referenceCount(texts, { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024 });
+    t.is(result.bytes, bytes);
+    t.is(result.totalWords, expected.totalWords);
+    t.deepEqual(result.counts, expected.counts);
+  } finally {
+    setFileReads(false);
+  }
+});
+
+test.serial('a file changed since the job started fails its task; nothing is counted from it', async (t) => {
   const path = join(dir, 'changing.txt');
   const text = sampleText();
   writeFileSync(path, text);
-  const tasks = await tasksOf(optionsFor(path, Buffer.byteLength(text)));
+  const tasks = await tasksOf(optionsFor(path));
   setFileReads(true);
   try {
-    // Same length, one letter changed: only a content check can tell.
+    // Same length, one letter changed, the modification time moved: no byte is compared, the time is.
     const changed = Buffer.from(text);
-    const at = 5000;
-    changed[at] = changed[at] === 0x61 ? 0x62 : 0x61;
+    changed[5000] = changed[5000] === 0x61 ? 0x62 : 0x61;
     writeFileSync(path, changed);
-    const spec = (i: number) => tasks[i].spec as { offset: number; length: number };
-    const hit = tasks.findIndex((_, i) => spec(i).offset <= at && at < spec(i).offset + spec(i).length);
-    t.throws(() => countKind.map(tasks[hit].spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /changed while it was being counted: bytes \d+-\d+ differ/ });
-    // A chunk before the change still reads the same bytes.
-    t.notThrows(() => countKind.map(tasks[0].spec, NO_BODY, context));
+    utimesSync(path, new Date(), new Date(Date.now() + 5000));
+    t.throws(() => countKind.map(tasks[1].spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /changing\.txt changed while it was being counted: modified / });
     writeFileSync(path, text.slice(0, 100));
-    t.throws(() => countKind.map(tasks[tasks.length - 1].spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /now ends before byte/ });
+    t.throws(() => countKind.map(tasks[tasks.length - 1].spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /changed while it was being counted: it has \d+ bytes, not \d+/ });
     rmSync(path);
     t.throws(() => countKind.map(tasks[0].spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /cannot read .*no such file/ });
   } finally {
@@ -92,20 +128,32 @@ test.serial('a file changed after it was cut fails its task; nothing is counted 
 test.serial('a worker that does not allow file reads refuses, naming the way out', async (t) => {
   const path = join(dir, 'plain.txt');
   writeFileSync(path, 'one two three');
-  const [task] = await tasksOf(optionsFor(path, 13));
+  const [task] = await tasksOf(optionsFor(path));
   t.throws(() => countKind.map(task.spec, NO_BODY, context), { instanceOf: TaskRejectedError, message: /does not read files .*--read-files/ });
 });
 
-test.serial('file specs are validated before anything is read', async (t) => {
+test.serial('range specs are validated before anything is read', async (t) => {
   const path = join(dir, 'valid.txt');
   writeFileSync(path, 'one two three');
-  const [task] = await tasksOf(optionsFor(path, 13));
-  const spec = task.spec as Record<string, unknown>;
+  const [task] = await tasksOf(optionsFor(path));
+  const spec = task.spec as { ranges: RangeEntry[] };
+  const [range] = spec.ranges;
   setFileReads(true);
   try {
-    for (const bad of [{ path: 'relative.txt' }, { path: 5 }, { length: 0 }, { length: 1e12 }, { crc32: -1 }, { crc32: 2 ** 32 }, { crc32: undefined }]) {
-      t.throws(() => countKind.map({ ...spec, ...bad }, NO_BODY, context), { instanceOf: TaskRejectedError }, JSON.stringify(bad));
-    }
+    const bad: unknown[] = [
+      [0, 'relative.txt', 13, range![3], 0, 13],
+      [0, 5, 13, range![3], 0, 13],
+      [0, path, 13, range![3], 5, 2],
+      [0, path, 13, range![3], 0, 14],
+      [0, path, 13, range![3], 0, 1e12],
+      [0, path, -1, range![3], 0, 0],
+      [0, path, 13, 'yesterday', 0, 13],
+      [0, path, 13],
+      [-1, path, 13, range![3], 0, 13],
+    ];
+    for (const entry of bad) t.throws(() => countKind.map({ ...spec, ranges: [entry] }, NO_BODY, context), { instanceOf: TaskRejectedError }, JSON.stringify(entry));
+    t.throws(() => countKind.map({ ...spec, ranges: [] }, NO_BODY, context), { instanceOf: TaskRejectedError, message: /1 to \d+ entries/ });
+    t.throws(() => countKind.map({ ...spec, chunks: [[0, 0, 0, 0]] }, NO_BODY, context), { instanceOf: TaskRejectedError, message: /either ranges or chunks/ });
     t.throws(() => countKind.map(spec, new Uint8Array([0x61]), context), { instanceOf: TaskRejectedError, message: /carries no bytes/ });
   } finally {
     setFileReads(false);

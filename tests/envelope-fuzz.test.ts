@@ -366,9 +366,17 @@ test('worker-side limits: over-limit specs are refused at once, with a clear rea
   await t.throwsAsync(map('sum', { from: '1', to: '2', x: 1 }), { instanceOf: TaskRejectedError, message: /unknown spec field/ });
   await t.throwsAsync(map('factorial', { n: FACTORIAL_MAX_N + 1, lo: 1, hi: 2 }), { instanceOf: TaskRejectedError, message: /above the limit/ });
   await t.throwsAsync(map('factorial', { n: 10, lo: 1, hi: 11 }), { instanceOf: TaskRejectedError, message: /not a sub-range/ });
-  await t.throwsAsync(map('count', { file: 0, offset: 0, tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1e12, continuesWord: false, endsInsideWord: false, wordCounted: false }), {
+  await t.throwsAsync(map('count', { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1e12, chunks: [[0, 0, 0, 0]] }), {
     instanceOf: TaskRejectedError,
     message: /maxWordBytes/,
+  });
+  await t.throwsAsync(map('count', { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 10, ranges: [[0, '/etc/hostname', 2e8, 0, 0, 2e8]] }), {
+    instanceOf: TaskRejectedError,
+    message: /at most \d+ bytes/,
+  });
+  await t.throwsAsync(map('count', { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 10, chunks: Array.from({ length: 513 }, () => [0, 0, 0, 0]) }), {
+    instanceOf: TaskRejectedError,
+    message: /1 to 512 entries/,
   });
   // One past the limit (0..span holds span + 1 integers) is refused before any sieving.
   const started = performance.now();

@@ -206,7 +206,9 @@ test('result: every counted word, by count descending then code point order', (t
 });
 
 test('map rejects malformed specs', (t) => {
-  const good = { file: 0, offset: 0, tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024, continuesWord: false, endsInsideWord: false, wordCounted: false };
+  const how = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024 };
+  const one = (offset: number, length: number, flags: number) => ({ ...how, chunks: [[0, offset, length, flags]] });
+  const good = one(0, 11, 0);
   const body = utf8('hello world');
   t.notThrows(() => countKind.map(good, body, { working() {} }));
   const bad: unknown[] = [
@@ -218,25 +220,27 @@ test('map rejects malformed specs', (t) => {
     { ...good, maxWordBytes: 1.5 },
     { ...good, maxWordBytes: 1024 * 1024 + 1 },
     { ...good, caseSensitive: 'no' },
-    { ...good, continuesWord: 1 },
     { ...good, extra: true },
-    { ...good, offset: -1 },
-    { ...good, file: '0' },
-    { ...good, wordCounted: true }, // without continuesWord
-    { ...good, continuesWord: true }, // on the first chunk of a file
+    { ...how, chunks: [] },
+    { ...how },
+    one(-1, 11, 0),
+    { ...how, chunks: [['0', 0, 11, 0]] },
+    { ...how, chunks: [[0, 0, 11]] },
+    one(0, 11, 8),
+    one(0, 10, 0), // the chunks do not add up to the body
+    one(0, 11, 4), // wordCounted without continuesWord
+    one(0, 11, 1), // continuesWord on the first chunk of a file
   ];
   for (const spec of bad) t.throws(() => countKind.map(spec, body, { working() {} }), { instanceOf: TaskRejectedError }, JSON.stringify(spec));
-  t.notThrows(() => countKind.map({ ...good, offset: 5, continuesWord: true, endsInsideWord: true }, body, { working() {} }));
+  t.notThrows(() => countKind.map(one(5, 11, 3), body, { working() {} }));
   // Flags that cannot describe the chunk: a flagged edge next to a separator.
-  t.throws(() => countKind.map({ ...good, offset: 5, endsInsideWord: true }, utf8('hello '), { working() {} }), { instanceOf: TaskRejectedError });
-  t.throws(() => countKind.map({ ...good, offset: 5, continuesWord: true }, utf8(' hello'), { working() {} }), { instanceOf: TaskRejectedError });
-  t.throws(() => countKind.map({ ...good, tokenizer: 'whitespace', offset: 5, endsInsideWord: true }, utf8('hello\n'), { working() {} }), { instanceOf: TaskRejectedError });
-  const { file: _file, ...missing } = good;
-  t.throws(() => countKind.map(missing, body, { working() {} }), { instanceOf: TaskRejectedError });
+  t.throws(() => countKind.map(one(5, 6, 2), utf8('hello '), { working() {} }), { instanceOf: TaskRejectedError });
+  t.throws(() => countKind.map(one(5, 6, 1), utf8(' hello'), { working() {} }), { instanceOf: TaskRejectedError });
+  t.throws(() => countKind.map({ ...one(5, 6, 2), tokenizer: 'whitespace' }, utf8('hello\n'), { working() {} }), { instanceOf: TaskRejectedError });
 });
 
 test('partials: text format, reduce sums duplicates and rejects garbage', async (t) => {
-  const spec = { file: 0, offset: 0, tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024, continuesWord: false, endsInsideWord: false, wordCounted: false };
+  const spec = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024, chunks: [[0, 0, 11, 0]] };
   const partial = countKind.map(spec, utf8('The the cat'), { working() {} }) as Uint8Array;
   const text = new TextDecoder().decode(partial);
   const [header, ...lines] = text.split('\n');

@@ -1,19 +1,15 @@
 /**
- * `count`: exact word counts over files. The coordinator streams each file and cuts it into
- * chunks at boundaries no word spans (shared/text/chunker.ts); each worker counts its chunk
- * (shared/text/words.ts); the coordinator merges the per-chunk tables.
+ * `count`: exact word counts over files. Each task counts some of the input's text (how tasks
+ * are made and read: shared/text/file-input.ts; what a word is: shared/text/words.ts) into one
+ * table; the coordinator merges the per-task tables.
  *
- * Task spec (JSON): {file, offset, tokenizer, caseSensitive, maxWordBytes, continuesWord,
- * endsInsideWord, wordCounted}: the chunk's file index and byte offset, how to count, and the
- * chunk's edge flags. A chunk is counted from its bytes and this spec alone.
- *
- * The bytes travel in the task's body, unless the job says its workers read the files
- * (`workersReadFiles`: the embedded default, where the workers are the coordinator's own
- * children on its machine). Then the spec also carries {path, length, crc32} and no body: the
- * worker reads bytes [offset, offset + length) of the absolute path itself and checks their
- * CRC-32 against the one the coordinator computed while cutting the chunk, so a file that
- * changes during the job fails the job instead of being counted wrong. That saves moving
- * every byte through the NATS server twice (see docs/BENCHMARKS.md).
+ * Task spec (JSON): {tokenizer, caseSensitive, maxWordBytes} and either
+ *   ranges: [[file, path, size, mtimeMs, start, end], …]  byte ranges the worker reads itself,
+ *           deciding their exact edges (shared/text/ranges.ts); no body. The embedded default,
+ *           and `--workers-read-files`: the coordinator then reads no text at all;
+ *   chunks: [[file, offset, length, flags], …]  chunks cut by the coordinator, carried back to
+ *           back in the task's body (stdin, and workers that share no files with it).
+ * Several entries share one task, so that many small files cost what one big file costs.
  *
  * Partial (UTF-8 text):
  *   tally-count 1 <bytes> <totalWords> <overlongWords> <lines>\n
@@ -22,15 +18,30 @@
  * on more than one line of a partial; the reducer sums.
  */
 import { isUtf8 } from 'node:buffer';
-import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { fileReadsAllowed } from './file-reads.js';
-import { fileErrorReason, InputError, TaskRejectedError, UsageError } from '../errors.js';
-import { chunkBytes, chunkStream, maxChunkBody, WORD_SLACK, type Chunk, type Tokenizer } from '../text/chunker.js';
-import { checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
+import { TaskRejectedError, UsageError } from '../errors.js';
+import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
+import {
+  CONTINUES_WORD,
+  ENDS_INSIDE_WORD,
+  MAX_ENTRIES,
+  MAX_RANGE_BYTES,
+  WORD_COUNTED,
+  checkChunkEntry,
+  checkRangeEntry,
+  chunkFlags,
+  openRange,
+  planChunks,
+  planRanges,
+  type ChunkEntry,
+  type PlannedTask,
+  type RangeEntry,
+} from '../text/file-input.js';
+import { countRange } from '../text/ranges.js';
+import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
 import { ASCII_FLAG, FNV_OFFSET, FNV_PRIME, IDENTITY, WordTable } from '../text/word-table.js';
-import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
+import type { JobKind, JobSummary, Json, MapContext, Plan, SplitContext, Task } from './kind.js';
 
 /** Largest accepted maxWordBytes (1 MiB). */
 export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
@@ -88,29 +99,17 @@ export interface CountAcc {
   overlongWords: number;
 }
 
-/** Spec of one task on the wire. */
+/** Spec of one task on the wire: how to count, and what (ranges to read, or chunks carried). */
 type CountSpec = {
-  file: number;
-  offset: number;
   tokenizer: Tokenizer;
   caseSensitive: boolean;
   maxWordBytes: number;
-  continuesWord: boolean;
-  endsInsideWord: boolean;
-  wordCounted: boolean;
-  /** With workersReadFiles: where the worker reads the chunk, how long it is, its CRC-32. */
-  path?: string;
-  length?: number;
-  crc32?: number;
+  ranges?: RangeEntry[];
+  chunks?: ChunkEntry[];
 };
 
-const SPEC_KEYS = new Set(['file', 'offset', 'tokenizer', 'caseSensitive', 'maxWordBytes', 'continuesWord', 'endsInsideWord', 'wordCounted', 'path', 'length', 'crc32']);
-/** Longest chunk a worker reads from a file for one task (the CLI allows 16 MiB chunks). */
-const MAX_READ_BYTES = 16 * 1024 * 1024;
+const SPEC_KEYS = new Set(['tokenizer', 'caseSensitive', 'maxWordBytes', 'ranges', 'chunks']);
 const HEADER = 'tally-count 1';
-/** Read size for input files: memory stays bounded whatever the file size, and 1 MiB reads cost
- * a third of the CPU of 64 KiB ones (measured: 150 vs 380 ms per 200 MB). */
-const READ_BYTES = 1024 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
@@ -143,138 +142,99 @@ function chunkOptions(options: CountOptions, maxBodyBytes: number): { tokenizer:
   return { tokenizer: options.tokenizer, chunkSize: Math.min(options.chunkSize, maxBodyBytes), maxWordBytes: options.maxWordBytes };
 }
 
-function describeInput(path: string): string {
-  return path === '-' ? 'stdin' : path;
-}
-
-function specOf(options: CountOptions, file: number, chunk: Chunk): CountSpec {
-  return {
-    file,
-    offset: chunk.start,
-    tokenizer: options.tokenizer,
-    caseSensitive: options.caseSensitive,
-    maxWordBytes: options.maxWordBytes,
-    continuesWord: chunk.continuesWord,
-    endsInsideWord: chunk.endsInsideWord,
-    wordCounted: chunk.wordCounted,
-  };
-}
-
 /** Where an input is read from: its path resolved from the job's directory ("-" stays stdin). */
 export function inputLocation(options: Pick<CountOptions, 'directory'>, path: string): string {
   return path === '-' ? path : resolve(options.directory ?? '.', path);
 }
 
-function taskOf(options: CountOptions, file: number, path: string, chunk: Chunk): Task {
-  if (options.workersReadFiles === true && path !== '-') {
-    const spec = { ...specOf(options, file, chunk), path: inputLocation(options, path), length: chunk.body.length, crc32: crc32(chunk.body) };
-    return { spec, input: `${path} bytes ${chunk.start}-${chunk.start + chunk.body.length - 1}`, weight: chunk.body.length };
-  }
-  return {
-    spec: specOf(options, file, chunk),
-    body: chunk.body,
-    input: `${describeInput(path)} bytes ${chunk.start}-${chunk.start + chunk.body.length - 1}`,
-    weight: chunk.body.length,
-  };
-}
-
-/** One line for a read error, as the CLI contract wants it. */
-function readError(path: string, error: unknown): InputError {
-  return new InputError(describeInput(path), readFailure(error), { cause: error });
-}
-
-function readFailure(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return fileErrorReason(error) ?? `cannot read (${code ?? (error instanceof Error ? error.message : String(error))})`;
-}
-
-/** Wraps a byte source so a read error names the input. */
-async function* readable(path: string, source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const piece of source) yield typeof piece === 'string' ? encoder.encode(piece) : piece;
-  } catch (error) {
-    throw readError(path, error);
-  }
+/** The task of a planned set of ranges or chunks. */
+function taskOf(options: CountOptions, planned: PlannedTask): Task {
+  const how = { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive, maxWordBytes: options.maxWordBytes };
+  if ('ranges' in planned) return { spec: { ...how, ranges: planned.ranges }, input: planned.input, weight: planned.weight };
+  return { spec: { ...how, chunks: planned.chunks }, body: planned.body, input: planned.input, weight: planned.weight };
 }
 
 function parseSpec(spec: unknown): CountSpec {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('count task: spec must be an object');
   const s = spec as Record<string, unknown>;
-  for (const key of Object.keys(s)) if (!SPEC_KEYS.has(key)) throw new TaskRejectedError(`count task: unknown spec field ${JSON.stringify(key)}`);
-  const { file, offset, tokenizer, caseSensitive, maxWordBytes, continuesWord, endsInsideWord, wordCounted } = s;
-  if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
-  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new TaskRejectedError('count task: offset must be a non-negative integer');
+  for (const key of Object.keys(s)) if (!SPEC_KEYS.has(key)) throw new TaskRejectedError(`count task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
+  const { tokenizer, caseSensitive, maxWordBytes, ranges, chunks } = s;
   if (tokenizer !== 'unicode' && tokenizer !== 'whitespace') throw new TaskRejectedError(`count task: unknown tokenizer ${JSON.stringify(tokenizer)}`);
+  if (typeof caseSensitive !== 'boolean') throw new TaskRejectedError('count task: caseSensitive must be a boolean');
   if (!Number.isSafeInteger(maxWordBytes) || (maxWordBytes as number) < 1 || (maxWordBytes as number) > MAX_WORD_BYTES_LIMIT) {
     throw new TaskRejectedError(`count task: maxWordBytes must be an integer from 1 to ${MAX_WORD_BYTES_LIMIT}`);
   }
-  for (const [name, value] of [['caseSensitive', caseSensitive], ['continuesWord', continuesWord], ['endsInsideWord', endsInsideWord], ['wordCounted', wordCounted]] as const) {
-    if (typeof value !== 'boolean') throw new TaskRejectedError(`count task: ${name} must be a boolean`);
-  }
-  const { path, length, crc32: crc } = s;
-  if (path !== undefined || length !== undefined || crc !== undefined) {
-    if (typeof path !== 'string' || !isAbsolute(path) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path');
-    if (!Number.isSafeInteger(length) || (length as number) < 1 || (length as number) > MAX_READ_BYTES) throw new TaskRejectedError(`count task: length must be an integer from 1 to ${MAX_READ_BYTES}`);
-    if (!Number.isInteger(crc) || (crc as number) < 0 || (crc as number) > 0xffffffff) throw new TaskRejectedError('count task: crc32 must be an unsigned 32-bit integer');
-  }
+  if ((ranges === undefined) === (chunks === undefined)) throw new TaskRejectedError('count task: a task lists either ranges or chunks');
+  const entries = ranges ?? chunks;
+  if (!Array.isArray(entries) || entries.length === 0 || entries.length > MAX_ENTRIES) throw new TaskRejectedError(`count task: a task lists 1 to ${MAX_ENTRIES} entries`);
+  entries.forEach(ranges !== undefined ? checkRangeEntry : checkChunkEntry);
   return s as CountSpec;
 }
 
-/** A per-process buffer that file reads go into: the word table copies what it keeps. */
-let readBuffer: Buffer | undefined;
-
-/**
- * Reads a chunk named by its spec from the file, as the worker's own user, and checks it is
- * the chunk the coordinator cut. Every failure is the task's (and the job's): nothing read
- * differently from the coordinator is ever counted.
- */
-function readChunk(spec: CountSpec & { path: string; length: number; crc32: number }): Uint8Array {
-  const { path, offset, length } = spec;
-  if (!fileReadsAllowed()) {
-    throw new TaskRejectedError(`count task: this worker does not read files (${path}); start it with --read-files, or submit without --workers-read-files`);
-  }
-  if (readBuffer === undefined || readBuffer.length < length) readBuffer = Buffer.allocUnsafe(Math.max(length, 1024 * 1024));
-  const bytes = readBuffer.subarray(0, length);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (error) {
-    throw new TaskRejectedError(`count task: worker cannot read ${path}: ${readFailure(error)}`);
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw new TaskRejectedError(`count task: ${path} is not a regular file`);
-    let got = 0;
-    while (got < length) {
-      const n = readSync(fd, bytes, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got < length) throw new TaskRejectedError(`${path} changed while it was being counted: it now ends before byte ${offset + length}`);
-  } finally {
-    closeSync(fd);
-  }
-  if (crc32(bytes) !== spec.crc32) {
-    throw new TaskRejectedError(`${path} changed while it was being counted: bytes ${offset}-${offset + length - 1} differ from what the coordinator read`);
-  }
-  return bytes;
-}
-
-/** Counts one chunk and encodes the partial. */
-function mapChunk(spec: unknown, carried: Uint8Array): Uint8Array {
+/** Counts a task (its ranges or its chunks) and encodes the partial. */
+function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
   const s = parseSpec(spec);
-  if (s.path !== undefined && carried.length > 0) throw new TaskRejectedError('count task: a task that names a file carries no bytes');
-  const body = s.path === undefined ? carried : readChunk(s as CountSpec & { path: string; length: number; crc32: number });
-  const edges: ChunkEdges = { fileStart: s.offset === 0, continuesWord: s.continuesWord, endsInsideWord: s.endsInsideWord, wordCounted: s.wordCounted };
-  const problem = checkEdges(body, s.tokenizer, edges);
-  if (problem !== null) throw new TaskRejectedError(`count task: ${problem}`);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
-  const counted = countChunk(body, settings, edges);
-  const { bytes: lines, lines: lineCount } = counted.words.encodeLines();
-  const header = encoder.encode(`${HEADER} ${body.length} ${counted.totalWords} ${counted.overlongWords} ${lineCount}\n`);
+  let bytes = 0;
+  let totalWords = 0;
+  let overlongWords = 0;
+  let words: ChunkWords;
+  if (s.ranges) {
+    if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
+    if (!fileReadsAllowed()) {
+      throw new TaskRejectedError(`count task: this worker does not read files (${s.ranges[0]![1]}); start it with --read-files, or submit without --workers-read-files`);
+    }
+    words = new ChunkWords(s.caseSensitive, s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0));
+    for (const range of s.ranges) {
+      const file = openRange(range);
+      try {
+        const counted = countRange(file.source, range[4], range[5], settings, words);
+        bytes += counted.bytes;
+        totalWords += counted.totalWords;
+        overlongWords += counted.overlongWords;
+      } catch (error) {
+        if (error instanceof TaskRejectedError) throw error;
+        throw new TaskRejectedError(`${range[1]} changed while it was being counted: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        file.close();
+      }
+    }
+  } else {
+    const chunks = s.chunks!;
+    if (chunks.reduce((sum, chunk) => sum + chunk[2], 0) !== carried.length) throw new TaskRejectedError('count task: the chunks do not add up to the body');
+    words = new ChunkWords(s.caseSensitive, carried.length);
+    let at = 0;
+    for (const [, offset, length, flags] of chunks) {
+      const body = carried.subarray(at, at + length);
+      at += length;
+      const edges: ChunkEdges = {
+        fileStart: offset === 0,
+        continuesWord: (flags & CONTINUES_WORD) !== 0,
+        endsInsideWord: (flags & ENDS_INSIDE_WORD) !== 0,
+        wordCounted: (flags & WORD_COUNTED) !== 0,
+      };
+      const problem = checkEdges(body, s.tokenizer, edges);
+      if (problem !== null) throw new TaskRejectedError(`count task: ${problem}`);
+      const counted = countChunk(body, settings, edges, words);
+      bytes += length;
+      totalWords += counted.totalWords;
+      overlongWords += counted.overlongWords;
+    }
+  }
+  const { bytes: lines, lines: lineCount } = words.encodeLines();
+  const header = encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${lineCount}\n`);
   const out = new Uint8Array(header.length + lines.length);
   out.set(header, 0);
   out.set(lines, header.length);
   return out;
+}
+
+/**
+ * The spec and body of a task that carries one chunk, as the coordinator would send it (for
+ * benchmarks that feed the map function directly).
+ */
+export function chunkTask(chunk: { start: number; body: Uint8Array; continuesWord: boolean; endsInsideWord: boolean; wordCounted: boolean }, settings: CountSettings): { spec: Json; body: Uint8Array } {
+  return { spec: { ...settings, chunks: [[0, chunk.start, chunk.body.length, chunkFlags(chunk)]] }, body: chunk.body };
 }
 
 function initAcc(): CountAcc {
@@ -388,16 +348,19 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
   async *split(options: CountOptions, context: SplitContext): AsyncIterable<Task> {
     checkOptions(options);
     const chunking = chunkOptions(options, context.maxBodyBytes);
-    for (let file = 0; file < options.inputs.length; file++) {
-      const { path } = options.inputs[file];
-      const source: AsyncIterable<Uint8Array | string> =
-        path === '-' ? process.stdin : createReadStream(inputLocation(options, path), { highWaterMark: READ_BYTES });
-      for await (const chunk of chunkStream(readable(path, source), chunking)) yield taskOf(options, file, path, chunk);
+    const locate = (path: string) => inputLocation(options, path);
+    if (options.workersReadFiles === true) {
+      // Workers read the files: the coordinator plans ranges from sizes and reads no text;
+      // only stdin, which no worker can read, is carried.
+      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_RANGE_BYTES), locate)) yield taskOf(options, planned);
+      for await (const planned of planChunks(options.inputs, chunking, locate, true)) yield taskOf(options, planned);
+      return;
     }
+    for await (const planned of planChunks(options.inputs, chunking, locate)) yield taskOf(options, planned);
   },
 
   map(spec: unknown, body: Uint8Array, _context: MapContext): Uint8Array {
-    return mapChunk(spec, body);
+    return mapTask(spec, body);
   },
 
   init(): CountAcc {
@@ -441,8 +404,8 @@ export function countBytes(bytes: Uint8Array, options: CountBytesOptions): Count
   const acc = initAcc();
   let tasks = 0;
   for (const chunk of chunkBytes(bytes, chunking)) {
-    const task = taskOf(jobOptions, 0, '-', chunk);
-    reducePartial(acc, mapChunk(task.spec, chunk.body), tasks);
+    const task = chunkTask(chunk, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive, maxWordBytes: options.maxWordBytes });
+    reducePartial(acc, mapTask(task.spec, task.body), tasks);
     tasks++;
   }
   return finalizeAcc(acc, 'local', tasks, 1);

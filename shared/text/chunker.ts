@@ -46,17 +46,8 @@
  * Bodies never exceed max(chunkSize, maxWordBytes + 8) bytes. With a chunkSize smaller than a
  * character, the chunk grows to the first character boundary (at most 4 bytes).
  */
-import {
-  ASCII_CLASS,
-  APOS,
-  SEP,
-  WORD,
-  WHITESPACE_BYTE,
-  classOf,
-  decodeAt,
-  isPrintableAscii,
-  sequenceLength,
-} from './char-classes.js';
+import { WHITESPACE_BYTE, isPrintableAscii } from './char-classes.js';
+import { isCandidate, isSafeCut } from './cuts.js';
 
 /** How words are delimited. */
 export type Tokenizer = 'unicode' | 'whitespace';
@@ -261,66 +252,12 @@ export class Chunker {
     return this.nextCandidate(c, n);
   }
 
-  /**
-   * A cut at t is a candidate unless it falls strictly inside a well-formed multi-byte
-   * sequence. Only the nearest non-continuation byte within 3 bytes back can start one.
-   */
   private isCandidate(t: number, n: number): boolean {
-    const buf = this.buf;
-    if (t >= n || t <= 0) return true;
-    if ((buf[t] & 0xc0) !== 0x80) return true;
-    for (let j = t - 1; j >= t - 3 && j >= 0; j--) {
-      const b = buf[j];
-      if ((b & 0xc0) === 0x80) continue;
-      const len = sequenceLength(b);
-      if (len <= t - j) return true;
-      // The sequence from j reaches past t: t is inside it only if it is well-formed.
-      return (decodeAt(buf, j, n) & 7) !== len;
-    }
-    return true;
+    return isCandidate(this.buf, t, n);
   }
 
-  /** Class of the code point ending at t (SEP if none, or if that byte is part of U+FFFD); and its start. */
-  private classBefore(t: number): { cls: number; start: number } {
-    const buf = this.buf;
-    if (t <= 0) return { cls: SEP, start: t };
-    const b = buf[t - 1];
-    if (b < 0x80) return { cls: ASCII_CLASS[b], start: t - 1 };
-    if ((b & 0xc0) === 0x80) {
-      for (let j = t - 2; j >= t - 4 && j >= 0; j--) {
-        const lead = buf[j];
-        if ((lead & 0xc0) === 0x80) continue;
-        const len = sequenceLength(lead);
-        if (len === t - j) {
-          const d = decodeAt(buf, j, t);
-          if ((d & 7) === len) return { cls: classOf(d >>> 3), start: j };
-        }
-        break;
-      }
-    }
-    return { cls: SEP, start: t - 1 };
-  }
-
-  /** Class and length of the code point starting at t (SEP past the end of the stream). */
-  private classAt(t: number, n: number): { cls: number; len: number } {
-    if (t >= n) return { cls: SEP, len: 1 };
-    const d = decodeAt(this.buf, t, n);
-    return { cls: classOf(d >>> 3), len: d & 7 };
-  }
-
-  /** Is the candidate cut at t safe (no token spans it)? Needs bytes up to t + 8 or EOF. */
   private isSafeCut(t: number, n: number): boolean {
-    const buf = this.buf;
-    if (this.tokenizer === 'whitespace') {
-      return t >= n || WHITESPACE_BYTE[buf[t - 1]] === 1 || WHITESPACE_BYTE[buf[t]] === 1;
-    }
-    const x = this.classBefore(t);
-    const y = this.classAt(t, n);
-    if (x.cls === SEP || y.cls === SEP) return true;
-    if (x.cls === WORD && y.cls === WORD) return false;
-    if (x.cls === WORD && y.cls === APOS) return this.classAt(t + y.len, n).cls !== WORD;
-    if (x.cls === APOS && y.cls === WORD) return this.classBefore(x.start).cls !== WORD;
-    return true; // two apostrophes never join anything
+    return isSafeCut(this.buf, t, n, this.tokenizer);
   }
 }
 

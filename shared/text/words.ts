@@ -184,12 +184,14 @@ function textStart(body: Uint8Array, edges: ChunkEdges): number {
  * "…abc|'def…"): the tokenizer never attaches an apostrophe to the edge of a token, so the
  * token next to the cut is still the first/last one, and the rules hold unchanged.
  *
- * @param body the chunk's bytes (kept by reference in the result's table)
+ * @param body the chunk's bytes
  * @param settings tokenizer, case folding and the overlong limit
  * @param edges the chunk's flags
+ * @param into a table to add the chunk's words to (several chunks of one task share one);
+ *   default a new one. Words are copied into the table: `body` may be reused afterwards.
  */
-export function countChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges): ChunkCount {
-  const words = new ChunkWords(settings.caseSensitive, body.length);
+export function countChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges, into?: ChunkWords): ChunkCount {
+  const words = into ?? new ChunkWords(settings.caseSensitive, body.length);
   const from = textStart(body, edges);
   return settings.tokenizer === 'whitespace'
     ? scanWhitespace(body, from, settings, edges, words)

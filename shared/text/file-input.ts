@@ -1,0 +1,242 @@
+/**
+ * How the text of a job's input files becomes tasks, and how a worker reads what a task names:
+ * the file-input part of text kinds (count today), apart from what is counted.
+ *
+ * Two ways, both packing many small files into one task so that a folder of 10,000 mails costs
+ * about what one file of the same bytes costs:
+ *
+ * - RANGES, when workers read the files (the embedded default; `--workers-read-files`): the
+ *   coordinator reads nothing. From the sizes it already has it plans nominal byte ranges of
+ *   about `chunkSize` bytes, whole small files and pieces of big ones, and a worker reads each
+ *   range itself, deciding its exact edges from the bytes (ranges.ts). Each range carries its
+ *   file's size and modification time from when the job started: a file that changed since is
+ *   refused by the worker, so nothing read differently is ever counted.
+ * - CHUNKS, when tasks carry the bytes (stdin, or workers elsewhere): the coordinator reads each
+ *   file once and cuts it where no word spans a cut (chunker.ts); chunks of small files share a
+ *   task, their bytes back to back in its body.
+ *
+ * Both are deterministic for the same files and settings, which `tally resume` relies on.
+ */
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunker.js';
+import type { ByteSource } from './ranges.js';
+import { InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
+
+/** One input file as a job stores it: path as typed, size and modification time at the start. */
+export interface TextInput {
+  path: string;
+  /** Null for stdin. */
+  size: number | null;
+  mtimeMs?: number;
+}
+
+/**
+ * A nominal byte range of a file for a worker to read:
+ * [input index, absolute path, file size, modification time in ms, start, end].
+ * Tuples, not objects: a task lists up to a few hundred of them.
+ */
+export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number];
+
+/**
+ * A chunk carried in a task's body: [input index, offset in its file, length, edge flags].
+ * Flags: 1 continuesWord, 2 endsInsideWord, 4 wordCounted (see chunker.ts).
+ */
+export type ChunkEntry = [file: number, offset: number, length: number, flags: number];
+
+/** The entries of one task and the bytes it carries (chunks only). */
+export type PlannedTask = { ranges: RangeEntry[]; weight: number; input: string } | { chunks: ChunkEntry[]; body: Uint8Array; weight: number; input: string };
+
+/** Most entries one task lists. */
+export const MAX_ENTRIES = 512;
+/** Characters of paths one task lists, at most (its header must stay well under 64 KiB). */
+const MAX_PATH_CHARS = 24 * 1024;
+/** Longest range a worker reads for one entry (the CLI allows 16 MiB chunks). */
+export const MAX_RANGE_BYTES = 16 * 1024 * 1024;
+/** Read size for streamed input files: 1 MiB reads cost a third of the CPU of 64 KiB ones. */
+const READ_BYTES = 1024 * 1024;
+
+export const CONTINUES_WORD = 1;
+export const ENDS_INSIDE_WORD = 2;
+export const WORD_COUNTED = 4;
+
+/** The flags of a chunk, as a ChunkEntry stores them. */
+export function chunkFlags(chunk: Pick<Chunk, 'continuesWord' | 'endsInsideWord' | 'wordCounted'>): number {
+  return (chunk.continuesWord ? CONTINUES_WORD : 0) | (chunk.endsInsideWord ? ENDS_INSIDE_WORD : 0) | (chunk.wordCounted ? WORD_COUNTED : 0);
+}
+
+function describe(path: string): string {
+  return path === '-' ? 'stdin' : path;
+}
+
+/** "a.txt bytes 0-99" for one piece, "a.txt, b.txt, … (3 files, 123 bytes)" for several. */
+function describeTask(pieces: Array<{ path: string; start: number; end: number }>, bytes: number): string {
+  if (pieces.length === 1) {
+    const { path, start, end } = pieces[0]!;
+    return `${describe(path)} bytes ${start}-${Math.max(start, end - 1)}`;
+  }
+  const files = new Set(pieces.map((piece) => piece.path));
+  const names = [...files].slice(0, 3).map(describe).join(', ');
+  return `${names}${files.size > 3 ? ', …' : ''} (${files.size} files, ${bytes} bytes)`;
+}
+
+/**
+ * Plans the ranges of the input files, packed into tasks of about `chunkSize` bytes. Reads no
+ * file. Inputs that workers cannot read (stdin) are skipped: see {@link planChunks}.
+ * @param inputs the job's inputs in order
+ * @param locate where a worker finds an input (its absolute path)
+ */
+export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string): Generator<PlannedTask> {
+  let ranges: RangeEntry[] = [];
+  let pieces: Array<{ path: string; start: number; end: number }> = [];
+  let bytes = 0;
+  let pathChars = 0;
+  const flush = function* (): Generator<PlannedTask> {
+    if (ranges.length === 0) return;
+    yield { ranges, weight: bytes, input: describeTask(pieces, bytes) };
+    ranges = [];
+    pieces = [];
+    bytes = 0;
+    pathChars = 0;
+  };
+  for (let file = 0; file < inputs.length; file++) {
+    const { path, size, mtimeMs } = inputs[file]!;
+    if (path === '-' || size === null) continue;
+    const location = locate(path);
+    let at = 0;
+    do {
+      if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS) yield* flush();
+      const take = Math.min(size - at, Math.max(1, chunkSize - bytes));
+      ranges.push([file, location, size, mtimeMs ?? 0, at, at + take]);
+      pieces.push({ path, start: at, end: at + take });
+      bytes += take;
+      pathChars += location.length;
+      at += take;
+      if (bytes >= chunkSize) yield* flush();
+    } while (at < size);
+  }
+  yield* flush();
+}
+
+/**
+ * Reads the inputs (all of them, or only stdin with `onlyStdin`) and cuts them into chunks,
+ * packed into tasks whose bodies hold at most `chunking.chunkSize` bytes.
+ * @throws InputError naming the input that cannot be read
+ */
+export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyStdin = false): AsyncGenerator<PlannedTask> {
+  let chunks: ChunkEntry[] = [];
+  let bodies: Uint8Array[] = [];
+  let pieces: Array<{ path: string; start: number; end: number }> = [];
+  let bytes = 0;
+  const flush = function* (): Generator<PlannedTask> {
+    if (chunks.length === 0) return;
+    // A chunk of its own is sent as it is: only packed small ones are copied together.
+    const body = bodies.length === 1 ? bodies[0]! : Buffer.concat(bodies);
+    yield { chunks, body, weight: bytes, input: describeTask(pieces, bytes) };
+    chunks = [];
+    bodies = [];
+    pieces = [];
+    bytes = 0;
+  };
+  for (let file = 0; file < inputs.length; file++) {
+    const { path, size } = inputs[file]!;
+    if (onlyStdin && path !== '-') continue;
+    for await (const chunk of readChunks(path, size, chunking, locate)) {
+      if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
+      chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
+      bodies.push(chunk.body);
+      pieces.push({ path, start: chunk.start, end: chunk.start + chunk.body.length });
+      bytes += chunk.body.length;
+    }
+  }
+  yield* flush();
+}
+
+/** The chunks of one input: a small file read in one call, a big one or stdin streamed. */
+async function* readChunks(path: string, size: number | null, chunking: ChunkOptions, locate: (path: string) => string): AsyncGenerator<Chunk> {
+  try {
+    if (path !== '-' && size !== null && size <= READ_BYTES) {
+      // One open, read and close: a read stream's set-up costs more than reading a small file.
+      const handle = await open(locate(path), 'r');
+      let bytes: Buffer;
+      try {
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+      yield* chunkBytes(bytes, chunking);
+      return;
+    }
+    const source: AsyncIterable<Uint8Array | string> = path === '-' ? process.stdin : createReadStream(locate(path), { highWaterMark: READ_BYTES });
+    yield* chunkStream(asBytes(source), chunking);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(describe(path), readFailure(error), { cause: error });
+  }
+}
+
+async function* asBytes(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Uint8Array> {
+  for await (const piece of source) yield typeof piece === 'string' ? Buffer.from(piece) : piece;
+}
+
+/** The usual words for a failed read. */
+export function readFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return fileErrorReason(error) ?? `cannot read (${code ?? (error instanceof Error ? error.message : String(error))})`;
+}
+
+/** Checks one range entry from the wire; throws TaskRejectedError when it can never be read. */
+export function checkRangeEntry(entry: unknown): RangeEntry {
+  if (!Array.isArray(entry) || entry.length !== 6) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end]');
+  const [file, path, size, mtimeMs, start, end] = entry as unknown[];
+  if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
+  if (typeof path !== 'string' || !isAbsolute(path) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path');
+  if (!Number.isSafeInteger(size) || (size as number) < 0) throw new TaskRejectedError('count task: size must be a non-negative integer');
+  if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new TaskRejectedError('count task: mtimeMs must be a number');
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < 0 || (end as number) < (start as number) || (end as number) > (size as number)) {
+    throw new TaskRejectedError('count task: a range must lie within its file');
+  }
+  if ((end as number) - (start as number) > MAX_RANGE_BYTES) throw new TaskRejectedError(`count task: a range may span at most ${MAX_RANGE_BYTES} bytes`);
+  return entry as RangeEntry;
+}
+
+/** Checks one chunk entry from the wire; throws TaskRejectedError when it can never be counted. */
+export function checkChunkEntry(entry: unknown): ChunkEntry {
+  if (!Array.isArray(entry) || entry.length !== 4) throw new TaskRejectedError('count task: a chunk must be [file, offset, length, flags]');
+  const [file, offset, length, flags] = entry as unknown[];
+  if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new TaskRejectedError('count task: offset must be a non-negative integer');
+  if (!Number.isSafeInteger(length) || (length as number) < 0) throw new TaskRejectedError('count task: length must be a non-negative integer');
+  if (!Number.isInteger(flags) || (flags as number) < 0 || (flags as number) > 7) throw new TaskRejectedError('count task: flags must be an integer from 0 to 7');
+  return entry as ChunkEntry;
+}
+
+/**
+ * Opens the file a range names, as the worker's own user, and checks that it is the file the
+ * job started with (a regular file, same size and modification time). The caller closes it.
+ * @throws TaskRejectedError naming the path: it cannot be read, or it changed
+ */
+export function openRange(entry: RangeEntry): { source: ByteSource; close(): void } {
+  const [, path, size, mtimeMs] = entry;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new TaskRejectedError(`count task: worker cannot read ${path}: ${readFailure(error)}`);
+  }
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) throw new TaskRejectedError(`count task: ${path} is not a regular file`);
+    if (Number(st.size) !== size) throw new TaskRejectedError(`${path} changed while it was being counted: it has ${st.size} bytes, not ${size}`);
+    if (Number(st.mtimeMs) !== mtimeMs) throw new TaskRejectedError(`${path} changed while it was being counted: modified ${new Date(Number(st.mtimeMs)).toISOString()}`);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  const source: ByteSource = {
+    size,
+    read: (target, position, length) => readSync(fd, target, 0, length, position),
+  };
+  return { source, close: () => closeSync(fd) };
+}
