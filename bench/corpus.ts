@@ -10,7 +10,7 @@
  * bench/.corpus/ (gitignored) and are reused while the seed's sha256 and the size match.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT, say } from './lib.js';
 
@@ -145,4 +145,60 @@ export function corpusFile(seed: Seed, targetBytes: number, label: string): Corp
   manifest[label] = { bytes, seedSha256: seed.sha256, copies };
   writeFileSync(join(CORPUS_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return result;
+}
+
+/** A folder of many small files and one file holding the same bytes. */
+export interface CorpusFolder {
+  /** The folder (files in subfolders of 100). */
+  dir: string;
+  /** One file: the folder's files concatenated in walk order. */
+  file: string;
+  files: number;
+  bytes: number;
+}
+
+/**
+ * A folder of `files` files of about `fileBytes` each, cut from the seed (repeated as needed) at
+ * line ends, and one file of the same bytes: each piece ends with a newline, so both hold exactly
+ * the same words. Built once and reused (manifest entry `label`).
+ */
+export function corpusFolder(seed: Seed, files: number, fileBytes: number, label: string): CorpusFolder {
+  mkdirSync(CORPUS_DIR, { recursive: true });
+  const dir = join(CORPUS_DIR, label);
+  const file = join(CORPUS_DIR, `${label}.txt`);
+  const manifest = readManifest();
+  const known = manifest[label];
+  if (known && known.seedSha256 === seed.sha256 && known.copies === files && existsSync(file) && existsSync(dir)) {
+    return { dir, file, files, bytes: known.bytes };
+  }
+  say(`building ${label} (${files} files of ~${fileBytes} bytes from the ${seed.name} seed)`);
+  const text = Buffer.from(seed.bytes);
+  const tmpDir = `${dir}.tmp`;
+  rmSync(tmpDir, { recursive: true, force: true });
+  const out = openSync(`${file}.tmp`, 'w');
+  let at = 0;
+  let bytes = 0;
+  try {
+    for (let i = 0; i < files; i++) {
+      if (at >= text.length - fileBytes) at = 0;
+      let end = text.indexOf(0x0a, at + fileBytes);
+      end = end < 0 ? text.length : end + 1;
+      const piece = text.subarray(at, end);
+      at = end;
+      const sub = join(tmpDir, String(Math.floor(i / 100)).padStart(3, '0'));
+      if (i % 100 === 0) mkdirSync(sub, { recursive: true });
+      writeFileSync(join(sub, `${String(i).padStart(6, '0')}.txt`), piece);
+      let off = 0;
+      while (off < piece.length) off += writeSync(out, piece, off, piece.length - off);
+      bytes += piece.length;
+    }
+  } finally {
+    closeSync(out);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmpDir, dir);
+  renameSync(`${file}.tmp`, file);
+  manifest[label] = { bytes, seedSha256: seed.sha256, copies: files };
+  writeFileSync(join(CORPUS_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return { dir, file, files, bytes };
 }

@@ -6,7 +6,7 @@
  *   BENCH_SMALL=1 node dist/bench/run.js same as --small
  *
  * Options: --reps N (repetitions of fast measurements; default 3, 1 with --small),
- * --only calib,count,tiny,primes,factorial,rss,startup  --corpus english,multilingual
+ * --only calib,count,folder,tiny,primes,factorial,rss,startup  --corpus english,multilingual
  * --out FILE (results JSON; a .md of the tables is written beside it), --keep (keep temp dirs),
  * --no-wait-quiet (do not wait for a quiet machine before each run; --small never waits).
  *
@@ -22,7 +22,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNatsServer, startNatsServer } from '../coordinator/nats-server.js';
-import { corpusFile, englishSeed, multilingualSeed, type CorpusFile, type Seed } from './corpus.js';
+import { corpusFile, corpusFolder, englishSeed, multilingualSeed, type CorpusFile, type Seed } from './corpus.js';
 import { cpuByRole, TreeSampler, type ProcessUsage, type Role } from './procs.js';
 import {
   BENCH_SRC,
@@ -78,6 +78,9 @@ interface Sizes {
   factorialN: number;
   factorialDigits: number;
   cpuSpinIterations: number;
+  /** The folder of many small files: how many, and about how big each. */
+  folderFiles: number;
+  folderFileBytes: number;
 }
 
 const SIZES: Sizes = SMALL
@@ -93,6 +96,8 @@ const SIZES: Sizes = SMALL
       factorialN: 20_000,
       factorialDigits: 77_338,
       cpuSpinIterations: 5e7,
+      folderFiles: 2_000,
+      folderFileBytes: 2_000,
     }
   : {
       countBytes: 200 * MiB,
@@ -106,11 +111,14 @@ const SIZES: Sizes = SMALL
       factorialN: 200_000,
       factorialDigits: 973_351,
       cpuSpinIterations: 4e8,
+      // Like the SpamAssassin corpus: 12,092 mails, 67 MB.
+      folderFiles: 12_000,
+      folderFileBytes: 5_500,
     };
 
 const REPS = argv.reps ? Math.max(1, Number(argv.reps)) : SMALL ? 1 : 3;
 const SLOW_REPS = 1;
-const SECTIONS = new Set((argv.only ?? 'calib,count,tiny,primes,factorial,rss,startup').split(',').map((s) => s.trim()));
+const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup').split(',').map((s) => s.trim()));
 const CORPORA = new Set((argv.corpus ?? 'english,multilingual').split(',').map((s) => s.trim()));
 const OUT = argv.out ?? join(BENCH_SRC, SMALL ? 'results.local.json' : 'results.json');
 const WORKERS_DEFAULT = availableParallelism();
@@ -446,6 +454,60 @@ async function countSection(corpus: CorpusRun): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A folder of many small files against one file of the same bytes
+
+async function folderSection(seed: Seed): Promise<void> {
+  const folder = corpusFolder(seed, SIZES.folderFiles, SIZES.folderFileBytes, `folder-${SIZES.folderFiles}x${SIZES.folderFileBytes}`);
+  const section = `count a folder of ${SIZES.folderFiles} files (${(folder.bytes / 1e6).toFixed(0)} MB)`;
+  const count = async (path: string) => {
+    const r = await tally(['count', path, '--workers', String(WORKERS_DEFAULT), '--no-progress', '--format', 'json', '--top', '0'], embeddedEnv());
+    return { ms: r.result.ms, data: r };
+  };
+  const variants: Array<Variant<any>> = [
+    { id: 'folder.tally.one', label: `tally count, one file of the folder's bytes, embedded, --workers ${WORKERS_DEFAULT}`, reps: REPS, runOnce: () => count(folder.file) },
+    { id: 'folder.tally.many', label: `tally count, the folder of ${SIZES.folderFiles} files, embedded, --workers ${WORKERS_DEFAULT}`, reps: REPS, runOnce: () => count(folder.dir) },
+    {
+      id: 'folder.wc',
+      label: `LC_ALL=C wc -w over the ${SIZES.folderFiles} files (find | xargs)`,
+      reps: REPS,
+      runOnce: async () => {
+        const r = await sh(`find '${folder.dir}' -type f -print0 | xargs -0 wc -w | awk '$2 == "total" { n += $1 } END { print n }'`, { env: cEnv() });
+        return { ms: r.ms, data: Number(r.stdout.trim()) };
+      },
+    },
+  ];
+  const runs = new Map<string, Array<{ ms: number; data: any }>>(variants.map((v) => [v.id, []]));
+  const meters = new Map<string, Interference>(variants.map((v) => [v.id, new Interference()]));
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const v of variants) {
+      say(`${v.label} (run ${rep + 1}/${v.reps})`);
+      const [one] = await repeat(1, () => v.runOnce(), meters.get(v.id));
+      runs.get(v.id)!.push(one);
+    }
+  }
+  // Exact: the folder and the one file hold the same words.
+  const one = runs.get('folder.tally.one')![0]!.data.json;
+  const many = runs.get('folder.tally.many')![0]!.data.json;
+  if (JSON.stringify(one.counts) !== JSON.stringify(many.counts) || one.totalWords !== many.totalWords) throw new Error('tally counts the folder and the one file of the same bytes differently');
+  if (many.files !== SIZES.folderFiles) throw new Error(`tally counted ${String(many.files)} files, not ${SIZES.folderFiles}`);
+  for (const v of variants) {
+    const list = runs.get(v.id)!;
+    record({
+      id: v.id,
+      section,
+      label: v.label,
+      runs: list.map((r) => mbps(folder.bytes, r.ms)),
+      unit: 'MB/s',
+      reps: v.reps,
+      wallMs: list.map((r) => r.ms),
+      bytes: folder.bytes,
+      extra: v.id.startsWith('folder.tally') ? { tasks: list[0]!.data.json.tasks, totalWords: list[0]!.data.json.totalWords, ...cpuSummary(list.map((x) => x.data)) } : { words: list[0]!.data },
+      interference: meters.get(v.id)!.take(),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Number jobs
 
 async function tinySection(): Promise<void> {
@@ -704,6 +766,7 @@ function evaluate(): void {
   const tiny = get('tiny.sum')?.value ?? null;
   const map1 = get(`${e}.inproc.map1`)?.value ?? null;
   const startup = get('startup.total')?.value ?? null;
+  const folder = ratio('folderVsOneFile', 'folder.tally.many', 'folder.tally.one');
 
   target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
   target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
@@ -713,6 +776,7 @@ function evaluate(): void {
   target('tinyTasks', 'tiny tasks (sum, 2 workers)', '>=', 10_000, 'tasks/s', tiny, `tasks / wall time of tally sum 1 ${SIZES.tinyTo} --tasks ${SIZES.tinyTasks}, incl. start-up`);
   target('coordinatorRss', `coordinator peak RSS on ${SIZES.rssLabels[1]}`, '<=', 300, 'MiB', rss, 'VmHWM (maxrss) of tally count --server FILE');
   target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%)');
+  target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
   if (nats1 !== null) ratios.natsSlowdownAt1Percent = round((1 - nats1) * 100, 1);
 }
@@ -758,6 +822,7 @@ async function main(): Promise<void> {
   try {
     if (SECTIONS.has('calib')) await calibrate();
     for (const corpus of corpora) await countSection(corpus);
+    if (SECTIONS.has('folder')) await folderSection(english);
     if (SECTIONS.has('tiny')) await tinySection();
     if (SECTIONS.has('primes')) await primesSection();
     if (SECTIONS.has('factorial')) await factorialSection();
