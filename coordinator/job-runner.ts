@@ -201,10 +201,14 @@ class JobRun {
       startedAt: now,
       waitingForWorkers: false,
     };
+    // A resumed job keeps its record's arguments as they are (inline or stored beside the results).
+    const { args, argsObject, argsSummary } = this.o.resume?.record ?? (await this.o.store.placeArgs(this.job, options));
     this.record = {
       id: this.job,
       kind: kind.name,
-      args: options,
+      args,
+      ...(argsObject !== undefined ? { argsObject } : {}),
+      ...(argsSummary !== undefined ? { argsSummary } : {}),
       status: 'running',
       progress: { tasksDone: 0, tasksTotal: this.progress.tasksTotal, weightDone: 0, weightTotal: this.progress.weightTotal },
       created: this.o.resume?.record.created ?? new Date(now).toISOString(),

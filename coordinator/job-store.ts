@@ -11,6 +11,7 @@ import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
 import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
+import { describeArgs } from './job-args.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -18,8 +19,16 @@ export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 export interface JobRecord {
   id: string;
   kind: string;
-  /** The job's validated options, as the kind received them. */
+  /**
+   * The job's validated options, as the kind received them; null when they are too big for a
+   * record (a folder of 100,000 files) and kept as the object `argsObject` beside the results.
+   * Read them with {@link JobStore.args}.
+   */
   args: Json;
+  /** Object in the results bucket holding `args`, when the record does not. */
+  argsObject?: string;
+  /** What `tally jobs` shows of the arguments (the inputs, the range, the numbers). */
+  argsSummary?: string;
   status: JobStatus;
   progress: { tasksDone: number; tasksTotal: number | null; weightDone: number; weightTotal: number | null };
   created: string;
@@ -62,6 +71,13 @@ export class JobTakenOverError extends TallyError {
     this.by = by;
   }
 }
+
+/**
+ * Arguments larger than this (as JSON) are kept as an object beside the results, not in the
+ * record: a record is rewritten every second while its job runs, and a server refuses a record
+ * larger than its max_payload (1 MiB by default; a folder of 12,000 files makes ~1 MB).
+ */
+const ARGS_INLINE_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -132,6 +148,26 @@ export class JobStore {
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
   }
 
+  /**
+   * The argument fields of a new job's record: the arguments themselves, or, when they are too
+   * big for a record, a summary and the name of the object they are stored in (written here).
+   */
+  async placeArgs(id: string, args: Json): Promise<Pick<JobRecord, 'args' | 'argsObject' | 'argsSummary'>> {
+    const json = JSON.stringify(args);
+    if (json.length <= ARGS_INLINE_BYTES) return { args };
+    const name = argsObjectName(id);
+    await this.results.putBlob({ name }, encoder.encode(json));
+    return { args: null, argsObject: name, argsSummary: describeArgs(args) };
+  }
+
+  /** A job's arguments, from its record or from the object that holds them. */
+  async args(record: JobRecord): Promise<Json> {
+    if (record.argsObject === undefined) return record.args;
+    const data = await this.results.getBlob(record.argsObject);
+    if (data === null) throw new UsageError(`the arguments of job '${record.id}' are no longer stored`);
+    return JSON.parse(decoder.decode(data)) as Json;
+  }
+
   async putResult(id: string, result: Json): Promise<void> {
     await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify(result)));
   }
@@ -168,6 +204,7 @@ export class JobStore {
     if (!record) throw new UsageError(`no job '${id}'`);
     if (record.status === 'running' && options.abandoned !== true) throw new UsageError(`job '${id}' is still running; cancel it first`);
     await this.results.delete(id).catch(() => undefined);
+    if (record.argsObject !== undefined) await this.results.delete(record.argsObject).catch(() => undefined);
     await this.records.purge(id);
   }
 }
@@ -178,4 +215,9 @@ function isWrongRevision(error: unknown): boolean {
     if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)) return true;
   }
   return false;
+}
+
+/** The object holding a job's arguments (job ids never contain dots, results are named by id). */
+function argsObjectName(id: string): string {
+  return `${id}.args`;
 }

@@ -79,9 +79,9 @@ export function parseByteSize(value: string, name: string, min: number, max: num
  * The files a stored count job read, located as `tally resume` reads them (from the directory
  * the job was submitted in); stdin, another process's, is left out. Empty for other kinds.
  */
-export async function storedInputFiles(record: JobRecord): Promise<string[]> {
-  const args = record.args as Partial<CountOptions> | null;
-  if (record.kind !== 'count' || !args || !Array.isArray(args.inputs)) return [];
+export async function storedInputFiles(kind: string, jobArgs: Json): Promise<string[]> {
+  const args = jobArgs as Partial<CountOptions> | null;
+  if (kind !== 'count' || !args || !Array.isArray(args.inputs)) return [];
   const { inputLocation } = await import('../../shared/kinds/count.js');
   return args.inputs.filter((input) => input.path !== '-').map((input) => inputLocation(args, input.path));
 }

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { displayWidth, formatTable, terminalSafe } from '../output.js';
 import type { JobRecord } from '../job-store.js';
+import { describeArgs } from '../job-args.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
@@ -23,18 +24,6 @@ function clip(text: string, max = 48): string {
   return `${kept}…`;
 }
 
-function describeArgs(record: JobRecord): string {
-  const args = record.args as Record<string, unknown> | null;
-  if (!args || typeof args !== 'object') return '';
-  if (Array.isArray(args.inputs)) {
-    const paths = (args.inputs as Array<{ path: string }>).map((input) => input.path);
-    return paths.length <= 3 ? paths.join(' ') : `${paths.slice(0, 3).join(' ')} … (${paths.length} files)`;
-  }
-  if (Array.isArray(args.numbers)) return (args.numbers as string[]).join(' ');
-  if (typeof args.from === 'string' && typeof args.to === 'string') return `${args.from} ${args.to}`;
-  return '';
-}
-
 function describeProgress(record: JobRecord): string {
   const { tasksDone, tasksTotal } = record.progress;
   return `${tasksDone}/${tasksTotal ?? '?'}`;
@@ -47,7 +36,7 @@ export function renderJobs(records: JobRecord[], format: 'table' | 'json'): stri
   const rows = records.map((r) => [
     r.id,
     r.kind,
-    clip(describeArgs(r)),
+    clip(r.argsSummary ?? describeArgs(r.args)),
     r.status,
     describeProgress(r),
     r.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),

@@ -30,7 +30,7 @@ export function resultCommand(): Command {
         const record = await session.store.get(job);
         // An embedded server's address changes every run: its store is what names the place.
         if (!record) throw new UsageError(`no job '${job}' ${session.isEmbedded ? `in ${dataDirectory()}` : `on ${session.server}`} (see tally jobs)`);
-        checkOutputFile(options.output, await storedInputFiles(record));
+        checkOutputFile(options.output, await storedInputFiles(record.kind, await session.store.args(record)));
         if (record.status === 'failed') throw new JobFailedError(job, record.error ?? 'unknown error');
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);

@@ -30,11 +30,19 @@ export function resumeCommand(): Command {
   return withCommonOptions(command).action(async (job: string, options: ResumeCliOptions) => {
     assertJobId(job);
     checkOutputFile(options.output);
-    const stored = await withSession(options, async (session) => session.store.read(job), 0);
-    if (!stored) throw new UsageError(`no job '${job}' (see tally jobs)`);
+    const found = await withSession(
+      options,
+      async (session) => {
+        const stored = await session.store.read(job);
+        return stored && { stored, args: await session.store.args(stored.record) };
+      },
+      0,
+    );
+    if (!found) throw new UsageError(`no job '${job}' (see tally jobs)`);
+    const { stored, args: jobArgs } = found;
     const { record } = stored;
     // Resuming reads the inputs again: the output may not replace one, before or after.
-    checkOutputFile(options.output, await storedInputFiles(record));
+    checkOutputFile(options.output, await storedInputFiles(record.kind, jobArgs));
     const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output, job);
     if (record.status === 'done') {
       const result = await withSession(options, async (session) => session.store.getResult(job), 0);
@@ -58,7 +66,7 @@ export function resumeCommand(): Command {
     const kind = findKind(record.kind);
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
     const { inputLocation } = await import('../../shared/kinds/count.js');
-    const args = record.args as Partial<CountOptions>;
+    const args = jobArgs as Partial<CountOptions>;
     for (const input of args.inputs ?? []) {
       if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
       // Tasks are cut again from the files: the same bytes must give the same task ids. Paths
@@ -70,6 +78,6 @@ export function resumeCommand(): Command {
         throw new InputError(input.path, `changed since job '${job}' started (modified ${new Date(Number(st.mtimeMs)).toISOString()})`);
       }
     }
-    await runKindJob(kind, record.args, options, print, { resume: stored });
+    await runKindJob(kind, jobArgs, options, print, { resume: stored });
   });
 }
