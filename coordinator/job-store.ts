@@ -10,6 +10,7 @@ import { JOBS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
 import { describeArgs } from './job-args.js';
 
@@ -156,7 +157,9 @@ export class JobStore {
     const json = JSON.stringify(args);
     if (json.length <= ARGS_INLINE_BYTES) return { args };
     const name = argsObjectName(id);
-    await this.results.putBlob({ name }, encoder.encode(json));
+    // Compressed: paths repeat, and storing an object hashes every byte (SHA-256 in
+    // JavaScript): for 12,000 files, 0.9 MB took ~100 ms before the first task could go out.
+    await this.results.putBlob({ name }, gzipSync(json, { level: 1 }));
     return { args: null, argsObject: name, argsSummary: describeArgs(args) };
   }
 
@@ -165,7 +168,7 @@ export class JobStore {
     if (record.argsObject === undefined) return record.args;
     const data = await this.results.getBlob(record.argsObject);
     if (data === null) throw new UsageError(`the arguments of job '${record.id}' are no longer stored`);
-    return JSON.parse(decoder.decode(data)) as Json;
+    return JSON.parse(decoder.decode(gunzipSync(data))) as Json;
   }
 
   async putResult(id: string, result: Json): Promise<void> {
