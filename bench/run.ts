@@ -328,6 +328,25 @@ interface Variant<T = unknown> {
   extra?: (runs: Array<{ ms: number; data: T }>) => Record<string, unknown>;
 }
 
+/**
+ * Runs the variants interleaved (rep 1 of every variant, then rep 2, ...), so that a slow spell
+ * of a shared machine hits them alike; returns each one's runs and what else loaded the machine.
+ */
+async function interleaved(variants: Array<Variant<any>>): Promise<{ runs: Map<string, Array<{ ms: number; data: any }>>; meters: Map<string, Interference> }> {
+  const runs = new Map<string, Array<{ ms: number; data: any }>>(variants.map((v) => [v.id, []]));
+  const meters = new Map<string, Interference>(variants.map((v) => [v.id, new Interference()]));
+  const maxReps = Math.max(...variants.map((v) => v.reps));
+  for (let rep = 0; rep < maxReps; rep++) {
+    for (const v of variants) {
+      if (rep >= v.reps) continue;
+      say(`${v.label} (run ${rep + 1}/${v.reps})`);
+      const [one] = await repeat(1, () => v.runOnce(), meters.get(v.id));
+      runs.get(v.id)!.push(one);
+    }
+  }
+  return { runs, meters };
+}
+
 async function countSection(corpus: CorpusRun): Promise<void> {
   const { file } = corpus;
   const name = corpus.seed.name;
@@ -419,18 +438,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     });
   }
 
-  // Interleaved: rep 1 of every variant, then rep 2, ...
-  const runs = new Map<string, Array<{ ms: number; data: unknown }>>(variants.map((v) => [v.id, []]));
-  const meters = new Map<string, Interference>(variants.map((v) => [v.id, new Interference()]));
-  const maxReps = Math.max(...variants.map((v) => v.reps));
-  for (let rep = 0; rep < maxReps; rep++) {
-    for (const v of variants) {
-      if (rep >= v.reps) continue;
-      say(`${v.label} (run ${rep + 1}/${v.reps})`);
-      const [one] = await repeat(1, () => v.runOnce(), meters.get(v.id));
-      runs.get(v.id)!.push(one);
-    }
-  }
+  const { runs, meters } = await interleaved(variants);
   for (const v of variants) {
     const list = runs.get(v.id)!;
     if (v.id.endsWith('tally.whitespace')) {
@@ -476,15 +484,7 @@ async function folderSection(seed: Seed): Promise<void> {
       },
     },
   ];
-  const runs = new Map<string, Array<{ ms: number; data: any }>>(variants.map((v) => [v.id, []]));
-  const meters = new Map<string, Interference>(variants.map((v) => [v.id, new Interference()]));
-  for (let rep = 0; rep < REPS; rep++) {
-    for (const v of variants) {
-      say(`${v.label} (run ${rep + 1}/${v.reps})`);
-      const [one] = await repeat(1, () => v.runOnce(), meters.get(v.id));
-      runs.get(v.id)!.push(one);
-    }
-  }
+  const { runs, meters } = await interleaved(variants);
   // Exact: the folder and the one file hold the same words.
   const one = runs.get('folder.tally.one')![0]!.data.json;
   const many = runs.get('folder.tally.many')![0]!.data.json;

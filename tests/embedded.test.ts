@@ -2,7 +2,7 @@
  * The embedded default: no --server and no NATS_URL starts a local nats-server and workers,
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
@@ -109,13 +109,23 @@ function serversOnStore(storeDir: string): number[] {
     .map(Number);
 }
 
-test.serial("a server left running by a SIGKILLed owner is stopped by the next run, which then has the store to itself", async (t) => {
-  const dir = tempDir('tally-orphan-');
-  const store = join(dir.path, 'jetstream');
+/**
+ * A temp directory for one test's embedded store (`data` inside it: the directory itself, or a
+ * `data` folder beside the test's inputs), removed at the end with any server left on it.
+ */
+function storeFixture(t: ExecutionContext, prefix: string, dataInside = false): { dir: { path: string }; data: string; store: string } {
+  const dir = tempDir(prefix);
+  const data = dataInside ? join(dir.path, 'data') : dir.path;
+  const store = join(data, 'jetstream');
   t.teardown(() => {
     for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
     dir.remove();
   });
+  return { dir: { path: dir.path }, data, store };
+}
+
+test.serial("a server left running by a SIGKILLed owner is stopped by the next run, which then has the store to itself", async (t) => {
+  const { dir, store } = storeFixture(t, 'tally-orphan-');
   const orphanEnv = cleanEnv({ TALLY_DATA_DIR: dir.path });
   const owner = spawnTally(['sum', '1', '1e9', '--tasks', '100000', '--workers', '1'], { env: orphanEnv });
   const ended = collect(owner);
@@ -136,14 +146,8 @@ test.serial("a server left running by a SIGKILLed owner is stopped by the next r
 });
 
 test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an embedded count: exit 130, nothing left running", async (t) => {
-  const dir = tempDir('tally-ctrl-c-');
   // The input lives beside the data directory: tally refuses to count files inside it.
-  const data = join(dir.path, 'data');
-  const store = join(data, 'jetstream');
-  t.teardown(() => {
-    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
-    dir.remove();
-  });
+  const { dir, data, store } = storeFixture(t, 'tally-ctrl-c-', true);
   // Small chunks: thousands of tasks, so the job is still running when the signal comes.
   const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
   writeFileSync(join(dir.path, 'big.txt'), Buffer.concat([...parts, ...parts, ...parts, ...parts]));
@@ -186,12 +190,7 @@ function startOwner(env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; 
 }
 
 test.serial("a job that joined a server whose owner was SIGKILLed finishes: commands run meanwhile join that server instead of stopping it", async (t) => {
-  const dir = tempDir('tally-joined-');
-  const store = join(dir.path, 'jetstream');
-  t.teardown(() => {
-    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
-    dir.remove();
-  });
+  const { dir, store } = storeFixture(t, 'tally-joined-');
   // Slow tasks on every worker (the owner's takes tasks of the other job too), so that the
   // joined job still runs when the owner is gone and the next commands come.
   const slowEnv = cleanEnv({ TALLY_DATA_DIR: dir.path, TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 250 }), TALLY_SERVER_LOST_MS: '5000' });
@@ -230,12 +229,7 @@ test.serial("a job that joined a server whose owner was SIGKILLed finishes: comm
 });
 
 test.serial('runs that find the same idle orphan at once: one stops it, never two servers on the store', async (t) => {
-  const dir = tempDir('tally-race-');
-  const store = join(dir.path, 'jetstream');
-  t.teardown(() => {
-    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
-    dir.remove();
-  });
+  const { dir, store } = storeFixture(t, 'tally-race-');
   const env = cleanEnv({ TALLY_DATA_DIR: dir.path });
   const owner = startOwner(env);
   t.true(await until(() => existsSync(join(dir.path, 'server.json'))), 'the owner started its server');
@@ -291,13 +285,7 @@ async function jobRecords(t: { is(a: unknown, b: unknown, m?: string): void }, d
 }
 
 test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it, cancels an embedded count: exit 130, the job cancelled, nothing left running', async (t) => {
-  const dir = tempDir('tally-hup-');
-  const data = join(dir.path, 'data');
-  const store = join(data, 'jetstream');
-  t.teardown(() => {
-    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
-    dir.remove();
-  });
+  const { dir, data, store } = storeFixture(t, 'tally-hup-', true);
   writeBigInput(join(dir.path, 'big.txt'));
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'], {
     env: cleanEnv({ TALLY_DATA_DIR: data }),
@@ -332,13 +320,7 @@ test.serial('a real terminal closing (the pty of `script` hung up) cancels an em
     t.pass();
     return;
   }
-  const dir = tempDir('tally-pty-');
-  const data = join(dir.path, 'data');
-  const store = join(data, 'jetstream');
-  t.teardown(() => {
-    for (const pid of serversOnStore(store)) process.kill(pid, 'SIGKILL');
-    dir.remove();
-  });
+  const { dir, data, store } = storeFixture(t, 'tally-pty-', true);
   writeBigInput(join(dir.path, 'big.txt'));
   const command = [process.execPath, TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'].join(' ');
   // script runs the command on a new pseudo-terminal; killing script closes it, as closing a

@@ -15,6 +15,7 @@ import { readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNatsServer, findNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, tempDir, type RunResult } from './helpers/tally.js';
+import { netnsUnavailable } from './helpers/netns.js';
 
 const TAG = process.pid.toString(36).slice(-5);
 const NS = { server: `tally-${TAG}-srv`, a: `tally-${TAG}-wa`, b: `tally-${TAG}-wb` };
@@ -29,21 +30,7 @@ function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Why this test cannot run here, or null. Decided at load time. */
-function unavailable(): string | null {
-  if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'creating network namespaces needs root';
-  const probe = `tally-${TAG}-probe`;
-  try {
-    ip('netns', 'add', probe);
-    ip('netns', 'del', probe);
-    return null;
-  } catch (error) {
-    return `ip netns is not permitted here: ${(error as Error).message.split('\n')[0]}`;
-  }
-}
-
-const reason = unavailable();
+const reason = netnsUnavailable();
 const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 120 }) });
 let store: { path: string; remove(): void };
 let corpus: { path: string; remove(): void };
