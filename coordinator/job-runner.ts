@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { AnyJobKind, Json, Plan, Task } from '../shared/kinds/kind.js';
+import type { AnyJobKind, Json, PartSummary, Plan, Task } from '../shared/kinds/kind.js';
 import { batchEntryJson, decodeResult, encodeEnvelope, encodeTaskBatch, type TaskHeader } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
 import { isTransient, withRetry } from '../shared/nats/retry.js';
@@ -25,7 +25,9 @@ import {
   WORKER_CONSUMER,
   jobEndedSubject,
   jobResultSubjects,
+  jobShuffleSubjects,
   jobTaskSubjects,
+  SHUFFLE_STREAM,
   messageId,
   newJobId,
   parseTaskSubject,
@@ -160,7 +162,15 @@ class JobRun {
   private readonly o: RunJobOptions;
   private readonly log: Logger;
   private acc: unknown;
+  /** Map task ids folded so far. */
   private readonly reduced = new Set<number>();
+  /** Reduce partitions of the job (0: the coordinator reduces every partial). */
+  private partitions = 0;
+  /** Each partition's stored part, once its reduce task's result is in. */
+  private readonly parts = new Map<number, PartSummary>();
+  /** Task ids of the reduce results folded (map tasks + partition). */
+  private readonly reduceIds = new Set<number>();
+  private reducePublished = false;
   private readonly inFlight = new Map<number, InFlight>();
   private bytesInFlight = 0;
   private published = 0;
@@ -190,6 +200,7 @@ class JobRun {
   async run(): Promise<Json> {
     const { kind, options } = this.o;
     const plan = await kind.plan(options);
+    this.partitions = kind.partitioned?.partitions(options) ?? 0;
     const now = Date.now();
     this.progress = {
       job: this.job,
@@ -238,7 +249,11 @@ class JobRun {
       await this.lease.check(this.job);
       // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
       this.announceEnd();
-      const result = await kind.finalize(this.acc, { job: this.job, tasks: this.published }, options);
+      const summary = { job: this.job, tasks: this.published };
+      const result =
+        this.partitions > 0
+          ? await kind.partitioned!.finalize(this.acc, Array.from({ length: this.partitions }, (_, p) => this.parts.get(p)!), summary, options)
+          : await kind.finalize(this.acc, summary, options);
       // A leader election (a node lost) can refuse these writes for a few seconds: retry.
       await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
       await this.finish('done', null);
@@ -369,7 +384,7 @@ class JobRun {
       if (!finished) await iterator.return?.(undefined).catch(() => undefined);
     }
     this.splitDone = true;
-    this.progress.tasksTotal = this.published;
+    this.progress.tasksTotal = this.published + this.partitions;
     this.report(true);
     this.checkComplete();
   }
@@ -386,7 +401,33 @@ class JobRun {
 
   private singleTask(id: number, task: Task): Uint8Array {
     const header: TaskHeader = { v: 1, job: this.job, task: id, kind: this.o.kind.name, input: task.input, spec: task.spec };
+    if (this.partitions > 0) header.partitions = this.partitions;
     return encodeEnvelope(header, task.body ?? EMPTY);
+  }
+
+  /**
+   * Once every map task is folded: one reduce task per partition still without a part (a
+   * resumed job may have some), after the map tasks' ids.
+   */
+  private async publishReduceTasks(): Promise<void> {
+    const { kind, options } = this.o;
+    for (let p = 0; p < this.partitions; p++) {
+      const id = this.published + p;
+      if (this.parts.has(p)) continue;
+      const input = `partition ${p + 1} of ${this.partitions}`;
+      this.inFlight.set(id, { input, weight: 0, bytes: 0 });
+      const header: TaskHeader = {
+        v: 1,
+        job: this.job,
+        task: id,
+        kind: kind.name,
+        input,
+        spec: kind.partitioned!.reduceSpec(options, p),
+        reduce: { partition: p, partitions: this.partitions, tasks: this.published },
+      };
+      await this.publishMessage(taskSubject(this.job, id), messageId(this.job, id), encodeEnvelope(header, EMPTY));
+    }
+    await Promise.all(this.pipeline.map((entry) => entry.ack));
   }
 
   /** Sends the pending batch (a lone task as a plain task message). */
@@ -400,7 +441,7 @@ class JobRun {
       return;
     }
     const body = batch.bodyBytes === 0 ? EMPTY : Buffer.concat(tasks.map((task) => task.body ?? EMPTY));
-    const payload = encodeTaskBatch(this.job, first, this.o.kind.name, batch.entries, body);
+    const payload = encodeTaskBatch(this.job, first, this.o.kind.name, batch.entries, body, this.partitions > 0 ? this.partitions : undefined);
     await this.publishMessage(taskSubject(this.job, first, tasks.length), messageId(this.job, first, tasks.length), payload);
   }
 
@@ -452,7 +493,7 @@ class JobRun {
     this.log.info({ stored: covered.size }, 'resuming: folding in stored results');
     const deadline = Date.now() + 30_000;
     const missing = () => {
-      for (const id of covered) if (!this.reduced.has(id)) return true;
+      for (const id of covered) if (!this.reduced.has(id) && !this.reduceIds.has(id)) return true;
       return false;
     };
     while (missing() && !this.settled && Date.now() < deadline) {
@@ -524,11 +565,15 @@ class JobRun {
     }
     const { header, body } = decoded;
     if (header.job !== this.job) return;
+    if (header.partition !== undefined && header.error === undefined) {
+      this.onPart(header.task, header.partition, body);
+      return;
+    }
     const first = header.task;
     const count = header.count ?? 1;
     if (header.error !== undefined) {
       const failed = first + (header.failed ?? 0);
-      if (this.reduced.has(failed)) return;
+      if (this.reduced.has(failed) || this.reduceIds.has(failed)) return;
       this.fail(new JobFailedError(this.job, header.error, this.inFlight.get(failed)?.input));
       return;
     }
@@ -567,11 +612,42 @@ class JobRun {
     this.checkComplete();
   }
 
-  private checkComplete(): void {
-    if (this.splitDone && this.reduced.size === this.published && !this.settled) {
-      this.settled = true;
-      this.resolveDone();
+  /** A reduce task's result: where its partition's part is stored, and the kind's summary of it. */
+  private onPart(id: number, partition: number, body: Uint8Array): void {
+    if (partition >= this.partitions || this.parts.has(partition)) return;
+    let part: { part?: unknown; summary?: Json };
+    try {
+      part = JSON.parse(new TextDecoder().decode(body)) as { part?: unknown; summary?: Json };
+    } catch {
+      part = {};
     }
+    if (typeof part.part !== 'string' || part.summary === undefined) {
+      this.log.warn({ partition }, 'ignoring a malformed reduce result');
+      return;
+    }
+    this.parts.set(partition, { name: part.part, summary: part.summary });
+    this.reduceIds.add(id);
+    this.progress.tasksDone++;
+    const task = this.inFlight.get(id);
+    if (task) this.inFlight.delete(id);
+    this.lastResultAt = Date.now();
+    this.progress.waitingForWorkers = false;
+    this.report(false);
+    this.checkComplete();
+  }
+
+  private checkComplete(): void {
+    if (!this.splitDone || this.reduced.size !== this.published || this.settled) return;
+    if (this.parts.size < this.partitions) {
+      // Every map task is in: the reduce tasks go out (once).
+      if (!this.reducePublished) {
+        this.reducePublished = true;
+        this.publishReduceTasks().catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+      }
+      return;
+    }
+    this.settled = true;
+    this.resolveDone();
   }
 
   private fail(error: Error): void {
@@ -698,7 +774,7 @@ class JobRun {
     this.record.elapsedMs = now - this.progress.startedAt;
     this.record.progress = {
       tasksDone: this.progress.tasksDone,
-      tasksTotal: this.splitDone ? this.published : this.progress.tasksTotal,
+      tasksTotal: this.splitDone ? this.published + this.partitions : this.progress.tasksTotal,
       weightDone: this.progress.weightDone,
       weightTotal: this.progress.weightTotal,
     };
@@ -742,6 +818,11 @@ class JobRun {
     await this.o.jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(this.job) }).catch((e) =>
       this.log.warn({ err: describeError(e) }, 'could not purge results'),
     );
+    if (this.partitions > 0) {
+      await this.o.jsm.streams.purge(SHUFFLE_STREAM, { filter: jobShuffleSubjects(this.job) }).catch((e) =>
+        this.log.warn({ err: describeError(e) }, 'could not purge the map outputs'),
+      );
+    }
     try {
       await deletePartialsOf(this.o.partials, this.job);
     } catch (error) {
@@ -768,6 +849,7 @@ export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamMana
   await jsm.streams.purge(TASK_STREAM, { filter: jobTaskSubjects(job) });
   await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
   await jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(job) });
+  await jsm.streams.purge(SHUFFLE_STREAM, { filter: jobShuffleSubjects(job) }).catch(() => undefined);
   // The consumer through which its coordinator read results (absent if it never got that far).
   await jsm.consumers.delete(RESULT_STREAM, resultConsumerName(job)).catch(() => false);
   const { Objm } = await import('@nats-io/obj');

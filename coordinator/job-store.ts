@@ -175,6 +175,17 @@ export class JobStore {
     await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify(result)));
   }
 
+  /**
+   * The bytes of an object stored beside the results (a sorted part of a count job's table),
+   * as they arrive.
+   * @throws Error naming the object when it is gone
+   */
+  async readObject(name: string): Promise<AsyncIterable<Uint8Array>> {
+    const object = await this.results.get(name);
+    if (object === null) throw new Error(`object '${name}' is no longer stored (results are kept for the retention time)`);
+    return object.data as unknown as AsyncIterable<Uint8Array>;
+  }
+
   async getResult(id: string): Promise<Json | null> {
     assertJobId(id);
     const data = await this.results.getBlob(id);
@@ -206,8 +217,11 @@ export class JobStore {
     const record = await this.get(id);
     if (!record) throw new UsageError(`no job '${id}'`);
     if (record.status === 'running' && options.abandoned !== true) throw new UsageError(`job '${id}' is still running; cancel it first`);
+    const result = (await this.getResult(id).catch(() => null)) as { parts?: unknown } | null;
     await this.results.delete(id).catch(() => undefined);
     if (record.argsObject !== undefined) await this.results.delete(record.argsObject).catch(() => undefined);
+    // The sorted parts of a count job's table.
+    if (Array.isArray(result?.parts)) for (const part of result.parts) if (typeof part === 'string') await this.results.delete(part).catch(() => undefined);
     await this.records.purge(id);
   }
 }

@@ -5,16 +5,22 @@ import type { Format } from './output.js';
 import { renderCount } from './commands/count.js';
 import { renderNumbers } from './commands/numbers.js';
 import type { CountResult } from '../shared/kinds/count.js';
+import type { JobStore } from './job-store.js';
+import { withRows } from './count-table.js';
 
 export interface ResultView {
   format: Format;
   top: number;
 }
 
-export function renderResult(kind: string, result: Json, view: ResultView): string {
+/**
+ * A result as its kind prints it. A count result whose table lies in sorted parts on the server
+ * is completed from them (through `store`) as far as the view needs.
+ */
+export async function renderResult(kind: string, result: Json, view: ResultView, store: JobStore): Promise<string> {
   switch (kind) {
     case 'count':
-      return renderCount(result as unknown as CountResult, view);
+      return renderCount(await withRows(result as unknown as CountResult, view.top, store), view);
     case 'sum':
     case 'primes':
     case 'factorial':

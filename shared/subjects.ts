@@ -8,6 +8,12 @@ import { UsageError } from './errors.js';
 export const TASK_STREAM = 'TALLY_TASKS';
 /** Limits stream holding each task's partial result, one subject per task. */
 export const RESULT_STREAM = 'TALLY_RESULTS';
+/**
+ * Limits stream holding the map outputs of partitioned jobs (count), one subject per task
+ * message and partition, kept until the job ends: what a reducer reads, and reads again after
+ * a reducer died.
+ */
+export const SHUFFLE_STREAM = 'TALLY_SHUFFLE';
 /** The one durable pull consumer that every worker process shares. */
 export const WORKER_CONSUMER = 'tally-workers';
 /** KV bucket: one record per job. */
@@ -28,9 +34,11 @@ export function jobEndedSubject(job: string): string {
 
 const TASK_PREFIX = 'tally.task';
 const RESULT_PREFIX = 'tally.result';
+const SHUFFLE_PREFIX = 'tally.shuffle';
 
 export const TASK_SUBJECTS = `${TASK_PREFIX}.>`;
 export const RESULT_SUBJECTS = `${RESULT_PREFIX}.>`;
+export const SHUFFLE_SUBJECTS = `${SHUFFLE_PREFIX}.>`;
 
 const JOB_ID = /^[a-z0-9][a-z0-9-]{2,62}$/;
 
@@ -86,6 +94,39 @@ export function messageId(job: string, task: number, count = 1): string {
 export function jobResultSubjects(job: string): string {
   return `${RESULT_PREFIX}.${job}.>`;
 }
+
+/** Where the map output of tasks `task` .. `task + count - 1` for one partition is stored. */
+export function shuffleSubject(job: string, partition: number, task: number, count = 1): string {
+  return `${SHUFFLE_PREFIX}.${job}.${partition}.${taskLabel(task, count)}`;
+}
+
+/** Every map output of one partition of a job. */
+export function partitionShuffleSubjects(job: string, partition: number): string {
+  return `${SHUFFLE_PREFIX}.${job}.${partition}.>`;
+}
+
+/** Every map output of a job. */
+export function jobShuffleSubjects(job: string): string {
+  return `${SHUFFLE_PREFIX}.${job}.>`;
+}
+
+/** Message id of one partition's map output of a task message. */
+export function shuffleMessageId(job: string, partition: number, task: number, count = 1): string {
+  return `${job}.${taskLabel(task, count)}.p${partition}`;
+}
+
+/** Object name of a partition's map output too big for a message (partials bucket). */
+export function shuffleObjectName(job: string, partition: number, task: number, count = 1): string {
+  return `${job}.${taskLabel(task, count)}.p${partition}`;
+}
+
+/** Object name of a reducer's sorted part of a job's result (results bucket). */
+export function partObjectName(job: string, partition: number): string {
+  return `${job}.part-${partition}`;
+}
+
+/** Most reduce partitions a job may have. */
+export const MAX_PARTITIONS = 256;
 
 const LABEL = /^(0|[1-9]\d{0,15})(?:-(0|[1-9]\d{0,15}))?$/;
 

@@ -57,14 +57,20 @@ function childPids(parent: number): number[] {
   }
 }
 
-test.serial('workers killed with SIGKILL every 300 ms mid-job: the result is identical to a fault-free run', async (t) => {
+test.serial('workers killed with SIGKILL every 300 ms while the map tasks run: the result is identical to a fault-free run', async (t) => {
   const args = ['count', join(corpus.path, 'big.txt'), '--format', 'json', '--top', '0', '--chunk-size', '16K'];
   const clean = await tally(args);
   t.is(clean.code, 0, clean.stderr);
+  // The map phase ends when the first reduce task goes out (tests/reducers.test.ts kills reducers).
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  let reducing = false;
+  nc.subscribe('tally.task.>', { callback: (_error, message) => void (reducing ||= new TextDecoder().decode(message.data.subarray(0, 4096)).includes('"reduce":')) });
+  await nc.flush();
   const child = spawnTally([...args, '--server', server.url], { env });
   const running = collect(child);
   let kills = 0;
-  while (child.exitCode === null) {
+  while (child.exitCode === null && !reducing) {
     await sleep(300);
     const pids = childPids(fleet.child.pid!);
     if (pids.length === 0 || child.exitCode !== null) continue;

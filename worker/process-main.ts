@@ -10,13 +10,14 @@ import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, r
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { PartialsWriter } from '../shared/nats/partials.js';
-import { PARTIALS_BUCKET } from '../shared/subjects.js';
+import { PARTIALS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
 import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
+import type { ObjectStore } from '@nats-io/obj';
 
 export interface WorkerProcessSettings {
   /** Without its password or token: those arrive in TALLY_WORKER_SECRETS. */
@@ -100,8 +101,14 @@ async function main(): Promise<void> {
     // written blind (see partials.ts).
     await openPartialsStore(nc, { replicas }).catch(() => undefined);
   }
-  const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, nc.info?.max_payload ?? 1024 * 1024);
-  const loop = new TaskLoop({ js: jetstream(nc), partials, logger });
+  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, maxPayload);
+  // Reduce tasks: big shares are read from the partials bucket, parts stored (blind) beside
+  // the jobs' results.
+  let partialsReader: Promise<ObjectStore> | undefined;
+  const openPartials = () => (partialsReader ??= import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(PARTIALS_BUCKET)));
+  const parts = new PartialsWriter(jetstream(nc), RESULTS_BUCKET, maxPayload);
+  const loop = new TaskLoop({ js: jetstream(nc), partials, partialsReader: openPartials, parts, logger });
   nc.subscribe(JOB_ENDED_SUBJECTS, {
     callback: (error, message) => {
       if (error) return;

@@ -6,14 +6,28 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type TaskBatch } from '../shared/nats/envelope.js';
+import { JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type ShuffleHeader, type TaskBatch } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
 import { INLINE_PARTIAL_LIMIT, type PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
 import { TaskRejectedError, describeError } from '../shared/errors.js';
-import { TASK_STREAM, WORKER_CONSUMER, messageId, parseTaskSubject, partialObjectName, resultSubject, taskLabel } from '../shared/subjects.js';
+import {
+  TASK_STREAM,
+  WORKER_CONSUMER,
+  messageId,
+  parseTaskSubject,
+  partialObjectName,
+  resultSubject,
+  shuffleMessageId,
+  shuffleObjectName,
+  shuffleSubject,
+  taskLabel,
+} from '../shared/subjects.js';
+import type { ObjectStore } from '@nats-io/obj';
+import type { AnyJobKind } from '../shared/kinds/kind.js';
+import { runReduceTask } from './reduce-task.js';
 import type { Logger } from '../shared/log.js';
 import { testHooks } from './test-hooks.js';
 
@@ -34,6 +48,10 @@ export interface WorkerStats {
 export interface TaskLoopOptions {
   js: JetStreamClient;
   partials: PartialsSink;
+  /** Reduce tasks read big shares from the partials bucket: opened when first needed. */
+  partialsReader: () => Promise<ObjectStore>;
+  /** Where reduce tasks store their sorted parts (the results bucket, written blind). */
+  parts: { putPieces(name: string, pieces: Uint8Array[]): Promise<void> };
   logger: Logger;
 }
 
@@ -163,6 +181,24 @@ export class TaskLoop {
     try {
       const kind = findKind(batch.kind);
       if (!kind) throw new TaskRejectedError(`unknown job kind '${batch.kind}'`);
+      if (batch.reduce) {
+        testHooks.beforeMap(tasks[0]!.header);
+        const { name, summary } = await runReduceTask(kind, job, batch.reduce, tasks[0]!.header.spec, {
+          js: this.options.js,
+          partials: this.options.partialsReader,
+          storePart: (part, pieces) => this.options.parts.putPieces(part, pieces),
+          logger: this.log,
+          working: () => message.working(),
+        });
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.endedJobs.has(job)) {
+          message.term();
+          return;
+        }
+        const body = new TextEncoder().encode(JSON.stringify({ part: name, summary }));
+        await this.deliver(message, batch, [body], performance.now() - started, at, batch.reduce.partition);
+        return;
+      }
       const partials: Uint8Array[] = new Array(count);
       let lastWorking = started;
       for (; index < count; index++) {
@@ -194,7 +230,8 @@ export class TaskLoop {
         message.term();
         return;
       }
-      await this.deliver(message, batch, partials, performance.now() - started, at);
+      const results = batch.partitions === undefined ? partials : await this.shuffle(kind, batch, partials, batch.partitions);
+      await this.deliver(message, batch, results, performance.now() - started, at);
     } catch (error) {
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
@@ -255,8 +292,8 @@ export class TaskLoop {
    * the previous result is on its way. The task is acked only after its result is stored, so a
    * crash in between leaves it to be redelivered and deduplicated, never lost.
    */
-  private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>): Promise<void> {
-    const delivery = this.publishResult(batch, partials, ms).then(
+  private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>, partition?: number): Promise<void> {
+    const delivery = this.publishResult(batch, partials, ms, partition).then(
       () => {
         this.stats.tasksDone += partials.length;
         // A lost ack only brings the task back, and its duplicate result is refused.
@@ -278,10 +315,11 @@ export class TaskLoop {
     await Promise.all([...this.pending]);
   }
 
-  private async publishResult(batch: TaskBatch, partials: Uint8Array[], ms: number): Promise<void> {
+  private async publishResult(batch: TaskBatch, partials: Uint8Array[], ms: number, partition?: number): Promise<void> {
     const { job, first } = batch;
     const count = partials.length;
     const header: ResultHeader = { v: 1, job, task: first, worker: this.stats.name, ms: Math.round(ms) };
+    if (partition !== undefined) header.partition = partition;
     let body: Uint8Array;
     if (count === 1) {
       body = partials[0]!;
@@ -301,6 +339,39 @@ export class TaskLoop {
     if (!accepted && header.object) await this.options.partials.delete(header.object).catch(() => undefined);
   }
 
+  /**
+   * A partitioned job's map output: each task's partial is split by the kind into a summary
+   * (returned, for the task's result) and one share per partition; each partition's shares of
+   * this message are stored in the shuffle stream before the result is published, so that once
+   * the coordinator has every result, every reducer finds every share. A share stored by an
+   * earlier delivery of the same message is refused as a duplicate, which is success.
+   */
+  private async shuffle(kind: AnyJobKind, batch: TaskBatch, partials: Uint8Array[], partitions: number): Promise<Uint8Array[]> {
+    const reduce = kind.partitioned;
+    if (!reduce) throw new TaskRejectedError(`job kind '${kind.name}' has no partitioned reduce`);
+    const split = partials.map((partial) => reduce.partition(partial, partitions));
+    const { job, first } = batch;
+    const count = partials.length;
+    await Promise.all(
+      Array.from({ length: partitions }, async (_, p) => {
+        const shares = split.map((one) => one.shares[p]!);
+        const header: ShuffleHeader = { v: 1, job, task: first, partition: p };
+        let body = count === 1 ? shares[0]! : Buffer.concat(shares);
+        if (count > 1) {
+          header.count = count;
+          header.sizes = shares.map((share) => share.length);
+        }
+        if (body.length > INLINE_PARTIAL_LIMIT) {
+          header.object = `${shuffleObjectName(job, p, first, count)}.${randomBytes(4).toString('hex')}`;
+          await this.options.partials.putBlob({ name: header.object }, body);
+          body = new Uint8Array(0);
+        }
+        await this.storeOnce(shuffleSubject(job, p, first, count), shuffleMessageId(job, p, first, count), encodeEnvelope(header, body), job, first);
+      }),
+    );
+    return split.map((one) => one.summary);
+  }
+
   /** Reports that the task at `index` of the message can never succeed; the job fails naming it. */
   private async publishFailure(message: { job: string; first: number; count: number }, index: number, reason: string, ms: number): Promise<void> {
     const header: ResultHeader = { v: 1, job: message.job, task: message.first, worker: this.stats.name, ms: Math.round(ms), error: reason };
@@ -316,19 +387,22 @@ export class TaskLoop {
    * another delivery of the same task got there first, which is success, not an error.
    */
   private async publishOnce(header: ResultHeader, body: Uint8Array): Promise<boolean> {
-    const payload = encodeEnvelope(header, body);
+    return this.storeOnce(resultSubject(header.job, header.task, header.count), messageId(header.job, header.task, header.count), encodeEnvelope(header, body), header.job, header.task);
+  }
+
+  /**
+   * Publishes a message on a subject that holds one message for good (a result, a share):
+   * false when one is already stored there (another delivery of the same task got there first).
+   */
+  private async storeOnce(subject: string, msgID: string, payload: Uint8Array, job: string, task: number): Promise<boolean> {
     try {
-      const ack = await withRetry(
-        () =>
-          this.options.js.publish(resultSubject(header.job, header.task, header.count), payload, {
-            msgID: messageId(header.job, header.task, header.count),
-            expect: { lastSubjectSequence: 0 },
-          }),
-        { deadlineMs: DELIVERY.ackWaitMs, onRetry: (error) => this.log.warn({ job: header.job, task: header.task, err: describeError(error) }, 'publishing a result failed; retrying') },
-      );
+      const ack = await withRetry(() => this.options.js.publish(subject, payload, { msgID, expect: { lastSubjectSequence: 0 } }), {
+        deadlineMs: DELIVERY.ackWaitMs,
+        onRetry: (error) => this.log.warn({ job, task, subject, err: describeError(error) }, 'publishing failed; retrying'),
+      });
       return !ack.duplicate;
     } catch (error) {
-      if (error instanceof JetStreamApiError && error.code === 10071) return false;
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence) return false;
       throw error;
     }
   }

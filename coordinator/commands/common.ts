@@ -11,7 +11,7 @@ import type { Session } from '../session.js';
 import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
-import type { JobRecord, StoredJobRecord } from '../job-store.js';
+import type { JobRecord, JobStore, StoredJobRecord } from '../job-store.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
 
 /** Options every command accepts. */
@@ -189,7 +189,7 @@ export async function runKindJob(
   kind: AnyJobKind,
   jobOptions: Json,
   options: CommonOptions,
-  print: (result: Json) => void,
+  print: (result: Json, store: JobStore) => void | Promise<void>,
   extra: { resume?: StoredJobRecord } = {},
 ): Promise<Json> {
   // Bad arguments fail here, before any server is started (and prestarted workers are let go).
@@ -223,7 +223,8 @@ export async function runKindJob(
             resume: extra.resume,
           });
           bar.finish();
-          print(result);
+          // Inside the session: a result may be read from its parts on the server.
+          await print(result, session.store);
           return result;
         } finally {
           bar.finish();

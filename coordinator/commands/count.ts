@@ -1,6 +1,8 @@
 /** `tally count`: the word counter's command line and its output formats. */
 import { Command, Option } from 'commander';
+import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
+import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
@@ -10,6 +12,8 @@ import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions,
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
 export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
+/** Reduce partitions of a job on a server whose fleet the command cannot see. */
+export const DEFAULT_REDUCERS = 4;
 
 export interface CountView {
   format: Format;
@@ -21,8 +25,11 @@ export interface CountView {
 export function renderCount(result: CountResult, view: CountView): string {
   const counts = view.top === 0 ? result.counts : result.counts.slice(0, view.top);
   switch (view.format) {
-    case 'json':
-      return JSON.stringify({ ...result, counts }) + '\n';
+    case 'json': {
+      // Where the rest of the table is stored is not part of what a job prints.
+      const { parts: _parts, ...printed } = result;
+      return JSON.stringify({ ...printed, counts }) + '\n';
+    }
     case 'tsv':
       return counts.map(([word, count]) => `${word}\t${count}\n`).join('');
     case 'csv':
@@ -47,6 +54,7 @@ interface CountCliOptions extends CommonOptions {
   chunkSize?: number;
   maxWordBytes: number;
   workersReadFiles?: boolean;
+  reducers?: number;
 }
 
 export function countCommand(): Command {
@@ -63,14 +71,18 @@ export function countCommand(): Command {
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
     .option('--workers-read-files', 'tasks name the file and byte range and workers read it (default with the embedded server; with --server, every worker must share the files and run with --read-files)')
-    .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)');
+    .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)')
+    .option('--reducers <n>', `reduce partitions, each folded by a reduce task on a worker (1..${MAX_PARTITIONS}; default: the embedded workers, or ${DEFAULT_REDUCERS} with --server)`, (v) =>
+      parseCount(v, '--reducers', 1, MAX_PARTITIONS),
+    );
   return withCommonOptions(command).action(async (paths: string[], options: CountCliOptions) => {
     if (paths.length === 0) throw new UsageError('count: no input given (files, directories, globs, or - for stdin)');
     const selection = await selectInputs(paths);
     // Before the job: a bad --output would otherwise fail only after it, or replace an input.
     checkOutputFile(options.output, selection.files.map((input) => input.path));
-    for (const note of selectionNotes(selection)) process.stderr.write(`${note}
-`);
+    for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
+    // No server given means the embedded default, whose workers are this machine's own.
+    const embedded = resolveConnection(options) === undefined;
     const jobOptions: CountOptions = {
       inputs: selection.files,
       ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
@@ -79,13 +91,17 @@ export function countCommand(): Command {
       caseSensitive: options.caseSensitive === true,
       maxWordBytes: options.maxWordBytes,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      // No server given means the embedded default, whose workers are this machine's own.
-      workersReadFiles: options.workersReadFiles ?? resolveConnection(options) === undefined,
+      workersReadFiles: options.workersReadFiles ?? embedded,
+      reducers: options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS),
+      // The rows the result keeps beside its parts: at least this --top (0: only the default).
+      summaryTop: options.top,
     };
     // Job kinds load with the command that runs them, not with the CLI.
     const { countKind } = await import('../../shared/kinds/count.js');
-    await runKindJob(countKind, jobOptions, options, (result) =>
-      emit(renderCount(result as CountResult, { format: options.format, top: options.top }), options.output, (result as CountResult).job),
-    );
+    const { withRows } = await import('../count-table.js');
+    await runKindJob(countKind, jobOptions, options, async (result, store) => {
+      const full = await withRows(result as CountResult, options.top, store);
+      emit(renderCount(full, { format: options.format, top: options.top }), options.output, full.job);
+    });
   });
 }

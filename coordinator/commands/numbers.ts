@@ -58,7 +58,9 @@ function rangeCommand(name: 'sum' | 'primes', description: string): Command {
     const jobOptions = { from: from.toString(), to: to.toString(), tasks };
     // Job kinds load with the command that runs them, not with the CLI.
     const kind = name === 'sum' ? (await import('../../shared/kinds/sum.js')).sumKind : (await import('../../shared/kinds/primes.js')).primesKind;
-    await runKindJob(kind, jobOptions, options, (result) => process.stdout.write(renderNumbers(name, result, options.format)));
+    await runKindJob(kind, jobOptions, options, (result) => {
+      process.stdout.write(renderNumbers(name, result, options.format));
+    });
   });
 }
 
@@ -89,6 +91,8 @@ export function factorialCommand(): Command {
     if (options.output) checkOutputDirectory(options.output);
     const jobOptions = { numbers: parsed, split, outputDir: options.output ? resolve(options.output) : null };
     const { factorialKind } = await import('../../shared/kinds/factorial.js');
-    await runKindJob(factorialKind, jobOptions, options, (result) => process.stdout.write(renderNumbers('factorial', result, options.format)));
+    await runKindJob(factorialKind, jobOptions, options, (result) => {
+      process.stdout.write(renderNumbers('factorial', result, options.format));
+    });
   });
 }

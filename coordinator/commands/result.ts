@@ -35,7 +35,7 @@ export function resultCommand(): Command {
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);
         if (result === null) throw new UsageError(`the result of job '${job}' is no longer stored`);
-        emit(renderResult(record.kind, result, { format: options.format, top: options.top }), options.output, job);
+        emit(await renderResult(record.kind, result, { format: options.format, top: options.top }, session.store), options.output, job);
       },
       0,
     );

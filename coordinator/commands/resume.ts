@@ -10,6 +10,8 @@ import { checkOutputFile, emit, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { renderResult } from '../render.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
+import type { Json } from '../../shared/kinds/kind.js';
+import type { JobStore } from '../job-store.js';
 import { formatOption, parseCount, runKindJob, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResumeCliOptions extends CommonOptions {
@@ -43,11 +45,17 @@ export function resumeCommand(): Command {
     const { record } = stored;
     // Resuming reads the inputs again: the output may not replace one, before or after.
     checkOutputFile(options.output, await storedInputFiles(record.kind, jobArgs));
-    const print = (result: unknown) => emit(renderResult(record.kind, result as never, { format: options.format, top: options.top }), options.output, job);
+    const print = async (result: Json, store: JobStore) => emit(await renderResult(record.kind, result, { format: options.format, top: options.top }, store), options.output, job);
     if (record.status === 'done') {
-      const result = await withSession(options, async (session) => session.store.getResult(job), 0);
-      if (result === null) throw new UsageError(`job '${job}' is done but its result is no longer stored`);
-      print(result);
+      await withSession(
+        options,
+        async (session) => {
+          const result = await session.store.getResult(job);
+          if (result === null) throw new UsageError(`job '${job}' is done but its result is no longer stored`);
+          await print(result, session.store);
+        },
+        0,
+      );
       return;
     }
     if (record.status !== 'running') {

@@ -17,7 +17,6 @@
  * Words never contain \t or \n (both are separators for either tokenizer). A word may appear
  * on more than one line of a partial; the reducer sums.
  */
-import { isUtf8 } from 'node:buffer';
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
 import { TaskRejectedError, UsageError } from '../errors.js';
@@ -40,8 +39,10 @@ import {
 } from '../text/file-input.js';
 import { countRange } from '../text/ranges.js';
 import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
-import { ASCII_FLAG, FNV_OFFSET, FNV_PRIME, IDENTITY, WordTable } from '../text/word-table.js';
-import type { JobKind, JobSummary, Json, MapContext, Plan, SplitContext, Task } from './kind.js';
+import { IDENTITY, WordTable } from '../text/word-table.js';
+import { foldLines, foldShare, splitLines } from '../text/word-lines.js';
+import type { JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import { MAX_PARTITIONS } from '../subjects.js';
 
 /** Largest accepted maxWordBytes (1 MiB). */
 export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
@@ -73,9 +74,27 @@ export type CountOptions = {
    * carried). Only for workers that share this machine's files and allow it (absent: false).
    */
   workersReadFiles?: boolean;
+  /**
+   * Reduce partitions, folded by reduce tasks on the workers (1 to 256). Absent in records of
+   * older versions: the coordinator folds every word.
+   */
+  reducers?: number;
+  /** Words the result keeps in `counts` beyond the first 100 (the rest are read from the parts). */
+  summaryTop?: number;
 };
 
-/** The printed result: every counted word, by count descending then code point order. */
+/** Words a result keeps in its `counts` unless the job asks for more. */
+export const SUMMARY_TOP = 100;
+
+function summaryTop(options: CountOptions): number {
+  return Math.max(SUMMARY_TOP, options.summaryTop ?? 0);
+}
+
+/**
+ * The printed result: every counted word, by count descending then code point order. With
+ * `parts` (jobs whose reduce ran on the workers), `counts` holds only the first words and the
+ * rest are in the sorted parts, which `tally result` merges.
+ */
 export type CountResult = {
   job: string;
   kind: 'count';
@@ -88,6 +107,8 @@ export type CountResult = {
   uniqueWords: number;
   overlongWords: number;
   counts: [string, number][];
+  /** The sorted parts of the table (results bucket), one per reduce partition. */
+  parts?: string[];
 };
 
 /** Coordinator-side accumulator. */
@@ -131,6 +152,10 @@ function checkOptions(options: CountOptions): void {
   }
   if (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1) throw new UsageError(`--chunk-size: must be a positive integer, got ${options.chunkSize}`);
   if (options.workersReadFiles !== undefined && typeof options.workersReadFiles !== 'boolean') throw new UsageError('count: workersReadFiles must be a boolean');
+  if (options.reducers !== undefined && !(Number.isSafeInteger(options.reducers) && options.reducers >= 1 && options.reducers <= MAX_PARTITIONS)) {
+    throw new UsageError(`--reducers: must be an integer from 1 to ${MAX_PARTITIONS}, got ${options.reducers}`);
+  }
+  if (options.summaryTop !== undefined && !(Number.isSafeInteger(options.summaryTop) && options.summaryTop >= 0)) throw new UsageError('count: summaryTop must be a non-negative integer');
 }
 
 /** Chunk size and limits for a split, clamped so no body exceeds maxBodyBytes. */
@@ -245,73 +270,26 @@ function nonNegativeInteger(text: string): number {
   return /^\d{1,15}$/.test(text) ? Number(text) : -1;
 }
 
-/** Per line of the partial being reduced: [start, length | ASCII_FLAG, hash, tail], and its count. */
-const staged = { lines: new Int32Array(4 * 16384), counts: new Float64Array(16384) };
-
-function growStaged(): void {
-  const lines = new Int32Array(staged.lines.length * 2);
-  lines.set(staged.lines);
-  const counts = new Float64Array(staged.counts.length * 2);
-  counts.set(staged.counts);
-  staged.lines = lines;
-  staged.counts = counts;
-}
-
 /** Folds one partial into the accumulator; a malformed partial throws and changes nothing. */
 function reducePartial(acc: CountAcc, partial: Uint8Array, task: number): CountAcc {
   const malformed = (why: string) => new Error(`count task ${task}: malformed partial result (${why})`);
-  if (!isUtf8(partial)) throw malformed('not UTF-8');
-  const n = partial.length;
-  const headerEnd = partial.indexOf(0x0a);
-  if (headerEnd < 0) throw malformed('no header');
-  const fields = decoder.decode(partial.subarray(0, headerEnd)).split(' ');
-  if (fields.length !== 6 || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
-  const [bytes, total, overlong, lineCount] = fields.slice(2).map(nonNegativeInteger);
-  if (bytes < 0 || total < 0 || overlong < 0 || lineCount < 0) throw malformed('bad header');
-  // One pass checks every line and hashes its word into `staged`; the accumulator is touched
-  // only after the whole partial has passed, so a bad partial changes nothing. Words arrive
-  // folded and as valid UTF-8, so equal words have equal bytes: the table is keyed by bytes
-  // and no string is made here.
-  let lines = 0;
-  for (let pos = headerEnd + 1; pos < n; lines++) {
-    const start = pos;
-    let h = FNV_OFFSET;
-    let tail = 0;
-    let high = 0;
-    let b = partial[pos];
-    while (b !== 0x09 && b !== 0x0a && pos < n) {
-      h = Math.imul(h ^ b, FNV_PRIME);
-      tail = (tail << 8) | b;
-      high |= b;
-      b = partial[++pos];
-    }
-    if (pos === start || pos >= n || b !== 0x09) throw malformed('bad line');
-    const tab = pos;
-    let count = 0;
-    for (pos++; pos < n && (b = partial[pos]) >= 0x30 && b <= 0x39; pos++) count = count * 10 + (b - 0x30);
-    if (pos >= n || partial[pos] !== 0x0a) throw malformed(pos < n && partial[pos] === 0x09 ? 'bad line' : 'bad count');
-    if (pos === tab + 1 || pos - tab > 16 || partial[tab + 1] === 0x30) throw malformed('bad count');
-    pos++;
-    if (lines === staged.counts.length) growStaged();
-    const k = lines * 4;
-    staged.lines[k] = start;
-    staged.lines[k + 1] = high < 0x80 ? (tab - start) | ASCII_FLAG : tab - start;
-    staged.lines[k + 2] = h;
-    staged.lines[k + 3] = tail;
-    staged.counts[lines] = count;
-  }
-  if (lines !== lineCount) throw malformed('line count');
-  const words = acc.words;
-  const { lines: staging, counts } = staged;
-  for (let i = 0; i < lines; i++) {
-    const k = i * 4;
-    const tag = staging[k + 1];
-    words.add(partial, staging[k], tag & ~ASCII_FLAG, staging[k + 2], staging[k + 3], (tag & ASCII_FLAG) !== 0, counts[i]);
-  }
+  const { bytes, total, overlong, lines, body } = readHeader(partial, malformed);
+  foldLines(partial, body, lines, acc.words, malformed);
   acc.bytes += bytes;
   acc.totalWords += total;
   acc.overlongWords += overlong;
   return acc;
+}
+
+/** The header fields of a partial, and where its lines start. */
+function readHeader(partial: Uint8Array, malformed: (why: string) => Error): { bytes: number; total: number; overlong: number; lines: number; body: number } {
+  const headerEnd = partial.indexOf(0x0a);
+  if (headerEnd < 0) throw malformed('no header');
+  const fields = decoder.decode(partial.subarray(0, headerEnd)).split(' ');
+  if (fields.length !== 6 || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
+  const [bytes, total, overlong, lines] = fields.slice(2).map(nonNegativeInteger);
+  if (bytes < 0 || total < 0 || overlong < 0 || lines < 0) throw malformed('bad header');
+  return { bytes, total, overlong, lines, body: headerEnd + 1 };
 }
 
 function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number, mergedPaths = 0): CountResult {
@@ -330,6 +308,83 @@ function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number, m
     counts,
   };
 }
+
+/** A reducer's summary of its part: how many words, and the first ones. */
+type PartInfo = { words: number; top: [string, number][] };
+
+const PART_HEADER = 'tally-part 1\n';
+
+/** Reduce task spec: how many of the part's first words its summary carries. */
+function reduceTop(spec: unknown): number {
+  const top = (spec as { top?: unknown } | null)?.top;
+  if (typeof spec !== 'object' || spec === null || Object.keys(spec).some((key) => key !== 'top') || !Number.isSafeInteger(top) || (top as number) < 0) {
+    throw new TaskRejectedError('count reduce task: spec must be {top}');
+  }
+  return top as number;
+}
+
+/** The partitioned reduce of count: see PartitionedReduce in kind.ts. */
+const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, WordTable> = {
+  partitions(options: CountOptions): number {
+    return options.reducers ?? 0;
+  },
+
+  partition(partial: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+    const { bytes, total, overlong, body } = readHeader(partial, (why) => new Error(`count partial: ${why}`));
+    return { summary: encoder.encode(`${HEADER} ${bytes} ${total} ${overlong} 0\n`), shares: splitLines(partial, body, partitions) };
+  },
+
+  reduceSpec(options: CountOptions): Json {
+    return { top: summaryTop(options) };
+  },
+
+  initPartition(spec: unknown): WordTable {
+    reduceTop(spec);
+    return new WordTable(IDENTITY, 1 << 16);
+  },
+
+  foldPartition(acc: WordTable, share: Uint8Array, task: number): WordTable {
+    foldShare(share, acc, (why) => new Error(`count task ${task}: malformed share of a partial result (${why})`));
+    return acc;
+  },
+
+  finishPartition(acc: WordTable, spec: unknown): { part: Uint8Array[]; summary: Json } {
+    const top = reduceTop(spec);
+    const counts = acc.entries();
+    counts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+    const pieces: Uint8Array[] = [encoder.encode(PART_HEADER)];
+    for (let i = 0; i < counts.length; i += 65536) pieces.push(encoder.encode(counts.slice(i, i + 65536).map(([word, count]) => `${word}\t${count}\n`).join('')));
+    const summary: PartInfo = { words: counts.length, top: counts.slice(0, top) };
+    return { part: pieces, summary };
+  },
+
+  finalize(acc: CountAcc, parts: PartSummary[], summary: JobSummary, options: CountOptions): CountResult {
+    let unique = 0;
+    const firsts: [string, number][] = [];
+    for (const { summary: info } of parts) {
+      const part = info as PartInfo;
+      unique += part.words;
+      for (const row of part.top) firsts.push(row);
+    }
+    // Partitions are disjoint: the first K words overall are among the first K of each part.
+    firsts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+    const files = options.inputs.length;
+    const mergedPaths = options.mergedPaths ?? 0;
+    return {
+      job: summary.job,
+      kind: 'count',
+      files,
+      ...(mergedPaths > 0 ? { mergedPaths } : {}),
+      bytes: acc.bytes,
+      tasks: summary.tasks,
+      totalWords: acc.totalWords,
+      uniqueWords: unique,
+      overlongWords: acc.overlongWords,
+      counts: firsts.slice(0, summaryTop(options)),
+      parts: parts.map((part) => part.name),
+    };
+  },
+};
 
 /**
  * The count job kind. See the module comment for the spec and partial formats, chunker.ts for
@@ -374,6 +429,8 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
   finalize(acc: CountAcc, summary: JobSummary, options: CountOptions): CountResult {
     return finalizeAcc(acc, summary.job, summary.tasks, options.inputs.length, options.mergedPaths);
   },
+
+  partitioned: countPartitioned,
 };
 
 /** Settings for {@link countBytes}. */

@@ -70,6 +70,44 @@ export interface JobKind<Options extends Json = Json, Acc = unknown, Result exte
   reduce(acc: Acc, partial: Uint8Array, task: number): Acc;
   /** Coordinator: the final result once every task has been reduced. */
   finalize(acc: Acc, summary: JobSummary, options: Options): Result | Promise<Result>;
+  /** Kinds that reduce on the workers (see {@link PartitionedReduce}). */
+  readonly partitioned?: PartitionedReduce<Options, Acc, Result>;
+}
+
+/** What a reducer tells the coordinator of the part it stored. */
+export interface PartSummary {
+  /** Where the sorted part is (results bucket). */
+  name: string;
+  /** The kind's summary of the part (for count: how many words, and the top ones). */
+  summary: Json;
+}
+
+/**
+ * A kind whose reduce is partitioned and runs on the workers (the MapReduce paper's R reduce
+ * tasks): each map output is split by key into `partitions` shares; reduce task p folds share p
+ * of every map task's output, each map task once, into a sorted part of the result, stored
+ * beside it; the coordinator folds only small summaries, so neither its time nor its memory
+ * grows with the number of distinct keys. count has one; the number kinds reduce on the
+ * coordinator (`reduce` and `finalize` above).
+ */
+export interface PartitionedReduce<Options extends Json = Json, Acc = unknown, Result extends Json = Json, PartAcc = unknown> {
+  /** Reduce partitions of a job with these options; 0: the coordinator reduces (older jobs). */
+  partitions(options: Options): number;
+  /**
+   * Worker, after `map`: the partial split into the summary that the coordinator folds with
+   * `reduce`, and one share per partition (empty shares included).
+   */
+  partition(partial: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] };
+  /** Coordinator: the spec of reduce task `partition`. */
+  reduceSpec(options: Options, partition: number): Json;
+  /** Worker, reduce task: an empty partition accumulator. */
+  initPartition(spec: unknown): PartAcc;
+  /** Worker, reduce task: folds one map task's share; called once per map task id. */
+  foldPartition(acc: PartAcc, share: Uint8Array, task: number): PartAcc;
+  /** Worker, reduce task: the sorted part to store, in pieces, and its summary. */
+  finishPartition(acc: PartAcc, spec: unknown): { part: Uint8Array[]; summary: Json };
+  /** Coordinator: the result from the folded map summaries and every partition's part. */
+  finalize(acc: Acc, parts: PartSummary[], summary: JobSummary, options: Options): Result | Promise<Result>;
 }
 
 /** A job kind whose option, accumulator and result types have been erased (for registries). */

@@ -9,7 +9,7 @@
  * into their partials, or `error` and the index of the task that `failed`.
  */
 import type { Json } from '../kinds/kind.js';
-import { MAX_BATCH_TASKS, isJobId } from '../subjects.js';
+import { MAX_BATCH_TASKS, MAX_PARTITIONS, isJobId } from '../subjects.js';
 import { TaskRejectedError } from '../errors.js';
 
 const VERSION = 1;
@@ -26,6 +26,18 @@ export interface TaskHeader {
   /** What input this task covers, for error messages. */
   input: string;
   spec: Json;
+  /** A map task of a partitioned job: its output goes to this many reduce partitions. */
+  partitions?: number;
+  /** A reduce task: fold `partition` of the outputs of map tasks 0 .. tasks - 1. */
+  reduce?: ReduceOrder;
+}
+
+/** What a reduce task is to reduce. */
+export interface ReduceOrder {
+  partition: number;
+  partitions: number;
+  /** Map tasks of the job (ids 0 .. tasks - 1), each with one output per partition. */
+  tasks: number;
 }
 
 /** One task of a batch: what a {@link TaskHeader} says beyond the ids, and its body's length. */
@@ -45,6 +57,8 @@ export interface BatchTaskHeader {
   kind: string;
   /** Two or more tasks, in id order. */
   batch: BatchEntry[];
+  /** Map tasks of a partitioned job: see {@link TaskHeader.partitions}. */
+  partitions?: number;
 }
 
 /** A decoded task message: one task, or each task of a batch with its own header and body. */
@@ -53,6 +67,10 @@ export interface TaskBatch {
   /** The first task id; the tasks' ids are consecutive. */
   first: number;
   kind: string;
+  /** Map tasks of a partitioned job: how many partitions their outputs go to. */
+  partitions?: number;
+  /** A reduce task (never batched). */
+  reduce?: ReduceOrder;
   tasks: Array<{ header: TaskHeader; body: Uint8Array }>;
 }
 
@@ -75,13 +93,32 @@ export interface ResultHeader {
   sizes?: number[];
   /** Results of a batch with `error`: the index within the batch of the task that failed. */
   failed?: number;
+  /** The result of a reduce task: which partition's part it describes. */
+  partition?: number;
+}
+
+/**
+ * One partition's share of the map output of a task message (one task or a batch): the
+ * reducer of that partition reads it from the shuffle stream.
+ */
+export interface ShuffleHeader {
+  v: 1;
+  job: string;
+  task: number;
+  partition: number;
+  /** A batch's: how many tasks (two or more) from `task` on. */
+  count?: number;
+  /** A batch's: each task's share of the body (or object), in id order. */
+  sizes?: number[];
+  /** Set when the body is too large for a message and waits in the partials bucket. */
+  object?: string;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** Packs a header and a body into one message payload. */
-export function encodeEnvelope(header: TaskHeader | BatchTaskHeader | ResultHeader, body: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function encodeEnvelope(header: TaskHeader | BatchTaskHeader | ResultHeader | ShuffleHeader, body: Uint8Array = new Uint8Array(0)): Uint8Array {
   return encodeJsonEnvelope(JSON.stringify(header), body);
 }
 
@@ -105,8 +142,9 @@ export function batchEntryJson(input: string, spec: Json, bytes: number): string
 }
 
 /** Packs a batch: entries from {@link batchEntryJson} in id order, their bodies back to back. */
-export function encodeTaskBatch(job: string, first: number, kind: string, entries: string[], body: Uint8Array = new Uint8Array(0)): Uint8Array {
-  return encodeJsonEnvelope(`{"v":1,"job":${JSON.stringify(job)},"task":${first},"kind":${JSON.stringify(kind)},"batch":[${entries.join(',')}]}`, body);
+export function encodeTaskBatch(job: string, first: number, kind: string, entries: string[], body: Uint8Array = new Uint8Array(0), partitions?: number): Uint8Array {
+  const shuffled = partitions === undefined ? '' : `,"partitions":${partitions}`;
+  return encodeJsonEnvelope(`{"v":1,"job":${JSON.stringify(job)},"task":${first},"kind":${JSON.stringify(kind)}${shuffled},"batch":[${entries.join(',')}]}`, body);
 }
 
 function splitEnvelope(data: Uint8Array): { header: Record<string, unknown>; body: Uint8Array } {
@@ -138,10 +176,28 @@ function checkCommon(header: Record<string, unknown>): void {
 /** Longest `input` description and `error` reason accepted (they reach logs and job records). */
 export const MAX_TEXT_FIELD = 4096;
 
-const TASK_KEYS = new Set(['v', 'job', 'task', 'kind', 'input', 'spec']);
-const BATCH_KEYS = new Set(['v', 'job', 'task', 'kind', 'batch']);
+const TASK_KEYS = new Set(['v', 'job', 'task', 'kind', 'input', 'spec', 'partitions', 'reduce']);
+const BATCH_KEYS = new Set(['v', 'job', 'task', 'kind', 'batch', 'partitions']);
+const REDUCE_KEYS = new Set(['partition', 'partitions', 'tasks']);
+const SHUFFLE_KEYS = new Set(['v', 'job', 'task', 'partition', 'count', 'sizes', 'object']);
 const ENTRY_KEYS = new Set(['input', 'spec', 'bytes']);
-const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed']);
+const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed', 'partition']);
+
+const isPartitionCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= MAX_PARTITIONS;
+const isPartition = (n: unknown, partitions: number): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n < partitions;
+
+function checkPartitions(partitions: unknown): void {
+  if (partitions !== undefined && !isPartitionCount(partitions)) throw new TaskRejectedError(`partitions must be an integer from 1 to ${MAX_PARTITIONS}`);
+}
+
+function checkReduce(reduce: unknown): void {
+  if (reduce === undefined) return;
+  if (typeof reduce !== 'object' || reduce === null || Array.isArray(reduce)) throw new TaskRejectedError('malformed reduce order');
+  checkKeys(reduce as Record<string, unknown>, REDUCE_KEYS, 'reduce order');
+  const { partition, partitions, tasks } = reduce as Record<string, unknown>;
+  if (!isPartitionCount(partitions) || !isPartition(partition, partitions)) throw new TaskRejectedError('bad reduce partition');
+  if (typeof tasks !== 'number' || !Number.isSafeInteger(tasks) || tasks < 0) throw new TaskRejectedError('bad reduce task count');
+}
 
 /**
  * Unknown header fields are refused, not ignored: a version-1 peer never sends one, so one is a
@@ -174,6 +230,9 @@ function checkTask(header: Record<string, unknown>): TaskHeader {
   checkKeys(header, TASK_KEYS, 'task');
   checkKind(header.kind);
   checkInputAndSpec(header.input, header.spec);
+  checkPartitions(header.partitions);
+  checkReduce(header.reduce);
+  if (header.partitions !== undefined && header.reduce !== undefined) throw new TaskRejectedError('a task is a map task or a reduce task, not both');
   return header as unknown as TaskHeader;
 }
 
@@ -186,12 +245,13 @@ export function decodeTaskBatch(data: Uint8Array): TaskBatch {
   const { header, body } = splitEnvelope(data);
   if (!('batch' in header)) {
     const single = checkTask(header);
-    return { job: single.job, first: single.task, kind: single.kind, tasks: [{ header: single, body }] };
+    return { job: single.job, first: single.task, kind: single.kind, partitions: single.partitions, reduce: single.reduce, tasks: [{ header: single, body }] };
   }
   checkCommon(header);
   checkKeys(header, BATCH_KEYS, 'task');
   checkKind(header.kind);
-  const { job, task: first, kind, batch } = header as unknown as BatchTaskHeader;
+  checkPartitions(header.partitions);
+  const { job, task: first, kind, batch, partitions } = header as unknown as BatchTaskHeader;
   if (!Array.isArray(batch) || batch.length < 2 || batch.length > MAX_BATCH_TASKS) {
     throw new TaskRejectedError(`a batch must list 2 to ${MAX_BATCH_TASKS} tasks`);
   }
@@ -206,11 +266,11 @@ export function decodeTaskBatch(data: Uint8Array): TaskBatch {
     checkInputAndSpec(input, spec);
     if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes < 0 || offset + bytes > body.length)) throw new TaskRejectedError('bad batch entry length');
     const end = offset + (bytes ?? 0);
-    tasks[i] = { header: { v: 1, job, task: first + i, kind, input, spec }, body: body.subarray(offset, end) };
+    tasks[i] = { header: { v: 1, job, task: first + i, kind, input, spec, ...(partitions !== undefined ? { partitions } : {}) }, body: body.subarray(offset, end) };
     offset = end;
   }
   if (offset !== body.length) throw new TaskRejectedError('batch entry lengths do not add up to the body');
-  return { job, first, kind, tasks };
+  return { job, first, kind, partitions, tasks };
 }
 
 /**
@@ -258,5 +318,36 @@ export function decodeResult(data: Uint8Array): { header: ResultHeader; body: Ui
     }
     if (body.length > 0) throw new TaskRejectedError('a result with an object carries no body');
   }
+  if (header.partition !== undefined) {
+    if (!isPartition(header.partition, MAX_PARTITIONS)) throw new TaskRejectedError('bad partition');
+    if (count !== 1) throw new TaskRejectedError('the result of a reduce task is never a batch');
+  }
   return { header: header as unknown as ResultHeader, body };
+}
+
+/**
+ * Decodes and validates one partition's map output from the shuffle stream; the sizes of a
+ * batch's are checked against the body here, or against the object by its reader.
+ */
+export function decodeShuffle(data: Uint8Array): { header: ShuffleHeader; body: Uint8Array } {
+  const { header, body } = splitEnvelope(data);
+  checkCommon(header);
+  checkKeys(header, SHUFFLE_KEYS, 'shuffle');
+  if (!isPartition(header.partition, MAX_PARTITIONS)) throw new TaskRejectedError('bad partition');
+  let count = 1;
+  if (header.count !== undefined) {
+    if (typeof header.count !== 'number' || !Number.isSafeInteger(header.count) || header.count < 2 || header.count > MAX_BATCH_TASKS) throw new TaskRejectedError('bad batch size');
+    count = header.count;
+    const sizes = header.sizes;
+    if (!Array.isArray(sizes) || sizes.length !== count || !sizes.every(isSize)) throw new TaskRejectedError('bad batch sizes');
+    if (header.object === undefined && sizes.reduce((a: number, b: number) => a + b, 0) !== body.length) throw new TaskRejectedError('batch sizes do not add up to the body');
+  } else if (header.sizes !== undefined) {
+    throw new TaskRejectedError('sizes belong to the output of a batch');
+  }
+  if (header.object !== undefined) {
+    const expected = `${header.job as string}.${count === 1 ? String(header.task) : `${header.task as number}-${(header.task as number) + count - 1}`}.p${header.partition as number}.`;
+    if (typeof header.object !== 'string' || !header.object.startsWith(expected) || !/^[0-9a-f]{8}$/.test(header.object.slice(expected.length))) throw new TaskRejectedError('bad object name');
+    if (body.length > 0) throw new TaskRejectedError('a shuffle message with an object carries no body');
+  }
+  return { header: header as unknown as ShuffleHeader, body };
 }

@@ -50,23 +50,55 @@ export class PartialsWriter implements PartialsSink {
   ) {}
 
   async putBlob(meta: { name: string }, data: Uint8Array): Promise<void> {
+    await this.putPieces(meta.name, [data]);
+  }
+
+  /**
+   * Stores the concatenation of `pieces` as one object, without joining them in memory first
+   * (a reducer's sorted part can be hundreds of MB).
+   */
+  async putPieces(name: string, pieces: Uint8Array[]): Promise<void> {
     const nuid = randomBytes(16).toString('hex').toUpperCase();
     const chunkSize = Math.max(1024, Math.min(CHUNK_BYTES, this.maxPayload - 1024));
     const sha = createHash('sha256');
     let chunks = 0;
-    for (let offset = 0; offset < data.length; offset += chunkSize) {
-      const chunk = data.subarray(offset, offset + chunkSize);
+    let size = 0;
+    // Chunks of chunkSize bytes across piece boundaries, the last one shorter; a window of
+    // publishes in flight, so that a big object is not one round trip per chunk.
+    const pending: Array<Promise<unknown>> = [];
+    const send = async (chunk: Uint8Array) => {
       sha.update(chunk);
-      await this.js.publish(`$O.${this.bucket}.C.${nuid}`, chunk);
+      pending.push(this.js.publish(`$O.${this.bucket}.C.${nuid}`, chunk));
       chunks++;
+      size += chunk.length;
+      if (pending.length >= 32) await pending.shift();
+    };
+    let carry: Uint8Array | null = null;
+    for (const piece of pieces) {
+      let offset = 0;
+      if (carry) {
+        const take = Math.min(chunkSize - carry.length, piece.length);
+        const joined: Uint8Array = new Uint8Array(carry.length + take);
+        joined.set(carry);
+        joined.set(piece.subarray(0, take), carry.length);
+        offset = take;
+        carry = joined;
+        if (carry.length < chunkSize) continue;
+        await send(carry);
+        carry = null;
+      }
+      for (; offset + chunkSize <= piece.length; offset += chunkSize) await send(piece.subarray(offset, offset + chunkSize));
+      if (offset < piece.length) carry = piece.slice(offset);
     }
+    if (carry) await send(carry);
+    await Promise.all(pending);
     const info = {
-      name: meta.name,
+      name,
       description: '',
       options: { max_chunk_size: chunkSize },
       bucket: this.bucket,
       nuid,
-      size: data.length,
+      size,
       chunks,
       mtime: new Date().toISOString(),
       digest: `SHA-256=${sha.digest('base64url')}${padding(32)}`,
@@ -74,7 +106,7 @@ export class PartialsWriter implements PartialsSink {
     };
     const h = headers();
     h.set('Nats-Rollup', 'sub');
-    await this.js.publish(`$O.${this.bucket}.M.${Buffer.from(meta.name).toString('base64url')}${padding(Buffer.byteLength(meta.name))}`, JSON.stringify(info), { headers: h });
+    await this.js.publish(`$O.${this.bucket}.M.${Buffer.from(name).toString('base64url')}${padding(Buffer.byteLength(name))}`, JSON.stringify(info), { headers: h });
   }
 
   /**

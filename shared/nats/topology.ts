@@ -25,6 +25,8 @@ import {
   RESULTS_BUCKET,
   RESULT_STREAM,
   RESULT_SUBJECTS,
+  SHUFFLE_STREAM,
+  SHUFFLE_SUBJECTS,
   TASK_STREAM,
   TASK_SUBJECTS,
   WORKER_CONSUMER,
@@ -94,8 +96,8 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
  */
 export async function ensureTaskTopology(jsm: JetStreamManager, options: TopologyOptions = {}): Promise<void> {
   const replicas = options.replicas ?? 1;
-  // The two streams are independent: looked at (and created) in parallel.
-  await Promise.all([ensureTaskStream(jsm, replicas), ensureResultStream(jsm, replicas)]);
+  // The streams are independent: looked at (and created) in parallel.
+  await Promise.all([ensureTaskStream(jsm, replicas), ensureResultStream(jsm, replicas), ensureShuffleStream(jsm, replicas)]);
 }
 
 /** The work-queue stream of tasks and the one durable consumer all workers share. */
@@ -132,6 +134,19 @@ async function ensureResultStream(jsm: JetStreamManager, replicas: number): Prom
     num_replicas: replicas,
     duplicate_window: 120 * SECOND_NS,
     // Results of a finished job are purged by its coordinator; this only bounds abandoned ones.
+    max_age: DEFAULT_RETENTION_MS * 1_000_000,
+  });
+}
+
+async function ensureShuffleStream(jsm: JetStreamManager, replicas: number): Promise<void> {
+  await ensureStream(jsm, {
+    name: SHUFFLE_STREAM,
+    subjects: [SHUFFLE_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: 120 * SECOND_NS,
+    // Purged by the job's coordinator when the job ends; this only bounds abandoned jobs'.
     max_age: DEFAULT_RETENTION_MS * 1_000_000,
   });
 }

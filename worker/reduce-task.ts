@@ -1,0 +1,107 @@
+/**
+ * A reduce task on a worker: partition p of a job is read back from the shuffle stream (every
+ * map task's share, kept there until the job ends), each map task's share folded exactly once,
+ * whatever duplicates, redeliveries or differently batched attempts the stream holds; then the
+ * kind sorts the partition into a part, which is stored beside the job's result, and its summary
+ * goes to the coordinator as the task's result. A reducer that dies leaves its task to be
+ * delivered again; the next one reads the same shares and stores the same part.
+ */
+import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { ObjectStore } from '@nats-io/obj';
+import type { AnyJobKind, Json } from '../shared/kinds/kind.js';
+import { decodeShuffle, type ReduceOrder } from '../shared/nats/envelope.js';
+import { SHUFFLE_STREAM, partObjectName, partitionShuffleSubjects } from '../shared/subjects.js';
+import { TaskRejectedError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+
+/** What a reduce task needs besides the task itself. */
+export interface ReduceContext {
+  js: JetStreamClient;
+  /** Where shares too big for a message wait (opened when first needed). */
+  partials: () => Promise<ObjectStore>;
+  /** Stores the part (written blind: see shared/nats/partials.ts). */
+  storePart: (name: string, pieces: Uint8Array[]) => Promise<void>;
+  logger: Logger;
+  /** Renews the reduce task's lease; called while reading and before sorting. */
+  working: () => void;
+}
+
+/**
+ * Shares stop arriving for this long while some are missing: the reduce fails (and is tried
+ * again). Every share was stored before its map task's result, and reduce tasks are sent only
+ * once every map result is in, so a missing share means a stream lost while reading.
+ */
+const IDLE_MS = 15_000;
+const WORKING_EVERY_MS = 2_000;
+
+/**
+ * Runs one reduce task; returns what the task's result carries to the coordinator: the stored
+ * part's name and the kind's summary of it.
+ */
+export async function runReduceTask(kind: AnyJobKind, job: string, order: ReduceOrder, spec: unknown, context: ReduceContext): Promise<{ name: string; summary: Json }> {
+  const reduce = kind.partitioned;
+  if (!reduce) throw new TaskRejectedError(`job kind '${kind.name}' has no partitioned reduce`);
+  let acc = reduce.initPartition(spec);
+  const folded = new Uint8Array(order.tasks);
+  let missing = order.tasks;
+  if (missing > 0) {
+    const consumer = await context.js.consumers.get(SHUFFLE_STREAM, {
+      // One subject as a string: an array asks for filter_subjects, which needs nats-server 2.10.
+      filter_subjects: partitionShuffleSubjects(job, order.partition),
+      deliver_policy: DeliverPolicy.All,
+    });
+    const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+    let idle = setTimeout(() => void messages.stop(), IDLE_MS);
+    let lastWorking = Date.now();
+    try {
+      for await (const message of messages) {
+        clearTimeout(idle);
+        idle = setTimeout(() => void messages.stop(), IDLE_MS);
+        for (const { task, share } of await sharesOf(message, job, order, context)) {
+          if (task >= order.tasks || folded[task] === 1) continue;
+          acc = reduce.foldPartition(acc, share, task);
+          folded[task] = 1;
+          missing--;
+        }
+        if (Date.now() - lastWorking > WORKING_EVERY_MS) {
+          context.working();
+          lastWorking = Date.now();
+        }
+        if (missing === 0) break;
+      }
+    } finally {
+      clearTimeout(idle);
+      await messages.close().catch(() => undefined);
+    }
+    if (missing > 0) throw new Error(`partition ${order.partition}: the shares of ${missing} map task(s) did not arrive within ${IDLE_MS / 1000} s`);
+  }
+  context.working();
+  const { part, summary } = reduce.finishPartition(acc, spec);
+  context.working();
+  const name = partObjectName(job, order.partition);
+  await context.storePart(name, part);
+  return { name, summary };
+}
+
+/** The map tasks' shares one shuffle message carries (one task, or each task of a batch). */
+async function sharesOf(message: JsMsg, job: string, order: ReduceOrder, context: ReduceContext): Promise<Array<{ task: number; share: Uint8Array }>> {
+  const { header, body } = decodeShuffle(message.data);
+  if (header.job !== job || header.partition !== order.partition) return [];
+  const data = header.object ? await readObject(await context.partials(), header.object) : body;
+  const count = header.count ?? 1;
+  const sizes = header.sizes ?? [data.length];
+  if (sizes.reduce((a, b) => a + b, 0) !== data.length) throw new Error(`shuffle message ${message.subject}: its sizes do not match its data`);
+  const shares: Array<{ task: number; share: Uint8Array }> = [];
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    shares.push({ task: header.task + i, share: data.subarray(offset, offset + sizes[i]!) });
+    offset += sizes[i]!;
+  }
+  return shares;
+}
+
+async function readObject(store: ObjectStore, name: string): Promise<Uint8Array> {
+  const data = await store.getBlob(name);
+  if (data === null) throw new Error(`shuffle object '${name}' is missing from the Object Store`);
+  return data;
+}
