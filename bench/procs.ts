@@ -81,6 +81,10 @@ export class TreeSampler {
         if (!entry) {
           entry = { pid, role: roleOf(pid, this.rootPid, this.rootRole), cpuMs: 0, sysMs: 0, peakRssKb: 0 };
           this.usage.set(pid, entry);
+        } else if (pid !== this.rootPid) {
+          // A child seen between fork and exec still shows its parent's command line (a worker
+          // process would pass for 'other'): the role is settled by the latest look.
+          entry.role = roleOf(pid, this.rootPid, this.rootRole);
         }
         entry.cpuMs = Math.max(entry.cpuMs, stat.cpuMs);
         entry.sysMs = Math.max(entry.sysMs, stat.sysMs);
