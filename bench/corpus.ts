@@ -8,6 +8,11 @@
  *
  * Each seed is repeated whole until the file reaches its target size. The files go to
  * bench/.corpus/ (gitignored) and are reused while the seed's sha256 and the size match.
+ *
+ * One corpus is generated instead, for high cardinality (every word distinct):
+ *
+ *  - numbers: the decimal numbers 1..N, one per line, byte for byte what `seq 1 N` prints
+ *    (1..20,000,000: 168,888,897 bytes, 20 M words, 20 M distinct).
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync, writeFileSync } from 'node:fs';
@@ -99,7 +104,8 @@ function readTsVersion(): string {
 }
 
 interface Manifest {
-  [file: string]: { bytes: number; seedSha256: string; copies: number };
+  /** For generated files, seedSha256 is the sha256 of the command that prints the same bytes and sha256 the file's. */
+  [file: string]: { bytes: number; seedSha256: string; copies: number; sha256?: string };
 }
 
 function readManifest(): Manifest {
@@ -201,4 +207,85 @@ export function corpusFolder(seed: Seed, files: number, fileBytes: number, label
   manifest[label] = { bytes, seedSha256: seed.sha256, copies: files };
   writeFileSync(join(CORPUS_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return { dir, file, files, bytes };
+}
+
+/** The decimal numbers 1..n, one per line, as `seq 1 n` prints them. */
+export interface NumbersFile {
+  path: string;
+  n: number;
+  bytes: number;
+  /** sha256 of the file: `seq 1 n | sha256sum` prints the same. */
+  sha256: string;
+  /** The one-line shell command that prints the same bytes. */
+  command: string;
+}
+
+/** Size of `seq 1 n`'s output: each number's digits and a newline. */
+export function seqBytes(n: number): number {
+  let bytes = 0;
+  for (let digits = 1, lo = 1; lo <= n; digits++, lo *= 10) bytes += (Math.min(n, lo * 10 - 1) - lo + 1) * (digits + 1);
+  return bytes;
+}
+
+/**
+ * The numbers 1..n, one per line (n words, n distinct), built once into bench/.corpus/ and
+ * reused (manifest entry `label`). Written with a decimal counter in ASCII, without spawning
+ * seq; the file's sha256 is kept in the manifest.
+ */
+export function numbersFile(n: number, label: string): NumbersFile {
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`numbersFile: bad n ${n}`);
+  mkdirSync(CORPUS_DIR, { recursive: true });
+  const path = join(CORPUS_DIR, `${label}.txt`);
+  const command = `seq 1 ${n}`;
+  const commandSha256 = sha256(Buffer.from(command));
+  const bytes = seqBytes(n);
+  const manifest = readManifest();
+  const known = manifest[label];
+  if (known?.sha256 && known.seedSha256 === commandSha256 && known.bytes === bytes && existsSync(path) && statSync(path).size === bytes) {
+    return { path, n, bytes, sha256: known.sha256, command };
+  }
+  say(`building ${label} (${(bytes / 1e6).toFixed(1)} MB: ${command})`);
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  const hash = createHash('sha256');
+  let written = 0;
+  try {
+    const block = Buffer.allocUnsafe(8 << 20);
+    // The current number in ASCII, most significant digit first.
+    const digits = Buffer.alloc(24, 0x30);
+    let len = 1;
+    digits[0] = 0x31;
+    let at = 0;
+    const flush = () => {
+      const piece = block.subarray(0, at);
+      hash.update(piece);
+      let off = 0;
+      while (off < piece.length) off += writeSync(fd, piece, off, piece.length - off);
+      written += piece.length;
+      at = 0;
+    };
+    for (let i = 1; i <= n; i++) {
+      if (at + len + 1 > block.length) flush();
+      digits.copy(block, at, 0, len);
+      at += len;
+      block[at++] = 0x0a;
+      // Add one: trailing nines become zeros; all nines grow by a digit (999 -> 1000).
+      let k = len - 1;
+      while (k >= 0 && digits[k] === 0x39) digits[k--] = 0x30;
+      if (k >= 0) digits[k]++;
+      else {
+        digits[0] = 0x31;
+        digits[len++] = 0x30;
+      }
+    }
+    flush();
+  } finally {
+    closeSync(fd);
+  }
+  if (written !== bytes) throw new Error(`numbersFile: wrote ${written} bytes, expected ${bytes}`);
+  renameSync(tmp, path);
+  const fileSha256 = hash.digest('hex');
+  manifest[label] = { bytes, seedSha256: commandSha256, copies: 1, sha256: fileSha256 };
+  writeFileSync(join(CORPUS_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return { path, n, bytes, sha256: fileSha256, command };
 }

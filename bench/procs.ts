@@ -42,10 +42,13 @@ function readHwm(pid: number): number | null {
   }
 }
 
-function roleOf(pid: number, rootPid: number, rootRole: Role): Role {
+/** The role of a process from its command line; null when it has none (gone, or a zombie). */
+function roleOf(pid: number, rootPid: number, rootRole: Role): Role | null {
   if (pid === rootPid) return rootRole;
   try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw === '') return null;
+    const cmd = raw.split('\0');
     const text = cmd.join(' ');
     if (/nats-server/.test(cmd[0] ?? '')) return 'nats-server';
     if (/process-main\.js/.test(text)) return 'worker';
@@ -53,7 +56,7 @@ function roleOf(pid: number, rootPid: number, rootRole: Role): Role {
     if (/python/.test(cmd[0] ?? '')) return 'python';
     return 'other';
   } catch {
-    return 'other';
+    return null;
   }
 }
 
@@ -79,8 +82,13 @@ export class TreeSampler {
       if (stat) {
         let entry = this.usage.get(pid);
         if (!entry) {
-          entry = { pid, role: roleOf(pid, this.rootPid, this.rootRole), cpuMs: 0, sysMs: 0, peakRssKb: 0 };
+          entry = { pid, role: roleOf(pid, this.rootPid, this.rootRole) ?? 'other', cpuMs: 0, sysMs: 0, peakRssKb: 0 };
           this.usage.set(pid, entry);
+        } else if (pid !== this.rootPid) {
+          // A child seen between fork and exec still shows its parent's command line (a worker
+          // process would pass for 'other'): the role is settled by the latest look that finds
+          // a command line (an exited, unreaped process has none).
+          entry.role = roleOf(pid, this.rootPid, this.rootRole) ?? entry.role;
         }
         entry.cpuMs = Math.max(entry.cpuMs, stat.cpuMs);
         entry.sysMs = Math.max(entry.sysMs, stat.sysMs);

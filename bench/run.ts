@@ -1,12 +1,13 @@
 /**
  * tally's benchmark harness: tally and its peers side by side, on the same inputs, in one run.
  *
- *   npm run bench                        full run (~5-10 min): bench/results.json + results.md
+ *   npm run bench                        full run (~10-15 min, ~4 GB at peak with today's
+ *                                        single-coordinator reduce): bench/results.json + results.md
  *   node dist/bench/run.js --small       CI smoke run (< 60 s): bench/results.local.json
  *   BENCH_SMALL=1 node dist/bench/run.js same as --small
  *
  * Options: --reps N (repetitions of fast measurements; default 3, 1 with --small),
- * --only calib,count,folder,tiny,primes,factorial,rss,startup  --corpus english,multilingual
+ * --only calib,count,folder,tiny,primes,factorial,rss,startup,cardinality  --corpus english,multilingual
  * --out FILE (results JSON; a .md of the tables is written beside it), --keep (keep temp dirs),
  * --no-wait-quiet (do not wait for a quiet machine before each run; --small never waits).
  *
@@ -22,7 +23,7 @@ import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNatsServer, startNatsServer } from '../coordinator/nats-server.js';
-import { corpusFile, corpusFolder, englishSeed, multilingualSeed, type CorpusFile, type Seed } from './corpus.js';
+import { corpusFile, corpusFolder, englishSeed, multilingualSeed, numbersFile, type CorpusFile, type NumbersFile, type Seed } from './corpus.js';
 import { cpuByRole, TreeSampler, type ProcessUsage, type Role } from './procs.js';
 import {
   BENCH_SRC,
@@ -81,6 +82,8 @@ interface Sizes {
   /** The folder of many small files: how many, and about how big each. */
   folderFiles: number;
   folderFileBytes: number;
+  /** The high-cardinality corpus: the numbers 1..N, one per line (N words, all distinct). */
+  cardinalityN: number;
 }
 
 const SIZES: Sizes = SMALL
@@ -98,6 +101,7 @@ const SIZES: Sizes = SMALL
       cpuSpinIterations: 5e7,
       folderFiles: 2_000,
       folderFileBytes: 2_000,
+      cardinalityN: 500_000,
     }
   : {
       countBytes: 200 * MiB,
@@ -114,11 +118,13 @@ const SIZES: Sizes = SMALL
       // Like the SpamAssassin corpus: 12,092 mails, 67 MB.
       folderFiles: 12_000,
       folderFileBytes: 5_500,
+      // `seq 1 20000000`: 168.9 MB.
+      cardinalityN: 20_000_000,
     };
 
 const REPS = argv.reps ? Math.max(1, Number(argv.reps)) : SMALL ? 1 : 3;
 const SLOW_REPS = 1;
-const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup').split(',').map((s) => s.trim()));
+const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup,cardinality').split(',').map((s) => s.trim()));
 const CORPORA = new Set((argv.corpus ?? 'english,multilingual').split(',').map((s) => s.trim()));
 const OUT = argv.out ?? join(BENCH_SRC, SMALL ? 'results.local.json' : 'results.json');
 const WORKERS_DEFAULT = availableParallelism();
@@ -158,6 +164,19 @@ const HAS_PYTHON = (() => {
   } catch {
     say('python3 not found: skipping the Python peers');
     return false;
+  }
+})();
+
+/**
+ * The interpreter behind `python3` (sys.executable), for runs whose process tree is measured:
+ * a launcher such as a pyenv shim would otherwise sit between the harness and Python.
+ */
+const PYTHON_EXE = (() => {
+  if (!HAS_PYTHON) return 'python3';
+  try {
+    return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() || 'python3';
+  } catch {
+    return 'python3';
   }
 })();
 
@@ -280,23 +299,68 @@ async function calibrate(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Word counts
 
-interface TallyRun {
+interface SampledRun {
   result: RunResult;
-  json: Record<string, unknown>;
+  /** CPU and peak RSS (VmHWM) of each process of the command's tree, from bench/procs.ts. */
   usage: ProcessUsage[];
+  /**
+   * With `gnuTime`: /usr/bin/time's %M, in kB. For a process tree that is the peak RSS of its
+   * largest single process (among those reaped inside the tree), not a sum.
+   */
+  treeMaxRssKb: number | null;
+  /** The command's own pid (time's child under /usr/bin/time), or -1. */
+  rootPid: number;
 }
 
-async function tally(args: string[], env: NodeJS.ProcessEnv, sampleRole: Role = 'coordinator'): Promise<TallyRun> {
+/**
+ * Runs a command while a TreeSampler watches its process tree (the command itself has `role`).
+ * With `gnuTime` (and /usr/bin/time present) the command runs under `/usr/bin/time -f %M`, and
+ * the sampler watches time's child: the command itself.
+ */
+async function sampledRun(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; role: Role; gnuTime?: boolean }): Promise<SampledRun> {
+  const timed = options.gnuTime === true && hasGnuTime();
   let sampler: TreeSampler | null = null;
-  const result = await run(process.execPath, [TALLY_BIN, ...args], { env, onSpawn: (pid) => (sampler = new TreeSampler(pid, sampleRole)) });
+  let rootPid = -1;
+  let waiting: NodeJS.Timeout | null = null;
+  const attach = (pid: number) => {
+    if (!timed) {
+      rootPid = pid;
+      sampler = new TreeSampler(pid, options.role);
+      return;
+    }
+    // CPU time and VmHWM are cumulative: starting a few ms after the fork loses nothing.
+    const find = () => {
+      const child = childPids(pid)[0];
+      if (child !== undefined) {
+        rootPid = child;
+        sampler = new TreeSampler(child, options.role);
+      } else waiting = setTimeout(find, 2);
+    };
+    find();
+  };
+  const result = timed
+    ? await run(GNU_TIME, ['-f', 'maxrss_kb=%M', command, ...args], { env: options.env, onSpawn: attach })
+    : await run(command, args, { env: options.env, onSpawn: attach });
+  if (waiting) clearTimeout(waiting);
   const usage = (sampler as TreeSampler | null)?.stop() ?? [];
+  const maxrss = timed ? /maxrss_kb=(\d+)/.exec(result.stderr) : null;
+  return { result, usage, treeMaxRssKb: maxrss ? Number(maxrss[1]) : null, rootPid };
+}
+
+interface TallyRun extends SampledRun {
+  json: Record<string, unknown>;
+}
+
+async function tally(args: string[], env: NodeJS.ProcessEnv, sampleRole: Role = 'coordinator', gnuTime = false): Promise<TallyRun> {
+  const sampled = await sampledRun(process.execPath, [TALLY_BIN, ...args], { env, role: sampleRole, gnuTime });
+  const { result } = sampled;
   let json: Record<string, unknown> = {};
   try {
     json = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
   } catch {
     throw new Error(`tally ${args.join(' ')}: output is not JSON: ${result.stdout.slice(0, 200)}`);
   }
-  return { result, json, usage };
+  return { ...sampled, json };
 }
 
 function cpuSummary(runs: TallyRun[]): Record<string, number> {
@@ -459,6 +523,37 @@ async function countSection(corpus: CorpusRun): Promise<void> {
       interference: meters.get(v.id)!.take(),
     });
   }
+
+  // The coordinator's CPU per byte of input when the workers read the files (the default): how
+  // much input one coordinator core could keep up with. Each run's coordinator CPU (the tally
+  // count process, /proc sampled every 50 ms, Node start-up included) against the file's bytes.
+  const w2 = runs.get(`${prefix}.tally.w2`)!.map((r) => r.data as TallyRun);
+  const gb = file.bytes / 1e9;
+  const coordinatorS = w2.map((r) => (cpuByRole(r.usage).coordinator ?? 0) / 1000);
+  const w2Interference = get(`${prefix}.tally.w2`)?.interference;
+  record({
+    id: `${prefix}.coordinatorCpuPerGB`,
+    section,
+    label: `${name}: coordinator CPU per GB of input (tally count --workers 2, workers read the files)`,
+    runs: coordinatorS.map((cpuS) => cpuS / gb),
+    unit: 'core-s/GB',
+    reps: w2.length,
+    bytes: file.bytes,
+    notes: 'CPU (user + system) of the tally count process from /proc, start-up included, per 10^9 bytes of input',
+    extra: { coordinatorCpuS: coordinatorS.map((v) => round(v, 3)) },
+    interference: w2Interference,
+  });
+  record({
+    id: `${prefix}.coordinatorGBps`,
+    section,
+    label: `${name}: input one coordinator core could sustain (bytes / coordinator CPU s)`,
+    runs: coordinatorS.map((cpuS) => gb / cpuS),
+    unit: 'GB/s',
+    reps: w2.length,
+    bytes: file.bytes,
+    notes: 'the same runs: 10^9 bytes of input / coordinator CPU seconds',
+    interference: w2Interference,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,6 +797,166 @@ async function startupSection(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// High cardinality: every word distinct (the numbers 1..N), where the reduce's table is largest
+
+/** "20 M", "500 k": a count of distinct words for labels. */
+function countLabel(n: number): string {
+  return n >= 1e6 ? `${fmt(n / 1e6)} M` : n >= 1e3 ? `${fmt(n / 1e3)} k` : String(n);
+}
+
+/** Peak RSS (VmHWM) of the processes of a role, MiB: each one's, their sum and the largest. */
+function rssOf(usage: ProcessUsage[], role: Role, filter: (u: ProcessUsage) => boolean = () => true): { each: number[]; sum: number; max: number } {
+  const each = usage.filter((u) => u.role === role && filter(u)).map((u) => u.peakRssKb / 1024);
+  return { each, sum: each.reduce((a, b) => a + b, 0), max: Math.max(0, ...each) };
+}
+
+async function cardinalitySection(corpus: NumbersFile): Promise<void> {
+  const { n, path, bytes } = corpus;
+  const section = `high cardinality: ${corpus.command} (${countLabel(n)} distinct words, ${(bytes / 1e6).toFixed(1)} MB)`;
+  // Slow with today's single-coordinator reduce (minutes at 20 M): one run unless --reps says more.
+  const reps = argv.reps ? REPS : SMALL ? REPS : SLOW_REPS;
+  const exact = (who: string, json: { totalWords?: unknown; uniqueWords?: unknown }) => {
+    if (json.totalWords !== n || json.uniqueWords !== n) {
+      throw new Error(`${who} on ${corpus.command}: ${String(json.totalWords)} words, ${String(json.uniqueWords)} distinct; expected ${n} and ${n}`);
+    }
+  };
+  const variants: Array<Variant<any>> = [
+    {
+      id: 'cardinality.tally',
+      label: `tally count, ${countLabel(n)} distinct words, embedded, --workers 2`,
+      reps,
+      runOnce: async () => {
+        const r = await tally(['count', path, '--workers', '2', '--no-progress', '--format', 'json', '--top', '20'], embeddedEnv(), 'coordinator', true);
+        exact('tally count', r.json);
+        const counts = r.json.counts as Array<[string, number]>;
+        if (!Array.isArray(counts) || counts.length !== Math.min(20, n) || counts.some(([, c]) => c !== 1)) throw new Error(`tally count on ${corpus.command}: --top 20 is not 20 words counted once`);
+        return { ms: r.result.ms, data: r };
+      },
+    },
+  ];
+  if (HAS_PYTHON) {
+    variants.push({
+      id: 'cardinality.python',
+      label: `Python multiprocessing.Pool(2) + Counter, ${countLabel(n)} distinct words`,
+      reps,
+      runOnce: async () => {
+        const r = await sampledRun(PYTHON_EXE, [join(BENCH_SRC, 'peers', 'pool_wordcount.py'), path, '--processes', '2', '--top', '20'], { role: 'python', gnuTime: true });
+        const json = JSON.parse(r.result.stdout) as Record<string, unknown>;
+        exact('pool_wordcount.py', json);
+        return { ms: r.result.ms, data: { ...r, json } satisfies TallyRun };
+      },
+    });
+  }
+  const { runs, meters } = await interleaved(variants);
+  const median1 = (values: number[]) => round(median(values), 1);
+
+  // tally: wall, MB/s, CPU by role; peak RSS of the coordinator, the workers and nats-server.
+  const t = runs.get('cardinality.tally')!.map((r) => r.data as TallyRun);
+  const tRss = t.map((r) => ({
+    coordinator: rssOf(r.usage, 'coordinator'),
+    workers: rssOf(r.usage, 'worker'),
+    server: rssOf(r.usage, 'nats-server'),
+    treeMax: r.treeMaxRssKb === null ? null : r.treeMaxRssKb / 1024,
+  }));
+  const tInterference = meters.get('cardinality.tally')!.take();
+  const rssNote = 'VmHWM from /proc every 50 ms (bench/procs.ts TreeSampler), median over runs';
+  record({
+    id: 'cardinality.tally',
+    section,
+    label: `tally count ${corpus.command}, embedded, --workers 2 --top 20`,
+    runs: t.map((r) => mbps(bytes, r.result.ms)),
+    unit: 'MB/s',
+    reps,
+    wallMs: t.map((r) => r.result.ms),
+    bytes,
+    extra: {
+      n,
+      totalWords: t[0].json.totalWords,
+      uniqueWords: t[0].json.uniqueWords,
+      tasks: t[0].json.tasks,
+      ...cpuSummary(t),
+      gnuTimeTreeMaxRssMiB: tRss.map((x) => (x.treeMax === null ? null : round(x.treeMax, 1))),
+    },
+    interference: tInterference,
+  });
+  record({
+    id: 'cardinality.tally.coordinatorRss',
+    section,
+    label: '  tally: coordinator (the tally count process) peak RSS',
+    runs: tRss.map((x) => x.coordinator.max),
+    unit: 'MiB',
+    reps,
+    bytes,
+    notes: rssNote,
+    interference: tInterference,
+  });
+  record({
+    id: 'cardinality.tally.workersRss',
+    section,
+    label: `  tally: worker processes' peak RSS, sum of ${tRss[0].workers.each.length}`,
+    runs: tRss.map((x) => x.workers.sum),
+    unit: 'MiB',
+    reps,
+    bytes,
+    notes: `${rssNote}; the sum of each worker process's own peak`,
+    extra: { perWorkerMiB: tRss.map((x) => x.workers.each.map((v) => round(v, 1))) },
+    interference: tInterference,
+  });
+  record({ id: 'cardinality.tally.workerMaxRss', section, label: '  tally: worker process peak RSS, largest', runs: tRss.map((x) => x.workers.max), unit: 'MiB', reps, bytes, notes: rssNote, interference: tInterference });
+  record({ id: 'cardinality.tally.serverRss', section, label: '  tally: nats-server peak RSS', runs: tRss.map((x) => x.server.max), unit: 'MiB', reps, bytes, notes: rssNote, interference: tInterference });
+
+  if (!HAS_PYTHON) return;
+  // Python: the parent (reads, merges the Counters) and the Pool's 2 processes (map).
+  const p = runs.get('cardinality.python')!.map((r) => r.data as TallyRun);
+  const pRss = p.map((r) => {
+    const all = rssOf(r.usage, 'python');
+    const parent = rssOf(r.usage, 'python', (u) => u.pid === r.rootPid);
+    const pool = rssOf(r.usage, 'python', (u) => u.pid !== r.rootPid);
+    return { all, parent, pool, treeMax: r.treeMaxRssKb === null ? null : r.treeMaxRssKb / 1024 };
+  });
+  const pInterference = meters.get('cardinality.python')!.take();
+  record({
+    id: 'cardinality.python',
+    section,
+    label: `Python multiprocessing.Pool(2) + Counter, ${corpus.command} (bench/peers/pool_wordcount.py)`,
+    runs: p.map((r) => mbps(bytes, r.result.ms)),
+    unit: 'MB/s',
+    reps,
+    wallMs: p.map((r) => r.result.ms),
+    bytes,
+    extra: { n, totalWords: p[0].json.totalWords, uniqueWords: p[0].json.uniqueWords, ...cpuSummary(p) },
+    interference: pInterference,
+  });
+  record({
+    id: 'cardinality.python.rss',
+    section,
+    label: `  Python: peak RSS, sum over its ${pRss[0].all.each.length} processes`,
+    runs: pRss.map((x) => x.all.sum),
+    unit: 'MiB',
+    reps,
+    bytes,
+    notes: `${rssNote}; the sum of each process's own peak (parent + Pool processes)`,
+    extra: {
+      parentMiB: pRss.map((x) => round(x.parent.sum, 1)),
+      poolProcessesMiB: pRss.map((x) => x.pool.each.map((v) => round(v, 1))),
+      gnuTimeTreeMaxRssMiB: pRss.map((x) => (x.treeMax === null ? null : round(x.treeMax, 1))),
+    },
+    interference: pInterference,
+  });
+  record({
+    id: 'cardinality.vsPython',
+    section,
+    label: `tally count vs Python Pool(2), ${countLabel(n)} distinct words (wall clock)`,
+    runs: [median(p.map((r) => r.result.ms)) / median(t.map((r) => r.result.ms))],
+    unit: 'x',
+    reps,
+    notes: 'median Python wall / median tally wall (= MB/s of tally / MB/s of Python)',
+    extra: { tallyWallS: median1(t.map((r) => r.result.ms / 1000)), pythonWallS: median1(p.map((r) => r.result.ms / 1000)) },
+    interference: 0,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ratios and targets
 
 interface Target {
@@ -767,6 +1022,11 @@ function evaluate(): void {
   const map1 = get(`${e}.inproc.map1`)?.value ?? null;
   const startup = get('startup.total')?.value ?? null;
   const folder = ratio('folderVsOneFile', 'folder.tally.many', 'folder.tally.one');
+  const coordinatorRate = get(`${e}.coordinatorGBps`)?.value ?? null;
+  const distinct = countLabel(SIZES.cardinalityN);
+  const cardinality = ratio('cardinalityTallyVsPython', 'cardinality.tally', 'cardinality.python');
+  const cardinalityCoordinator = get('cardinality.tally.coordinatorRss')?.value ?? null;
+  const reducersVsPool = ratio('cardinalityWorkersVsPoolRss', 'cardinality.tally.workersRss', 'cardinality.python.rss');
 
   target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
   target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
@@ -775,9 +1035,13 @@ function evaluate(): void {
   target('natsVsInproc', 'NATS path vs in-process at equal parallelism (2)', '<=', 25, '% slower', nats2 === null ? null : (1 - nats2) * 100, '1 - (tally count --workers 2 MB/s) / (in-process pipeline with 2 map threads MB/s)');
   target('tinyTasks', 'tiny tasks (sum, 2 workers)', '>=', 10_000, 'tasks/s', tiny, `tasks / wall time of tally sum 1 ${SIZES.tinyTo} --tasks ${SIZES.tinyTasks}, incl. start-up`);
   target('coordinatorRss', `coordinator peak RSS on ${SIZES.rssLabels[1]}`, '<=', 300, 'MiB', rss, 'VmHWM (maxrss) of tally count --server FILE');
-  target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%)');
+  target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%); the same ~11 k distinct words at both sizes: growth with distinct words is the cardinality targets');
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
+  target('coordinatorCoreRate', 'one coordinator core keeps up with the input when workers read the files (English)', '>=', 1, 'GB/s', coordinatorRate, '10^9 bytes of input / CPU seconds of the tally count process (embedded, --workers 2, workers read the files), start-up included');
+  target('cardinalityVsPython', `${distinct} distinct words: tally count vs Python Pool(2)`, '>=', 1.5, 'x', cardinality, `MB/s of tally count --workers 2 / MB/s of pool_wordcount.py --processes 2 on seq 1 ${SIZES.cardinalityN}, wall clock incl. start-up`);
+  target('cardinalityCoordinatorRss', `coordinator peak RSS, ${distinct} distinct words`, '<=', 300, 'MiB', cardinalityCoordinator, 'VmHWM of the tally count process (embedded, --workers 2), /proc sampled every 50 ms');
+  target('cardinalityReducersRss', `reducers (worker processes) together vs Pool(2)'s peak RSS, ${distinct} distinct words`, '<=', 1, 'x', reducersVsPool, "sum of the worker processes' VmHWM / sum of the Python processes' VmHWM (parent + Pool)");
   if (nats1 !== null) ratios.natsSlowdownAt1Percent = round((1 - nats1) * 100, 1);
 }
 
@@ -819,6 +1083,7 @@ async function main(): Promise<void> {
     if (CORPORA.has('english')) corpora.push({ seed: english, file: corpusFile(english, SIZES.countBytes, `english-${SIZES.countBytes / MiB}MiB`) });
     if (CORPORA.has('multilingual')) corpora.push({ seed: multilingual, file: corpusFile(multilingual, SIZES.multilingualBytes, `multilingual-${SIZES.multilingualBytes / MiB}MiB`) });
   }
+  const numbers = SECTIONS.has('cardinality') ? numbersFile(SIZES.cardinalityN, `numbers-1-${SIZES.cardinalityN}`) : null;
   try {
     if (SECTIONS.has('calib')) await calibrate();
     for (const corpus of corpora) await countSection(corpus);
@@ -828,6 +1093,7 @@ async function main(): Promise<void> {
     if (SECTIONS.has('factorial')) await factorialSection();
     if (SECTIONS.has('rss')) await rssSection(english);
     if (SECTIONS.has('startup')) await startupSection();
+    if (numbers) await cardinalitySection(numbers);
   } finally {
     if (!argv.keep) rmSync(tempRoot, { recursive: true, force: true });
   }
@@ -855,6 +1121,7 @@ async function main(): Promise<void> {
       english: { seed: english.description, seedBytes: english.bytes.length, seedSha256: english.sha256 },
       multilingual: { seed: multilingual.description, seedBytes: multilingual.bytes.length, seedSha256: multilingual.sha256 },
       files: corpora.map((c) => ({ name: c.seed.name, bytes: c.file.bytes, copies: c.file.copies })),
+      cardinality: numbers ? { command: numbers.command, words: numbers.n, distinct: numbers.n, bytes: numbers.bytes, sha256: numbers.sha256 } : null,
       rssSizesBytes: SIZES.rssBytes,
     },
     settings: { chunkSize: '1 MiB (tally default)', tokenizer: 'unicode (tally default) unless noted', caseFolding: true, workersDefault: WORKERS_DEFAULT },
