@@ -15,7 +15,7 @@ export async function withRows(result: CountResult, top: number, store: JobStore
   const decoder = new TextDecoder('utf-8', { fatal: true });
   for (const name of result.parts) {
     const pieces: Uint8Array[] = [];
-    for await (const piece of await store.readObject(name)) pieces.push(piece);
+    for await (const piece of store.readObject(name)) pieces.push(piece);
     const text = decoder.decode(Buffer.concat(pieces));
     const lines = text.split('\n');
     if (lines[0] !== 'tally-part 1') throw new Error(`part '${name}' is malformed`);

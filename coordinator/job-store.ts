@@ -11,6 +11,7 @@ import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { isTransient, withRetry } from '../shared/nats/retry.js';
 import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
 import { describeArgs } from './job-args.js';
 
@@ -180,10 +181,37 @@ export class JobStore {
    * as they arrive.
    * @throws Error naming the object when it is gone
    */
-  async readObject(name: string): Promise<AsyncIterable<Uint8Array>> {
-    const object = await this.results.get(name);
-    if (object === null) throw new Error(`object '${name}' is no longer stored (results are kept for the retention time)`);
-    return object.data as unknown as AsyncIterable<Uint8Array>;
+  async *readObject(name: string): AsyncGenerator<Uint8Array> {
+    // Read through an ordered consumer, which a node lost in a cluster or a server restart can
+    // stall or break: then read again from the start, skipping what was delivered already.
+    let delivered = 0;
+    for (let attempt = 1; ; attempt++) {
+      let skip = delivered;
+      try {
+        const object = await withRetry(() => this.results.get(name), { deadlineMs: 60_000 });
+        if (object === null) throw new UsageError(`object '${name}' is no longer stored (results are kept for the retention time)`);
+        // A failed read also errors the stream read below; this promise must not go unhandled.
+        object.error.catch(() => undefined);
+        for await (const piece of object.data as unknown as AsyncIterable<Uint8Array>) {
+          if (skip >= piece.length) {
+            skip -= piece.length;
+            continue;
+          }
+          const fresh = skip > 0 ? piece.subarray(skip) : piece;
+          skip = 0;
+          delivered += fresh.length;
+          yield fresh;
+        }
+        return;
+      } catch (error) {
+        if (!isTransient(error) || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  /** Deletes objects beside the results (a job's sorted parts); those already gone are skipped. */
+  async deleteParts(names: string[]): Promise<void> {
+    for (const name of names) await this.results.delete(name).catch(() => undefined);
   }
 
   async getResult(id: string): Promise<Json | null> {
@@ -213,7 +241,7 @@ export class JobStore {
    * Deletes a job's record and result. A running job only with `abandoned` (its coordinator is
    * gone and what it left on the server was discarded: see `discardAbandonedJob`).
    */
-  async delete(id: string, options: { abandoned?: boolean } = {}): Promise<void> {
+  async delete(id: string, options: { abandoned?: boolean; parts?: string[] } = {}): Promise<void> {
     const record = await this.get(id);
     if (!record) throw new UsageError(`no job '${id}'`);
     if (record.status === 'running' && options.abandoned !== true) throw new UsageError(`job '${id}' is still running; cancel it first`);
@@ -221,7 +249,10 @@ export class JobStore {
     await this.results.delete(id).catch(() => undefined);
     if (record.argsObject !== undefined) await this.results.delete(record.argsObject).catch(() => undefined);
     // The sorted parts of a count job's table.
-    if (Array.isArray(result?.parts)) for (const part of result.parts) if (typeof part === 'string') await this.results.delete(part).catch(() => undefined);
+    if (Array.isArray(result?.parts)) await this.deleteParts(result.parts.filter((part): part is string => typeof part === 'string'));
+    // Parts a job that never finished may have left (they are named by the caller, which knows
+    // how many partitions the job had).
+    if (options.parts) await this.deleteParts(options.parts);
     await this.records.purge(id);
   }
 }

@@ -84,7 +84,8 @@ export class ProgressBar implements StatusLine {
     const rate = p.weightDone / elapsed;
     const eta = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : NaN;
     const tasks = `${p.tasksDone}/${p.tasksTotal ?? '?'} tasks`;
-    const status = p.waitingForWorkers ? 'waiting for workers' : `${formatRate(rate, p.unit)}  ETA ${formatSeconds(eta)}`;
+    // Once every map task is in, the reducers fold the partitions: no byte rate to go on.
+    const status = p.waitingForWorkers ? 'waiting for workers' : p.phase === 'reduce' ? `reducing ${p.partsDone}/${p.partitions} partitions` : `${formatRate(rate, p.unit)}  ETA ${formatSeconds(eta)}`;
     const text = `${tasks}  ${status}`;
     const width = Math.max(10, Math.min(40, columns - text.length - 10));
     const filled = Math.round(Math.min(1, fraction) * width);

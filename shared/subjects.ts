@@ -120,6 +120,11 @@ export function shuffleObjectName(job: string, partition: number, task: number, 
   return `${job}.${taskLabel(task, count)}.p${partition}`;
 }
 
+/** Name of the consumer through which the reducer of a job's partition reads its map outputs. */
+export function reduceConsumerName(job: string, partition: number): string {
+  return `tally-reduce-${job}-${partition}`;
+}
+
 /** Object name of a reducer's sorted part of a job's result (results bucket). */
 export function partObjectName(job: string, partition: number): string {
   return `${job}.part-${partition}`;

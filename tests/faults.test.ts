@@ -57,7 +57,7 @@ function childPids(parent: number): number[] {
   }
 }
 
-test.serial('workers killed with SIGKILL every 300 ms while the map tasks run: the result is identical to a fault-free run', async (t) => {
+test.serial('a worker process killed with SIGKILL every 300 ms while the map tasks run: the result is identical to a fault-free run', async (t) => {
   const args = ['count', join(corpus.path, 'big.txt'), '--format', 'json', '--top', '0', '--chunk-size', '16K'];
   const clean = await tally(args);
   t.is(clean.code, 0, clean.stderr);
@@ -73,7 +73,9 @@ test.serial('workers killed with SIGKILL every 300 ms while the map tasks run: t
   while (child.exitCode === null && !reducing) {
     await sleep(300);
     const pids = childPids(fleet.child.pid!);
-    if (pids.length === 0 || child.exitCode !== null) continue;
+    // One of the two at a time: a fleet whose every process dies every 300 ms does no work at
+    // all (each restart takes about that long), and a task it held 5 times would count as poison.
+    if (pids.length < 2 || child.exitCode !== null) continue;
     try {
       process.kill(pids[Math.floor(Math.random() * pids.length)]!, 'SIGKILL');
       kills++;

@@ -14,7 +14,7 @@ import { connectToNats, displayServers, inboxPrefixFor, permissionViolation, res
 import { ensureTaskTopology, openJobsBucket, openPartialsStore, openResultsStore } from '../shared/nats/topology.js';
 import { PartialsWriter } from '../shared/nats/partials.js';
 import { encodeEnvelope } from '../shared/nats/envelope.js';
-import { JOBS_BUCKET, PARTIALS_BUCKET, RESULT_STREAM, TASK_STREAM } from '../shared/subjects.js';
+import { JOBS_BUCKET, PARTIALS_BUCKET, RESULTS_BUCKET, RESULT_STREAM, TASK_STREAM } from '../shared/subjects.js';
 import { cleanEnv, collect, runTally, spawnTally, tempDir, type RunResult } from './helpers/tally.js';
 import { assertNoSecrets, bcryptHash, configString, newSecret, secureConfig, startSecureServer, type SecureServer } from './helpers/security.js';
 
@@ -185,17 +185,22 @@ test("a worker cannot read jobs' results: no subscription, consumer or message g
   await assertSubscribeDenied(t, nc, '_INBOX.>');
 });
 
-test("a worker cannot read other tasks' partials but can store its own", async (t) => {
+test('a worker stores partials and, as a reducer, reads them back; it writes parts beside the results blind and cannot read or delete results', async (t) => {
   const nc = await as('worker');
   const big = new Uint8Array(300 * 1024).map((_, i) => i % 251);
-  await new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, nc.info!.max_payload).putBlob({ name: 'abc-789.0.0123abcd' }, big);
+  await new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, nc.info!.max_payload).putBlob({ name: 'abc-789.0.p1.0123abcd' }, big);
+  // Reducers read map outputs too big for a message (every task's: map outputs come from the
+  // tasks' text, which a worker reads anyway).
+  t.deepEqual(await (await new Objm(nc).open(PARTIALS_BUCKET)).getBlob('abc-789.0.p1.0123abcd'), big);
+  // A sorted part goes beside the results, written blind; the coordinator reads it, digest checked.
+  await new PartialsWriter(jetstream(nc), RESULTS_BUCKET, nc.info!.max_payload).putPieces('abc-789.part-0', [big.subarray(0, 1000), big.subarray(1000)]);
+  const results = await new Objm(await as('coordinator')).open(RESULTS_BUCKET);
+  t.deepEqual(await results.getBlob('abc-789.part-0'), big);
   const jsm = await jetstreamManager(nc);
-  await assertDenied(t, jsm.streams.getMessage(`OBJ_${PARTIALS_BUCKET}`, { seq: 1 }), `$JS.API.STREAM.MSG.GET.OBJ_${PARTIALS_BUCKET}`, 'reading a partial chunk');
-  await assertDenied(t, new Objm(nc).open(PARTIALS_BUCKET), `$JS.API.STREAM.INFO.OBJ_${PARTIALS_BUCKET}`, 'opening the partials bucket');
-  await assertSubscribeDenied(t, nc, `$O.${PARTIALS_BUCKET}.>`);
-  // The coordinator reads what the worker wrote blind, digest checked.
-  const stored = await (await new Objm(await as('coordinator')).open(PARTIALS_BUCKET)).getBlob('abc-789.0.0123abcd');
-  t.deepEqual(stored, big);
+  await assertDenied(t, jsm.streams.getMessage(`OBJ_${RESULTS_BUCKET}`, { seq: 1 }), `$JS.API.STREAM.MSG.GET.OBJ_${RESULTS_BUCKET}`, 'reading a result chunk');
+  await assertDenied(t, new Objm(nc).open(RESULTS_BUCKET), `$JS.API.STREAM.INFO.OBJ_${RESULTS_BUCKET}`, 'opening the results bucket');
+  await assertDenied(t, jsm.streams.purge(`OBJ_${PARTIALS_BUCKET}`), `$JS.API.STREAM.PURGE.OBJ_${PARTIALS_BUCKET}`, 'deleting partials');
+  await assertSubscribeDenied(t, nc, `$O.${RESULTS_BUCKET}.>`);
 });
 
 test('a worker cannot delete or purge streams', async (t) => {

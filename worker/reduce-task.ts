@@ -6,11 +6,11 @@
  * goes to the coordinator as the task's result. A reducer that dies leaves its task to be
  * delivered again; the next one reads the same shares and stores the same part.
  */
-import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { AnyJobKind, Json } from '../shared/kinds/kind.js';
 import { decodeShuffle, type ReduceOrder } from '../shared/nats/envelope.js';
-import { SHUFFLE_STREAM, partObjectName, partitionShuffleSubjects } from '../shared/subjects.js';
+import { SHUFFLE_STREAM, partObjectName, partitionShuffleSubjects, reduceConsumerName } from '../shared/subjects.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 
@@ -45,16 +45,31 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
   const folded = new Uint8Array(order.tasks);
   let missing = order.tasks;
   if (missing > 0) {
-    const consumer = await context.js.consumers.get(SHUFFLE_STREAM, {
-      // One subject as a string: an array asks for filter_subjects, which needs nats-server 2.10.
-      filter_subjects: partitionShuffleSubjects(job, order.partition),
+    // A named consumer with the stream's replicas, not an ordered one: an ordered (ephemeral
+    // R1) consumer whose node dies stalls for long (DESIGN.md), and the reduce with it.
+    const jsm = await context.js.jetstreamManager();
+    const name = reduceConsumerName(job, order.partition);
+    await jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined);
+    const replicas = (await jsm.streams.info(SHUFFLE_STREAM)).config.num_replicas;
+    await jsm.consumers.add(SHUFFLE_STREAM, {
+      name,
+      filter_subject: partitionShuffleSubjects(job, order.partition),
       deliver_policy: DeliverPolicy.All,
+      // Acked on arrival: without acks, shares delivered while this process was reconnecting
+      // would count as delivered and never come again. Folding ignores repeats.
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 5_000_000_000,
+      max_ack_pending: -1,
+      inactive_threshold: 10 * 60 * 1e9,
+      num_replicas: replicas,
     });
-    const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+    const consumer = await context.js.consumers.get(SHUFFLE_STREAM, name);
+    const messages = await consumer.consume({ max_messages: 256, expires: 5_000, idle_heartbeat: 2_000 });
     let idle = setTimeout(() => void messages.stop(), IDLE_MS);
     let lastWorking = Date.now();
     try {
       for await (const message of messages) {
+        message.ack();
         clearTimeout(idle);
         idle = setTimeout(() => void messages.stop(), IDLE_MS);
         for (const { task, share } of await sharesOf(message, job, order, context)) {
@@ -72,6 +87,7 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
     } finally {
       clearTimeout(idle);
       await messages.close().catch(() => undefined);
+      await jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined);
     }
     if (missing > 0) throw new Error(`partition ${order.partition}: the shares of ${missing} map task(s) did not arrive within ${IDLE_MS / 1000} s`);
   }

@@ -230,8 +230,12 @@ export class TaskLoop {
         message.term();
         return;
       }
-      const results = batch.partitions === undefined ? partials : await this.shuffle(kind, batch, partials, batch.partitions);
-      await this.deliver(message, batch, results, performance.now() - started, at);
+      if (batch.partitions === undefined) {
+        await this.deliver(message, batch, partials, performance.now() - started, at);
+      } else {
+        const { summaries, stored } = this.shuffle(kind, batch, partials, batch.partitions);
+        await this.deliver(message, batch, summaries, performance.now() - started, at, undefined, stored);
+      }
     } catch (error) {
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
@@ -292,8 +296,9 @@ export class TaskLoop {
    * the previous result is on its way. The task is acked only after its result is stored, so a
    * crash in between leaves it to be redelivered and deduplicated, never lost.
    */
-  private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>, partition?: number): Promise<void> {
-    const delivery = this.publishResult(batch, partials, ms, partition).then(
+  private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>, partition?: number, before?: Promise<unknown>): Promise<void> {
+    // A partitioned map's result goes out only once its shares are stored (`before`).
+    const delivery = (before ?? Promise.resolve()).then(() => this.publishResult(batch, partials, ms, partition)).then(
       () => {
         this.stats.tasksDone += partials.length;
         // A lost ack only brings the task back, and its duplicate result is refused.
@@ -342,17 +347,18 @@ export class TaskLoop {
   /**
    * A partitioned job's map output: each task's partial is split by the kind into a summary
    * (returned, for the task's result) and one share per partition; each partition's shares of
-   * this message are stored in the shuffle stream before the result is published, so that once
-   * the coordinator has every result, every reducer finds every share. A share stored by an
-   * earlier delivery of the same message is refused as a duplicate, which is success.
+   * this message are stored in the shuffle stream (`stored`) before the result is published, so
+   * that once the coordinator has every result, every reducer finds every share. A share stored
+   * by an earlier delivery of the same message is refused as a duplicate, which is success.
    */
-  private async shuffle(kind: AnyJobKind, batch: TaskBatch, partials: Uint8Array[], partitions: number): Promise<Uint8Array[]> {
+  private shuffle(kind: AnyJobKind, batch: TaskBatch, partials: Uint8Array[], partitions: number): { summaries: Uint8Array[]; stored: Promise<unknown> } {
     const reduce = kind.partitioned;
     if (!reduce) throw new TaskRejectedError(`job kind '${kind.name}' has no partitioned reduce`);
     const split = partials.map((partial) => reduce.partition(partial, partitions));
     const { job, first } = batch;
     const count = partials.length;
-    await Promise.all(
+    // Not awaited here: the next task is pulled and mapped while these are on their way.
+    const stored = Promise.all(
       Array.from({ length: partitions }, async (_, p) => {
         const shares = split.map((one) => one.shares[p]!);
         const header: ShuffleHeader = { v: 1, job, task: first, partition: p };
@@ -369,7 +375,8 @@ export class TaskLoop {
         await this.storeOnce(shuffleSubject(job, p, first, count), shuffleMessageId(job, p, first, count), encodeEnvelope(header, body), job, first);
       }),
     );
-    return split.map((one) => one.summary);
+    stored.catch(() => undefined);
+    return { summaries: split.map((one) => one.summary), stored };
   }
 
   /** Reports that the task at `index` of the message can never succeed; the job fails naming it. */

@@ -5,7 +5,7 @@ import type { JobRecord } from '../job-store.js';
 import { describeArgs } from '../job-args.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { UsageError } from '../../shared/errors.js';
-import { assertJobId } from '../../shared/subjects.js';
+import { MAX_PARTITIONS, assertJobId, partObjectName } from '../../shared/subjects.js';
 import { formatOption, parseCount, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
 /**
@@ -112,7 +112,10 @@ export function jobsCommand(): Command {
             // A running job here is one whose coordinator died: what it left on the server goes too.
             const abandoned = record.status === 'running';
             if (abandoned) await (await import('../job-runner.js')).discardAbandonedJob(session.nc, session.jsm, record.id);
-            await session.store.delete(record.id, { abandoned });
+            // Parts its reducers may have stored before it was abandoned or failed.
+            const reducers = record.kind === 'count' ? ((await session.store.args(record).catch(() => null)) as { reducers?: unknown } | null)?.reducers : undefined;
+            const parts = typeof reducers === 'number' && Number.isSafeInteger(reducers) && reducers > 0 && reducers <= MAX_PARTITIONS ? Array.from({ length: reducers }, (_, p) => partObjectName(record.id, p)) : undefined;
+            await session.store.delete(record.id, { abandoned, parts });
           }
           process.stdout.write(`deleted ${toDelete.join(' ')}\n`);
           return;
