@@ -4,39 +4,15 @@ import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
-import { checkOutputFile, counted, csvField, emit, formatTable, type Format } from '../output.js';
+import { checkOutputFile, emit, type Format } from '../output.js';
+import { renderCount } from '../render-count.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
 export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 
-export interface CountView {
-  format: Format;
-  /** Words to show; 0 shows every word. */
-  top: number;
-}
-
-/** Renders a count result the way `tally count` and `tally result` print it. */
-export function renderCount(result: CountResult, view: CountView): string {
-  const counts = view.top === 0 ? result.counts : result.counts.slice(0, view.top);
-  switch (view.format) {
-    case 'json':
-      return JSON.stringify({ ...result, counts }) + '\n';
-    case 'tsv':
-      return counts.map(([word, count]) => `${word}\t${count}\n`).join('');
-    case 'csv':
-      return 'word,count\n' + counts.map(([word, count]) => `${csvField(word)},${count}\n`).join('');
-    case 'table': {
-      const rows = counts.map(([word, count], i) => [i + 1, word, count] as Array<string | number>);
-      const table = rows.length > 0 ? formatTable(rows, ['#', 'word', 'count']) : '(no words)\n';
-      const totals =
-        `${counted(result.totalWords, 'word')}, ${result.uniqueWords} unique, ${result.overlongWords} overlong` +
-        ` · ${counted(result.files, 'file')}${result.mergedPaths ? ` (${counted(result.mergedPaths, 'repeated path')} counted once)` : ''}, ${counted(result.bytes, 'byte')}, ${counted(result.tasks, 'task')} · job ${result.job}\n`;
-      return table + totals;
-    }
-  }
-}
+export { renderCount, writeCount, type CountView } from '../render-count.js';
 
 interface CountCliOptions extends CommonOptions {
   tokenizer: CountOptions['tokenizer'];
