@@ -175,7 +175,8 @@ export function renderCount(result: CountResult, view: CountView): string {
 /**
  * Writes a count result from its summary and its rows, exactly as {@link renderCount} would
  * render the same result, without holding the rows: text goes to `write` in pieces of about
- * 64 KiB, and only the first `view.top` rows are read (all when 0).
+ * 64 KiB (none empty), and only the first `view.top` rows are read (all when 0). Rows that
+ * fail to come (a malformed part) throw after some text has been written.
  * @param summary the result without its rows (job, kind, files, optional mergedPaths, bytes,
  *   tasks, totalWords, uniqueWords, overlongWords); json keeps its keys' order
  * @param openRows opens the rows, in order; called twice for a table (widths, then lines)
@@ -201,7 +202,7 @@ export async function writeCount(summary: CountSummary, openRows: () => CountRow
     },
   );
   out += text.tail();
-  await write(out);
+  if (out !== '') await write(out);
 }
 
 /**

@@ -142,6 +142,17 @@ test('every word over a small alphabet, NUL included: prefixes, zero bytes and l
   }
 });
 
+test('words sharing a long prefix, some of them ending inside it', (t) => {
+  const prefix = 'https://example.com/some/path/';
+  const words = new Set<string>();
+  for (let i = 0; i < prefix.length; i++) words.add(prefix.slice(0, i + 1));
+  for (let i = 0; i < 3000; i++) words.add(`${prefix}${(i * 7919) % 10007}${i % 3 === 0 ? '\u0000' : ''}${i % 5 === 0 ? 'é' : ''}`);
+  for (const count of [() => 1, (i: number) => 1 + (i % 2)]) {
+    const entries = [...words].map((w, i): [string, number] => [w, count(i)]);
+    t.true(Buffer.concat([...sortPart(tableOf(entries)).pieces()]).equals(expectedPart(entries)));
+  }
+});
+
 test('an empty table is a part of one line', async (t) => {
   const part = sortPart(tableOf([]), { top: 5 });
   t.deepEqual(Buffer.concat([...part.pieces()]).toString(), 'tally-part 1\n');
