@@ -57,13 +57,28 @@ export class CountText {
     if (format === 'json') [this.jsonHead, this.jsonTail] = jsonAround(summary);
   }
 
-  /** Table, first pass: takes a row's widths into account. */
-  measure(word: string, count: number): void {
-    this.measured++;
-    const text = terminalSafe(word);
-    // A cell is at most 2 columns per UTF-16 unit: measure only those that might be wider.
-    if (text.length * 2 > this.wordWidth) this.wordWidth = Math.max(this.wordWidth, displayWidth(text));
-    this.countWidth = Math.max(this.countWidth, displayWidth(String(count)));
+  /**
+   * Table, first pass: takes the widths of rows into account.
+   * @param cells when given, gets the rows' cells, for {@link rows} to take them from rather
+   *   than measure them again (for rows in memory)
+   */
+  measure(rows: readonly CountRow[], cells?: Cell[]): void {
+    let wordWidth = this.wordWidth;
+    let countWidth = this.countWidth;
+    for (const [word, count] of rows) {
+      if (cells) {
+        const c = cell(word);
+        cells.push(c);
+        wordWidth = Math.max(wordWidth, c.width);
+      }
+      // A cell is at most 2 columns per UTF-16 unit: measure only those that might be wider.
+      else if (word.length * 2 > wordWidth) wordWidth = Math.max(wordWidth, cell(word).width);
+      // A number is printable ASCII: a column per character.
+      countWidth = Math.max(countWidth, String(count).length);
+    }
+    this.measured += rows.length;
+    this.wordWidth = wordWidth;
+    this.countWidth = countWidth;
   }
 
   /** What comes before the first row. */
@@ -84,24 +99,40 @@ export class CountText {
     }
   }
 
-  /** One row's text. */
-  row(word: string, count: number): string {
-    const i = ++this.printed;
+  /** The text of the next rows (for a table, with their cells if measure kept them). */
+  rows(rows: readonly CountRow[], cells?: readonly Cell[]): string {
+    if (rows.length === 0) return '';
+    const first = this.printed === 0;
+    this.printed += rows.length;
     switch (this.format) {
-      case 'json':
-        return `${i === 1 ? '' : ','}[${JSON.stringify(word)},${jsonNumber(count)}]`;
-      case 'tsv':
-        return `${word}\t${count}\n`;
-      case 'csv':
-        return `${csvField(word)},${count}\n`;
+      case 'json': {
+        // The rows as JSON.stringify writes an array of them, without its brackets.
+        const json = JSON.stringify(rows);
+        return first ? json.slice(1, -1) : `,${json.slice(1, -1)}`;
+      }
+      case 'tsv': {
+        let out = '';
+        for (const [word, count] of rows) out += `${word}\t${count}\n`;
+        return out;
+      }
+      case 'csv': {
+        let out = '';
+        for (const [word, count] of rows) out += `${csvField(word)},${count}\n`;
+        return out;
+      }
       case 'table': {
-        const text = terminalSafe(word);
-        const width = displayWidth(text);
-        const index = String(i);
-        const number = String(count);
-        const countWidth = displayWidth(number);
-        if (i > this.measured || width > this.wordWidth || countWidth > this.countWidth) throw new Error('count rows changed between the two passes over them');
-        return `${' '.repeat(this.indexWidth - index.length)}${index}  ${text}${' '.repeat(this.wordWidth - width)}  ${' '.repeat(this.countWidth - countWidth)}${number}\n`;
+        if (this.printed > this.measured) throw new Error('count rows changed between the two passes over them');
+        let out = '';
+        let i = this.printed - rows.length;
+        let k = 0;
+        for (const [word, count] of rows) {
+          const { text, width } = cells ? cells[k++]! : cell(word);
+          const index = String(++i);
+          const number = String(count);
+          if (width > this.wordWidth || number.length > this.countWidth) throw new Error('count rows changed between the two passes over them');
+          out += `${' '.repeat(this.indexWidth - index.length)}${index}  ${text}${' '.repeat(this.wordWidth - width)}  ${' '.repeat(this.countWidth - number.length)}${number}\n`;
+        }
+        return out;
       }
     }
   }
@@ -126,9 +157,16 @@ export class CountText {
   }
 }
 
-/** A number as JSON.stringify writes it. */
-function jsonNumber(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
+/** Printable ASCII but the backslash: shown as it is, a column a character. */
+const PLAIN = /^[\x20-\x5b\x5d-\x7e]*$/;
+
+/** A word as a table shows it (see formatTable), and its width. */
+type Cell = { text: string; width: number };
+
+function cell(word: string): Cell {
+  if (PLAIN.test(word)) return { text: word, width: word.length };
+  const text = terminalSafe(word);
+  return { text, width: displayWidth(text) };
 }
 
 /**
@@ -166,10 +204,9 @@ function jsonAround(summary: CountSummary): [string, string] {
 export function renderCount(result: CountResult, view: CountView): string {
   const text = new CountText(result, view.format);
   const rows = view.top === 0 ? result.counts : result.counts.slice(0, view.top);
-  if (text.twoPasses) for (const [word, count] of rows) text.measure(word, count);
-  let out = text.head();
-  for (const [word, count] of rows) out += text.row(word, count);
-  return out + text.tail();
+  const cells: Cell[] | undefined = text.twoPasses ? [] : undefined;
+  if (text.twoPasses) text.measure(rows, cells);
+  return text.head() + text.rows(rows, cells) + text.tail();
 }
 
 /**
@@ -186,63 +223,74 @@ export function renderCount(result: CountResult, view: CountView): string {
 export async function writeCount(summary: CountSummary, openRows: () => CountRows, view: CountView, write: WriteText): Promise<void> {
   const limit = view.top === 0 ? Infinity : view.top;
   const text = new CountText(summary, view.format);
-  if (text.twoPasses) await eachRow(openRows(), limit, (word, count) => text.measure(word, count));
+  if (text.twoPasses) await eachBatch(openRows(), limit, (rows) => text.measure(rows));
   let out = text.head();
-  await eachRow(
-    openRows(),
-    limit,
-    (word, count) => {
-      out += text.row(word, count);
-    },
-    async () => {
-      if (out.length < FLUSH_CHARS) return;
-      const full = out;
-      out = '';
-      await write(full);
-    },
-  );
+  await eachBatch(openRows(), limit, async (rows) => {
+    out += text.rows(rows);
+    if (out.length < FLUSH_CHARS) return;
+    const full = out;
+    out = '';
+    await write(full);
+  });
   out += text.tail();
   if (out !== '') await write(out);
 }
 
+/** Rows gathered from sources that give them one at a time. */
+const BATCH_ROWS = 1024;
+
 /**
- * Calls `fn` for the first `limit` rows, and `pause` (awaited) now and then between them.
- * Stops reading (closing the rows) once it has `limit` rows.
+ * Calls `fn` (awaited) with the first `limit` rows, a batch at a time. Stops reading (closing
+ * the rows) once it has `limit` rows.
  */
-async function eachRow(rows: CountRows, limit: number, fn: (word: string, count: number) => void, pause?: () => Promise<void>): Promise<void> {
+async function eachBatch(rows: CountRows, limit: number, fn: (rows: readonly CountRow[]) => void | Promise<void>): Promise<void> {
   if (limit <= 0) return;
-  let n = 0;
+  let left = limit;
+  /** Hands over a batch; false once the limit is reached. */
+  const give = async (batch: readonly CountRow[]): Promise<boolean> => {
+    if (batch.length >= left) {
+      await fn(batch.length === left ? batch : batch.slice(0, left));
+      left = 0;
+      return false;
+    }
+    left -= batch.length;
+    await fn(batch);
+    return true;
+  };
   const batches = batchesOf(rows);
   if (batches !== undefined) {
-    for await (const batch of batches) {
-      for (const [word, count] of batch) {
-        fn(word, count);
-        if (++n >= limit) return;
-      }
-      await pause?.();
-    }
+    for await (const batch of batches) if (!(await give(batch))) return;
     return;
   }
+  let batch: CountRow[] = [];
   if (Symbol.iterator in rows) {
-    for (const [word, count] of rows) {
-      fn(word, count);
-      if (++n >= limit) return;
-      if ((n & 1023) === 0) await pause?.();
+    if (Array.isArray(rows)) {
+      const all = rows as readonly CountRow[];
+      for (let i = 0; i < all.length; i += BATCH_ROWS) if (!(await give(all.slice(i, i + BATCH_ROWS)))) return;
+      return;
     }
-    return;
+    for (const row of rows) {
+      batch.push(row);
+      if (batch.length === Math.min(BATCH_ROWS, left)) {
+        if (!(await give(batch))) return;
+        batch = [];
+      }
+    }
+  } else {
+    for await (const item of rows) {
+      if (typeof item[0] !== 'string') {
+        // A batch: what was gathered before it first.
+        if (batch.length > 0 && !(await give(batch))) return;
+        batch = [];
+        if ((item as readonly CountRow[]).length > 0 && !(await give(item as readonly CountRow[]))) return;
+        continue;
+      }
+      batch.push(item as CountRow);
+      if (batch.length === Math.min(BATCH_ROWS, left)) {
+        if (!(await give(batch))) return;
+        batch = [];
+      }
+    }
   }
-  for await (const item of rows) {
-    if (typeof item[0] === 'string') {
-      const [word, count] = item as CountRow;
-      fn(word, count);
-      if (++n >= limit) return;
-      if ((n & 1023) === 0) await pause?.();
-      continue;
-    }
-    for (const [word, count] of item as readonly CountRow[]) {
-      fn(word, count);
-      if (++n >= limit) return;
-    }
-    await pause?.();
-  }
+  if (batch.length > 0) await give(batch);
 }
