@@ -37,7 +37,7 @@ const FLUSH_CHARS = 64 * 1024;
  * The text of a count result, a row at a time. A table needs its columns' widths before its
  * first line: {@link measure} every row first (when {@link twoPasses}), then print.
  */
-export class CountText {
+class CountText {
   readonly twoPasses: boolean;
   /** Table: rows measured; the widths of the #, word and count columns. */
   private measured = 0;
