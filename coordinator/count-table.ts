@@ -1,31 +1,29 @@
 /**
- * The rows of a count result that a view needs. A job whose reduce ran on the workers keeps only
- * its first words in `counts`; the rest of the table is in its sorted parts (one per reduce
- * partition, beside the result), read here when a view asks for more.
+ * Printing a count result. A job whose reduce ran on the workers keeps only its first words in
+ * `counts`; the rest of its table is in sorted parts beside the result (one per reduce
+ * partition). When a view asks for more words than `counts` holds, the parts are read and
+ * merged as they stream in: memory stays bounded however many words the table has, and
+ * `--top K` reads only as far as it needs.
  */
 import type { CountResult } from '../shared/kinds/count.js';
-import { compareCodePoints } from '../shared/text/words.js';
+import { mergeParts, readPart } from '../shared/text/sorted-part.js';
 import type { JobStore } from './job-store.js';
+import { emitStream } from './output.js';
+import { renderCount, writeCount, type CountView } from './render-count.js';
 
-/** `result` with at least the first `top` rows in `counts` (every row for top 0). */
-export async function withRows(result: CountResult, top: number, store: JobStore): Promise<CountResult> {
-  const needed = top === 0 ? result.uniqueWords : Math.min(top, result.uniqueWords);
-  if (!result.parts || result.counts.length >= needed) return result;
-  const rows: [string, number][] = [];
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  for (const name of result.parts) {
-    const pieces: Uint8Array[] = [];
-    for await (const piece of store.readObject(name)) pieces.push(piece);
-    const text = decoder.decode(Buffer.concat(pieces));
-    const lines = text.split('\n');
-    if (lines[0] !== 'tally-part 1') throw new Error(`part '${name}' is malformed`);
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === '') continue;
-      const tab = line.lastIndexOf('\t');
-      rows.push([line.slice(0, tab), Number(line.slice(tab + 1))]);
-    }
+/**
+ * Writes `result` as `view` asks, to stdout or `output` (see emitStream), reading its parts
+ * through `store` when its `counts` do not hold the rows needed.
+ * @param job named by a failed write to `output`, so that the stored result can be fetched later
+ */
+export async function printCount(result: CountResult, view: CountView, store: JobStore, output?: string, job?: string): Promise<void> {
+  // Where the rest of the table lies is not part of what a job prints.
+  const { parts, counts, ...summary } = result;
+  const needed = view.top === 0 ? result.uniqueWords : Math.min(view.top, result.uniqueWords);
+  if (!parts || counts.length >= needed) {
+    await emitStream(async (write) => write(renderCount({ ...summary, counts }, view)), output, job);
+    return;
   }
-  rows.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
-  return { ...result, counts: rows };
+  const openRows = () => mergeParts(parts.map((name) => readPart(store.readObject(name), name)));
+  await emitStream((write) => writeCount(summary, openRows, view, write), output, job);
 }

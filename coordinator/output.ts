@@ -3,7 +3,7 @@
  * then rename) so a reader never sees half a result; and tables that are safe to print on a
  * terminal.
  */
-import { accessSync, chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, type BigIntStats, type Stats } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, type BigIntStats, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import stringWidth from 'string-width';
 import { ExitCode, InputError, TallyError, fileErrorReason } from '../shared/errors.js';
@@ -65,7 +65,7 @@ export function emit(text: string, outputFile?: string, job?: string): void {
     if (target.stdout) process.stdout.write(text);
     else if (target.inPlace) writeFileSync(target.path, text);
     else {
-      temp = join(dirname(target.path), `.${basename(target.path)}.${process.pid}.${Date.now()}.tmp`);
+      temp = tempBeside(target.path);
       writeFileSync(temp, text, target.mode === undefined ? {} : { mode: target.mode });
       // The mode given at creation is cut by the umask: set it again.
       if (target.mode !== undefined) chmodSync(temp, target.mode);
@@ -73,12 +73,71 @@ export function emit(text: string, outputFile?: string, job?: string): void {
     }
   } catch (error) {
     if (temp) rmSync(temp, { force: true });
-    const reason = `cannot write: ${reasonOf(error)}`;
-    // checkOutputFile passed before the job, so this is the disk or a change since, not bad
-    // usage; the result is stored, and the job id is what gets it back.
-    if (job) throw new TallyError(`${outputFile}: ${reason}; job ${job} is done: tally result ${job} --output FILE`, ExitCode.failed, { cause: error });
-    throw new InputError(outputFile, reason, { cause: error });
+    throw writeError(error, outputFile, job);
   }
+}
+
+/**
+ * Like {@link emit}, for output made in pieces by `produce` (a table of millions of words,
+ * merged from its parts): written as it comes, to stdout with its back-pressure, or to a temp
+ * file renamed over `outputFile` only once `produce` has finished, so that a failure half way
+ * leaves no half result in its place.
+ */
+export async function emitStream(produce: (write: (text: string) => void | Promise<void>) => Promise<void>, outputFile?: string, job?: string): Promise<void> {
+  const toStdout = async (text: string) => {
+    if (process.stdout.write(text)) return;
+    // A reader that went away (EPIPE) never drains: cli.ts reports that failure at the end.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        process.stdout.off('drain', done).off('error', done).off('close', done);
+        resolve();
+      };
+      process.stdout.once('drain', done).once('error', done).once('close', done);
+    });
+  };
+  if (!outputFile || outputFile === STDOUT_NAME) {
+    await produce(toStdout);
+    return;
+  }
+  let temp: string | undefined;
+  let fd: number | undefined;
+  try {
+    const target = outputTarget(outputFile);
+    if (target.stdout) {
+      await produce(toStdout);
+      return;
+    }
+    const path = target.inPlace ? target.path : (temp = tempBeside(target.path));
+    fd = openSync(path, target.inPlace ? 'w' : 'wx', target.mode ?? 0o666);
+    const out = fd;
+    await produce((text) => {
+      writeSync(out, text);
+    });
+    closeSync(fd);
+    fd = undefined;
+    if (temp) {
+      if (target.mode !== undefined) chmodSync(temp, target.mode);
+      renameSync(temp, target.path);
+    }
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    if (temp) rmSync(temp, { force: true });
+    // Errors of the producer itself (a part that cannot be read) are not about the file.
+    if (!(error as NodeJS.ErrnoException | undefined)?.syscall) throw error;
+    throw writeError(error, outputFile, job);
+  }
+}
+
+function tempBeside(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+}
+
+function writeError(error: unknown, outputFile: string, job: string | undefined): Error {
+  const reason = `cannot write: ${reasonOf(error)}`;
+  // checkOutputFile passed before the job, so this is the disk or a change since, not bad
+  // usage; the result is stored, and the job id is what gets it back.
+  if (job) return new TallyError(`${outputFile}: ${reason}; job ${job} is done: tally result ${job} --output FILE`, ExitCode.failed, { cause: error });
+  return new InputError(outputFile, reason, { cause: error });
 }
 
 function reasonOf(error: unknown): string {

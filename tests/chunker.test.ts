@@ -11,7 +11,7 @@ import { countBytes, countKind, type CountOptions } from '../shared/kinds/count.
 import { Chunker, chunkBytes, chunkStream, type Chunk, type ChunkOptions } from '../shared/text/chunker.js';
 import { UsageError } from '../shared/errors.js';
 import { compareCodePoints, referenceCount, type ReferenceCount, type ReferenceSettings } from './helpers/reference-counter.js';
-import { FRAGMENTS, arbitrarySettings, arbitraryText, utf8 } from './helpers/texts.js';
+import { arbitrarySettings, arbitraryText, utf8 } from './helpers/texts.js';
 
 type Settings = ReferenceSettings;
 type Counted = ReferenceCount;

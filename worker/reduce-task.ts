@@ -20,7 +20,7 @@ export interface ReduceContext {
   /** Where shares too big for a message wait (opened when first needed). */
   partials: () => Promise<ObjectStore>;
   /** Stores the part (written blind: see shared/nats/partials.ts). */
-  storePart: (name: string, pieces: Uint8Array[]) => Promise<void>;
+  storePart: (name: string, pieces: Iterable<Uint8Array>) => Promise<void>;
   logger: Logger;
   /** Renews the reduce task's lease; called while reading and before sorting. */
   working: () => void;

@@ -51,7 +51,7 @@ export interface TaskLoopOptions {
   /** Reduce tasks read big shares from the partials bucket: opened when first needed. */
   partialsReader: () => Promise<ObjectStore>;
   /** Where reduce tasks store their sorted parts (the results bucket, written blind). */
-  parts: { putPieces(name: string, pieces: Uint8Array[]): Promise<void> };
+  parts: { putPieces(name: string, pieces: Iterable<Uint8Array>): Promise<void> };
   logger: Logger;
 }
 

@@ -11,7 +11,7 @@ import type { Session } from '../session.js';
 import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
-import type { JobRecord, JobStore, StoredJobRecord } from '../job-store.js';
+import type { JobStore, StoredJobRecord } from '../job-store.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
 
 /** Options every command accepts. */

@@ -6,7 +6,7 @@ import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
-import { checkOutputFile, counted, csvField, emit, formatTable, type Format } from '../output.js';
+import { checkOutputFile, type Format } from '../output.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -15,35 +15,7 @@ export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
 
-export interface CountView {
-  format: Format;
-  /** Words to show; 0 shows every word. */
-  top: number;
-}
-
-/** Renders a count result the way `tally count` and `tally result` print it. */
-export function renderCount(result: CountResult, view: CountView): string {
-  const counts = view.top === 0 ? result.counts : result.counts.slice(0, view.top);
-  switch (view.format) {
-    case 'json': {
-      // Where the rest of the table is stored is not part of what a job prints.
-      const { parts: _parts, ...printed } = result;
-      return JSON.stringify({ ...printed, counts }) + '\n';
-    }
-    case 'tsv':
-      return counts.map(([word, count]) => `${word}\t${count}\n`).join('');
-    case 'csv':
-      return 'word,count\n' + counts.map(([word, count]) => `${csvField(word)},${count}\n`).join('');
-    case 'table': {
-      const rows = counts.map(([word, count], i) => [i + 1, word, count] as Array<string | number>);
-      const table = rows.length > 0 ? formatTable(rows, ['#', 'word', 'count']) : '(no words)\n';
-      const totals =
-        `${counted(result.totalWords, 'word')}, ${result.uniqueWords} unique, ${result.overlongWords} overlong` +
-        ` · ${counted(result.files, 'file')}${result.mergedPaths ? ` (${counted(result.mergedPaths, 'repeated path')} counted once)` : ''}, ${counted(result.bytes, 'byte')}, ${counted(result.tasks, 'task')} · job ${result.job}\n`;
-      return table + totals;
-    }
-  }
-}
+export { renderCount, writeCount, type CountView } from '../render-count.js';
 
 interface CountCliOptions extends CommonOptions {
   tokenizer: CountOptions['tokenizer'];
@@ -98,10 +70,9 @@ export function countCommand(): Command {
     };
     // Job kinds load with the command that runs them, not with the CLI.
     const { countKind } = await import('../../shared/kinds/count.js');
-    const { withRows } = await import('../count-table.js');
-    await runKindJob(countKind, jobOptions, options, async (result, store) => {
-      const full = await withRows(result as CountResult, options.top, store);
-      emit(renderCount(full, { format: options.format, top: options.top }), options.output, full.job);
-    });
+    const { printCount } = await import('../count-table.js');
+    await runKindJob(countKind, jobOptions, options, (result, store) =>
+      printCount(result as CountResult, { format: options.format, top: options.top }, store, options.output, (result as CountResult).job),
+    );
   });
 }

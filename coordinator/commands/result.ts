@@ -3,9 +3,9 @@ import { Command } from 'commander';
 import type { Json } from '../../shared/kinds/kind.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
-import { checkOutputFile, emit, type Format } from '../output.js';
+import { checkOutputFile, type Format } from '../output.js';
 import { dataDirectory } from '../embedded.js';
-import { renderResult } from '../render.js';
+import { printResult } from '../render.js';
 import { formatOption, parseCount, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResultCliOptions extends CommonOptions {
@@ -35,7 +35,7 @@ export function resultCommand(): Command {
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);
         if (result === null) throw new UsageError(`the result of job '${job}' is no longer stored`);
-        emit(await renderResult(record.kind, result, { format: options.format, top: options.top }, session.store), options.output, job);
+        await printResult(record.kind, result, { format: options.format, top: options.top }, session.store, options.output, job);
       },
       0,
     );

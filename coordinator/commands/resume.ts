@@ -6,9 +6,9 @@ import { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
-import { checkOutputFile, emit, type Format } from '../output.js';
+import { checkOutputFile, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
-import { renderResult } from '../render.js';
+import { printResult } from '../render.js';
 import type { CountOptions } from '../../shared/kinds/count.js';
 import type { Json } from '../../shared/kinds/kind.js';
 import type { JobStore } from '../job-store.js';
@@ -45,7 +45,7 @@ export function resumeCommand(): Command {
     const { record } = stored;
     // Resuming reads the inputs again: the output may not replace one, before or after.
     checkOutputFile(options.output, await storedInputFiles(record.kind, jobArgs));
-    const print = async (result: Json, store: JobStore) => emit(await renderResult(record.kind, result, { format: options.format, top: options.top }, store), options.output, job);
+    const print = (result: Json, store: JobStore) => printResult(record.kind, result, { format: options.format, top: options.top }, store, options.output, job);
     if (record.status === 'done') {
       await withSession(
         options,

@@ -41,6 +41,7 @@ import { countRange } from '../text/ranges.js';
 import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare, splitLines } from '../text/word-lines.js';
+import { sortPart } from '../text/sorted-part.js';
 import type { JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import { MAX_PARTITIONS } from '../subjects.js';
 
@@ -312,8 +313,6 @@ function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number, m
 /** A reducer's summary of its part: how many words, and the first ones. */
 type PartInfo = { words: number; top: [string, number][] };
 
-const PART_HEADER = 'tally-part 1\n';
-
 /** Reduce task spec: how many of the part's first words its summary carries. */
 function reduceTop(spec: unknown): number {
   const top = (spec as { top?: unknown } | null)?.top;
@@ -348,14 +347,10 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
     return acc;
   },
 
-  finishPartition(acc: WordTable, spec: unknown): { part: Uint8Array[]; summary: Json } {
-    const top = reduceTop(spec);
-    const counts = acc.entries();
-    counts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
-    const pieces: Uint8Array[] = [encoder.encode(PART_HEADER)];
-    for (let i = 0; i < counts.length; i += 65536) pieces.push(encoder.encode(counts.slice(i, i + 65536).map(([word, count]) => `${word}\t${count}\n`).join('')));
-    const summary: PartInfo = { words: counts.length, top: counts.slice(0, top) };
-    return { part: pieces, summary };
+  finishPartition(acc: WordTable, spec: unknown): { part: Iterable<Uint8Array>; summary: Json } {
+    const sorted = sortPart(acc, { top: reduceTop(spec) });
+    const summary: PartInfo = { words: sorted.words, top: sorted.top };
+    return { part: sorted.pieces(), summary };
   },
 
   finalize(acc: CountAcc, parts: PartSummary[], summary: JobSummary, options: CountOptions): CountResult {

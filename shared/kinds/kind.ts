@@ -104,8 +104,8 @@ export interface PartitionedReduce<Options extends Json = Json, Acc = unknown, R
   initPartition(spec: unknown): PartAcc;
   /** Worker, reduce task: folds one map task's share; called once per map task id. */
   foldPartition(acc: PartAcc, share: Uint8Array, task: number): PartAcc;
-  /** Worker, reduce task: the sorted part to store, in pieces, and its summary. */
-  finishPartition(acc: PartAcc, spec: unknown): { part: Uint8Array[]; summary: Json };
+  /** Worker, reduce task: the sorted part to store, in pieces (made as they are read), and its summary. */
+  finishPartition(acc: PartAcc, spec: unknown): { part: Iterable<Uint8Array>; summary: Json };
   /** Coordinator: the result from the folded map summaries and every partition's part. */
   finalize(acc: Acc, parts: PartSummary[], summary: JobSummary, options: Options): Result | Promise<Result>;
 }

@@ -57,7 +57,7 @@ export class PartialsWriter implements PartialsSink {
    * Stores the concatenation of `pieces` as one object, without joining them in memory first
    * (a reducer's sorted part can be hundreds of MB).
    */
-  async putPieces(name: string, pieces: Uint8Array[]): Promise<void> {
+  async putPieces(name: string, pieces: Iterable<Uint8Array>): Promise<void> {
     const nuid = randomBytes(16).toString('hex').toUpperCase();
     const chunkSize = Math.max(1024, Math.min(CHUNK_BYTES, this.maxPayload - 1024));
     const sha = createHash('sha256');

@@ -29,6 +29,18 @@ for (let b = 0; b < 256; b++) {
   LOWER_ASCII[b] = b >= 0x41 && b <= 0x5a ? b + 0x20 : b;
 }
 
+/** A table's distinct words as columns: see {@link WordTable.columns}. */
+export interface WordColumns {
+  /** The words' bytes, back to back (and maybe spare room after them). */
+  arena: Uint8Array;
+  /** Arena offset of each word. */
+  starts: Int32Array;
+  /** Byte length of each word. */
+  lengths: Int32Array;
+  /** Count of each word. */
+  counts: Float64Array;
+}
+
 /** Spreads FNV-1a's weak low bits before they index the table. */
 function mix(hash: number): number {
   const h = Math.imul(hash ^ (hash >>> 16), 0x45d9f3b);
@@ -208,6 +220,29 @@ export class WordTable {
   protected countOf(slot: number): number {
     const c = this.slots[slot + 3];
     return c >= 0 ? c : this.wide[-1 - c];
+  }
+
+  /**
+   * Every distinct word as columns, in table order, for sorting and writing out without a
+   * string per word: word i is arena[starts[i], starts[i] + lengths[i]) (its folded bytes)
+   * and has count counts[i]. The columns are a copy: they stay valid after later adds (the
+   * arena is only ever appended to, or replaced by a bigger copy), but do not see them.
+   */
+  columns(): WordColumns {
+    const n = this.size;
+    const starts = new Int32Array(n);
+    const lengths = new Int32Array(n);
+    const counts = new Float64Array(n);
+    const { slots, wide } = this;
+    let k = 0;
+    for (let i = 0; i < slots.length; i += 4) {
+      if (slots[i] === 0) continue;
+      starts[k] = slots[i] - 1;
+      lengths[k] = slots[i + 1] & LENGTH_MASK;
+      const c = slots[i + 3];
+      counts[k++] = c >= 0 ? c : wide[-1 - c];
+    }
+    return { arena: this.arena, starts, lengths, counts };
   }
 
   /** Every word with its count, as strings (one string per distinct word). */
