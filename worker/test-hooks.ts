@@ -12,6 +12,8 @@ interface HookSettings {
   crashWhenInputIncludes?: string;
   /** Busy-waits this long before each map, to make tasks slow without changing them. */
   busyMs?: number;
+  /** Busy-waits this long before each reduce task (and not before maps). */
+  busyReduceMs?: number;
 }
 
 function load(): HookSettings {
@@ -29,8 +31,9 @@ const settings = load();
 export const testHooks = {
   /** Runs before each map; a no-op unless a test armed it. */
   beforeMap(task: TaskHeader): void {
-    if (settings.busyMs) {
-      const until = Date.now() + settings.busyMs;
+    const busy = task.reduce ? (settings.busyReduceMs ?? settings.busyMs) : settings.busyMs;
+    if (busy) {
+      const until = Date.now() + busy;
       while (Date.now() < until);
     }
     if (settings.crashWhenInputIncludes && task.input.includes(settings.crashWhenInputIncludes)) {
