@@ -9,7 +9,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
-import { PartialsWriter } from '../shared/nats/partials.js';
+import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';
 import { PARTIALS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   let partialsReader: Promise<ObjectStore> | undefined;
   const openPartials = () => (partialsReader ??= import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(PARTIALS_BUCKET)));
   const parts = new PartialsWriter(jetstream(nc), RESULTS_BUCKET, maxPayload);
-  const loop = new TaskLoop({ js: jetstream(nc), partials, partialsReader: openPartials, parts, logger });
+  const loop = new TaskLoop({ js: jetstream(nc), partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
   nc.subscribe(JOB_ENDED_SUBJECTS, {
     callback: (error, message) => {
       if (error) return;

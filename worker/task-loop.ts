@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type ShuffleHeader, type TaskBatch } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
-import { INLINE_PARTIAL_LIMIT, type PartialsSink } from '../shared/nats/partials.js';
+import type { PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
 import { TaskRejectedError, describeError } from '../shared/errors.js';
@@ -50,6 +50,8 @@ export interface TaskLoopOptions {
   partials: PartialsSink;
   /** Reduce tasks read big shares from the partials bucket: opened when first needed. */
   partialsReader: () => Promise<ObjectStore>;
+  /** Partials and shares larger than this go through the partials bucket (see inlineLimitFor). */
+  inlineLimit: number;
   /** Where reduce tasks store their sorted parts (the results bucket, written blind). */
   parts: { putPieces(name: string, pieces: Iterable<Uint8Array>): Promise<void> };
   logger: Logger;
@@ -333,7 +335,7 @@ export class TaskLoop {
       header.sizes = partials.map((partial) => partial.length);
       body = Buffer.concat(partials);
     }
-    if (body.length > INLINE_PARTIAL_LIMIT) {
+    if (body.length > this.options.inlineLimit) {
       // A unique name per attempt: a redelivered copy must never overwrite or delete the object
       // that a first, accepted result points to.
       header.object = `${partialObjectName(job, first, count)}.${randomBytes(4).toString('hex')}`;
@@ -367,7 +369,7 @@ export class TaskLoop {
           header.count = count;
           header.sizes = shares.map((share) => share.length);
         }
-        if (body.length > INLINE_PARTIAL_LIMIT) {
+        if (body.length > this.options.inlineLimit) {
           header.object = `${shuffleObjectName(job, p, first, count)}.${randomBytes(4).toString('hex')}`;
           await this.options.partials.putBlob({ name: header.object }, body);
           body = new Uint8Array(0);

@@ -29,6 +29,19 @@ function inlineLimitFromEnv(): number {
  */
 export const INLINE_PARTIAL_LIMIT = inlineLimitFromEnv();
 
+/** Partials and shares up to this size travel inline even where a server allows more. */
+const MAX_INLINE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The largest partial (or share of one) sent inline to a server that takes messages of up to
+ * `maxPayload` bytes: tally's own configurations allow 8 MB, and a message costs far less than
+ * an object (chunks, metadata, and a SHA-256 its reader computes in JavaScript).
+ */
+export function inlineLimitFor(maxPayload: number): number {
+  if (process.env.TALLY_INLINE_PARTIAL_LIMIT) return INLINE_PARTIAL_LIMIT;
+  return Math.max(INLINE_PARTIAL_LIMIT, Math.min(MAX_INLINE_BYTES, maxPayload - 64 * 1024));
+}
+
 /** What a worker needs of the partials bucket: store an object; dropping one is best effort. */
 export interface PartialsSink {
   putBlob(meta: { name: string }, data: Uint8Array): Promise<unknown>;

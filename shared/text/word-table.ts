@@ -150,11 +150,15 @@ export class WordTable {
     return offset;
   }
 
-  /** Doubles the table; hashes are recomputed from the arena (compact, so cheap). */
+  /**
+   * Grows the table; hashes are recomputed from the arena (compact, so cheap). A big table (a
+   * reducer's, millions of distinct words) grows fourfold: each growth moves every word to
+   * scattered new slots, and moving them half as often saves a tenth of a reduce.
+   */
   private grow(): void {
     const arena = this.arena;
     const old = this.slots;
-    const capacity = (this.mask + 1) * 2;
+    const capacity = (this.mask + 1) * (this.mask >= 1 << 17 ? 4 : 2);
     this.mask = capacity - 1;
     const slots = new Int32Array(capacity * 4);
     const wrap = (this.mask << 2) | 3;
