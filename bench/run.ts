@@ -529,18 +529,24 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   // count process, /proc sampled every 50 ms, Node start-up included) against the file's bytes.
   const w2 = runs.get(`${prefix}.tally.w2`)!.map((r) => r.data as TallyRun);
   const gb = file.bytes / 1e9;
-  const coordinatorS = w2.map((r) => (cpuByRole(r.usage).coordinator ?? 0) / 1000);
+  // A job's fixed cost (Node's start-up, the embedded server, the session, the record) is the
+  // coordinator CPU of counting an empty file: the rate is what each further GB costs.
+  const empty = join(tempRoot, 'empty.txt');
+  writeFileSync(empty, '');
+  const fixedRuns = await repeat(w2.length, async () => (await tally(['count', empty, '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv())).usage);
+  const fixedS = median(fixedRuns.map((usage) => (cpuByRole(usage).coordinator ?? 0) / 1000));
+  const coordinatorS = w2.map((r) => Math.max(0.001, (cpuByRole(r.usage).coordinator ?? 0) / 1000 - fixedS));
   const w2Interference = get(`${prefix}.tally.w2`)?.interference;
   record({
     id: `${prefix}.coordinatorCpuPerGB`,
     section,
-    label: `${name}: coordinator CPU per GB of input (tally count --workers 2, workers read the files)`,
+    label: `${name}: coordinator CPU per GB of input beyond a job's fixed cost (tally count --workers 2, workers read the files)`,
     runs: coordinatorS.map((cpuS) => cpuS / gb),
     unit: 'core-s/GB',
     reps: w2.length,
     bytes: file.bytes,
-    notes: 'CPU (user + system) of the tally count process from /proc, start-up included, per 10^9 bytes of input',
-    extra: { coordinatorCpuS: coordinatorS.map((v) => round(v, 3)) },
+    notes: 'CPU (user + system) of the tally count process from /proc, less that of counting an empty file (start-up, session, record), per 10^9 bytes of input',
+    extra: { coordinatorCpuS: coordinatorS.map((v) => round(v + fixedS, 3)), fixedCpuS: round(fixedS, 3) },
     interference: w2Interference,
   });
   record({

@@ -8,7 +8,7 @@
 import type { CountResult } from '../shared/kinds/count.js';
 import { mergeParts, readPart } from '../shared/text/sorted-part.js';
 import type { JobStore } from './job-store.js';
-import { emitStream } from './output.js';
+import { emitStream, loadDisplayWidth } from './output.js';
 import { renderCount, writeCount, type CountView } from './render-count.js';
 
 /**
@@ -17,6 +17,7 @@ import { renderCount, writeCount, type CountView } from './render-count.js';
  * @param job named by a failed write to `output`, so that the stored result can be fetched later
  */
 export async function printCount(result: CountResult, view: CountView, store: JobStore, output?: string, job?: string): Promise<void> {
+  if (view.format === 'table') await loadDisplayWidth();
   // Where the rest of the table lies is not part of what a job prints.
   const { parts, counts, ...summary } = result;
   const needed = view.top === 0 ? result.uniqueWords : Math.min(view.top, result.uniqueWords);

@@ -5,7 +5,6 @@
  */
 import { accessSync, chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, type BigIntStats, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import stringWidth from 'string-width';
 import { ExitCode, InputError, TallyError, fileErrorReason } from '../shared/errors.js';
 
 export type Format = 'table' | 'json' | 'tsv' | 'csv';
@@ -295,12 +294,28 @@ export function terminalSafe(text: string): string {
   });
 }
 
-/** Terminal columns `text` takes: wide and fullwidth characters 2, combining and zero-width 0. */
+let stringWidth: ((text: string, options?: { countAnsiEscapeCodes?: boolean }) => number) | undefined;
+
+/**
+ * Loads what {@link displayWidth} needs for text beyond ASCII (string-width: ~50 ms, with its
+ * emoji tables): commands that may print such text in a table call this first, so that no other
+ * command pays for it at start-up.
+ */
+export async function loadDisplayWidth(): Promise<void> {
+  stringWidth ??= (await import('string-width')).default;
+}
+
+/**
+ * Terminal columns `text` takes: wide and fullwidth characters 2, combining and zero-width 0.
+ * Beyond printable ASCII it needs {@link loadDisplayWidth} first.
+ */
 export function displayWidth(text: string): number {
   // Most cells are printable ASCII, one column a character: string-width segments graphemes,
   // several times slower on a million-word table. Escape sequences are counted, not stripped:
   // in a table they have been escaped already, and show as the text they are.
-  return /^[\x20-\x7e]*$/.test(text) ? text.length : stringWidth(text, { countAnsiEscapeCodes: true });
+  if (/^[\x20-\x7e]*$/.test(text)) return text.length;
+  if (!stringWidth) throw new Error('displayWidth of text beyond ASCII before loadDisplayWidth()');
+  return stringWidth(text, { countAnsiEscapeCodes: true });
 }
 
 /**

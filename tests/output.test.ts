@@ -14,7 +14,7 @@ import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdi
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderJobs } from '../coordinator/commands/jobs.js';
-import { formatTable } from '../coordinator/output.js';
+import { formatTable, loadDisplayWidth } from '../coordinator/output.js';
 import type { JobRecord } from '../coordinator/job-store.js';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type RunResult, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
@@ -26,6 +26,7 @@ let workers: WorkerFleet;
 let dir: { path: string; remove(): void };
 
 test.before(async () => {
+  await loadDisplayWidth();
   server = await startTestServer();
   workers = startWorkers(server.url, 1);
   dir = tempDir('tally-output-');

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import type { CountResult } from '../shared/kinds/count.js';
 import { FNV_OFFSET, FNV_PRIME, IDENTITY, WordTable } from '../shared/text/word-table.js';
 import { batchesOf, mergePartBatches, mergeParts, readPart, readPartBatches, sortPart, type PartRow } from '../shared/text/sorted-part.js';
-import { counted, csvField, formatTable, type Format } from '../coordinator/output.js';
+import { counted, csvField, formatTable, loadDisplayWidth, type Format } from '../coordinator/output.js';
 import { renderCount, writeCount, type CountRows, type CountSummary, type CountView } from '../coordinator/render-count.js';
 import { sortCounts } from './helpers/reference-counter.js';
 
@@ -91,6 +91,9 @@ const arbitraryCount = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(2 ** 30 - 1, 2 ** 30, 2 ** 31, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER) },
 );
 const arbitraryEntries = fc.uniqueArray(fc.tuple(arbitraryWord, arbitraryCount), { selector: ([w]) => w, maxLength: 120 });
+
+// Tables measure text beyond ASCII with string-width, loaded by the commands that print them.
+test.before(loadDisplayWidth);
 
 test('a sorted part holds the table in the contract order, and reads back whatever the pieces', async (t) => {
   await fc.assert(

@@ -1,6 +1,6 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
-import { displayWidth, formatTable, terminalSafe } from '../output.js';
+import { displayWidth, formatTable, loadDisplayWidth, terminalSafe } from '../output.js';
 import type { JobRecord } from '../job-store.js';
 import { describeArgs } from '../job-args.js';
 import { coordinatorLiveness } from '../liveness.js';
@@ -121,6 +121,7 @@ export function jobsCommand(): Command {
           return;
         }
         const records = (await session.store.list()).slice(0, options.limit);
+        if (options.format === 'table') await loadDisplayWidth();
         process.stdout.write(renderJobs(records, options.format));
       },
       0,

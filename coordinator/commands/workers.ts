@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
 import { describeError } from '../../shared/errors.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
-import { formatTable } from '../output.js';
+import { formatTable, loadDisplayWidth } from '../output.js';
 import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
 
 /** Asks every worker process for its stats; resolves after `waitMs` with whoever answered. */
@@ -46,7 +46,10 @@ export function workersCommand(): Command {
     await withSession(
       options,
       async (session) => {
-        process.stdout.write(renderWorkers(await discoverWorkers(session.nc, options.wait), options.format));
+        const workers = await discoverWorkers(session.nc, options.wait);
+        // Host names can be anything a machine is called.
+        if (options.format === 'table') await loadDisplayWidth();
+        process.stdout.write(renderWorkers(workers, options.format));
       },
       0,
     );
