@@ -434,12 +434,12 @@ async function countSection(corpus: CorpusRun): Promise<void> {
       return { ms: out.ms, data: out };
     },
   });
-  const tallyCount = (id: string, label: string, args: string[], check: (json: Record<string, unknown>) => void): Variant<TallyRun> => ({
+  const tallyCount = (id: string, label: string, args: string[], check: (json: Record<string, unknown>) => void, env: NodeJS.ProcessEnv = {}): Variant<TallyRun> => ({
     id: `${prefix}.${id}`,
     label: `${name}: ${label}`,
     reps: REPS,
     runOnce: async () => {
-      const r = await tally(['count', file.path, ...args, '--no-progress', '--format', 'json'], embeddedEnv());
+      const r = await tally(['count', file.path, ...args, '--no-progress', '--format', 'json'], embeddedEnv(env));
       check(r.json);
       return { ms: r.result.ms, data: r };
     },
@@ -458,6 +458,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     tallyCount('tally.w1', 'tally count, embedded, --workers 1', ['--workers', '1'], sameTotal),
     tallyCount('tally.w2', 'tally count, embedded, --workers 2', ['--workers', '2'], sameTotal),
     tallyCount('tally.w2.ship', 'tally count --no-workers-read-files, embedded, --workers 2 (every chunk through NATS, as with --server)', ['--workers', '2', '--no-workers-read-files'], sameTotal),
+    tallyCount('tally.w2.coordinatorReduce', 'tally count, embedded, --workers 2, every word folded by the coordinator (A/B: the reduce before reducers ran on the workers)', ['--workers', '2'], sameTotal, { TALLY_REDUCE_ON_COORDINATOR: '1' }),
     tallyCount('tally.w2.chunk4M', 'tally count --chunk-size 4M, embedded, --workers 2 (what-if: 4x fewer tasks)', ['--workers', '2', '--chunk-size', '4M'], sameTotal),
     {
       id: `${prefix}.wc`,
@@ -1017,6 +1018,8 @@ function evaluate(): void {
   // The same job with every chunk's bytes through the server (what --server does by default).
   ratio('shipVsInprocAt2', `${e}.tally.w2.ship`, `${e}.inproc.pipe2`);
   ratio('workersReadFilesVsShip', `${e}.tally.w2`, `${e}.tally.w2.ship`);
+  ratio('reducersVsCoordinatorReduce', `${e}.tally.w2`, `${e}.tally.w2.coordinatorReduce`);
+  ratio('multilingualReducersVsCoordinatorReduce', 'count.multilingual.tally.w2', 'count.multilingual.tally.w2.coordinatorReduce');
   ratio('multilingualE2eVsPython', 'count.multilingual.tally.w2', 'count.multilingual.python');
   ratio('factorialTallyVsPython', 'factorial.python', 'factorial.tally');
   const rssGrowth = ratio('coordinatorRssGrowth', 'rss1.coordinator', 'rss0.coordinator');

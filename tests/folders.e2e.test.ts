@@ -125,9 +125,12 @@ test.serial('a killed coordinator of a folder job is finished by tally resume; d
 
   const objects = async () => (await (await new Objm(nc).open('tally-results')).list()).map((info) => info.name);
   t.true((await objects()).includes(`${job!}.args`));
+  // The sorted parts of its table (one per reduce partition) lie beside the result.
+  t.true((await objects()).some((name) => name.startsWith(`${job!}.part-`)));
   const deleted = await tally(['jobs', '--delete', job!]);
   t.is(deleted.code, 0, deleted.stderr);
   const left = await objects();
   t.false(left.includes(`${job}.args`), 'its stored inputs are gone');
   t.false(left.includes(job!), 'its result is gone');
+  t.false(left.some((name) => name.startsWith(`${job!}.part-`)), 'its parts are gone');
 });

@@ -26,7 +26,6 @@ import {
   taskLabel,
 } from '../shared/subjects.js';
 import type { ObjectStore } from '@nats-io/obj';
-import type { AnyJobKind } from '../shared/kinds/kind.js';
 import { runReduceTask } from './reduce-task.js';
 import type { Logger } from '../shared/log.js';
 import { testHooks } from './test-hooks.js';
@@ -201,7 +200,12 @@ export class TaskLoop {
         await this.deliver(message, batch, [body], performance.now() - started, at, batch.reduce.partition);
         return;
       }
+      const partitions = batch.partitions;
+      const partitioned = kind.partitioned;
+      if (partitions !== undefined && !partitioned) throw new TaskRejectedError(`job kind '${kind.name}' has no partitioned reduce`);
+      // A partitioned job's map gives each task's summary (its partial) and shares.
       const partials: Uint8Array[] = new Array(count);
+      const shares: Uint8Array[][] = partitions === undefined ? [] : new Array(count);
       let lastWorking = started;
       for (; index < count; index++) {
         if (index > 0 && this.stopping) {
@@ -212,7 +216,12 @@ export class TaskLoop {
         }
         const task = tasks[index]!;
         testHooks.beforeMap(task.header);
-        partials[index] = await kind.map(task.header.spec, task.body, context);
+        if (partitions === undefined) partials[index] = await kind.map(task.header.spec, task.body, context);
+        else {
+          const output = await partitioned!.map(task.header.spec, task.body, context, partitions);
+          partials[index] = output.summary;
+          shares[index] = output.shares;
+        }
         if (count > 1) {
           // The tasks of a batch share one lease: renew it between tasks when a batch runs long.
           const now = performance.now();
@@ -232,12 +241,8 @@ export class TaskLoop {
         message.term();
         return;
       }
-      if (batch.partitions === undefined) {
-        await this.deliver(message, batch, partials, performance.now() - started, at);
-      } else {
-        const { summaries, stored } = this.shuffle(kind, batch, partials, batch.partitions);
-        await this.deliver(message, batch, summaries, performance.now() - started, at, undefined, stored);
-      }
+      const stored = partitions === undefined ? undefined : this.shuffle(batch, shares, partitions);
+      await this.deliver(message, batch, partials, performance.now() - started, at, undefined, stored);
     } catch (error) {
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
@@ -347,22 +352,19 @@ export class TaskLoop {
   }
 
   /**
-   * A partitioned job's map output: each task's partial is split by the kind into a summary
-   * (returned, for the task's result) and one share per partition; each partition's shares of
-   * this message are stored in the shuffle stream (`stored`) before the result is published, so
-   * that once the coordinator has every result, every reducer finds every share. A share stored
-   * by an earlier delivery of the same message is refused as a duplicate, which is success.
+   * A partitioned job's map output: each task's share for each partition (`shares[task][p]`) is
+   * stored in the shuffle stream before the message's result is published (the returned
+   * promise), so that once the coordinator has every result, every reducer finds every share.
+   * A share stored by an earlier delivery of the same message is refused as a duplicate, which
+   * is success.
    */
-  private shuffle(kind: AnyJobKind, batch: TaskBatch, partials: Uint8Array[], partitions: number): { summaries: Uint8Array[]; stored: Promise<unknown> } {
-    const reduce = kind.partitioned;
-    if (!reduce) throw new TaskRejectedError(`job kind '${kind.name}' has no partitioned reduce`);
-    const split = partials.map((partial) => reduce.partition(partial, partitions));
+  private shuffle(batch: TaskBatch, taskShares: Uint8Array[][], partitions: number): Promise<unknown> {
     const { job, first } = batch;
-    const count = partials.length;
+    const count = taskShares.length;
     // Not awaited here: the next task is pulled and mapped while these are on their way.
     const stored = Promise.all(
       Array.from({ length: partitions }, async (_, p) => {
-        const shares = split.map((one) => one.shares[p]!);
+        const shares = taskShares.map((one) => one[p]!);
         const header: ShuffleHeader = { v: 1, job, task: first, partition: p };
         let body = count === 1 ? shares[0]! : Buffer.concat(shares);
         if (count > 1) {
@@ -378,7 +380,7 @@ export class TaskLoop {
       }),
     );
     stored.catch(() => undefined);
-    return { summaries: split.map((one) => one.summary), stored };
+    return stored;
   }
 
   /** Reports that the task at `index` of the message can never succeed; the job fails naming it. */

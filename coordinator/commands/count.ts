@@ -64,7 +64,9 @@ export function countCommand(): Command {
       maxWordBytes: options.maxWordBytes,
       chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
       workersReadFiles: options.workersReadFiles ?? embedded,
-      reducers: options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS),
+      // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
+      // the coordinator, as jobs did before reducers ran on the workers.
+      reducers: process.env.TALLY_REDUCE_ON_COORDINATOR === '1' ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
       // The rows the result keeps beside its parts: at least this --top (0: only the default).
       summaryTop: options.top,
     };

@@ -40,7 +40,7 @@ import {
 import { countRange } from '../text/ranges.js';
 import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
-import { foldLines, foldShare, splitLines } from '../text/word-lines.js';
+import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
 import type { JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import { MAX_PARTITIONS } from '../subjects.js';
@@ -197,8 +197,32 @@ function parseSpec(spec: unknown): CountSpec {
   return s as CountSpec;
 }
 
+/** What one task counted: totals, and its words in a table. */
+interface TaskCount {
+  bytes: number;
+  totalWords: number;
+  overlongWords: number;
+  words: ChunkWords;
+}
+
 /** Counts a task (its ranges or its chunks) and encodes the partial. */
 function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
+  const { bytes, totalWords, overlongWords, words } = countTask(spec, carried);
+  const { bytes: lines, lines: lineCount } = words.encodeLines();
+  const header = encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${lineCount}\n`);
+  const out = new Uint8Array(header.length + lines.length);
+  out.set(header, 0);
+  out.set(lines, header.length);
+  return out;
+}
+
+/** Counts a task of a partitioned job: its totals for the coordinator, its words as one share per partition. */
+function mapShares(spec: unknown, carried: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+  const { bytes, totalWords, overlongWords, words } = countTask(spec, carried);
+  return { summary: encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} 0\n`), shares: words.encodeShares(partitions) };
+}
+
+function countTask(spec: unknown, carried: Uint8Array): TaskCount {
   const s = parseSpec(spec);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
   let bytes = 0;
@@ -247,12 +271,7 @@ function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
       overlongWords += counted.overlongWords;
     }
   }
-  const { bytes: lines, lines: lineCount } = words.encodeLines();
-  const header = encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${lineCount}\n`);
-  const out = new Uint8Array(header.length + lines.length);
-  out.set(header, 0);
-  out.set(lines, header.length);
-  return out;
+  return { bytes, totalWords, overlongWords, words };
 }
 
 /**
@@ -328,9 +347,8 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
     return options.reducers ?? 0;
   },
 
-  partition(partial: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
-    const { bytes, total, overlong, body } = readHeader(partial, (why) => new Error(`count partial: ${why}`));
-    return { summary: encoder.encode(`${HEADER} ${bytes} ${total} ${overlong} 0\n`), shares: splitLines(partial, body, partitions) };
+  map(spec: unknown, body: Uint8Array, _context: MapContext, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+    return mapShares(spec, body, partitions);
   },
 
   reduceSpec(options: CountOptions): Json {

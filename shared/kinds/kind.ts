@@ -94,10 +94,11 @@ export interface PartitionedReduce<Options extends Json = Json, Acc = unknown, R
   /** Reduce partitions of a job with these options; 0: the coordinator reduces (older jobs). */
   partitions(options: Options): number;
   /**
-   * Worker, after `map`: the partial split into the summary that the coordinator folds with
-   * `reduce`, and one share per partition (empty shares included).
+   * Worker: a map task of a partitioned job (in place of `map`): the summary that the
+   * coordinator folds with `reduce`, and the task's output as one share per partition (empty
+   * shares included).
    */
-  partition(partial: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] };
+  map(spec: unknown, body: Uint8Array, context: MapContext, partitions: number): Promise<{ summary: Uint8Array; shares: Uint8Array[] }> | { summary: Uint8Array; shares: Uint8Array[] };
   /** Coordinator: the spec of reduce task `partition`. */
   reduceSpec(options: Options, partition: number): Json;
   /** Worker, reduce task: an empty partition accumulator. */

@@ -68,56 +68,19 @@ export function foldLines(data: Uint8Array, from: number, expected: number, tabl
 export function partitionOf(data: Uint8Array, start: number, end: number, partitions: number): number {
   let h = FNV_OFFSET;
   for (let k = start; k < end; k++) h = Math.imul(h ^ data[k], FNV_PRIME);
+  return partitionOfHash(h, partitions);
+}
+
+/** The partition of a word whose bytes' FNV-1a hash is `hash`. */
+export function partitionOfHash(hash: number, partitions: number): number {
   // The same spreading as the tables: FNV-1a's low bits are weak.
-  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  let h = Math.imul(hash ^ (hash >>> 16), 0x45d9f3b);
   h ^= h >>> 16;
   return (h >>> 0) % partitions;
 }
 
 const SHARE_HEADER = 'tally-share 1';
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/**
- * Splits the lines of `data` (from `from` on, already checked) by the partition of their word:
- * one share per partition, `tally-share 1 <lines>\n` and its lines, each a new buffer.
- */
-export function splitLines(data: Uint8Array, from: number, partitions: number): Uint8Array[] {
-  const n = data.length;
-  // Two passes: sizes first, so that each share is allocated once. A line takes 4 bytes at
-  // least ("a\t1\n"), and partitions are at most 256: a byte per line says where it goes.
-  const sizes = new Array<number>(partitions).fill(0);
-  const lines = new Array<number>(partitions).fill(0);
-  const of = new Uint8Array(Math.ceil((n - from) / 4));
-  let count = 0;
-  for (let pos = from; pos < n; ) {
-    const start = pos;
-    while (data[pos] !== 0x09) pos++;
-    const p = partitionOf(data, start, pos, partitions);
-    while (data[pos] !== 0x0a) pos++;
-    pos++;
-    of[count++] = p;
-    sizes[p] += pos - start;
-    lines[p]++;
-  }
-  const shares = sizes.map((size, p) => {
-    const header = encoder.encode(`${SHARE_HEADER} ${lines[p]}\n`);
-    const share = new Uint8Array(header.length + size);
-    share.set(header);
-    return share;
-  });
-  const at = shares.map((share, p) => share.length - sizes[p]);
-  let line = 0;
-  for (let pos = from; pos < n; line++) {
-    const start = pos;
-    while (data[pos] !== 0x0a) pos++;
-    pos++;
-    const p = of[line];
-    shares[p].set(data.subarray(start, pos), at[p]);
-    at[p] += pos - start;
-  }
-  return shares;
-}
 
 /** Folds one share into `table`; a malformed share throws and changes nothing. */
 export function foldShare(share: Uint8Array, table: WordTable, malformed: (why: string) => Error): void {

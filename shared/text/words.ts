@@ -37,6 +37,7 @@ import {
 } from './char-classes.js';
 import type { Tokenizer } from './chunker.js';
 import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal } from './word-table.js';
+import { partitionOf, partitionOfHash } from './word-lines.js';
 
 export type { Tokenizer };
 
@@ -162,6 +163,100 @@ export class ChunkWords extends WordTable {
     out.set(tail, p);
     return { bytes: out, lines };
   }
+
+  /**
+   * The table as `partitions` shares of lines (see {@link encodeLines}), each word in the share
+   * its final UTF-8 bytes hash to ({@link partitionOf}): what a partitioned job's map sends to
+   * its reducers, without encoding the lines once and splitting them again. Each share starts
+   * with `tally-share 1 <lines>\n`.
+   */
+  encodeShares(partitions: number): Uint8Array[] {
+    const others = new Map<string, number>();
+    const arena = this.arena;
+    const handles = this.slotHandles();
+    const sizes = new Array<number>(partitions).fill(0);
+    const lines = new Array<number>(partitions).fill(0);
+    const asciiOf = new Uint8Array(handles.length);
+    for (let h = 0; h < handles.length; h++) {
+      const i = handles[h]!;
+      if (this.isAscii(i)) {
+        const s = this.startOf(i);
+        const p = partitionOf(arena, s, s + this.byteLength(i), partitions);
+        asciiOf[h] = p;
+        sizes[p] += this.byteLength(i) + 2 + decimalDigits(this.countOf(i));
+        lines[p]++;
+      } else {
+        const w = this.folded(i);
+        others.set(w, (others.get(w) ?? 0) + this.countOf(i));
+      }
+    }
+    // Non-ASCII lines are encoded in one call per share rather than one per word.
+    const tailTexts = new Array<string>(partitions).fill('');
+    for (const [w, n] of others) {
+      const p = partitionOfText(w, partitions);
+      tailTexts[p] += `${w}\t${n}\n`;
+      lines[p]++;
+    }
+    const shares: Uint8Array[] = [];
+    const at: number[] = [];
+    const tails: Buffer[] = [];
+    for (let p = 0; p < partitions; p++) {
+      const header = Buffer.from(`tally-share 1 ${lines[p]}\n`, 'latin1');
+      const tail = Buffer.from(tailTexts[p]!, 'utf8');
+      const share = new Uint8Array(header.length + sizes[p]! + tail.length);
+      share.set(header);
+      shares.push(share);
+      at.push(header.length);
+      tails.push(tail);
+    }
+    for (let h = 0; h < handles.length; h++) {
+      const i = handles[h]!;
+      if (!this.isAscii(i)) continue;
+      const out = shares[asciiOf[h]!]!;
+      let p = at[asciiOf[h]!]!;
+      const s = this.startOf(i);
+      const end = s + this.byteLength(i);
+      for (let k = s; k < end; k++) out[p++] = arena[k];
+      out[p++] = 0x09;
+      p = writeDecimal(out, p, this.countOf(i));
+      out[p++] = 0x0a;
+      at[asciiOf[h]!] = p;
+    }
+    for (let p = 0; p < partitions; p++) shares[p]!.set(tails[p]!, at[p]!);
+    return shares;
+  }
+}
+
+/** The partition of a word given as a string: {@link partitionOf} of its UTF-8 bytes, without encoding it. */
+function partitionOfText(word: string, partitions: number): number {
+  let h = FNV_OFFSET_BINDING;
+  for (let k = 0; k < word.length; k++) {
+    let cp = word.charCodeAt(k);
+    if (cp >= 0xd800 && cp <= 0xdbff && k + 1 < word.length) {
+      const low = word.charCodeAt(k + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+        k++;
+      }
+    } else if (cp >= 0xd800 && cp <= 0xdfff) {
+      cp = 0xfffd; // a lone surrogate encodes as U+FFFD, as Buffer.from does
+    }
+    if (cp < 0x80) h = Math.imul(h ^ cp, FNV_PRIME_BINDING);
+    else if (cp < 0x800) {
+      h = Math.imul(h ^ (0xc0 | (cp >> 6)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | (cp & 0x3f)), FNV_PRIME_BINDING);
+    } else if (cp < 0x10000) {
+      h = Math.imul(h ^ (0xe0 | (cp >> 12)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | ((cp >> 6) & 0x3f)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | (cp & 0x3f)), FNV_PRIME_BINDING);
+    } else {
+      h = Math.imul(h ^ (0xf0 | (cp >> 18)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | ((cp >> 12) & 0x3f)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | ((cp >> 6) & 0x3f)), FNV_PRIME_BINDING);
+      h = Math.imul(h ^ (0x80 | (cp & 0x3f)), FNV_PRIME_BINDING);
+    }
+  }
+  return partitionOfHash(h, partitions);
 }
 
 /** Where the text of a chunk starts: after a BOM when the chunk starts its file. */
