@@ -14,6 +14,7 @@ import { PARTIALS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
+import { testHooks } from './test-hooks.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
 import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
@@ -84,6 +85,7 @@ let connection: ConnectionSettings | undefined;
 const SERVICE_DELAY_MS = 250;
 
 async function main(): Promise<void> {
+  testHooks.atStart();
   const settings = await readSettings();
   connection = settings.connection;
   setFileReads(settings.readFiles === true);

@@ -5,6 +5,7 @@
  *
  * TALLY_TEST_HOOKS='{"throwWhenInputIncludes":"poison.txt","crashWhenInputIncludes":"crash.txt","delayMs":0}'
  */
+import { existsSync } from 'node:fs';
 import type { TaskHeader } from '../shared/nats/envelope.js';
 
 interface HookSettings {
@@ -14,6 +15,17 @@ interface HookSettings {
   busyMs?: number;
   /** Busy-waits this long before each reduce task (and not before maps). */
   busyReduceMs?: number;
+  /**
+   * Writes one JSON line to stderr as each map (or reduce) task starts, before any busy-wait:
+   * `{"hook":"map","pid":…,"input":…,"time":…}`, so that a test can act while a task is in hand.
+   */
+  announceMaps?: boolean;
+  /**
+   * While this file exists, the worker process exits (code 3) as soon as it starts, before it
+   * connects: a crash loop before ready, which the supervisor backs off. Each start writes
+   * `{"hook":"start","pid":…,"exiting":…,"time":…}` to stderr.
+   */
+  exitAtStartWhileFileExists?: string;
 }
 
 function load(): HookSettings {
@@ -29,8 +41,19 @@ function load(): HookSettings {
 const settings = load();
 
 export const testHooks = {
+  /** Runs first thing in a worker process; a no-op unless a test armed it. */
+  atStart(): void {
+    const marker = settings.exitAtStartWhileFileExists;
+    if (!marker) return;
+    const exiting = existsSync(marker);
+    // Synchronous on a pipe (Linux), so the line is out before the exit.
+    process.stderr.write(JSON.stringify({ hook: 'start', pid: process.pid, exiting, time: Date.now() }) + '\n');
+    if (exiting) process.exit(3);
+  },
+
   /** Runs before each map; a no-op unless a test armed it. */
   beforeMap(task: TaskHeader): void {
+    if (settings.announceMaps) process.stderr.write(JSON.stringify({ hook: 'map', pid: process.pid, input: task.input, time: Date.now() }) + '\n');
     const busy = task.reduce ? (settings.busyReduceMs ?? settings.busyMs) : settings.busyMs;
     if (busy) {
       const until = Date.now() + busy;
