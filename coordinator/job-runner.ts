@@ -15,7 +15,7 @@
 import { hostname } from 'node:os';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection, Status, Subscription } from '@nats-io/transport-node';
 import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
 import { isTransient, withRetry } from '../shared/nats/retry.js';
 import { withQuickList } from '../shared/nats/topology.js';
@@ -226,6 +226,7 @@ class JobRun {
     let advisories: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
+    const connectionWatch = this.watchConnection();
     const onAbort = () => this.fail(new InterruptedError(`job ${this.job} cancelled`));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -248,14 +249,22 @@ class JobRun {
       await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
       await this.finish('done', null);
       return result;
-    } catch (error) {
-      this.leftAsIs = error instanceof JobTakenOverError || error instanceof ServerLostError || isTransient(error);
+    } catch (caught) {
+      let error = caught;
+      // Interrupted while the client knows the server is gone (its connection closed): each
+      // call below would only wait out its timeouts (~55 s), where the user asked to stop now.
+      // The job is left as it is, `running` and resumable, and the line says so.
+      const interruptedOffline = error instanceof InterruptedError && this.disconnectedSince !== null;
+      if (interruptedOffline) {
+        error = new InterruptedError(`job ${this.job} interrupted while the server is unreachable; its record still says running: once the server is back, \`tally resume ${this.job}\` finishes it`);
+      }
+      this.leftAsIs = error instanceof JobTakenOverError || error instanceof ServerLostError || isTransient(error) || interruptedOffline;
       if (!this.leftAsIs) {
         const status: JobStatus = error instanceof InterruptedError ? 'cancelled' : 'failed';
         await this.withdrawTasks();
         await this.finish(status, describeError(error)).catch((e) => this.log.error({ err: describeError(e) }, 'could not store the job record'));
       }
-      if (this.leftAsIs && !(error instanceof JobTakenOverError) && !(error instanceof ServerLostError)) {
+      if (this.leftAsIs && !(error instanceof JobTakenOverError) && !(error instanceof ServerLostError) && !interruptedOffline) {
         throw new ServerError(`nats://${this.o.nc.getServer()}`, `${describeError(error)}; once the server answers again, \`tally resume ${this.job}\` finishes the job`, { cause: error });
       }
       throw error;
@@ -263,6 +272,7 @@ class JobRun {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
       clearInterval(serverWatch);
+      connectionWatch.stop();
       advisories?.unsubscribe();
       // A job that another coordinator took over, or that is left for `tally resume` (the
       // server is gone or failing), keeps its tasks and results on the server, untouched.
@@ -344,6 +354,21 @@ class JobRun {
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
+  }
+
+  /** Since when the client has been disconnected from the server; null while connected. */
+  private disconnectedSince: number | null = null;
+
+  /** Follows the client's connection (disconnect, reconnect) until stopped. */
+  private watchConnection(): { stop(): void } {
+    const statuses = this.o.nc.status() as AsyncIterable<Status> & { stop?: () => void };
+    void (async () => {
+      for await (const status of statuses) {
+        if (status.type === 'disconnect') this.disconnectedSince ??= Date.now();
+        else if (status.type === 'reconnect') this.disconnectedSince = null;
+      }
+    })().catch(() => undefined);
+    return { stop: () => statuses.stop?.() };
   }
 
   /** When the server last answered this job (a look at the job's record). */
