@@ -5,7 +5,8 @@
  * - a file changed while its job runs, with workers reading the files, fails the job with one
  *   line naming the file (README, `--workers-read-files`; RELIABILITY "Bad input");
  * - `tally jobs --delete` refuses a running job whose coordinator is alive on this machine
- *   (exit 2, nothing deleted) and `--force` deletes it with everything it left on the server.
+ *   (exit 2, nothing deleted) and `--force` deletes it with everything it left on the server;
+ *   the coordinator, when it runs again, stops without writing anything back.
  */
 import test, { type ExecutionContext } from 'ava';
 import { appendFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -194,7 +195,7 @@ async function onServer(nc: NatsConnection, job: string) {
   };
 }
 
-test('tally jobs --delete refuses a running job whose coordinator is alive here (exit 2, nothing deleted); --force deletes it and all it left on the server', async (t) => {
+test('tally jobs --delete refuses a running job whose coordinator is alive here (exit 2, nothing deleted); --force deletes it and all it left on the server; the coordinator, continued, stops', async (t) => {
   const { server, nc, results } = await serverWithWatcher(t);
   const dir = tempDir('tally-delete-');
   t.teardown(dir.remove);
@@ -233,6 +234,10 @@ test('tally jobs --delete refuses a running job whose coordinator is alive here 
   const listed = await runTally(['jobs', '--format', 'json', '--server', server.url]);
   t.deepEqual(JSON.parse(listed.stdout), []);
 
-  cli.kill('SIGKILL');
-  t.is((await job).signal, 'SIGKILL');
+  // The coordinator, let go again, finds its job gone: it stops, and writes nothing back.
+  cli.kill('SIGCONT');
+  const resumed = await job;
+  t.is(resumed.code, 1, resumed.stderr);
+  t.is(oneLine(t, resumed), `tally: job ${id} was deleted while this coordinator was running it; stopped without touching it`);
+  t.deepEqual(await onServer(nc, id), { record: null, result: false, tasks: {}, results: {}, shares: {}, resultConsumer: false, partials: [] });
 });
