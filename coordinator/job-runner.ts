@@ -15,7 +15,8 @@
 import { hostname } from 'node:os';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
-import type { NatsConnection, Status, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
 import { isTransient, withRetry } from '../shared/nats/retry.js';
 import { withQuickList } from '../shared/nats/topology.js';
@@ -93,6 +94,8 @@ export interface RunJobOptions {
   onNote?: (text: string) => void;
   /** Aborting cancels the job: its tasks are withdrawn and its status becomes `cancelled`. */
   signal?: AbortSignal;
+  /** The connection's link to its server, followed by its owner (see watchLink). */
+  link?: LinkWatch;
 }
 
 const RECORD_INTERVAL_MS = 1000;
@@ -127,6 +130,8 @@ class JobRun {
   private progress!: JobProgress;
   private record!: JobRecord;
   private lease!: JobLease;
+  /** The connection to the server as last reported (see watchLink); set when the job starts. */
+  private link!: LinkWatch;
   private lastRecordWrite = 0;
   private lastResultAt = Date.now();
   private settled = false;
@@ -226,7 +231,9 @@ class JobRun {
     let advisories: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
-    const connectionWatch = this.watchConnection();
+    // The session's watch when it has one; a job run on a bare connection (tests) follows its own.
+    const ownLink = this.o.link ? undefined : watchLink(this.o.nc);
+    this.link = this.o.link ?? ownLink!;
     const onAbort = () => this.fail(new InterruptedError(`job ${this.job} cancelled`));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -254,7 +261,7 @@ class JobRun {
       // Interrupted while the client knows the server is gone (its connection closed): each
       // call below would only wait out its timeouts (~55 s), where the user asked to stop now.
       // The job is left as it is, `running` and resumable, and the line says so.
-      const interruptedOffline = error instanceof InterruptedError && this.disconnectedSince !== null;
+      const interruptedOffline = error instanceof InterruptedError && this.link.disconnectedSince !== null;
       if (interruptedOffline) {
         error = new InterruptedError(`job ${this.job} interrupted while the server is unreachable; its record still says running: once the server is back, \`tally resume ${this.job}\` finishes it`);
       }
@@ -272,7 +279,7 @@ class JobRun {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
       clearInterval(serverWatch);
-      connectionWatch.stop();
+      ownLink?.stop();
       advisories?.unsubscribe();
       // A job that another coordinator took over, or that is left for `tally resume` (the
       // server is gone or failing), keeps its tasks and results on the server, untouched.
@@ -354,21 +361,6 @@ class JobRun {
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
-  }
-
-  /** Since when the client has been disconnected from the server; null while connected. */
-  private disconnectedSince: number | null = null;
-
-  /** Follows the client's connection (disconnect, reconnect) until stopped. */
-  private watchConnection(): { stop(): void } {
-    const statuses = this.o.nc.status() as AsyncIterable<Status> & { stop?: () => void };
-    void (async () => {
-      for await (const status of statuses) {
-        if (status.type === 'disconnect') this.disconnectedSince ??= Date.now();
-        else if (status.type === 'reconnect') this.disconnectedSince = null;
-      }
-    })().catch(() => undefined);
-    return { stop: () => statuses.stop?.() };
   }
 
   /** When the server last answered this job (a look at the job's record). */

@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
+import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -54,6 +55,8 @@ export class Session {
     readonly server: string,
     private readonly embedded: EmbeddedServer | null,
     private readonly supervisor: Supervisor | null,
+    /** The connection's link to the server, for jobs run in this session and for close(). */
+    readonly link: LinkWatch,
   ) {}
 
   /** True when tally started its own local server for this command. */
@@ -137,7 +140,7 @@ export class Session {
       if (topology.status === 'rejected') throw topology.reason;
       if (opened.status === 'rejected') throw opened.reason;
       const store = opened.value;
-      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor);
+      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc));
     } catch (error) {
       await nc.close().catch(() => undefined);
       throw error;
@@ -156,15 +159,21 @@ export class Session {
     // those of the workers just gone are dropped only when someone looks at the consumer.
     if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);
     await swept;
-    // Draining needs the server. Without it (a reconnecting client refuses to drain; one that
-    // has not noticed a dead link yet waits for answers that never come) the connection is
-    // closed outright: it would go on reconnecting, and keep this process alive.
-    const drained = this.nc.drain().then(
-      () => true,
-      () => false,
-    );
-    const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS, false).unref());
-    if (!(await Promise.race([drained, timeout]))) await this.nc.close().catch(() => undefined);
+    // Draining needs the server. Without it the connection is closed outright: it would go on
+    // reconnecting, and keep this process alive. A client that knows the server is gone is not
+    // asked (it refuses only after its next reconnect attempt, most of a second); one that has
+    // not noticed a dead link yet waits for answers that never come, up to the timeout.
+    this.link.stop();
+    const drained =
+      this.link.disconnectedSince === null &&
+      (await Promise.race([
+        this.nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS, false).unref()),
+      ]));
+    if (!drained) await this.nc.close().catch(() => undefined);
     await this.embedded?.release();
   }
 }

@@ -73,6 +73,18 @@ export class TaskRejectedError extends Error {
   }
 }
 
+/**
+ * A task refused because its input file changed while the job ran (the user edited it, not a
+ * fault of the worker). Its coordinator reports it to the user, so a worker does not log it as
+ * its own error.
+ */
+export class InputChangedError extends TaskRejectedError {
+  constructor(path: string, change: string) {
+    super(`${path} changed while it was being counted: ${change}`);
+    this.name = 'InputChangedError';
+  }
+}
+
 /** One line describing any error, without a stack trace. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? String(error);

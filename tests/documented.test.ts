@@ -73,9 +73,9 @@ for (const how of ['stopped (SIGTERM), Ctrl-C as soon as it is gone', 'SIGKILLed
     t.is(run.code, 130, run.stderr);
     t.is(run.stdout, '');
     t.notRegex(run.stderr, /\n\s+at |node:internal/, 'no stack trace');
-    // Documented: under a second. A loaded 2-core machine gets some slack in the assertion;
-    // the measured figure is logged.
-    t.true(ms < 3000, `exit ${ms} ms after SIGINT`);
+    // Documented: under a second (measured 20-110 ms; it was ~55 s when the job waited out the
+    // server's timeouts, and ~0.8 s when closing asked a reconnecting client to drain).
+    t.true(ms < 1000, `exit ${ms} ms after SIGINT`);
     const id = results[0]!.split('.')[2]!;
     t.is(oneLine(t, run), `tally: job ${id} interrupted while the server is unreachable; its record still says running: once the server is back, \`tally resume ${id}\` finishes it`);
     t.log(`exit 130 ${ms} ms after SIGINT`);
@@ -165,11 +165,9 @@ test('a file touched while its job runs (embedded default: workers read the file
   t.log(said[0]);
 });
 
-// Known deviation from the contract's "one line" (README exit codes, RELIABILITY "Bad input"):
-// the embedded workers log at warn, so their "task failed for good" error lines (pino JSON,
-// one per failed task in hand) reach the CLI's stderr before tally's own line. This test
-// passes while that is so, and fails, to be turned into a plain test, once it is fixed.
-test.failing('a file touched while its embedded job runs: stderr is exactly that one line', async (t) => {
+// The workers' own logs (pino JSON on the same stderr) must not add lines: an input edited
+// mid-job is the user's doing, reported once by the coordinator.
+test('a file touched while its embedded job runs: stderr is exactly that one line', async (t) => {
   const run = await touchedDuringEmbeddedJob(t);
   oneLine(t, run);
 });

@@ -12,7 +12,7 @@ import { DELIVERY } from '../shared/nats/topology.js';
 import type { PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { findKind } from '../shared/kinds/index.js';
-import { TaskRejectedError, describeError } from '../shared/errors.js';
+import { InputChangedError, TaskRejectedError, describeError } from '../shared/errors.js';
 import {
   TASK_STREAM,
   WORKER_CONSUMER,
@@ -250,7 +250,9 @@ export class TaskLoop {
       const where = count === 1 ? at : { ...at, failedTask: failed.task };
       if (error instanceof TaskRejectedError || deliveries >= DELIVERY.maxDeliver) {
         this.stats.tasksFailed++;
-        this.log.error({ ...where, input: failed.input, deliveries, err: reason }, 'task failed for good');
+        // An input edited mid-job is the submitter's doing, and their coordinator tells them.
+        const level = error instanceof InputChangedError ? 'info' : 'error';
+        this.log[level]({ ...where, input: failed.input, deliveries, err: reason }, 'task failed for good');
         const why = error instanceof TaskRejectedError ? reason : `failed ${deliveries} times: ${reason}`;
         await this.publishFailure({ job, first, count }, failed.task - first, why, performance.now() - started).catch((e) =>
           this.log.error({ ...at, err: describeError(e) }, 'could not report the failure'),

@@ -220,6 +220,7 @@ export async function runKindJob(
               if (!bar.active) process.stderr.write(`tally: ${text}\n`);
             },
             signal: interrupt.signal,
+            link: session.link,
             resume: extra.resume,
           });
           bar.finish();

@@ -19,7 +19,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
-import { TaskRejectedError, UsageError } from '../errors.js';
+import { InputChangedError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
 import {
   CONTINUES_WORD,
@@ -244,7 +244,7 @@ function countTask(spec: unknown, carried: Uint8Array): TaskCount {
         overlongWords += counted.overlongWords;
       } catch (error) {
         if (error instanceof TaskRejectedError) throw error;
-        throw new TaskRejectedError(`${range[1]} changed while it was being counted: ${error instanceof Error ? error.message : String(error)}`);
+        throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
       } finally {
         file.close();
       }

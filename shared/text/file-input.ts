@@ -22,7 +22,7 @@ import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunker.js';
 import type { ByteSource } from './ranges.js';
-import { InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
+import { InputChangedError, InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
 export interface TextInput {
@@ -228,8 +228,8 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
   try {
     const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) throw new TaskRejectedError(`count task: ${path} is not a regular file`);
-    if (Number(st.size) !== size) throw new TaskRejectedError(`${path} changed while it was being counted: it has ${st.size} bytes, not ${size}`);
-    if (Number(st.mtimeMs) !== mtimeMs) throw new TaskRejectedError(`${path} changed while it was being counted: modified ${new Date(Number(st.mtimeMs)).toISOString()}`);
+    if (Number(st.size) !== size) throw new InputChangedError(path, `it has ${st.size} bytes, not ${size}`);
+    if (Number(st.mtimeMs) !== mtimeMs) throw new InputChangedError(path, `modified ${new Date(Number(st.mtimeMs)).toISOString()}`);
   } catch (error) {
     closeSync(fd);
     throw error;
