@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+// `npm run mutants`: puts deliberate bugs into a scratch copy of the tree, one at a time, builds
+// it, runs the test files that should catch each bug, and reports the ones no test caught. A test
+// suite that lets one of these through claims more than it proves.
+//
+//   npm run mutants                 every mutant (~10-15 min on 2 cores)
+//   npm run mutants -- --only tokenizer,fold-once
+//   npm run mutants -- --list
+//   npm run mutants -- --check      only that every mutant still applies to the sources
+//
+// Exit 0 when every mutant was caught, 1 when one survived, 2 on a broken mutant (its text was
+// not found: the code moved, and the list here must follow it). Plain JavaScript: it runs before
+// anything is built.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Each mutant: a bug as text replacements in one source file, and the test files that must fail
+ * with it. The replacements must each match exactly once.
+ */
+const MUTANTS = [
+  {
+    id: 'object-store-off',
+    what: 'the worker never moves a big partial through the Object Store (its size check always false)',
+    file: 'worker/task-loop.ts',
+    edits: [['if (body.length > this.options.inlineLimit) {\n      // A unique name', 'if (false) {\n      // A unique name']],
+    tests: ['numbers.e2e', 'batching.e2e'],
+  },
+  {
+    id: 'map-swallows-rejection',
+    what: "every kind's map swallows TaskRejectedError and returns an empty result",
+    file: 'worker/task-loop.ts',
+    edits: [['if (partitions === undefined) partials[index] = await kind.map(task.header.spec, task.body, context);', 'if (partitions === undefined) partials[index] = await Promise.resolve().then(() => kind.map(task.header.spec, task.body, context)).catch((e) => { if (e instanceof TaskRejectedError) return new Uint8Array(0); throw e; });']],
+    tests: ['envelope-fuzz', 'worker-robustness', 'faults'],
+  },
+  {
+    id: 'tokenizer-apostrophe',
+    what: "the unicode tokenizer no longer joins runs across a single apostrophe (don't → don, t)",
+    file: 'shared/text/words.ts',
+    edits: [['        if (cls2 === WORD) {\n          if (len === 1) {', '        if (cls2 === WORD && false) {\n          if (len === 1) {']],
+    tests: ['words', 'chunker', 'ranges'],
+  },
+  {
+    id: 'safe-cut',
+    what: 'a cut between two letters counts as safe (chunks split words)',
+    file: 'shared/text/cuts.ts',
+    edits: [['  if (x.cls === WORD && y.cls === WORD) return false;', '  if (x.cls === WORD && y.cls === WORD) return true;']],
+    tests: ['chunker', 'ranges'],
+  },
+  {
+    id: 'range-edge',
+    what: 'a range that continues an overlong word counts it again (wordCounted lost)',
+    file: 'shared/text/ranges.ts',
+    edits: [['wordCounted: from.inside };', 'wordCounted: false };']],
+    tests: ['ranges'],
+  },
+  {
+    id: 'fold-once',
+    what: 'the coordinator folds a task id every time a result for it arrives',
+    file: 'coordinator/result-folder.ts',
+    edits: [
+      ['    if (!fresh) return;\n', '\n'],
+      ['      if (this.folded.has(id)) continue;\n', '\n'],
+    ],
+    tests: ['batching.e2e', 'faults', 'folders.e2e'],
+  },
+  {
+    id: 'reduce-once',
+    what: "a reducer folds a map task's share every time it reads one",
+    file: 'worker/reduce-task.ts',
+    edits: [['if (task >= order.tasks || folded[task] === 1) continue;', 'if (task >= order.tasks) continue;']],
+    tests: ['reducers', 'folders.e2e'],
+  },
+  {
+    id: 'partial-count',
+    what: 'a partial writes each count one too low',
+    file: 'shared/text/words.ts',
+    edits: [['      out[p++] = 0x09;\n      p = writeDecimal(out, p, this.countOf(i));\n      out[p++] = 0x0a;\n    }\n    out.set(tail, p);', '      out[p++] = 0x09;\n      p = writeDecimal(out, p, Math.max(1, this.countOf(i) - 1));\n      out[p++] = 0x0a;\n    }\n    out.set(tail, p);']],
+    tests: ['words', 'chunker', 'count-file-reads'],
+  },
+  {
+    id: 'share-partition',
+    what: 'a word beyond ASCII goes to the partition after the one its bytes hash to',
+    file: 'shared/text/words.ts',
+    edits: [['      const p = partitionOfText(w, partitions);', '      const p = (partitionOfText(w, partitions) + 1) % partitions;']],
+    tests: ['partitions', 'count.e2e'],
+  },
+  {
+    id: 'range-split',
+    what: 'the sum split drops the last integer of every sub-range',
+    file: 'shared/kinds/sum.ts',
+    edits: [['      const hi = from + (size * (i + 1n)) / count - 1n;', '      const hi = from + (size * (i + 1n)) / count - 2n;']],
+    tests: ['sum', 'numbers.e2e'],
+  },
+  {
+    id: 'resume-directory',
+    what: "resume reads a count job's relative paths from the current directory, not the job's",
+    file: 'shared/kinds/count.ts',
+    edits: [["  return path === '-' ? path : resolve(options.directory ?? '.', path);", "  return path === '-' ? path : resolve('.', path);"]],
+    tests: ['faults', 'folders.e2e'],
+  },
+  {
+    id: 'record-fence',
+    what: 'job records are written without the revision check (a stale coordinator can overwrite a resumed job)',
+    file: 'coordinator/job-store.ts',
+    edits: [['        return await this.records.update(record.id, value, expected);', '        return await this.records.put(record.id, value);']],
+    tests: ['coordinator-partition'],
+  },
+  {
+    id: 'part-order',
+    what: 'a sorted part puts a word after the longer words it is a prefix of ("ab" before "a")',
+    file: 'shared/text/sorted-part.ts',
+    edits: [['    if (d !== 0) return d;\n  }\n  return lx - ly;', '    if (d !== 0) return d;\n  }\n  return ly - lx;']],
+    tests: ['sorted-parts'],
+  },
+  {
+    id: 'result-store',
+    what: 'the stored result of a job keeps no words (tally result prints an empty table)',
+    file: 'coordinator/job-store.ts',
+    edits: [['    await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify(result)));', "    await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify({ ...(result as object), counts: [] })));"]],
+    tests: ['numbers.e2e', 'embedded', 'output'],
+  },
+];
+
+const args = process.argv.slice(2);
+if (args.includes('--list')) {
+  for (const m of MUTANTS) process.stdout.write(`${m.id.padEnd(24)} ${m.what}\n${''.padEnd(24)} caught by: ${m.tests.join(', ')}\n`);
+  process.exit(0);
+}
+const onlyArg = args.find((a) => a.startsWith('--only'));
+const only = onlyArg ? new Set((onlyArg.includes('=') ? onlyArg.split('=')[1] : args[args.indexOf(onlyArg) + 1]).split(',')) : null;
+const chosen = MUTANTS.filter((m) => !only || only.has(m.id));
+
+/** The scratch copy: the tracked files as they are in the work tree, node_modules linked. */
+function scratchCopy() {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-mutants-'));
+  const files = spawnSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' }).stdout.split('\0').filter(Boolean);
+  for (const file of files) {
+    if (!existsSync(join(root, file))) continue;
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    cpSync(join(root, file), join(dir, file));
+  }
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  return dir;
+}
+
+function run(command, argv, cwd, timeoutMs) {
+  // The per-user code cache is keyed by path: the scratch copy's modules must not borrow from it.
+  const env = { ...process.env, TALLY_CODE_CACHE: 'off', CI: '' };
+  delete env.NATS_URL;
+  return spawnSync(command, argv, { cwd, env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** Applies a mutant's edits to a source text; throws when one does not match exactly once. */
+function mutate(m, original) {
+  let mutated = original;
+  for (const [find, replace] of m.edits) {
+    const hits = mutated.split(find).length - 1;
+    if (hits !== 1) throw new Error(`${m.file}: expected 1 match, found ${hits}: ${find.slice(0, 80)}`);
+    mutated = mutated.replace(find, replace);
+  }
+  return mutated;
+}
+
+if (args.includes('--check')) {
+  let bad = 0;
+  for (const m of chosen) {
+    try {
+      mutate(m, readFileSync(join(root, m.file), 'utf8'));
+    } catch (error) {
+      process.stderr.write(`mutants: ${m.id}: BROKEN (${error.message})\n`);
+      bad++;
+    }
+  }
+  process.stdout.write(`${chosen.length - bad} of ${chosen.length} mutants apply\n`);
+  process.exit(bad > 0 ? 2 : 0);
+}
+
+const dir = scratchCopy();
+process.stderr.write(`mutants: scratch copy in ${dir}\n`);
+const results = [];
+let broken = 0;
+try {
+  for (const m of chosen) {
+    const path = join(dir, m.file);
+    const original = readFileSync(path, 'utf8');
+    let mutated;
+    try {
+      mutated = mutate(m, original);
+    } catch (error) {
+      process.stderr.write(`mutants: ${m.id}: BROKEN (${error.message})\n`);
+      results.push({ ...m, outcome: 'broken' });
+      broken++;
+      continue;
+    }
+    writeFileSync(path, mutated);
+    const t0 = Date.now();
+    const build = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir, 300_000);
+    let outcome;
+    if (build.status !== 0) {
+      outcome = 'caught by the compiler';
+    } else {
+      const files = m.tests.map((name) => `dist/tests/${name}.test.js`);
+      const tests = run(process.execPath, [join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), ...files], dir, 15 * 60_000);
+      const failing = [...(tests.stdout + tests.stderr).matchAll(/✘ \[fail\]: ([^\n]+)/g)].map((x) => x[1].slice(0, 120));
+      outcome = tests.status === 0 ? 'SURVIVED' : `caught: ${failing.slice(0, 2).join(' | ') || `exit ${tests.status ?? tests.signal}`}`;
+    }
+    writeFileSync(path, original);
+    process.stderr.write(`mutants: ${m.id}: ${outcome} (${Math.round((Date.now() - t0) / 1000)} s)\n`);
+    results.push({ ...m, outcome });
+  }
+  // Leave the scratch copy built from the original sources (and then remove it).
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+process.stdout.write('\nmutant                    outcome\n');
+for (const r of results) process.stdout.write(`${r.id.padEnd(25)} ${r.outcome}\n`);
+const survived = results.filter((r) => r.outcome === 'SURVIVED');
+process.stdout.write(`\n${results.length - survived.length - broken} of ${results.length} caught${survived.length ? `; survived: ${survived.map((r) => r.id).join(', ')}` : ''}\n`);
+process.exit(broken > 0 ? 2 : survived.length > 0 ? 1 : 0);
