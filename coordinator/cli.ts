@@ -6,8 +6,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, TallyError, describeError, fileErrorReason } from '../shared/errors.js';
 import { parseInteger } from '../shared/integers.js';
-import { countCommand } from './commands/count.js';
-import { factorialCommand, primesCommand, sumCommand } from './commands/numbers.js';
+import { KIND_NAMES } from '../shared/kinds/index.js';
+import { loadKindCli } from './kind-cli.js';
 import { resultCommand } from './commands/result.js';
 import { resumeCommand } from './commands/resume.js';
 import { jobsCommand } from './commands/jobs.js';
@@ -23,12 +23,13 @@ function packageVersion(): string {
   }
 }
 
-/** The program with every subcommand; exported for tests that inspect it. */
-export function buildProgram(): Command {
+/** The program with every subcommand: one per job kind (shared/kinds/index.ts), then the rest. */
+export async function buildProgram(): Promise<Command> {
   const program = new Command('tally')
     .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
     .version(packageVersion());
-  for (const command of [countCommand(), sumCommand(), primesCommand(), factorialCommand(), resultCommand(), resumeCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
+  const kinds = await Promise.all(KIND_NAMES.map((name) => loadKindCli(name)));
+  for (const command of [...kinds.map((kind) => kind.command()), resultCommand(), resumeCommand(), jobsCommand(), workersCommand(), workerCommand()]) {
     program.addCommand(command);
   }
   // Commander's own usage errors exit 2 like ours; help and version exit 0.
@@ -68,10 +69,10 @@ async function stdoutFailure(failure: { error?: NodeJS.ErrnoException }): Promis
 
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   const failure: { error?: NodeJS.ErrnoException } = {};
   process.stdout.on('error', (error: NodeJS.ErrnoException) => (failure.error ??= error));
   try {
+    const program = await buildProgram();
     await program.parseAsync(normalizeNegativeNumbers(argv));
     return (await stdoutFailure(failure)) ?? ExitCode.ok;
   } catch (error) {

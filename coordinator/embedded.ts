@@ -14,6 +14,7 @@ import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PARTIALS_BUCKET } from '../shared/subjects.js';
+import { KIND_NAMES } from '../shared/kinds/index.js';
 import { DEFAULT_SERVER_CONFIG, startNatsServer, type NatsServerProcess } from './nats-server.js';
 import type { ConnectionSettings } from '../shared/nats/connection.js';
 import { Supervisor } from '../worker/supervisor.js';
@@ -148,7 +149,7 @@ async function connectionsOn(monitorUrl: string): Promise<number> {
 }
 
 /** Commands that run a job: in the embedded default they start the server and workers. */
-const JOB_COMMANDS = new Set(['count', 'sum', 'primes', 'factorial', 'resume']);
+const JOB_COMMANDS: ReadonlySet<string> = new Set([...KIND_NAMES, 'resume']);
 /** Commands that only read: they start (or join) the server, and no worker. */
 const READ_COMMANDS = new Set(['jobs', 'result', 'workers']);
 

@@ -175,7 +175,7 @@ class JobRun {
       partitions: this.partitions,
     };
     // A resumed job keeps its record's arguments as they are (inline or stored beside the results).
-    const { args, argsObject, argsSummary } = this.o.resume?.record ?? (await this.o.store.placeArgs(this.job, options));
+    const { args, argsObject, argsSummary } = this.o.resume?.record ?? (await this.o.store.placeArgs(this.job, options, kind.describe(options)));
     this.record = {
       id: this.job,
       kind: kind.name,

@@ -13,7 +13,6 @@ import { assertJobId } from '../shared/subjects.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { isTransient, withRetry } from '../shared/nats/retry.js';
 import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
-import { describeArgs } from './job-args.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -29,7 +28,7 @@ export interface JobRecord {
   args: Json;
   /** Object in the results bucket holding `args`, when the record does not. */
   argsObject?: string;
-  /** What `tally jobs` shows of the arguments (the inputs, the range, the numbers). */
+  /** What `tally jobs` shows of the arguments (the kind's `describe`); absent in records of older versions. */
   argsSummary?: string;
   status: JobStatus;
   progress: { tasksDone: number; tasksTotal: number | null; weightDone: number; weightTotal: number | null };
@@ -154,14 +153,14 @@ export class JobStore {
    * The argument fields of a new job's record: the arguments themselves, or, when they are too
    * big for a record, a summary and the name of the object they are stored in (written here).
    */
-  async placeArgs(id: string, args: Json): Promise<Pick<JobRecord, 'args' | 'argsObject' | 'argsSummary'>> {
+  async placeArgs(id: string, args: Json, summary: string): Promise<Pick<JobRecord, 'args' | 'argsObject' | 'argsSummary'>> {
     const json = JSON.stringify(args);
-    if (json.length <= ARGS_INLINE_BYTES) return { args };
+    if (json.length <= ARGS_INLINE_BYTES) return { args, argsSummary: summary };
     const name = argsObjectName(id);
     // Compressed: paths repeat, and storing an object hashes every byte (SHA-256 in
     // JavaScript): for 12,000 files, 0.9 MB took ~100 ms before the first task could go out.
     await this.results.putBlob({ name }, gzipSync(json, { level: 1 }));
-    return { args: null, argsObject: name, argsSummary: describeArgs(args) };
+    return { args: null, argsObject: name, argsSummary: summary };
   }
 
   /** A job's arguments, from its record or from the object that holds them. */

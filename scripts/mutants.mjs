@@ -92,10 +92,10 @@ const MUTANTS = [
   },
   {
     id: 'range-split',
-    what: 'the sum split drops the last integer of every sub-range',
-    file: 'shared/kinds/sum.ts',
-    edits: [['      const hi = from + (size * (i + 1n)) / count - 1n;', '      const hi = from + (size * (i + 1n)) / count - 2n;']],
-    tests: ['sum', 'numbers.e2e'],
+    what: 'the range split of sum and primes drops the last integer of every sub-range',
+    file: 'shared/kinds/integer-range.ts',
+    edits: [['    const hi = low + (size * (i + 1n)) / n - 1n;', '    const hi = low + (size * (i + 1n)) / n - 2n;']],
+    tests: ['sum', 'primes', 'numbers.e2e'],
   },
   {
     id: 'resume-directory',

@@ -29,6 +29,23 @@ export class UsageError extends TallyError {
   }
 }
 
+/**
+ * A job option or argument that cannot be used, named by its field in the job's options
+ * (`chunkSize`, `from`): kinds know their options, not the command line that fills them. The
+ * CLI says it with the flag the user typed (see `inCommandLineTerms` in coordinator/kind-cli.ts):
+ * `--chunk-size: must be a positive integer, got 0`. Exit 2.
+ */
+export class OptionError extends UsageError {
+  readonly field: string;
+  /** The message without the field's name. */
+  readonly reason: string;
+  constructor(field: string, reason: string, options?: { cause?: unknown }) {
+    super(`${field}: ${reason}`, options);
+    this.field = field;
+    this.reason = reason;
+  }
+}
+
 /** An input path that cannot be used: names the path. Exit 2. */
 export class InputError extends TallyError {
   readonly path: string;

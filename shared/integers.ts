@@ -4,7 +4,7 @@
  * separators (`1_000_000`) and scientific notation (`1e9`, `2.5e3`), but only when the text
  * denotes an integer exactly: a bound of `1.5` or `1e-3` is a mistake, never something to round.
  */
-import { UsageError } from './errors.js';
+import { OptionError } from './errors.js';
 
 /**
  * Largest number of decimal digits a parsed integer may have. Guards against `1e999999999`,
@@ -32,7 +32,7 @@ function quote(text: string): string {
  * Accepts an optional leading '-', decimal digits with single '_' separators between digits,
  * and decimal/scientific forms (`1e9`, `2.5e3`, `-3E12`, `1.0`) when they denote an integer
  * exactly. Rejects everything else (empty text, surrounding spaces, `1.5`, `1e-3`, `1__0`,
- * `0x10`, `+5`) with a one-line {@link UsageError} naming the argument, e.g.
+ * `0x10`, `+5`) with a one-line {@link OptionError} naming the argument, e.g.
  * `FROM: '1.5' is not an integer`.
  *
  * @param text the argument as typed
@@ -41,7 +41,7 @@ function quote(text: string): string {
 export function parseInteger(text: string, argName: string): bigint {
   const match = NUMBER.exec(text);
   if (!match || (match[2] === undefined && match[3] === undefined)) {
-    throw new UsageError(`${argName}: ${quote(text)} is not an integer`);
+    throw new OptionError(argName, `${quote(text)} is not an integer`);
   }
   const negative = match[1] === '-';
   const whole = (match[2] ?? '').replace(/_/g, '');
@@ -57,19 +57,19 @@ export function parseInteger(text: string, argName: string): bigint {
     // A ten-digit exponent: positive is absurdly large; negative cannot be cancelled by the
     // trailing zeros of any argument a shell can pass.
     throw exponentText.startsWith('-')
-      ? new UsageError(`${argName}: ${quote(text)} is not an integer`)
-      : new UsageError(`${argName}: ${quote(text)} is too large (at most ${MAX_INTEGER_DIGITS} digits)`);
+      ? new OptionError(argName, `${quote(text)} is not an integer`)
+      : new OptionError(argName, `${quote(text)} is too large (at most ${MAX_INTEGER_DIGITS} digits)`);
   }
   let shift = exponent - fraction.length;
   if (shift < 0) {
     // Only trailing zeros may be shifted out; anything else leaves a fractional part.
     const trailingZeros = digits.length - digits.replace(/0+$/, '').length;
-    if (trailingZeros < -shift) throw new UsageError(`${argName}: ${quote(text)} is not an integer`);
+    if (trailingZeros < -shift) throw new OptionError(argName, `${quote(text)} is not an integer`);
     digits = digits.slice(0, digits.length + shift);
     shift = 0;
   }
   if (digits.length + shift > MAX_INTEGER_DIGITS) {
-    throw new UsageError(`${argName}: ${quote(text)} is too large (at most ${MAX_INTEGER_DIGITS} digits)`);
+    throw new OptionError(argName, `${quote(text)} is too large (at most ${MAX_INTEGER_DIGITS} digits)`);
   }
   const magnitude = BigInt(digits + '0'.repeat(shift));
   return negative ? -magnitude : magnitude;
@@ -78,14 +78,14 @@ export function parseInteger(text: string, argName: string): bigint {
 /**
  * Parses a count option such as `--tasks` or `--split`: a positive integer (same syntax as
  * {@link parseInteger}), at most `max`. Zero, negatives, fractions and values over `max` are a
- * {@link UsageError} naming the option.
+ * {@link OptionError} naming the option.
  *
  * @param max inclusive upper bound; defaults to Number.MAX_SAFE_INTEGER so the result is exact
  */
 export function parsePositiveCount(text: string, argName: string, max: number = Number.MAX_SAFE_INTEGER): number {
   const value = parseInteger(text, argName);
-  if (value < 1n) throw new UsageError(`${argName}: must be a positive integer, got ${quote(text)}`);
-  if (value > BigInt(max)) throw new UsageError(`${argName}: ${quote(text)} is too large (at most ${max})`);
+  if (value < 1n) throw new OptionError(argName, `must be a positive integer, got ${quote(text)}`);
+  if (value > BigInt(max)) throw new OptionError(argName, `${quote(text)} is too large (at most ${max})`);
   return Number(value);
 }
 

@@ -177,9 +177,9 @@ function checkTallyArgs(program: Command, args: readonly string[]): ArgsCheck {
 
 // ---------------------------------------------------------------------------------------------
 
-test('the args checker rejects what commander would reject', (t) => {
+test('the args checker rejects what commander would reject', async (t) => {
   // Guards the guard: if these pass, the compose checks below could pass vacuously.
-  const program = buildProgram();
+  const program = await buildProgram();
   t.deepEqual(checkTallyArgs(program, ['worker', '--server', 'nats://x:4222']).errors, []);
   t.regex(checkTallyArgs(program, ['wroker', '--server', 'nats://x:4222']).errors.join(), /not a tally subcommand/);
   t.regex(checkTallyArgs(program, ['worker', '--servr', 'nats://x:4222']).errors.join(), /unknown option --servr/);
@@ -189,9 +189,9 @@ test('the args checker rejects what commander would reject', (t) => {
   t.deepEqual(checkTallyArgs(program, ['count', '--server', 'nats://x:4222', '/input']).positional, ['/input']);
 });
 
-test('every tally container runs a real subcommand with declared options only', (t) => {
+test('every tally container runs a real subcommand with declared options only', async (t) => {
   const compose = loadCompose();
-  const program = buildProgram();
+  const program = await buildProgram();
   const services = tallyServices(compose);
   // The rest of this file is about these two; make sure they were recognized as tally services.
   t.true(services.includes('worker'), `tally services found: ${services.join(', ')}`);
@@ -204,9 +204,9 @@ test('every tally container runs a real subcommand with declared options only', 
   }
 });
 
-test('tally containers reach the nats service on the port it listens on', (t) => {
+test('tally containers reach the nats service on the port it listens on', async (t) => {
   const compose = loadCompose();
-  const program = buildProgram();
+  const program = await buildProgram();
   const nats = commandOf('nats', compose.services.nats!);
   const portFlag = nats.findIndex((a) => a === '-p' || a === '--port');
   // nats-server listens on 4222 unless told otherwise.
@@ -224,10 +224,10 @@ test('tally containers reach the nats service on the port it listens on', (t) =>
   }
 });
 
-test('the coordinator counts paths that are mounted into its container', (t) => {
+test('the coordinator counts paths that are mounted into its container', async (t) => {
   const compose = loadCompose();
   const service = compose.services.coordinator!;
-  const check = checkTallyArgs(buildProgram(), commandOf('coordinator', service));
+  const check = checkTallyArgs(await buildProgram(), commandOf('coordinator', service));
   t.is(check.subcommand?.name(), 'count');
   t.true(check.positional.length > 0);
   const targets = volumesOf(service).map((v) => v.target);

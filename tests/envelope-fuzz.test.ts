@@ -10,9 +10,11 @@ import fc from 'fast-check';
 import { MAX_HEADER_BYTES, MAX_TASK_BYTES, batchEntryJson, decodeResult, decodeTask, decodeTaskBatch, encodeEnvelope, encodeTaskBatch, isPartialObjectName } from '../shared/nats/envelope.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import { MAX_BATCH_TASKS, isJobId, taskSubject, resultSubject, parseTaskSubject, partialObjectName } from '../shared/subjects.js';
-import { jobKinds } from '../shared/kinds/index.js';
+import { loadAllKinds } from '../shared/kinds/index.js';
 import { PRIMES_MAX_TASK_SPAN } from '../shared/kinds/primes.js';
 import { FACTORIAL_MAX_N } from '../shared/kinds/factorial.js';
+
+const jobKinds = Object.fromEntries((await loadAllKinds()).map((kind) => [kind.name, kind]));
 
 const encoder = new TextEncoder();
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError, TaskRejectedError, UsageError } from '../shared/errors.js';
+import { InputError, OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
 import {
   defaultFactorialSplit,
   FACTORIAL_MAX_N,
@@ -151,12 +151,12 @@ test('an outputDir that cannot be a directory fails in plan, before any work', a
 });
 
 test('limits and bad numbers are usage errors', async (t) => {
-  await t.throwsAsync(factorial([FACTORIAL_MAX_N + 1]), { instanceOf: UsageError, message: /N: .*limit/ });
-  await t.throwsAsync(factorial(['-1']), { instanceOf: UsageError, message: /^N: / });
-  await t.throwsAsync(factorial(['1.5']), { instanceOf: UsageError, message: /^N: '1\.5' is not an integer/ });
+  await t.throwsAsync(factorial([FACTORIAL_MAX_N + 1]), { instanceOf: OptionError, message: /^numbers: .*limit/ });
+  await t.throwsAsync(factorial(['-1']), { instanceOf: OptionError, message: /^numbers: / });
+  await t.throwsAsync(factorial(['1.5']), { instanceOf: OptionError, message: /^numbers: '1\.5' is not an integer/ });
   await t.throwsAsync(factorial([]), { instanceOf: UsageError });
-  await t.throwsAsync(factorial([10], 0), { instanceOf: UsageError, message: /--split/ });
-  await t.throwsAsync(factorial([10], FACTORIAL_MAX_SPLIT + 1), { instanceOf: UsageError, message: /--split/ });
+  await t.throwsAsync(factorial([10], 0), { instanceOf: OptionError, message: /^split: / });
+  await t.throwsAsync(factorial([10], FACTORIAL_MAX_SPLIT + 1), { instanceOf: UsageError, message: /^split: / });
   // Distinct N count towards the total once; plan only, so a regression cannot start ~50 s of work.
   const overTotal = [FACTORIAL_MAX_N, FACTORIAL_MAX_TOTAL_N - FACTORIAL_MAX_N - 1, 2].map(String);
   await t.throwsAsync(async () => factorialKind.plan({ numbers: overTotal, split: null, outputDir: null }), {

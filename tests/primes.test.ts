@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { TaskRejectedError, UsageError } from '../shared/errors.js';
+import { OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
 import { defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, primesKind } from '../shared/kinds/primes.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 
@@ -152,10 +152,10 @@ test('the default task count keeps tasks near PRIMES_DEFAULT_TASK_SIZE integers'
 });
 
 test('TO above the limit, FROM > TO and bad bounds are usage errors', async (t) => {
-  await t.throwsAsync(primes(1, PRIMES_MAX_TO + 1n), { instanceOf: UsageError, message: /TO: .*limit.*10\^15/ });
+  await t.throwsAsync(primes(1, PRIMES_MAX_TO + 1n), { instanceOf: OptionError, message: /^to: .*limit.*10\^15/ });
   await t.throwsAsync(primes(10, 9), { instanceOf: UsageError, message: /greater than TO/ });
-  await t.throwsAsync(primes('1.5', 9), { instanceOf: UsageError, message: /^FROM: / });
-  await t.throwsAsync(primes(1, 9, 0), { instanceOf: UsageError, message: /--tasks/ });
+  await t.throwsAsync(primes('1.5', 9), { instanceOf: OptionError, message: /^from: / });
+  await t.throwsAsync(primes(1, 9, 0), { instanceOf: OptionError, message: /^tasks: / });
 });
 
 test('map rejects malformed or over-limit specs with TaskRejectedError', async (t) => {

@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { TaskRejectedError, UsageError } from '../shared/errors.js';
+import { OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
 import { defaultSumTasks, SUM_DEFAULT_TASKS, SUM_MAX_TASKS, sumKind, type SumOptions } from '../shared/kinds/sum.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 
@@ -115,11 +115,11 @@ test('null tasks uses the default; defaultSumTasks is 8 per worker', async (t) =
 
 test('FROM > TO, bad bounds and bad task counts are usage errors', async (t) => {
   await t.throwsAsync(sum(10n, 9n), { instanceOf: UsageError, message: /FROM .* greater than TO/ });
-  await t.throwsAsync(sum('1.5', '9'), { instanceOf: UsageError, message: /^FROM: / });
-  await t.throwsAsync(sum('1', 'x'), { instanceOf: UsageError, message: /^TO: / });
-  await t.throwsAsync(sum(1n, 9n, 0), { instanceOf: UsageError, message: /--tasks/ });
-  await t.throwsAsync(sum(1n, 9n, 1.5), { instanceOf: UsageError, message: /--tasks/ });
-  await t.throwsAsync(sum(1n, 9n, SUM_MAX_TASKS + 1), { instanceOf: UsageError, message: /--tasks/ });
+  await t.throwsAsync(sum('1.5', '9'), { instanceOf: OptionError, message: /^from: / });
+  await t.throwsAsync(sum('1', 'x'), { instanceOf: OptionError, message: /^to: / });
+  await t.throwsAsync(sum(1n, 9n, 0), { instanceOf: OptionError, message: /^tasks: / });
+  await t.throwsAsync(sum(1n, 9n, 1.5), { instanceOf: OptionError, message: /^tasks: / });
+  await t.throwsAsync(sum(1n, 9n, SUM_MAX_TASKS + 1), { instanceOf: OptionError, message: /^tasks: / });
 });
 
 test('map rejects malformed specs with TaskRejectedError', (t) => {

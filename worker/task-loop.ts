@@ -11,7 +11,7 @@ import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type ShuffleHeader,
 import { DELIVERY } from '../shared/nats/topology.js';
 import type { PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
-import { findKind } from '../shared/kinds/index.js';
+import { loadKind } from '../shared/kinds/index.js';
 import { InputChangedError, TaskRejectedError, describeError } from '../shared/errors.js';
 import {
   TASK_STREAM,
@@ -180,7 +180,7 @@ export class TaskLoop {
     const context = { working: () => message.working() };
     let index = 0;
     try {
-      const kind = findKind(batch.kind);
+      const kind = await loadKind(batch.kind);
       if (!kind) throw new TaskRejectedError(`unknown job kind '${batch.kind}'`);
       if (batch.reduce) {
         testHooks.beforeMap(tasks[0]!.header);

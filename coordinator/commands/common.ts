@@ -12,7 +12,8 @@ import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
-import type { CountOptions } from '../../shared/kinds/count.js';
+import { loadKind } from '../../shared/kinds/index.js';
+import { inCommandLineTerms, loadKindCli } from '../kind-cli.js';
 
 /** Options every command accepts. */
 export interface CommonOptions extends ConnectionFlags {
@@ -76,14 +77,13 @@ export function parseByteSize(value: string, name: string, min: number, max: num
 }
 
 /**
- * The files a stored count job read, located as `tally resume` reads them (from the directory
- * the job was submitted in); stdin, another process's, is left out. Empty for other kinds.
+ * The files a stored job read, located as `tally resume` reads them (from the directory the job
+ * was submitted in); stdin, another process's, is left out. Empty for kinds that read no files.
  */
-export async function storedInputFiles(kind: string, jobArgs: Json): Promise<string[]> {
-  const args = jobArgs as Partial<CountOptions> | null;
-  if (kind !== 'count' || !args || !Array.isArray(args.inputs)) return [];
-  const { inputLocation } = await import('../../shared/kinds/count.js');
-  return args.inputs.filter((input) => input.path !== '-').map((input) => inputLocation(args, input.path));
+export async function storedInputFiles(kindName: string, jobArgs: Json): Promise<string[]> {
+  const kind = await loadKind(kindName);
+  if (!kind?.files || jobArgs === null || typeof jobArgs !== 'object') return [];
+  return kind.files(jobArgs).filter((input) => input.path !== '-').map((input) => input.location);
 }
 
 /** A path option that may not be empty (an empty --output would quietly mean stdout). */
@@ -182,15 +182,33 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
 }
 
 /**
- * Runs a job of `kind` with a progress bar; the result is printed by the caller with `print`
- * before the session closes (an embedded owner may wait for other users of its server).
+ * Runs a job of the kind called `kindName` with a progress bar; the result is printed by the
+ * caller with `print` before the session closes (an embedded owner may wait for other users of
+ * its server). The kind's OptionErrors name the command line's flags.
  */
 export async function runKindJob(
-  kind: AnyJobKind,
+  kindName: string,
   jobOptions: Json,
   options: CommonOptions,
   print: (result: Json, store: JobStore) => void | Promise<void>,
   extra: { resume?: StoredJobRecord } = {},
+): Promise<Json> {
+  // Job kinds load with the command that runs them, not with the CLI.
+  const [kind, cli] = await Promise.all([loadKind(kindName), loadKindCli(kindName)]);
+  if (!kind) throw new UsageError(`unknown job kind '${kindName}'`);
+  try {
+    return await runLoadedKindJob(kind, jobOptions, options, print, extra);
+  } catch (error) {
+    throw inCommandLineTerms(error, cli.flags);
+  }
+}
+
+async function runLoadedKindJob(
+  kind: AnyJobKind,
+  jobOptions: Json,
+  options: CommonOptions,
+  print: (result: Json, store: JobStore) => void | Promise<void>,
+  extra: { resume?: StoredJobRecord },
 ): Promise<Json> {
   // Bad arguments fail here, before any server is started (and prestarted workers are let go).
   await kind.plan(jobOptions);

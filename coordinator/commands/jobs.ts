@@ -1,8 +1,8 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
 import { displayWidth, formatTable, loadDisplayWidth, terminalSafe } from '../output.js';
-import type { JobRecord } from '../job-store.js';
-import { describeArgs } from '../job-args.js';
+import type { JobRecord, JobStore } from '../job-store.js';
+import { loadKind } from '../../shared/kinds/index.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { UsageError } from '../../shared/errors.js';
 import { MAX_PARTITIONS, assertJobId, partObjectName } from '../../shared/subjects.js';
@@ -29,6 +29,35 @@ function describeProgress(record: JobRecord): string {
   return `${tasksDone}/${tasksTotal ?? '?'}`;
 }
 
+/**
+ * Records of older versions carry no summary of their arguments: their kind writes one from
+ * the arguments (kept in those records themselves).
+ */
+async function summarizeArgs(records: JobRecord[]): Promise<void> {
+  for (const record of records) {
+    if (record.argsSummary !== undefined) continue;
+    const kind = await loadKind(record.kind);
+    try {
+      record.argsSummary = kind && record.args !== null ? kind.describe(record.args) : '';
+    } catch {
+      record.argsSummary = ''; // arguments this version cannot read
+    }
+  }
+}
+
+/** The reduce partitions of a job whose kind has them (each may have stored a part); else undefined. */
+async function partitionsOf(record: JobRecord, store: JobStore): Promise<number | undefined> {
+  const kind = await loadKind(record.kind);
+  if (!kind?.partitioned) return undefined;
+  const args = await store.args(record).catch(() => null);
+  if (args === null || typeof args !== 'object') return undefined;
+  try {
+    return kind.partitioned.partitions(args);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Renders job records as `tally jobs` prints them. */
 export function renderJobs(records: JobRecord[], format: 'table' | 'json'): string {
   if (format === 'json') return JSON.stringify(records) + '\n';
@@ -36,7 +65,7 @@ export function renderJobs(records: JobRecord[], format: 'table' | 'json'): stri
   const rows = records.map((r) => [
     r.id,
     r.kind,
-    clip(r.argsSummary ?? describeArgs(r.args)),
+    clip(r.argsSummary ?? ''),
     r.status,
     describeProgress(r),
     r.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
@@ -113,7 +142,7 @@ export function jobsCommand(): Command {
             const abandoned = record.status === 'running';
             if (abandoned) await (await import('../job-runner.js')).discardAbandonedJob(session.nc, session.jsm, record.id);
             // Parts its reducers may have stored before it was abandoned or failed.
-            const reducers = record.kind === 'count' ? ((await session.store.args(record).catch(() => null)) as { reducers?: unknown } | null)?.reducers : undefined;
+            const reducers = await partitionsOf(record, session.store);
             const parts = typeof reducers === 'number' && Number.isSafeInteger(reducers) && reducers > 0 && reducers <= MAX_PARTITIONS ? Array.from({ length: reducers }, (_, p) => partObjectName(record.id, p)) : undefined;
             await session.store.delete(record.id, { abandoned, parts });
           }
@@ -121,6 +150,7 @@ export function jobsCommand(): Command {
           return;
         }
         const records = (await session.store.list()).slice(0, options.limit);
+        await summarizeArgs(records);
         if (options.format === 'table') await loadDisplayWidth();
         process.stdout.write(renderJobs(records, options.format));
       },

@@ -5,7 +5,7 @@ import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
 import { dataDirectory } from '../embedded.js';
-import { printResult } from '../render.js';
+import { checkFormat, loadKindCli, printResult } from '../kind-cli.js';
 import { formatOption, parseCount, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
 interface ResultCliOptions extends CommonOptions {
@@ -31,6 +31,7 @@ export function resultCommand(): Command {
         // An embedded server's address changes every run: its store is what names the place.
         if (!record) throw new UsageError(`no job '${job}' ${session.isEmbedded ? `in ${dataDirectory()}` : `on ${session.server}`} (see tally jobs)`);
         checkOutputFile(options.output, await storedInputFiles(record.kind, await session.store.args(record)));
+        checkFormat(record.kind, await loadKindCli(record.kind), options.format);
         if (record.status === 'failed') throw new JobFailedError(job, record.error ?? 'unknown error');
         if (record.status !== 'done') throw new UsageError(`job '${job}' is ${record.status}; it has no result`);
         const result: Json | null = await session.store.getResult(job);

@@ -5,11 +5,11 @@
 import { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
+import { loadKind } from '../../shared/kinds/index.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
-import { printResult } from '../render.js';
-import type { CountOptions } from '../../shared/kinds/count.js';
+import { checkFormat, loadKindCli, printResult } from '../kind-cli.js';
 import type { Json } from '../../shared/kinds/kind.js';
 import type { JobStore } from '../job-store.js';
 import { formatOption, parseCount, runKindJob, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
@@ -45,6 +45,7 @@ export function resumeCommand(): Command {
     const { record } = stored;
     // Resuming reads the inputs again: the output may not replace one, before or after.
     checkOutputFile(options.output, await storedInputFiles(record.kind, jobArgs));
+    checkFormat(record.kind, await loadKindCli(record.kind), options.format);
     const print = (result: Json, store: JobStore) => printResult(record.kind, result, { format: options.format, top: options.top }, store, options.output, job);
     if (record.status === 'done') {
       await withSession(
@@ -70,22 +71,19 @@ export function resumeCommand(): Command {
     if (!options.force && liveness === 'unknown') {
       throw new UsageError(`job '${job}' is run by ${record.coordinator}, on another machine, which may still be running it; use --force to take it over`);
     }
-    const { findKind } = await import('../../shared/kinds/index.js');
-    const kind = findKind(record.kind);
+    const kind = await loadKind(record.kind);
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
-    const { inputLocation } = await import('../../shared/kinds/count.js');
-    const args = jobArgs as Partial<CountOptions>;
-    for (const input of args.inputs ?? []) {
+    for (const input of kind.files?.(jobArgs) ?? []) {
       if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
       // Tasks are cut again from the files: the same bytes must give the same task ids. Paths
       // are read from the directory the job was submitted in, wherever resume runs.
-      const st = statSync(inputLocation(args, input.path), { throwIfNoEntry: false, bigint: true });
+      const st = statSync(input.location, { throwIfNoEntry: false, bigint: true });
       const size = st === undefined ? undefined : Number(st.size);
       if (st === undefined || size !== input.size) throw new InputError(input.path, `changed since job '${job}' started (size ${input.size} → ${size ?? 'missing'})`);
       if (input.mtimeMs !== undefined && Number(st.mtimeMs) !== input.mtimeMs) {
         throw new InputError(input.path, `changed since job '${job}' started (modified ${new Date(Number(st.mtimeMs)).toISOString()})`);
       }
     }
-    await runKindJob(kind, jobArgs, options, print, { resume: stored });
+    await runKindJob(record.kind, jobArgs, options, print, { resume: stored });
   });
 }

@@ -19,7 +19,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
-import { InputChangedError, TaskRejectedError, UsageError } from '../errors.js';
+import { InputChangedError, OptionError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
 import {
   CONTINUES_WORD,
@@ -42,7 +42,7 @@ import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges,
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
-import type { JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { JobInputFile, JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import { MAX_PARTITIONS } from '../subjects.js';
 
 /** Largest accepted maxWordBytes (1 MiB). */
@@ -146,15 +146,15 @@ function checkOptions(options: CountOptions): void {
   }
   if (options.mergedPaths !== undefined && !(Number.isSafeInteger(options.mergedPaths) && options.mergedPaths >= 0)) throw new UsageError('count: mergedPaths must be a non-negative integer');
   if (options.directory !== undefined && (typeof options.directory !== 'string' || !isAbsolute(options.directory))) throw new UsageError('count: directory must be an absolute path');
-  if (options.tokenizer !== 'unicode' && options.tokenizer !== 'whitespace') throw new UsageError(`--tokenizer: must be unicode or whitespace, got ${String(options.tokenizer)}`);
+  if (options.tokenizer !== 'unicode' && options.tokenizer !== 'whitespace') throw new OptionError('tokenizer', `must be unicode or whitespace, got ${String(options.tokenizer)}`);
   if (typeof options.caseSensitive !== 'boolean') throw new UsageError('count: caseSensitive must be a boolean');
   if (!Number.isSafeInteger(options.maxWordBytes) || options.maxWordBytes < 1 || options.maxWordBytes > MAX_WORD_BYTES_LIMIT) {
-    throw new UsageError(`--max-word-bytes: must be an integer from 1 to ${MAX_WORD_BYTES_LIMIT}, got ${options.maxWordBytes}`);
+    throw new OptionError('maxWordBytes', `must be an integer from 1 to ${MAX_WORD_BYTES_LIMIT}, got ${options.maxWordBytes}`);
   }
-  if (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1) throw new UsageError(`--chunk-size: must be a positive integer, got ${options.chunkSize}`);
+  if (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1) throw new OptionError('chunkSize', `must be a positive integer, got ${options.chunkSize}`);
   if (options.workersReadFiles !== undefined && typeof options.workersReadFiles !== 'boolean') throw new UsageError('count: workersReadFiles must be a boolean');
   if (options.reducers !== undefined && !(Number.isSafeInteger(options.reducers) && options.reducers >= 1 && options.reducers <= MAX_PARTITIONS)) {
-    throw new UsageError(`--reducers: must be an integer from 1 to ${MAX_PARTITIONS}, got ${options.reducers}`);
+    throw new OptionError('reducers', `must be an integer from 1 to ${MAX_PARTITIONS}, got ${options.reducers}`);
   }
   if (options.summaryTop !== undefined && !(Number.isSafeInteger(options.summaryTop) && options.summaryTop >= 0)) throw new UsageError('count: summaryTop must be a non-negative integer');
 }
@@ -163,7 +163,7 @@ function checkOptions(options: CountOptions): void {
 function chunkOptions(options: CountOptions, maxBodyBytes: number): { tokenizer: Tokenizer; chunkSize: number; maxWordBytes: number } {
   // A word that might be kept must fit in one body, with the chunker's slack.
   if (options.maxWordBytes + WORD_SLACK > maxBodyBytes) {
-    throw new UsageError(`--max-word-bytes: ${options.maxWordBytes} is more than one task can carry (at most ${maxBodyBytes - WORD_SLACK} here)`);
+    throw new OptionError('maxWordBytes', `${options.maxWordBytes} is more than one task can carry (at most ${maxBodyBytes - WORD_SLACK} here)`);
   }
   return { tokenizer: options.tokenizer, chunkSize: Math.min(options.chunkSize, maxBodyBytes), maxWordBytes: options.maxWordBytes };
 }
@@ -171,6 +171,17 @@ function chunkOptions(options: CountOptions, maxBodyBytes: number): { tokenizer:
 /** Where an input is read from: its path resolved from the job's directory ("-" stays stdin). */
 export function inputLocation(options: Pick<CountOptions, 'directory'>, path: string): string {
   return path === '-' ? path : resolve(options.directory ?? '.', path);
+}
+
+/** "a.txt b.txt c.txt", or "a.txt b.txt c.txt … (12000 files)": a job's inputs in one line. */
+export function describeInputs(options: Pick<CountOptions, 'inputs'>): string {
+  const paths = options.inputs.map((input) => input.path);
+  return paths.length <= 3 ? paths.join(' ') : `${paths.slice(0, 3).join(' ')} … (${paths.length} files)`;
+}
+
+/** The files a job over `options.inputs` reads, where it reads them. */
+export function inputFiles(options: Pick<CountOptions, 'inputs' | 'directory'>): JobInputFile[] {
+  return options.inputs.map((input) => ({ ...input, location: inputLocation(options, input.path) }));
 }
 
 /** The task of a planned set of ranges or chunks. */
@@ -405,6 +416,10 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
  */
 export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
   name: 'count',
+
+  describe: describeInputs,
+
+  files: inputFiles,
 
   plan(options: CountOptions): Plan {
     checkOptions(options);

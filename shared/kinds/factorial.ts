@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { access, constants, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { InputError, TaskRejectedError, UsageError, describeError } from '../errors.js';
+import { InputError, OptionError, TaskRejectedError, describeError } from '../errors.js';
 import { parseInteger } from '../integers.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
@@ -274,19 +274,19 @@ interface CheckedOptions {
 }
 
 function checkOptions(options: FactorialOptions): CheckedOptions {
-  if (!Array.isArray(options.numbers) || options.numbers.length === 0) throw new UsageError('N: at least one number is required');
+  if (!Array.isArray(options.numbers) || options.numbers.length === 0) throw new OptionError('numbers', 'at least one number is required');
   if (options.numbers.length > FACTORIAL_MAX_NUMBERS) {
-    throw new UsageError(`N: ${options.numbers.length} numbers given, at most ${FACTORIAL_MAX_NUMBERS} per job`);
+    throw new OptionError('numbers', `${options.numbers.length} numbers given, at most ${FACTORIAL_MAX_NUMBERS} per job`);
   }
   const split = options.split;
   if (split !== null && split !== undefined) {
-    if (!Number.isSafeInteger(split) || split < 1) throw new UsageError(`--split: must be a positive integer, got ${split}`);
-    if (split > FACTORIAL_MAX_SPLIT) throw new UsageError(`--split: ${split} is too large (at most ${FACTORIAL_MAX_SPLIT})`);
+    if (!Number.isSafeInteger(split) || split < 1) throw new OptionError('split', `must be a positive integer, got ${split}`);
+    if (split > FACTORIAL_MAX_SPLIT) throw new OptionError('split', `${split} is too large (at most ${FACTORIAL_MAX_SPLIT})`);
   }
   const numbers = options.numbers.map((text) => {
-    const n = parseInteger(String(text), 'N');
-    if (n < 0n) throw new UsageError(`N: ${n} is negative; factorials are defined for N ≥ 0`);
-    if (n > BigInt(FACTORIAL_MAX_N)) throw new UsageError(`N: ${n} is above the limit for factorials (${FACTORIAL_MAX_N})`);
+    const n = parseInteger(String(text), 'numbers');
+    if (n < 0n) throw new OptionError('numbers', `${n} is negative; factorials are defined for N ≥ 0`);
+    if (n > BigInt(FACTORIAL_MAX_N)) throw new OptionError('numbers', `${n} is above the limit for factorials (${FACTORIAL_MAX_N})`);
     return Number(n);
   });
   const plans: CheckedOptions['plans'] = [];
@@ -303,9 +303,9 @@ function checkOptions(options: FactorialOptions): CheckedOptions {
     tasks += k;
   }
   if (total > FACTORIAL_MAX_TOTAL_N) {
-    throw new UsageError(`N: the numbers add up to ${total}, above the per-job limit of ${FACTORIAL_MAX_TOTAL_N}; use several jobs`);
+    throw new OptionError('numbers', `the numbers add up to ${total}, above the per-job limit of ${FACTORIAL_MAX_TOTAL_N}; use several jobs`);
   }
-  if (tasks > FACTORIAL_MAX_TASKS) throw new UsageError(`--split: ${tasks} tasks in all, at most ${FACTORIAL_MAX_TASKS}; use a smaller --split`);
+  if (tasks > FACTORIAL_MAX_TASKS) throw new OptionError('split', `${tasks} tasks in all, at most ${FACTORIAL_MAX_TASKS}; split them less`);
   return { numbers, plans, tasks };
 }
 
@@ -337,6 +337,8 @@ function encodePartial(task: FactorialSpec, product: bigint): Uint8Array {
  */
 export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialResult> = {
   name: 'factorial',
+
+  describe: (options: FactorialOptions) => options.numbers.join(' '),
 
   async plan(options: FactorialOptions): Promise<Plan> {
     const checked = checkOptions(options);

@@ -43,6 +43,18 @@ export interface MapContext {
   working(): void;
 }
 
+/** A file a job reads, as `tally resume` and `--output` need to know it. */
+export interface JobInputFile {
+  /** As the user gave it ("-" is stdin), for messages. */
+  path: string;
+  /** Where it is read from: resolved from the directory the job was submitted in. */
+  location: string;
+  /** Bytes when the job started; null when unknown (stdin). */
+  size: number | null;
+  /** Modification time when the job started (absent in records of older versions). */
+  mtimeMs?: number;
+}
+
 /** Facts about a finished job that the kind folds into its result. */
 export interface JobSummary {
   job: string;
@@ -50,11 +62,21 @@ export interface JobSummary {
 }
 
 /**
- * A job kind. `Options` are the validated job arguments (stored in the job record, so JSON);
+ * A job kind: what workers run (map, and for some kinds the reduce) and what the coordinator
+ * folds. Errors in `Options` are OptionErrors naming the field. A kind is registered in
+ * kinds/index.ts; its command line and output live in coordinator/kinds/NAME.ts.
+ * `Options` are the validated job arguments (stored in the job record, so JSON);
  * `Acc` is the coordinator's accumulator; `Result` is what the job prints as JSON and stores.
  */
 export interface JobKind<Options extends Json = Json, Acc = unknown, Result extends Json = Json> {
   readonly name: string;
+  /** What the job works on, in one line for `tally jobs`: "a.txt b.txt … (12 files)", "1 1000". */
+  describe(options: Options): string;
+  /**
+   * Kinds that read files: the files a job reads. `tally resume` refuses one that changed since
+   * the job started (the same bytes must give the same tasks), and `--output` may not name one.
+   */
+  files?(options: Options): JobInputFile[];
   /** Coordinator, before any task is sent: sizes for progress. Must not read whole inputs. */
   plan(options: Options): Promise<Plan> | Plan;
   /** Coordinator: the tasks of a job, streamed (never the whole input in memory). */

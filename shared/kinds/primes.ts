@@ -3,10 +3,10 @@
  * segmented, odd-only sieve of Eratosthenes, so a task's memory is one segment plus one offset
  * per base prime, whatever the size of its range.
  */
-import { TaskRejectedError, UsageError } from '../errors.js';
-import { describeRange, parseInteger } from '../integers.js';
+import { OptionError, TaskRejectedError } from '../errors.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
+import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
 
 /**
  * Largest TO a primes job accepts: 10^15.
@@ -36,13 +36,11 @@ export const PRIMES_MAX_TASK_SPAN = PRIMES_MAX_TO / BigInt(PRIMES_MAX_TASKS);
  */
 export const PRIMES_DEFAULT_TASK_SIZE = 2 ** 27;
 
-/** Job options, as stored in the job record. Bounds are decimal strings (any magnitude below). */
-export type PrimesOptions = {
-  from: string;
-  to: string;
-  /** Sub-ranges to split into; null picks {@link defaultPrimesTasks}. Clamped to the range size. */
-  tasks: number | null;
-};
+/**
+ * Job options, as stored in the job record: `tasks` null picks {@link defaultPrimesTasks}; more
+ * tasks than integers are clamped to the range size.
+ */
+export type PrimesOptions = RangeOptions;
 
 /** The printed result. `count` is below π(10^15) ≈ 2.9×10^13, so a JSON number is exact. */
 export type PrimesResult = {
@@ -59,8 +57,6 @@ interface PrimesAcc {
   count: number;
 }
 
-/** Spec of one task on the wire: a sub-range, bounds as decimal strings. */
-type PrimesSpec = { from: string; to: string };
 
 // ---------------------------------------------------------------------------------------------
 // The sieve. Index i of a segment stands for the odd number segmentStart + 2i; a byte per odd
@@ -289,12 +285,8 @@ interface PrimesRange {
 }
 
 function checkRange(options: PrimesOptions): PrimesRange {
-  const from = parseInteger(String(options.from), 'FROM');
-  const to = parseInteger(String(options.to), 'TO');
-  if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
-  if (to > PRIMES_MAX_TO) {
-    throw new UsageError(`TO: ${to} is above the limit for primes jobs (${PRIMES_MAX_TO}, i.e. 10^15)`);
-  }
+  const { from, to } = rangeBounds(options);
+  if (to > PRIMES_MAX_TO) throw new OptionError('to', `${to} is above the limit for primes jobs (${PRIMES_MAX_TO}, i.e. 10^15)`);
   // Integers below 2 hold no primes: splitting -10^30..100 must not make 10^30 tasks.
   const low = to < 2n ? to : from > 2n ? from : 2n;
   return { from, to, low, size: to - low + 1n };
@@ -313,38 +305,18 @@ export function defaultPrimesTasks(from: bigint, to: bigint): number {
 }
 
 function taskCount(options: PrimesOptions, range: PrimesRange): number {
-  let tasks: number;
-  if (options.tasks === null || options.tasks === undefined) {
-    tasks = defaultPrimesTasks(range.from, range.to);
-  } else {
-    tasks = options.tasks;
-    if (!Number.isSafeInteger(tasks) || tasks < 1) throw new UsageError(`--tasks: must be a positive integer, got ${tasks}`);
-    if (tasks > PRIMES_MAX_TASKS) throw new UsageError(`--tasks: ${tasks} is too large (at most ${PRIMES_MAX_TASKS})`);
-  }
+  const tasks = requestedTasks(options, PRIMES_MAX_TASKS) ?? defaultPrimesTasks(range.from, range.to);
   // More tasks than integers would leave some empty.
   if (range.size < BigInt(tasks)) return Number(range.size);
   const needed = (range.size + PRIMES_MAX_TASK_SPAN - 1n) / PRIMES_MAX_TASK_SPAN;
   if (BigInt(tasks) < needed) {
-    throw new UsageError(`--tasks: ${tasks} tasks would each sieve more than ${PRIMES_MAX_TASK_SPAN} integers, the per-task limit; use at least ${needed}`);
+    throw new OptionError('tasks', `${tasks} tasks would each sieve more than ${PRIMES_MAX_TASK_SPAN} integers, the per-task limit; use at least ${needed}`);
   }
   return tasks;
 }
 
-/** Parses one bound of a task spec: a decimal string of bounded length. */
-function specBound(value: unknown, name: string): bigint {
-  if (typeof value !== 'string' || !/^-?\d{1,10000}$/.test(value)) {
-    throw new TaskRejectedError(`primes task: ${name} must be a decimal integer string`);
-  }
-  return BigInt(value);
-}
-
 function parseSpec(spec: unknown): { lo: number; hi: number } {
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('primes task: spec must be an object');
-  for (const key of Object.keys(spec)) if (key !== 'from' && key !== 'to') throw new TaskRejectedError(`primes task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
-  const { from, to } = spec as Record<string, unknown>;
-  const lo = specBound(from, 'from');
-  const hi = specBound(to, 'to');
-  if (lo > hi) throw new TaskRejectedError(`primes task: from ${lo} is greater than to ${hi}`);
+  const { lo, hi } = parseRangeSpec(spec, 'primes');
   if (hi > PRIMES_MAX_TO) throw new TaskRejectedError(`primes task: to ${hi} is above the limit ${PRIMES_MAX_TO}`);
   const span = hi - (lo < 0n ? 0n : lo) + 1n;
   if (span > PRIMES_MAX_TASK_SPAN) throw new TaskRejectedError(`primes task: ${span} integers exceed the per-task limit of ${PRIMES_MAX_TASK_SPAN}`);
@@ -352,8 +324,8 @@ function parseSpec(spec: unknown): { lo: number; hi: number } {
   return { lo: lo < 0n ? 0 : Number(lo), hi: hi < 0n ? -1 : Number(hi) };
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/** A primes partial: a count below π(10^15). */
+const PARTIAL = /^\d{1,16}$/;
 
 /**
  * The primes job kind. Options `{from, to, tasks}`; task spec `{from, to}` (decimal strings of
@@ -362,6 +334,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
   name: 'primes',
 
+  describe: (options: PrimesOptions) => `${options.from} ${options.to}`,
+
   plan(options: PrimesOptions): Plan {
     const range = checkRange(options);
     return { totalWeight: Number(range.size), totalTasks: taskCount(options, range), unit: '' };
@@ -369,22 +343,14 @@ export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
 
   async *split(options: PrimesOptions, _context: SplitContext): AsyncIterable<Task> {
     const range = checkRange(options);
-    const tasks = BigInt(taskCount(options, range));
-    // Task i covers low + ⌊size·i/tasks⌋ .. low + ⌊size·(i+1)/tasks⌋ - 1: contiguous, no gaps,
-    // sizes differing by at most one.
-    for (let i = 0n; i < tasks; i++) {
-      const lo = range.low + (range.size * i) / tasks;
-      const hi = range.low + (range.size * (i + 1n)) / tasks - 1n;
-      const spec: PrimesSpec = { from: lo.toString(), to: hi.toString() };
-      yield { spec, input: describeRange(lo, hi), weight: Number(hi - lo + 1n) };
-    }
+    yield* splitRange(range.low, range.size, taskCount(options, range), (lo, hi) => Number(hi - lo + 1n));
   },
 
   async map(spec: unknown, _body: Uint8Array, context: MapContext): Promise<Uint8Array> {
     const { lo, hi } = parseSpec(spec);
     const pause = cooperativePause(context);
     const count = hi < 2 ? 0 : await countPrimesInRange(lo, hi, pause);
-    return encoder.encode(String(count));
+    return encodeDecimal(count);
   },
 
   init(): PrimesAcc {
@@ -392,9 +358,7 @@ export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
   },
 
   reduce(acc: PrimesAcc, partial: Uint8Array, task: number): PrimesAcc {
-    const text = decoder.decode(partial);
-    if (!/^\d{1,16}$/.test(text)) throw new Error(`primes task ${task}: malformed partial result`);
-    acc.count += Number(text);
+    acc.count += Number(decodeDecimal(partial, PARTIAL, 'primes', task));
     return acc;
   },
 

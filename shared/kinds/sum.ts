@@ -3,9 +3,9 @@
  * contiguous sub-range in closed form with BigInt, so a task costs the same for 10 integers or
  * 10^30 of them; splitting exists to exercise (and demonstrate) the distributed pipeline.
  */
-import { TaskRejectedError, UsageError } from '../errors.js';
-import { MAX_INTEGER_DIGITS, describeRange, parseInteger } from '../integers.js';
+import { MAX_INTEGER_DIGITS } from '../integers.js';
 import type { JobKind, JobSummary, Plan, SplitContext, Task } from './kind.js';
+import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
 
 /** Most tasks a sum job may be split into. */
 export const SUM_MAX_TASKS = 100_000;
@@ -16,13 +16,8 @@ export const SUM_TASKS_PER_WORKER = 8;
 /** Tasks used when options say null and the command did not choose (no worker count known). */
 export const SUM_DEFAULT_TASKS = 16;
 
-/** Job options, as stored in the job record. Bounds are decimal strings of any magnitude. */
-export type SumOptions = {
-  from: string;
-  to: string;
-  /** Sub-ranges to split into (clamped to the range size); null = {@link SUM_DEFAULT_TASKS}. */
-  tasks: number | null;
-};
+/** Job options, as stored in the job record; `tasks` null means {@link SUM_DEFAULT_TASKS}. */
+export type SumOptions = RangeOptions;
 
 /** The printed result; big numbers are decimal strings. */
 export type SumResult = {
@@ -38,9 +33,6 @@ export type SumResult = {
 interface SumAcc {
   sum: bigint;
 }
-
-/** Spec of one task on the wire: a sub-range, bounds as decimal strings. */
-type SumSpec = { from: string; to: string };
 
 /**
  * The default task count for a job run on `workers` workers: {@link SUM_TASKS_PER_WORKER}
@@ -59,35 +51,18 @@ function rangeSum(lo: bigint, hi: bigint): bigint {
 }
 
 function checkOptions(options: SumOptions): { from: bigint; to: bigint; tasks: number } {
-  const from = parseInteger(String(options.from), 'FROM');
-  const to = parseInteger(String(options.to), 'TO');
-  if (from > to) throw new UsageError(`FROM (${from}) is greater than TO (${to})`);
-  let tasks = SUM_DEFAULT_TASKS;
-  if (options.tasks !== null && options.tasks !== undefined) {
-    tasks = options.tasks;
-    if (!Number.isSafeInteger(tasks) || tasks < 1) throw new UsageError(`--tasks: must be a positive integer, got ${tasks}`);
-    if (tasks > SUM_MAX_TASKS) throw new UsageError(`--tasks: ${tasks} is too large (at most ${SUM_MAX_TASKS})`);
-  }
+  const { from, to } = rangeBounds(options);
+  const tasks = requestedTasks(options, SUM_MAX_TASKS) ?? SUM_DEFAULT_TASKS;
   // More tasks than integers would leave some empty: clamp.
   const size = to - from + 1n;
-  if (size < BigInt(tasks)) tasks = Number(size);
-  return { from, to, tasks };
+  return { from, to, tasks: size < BigInt(tasks) ? Number(size) : tasks };
 }
-
-/** A task bound: a decimal string no longer than any argument parseInteger accepts. */
-const SPEC_BOUND = new RegExp(`^-?\\d{1,${MAX_INTEGER_DIGITS}}$`);
 
 /** Ranges larger than this have their progress counted in tasks: a double holds no more. */
 const MAX_WEIGHT = 10n ** 300n;
 
-/** Parses one bound of a task spec. */
-function specBound(value: unknown, name: string): bigint {
-  if (typeof value !== 'string' || !SPEC_BOUND.test(value)) throw new TaskRejectedError(`sum task: ${name} must be a decimal integer string`);
-  return BigInt(value);
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/** A sum partial: a decimal integer of at most the digits a sum of bounds can have. */
+const PARTIAL = new RegExp(`^-?\\d{1,${2 * MAX_INTEGER_DIGITS + 1}}$`);
 
 /**
  * The sum job kind. Options `{from, to, tasks}`; task spec `{from, to}` (decimal strings of a
@@ -95,6 +70,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  */
 export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
   name: 'sum',
+
+  describe: (options: SumOptions) => `${options.from} ${options.to}`,
 
   plan(options: SumOptions): Plan {
     const { from, to, tasks } = checkOptions(options);
@@ -107,25 +84,12 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
   async *split(options: SumOptions, _context: SplitContext): AsyncIterable<Task> {
     const { from, to, tasks } = checkOptions(options);
     const size = to - from + 1n;
-    const count = BigInt(tasks);
-    // Task i covers from + ⌊size·i/n⌋ .. from + ⌊size·(i+1)/n⌋ − 1: contiguous, gap-free, sizes
-    // within one of each other.
-    for (let i = 0n; i < count; i++) {
-      const lo = from + (size * i) / count;
-      const hi = from + (size * (i + 1n)) / count - 1n;
-      const spec: SumSpec = { from: lo.toString(), to: hi.toString() };
-      yield { spec, input: describeRange(lo, hi), weight: size > MAX_WEIGHT ? 1 : Number(hi - lo + 1n) };
-    }
+    yield* splitRange(from, size, tasks, (lo, hi) => (size > MAX_WEIGHT ? 1 : Number(hi - lo + 1n)));
   },
 
   map(spec: unknown): Uint8Array {
-    if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('sum task: spec must be an object');
-    for (const key of Object.keys(spec)) if (key !== 'from' && key !== 'to') throw new TaskRejectedError(`sum task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
-    const { from, to } = spec as Record<string, unknown>;
-    const lo = specBound(from, 'from');
-    const hi = specBound(to, 'to');
-    if (lo > hi) throw new TaskRejectedError(`sum task: from ${lo} is greater than to ${hi}`);
-    return encoder.encode(rangeSum(lo, hi).toString());
+    const { lo, hi } = parseRangeSpec(spec, 'sum');
+    return encodeDecimal(rangeSum(lo, hi));
   },
 
   init(): SumAcc {
@@ -133,9 +97,7 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
   },
 
   reduce(acc: SumAcc, partial: Uint8Array, task: number): SumAcc {
-    const text = decoder.decode(partial);
-    if (!/^-?\d+$/.test(text)) throw new Error(`sum task ${task}: malformed partial result`);
-    acc.sum += BigInt(text);
+    acc.sum += BigInt(decodeDecimal(partial, PARTIAL, 'sum', task));
     return acc;
   },
 

@@ -1,4 +1,4 @@
-/** `tally count`: the word counter's command line and its output formats. */
+/** `tally count`: the word counter's command line and how its results print. */
 import { Command, Option } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
@@ -7,15 +7,14 @@ import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, type Format } from '../output.js';
-import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from './common.js';
+import type { KindCli } from '../kind-cli.js';
+import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
 export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
-
-export { renderCount, writeCount, type CountView } from '../render-count.js';
 
 interface CountCliOptions extends CommonOptions {
   tokenizer: CountOptions['tokenizer'];
@@ -29,14 +28,16 @@ interface CountCliOptions extends CommonOptions {
   reducers?: number;
 }
 
-export function countCommand(): Command {
+const FORMATS: Format[] = ['table', 'json', 'tsv', 'csv'];
+
+function countCommand(): Command {
   const command = new Command('count')
     .description('count the words of files, directories (recursive), globs, or - for stdin')
     .argument('[paths...]', 'inputs')
     .addOption(new Option('--tokenizer <name>', 'what a word is').choices(['unicode', 'whitespace']).default('unicode'))
     .option('--case-sensitive', 'keep case (default: words are folded with toLowerCase)')
     .option('--top <n>', 'words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
-    .addOption(formatOption(['table', 'json', 'tsv', 'csv']))
+    .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
@@ -70,11 +71,17 @@ export function countCommand(): Command {
       // The rows the result keeps beside its parts: at least this --top (0: only the default).
       summaryTop: options.top,
     };
-    // Job kinds load with the command that runs them, not with the CLI.
-    const { countKind } = await import('../../shared/kinds/count.js');
-    const { printCount } = await import('../count-table.js');
-    await runKindJob(countKind, jobOptions, options, (result, store) =>
-      printCount(result as CountResult, { format: options.format, top: options.top }, store, options.output, (result as CountResult).job),
-    );
+    await runKindJob('count', jobOptions, options, (result, store) => cli.print(result, { format: options.format, top: options.top }, store, options.output, (result as CountResult).job));
   });
 }
+
+export const cli: KindCli = {
+  command: countCommand,
+  formats: FORMATS,
+  flags: { tokenizer: '--tokenizer', maxWordBytes: '--max-word-bytes', chunkSize: '--chunk-size', reducers: '--reducers' },
+  async print(result, view, store, output, job) {
+    // Loaded by the commands that print a count (the merge of sorted parts is not small).
+    const { printCount } = await import('../count-table.js');
+    await printCount(result as CountResult, view, store, output, job);
+  },
+};
