@@ -4,7 +4,7 @@
 # join a server running elsewhere (the `nats` service, or any NATS cluster).
 
 # Build stage: the TypeScript compiler and the other devDependencies live only here.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # Dependencies first, so editing a source file does not invalidate the `npm ci` layer.
 COPY package.json package-lock.json ./
@@ -19,7 +19,7 @@ COPY coordinator ./coordinator
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev
 
 # Runtime stage: production node_modules and the compiled JavaScript, no compiler, no sources.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 # package.json is read at run time for `tally --version`; config/ holds the nats-server config

@@ -320,7 +320,7 @@ class JobRun {
         this.reducePublished = true;
         this.progress.phase = 'reduce';
         this.report(true);
-        this.publisher.publishReduce((p) => this.folder.parts.has(p)).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+        this.publisher.publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc)).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
       }
       return;
     }

@@ -42,8 +42,10 @@ class CountText {
   /** Table: rows measured; the widths of the #, word and count columns. */
   private measured = 0;
   private indexWidth = 1;
-  private wordWidth = 4;
+  private wordWidth: number;
   private countWidth = 5;
+  /** What a row holds: "word", or "2-gram" for an n-gram count. */
+  private readonly rowName: string;
   /** Rows printed. */
   private printed = 0;
   private readonly jsonHead: string = '';
@@ -54,6 +56,8 @@ class CountText {
     private readonly format: Format,
   ) {
     this.twoPasses = format === 'table';
+    this.rowName = summary.kind === 'ngrams' ? `${summary.n}-gram` : 'word';
+    this.wordWidth = this.rowName.length;
     if (format === 'json') [this.jsonHead, this.jsonTail] = jsonAround(summary);
   }
 
@@ -89,11 +93,11 @@ class CountText {
       case 'tsv':
         return '';
       case 'csv':
-        return 'word,count\n';
+        return `${this.rowName},count\n`;
       case 'table': {
         if (this.measured === 0) return '';
         this.indexWidth = Math.max(1, String(this.measured).length);
-        const line = `#${' '.repeat(this.indexWidth - 1)}  word${' '.repeat(this.wordWidth - 4)}  count${' '.repeat(this.countWidth - 5)}`;
+        const line = `#${' '.repeat(this.indexWidth - 1)}  ${this.rowName}${' '.repeat(this.wordWidth - this.rowName.length)}  count${' '.repeat(this.countWidth - 5)}`;
         return `${line.trimEnd()}\n`;
       }
     }
@@ -149,9 +153,9 @@ class CountText {
         if (this.printed !== this.measured) throw new Error('count rows changed between the two passes over them');
         const r = this.summary;
         const totals =
-          `${counted(r.totalWords, 'word')}, ${r.uniqueWords} unique, ${r.overlongWords} overlong` +
+          `${counted(r.totalWords, this.rowName)}, ${r.uniqueWords} unique, ${r.overlongWords} overlong` +
           ` · ${counted(r.files, 'file')}${r.mergedPaths ? ` (${counted(r.mergedPaths, 'repeated path')} counted once)` : ''}, ${counted(r.bytes, 'byte')}, ${counted(r.tasks, 'task')} · job ${r.job}\n`;
-        return (this.measured === 0 ? '(no words)\n' : '') + totals;
+        return (this.measured === 0 ? `(no ${this.rowName}s)\n` : '') + totals;
       }
     }
   }

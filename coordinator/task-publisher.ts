@@ -227,7 +227,7 @@ export class TaskPublisher {
    * Once every map task is folded: one reduce task per partition that has no part yet (a
    * resumed job may have some), with ids after the map tasks'.
    */
-  async publishReduce(hasPart: (partition: number) => boolean): Promise<void> {
+  async publishReduce(hasPart: (partition: number) => boolean, specOf: (partition: number) => Json): Promise<void> {
     const { kind, options, partitions } = this.o;
     for (let p = 0; p < partitions; p++) {
       if (hasPart(p)) continue;
@@ -240,7 +240,7 @@ export class TaskPublisher {
         task: id,
         kind: kind.name,
         input,
-        spec: kind.partitioned!.reduceSpec(options, p),
+        spec: specOf(p),
         reduce: { partition: p, partitions, tasks: this.published },
       };
       await this.publishMessage(taskSubject(this.o.job, id), messageId(this.o.job, id), encodeEnvelope(header, EMPTY));

@@ -16,7 +16,7 @@ import { runTally } from './helpers/tally.js';
 const NOWHERE = 'nats://127.0.0.1:1';
 
 test('every registered kind loads under its own name, and an unknown name is no kind', async (t) => {
-  t.deepEqual(KIND_NAMES, ['count', 'sum', 'primes', 'factorial']);
+  t.deepEqual(KIND_NAMES, ['count', 'sum', 'primes', 'factorial', 'ngrams']);
   for (const name of KIND_NAMES) t.is((await loadKind(name))?.name, name);
   t.deepEqual((await loadAllKinds()).map((kind) => kind.name), [...KIND_NAMES]);
   t.is(await loadKind('toString'), undefined);

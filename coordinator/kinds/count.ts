@@ -7,7 +7,9 @@ import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, type Format } from '../output.js';
-import type { KindCli } from '../kind-cli.js';
+import type { KindCli, ResultView } from '../kind-cli.js';
+import type { JobStore } from '../job-store.js';
+import type { Json } from '../../shared/kinds/kind.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -16,7 +18,8 @@ export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
 
-interface CountCliOptions extends CommonOptions {
+/** The command line of a job over text. */
+export interface TextCliOptions extends CommonOptions {
   tokenizer: CountOptions['tokenizer'];
   caseSensitive?: boolean;
   top: number;
@@ -28,15 +31,14 @@ interface CountCliOptions extends CommonOptions {
   reducers?: number;
 }
 
-const FORMATS: Format[] = ['table', 'json', 'tsv', 'csv'];
+export const FORMATS: Format[] = ['table', 'json', 'tsv', 'csv'];
 
-function countCommand(): Command {
-  const command = new Command('count')
-    .description('count the words of files, directories (recursive), globs, or - for stdin')
-    .argument('[paths...]', 'inputs')
+/** Adds the options of a job over text (count's, which ngrams shares) to `command`. */
+export function withTextOptions(command: Command, rows: string): Command {
+  command
     .addOption(new Option('--tokenizer <name>', 'what a word is').choices(['unicode', 'whitespace']).default('unicode'))
     .option('--case-sensitive', 'keep case (default: words are folded with toLowerCase)')
-    .option('--top <n>', 'words to show, 0 = every word', (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
+    .option('--top <n>', `${rows} to show, 0 = all`, (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
@@ -48,40 +50,60 @@ function countCommand(): Command {
     .option('--reducers <n>', `reduce partitions, each folded by a reduce task on a worker (1..${MAX_PARTITIONS}; default: the embedded workers, or ${DEFAULT_REDUCERS} with --server)`, (v) =>
       parseCount(v, '--reducers', 1, MAX_PARTITIONS),
     );
-  return withCommonOptions(command).action(async (paths: string[], options: CountCliOptions) => {
-    if (paths.length === 0) throw new UsageError('count: no input given (files, directories, globs, or - for stdin)');
-    const selection = await selectInputs(paths);
-    // Before the job: a bad --output would otherwise fail only after it, or replace an input.
-    checkOutputFile(options.output, selection.files.map((input) => input.path));
-    for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
-    // No server given means the embedded default, whose workers are this machine's own.
-    const embedded = resolveConnection(options) === undefined;
-    const jobOptions: CountOptions = {
-      inputs: selection.files,
-      ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
-      directory: process.cwd(),
-      tokenizer: options.tokenizer,
-      caseSensitive: options.caseSensitive === true,
-      maxWordBytes: options.maxWordBytes,
-      chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-      workersReadFiles: options.workersReadFiles ?? embedded,
-      // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
-      // the coordinator, as jobs did before reducers ran on the workers.
-      reducers: process.env.TALLY_REDUCE_ON_COORDINATOR === '1' ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
-      // The rows the result keeps beside its parts: at least this --top (0: only the default).
-      summaryTop: options.top,
-    };
+  return withCommonOptions(command);
+}
+
+/**
+ * The options of a job over the text of `paths`, from its command line: the inputs selected
+ * (notes about them on stderr), checked against --output before anything runs.
+ * @param reduceOnCoordinator the benchmark's A/B of the reduce (count only)
+ */
+export async function textJobOptions(kind: string, paths: string[], options: TextCliOptions, reduceOnCoordinator = false): Promise<CountOptions> {
+  if (paths.length === 0) throw new UsageError(`${kind}: no input given (files, directories, globs, or - for stdin)`);
+  const selection = await selectInputs(paths);
+  // Before the job: a bad --output would otherwise fail only after it, or replace an input.
+  checkOutputFile(options.output, selection.files.map((input) => input.path));
+  for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
+  // No server given means the embedded default, whose workers are this machine's own.
+  const embedded = resolveConnection(options) === undefined;
+  return {
+    inputs: selection.files,
+    ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
+    directory: process.cwd(),
+    tokenizer: options.tokenizer,
+    caseSensitive: options.caseSensitive === true,
+    maxWordBytes: options.maxWordBytes,
+    chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    workersReadFiles: options.workersReadFiles ?? embedded,
+    reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
+    // The rows the result keeps beside its parts: at least this --top (0: only the default).
+    summaryTop: options.top,
+  };
+}
+
+function countCommand(): Command {
+  const command = new Command('count').description('count the words of files, directories (recursive), globs, or - for stdin').argument('[paths...]', 'inputs');
+  return withTextOptions(command, 'words').action(async (paths: string[], options: TextCliOptions) => {
+    // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
+    // the coordinator, as jobs did before reducers ran on the workers.
+    const jobOptions = await textJobOptions('count', paths, options, process.env.TALLY_REDUCE_ON_COORDINATOR === '1');
     await runKindJob('count', jobOptions, options, (result, store) => cli.print(result, { format: options.format, top: options.top }, store, options.output, (result as CountResult).job));
   });
+}
+
+/** The flags of the options of a job over text. */
+export const TEXT_FLAGS = { tokenizer: '--tokenizer', maxWordBytes: '--max-word-bytes', chunkSize: '--chunk-size', reducers: '--reducers' };
+
+/** Prints a count-like result (count, ngrams). */
+export async function printTable(result: Json, view: ResultView, store: JobStore, output?: string, job?: string): Promise<void> {
+  // Loaded by the commands that print a count (the merge of sorted parts is not small).
+  const { printCount } = await import('../count-table.js');
+  await printCount(result as CountResult, view, store, output, job);
 }
 
 export const cli: KindCli = {
   command: countCommand,
   formats: FORMATS,
-  flags: { tokenizer: '--tokenizer', maxWordBytes: '--max-word-bytes', chunkSize: '--chunk-size', reducers: '--reducers' },
-  async print(result, view, store, output, job) {
-    // Loaded by the commands that print a count (the merge of sorted parts is not small).
-    const { printCount } = await import('../count-table.js');
-    await printCount(result as CountResult, view, store, output, job);
-  },
+  flags: TEXT_FLAGS,
+  print: printTable,
 };

@@ -19,26 +19,23 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
-import { InputChangedError, OptionError, TaskRejectedError, UsageError } from '../errors.js';
+import { OptionError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
 import {
-  CONTINUES_WORD,
-  ENDS_INSIDE_WORD,
   MAX_ENTRIES,
   MAX_RANGE_BYTES,
-  WORD_COUNTED,
   checkChunkEntry,
   checkRangeEntry,
   chunkFlags,
-  openRange,
   planChunks,
   planRanges,
+  tokenizeEntries,
   type ChunkEntry,
   type PlannedTask,
   type RangeEntry,
+  type TaskEntries,
 } from '../text/file-input.js';
-import { countRange } from '../text/ranges.js';
-import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges, type CountSettings } from '../text/words.js';
+import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
@@ -87,7 +84,8 @@ export type CountOptions = {
 /** Words a result keeps in its `counts` unless the job asks for more. */
 export const SUMMARY_TOP = 100;
 
-function summaryTop(options: CountOptions): number {
+/** Words a job's result keeps in `counts` (and each reduce partition's summary carries). */
+export function summaryTop(options: Pick<CountOptions, 'summaryTop'>): number {
   return Math.max(SUMMARY_TOP, options.summaryTop ?? 0);
 }
 
@@ -98,7 +96,10 @@ function summaryTop(options: CountOptions): number {
  */
 export type CountResult = {
   job: string;
-  kind: 'count';
+  /** 'ngrams' for an n-gram count (shared/kinds/ngrams.ts), whose rows are n-grams. */
+  kind: 'count' | 'ngrams';
+  /** ngrams: words per row. */
+  n?: number;
   files: number;
   /** See CountOptions.mergedPaths; absent when none. */
   mergedPaths?: number;
@@ -122,7 +123,7 @@ export interface CountAcc {
 }
 
 /** Spec of one task on the wire: how to count, and what (ranges to read, or chunks carried). */
-type CountSpec = {
+export type CountSpec = {
   tokenizer: Tokenizer;
   caseSensitive: boolean;
   maxWordBytes: number;
@@ -136,7 +137,8 @@ const HEADER = 'tally-count 1';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
 
-function checkOptions(options: CountOptions): void {
+/** Checks a count job's options (those of any job over text files); OptionErrors name the field. */
+export function checkOptions(options: CountOptions): void {
   if (typeof options !== 'object' || options === null) throw new UsageError('count: options must be an object');
   if (!Array.isArray(options.inputs)) throw new UsageError('count: inputs must be a list');
   for (const input of options.inputs) {
@@ -191,10 +193,14 @@ function taskOf(options: CountOptions, planned: PlannedTask): Task {
   return { spec: { ...how, chunks: planned.chunks }, body: planned.body, input: planned.input, weight: planned.weight };
 }
 
-function parseSpec(spec: unknown): CountSpec {
+/**
+ * A count task's spec from the wire, checked; `extraKeys` are fields another text kind adds
+ * (and checks itself).
+ */
+export function parseSpec(spec: unknown, extraKeys: readonly string[] = []): CountSpec {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new TaskRejectedError('count task: spec must be an object');
   const s = spec as Record<string, unknown>;
-  for (const key of Object.keys(s)) if (!SPEC_KEYS.has(key)) throw new TaskRejectedError(`count task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
+  for (const key of Object.keys(s)) if (!SPEC_KEYS.has(key) && !extraKeys.includes(key)) throw new TaskRejectedError(`count task: unknown spec field ${JSON.stringify(key.slice(0, 64))}`);
   const { tokenizer, caseSensitive, maxWordBytes, ranges, chunks } = s;
   if (tokenizer !== 'unicode' && tokenizer !== 'whitespace') throw new TaskRejectedError(`count task: unknown tokenizer ${JSON.stringify(tokenizer)}`);
   if (typeof caseSensitive !== 'boolean') throw new TaskRejectedError('count task: caseSensitive must be a boolean');
@@ -236,53 +242,16 @@ function mapShares(spec: unknown, carried: Uint8Array, partitions: number): { su
 function countTask(spec: unknown, carried: Uint8Array): TaskCount {
   const s = parseSpec(spec);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
-  let bytes = 0;
-  let totalWords = 0;
-  let overlongWords = 0;
-  let words: ChunkWords;
-  if (s.ranges) {
-    if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
-    if (!fileReadsAllowed()) {
-      throw new TaskRejectedError(`count task: this worker does not read files (${s.ranges[0]![1]}); start it with --read-files, or submit without --workers-read-files`);
-    }
-    words = new ChunkWords(s.caseSensitive, s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0));
-    for (const range of s.ranges) {
-      const file = openRange(range);
-      try {
-        const counted = countRange(file.source, range[4], range[5], settings, words);
-        bytes += counted.bytes;
-        totalWords += counted.totalWords;
-        overlongWords += counted.overlongWords;
-      } catch (error) {
-        if (error instanceof TaskRejectedError) throw error;
-        throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
-      } finally {
-        file.close();
-      }
-    }
-  } else {
-    const chunks = s.chunks!;
-    if (chunks.reduce((sum, chunk) => sum + chunk[2], 0) !== carried.length) throw new TaskRejectedError('count task: the chunks do not add up to the body');
-    words = new ChunkWords(s.caseSensitive, carried.length);
-    let at = 0;
-    for (const [, offset, length, flags] of chunks) {
-      const body = carried.subarray(at, at + length);
-      at += length;
-      const edges: ChunkEdges = {
-        fileStart: offset === 0,
-        continuesWord: (flags & CONTINUES_WORD) !== 0,
-        endsInsideWord: (flags & ENDS_INSIDE_WORD) !== 0,
-        wordCounted: (flags & WORD_COUNTED) !== 0,
-      };
-      const problem = checkEdges(body, s.tokenizer, edges);
-      if (problem !== null) throw new TaskRejectedError(`count task: ${problem}`);
-      const counted = countChunk(body, settings, edges, words);
-      bytes += length;
-      totalWords += counted.totalWords;
-      overlongWords += counted.overlongWords;
-    }
+  checkReadable(s);
+  const words = new ChunkWords(s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : carried.length);
+  return { ...tokenizeEntries(s as TaskEntries, carried, settings, words), words };
+}
+
+/** A task that names files runs only on a worker that reads files (`--read-files`). */
+export function checkReadable(spec: { ranges?: RangeEntry[] }): void {
+  if (spec.ranges && !fileReadsAllowed()) {
+    throw new TaskRejectedError(`count task: this worker does not read files (${spec.ranges[0]![1]}); start it with --read-files, or submit without --workers-read-files`);
   }
-  return { bytes, totalWords, overlongWords, words };
 }
 
 /**
@@ -352,6 +321,20 @@ function reduceTop(spec: unknown): number {
   return top as number;
 }
 
+/** The distinct words of all parts together, and the first `top` of them, from the parts' summaries. */
+export function firstRows(parts: PartSummary[], top: number): { unique: number; counts: [string, number][] } {
+  let unique = 0;
+  const firsts: [string, number][] = [];
+  for (const { summary: info } of parts) {
+    const part = info as PartInfo;
+    unique += part.words;
+    for (const row of part.top) firsts.push(row);
+  }
+  // Partitions are disjoint: the first K words overall are among the first K of each part.
+  firsts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+  return { unique, counts: firsts.slice(0, top) };
+}
+
 /** The partitioned reduce of count: see PartitionedReduce in kind.ts. */
 const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, WordTable> = {
   partitions(options: CountOptions): number {
@@ -383,15 +366,7 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
   },
 
   finalize(acc: CountAcc, parts: PartSummary[], summary: JobSummary, options: CountOptions): CountResult {
-    let unique = 0;
-    const firsts: [string, number][] = [];
-    for (const { summary: info } of parts) {
-      const part = info as PartInfo;
-      unique += part.words;
-      for (const row of part.top) firsts.push(row);
-    }
-    // Partitions are disjoint: the first K words overall are among the first K of each part.
-    firsts.sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+    const { unique, counts } = firstRows(parts, summaryTop(options));
     const files = options.inputs.length;
     const mergedPaths = options.mergedPaths ?? 0;
     return {
@@ -404,7 +379,7 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
       totalWords: acc.totalWords,
       uniqueWords: unique,
       overlongWords: acc.overlongWords,
-      counts: firsts.slice(0, summaryTop(options)),
+      counts,
       parts: parts.map((part) => part.name),
     };
   },

@@ -11,6 +11,7 @@ const KINDS = {
   sum: () => import('./sum.js').then((m) => m.sumKind),
   primes: () => import('./primes.js').then((m) => m.primesKind),
   factorial: () => import('./factorial.js').then((m) => m.factorialKind),
+  ngrams: () => import('./ngrams.js').then((m) => m.ngramsKind),
 } satisfies Record<string, () => Promise<AnyJobKind>>;
 
 /** The names of every kind, in the order `tally --help` lists their commands. */

@@ -121,8 +121,11 @@ export interface PartitionedReduce<Options extends Json = Json, Acc = unknown, R
    * shares included).
    */
   map(spec: unknown, body: Uint8Array, context: MapContext, partitions: number): Promise<{ summary: Uint8Array; shares: Uint8Array[] }> | { summary: Uint8Array; shares: Uint8Array[] };
-  /** Coordinator: the spec of reduce task `partition`. */
-  reduceSpec(options: Options, partition: number): Json;
+  /**
+   * Coordinator, once every map task is folded into `acc`: the spec of reduce task `partition`
+   * (it may carry what only the coordinator could join, such as n-grams across task edges).
+   */
+  reduceSpec(options: Options, partition: number, acc: Acc): Json;
   /** Worker, reduce task: an empty partition accumulator. */
   initPartition(spec: unknown): PartAcc;
   /** Worker, reduce task: folds one map task's share; called once per map task id. */

@@ -21,7 +21,8 @@ import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node
 import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunker.js';
-import type { ByteSource } from './ranges.js';
+import { countRange, type ByteSource } from './ranges.js';
+import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
 import { InputChangedError, InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
@@ -239,4 +240,78 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
     read: (target, position, length) => readSync(fd, target, 0, length, position),
   };
   return { source, close: () => closeSync(fd) };
+}
+
+/** What a text task reads: its ranges (files the worker reads) or its chunks (carried). */
+export type TaskEntries = { ranges: RangeEntry[]; chunks?: undefined } | { chunks: ChunkEntry[]; ranges?: undefined };
+
+/**
+ * Follows a task's entries as they are tokenized, for kinds whose tokens relate across entries
+ * (n-grams): `start` before an entry's first token, `end` after its last.
+ */
+export interface EntryObserver {
+  /** @param file the input's index in the job; @param offset where the entry starts in it (nominal for a range) */
+  start(file: number, offset: number): void;
+  end(): void;
+}
+
+/** What a task's entries held. */
+export interface EntriesCount {
+  bytes: number;
+  totalWords: number;
+  overlongWords: number;
+}
+
+/**
+ * Tokenizes every entry of a task, in order, into `sink`: ranges are read from their files
+ * (refusing one that changed since the job started), chunks from the task's body.
+ * @param carried the task's body (chunks back to back; empty for ranges)
+ * @throws TaskRejectedError for entries that can never be read; InputChangedError naming the file
+ */
+export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver): EntriesCount {
+  let bytes = 0;
+  let totalWords = 0;
+  let overlongWords = 0;
+  if (entries.ranges) {
+    if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
+    for (const range of entries.ranges) {
+      const file = openRange(range);
+      try {
+        observer?.start(range[0], range[4]);
+        const counted = countRange(file.source, range[4], range[5], settings, sink);
+        observer?.end();
+        bytes += counted.bytes;
+        totalWords += counted.totalWords;
+        overlongWords += counted.overlongWords;
+      } catch (error) {
+        if (error instanceof TaskRejectedError) throw error;
+        throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
+      } finally {
+        file.close();
+      }
+    }
+    return { bytes, totalWords, overlongWords };
+  }
+  const chunks = entries.chunks;
+  if (chunks.reduce((sum, chunk) => sum + chunk[2], 0) !== carried.length) throw new TaskRejectedError('count task: the chunks do not add up to the body');
+  let at = 0;
+  for (const [file, offset, length, flags] of chunks) {
+    const body = carried.subarray(at, at + length);
+    at += length;
+    const edges: ChunkEdges = {
+      fileStart: offset === 0,
+      continuesWord: (flags & CONTINUES_WORD) !== 0,
+      endsInsideWord: (flags & ENDS_INSIDE_WORD) !== 0,
+      wordCounted: (flags & WORD_COUNTED) !== 0,
+    };
+    const problem = checkEdges(body, settings.tokenizer, edges);
+    if (problem !== null) throw new TaskRejectedError(`count task: ${problem}`);
+    observer?.start(file, offset);
+    const counted = tokenizeChunk(body, settings, edges, sink);
+    observer?.end();
+    bytes += length;
+    totalWords += counted.totalWords;
+    overlongWords += counted.overlongWords;
+  }
+  return { bytes, totalWords, overlongWords };
 }

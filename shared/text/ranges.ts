@@ -20,7 +20,7 @@
 import { WHITESPACE_BYTE, isPrintableAscii } from './char-classes.js';
 import { HISTORY, LOOKAHEAD, firstCandidate, firstSafeCut } from './cuts.js';
 import { WORD_SLACK } from './chunker.js';
-import { countChunk, type ChunkWords, type CountSettings } from './words.js';
+import { tokenizeChunk, type CountSettings, type TokenSink } from './words.js';
 
 /** Random access to the bytes of one file (or of a text in memory, for tests). */
 export interface ByteSource {
@@ -61,10 +61,10 @@ function buffer(length: number): Uint8Array {
  * @param start nominal first byte (0 for the file's start)
  * @param end nominal end (the file's size for its last range)
  * @param settings tokenizer, case folding and the overlong limit
- * @param words the table the range's kept words are added to
+ * @param words where the range's tokens go (a word table, for a word count)
  * @throws Error when the source ends before its size said (the file shrank while being read)
  */
-export function countRange(source: ByteSource, start: number, end: number, settings: CountSettings, words: ChunkWords): RangeCount {
+export function countRange(source: ByteSource, start: number, end: number, settings: CountSettings, words: TokenSink): RangeCount {
   const size = source.size;
   const reach = settings.maxWordBytes + WORD_SLACK;
   const lo = Math.max(0, start - HISTORY);
@@ -90,11 +90,11 @@ export function countRange(source: ByteSource, start: number, end: number, setti
   if (to.at <= from.at) return { bytes: 0, totalWords: 0, overlongWords: 0 };
   const body = buf.subarray(from.at - lo, to.at - lo);
   const edges = { fileStart: from.at === 0, continuesWord: from.inside, endsInsideWord: to.inside, wordCounted: from.inside };
-  const counted = countChunk(body, settings, edges, words);
-  let { totalWords, overlongWords } = counted;
+  let { totalWords, overlongWords } = tokenizeChunk(body, settings, edges, words);
   if (tokenizer === 'whitespace' && to.inside && ownsLastToken(body, from.inside) && printableAhead(source, to.at)) {
     totalWords++;
     overlongWords++;
+    words.overlong();
   }
   return { bytes: body.length, totalWords, overlongWords };
 }

@@ -60,6 +60,24 @@ export interface ChunkEdges {
   wordCounted: boolean;
 }
 
+/**
+ * Where a scanner puts the tokens it counts, in text order: each kept word (with the hash,
+ * last bytes and ASCII flag computed while scanning it, as {@link WordTable.add} takes them),
+ * and each counted word too long to keep. A word count's sink is its table ({@link ChunkWords});
+ * an n-gram count's sink makes n-grams of the tokens (shared/text/ngram-sink.ts).
+ */
+export interface TokenSink {
+  add(src: Uint8Array, start: number, len: number, hash: number, tail: number, ascii: boolean, n: number): void;
+  /** A word counted as overlong (longer than maxWordBytes): not kept, but it is a token. */
+  overlong(): void;
+}
+
+/** Totals of one chunk; its tokens went to a sink. */
+export interface TokenCount {
+  totalWords: number;
+  overlongWords: number;
+}
+
 /** The counts of one chunk. */
 export interface ChunkCount {
   totalWords: number;
@@ -96,7 +114,7 @@ for (let b = 0; b < 256; b++) {
  * written out (toLowerCase of a whole word does not change when ASCII letters inside it change
  * case, so either spelling folds to the same string).
  */
-export class ChunkWords extends WordTable {
+export class ChunkWords extends WordTable implements TokenSink {
   private readonly caseSensitive: boolean;
 
   /**
@@ -110,6 +128,9 @@ export class ChunkWords extends WordTable {
     super(caseSensitive ? IDENTITY : LOWER_ASCII, capacity);
     this.caseSensitive = caseSensitive;
   }
+
+  /** A word count keeps no overlong word: its totals say how many there were. */
+  overlong(): void {}
 
   private folded(i: number): string {
     const text = this.text(i);
@@ -228,7 +249,7 @@ export class ChunkWords extends WordTable {
 }
 
 /** The partition of a word given as a string: {@link partitionOf} of its UTF-8 bytes, without encoding it. */
-function partitionOfText(word: string, partitions: number): number {
+export function partitionOfText(word: string, partitions: number): number {
   let h = FNV_OFFSET_BINDING;
   for (let k = 0; k < word.length; k++) {
     let cp = word.charCodeAt(k);
@@ -287,13 +308,22 @@ function textStart(body: Uint8Array, edges: ChunkEdges): number {
  */
 export function countChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges, into?: ChunkWords): ChunkCount {
   const words = into ?? new ChunkWords(settings.caseSensitive, body.length);
-  const from = textStart(body, edges);
-  return settings.tokenizer === 'whitespace'
-    ? scanWhitespace(body, from, settings, edges, words)
-    : scanUnicode(body, from, settings, edges, words);
+  const { totalWords, overlongWords } = tokenizeChunk(body, settings, edges, words);
+  return { totalWords, overlongWords, words };
 }
 
-function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: ChunkWords): ChunkCount {
+/**
+ * Tokenizes one chunk into `sink` under the same rules as {@link countChunk} (which is this
+ * with a word table for a sink): every counted token reaches the sink once, in text order.
+ */
+export function tokenizeChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges, sink: TokenSink): TokenCount {
+  const from = textStart(body, edges);
+  return settings.tokenizer === 'whitespace'
+    ? scanWhitespace(body, from, settings, edges, sink)
+    : scanUnicode(body, from, settings, edges, sink);
+}
+
+function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: TokenSink): TokenCount {
   // Locals, not imported bindings: an imported binding costs a cell load and a TDZ check on
   // every read in the hot loop.
   const ASCII_CLASS = ASCII_TABLE;
@@ -431,20 +461,24 @@ function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, ed
       if (countFirst) {
         total++;
         overlong++;
+        words.overlong();
       }
     } else if (reachesEnd && edges.endsInsideWord) {
       total++;
       overlong++;
+      words.overlong();
     } else {
       total++;
-      if (end - start > maxWordBytes) overlong++;
-      else words.add(body, start, end - start, h, tail, ascii, 1);
+      if (end - start > maxWordBytes) {
+        overlong++;
+        words.overlong();
+      } else words.add(body, start, end - start, h, tail, ascii, 1);
     }
   }
-  return { totalWords: total, overlongWords: overlong, words };
+  return { totalWords: total, overlongWords: overlong };
 }
 
-function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: ChunkWords): ChunkCount {
+function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: TokenSink): TokenCount {
   const KIND = BYTE_KIND;
   const FNV_OFFSET = FNV_OFFSET_BINDING;
   const FNV_PRIME = FNV_PRIME_BINDING;
@@ -484,19 +518,23 @@ function scanWhitespace(body: Uint8Array, from: number, settings: CountSettings,
       if (countFirst && printable) {
         total++;
         overlong++;
+        words.overlong();
       }
     } else if (!printable) {
       // wc never starts a word here, so neither do we (see the module comment).
     } else if (end === n && edges.endsInsideWord) {
       total++;
       overlong++;
+      words.overlong();
     } else {
       total++;
-      if (end - start > maxWordBytes) overlong++;
-      else words.add(body, start, end - start, h, tail, ascii, 1);
+      if (end - start > maxWordBytes) {
+        overlong++;
+        words.overlong();
+      } else words.add(body, start, end - start, h, tail, ascii, 1);
     }
   }
-  return { totalWords: total, overlongWords: overlong, words };
+  return { totalWords: total, overlongWords: overlong };
 }
 
 /**

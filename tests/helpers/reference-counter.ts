@@ -79,3 +79,50 @@ export function referenceUnicodeCount(texts: Uint8Array[], options: Partial<Omit
 export function referenceWhitespaceCount(texts: Uint8Array[], options: Partial<Omit<ReferenceSettings, 'tokenizer'>> = {}): ReferenceCount {
   return referenceCount(texts, { ...DEFAULTS, ...options, tokenizer: 'whitespace' });
 }
+
+/** A file's words in order, as the contract reads them: folded text, and whether it is overlong. */
+export function referenceWords(bytes: Uint8Array, settings: ReferenceSettings): Array<{ word: string; overlong: boolean }> {
+  const words: Array<{ word: string; overlong: boolean }> = [];
+  const keep = (word: string, byteLength: number) => words.push({ word: settings.caseSensitive ? word : word.toLowerCase(), overlong: byteLength > settings.maxWordBytes });
+  if (settings.tokenizer === 'unicode') {
+    for (const m of new TextDecoder().decode(bytes).matchAll(WORD)) keep(m[0], Buffer.byteLength(m[0]));
+    return words;
+  }
+  let buf = Buffer.from(bytes);
+  if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
+  let start = 0;
+  for (let i = 0; i <= buf.length; i++) {
+    if (i < buf.length && !WHITESPACE.has(buf[i]!)) continue;
+    const token = buf.subarray(start, i);
+    start = i + 1;
+    if (!token.some((b) => b >= 0x21 && b <= 0x7e)) continue;
+    keep(new TextDecoder('utf-8', { ignoreBOM: true }).decode(token), token.length);
+  }
+  return words;
+}
+
+/**
+ * Word n-grams by the contract: every run of n consecutive words of one file (n-grams do not
+ * cross files), written as its words joined by one space; one holding an overlong word is
+ * counted as overlong and not kept.
+ */
+export function referenceNgrams(texts: Uint8Array[], settings: ReferenceSettings, n: number): ReferenceCount & { words: number } {
+  const map = new Map<string, number>();
+  let total = 0;
+  let overlong = 0;
+  let wordCount = 0;
+  for (const bytes of texts) {
+    const words = referenceWords(bytes, settings);
+    wordCount += words.length;
+    for (let i = 0; i + n <= words.length; i++) {
+      const gram = words.slice(i, i + n);
+      total++;
+      if (gram.some((w) => w.overlong)) overlong++;
+      else {
+        const key = gram.map((w) => w.word).join(' ');
+        map.set(key, (map.get(key) ?? 0) + 1);
+      }
+    }
+  }
+  return { words: wordCount, totalWords: total, overlongWords: overlong, counts: sortCounts(map) };
+}
