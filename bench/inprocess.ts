@@ -112,7 +112,11 @@ async function pipeline(file: string, tokenizer: Tokenizer, threads: number): Pr
   return { mode: 'pipeline', threads, bytes: bytes.length, ms, ...summary(result) };
 }
 
-async function mapOnly(file: string, tokenizer: Tokenizer, threads: number): Promise<Output> {
+/**
+ * @param as 'count': count's map as a job that reduces on the coordinator runs it; 'shares': as a
+ *   job with 2 reduce partitions runs it; 'ngramsN': the n-gram map (N words), 2 partitions
+ */
+async function mapOnly(file: string, tokenizer: Tokenizer, threads: number, as = 'count'): Promise<Output> {
   const workers = await startThreads(threads);
   const bytes = readFileSync(file);
   const hands: Array<Array<{ spec: unknown; body: Uint8Array }>> = workers.map(() => []);
@@ -123,7 +127,7 @@ async function mapOnly(file: string, tokenizer: Tokenizer, threads: number): Pro
   await Promise.all(
     workers.map((worker, i) => {
       const items = hands[i];
-      worker.postMessage({ type: 'batch', items }, items.map((item) => item.body.buffer as ArrayBuffer));
+      worker.postMessage({ type: 'batch', items, as }, items.map((item) => item.body.buffer as ArrayBuffer));
       return new Promise<void>((resolve) => worker.once('message', () => resolve()));
     }),
   );
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
       threads: { type: 'string', default: '1' },
       file: { type: 'string' },
       tokenizer: { type: 'string', default: 'unicode' },
+      as: { type: 'string', default: 'count' },
     },
   });
   const file = values.file;
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
   const threads = Number(values.threads);
   const out =
     values.mode === 'serial' ? await serial(file, tokenizer)
-    : values.mode === 'map' ? await mapOnly(file, tokenizer, threads)
+    : values.mode === 'map' ? await mapOnly(file, tokenizer, threads, values.as)
     : await pipeline(file, tokenizer, threads);
   process.stdout.write(JSON.stringify(out) + '\n');
 }

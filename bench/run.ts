@@ -423,12 +423,12 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   corpus.totalWords = (JSON.parse(ref.stdout) as { totalWords: number }).totalWords;
   let wcWords = -1;
 
-  const inproc = (mode: string, threads: number, label: string): Variant<{ totalWords?: number }> => ({
-    id: `${prefix}.inproc.${mode === 'serial' ? 'serial' : mode === 'map' ? `map${threads}` : `pipe${threads}`}`,
+  const inproc = (mode: string, threads: number, label: string, as = 'count'): Variant<{ totalWords?: number }> => ({
+    id: `${prefix}.inproc.${mode === 'serial' ? 'serial' : mode === 'map' ? `map${threads}` : `pipe${threads}`}${as === 'count' ? '' : `.${as}`}`,
     label: `${name}: ${label}`,
     reps: REPS,
     runOnce: async () => {
-      const r = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', mode, '--threads', String(threads), '--file', file.path]);
+      const r = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', mode, '--threads', String(threads), '--file', file.path, '--as', as]);
       const out = JSON.parse(r.stdout) as { ms: number; totalWords?: number };
       if (out.totalWords !== undefined && out.totalWords !== corpus.totalWords) throw new Error(`in-process ${mode} total ${out.totalWords} != ${corpus.totalWords}`);
       return { ms: out.ms, data: out };
@@ -453,6 +453,9 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     inproc('serial', 1, 'in-process, 1 thread: read+chunk+map+reduce'),
     inproc('map', 1, 'map function only, 1 thread'),
     inproc('map', 2, 'map function only, 2 threads'),
+    // What n-grams cost beyond words, both as a job with 2 reduce partitions maps them.
+    inproc('map', 1, 'map function only, 1 thread, as a job with 2 reduce partitions (word shares)', 'shares'),
+    inproc('map', 1, 'ngrams 2 map function only, 1 thread, 2 reduce partitions', 'ngrams2'),
     inproc('pipeline', 1, 'in-process pipeline, main thread chunks+reduces, 1 map thread'),
     inproc('pipeline', 2, 'in-process pipeline, main thread chunks+reduces, 2 map threads'),
     tallyCount('tally.w1', 'tally count, embedded, --workers 1', ['--workers', '1'], sameTotal),

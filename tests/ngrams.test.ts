@@ -161,11 +161,15 @@ test('tally ngrams 1 prints what tally count prints (the whitespace tokenizer, c
 });
 
 test('bad N and bad options: exit 2, one line naming what the user typed', async (t) => {
+  const BIG = join(dir.path, 'big.txt');
+  writeFileSync(BIG, Buffer.alloc(3_000_000, 'word '));
   for (const [args, expected] of [
     [['ngrams', '0', 'README.md'], /^tally: N: 0 is out of range \(1\.\.8\)\n$/],
     [['ngrams', 'two', 'README.md'], /^tally: N: 'two' is not a whole number\n$/],
     [['ngrams', '2'], /^tally: ngrams: no input given/],
     [['ngrams', '2', 'README.md', '--chunk-size', '1'], /^tally: --chunk-size: 1 is out of range/],
+    // 16-byte cuts of a 3 MB file: more joins across cuts than one reducer takes.
+    [['ngrams', '2', BIG, '--chunk-size', '16', '--reducers', '1'], /^tally: --chunk-size: 16 bytes cut the files \d+ times, too many n-grams to join across cuts for 1 reducer\(s\)/],
   ] as Array<[string[], RegExp]>) {
     const run = await runTally([...args, '--server', 'nats://127.0.0.1:1']);
     t.is(run.code, 2, args.join(' '));

@@ -78,11 +78,22 @@ function checkN(n: unknown): number {
   return n as number;
 }
 
+/**
+ * N-grams joined across cuts that one reduce task may carry in its spec, on average over the
+ * partitions (at most N-1 per cut; a cut per --chunk-size bytes of a file: 1 MiB chunks allow
+ * 64 GB of files per reducer at N = 2).
+ */
+export const MAX_JOINED_PER_REDUCER = 60_000;
+
 function checkNgramsOptions(options: NgramsOptions): void {
   checkOptions(options);
   checkN(options.n);
   // The joins go to the reducers: an n-gram job always reduces on the workers.
   if (options.reducers === undefined) throw new OptionError('reducers', 'an ngrams job needs reduce partitions');
+  const cuts = options.inputs.reduce((sum, input) => sum + (input.size === null ? 0 : Math.max(0, Math.ceil(input.size / options.chunkSize) - 1)), 0);
+  if (cuts * (options.n - 1) > MAX_JOINED_PER_REDUCER * options.reducers) {
+    throw new OptionError('chunkSize', `${options.chunkSize} bytes cut the files ${cuts} times, too many n-grams to join across cuts for ${options.reducers} reducer(s) (at most ${MAX_JOINED_PER_REDUCER} each); use a larger chunk size or more reducers`);
+  }
 }
 
 /** Reads one map summary; a malformed one throws and changes nothing. */
@@ -226,7 +237,10 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
     },
 
     reduceSpec(options: NgramsOptions, partition: number, acc: NgramsAcc): Json {
-      return { top: summaryTop(options), joined: joinedOf(acc, options).byPartition[partition]! };
+      const joined = joinedOf(acc, options).byPartition[partition]!;
+      // Only stdin, whose size is not known when the job is planned, can get here (see checkNgramsOptions).
+      if (joined.length > 2 * MAX_JOINED_PER_REDUCER) throw new Error(`ngrams: ${joined.length} n-grams joined across cuts for one reducer (at most ${2 * MAX_JOINED_PER_REDUCER}); use a larger --chunk-size or more --reducers`);
+      return { top: summaryTop(options), joined };
     },
 
     initPartition(spec: unknown): WordTable {
