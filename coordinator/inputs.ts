@@ -18,11 +18,12 @@
  *   is skipped where a walk or a glob reaches it, also through a symlink; a path inside it
  *   named on the command line is refused.
  */
-import { accessSync, constants, readdirSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
 import type { BigIntStats, Dirent } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 import { dataDirectory } from './embedded.js';
+import { MAGIC_BYTES, compressionOf, unsupported, type Compression } from '../shared/text/compressed.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
 export interface ResolvedInput {
@@ -30,6 +31,31 @@ export interface ResolvedInput {
   size: number | null;
   /** Last modification, for `tally resume` to notice a changed file (absent for stdin). */
   mtimeMs?: number;
+  /** A file whose first bytes say it is compressed (shared/text/compressed.ts). */
+  compression?: Compression;
+}
+
+/** The compression a file's first bytes announce (one small read), or null. */
+function compressionAt(path: string, size: number): Compression | null {
+  if (size < MAGIC_BYTES) return null;
+  const head = Buffer.alloc(MAGIC_BYTES);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new InputError(path, reasonOf(error), { cause: error });
+  }
+  try {
+    readSync(fd, head, 0, MAGIC_BYTES, 0);
+  } catch (error) {
+    throw new InputError(path, reasonOf(error), { cause: error });
+  } finally {
+    closeSync(fd);
+  }
+  const compression = compressionOf(head);
+  const why = compression && unsupported(compression);
+  if (why) throw new InputError(path, why);
+  return compression;
 }
 
 const GLOB_CHARS = /[*?[]/;
@@ -135,7 +161,9 @@ class Collector {
       return;
     }
     this.seen.add(key);
-    this.files.push({ path, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
+    const size = Number(st.size);
+    const compression = compressionAt(path, size);
+    this.files.push({ path, size, mtimeMs: Number(st.mtimeMs), ...(compression ? { compression } : {}) });
   }
 
   /**

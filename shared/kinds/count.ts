@@ -35,6 +35,7 @@ import {
   type RangeEntry,
   type TaskEntries,
 } from '../text/file-input.js';
+import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
@@ -49,9 +50,10 @@ export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 export type CountOptions = {
   /**
    * Inputs in order, paths as the user spelled them; path "-" is stdin; size null when unknown
-   * (stdin); mtimeMs when the job started (absent in records of older versions).
+   * (stdin); mtimeMs when the job started (absent in records of older versions); compression
+   * for a compressed file (its size is then the compressed size).
    */
-  inputs: { path: string; size: number | null; mtimeMs?: number }[];
+  inputs: { path: string; size: number | null; mtimeMs?: number; compression?: Compression }[];
   /**
    * Paths the user gave that named a file already in `inputs` (each file is counted once);
    * absent when none.
@@ -145,6 +147,7 @@ export function checkOptions(options: CountOptions): void {
     if (typeof input?.path !== 'string' || input.path === '') throw new UsageError('count: every input needs a path');
     if (input.size !== null && !(Number.isSafeInteger(input.size) && input.size >= 0)) throw new UsageError(`count: bad size for ${input.path}`);
     if (input.mtimeMs !== undefined && !Number.isFinite(input.mtimeMs)) throw new UsageError(`count: bad modification time for ${input.path}`);
+    if (input.compression !== undefined && !COMPRESSIONS.includes(input.compression)) throw new UsageError(`count: unknown compression for ${input.path}`);
   }
   if (options.mergedPaths !== undefined && !(Number.isSafeInteger(options.mergedPaths) && options.mergedPaths >= 0)) throw new UsageError('count: mergedPaths must be a non-negative integer');
   if (options.directory !== undefined && (typeof options.directory !== 'string' || !isAbsolute(options.directory))) throw new UsageError('count: directory must be an absolute path');
@@ -398,7 +401,8 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
 
   plan(options: CountOptions): Plan {
     checkOptions(options);
-    const sizes = options.inputs.map((input) => input.size);
+    // A compressed file's text has a size nobody knows before it is read.
+    const sizes = options.inputs.map((input) => (input.compression ? null : input.size));
     const known = sizes.every((size): size is number => size !== null);
     return known ? { totalWeight: sizes.reduce((a, b) => a + b, 0), unit: 'B' } : { unit: 'B' };
   },

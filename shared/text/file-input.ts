@@ -24,6 +24,7 @@ import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunke
 import { countRange, type ByteSource } from './ranges.js';
 import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
 import { InputChangedError, InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
+import { decompress, peekCompression, type Compression } from './compressed.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
 export interface TextInput {
@@ -31,6 +32,13 @@ export interface TextInput {
   /** Null for stdin. */
   size: number | null;
   mtimeMs?: number;
+  /** A compressed file (its size is the compressed size): the coordinator decompresses it. */
+  compression?: Compression;
+}
+
+/** Inputs whose text the coordinator carries to the workers: stdin, and compressed files. */
+export function isCarried(input: TextInput): boolean {
+  return input.path === '-' || input.compression !== undefined;
 }
 
 /**
@@ -84,7 +92,7 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
 
 /**
  * Plans the ranges of the input files, packed into tasks of about `chunkSize` bytes. Reads no
- * file. Inputs that workers cannot read (stdin) are skipped: see {@link planChunks}.
+ * file. Inputs that workers cannot read (stdin, compressed files) are skipped: see {@link planChunks}.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
  */
@@ -103,7 +111,7 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
   };
   for (let file = 0; file < inputs.length; file++) {
     const { path, size, mtimeMs } = inputs[file]!;
-    if (path === '-' || size === null) continue;
+    if (isCarried(inputs[file]!) || size === null) continue;
     const location = locate(path);
     let at = 0;
     do {
@@ -121,11 +129,12 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
 }
 
 /**
- * Reads the inputs (all of them, or only stdin with `onlyStdin`) and cuts them into chunks,
- * packed into tasks whose bodies hold at most `chunking.chunkSize` bytes.
+ * Reads the inputs (all of them, or with `onlyCarried` only those workers cannot read: stdin and
+ * compressed files) and cuts them into chunks, packed into tasks whose bodies hold at most
+ * `chunking.chunkSize` bytes.
  * @throws InputError naming the input that cannot be read
  */
-export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyStdin = false): AsyncGenerator<PlannedTask> {
+export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyCarried = false): AsyncGenerator<PlannedTask> {
   let chunks: ChunkEntry[] = [];
   let bodies: Uint8Array[] = [];
   let pieces: Array<{ path: string; start: number; end: number }> = [];
@@ -141,9 +150,10 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
     bytes = 0;
   };
   for (let file = 0; file < inputs.length; file++) {
-    const { path, size } = inputs[file]!;
-    if (onlyStdin && path !== '-') continue;
-    for await (const chunk of readChunks(path, size, chunking, locate)) {
+    const input = inputs[file]!;
+    const { path } = input;
+    if (onlyCarried && !isCarried(input)) continue;
+    for await (const chunk of readChunks(input, chunking, locate)) {
       if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
       chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
       bodies.push(chunk.body);
@@ -154,10 +164,23 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
   yield* flush();
 }
 
-/** The chunks of one input: a small file read in one call, a big one or stdin streamed. */
-async function* readChunks(path: string, size: number | null, chunking: ChunkOptions, locate: (path: string) => string): AsyncGenerator<Chunk> {
+/**
+ * The chunks of one input: a small file read in one call, a big one or stdin streamed; the text
+ * of a compressed one (or of compressed stdin) as it is decompressed.
+ */
+async function* readChunks(input: TextInput, chunking: ChunkOptions, locate: (path: string) => string): AsyncGenerator<Chunk> {
+  const { path, size, compression } = input;
   try {
-    if (path !== '-' && size !== null && size <= READ_BYTES) {
+    if (compression) {
+      yield* chunkStream(decompress(asBytes(createReadStream(locate(path), { highWaterMark: READ_BYTES })), compression, path), chunking);
+      return;
+    }
+    if (path === '-') {
+      const peeked = await peekCompression(asBytes(process.stdin));
+      yield* chunkStream(peeked.compression ? decompress(peeked.stream, peeked.compression, 'stdin') : peeked.stream, chunking);
+      return;
+    }
+    if (size !== null && size <= READ_BYTES) {
       // One open, read and close: a read stream's set-up costs more than reading a small file.
       const handle = await open(locate(path), 'r');
       let bytes: Buffer;
@@ -169,8 +192,7 @@ async function* readChunks(path: string, size: number | null, chunking: ChunkOpt
       yield* chunkBytes(bytes, chunking);
       return;
     }
-    const source: AsyncIterable<Uint8Array | string> = path === '-' ? process.stdin : createReadStream(locate(path), { highWaterMark: READ_BYTES });
-    yield* chunkStream(asBytes(source), chunking);
+    yield* chunkStream(asBytes(createReadStream(locate(path), { highWaterMark: READ_BYTES })), chunking);
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new InputError(describe(path), readFailure(error), { cause: error });
