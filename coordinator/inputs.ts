@@ -1,10 +1,14 @@
 /**
  * Turning the paths a user typed into the list of files a count job reads.
  *
- * - A file is taken as is; a directory is walked recursively in sorted order, hidden files
- *   included. Inside a directory, FIFOs, sockets and devices are skipped (they are not text
- *   files the user pointed at), as are dangling or looping symlinks; an unreadable file or
- *   directory is an error, because skipping it would silently change the totals.
+ * - A file is taken as is (a binary one too); a directory is walked recursively in sorted
+ *   order, hidden files included, version-control folders (.git, .hg, .svn, …) left out, and
+ *   --include / --exclude applied (WalkFilters). Inside a directory, binary files (a NUL byte in
+ *   the first 8 KiB, as git and ripgrep decide; compressed files are not binary) are skipped and
+ *   counted for a note; FIFOs, sockets, devices, dangling or looping symlinks and unreadable
+ *   files or folders are each a warning naming them, and the count goes on. Named on the
+ *   command line, any of those is an error.
+ * - The first bytes of every file say whether it is compressed (shared/text/compressed.ts).
  * - A glob (*, ?, **, [abc], [!abc]) is expanded here when the shell did not do it (quoted, or
  *   no match in the shell). As in sh, a wildcard does not match a leading "." unless the
  *   pattern segment starts with "."; ** matches zero or more directories and does not follow
@@ -23,6 +27,7 @@ import type { BigIntStats, Dirent } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 import { dataDirectory } from './embedded.js';
+import { GLOB_CHARS, byName, child, expandGlob, pathMatcher } from './glob.js';
 import { MAGIC_BYTES, compressionOf, unsupported, type Compression } from '../shared/text/compressed.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
@@ -35,43 +40,60 @@ export interface ResolvedInput {
   compression?: Compression;
 }
 
-/** The compression a file's first bytes announce (one small read), or null. */
-function compressionAt(path: string, size: number): Compression | null {
-  if (size < MAGIC_BYTES) return null;
-  const head = Buffer.alloc(MAGIC_BYTES);
+/** What a walk reads of a file's start to tell a binary file (as git and ripgrep do). */
+const BINARY_PROBE_BYTES = 8192;
+
+/**
+ * A file's first bytes, as far as they decide anything: its compression, and (when `probe`
+ * asks for the 8 KiB a binary check needs) whether it holds a NUL byte.
+ */
+function headOf(path: string, size: number, probe: boolean): { compression: Compression | null; nul: boolean } {
+  const want = Math.min(size, probe ? BINARY_PROBE_BYTES : MAGIC_BYTES);
+  if (want === 0) return { compression: null, nul: false };
+  const head = Buffer.alloc(want);
   let fd: number;
+  let got: number;
   try {
     fd = openSync(path, 'r');
   } catch (error) {
     throw new InputError(path, reasonOf(error), { cause: error });
   }
   try {
-    readSync(fd, head, 0, MAGIC_BYTES, 0);
+    got = readSync(fd, head, 0, want, 0);
   } catch (error) {
     throw new InputError(path, reasonOf(error), { cause: error });
   } finally {
     closeSync(fd);
   }
-  const compression = compressionOf(head);
+  const bytes = head.subarray(0, got);
+  const compression = compressionOf(bytes);
   const why = compression && unsupported(compression);
   if (why) throw new InputError(path, why);
-  return compression;
+  return { compression, nul: probe && compression === null && bytes.includes(0) };
 }
 
-const GLOB_CHARS = /[*?[]/;
+/** True for the error of a compressed file this Node cannot read: named or walked, it stops the job. */
+function unsupportedCompression(error: InputError): boolean {
+  return error.message.includes('cannot decompress');
+}
+
+/** Folders of version control systems: never walked into. */
+const VCS_FOLDERS = new Set(['.git', '.hg', '.svn', '.bzr', '_darcs', '.jj', 'CVS']);
+
+/** How a folder walk chooses files (what the user named outright is always counted). */
+export interface WalkFilters {
+  /** Files with a NUL byte in their first 8 KiB: 'skip' (default) or 'count'. */
+  binary: 'skip' | 'count';
+  /** When given, only files that match one of these are counted (see pathMatcher in glob.ts). */
+  include: readonly string[];
+  /** Files and folders that match one of these are left out. */
+  exclude: readonly string[];
+}
+
+export const DEFAULT_WALK_FILTERS: WalkFilters = Object.freeze({ binary: 'skip', include: [], exclude: [] });
 
 function reasonOf(error: unknown): string {
   return fileErrorReason(error) ?? (error instanceof Error ? error.message : String(error));
-}
-
-/** Joins a child name to a directory without normalising the user's spelling of the directory. */
-function child(dir: string, name: string): string {
-  if (dir === '') return name;
-  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
-}
-
-function byName(a: Dirent, b: Dirent): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /** tally's data directory as found on disk: what a walk compares directories with. */
@@ -117,10 +139,22 @@ class Collector {
   mergedPaths = 0;
   /** Times a walk or a glob reached the store and left it out. */
   storeSkips = 0;
+  /** Files a walk left out as binary. */
+  binarySkips = 0;
+  /** What a walk could not count, one line each ("path: why"): the count goes on without them. */
+  readonly warnings: string[] = [];
   private readonly seen = new Set<string>();
   private stdin = false;
+  private readonly includes: Array<(path: string, name: string) => boolean>;
+  private readonly excludes: Array<(path: string, name: string) => boolean>;
 
-  constructor(readonly store: OwnStore | null) {}
+  constructor(
+    readonly store: OwnStore | null,
+    private readonly filters: WalkFilters,
+  ) {
+    this.includes = filters.include.map(pathMatcher);
+    this.excludes = filters.exclude.map(pathMatcher);
+  }
 
   addStdin(): void {
     if (this.stdin) throw new UsageError('- (stdin) may be given only once');
@@ -146,12 +180,17 @@ class Collector {
     return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel));
   }
 
-  /** Adds a regular file after checking it can be read; a file already added is skipped. */
-  async addFile(path: string, st: BigIntStats): Promise<void> {
+  /**
+   * Adds a regular file after checking it can be read; a file already added is skipped. In a
+   * walk (`walked`), an unreadable file is a warning and a binary one is left out (see
+   * WalkFilters); named outright, an unreadable file is an error and a binary one is counted.
+   */
+  async addFile(path: string, st: BigIntStats, walked = false): Promise<void> {
     if (!readableByMode(st)) {
       try {
         accessSync(path, constants.R_OK);
       } catch (error) {
+        if (walked) return this.warn(path, reasonOf(error));
         throw new InputError(path, reasonOf(error), { cause: error });
       }
     }
@@ -160,10 +199,32 @@ class Collector {
       this.mergedPaths++;
       return;
     }
-    this.seen.add(key);
     const size = Number(st.size);
-    const compression = compressionAt(path, size);
-    this.files.push({ path, size, mtimeMs: Number(st.mtimeMs), ...(compression ? { compression } : {}) });
+    let head: { compression: Compression | null; nul: boolean };
+    try {
+      head = headOf(path, size, walked && this.filters.binary === 'skip');
+    } catch (error) {
+      if (walked && error instanceof InputError && !unsupportedCompression(error)) return this.warn(path, error.message.slice(path.length + 2));
+      throw error;
+    }
+    if (head.nul) {
+      this.binarySkips++;
+      return;
+    }
+    this.seen.add(key);
+    this.files.push({ path, size, mtimeMs: Number(st.mtimeMs), ...(head.compression ? { compression: head.compression } : {}) });
+  }
+
+  private warn(path: string, reason: string): void {
+    this.warnings.push(`${path}: ${reason}`);
+  }
+
+  /** True when the walk from `root` leaves out `path` (a file when `isFile`). */
+  private leftOut(root: string, path: string, name: string, isFile: boolean): boolean {
+    if (!isFile && VCS_FOLDERS.has(name)) return true;
+    const below = relative(root, path);
+    if (this.excludes.some((matches) => matches(below, name))) return true;
+    return isFile && this.includes.length > 0 && !this.includes.some((matches) => matches(below, name));
   }
 
   /**
@@ -175,7 +236,7 @@ class Collector {
       await this.addFile(path, st);
       return 1;
     }
-    if (st.isDirectory()) return this.walk(path, new Set());
+    if (st.isDirectory()) return this.walk(path, new Set(), path);
     return -1;
   }
 
@@ -184,7 +245,7 @@ class Collector {
    * system calls are synchronous here: nothing else waits on this process meanwhile, and a
    * folder of 12,000 mails took 1.7 s with one awaited call after another, 0.1 s like this.
    */
-  private async walk(dir: string, visited: Set<string>): Promise<number> {
+  private async walk(dir: string, visited: Set<string>, root: string): Promise<number> {
     let real: string;
     let entries: Dirent[];
     try {
@@ -193,21 +254,37 @@ class Collector {
       visited.add(real);
       entries = readdirSync(dir, { withFileTypes: true });
     } catch (error) {
+      // The folder named outright must be readable; one found inside it is a warning.
+      if (dir !== root) {
+        this.warn(dir, reasonOf(error));
+        return 0;
+      }
       throw new InputError(dir, reasonOf(error), { cause: error });
     }
     entries.sort(byName);
     let found = 0;
     for (const entry of entries) {
       const path = child(dir, entry.name);
-      if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) continue;
+      if (!entry.isFile() && !entry.isDirectory() && !entry.isSymbolicLink()) {
+        this.warn(path, 'not a regular file');
+        continue;
+      }
       let st: BigIntStats;
       try {
         st = statSync(path, { bigint: true });
       } catch (error) {
-        // A dangling or looping symlink names no content; anything else is a real problem.
-        if (entry.isSymbolicLink()) continue;
-        throw new InputError(path, reasonOf(error), { cause: error });
+        // A symlink that leads nowhere (dangling, or a loop) names no content.
+        if (entry.isSymbolicLink()) {
+          const code = (error as NodeJS.ErrnoException).code;
+          this.warn(path, code === 'ELOOP' ? 'symbolic link loop' : 'broken symbolic link');
+        } else this.warn(path, reasonOf(error));
+        continue;
       }
+      if (!st.isFile() && !st.isDirectory()) {
+        this.warn(path, 'not a regular file');
+        continue;
+      }
+      if (this.leftOut(root, path, entry.name, st.isFile())) continue;
       // The store changes while it is read (and holds nothing the user wrote); compared by
       // device and inode, so that a symlink to it is left out as well.
       if (st.isDirectory() && this.isStore(st)) {
@@ -220,10 +297,11 @@ class Collector {
           this.storeSkips++;
           continue;
         }
-        await this.addFile(path, st);
-        found++;
+        const before = this.files.length + this.mergedPaths;
+        await this.addFile(path, st, true);
+        if (this.files.length + this.mergedPaths > before) found++;
       } else if (st.isDirectory()) {
-        found += await this.walk(path, visited);
+        found += await this.walk(path, visited, root);
       }
     }
     return found;
@@ -241,6 +319,10 @@ export interface InputSelection {
   mergedPaths: number;
   /** tally's data directory, when a walk or a glob reached it and left it out. */
   skippedDataDirectory?: string;
+  /** Files walks left out as binary (see WalkFilters). */
+  binarySkips: number;
+  /** What walks could not count ("path: why"), each to be said on stderr. */
+  warnings: string[];
 }
 
 /**
@@ -262,9 +344,9 @@ export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
  * @param options.dataDirectory the store to leave out (default: dataDirectory(), the embedded
  *   server's)
  */
-export async function selectInputs(args: string[], options: { dataDirectory?: string } = {}): Promise<InputSelection> {
+export async function selectInputs(args: string[], options: { dataDirectory?: string; filters?: WalkFilters } = {}): Promise<InputSelection> {
   if (args.length === 0) throw new UsageError('no input given (files, directories, globs, or - for stdin)');
-  const collector = new Collector(await findOwnStore('dataDirectory' in options ? options.dataDirectory : dataDirectory()));
+  const collector = new Collector(await findOwnStore('dataDirectory' in options ? options.dataDirectory : dataDirectory()), options.filters ?? DEFAULT_WALK_FILTERS);
   for (const arg of args) {
     if (arg === '-') {
       collector.addStdin();
@@ -291,13 +373,28 @@ export async function selectInputs(args: string[], options: { dataDirectory?: st
       throw new InputError(arg, `inside tally's own data directory ${collector.store!.path}, which changes while it is counted`);
     }
     const skips = collector.storeSkips;
+    const binaries = collector.binarySkips;
+    const warned = collector.warnings.length;
     const found = await collector.addPath(arg, st);
     if (found < 0) throw new InputError(arg, 'not a regular file');
-    if (found === 0) throw new InputError(arg, collector.storeSkips > skips ? "directory contains no files besides tally's own data directory" : 'directory contains no files');
+    if (found === 0) {
+      throw new InputError(arg, nothingToCount(collector, { skips, binaries, warned }, options.filters ?? DEFAULT_WALK_FILTERS));
+    }
   }
-  const selection: InputSelection = { files: collector.files, mergedPaths: collector.mergedPaths };
+  const selection: InputSelection = { files: collector.files, mergedPaths: collector.mergedPaths, binarySkips: collector.binarySkips, warnings: collector.warnings };
   if (collector.storeSkips > 0) selection.skippedDataDirectory = collector.store!.path;
   return selection;
+}
+
+/** Why a folder named on the command line gave no file to count, in one line. */
+function nothingToCount(collector: Collector, before: { skips: number; binaries: number; warned: number }, filters: WalkFilters): string {
+  if (collector.storeSkips > before.skips) return "directory contains no files besides tally's own data directory";
+  const binaries = collector.binarySkips - before.binaries;
+  if (binaries > 0) return `no files to count in it: ${binaries} binary file${binaries === 1 ? '' : 's'} skipped (--binary count counts them)`;
+  if (filters.include.length > 0 || filters.exclude.length > 0) return 'no files to count in it: none matches --include and --exclude';
+  const warnings = collector.warnings.slice(before.warned);
+  if (warnings.length > 0) return `no files to count in it: ${printable(warnings[0]!)}${warnings.length > 1 ? ` and ${warnings.length - 1} more` : ''}`;
+  return 'directory contains no files';
 }
 
 /** Control characters, which would break a one-line message or drive the terminal, escaped as in JSON. */
@@ -315,6 +412,9 @@ function printable(text: string): string {
 export function selectionNotes(selection: InputSelection): string[] {
   const notes: string[] = [];
   if (selection.skippedDataDirectory !== undefined) notes.push(`tally: skipping tally's own data directory ${printable(selection.skippedDataDirectory)}`);
+  for (const warning of selection.warnings) notes.push(`tally: warning: ${printable(warning)}; not counted`);
+  const b = selection.binarySkips;
+  if (b > 0) notes.push(`tally: skipped ${b} binary file${b === 1 ? '' : 's'} (a NUL byte in the first 8 KiB; --binary count counts them)`);
   const n = selection.mergedPaths;
   if (n === 1) notes.push('tally: 1 path names a file already counted (same file); each file is counted once');
   else if (n > 1) notes.push(`tally: ${n} paths name files already counted (same file); each file is counted once`);
@@ -342,100 +442,3 @@ async function addGlob(collector: Collector, pattern: string): Promise<void> {
   if (found === 0) throw new InputError(pattern, 'no files match');
 }
 
-/**
- * Paths matching a glob pattern, sorted within each directory, as spelled from the pattern's
- * literal prefix. Exported for tests.
- */
-export async function expandGlob(pattern: string): Promise<string[]> {
-  const absolute = pattern.startsWith('/');
-  const segments = pattern.split('/').filter((s) => s !== '');
-  // The literal leading segments are kept exactly as typed.
-  let i = 0;
-  while (i < segments.length && !GLOB_CHARS.test(segments[i])) i++;
-  const literal = segments.slice(0, i).join('/');
-  const base = absolute ? `/${literal}` : literal;
-  const out = new Set<string>();
-  await expand(base, segments.slice(i), 0, out);
-  return [...out];
-}
-
-async function listDir(dir: string): Promise<Dirent[]> {
-  try {
-    const entries = readdirSync(dir === '' ? '.' : dir, { withFileTypes: true });
-    return entries.sort(byName);
-  } catch {
-    return []; // not a directory, gone, or unreadable: nothing matches below it
-  }
-}
-
-async function expand(base: string, segments: string[], i: number, out: Set<string>): Promise<void> {
-  if (i === segments.length) {
-    if (base !== '') out.add(base);
-    return;
-  }
-  const segment = segments[i];
-  if (segment === '**') {
-    await expand(base, segments, i + 1, out);
-    for (const entry of await listDir(base)) {
-      if (entry.isDirectory() && !entry.name.startsWith('.')) await expand(child(base, entry.name), segments, i, out);
-    }
-    return;
-  }
-  if (!GLOB_CHARS.test(segment)) {
-    await expand(child(base, segment), segments, i + 1, out);
-    return;
-  }
-  const matcher = segmentMatcher(segment);
-  for (const entry of await listDir(base)) {
-    if (matcher(entry.name)) await expand(child(base, entry.name), segments, i + 1, out);
-  }
-}
-
-/**
- * A matcher for one path segment: * (any run), ? (one character), [abc], [a-z], [!abc] or
- * [^abc], and \x for a literal x. An unclosed [ is literal.
- */
-export function segmentMatcher(segment: string): (name: string) => boolean {
-  const chars = Array.from(segment);
-  let source = '';
-  for (let i = 0; i < chars.length; i++) {
-    const ch = chars[i];
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else if (ch === '\\' && i + 1 < chars.length) source += escapeRegex(chars[++i]);
-    else if (ch === '[') {
-      let j = i + 1;
-      let negate = false;
-      if (chars[j] === '!' || chars[j] === '^') {
-        negate = true;
-        j++;
-      }
-      // A ']' right after the opening bracket is a member, as in sh.
-      let close = chars[j] === ']' ? j + 1 : j;
-      while (close < chars.length && chars[close] !== ']') close++;
-      if (close >= chars.length) {
-        source += '\\[';
-        continue;
-      }
-      let set = '';
-      for (let k = j; k < close; k++) {
-        if (chars[k] === '-' && k > j && k + 1 < close) set += '-';
-        else set += escapeClass(chars[k]);
-      }
-      source += negate ? `[^${set}]` : `[${set}]`;
-      i = close;
-    } else source += escapeRegex(ch);
-  }
-  const re = new RegExp(`^${source}$`, 'su');
-  const dotExplicit = segment.startsWith('.');
-  return (name) => (dotExplicit || !name.startsWith('.')) && re.test(name);
-}
-
-function escapeRegex(ch: string): string {
-  // Only syntax characters may be escaped in a 'u' regex ("\-" would be a SyntaxError).
-  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? `\\${ch}` : ch;
-}
-
-function escapeClass(ch: string): string {
-  return /[\\\]^[-]/.test(ch) ? `\\${ch}` : ch;
-}

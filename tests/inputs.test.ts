@@ -5,7 +5,8 @@ import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/pro
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { resolveInputs, segmentMatcher, selectInputs, selectionNotes } from '../coordinator/inputs.js';
+import { resolveInputs, selectInputs, selectionNotes } from '../coordinator/inputs.js';
+import { segmentMatcher } from '../coordinator/glob.js';
 import { InputError, UsageError } from '../shared/errors.js';
 
 /** A fresh directory tree: { 'a.txt': 'text', 'sub/b.txt': '...' }; returns its path. */
@@ -102,10 +103,10 @@ test('errors name the path: missing, not a regular file, empty directory', async
   t.deepEqual(paths(await resolveInputs([dir])), [`${dir}/a.txt`]);
 });
 
-/** Runs resolveInputs(args) as user nobody (via setpriv); null if that is not possible here. */
-function resolveAsNobody(args: string[]): string | null {
+/** Runs selectInputs(args) as user nobody (via setpriv): its paths and warnings, or its error; null if that is not possible here. */
+function selectAsNobody(args: string[]): string | null {
   const module = new URL('../coordinator/inputs.js', import.meta.url).href;
-  const script = `import(${JSON.stringify(module)}).then((m) => m.resolveInputs(${JSON.stringify(args)})).then((r) => console.log(JSON.stringify(r)), (e) => console.log(e.message))`;
+  const script = `import(${JSON.stringify(module)}).then((m) => m.selectInputs(${JSON.stringify(args)}, { dataDirectory: undefined })).then((r) => console.log(JSON.stringify({ paths: r.files.map((f) => f.path), warnings: r.warnings })), (e) => console.log(e.message))`;
   try {
     return execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch {
@@ -113,26 +114,29 @@ function resolveAsNobody(args: string[]): string | null {
   }
 }
 
-test('unreadable files are an error, not silently skipped', async (t) => {
-  const dir = await tree(t, { 'a.txt': 'a', 'secret.txt': 's' });
+test('an unreadable file named outright is an error; found in a folder, a warning naming it, and the rest is counted', async (t) => {
+  const dir = await tree(t, { 'a.txt': 'a', 'secret.txt': 's', 'locked/b.txt': 'b' });
   await chmod(dir, 0o755);
   await chmod(join(dir, 'secret.txt'), 0o000);
+  await chmod(join(dir, 'locked'), 0o000);
+  t.teardown(() => chmod(join(dir, 'locked'), 0o755));
+  const walked = JSON.stringify({ paths: [`${dir}/a.txt`], warnings: [`${dir}/locked: permission denied`, `${dir}/secret.txt: permission denied`] });
   if (process.getuid?.() !== 0) {
     const error = await t.throwsAsync(resolveInputs([`${dir}/secret.txt`]), { instanceOf: InputError });
     t.is(error?.message, `${dir}/secret.txt: permission denied`);
-    await t.throwsAsync(resolveInputs([dir]), { message: `${dir}/secret.txt: permission denied` });
+    const selection = await selectInputs([dir], { dataDirectory: undefined });
+    t.is(JSON.stringify({ paths: paths(selection.files), warnings: selection.warnings }), walked);
     return;
   }
-  // chmod 000 does not deny root: check as nobody when possible.
-  const probe = resolveAsNobody([`${dir}/a.txt`]);
-  if (probe === null || !probe.startsWith('[')) {
-    t.log(`running as root and cannot switch to nobody (${probe ?? 'no setpriv'}): chmod 000 does not deny root, permission-denied assertions skipped`);
-    t.is((await resolveInputs([`${dir}/secret.txt`])).length, 1);
+  // chmod 000 does not deny root: check as nobody.
+  const probe = selectAsNobody([`${dir}/a.txt`]);
+  if (probe === null || !probe.startsWith('{')) {
+    t.fail(`running as root and cannot switch to user nobody (${probe ?? 'no setpriv'}): chmod 000 does not deny root, so nothing here can be checked`);
     return;
   }
-  t.log('running as root: permission checks run as user nobody');
-  t.is(resolveAsNobody([`${dir}/secret.txt`]), `${dir}/secret.txt: permission denied`);
-  t.is(resolveAsNobody([dir]), `${dir}/secret.txt: permission denied`);
+  t.is(selectAsNobody([`${dir}/secret.txt`]), `${dir}/secret.txt: permission denied`);
+  t.is(selectAsNobody([dir]), walked);
+  t.is(selectAsNobody([`${dir}/locked`]), `${dir}/locked: permission denied`);
 });
 
 test('symlink loops do not hang; dangling and self links inside directories are skipped', async (t) => {
@@ -160,7 +164,7 @@ test('paths that name a file already taken are merged, and counted: a file twice
   const globs = await selectInputs([`${dir}/sub/*`, `${dir}/sub/*.md`, `${dir}/soft-b`], { dataDirectory: undefined });
   t.deepEqual(paths(globs.files), [`${dir}/sub/b.txt`, `${dir}/sub/c.md`, `${dir}/sub/hard-a.txt`]);
   t.is(globs.mergedPaths, 2);
-  t.deepEqual(selectionNotes({ files: [], mergedPaths: 1 }), ['tally: 1 path names a file already counted (same file); each file is counted once']);
+  t.deepEqual(selectionNotes({ files: [], mergedPaths: 1, binarySkips: 0, warnings: [] }), ['tally: 1 path names a file already counted (same file); each file is counted once']);
 
   const distinct = await selectInputs([`${dir}/a.txt`, `${dir}/sub/c.md`], { dataDirectory: undefined });
   t.is(distinct.mergedPaths, 0);

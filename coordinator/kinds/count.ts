@@ -20,6 +20,9 @@ export const DEFAULT_REDUCERS = 4;
 
 /** The command line of a job over text. */
 export interface TextCliOptions extends CommonOptions {
+  include: string[];
+  exclude: string[];
+  binary: 'skip' | 'count';
   tokenizer: CountOptions['tokenizer'];
   caseSensitive?: boolean;
   top: number;
@@ -32,6 +35,14 @@ export interface TextCliOptions extends CommonOptions {
 }
 
 export const FORMATS: Format[] = ['table', 'json', 'tsv', 'csv'];
+
+/** A repeatable glob option: each value is added to the list. */
+function collectPatterns(flag: string): (value: string, previous: string[]) => string[] {
+  return (value, previous) => {
+    if (value === '') throw new UsageError(`${flag}: the pattern is empty`);
+    return [...previous, value];
+  };
+}
 
 /** Adds the options of a job over text (count's, which ngrams shares) to `command`. */
 export function withTextOptions(command: Command, rows: string): Command {
@@ -49,7 +60,10 @@ export function withTextOptions(command: Command, rows: string): Command {
     .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)')
     .option('--reducers <n>', `reduce partitions, each folded by a reduce task on a worker (1..${MAX_PARTITIONS}; default: the embedded workers, or ${DEFAULT_REDUCERS} with --server)`, (v) =>
       parseCount(v, '--reducers', 1, MAX_PARTITIONS),
-    );
+    )
+    .option('--include <glob>', 'in folders, count only the files that match GLOB (repeatable; with a /, GLOB matches the path below the folder)', collectPatterns('--include'), [])
+    .option('--exclude <glob>', 'in folders, leave out the files and folders that match GLOB (repeatable)', collectPatterns('--exclude'), [])
+    .addOption(new Option('--binary <mode>', 'files in folders with a NUL byte in their first 8 KiB').choices(['skip', 'count']).default('skip'));
   return withCommonOptions(command);
 }
 
@@ -60,7 +74,7 @@ export function withTextOptions(command: Command, rows: string): Command {
  */
 export async function textJobOptions(kind: string, paths: string[], options: TextCliOptions, reduceOnCoordinator = false): Promise<CountOptions> {
   if (paths.length === 0) throw new UsageError(`${kind}: no input given (files, directories, globs, or - for stdin)`);
-  const selection = await selectInputs(paths);
+  const selection = await selectInputs(paths, { filters: { binary: options.binary, include: options.include, exclude: options.exclude } });
   // Before the job: a bad --output would otherwise fail only after it, or replace an input.
   checkOutputFile(options.output, selection.files.map((input) => input.path));
   for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
