@@ -13,7 +13,8 @@
  *   no match in the shell). As in sh, a wildcard does not match a leading "." unless the
  *   pattern segment starts with "."; ** matches zero or more directories and does not follow
  *   symlinks. A path that exists literally is never treated as a pattern.
- * - "-" is stdin, at most once.
+ * - "-" is stdin, at most once. An http:// or https:// URL is fetched by the coordinator
+ *   (shared/text/url-input.ts); it must answer before the job starts.
  * - The same file reached twice (same device and inode: a file given twice, a directory and a
  *   file inside it, overlapping globs, hard links) is read once, under the first spelling, and
  *   the paths merged so are counted for the user to be told. Paths keep the user's spelling:
@@ -28,6 +29,7 @@ import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 import { dataDirectory } from './embedded.js';
 import { GLOB_CHARS, byName, child, expandGlob, pathMatcher } from './glob.js';
+import { isUrl, probeUrl } from '../shared/text/url-input.js';
 import { MAGIC_BYTES, compressionOf, unsupported, type Compression } from '../shared/text/compressed.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
@@ -144,6 +146,7 @@ class Collector {
   /** What a walk could not count, one line each ("path: why"): the count goes on without them. */
   readonly warnings: string[] = [];
   private readonly seen = new Set<string>();
+  private readonly urls = new Set<string>();
   private stdin = false;
   private readonly includes: Array<(path: string, name: string) => boolean>;
   private readonly excludes: Array<(path: string, name: string) => boolean>;
@@ -154,6 +157,17 @@ class Collector {
   ) {
     this.includes = filters.include.map(pathMatcher);
     this.excludes = filters.exclude.map(pathMatcher);
+  }
+
+  /** Adds a URL, once it answers (see shared/text/url-input.ts); the same URL twice is read once. */
+  async addUrl(url: string): Promise<void> {
+    if (this.urls.has(url)) {
+      this.mergedPaths++;
+      return;
+    }
+    await probeUrl(url);
+    this.urls.add(url);
+    this.files.push({ path: url, size: null });
   }
 
   addStdin(): void {
@@ -353,6 +367,10 @@ export async function selectInputs(args: string[], options: { dataDirectory?: st
       continue;
     }
     if (arg === '') throw new UsageError('an input path is empty');
+    if (isUrl(arg)) {
+      await collector.addUrl(arg);
+      continue;
+    }
     let st: BigIntStats | null = null;
     let failure: unknown;
     try {

@@ -55,6 +55,18 @@ export class InputError extends TallyError {
   }
 }
 
+/**
+ * An input given as a URL cannot be fetched (HTTP error, refused, no response, too many
+ * redirects): names the URL. Exit 1, as for a server that cannot be reached.
+ */
+export class RemoteInputError extends TallyError {
+  readonly url: string;
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super(`${url}: ${reason}`, ExitCode.failed, options);
+    this.url = url;
+  }
+}
+
 /** The NATS server cannot be reached or cannot serve tally: names the server. Exit 1. */
 export class ServerError extends TallyError {
   readonly server: string;

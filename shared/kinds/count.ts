@@ -36,6 +36,7 @@ import {
   type TaskEntries,
 } from '../text/file-input.js';
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
+import { isUrl } from '../text/url-input.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
@@ -173,9 +174,9 @@ function chunkOptions(options: CountOptions, maxBodyBytes: number): { tokenizer:
   return { tokenizer: options.tokenizer, chunkSize: Math.min(options.chunkSize, maxBodyBytes), maxWordBytes: options.maxWordBytes };
 }
 
-/** Where an input is read from: its path resolved from the job's directory ("-" stays stdin). */
+/** Where an input is read from: its path resolved from the job's directory ("-" stays stdin, a URL a URL). */
 export function inputLocation(options: Pick<CountOptions, 'directory'>, path: string): string {
-  return path === '-' ? path : resolve(options.directory ?? '.', path);
+  return path === '-' || isUrl(path) ? path : resolve(options.directory ?? '.', path);
 }
 
 /** "a.txt b.txt c.txt", or "a.txt b.txt c.txt … (12000 files)": a job's inputs in one line. */

@@ -23,8 +23,9 @@ import { isAbsolute } from 'node:path';
 import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunker.js';
 import { countRange, type ByteSource } from './ranges.js';
 import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
-import { InputChangedError, InputError, TaskRejectedError, fileErrorReason } from '../errors.js';
+import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
 import { decompress, peekCompression, type Compression } from './compressed.js';
+import { isUrl, urlBytes } from './url-input.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
 export interface TextInput {
@@ -36,9 +37,9 @@ export interface TextInput {
   compression?: Compression;
 }
 
-/** Inputs whose text the coordinator carries to the workers: stdin, and compressed files. */
+/** Inputs whose text the coordinator carries to the workers: stdin, URLs, and compressed files. */
 export function isCarried(input: TextInput): boolean {
-  return input.path === '-' || input.compression !== undefined;
+  return input.path === '-' || input.compression !== undefined || isUrl(input.path);
 }
 
 /**
@@ -175,9 +176,10 @@ async function* readChunks(input: TextInput, chunking: ChunkOptions, locate: (pa
       yield* chunkStream(decompress(asBytes(createReadStream(locate(path), { highWaterMark: READ_BYTES })), compression, path), chunking);
       return;
     }
-    if (path === '-') {
-      const peeked = await peekCompression(asBytes(process.stdin));
-      yield* chunkStream(peeked.compression ? decompress(peeked.stream, peeked.compression, 'stdin') : peeked.stream, chunking);
+    if (path === '-' || isUrl(path)) {
+      // A stream read once: its first bytes say whether it is compressed.
+      const peeked = await peekCompression(path === '-' ? asBytes(process.stdin) : urlBytes(path));
+      yield* chunkStream(peeked.compression ? decompress(peeked.stream, peeked.compression, describe(path)) : peeked.stream, chunking);
       return;
     }
     if (size !== null && size <= READ_BYTES) {
@@ -194,7 +196,7 @@ async function* readChunks(input: TextInput, chunking: ChunkOptions, locate: (pa
     }
     yield* chunkStream(asBytes(createReadStream(locate(path), { highWaterMark: READ_BYTES })), chunking);
   } catch (error) {
-    if (error instanceof InputError) throw error;
+    if (error instanceof TallyError) throw error;
     throw new InputError(describe(path), readFailure(error), { cause: error });
   }
 }
