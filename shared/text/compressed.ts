@@ -176,6 +176,44 @@ function decompressor(compression: Compression): Duplex {
 }
 
 /**
+ * `source` written into a classic (pre-streams2) through stream such as unbzip2-stream's, and
+ * what it emits, without pipe(): such a stream emits its output synchronously from write(),
+ * so each piece's output is taken before the next piece goes in, and nothing waits on the
+ * classic stream's own pause and drain.
+ */
+async function* throughClassic(source: AsyncIterable<Uint8Array>, stream: Duplex): AsyncGenerator<Uint8Array> {
+  const out: Uint8Array[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  stream.on('data', (piece: Uint8Array) => {
+    out.push(piece);
+    wake?.();
+  });
+  stream.on('end', () => {
+    ended = true;
+    wake?.();
+  });
+  stream.on('error', (error: Error) => {
+    failure ??= error;
+    wake?.();
+  });
+  for await (const piece of source) {
+    stream.write(piece);
+    while (out.length > 0) yield out.shift()!;
+    if (failure) throw failure;
+  }
+  stream.end();
+  for (;;) {
+    while (out.length > 0) yield out.shift()!;
+    if (failure) throw failure;
+    if (ended) return;
+    await new Promise<void>((resolve) => (wake = resolve));
+    wake = undefined;
+  }
+}
+
+/**
  * The text of a compressed stream, as it is decompressed.
  * @param name the input as the user gave it, for errors
  * @throws InputError naming the input and how far into its compressed bytes it went wrong
@@ -209,7 +247,17 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
     if (failure) throw new InputError(name, `zstd data is corrupt near compressed byte ${consumed}: ${(failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)' : failure.message}`, { cause: failure });
     return;
   }
-  // Through a PassThrough: unbzip2-stream is an old-style stream that cannot be iterated.
+  if (compression === 'bzip2') {
+    try {
+      for await (const piece of throughClassic(counted, decompressor('bzip2'))) yield piece;
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error));
+    }
+    if (readError !== undefined) throw readError;
+    if (failure) throw new InputError(name, `bzip2 data is corrupt near compressed byte ${consumed}: not valid bzip2 data (corrupt or truncated)`, { cause: failure });
+    return;
+  }
+  // gzip: through a PassThrough, so that zlib's errors end the iteration.
   const text = new PassThrough();
   pipeline(counted, decompressor(compression), text, (error) => {
     if (error) failure ??= error;
@@ -224,11 +272,8 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
   if (readError !== undefined) throw readError;
   if (failure) {
     if (failure instanceof InputError) throw failure;
-    // zlib's messages say what is wrong ("incorrect header check"); unbzip2-stream's do not.
-    const reason =
-      (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)'
-      : compression === 'bzip2' ? 'not valid bzip2 data (corrupt or truncated)'
-      : failure.message;
+    // zlib's messages say what is wrong ("incorrect header check").
+    const reason = (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)' : failure.message;
     throw new InputError(name, `${compression} data is corrupt near compressed byte ${consumed}: ${reason}`, { cause: failure });
   }
 }
