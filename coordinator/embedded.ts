@@ -10,7 +10,7 @@
  * left stops it (see settleStaleLock). Whatever happens, no two servers open one store.
  */
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PARTIALS_BUCKET } from '../shared/subjects.js';
@@ -20,12 +20,11 @@ import type { ConnectionSettings } from '../shared/nats/connection.js';
 import { Supervisor } from '../worker/supervisor.js';
 import { isProcessAlive } from './liveness.js';
 import { createLogger, type Logger } from '../shared/log.js';
+import { setting } from '../shared/settings.js';
 
 /** $TALLY_DATA_DIR, else $XDG_DATA_HOME/tally, else ~/.local/share/tally. */
 export function dataDirectory(): string {
-  if (process.env.TALLY_DATA_DIR) return process.env.TALLY_DATA_DIR;
-  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
-  return join(base, 'tally');
+  return setting('TALLY_DATA_DIR');
 }
 
 interface ServerFile {

@@ -41,6 +41,7 @@ import { JobTakenOverError, type JobRecord, type JobStatus, type JobStore, type 
 import { JobLease } from './job-lease.js';
 import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
+import { setting } from '../shared/settings.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -105,10 +106,7 @@ const WORKER_CHECK_MS = 5000;
  * How long the connection to the server may stay lost before the job gives up (a restart or a
  * leader change takes seconds). The job record stays "running", so `tally resume` can finish it.
  */
-const SERVER_LOST_MS = (() => {
-  const value = Number(process.env.TALLY_SERVER_LOST_MS);
-  return Number.isInteger(value) && value >= 1000 ? value : 60_000;
-})();
+const SERVER_LOST_MS = setting('TALLY_SERVER_LOST_MS');
 /** How often a running job looks at its record on the server (see `checkServer`). */
 const SERVER_PROBE_MS = Math.min(5_000, Math.max(250, Math.floor(SERVER_LOST_MS / 4)));
 const WARN_EVERY_MS = 10_000;

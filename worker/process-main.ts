@@ -19,6 +19,7 @@ import { setFileReads } from '../shared/kinds/file-reads.js';
 import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
 import type { ObjectStore } from '@nats-io/obj';
+import { setting } from '../shared/settings.js';
 
 export interface WorkerProcessSettings {
   /** Without its password or token: those arrive in TALLY_WORKER_SECRETS. */
@@ -66,9 +67,10 @@ function settingsFromSupervisor(): Promise<SettingsMessage> {
 async function readSettings(): Promise<WorkerProcessSettings> {
   let settings: WorkerProcessSettings;
   let secrets: Secrets;
-  if (process.env.TALLY_WORKER_SETTINGS !== undefined) {
-    settings = JSON.parse(process.env.TALLY_WORKER_SETTINGS) as WorkerProcessSettings;
-    secrets = JSON.parse(process.env.TALLY_WORKER_SECRETS ?? '{}') as Secrets;
+  const fromEnv = setting('TALLY_WORKER_SETTINGS');
+  if (fromEnv !== undefined) {
+    settings = fromEnv as unknown as WorkerProcessSettings;
+    secrets = setting('TALLY_WORKER_SECRETS') as Secrets;
   } else {
     const message = await settingsFromSupervisor();
     settings = message.settings;

@@ -9,6 +9,7 @@ import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli } from '../kind-cli.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
+import { setting } from '../../shared/settings.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
@@ -67,7 +68,7 @@ function countCommand(): Command {
       workersReadFiles: options.workersReadFiles ?? embedded,
       // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
       // the coordinator, as jobs did before reducers ran on the workers.
-      reducers: process.env.TALLY_REDUCE_ON_COORDINATOR === '1' ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
+      reducers: setting('TALLY_REDUCE_ON_COORDINATOR') ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
       // The rows the result keeps beside its parts: at least this --top (0: only the default).
       summaryTop: options.top,
     };

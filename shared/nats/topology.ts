@@ -31,15 +31,10 @@ import {
   TASK_SUBJECTS,
   WORKER_CONSUMER,
 } from '../subjects.js';
+import { setting } from '../settings.js';
 
 const SECOND_NS = 1_000_000_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-function ackWaitFromEnv(): number {
-  // Fault tests shorten the ack wait so that a killed worker's task comes back in seconds.
-  const value = Number(process.env.TALLY_ACK_WAIT_MS);
-  return Number.isInteger(value) && value >= 1000 ? value : 30_000;
-}
 
 /**
  * Delivery settings of the shared worker consumer; workers and the coordinator read them. The
@@ -47,7 +42,8 @@ function ackWaitFromEnv(): number {
  */
 export const DELIVERY = {
   /** A task not acked within this time is redelivered to another worker. */
-  ackWaitMs: ackWaitFromEnv(),
+  // Fault tests shorten it so that a killed worker's task comes back in seconds.
+  ackWaitMs: setting('TALLY_ACK_WAIT_MS'),
   /** After this many deliveries a task is poison: the job fails naming its input. */
   maxDeliver: 5,
   /** Delay before a task that failed with a transient error is retried. */
@@ -230,8 +226,8 @@ export async function openPartialsStore(nc: NatsConnection, options: TopologyOpt
 
 /** Replicas to use on this server: 3 when it is part of a cluster of 3 or more, else 1. */
 export function replicasFor(nc: NatsConnection): number {
-  const fromEnv = Number(process.env.TALLY_REPLICAS);
-  if (Number.isInteger(fromEnv) && fromEnv >= 1 && fromEnv <= 5) return fromEnv;
+  const fromEnv = setting('TALLY_REPLICAS');
+  if (fromEnv !== undefined) return fromEnv;
   const info = nc.info;
   // connect_urls lists every node's client URL, this one's included (nats-server 2.9.10).
   const peers = Math.max(info?.connect_urls?.length ?? 1, 1);
