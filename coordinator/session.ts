@@ -11,7 +11,7 @@ import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErr
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
-import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
+import { MAX_TASK_BYTES } from '../shared/limits.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';

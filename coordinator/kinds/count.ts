@@ -10,10 +10,10 @@ import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli } from '../kind-cli.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 import { setting } from '../../shared/settings.js';
+import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../../shared/limits.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
-export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
 
@@ -41,7 +41,7 @@ function countCommand(): Command {
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
-      parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
+      parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, MAX_TASK_BYTES),
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
     .option('--workers-read-files', 'tasks name the file and byte range and workers read it (default with the embedded server; with --server, every worker must share the files and run with --read-files)')

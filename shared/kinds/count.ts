@@ -25,7 +25,6 @@ import {
   CONTINUES_WORD,
   ENDS_INSIDE_WORD,
   MAX_ENTRIES,
-  MAX_RANGE_BYTES,
   WORD_COUNTED,
   checkChunkEntry,
   checkRangeEntry,
@@ -44,9 +43,8 @@ import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
 import type { JobInputFile, JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import { MAX_PARTITIONS } from '../subjects.js';
+import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../limits.js';
 
-/** Largest accepted maxWordBytes (1 MiB). */
-export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 
 /** Job options, as stored in the job record. */
 export type CountOptions = {
@@ -435,7 +433,7 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     if (options.workersReadFiles === true) {
       // Workers read the files: the coordinator plans ranges from sizes and reads no text;
       // only stdin, which no worker can read, is carried.
-      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_RANGE_BYTES), locate)) yield taskOf(options, planned);
+      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_TASK_BYTES), locate)) yield taskOf(options, planned);
       for await (const planned of planChunks(options.inputs, chunking, locate, true)) yield taskOf(options, planned);
       return;
     }
