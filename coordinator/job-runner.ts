@@ -18,7 +18,8 @@ import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
-import { isTransient, withRetry } from '../shared/nats/retry.js';
+import { withRetry } from '../shared/nats/retry.js';
+import { isTransient } from '../shared/nats/errors.js';
 import { withQuickList } from '../shared/nats/topology.js';
 import {
   PARTIALS_BUCKET,

@@ -6,7 +6,8 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { isWrongLastSequence } from '../shared/nats/errors.js';
 import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type ShuffleHeader, type TaskBatch } from '../shared/nats/envelope.js';
 import { DELIVERY } from '../shared/nats/topology.js';
 import type { PartialsSink } from '../shared/nats/partials.js';
@@ -415,7 +416,7 @@ export class TaskLoop {
       });
       return !ack.duplicate;
     } catch (error) {
-      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence) return false;
+      if (isWrongLastSequence(error)) return false;
       throw error;
     }
   }

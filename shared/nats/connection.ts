@@ -8,6 +8,7 @@ import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-n
 import type { NodeTransport } from '@nats-io/transport-node/lib/node_transport.js';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { ServerError, UsageError, describeError } from '../errors.js';
+import { authenticationFailure, connectFailure, isJetStreamUnavailable, permissionViolation } from './errors.js';
 
 // The NATS client modules load when a connection is first made, not with this module: the
 // worker supervisor and the CLI's argument handling use the settings helpers below without them.
@@ -450,6 +451,27 @@ const TLS_REASONS: Array<[RegExp, string]> = [
 ];
 
 function describeConnectError(error: unknown, settings: ConnectionSettings): string {
+  const identity = describeIdentity(settings);
+  const auth = authenticationFailure(error);
+  if (auth === 'rejected') {
+    const hint = settings.auth ? `wrong or unknown credentials for ${identity}` : 'the server requires credentials (give --user/--password, --token, --nkey or --creds)';
+    return `authentication failed: ${hint}`;
+  }
+  if (auth === 'expired') return `authentication failed: the credentials of ${identity} have expired`;
+  const tls = tlsReason(error);
+  if (tls) return `TLS: ${tls}${settings.tls?.caFile ? ` (CA file ${settings.tls.caFile})` : ''}`;
+  const failure = connectFailure(error);
+  if (failure === 'refused') return 'connection refused (is nats-server running there?)';
+  if (failure === 'timed out') return 'timed out';
+  return redact(describeError(error), settings);
+}
+
+/**
+ * Why a TLS handshake failed, in words, from Node's TLS errors that the client passes on as the
+ * cause of its ConnectionError: their codes (`CERT_HAS_EXPIRED`) and OpenSSL's alert texts,
+ * which have no code of their own. Undefined when the failure is not about TLS.
+ */
+function tlsReason(error: unknown): string | undefined {
   const texts: string[] = [];
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     texts.push(describeError(e));
@@ -457,21 +479,8 @@ function describeConnectError(error: unknown, settings: ConnectionSettings): str
     if (typeof code === 'string') texts.push(code);
   }
   const text = texts.join(' | ');
-  const identity = describeIdentity(settings);
-  if (/Authorization Violation|authentication|authorization/i.test(text)) {
-    const hint = settings.auth ? `wrong or unknown credentials for ${identity}` : 'the server requires credentials (give --user/--password, --token, --nkey or --creds)';
-    return `authentication failed: ${hint}`;
-  }
-  if (/Authentication Expired|expired/i.test(text) && !/certificate/i.test(text)) return `authentication failed: the credentials of ${identity} have expired`;
-  for (const [pattern, reason] of TLS_REASONS) {
-    if (pattern.test(text)) {
-      const ca = settings.tls?.caFile ? ` (CA file ${settings.tls.caFile})` : '';
-      return `TLS: ${reason}${ca}`;
-    }
-  }
-  if (/ECONNREFUSED|CONNECTION_REFUSED|refused/i.test(text)) return 'connection refused (is nats-server running there?)';
-  if (/timeout/i.test(text)) return 'timed out';
-  return redact(describeError(error), settings);
+  for (const [pattern, reason] of TLS_REASONS) if (pattern.test(text)) return reason;
+  return undefined;
 }
 
 /** A JetStream manager, or a ServerError saying the server has no JetStream. */
@@ -482,25 +491,11 @@ export async function jetstreamManagerFor(nc: NatsConnection, settings: Connecti
   } catch (error) {
     const denied = permissionDenied(error);
     if (denied) throw new ServerError(displayServers(settings.servers), denied, { cause: error });
-    const text = describeError(error);
-    const reason = /not enabled|no responders|503/i.test(text)
+    const reason = isJetStreamUnavailable(error)
       ? 'JetStream is not enabled on this server (start nats-server with -js or a jetstream block)'
-      : `JetStream unavailable: ${text}`;
+      : `JetStream unavailable: ${describeError(error)}`;
     throw new ServerError(displayServers(settings.servers), reason, { cause: error });
   }
-}
-
-/** The operation and subject of a permissions violation, if `error` (or its causes) is one. */
-export function permissionViolation(error: unknown): { operation: 'publish' | 'subscription'; subject: string } | undefined {
-  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
-    const candidate = e as { operation?: unknown; subject?: unknown; message?: unknown };
-    if ((candidate.operation === 'publish' || candidate.operation === 'subscription') && typeof candidate.subject === 'string') {
-      return { operation: candidate.operation, subject: candidate.subject };
-    }
-    const match = typeof candidate.message === 'string' ? /Permissions Violation for (Publish|Subscription) to "?([^"\s]+)"?/i.exec(candidate.message) : null;
-    if (match) return { operation: match[1]!.toLowerCase() === 'publish' ? 'publish' : 'subscription', subject: match[2]! };
-  }
-  return undefined;
 }
 
 /**

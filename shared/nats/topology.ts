@@ -18,7 +18,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
-import { permissionViolation } from './connection.js';
+import { isAlreadyInUse, isNotFound, permissionViolation } from './errors.js';
 import {
   JOBS_BUCKET,
   PARTIALS_BUCKET,
@@ -60,10 +60,6 @@ export interface TopologyOptions {
   retentionMs?: number;
 }
 
-function isAlreadyInUse(error: unknown): boolean {
-  return error instanceof Error && /already in use|already exists/i.test(error.message);
-}
-
 /** True when the server refused a subject to this user (a permissions violation). */
 export function isPermissionDenied(error: unknown): boolean {
   return permissionViolation(error) !== undefined;
@@ -76,7 +72,7 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   } catch (error) {
     // Not allowed to look: a least-privilege user; whoever may look also creates it.
     if (isPermissionDenied(error)) return;
-    if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    if (!isNotFound(error)) throw error;
   }
   try {
     await jsm.streams.add(config);
@@ -107,7 +103,7 @@ async function ensureTaskStream(jsm: JetStreamManager, replicas: number): Promis
     // Not allowed to look at the consumer: the stream is still looked at (and created) as
     // before; the consumer is left to whoever may.
     if (isPermissionDenied(error)) mayLook = false;
-    else if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    else if (!isNotFound(error)) throw error;
   }
   await ensureStream(jsm, {
     name: TASK_STREAM,
@@ -179,7 +175,7 @@ export async function bindWorkerTopology(jsm: JetStreamManager, options: Topolog
     await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
     return 'bound';
   } catch (error) {
-    if (isPermissionDenied(error) || !(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    if (isPermissionDenied(error) || !isNotFound(error)) throw error;
   }
   if (options.create === false) return 'missing';
   try {
