@@ -13,10 +13,10 @@ import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, read
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PARTIALS_BUCKET } from '../shared/subjects.js';
+import { PARTIALS_BUCKET, objectChunkSubjects, objectStreamName } from '../shared/subjects.js';
 import { KIND_NAMES } from '../shared/kinds/index.js';
 import { DEFAULT_SERVER_CONFIG, startNatsServer, type NatsServerProcess } from './nats-server.js';
-import type { ConnectionSettings } from '../shared/nats/connection.js';
+import type { ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { Supervisor } from '../worker/supervisor.js';
 import { isProcessAlive } from './liveness.js';
 import { createLogger, type Logger } from '../shared/log.js';
@@ -534,7 +534,7 @@ const PARTIALS_COMPACT_BYTES = 4 * 1024 * 1024;
  * purged, which drops its blocks. Best effort: any failure leaves the store as it was.
  */
 async function compactPartials(storeDir: string, url: string, token: string, logger: Logger): Promise<void> {
-  const stream = `OBJ_${PARTIALS_BUCKET}`;
+  const stream = objectStreamName(PARTIALS_BUCKET);
   const blocks = join(storeDir, 'jetstream', '$G', 'streams', stream, 'msgs');
   let onDisk = 0;
   try {
@@ -549,7 +549,7 @@ async function compactPartials(storeDir: string, url: string, token: string, log
     const nc = await connect({ servers: url, token, reconnect: false, name: 'tally-compact' });
     try {
       const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.info(stream, { subjects_filter: `$O.${PARTIALS_BUCKET}.C.>` });
+      const info = await jsm.streams.info(stream, { subjects_filter: objectChunkSubjects(PARTIALS_BUCKET) });
       if (info.state.messages > 0 && Object.keys(info.state.subjects ?? {}).length === 0) {
         await jsm.streams.purge(stream);
         logger.debug({ bytes: onDisk }, 'compacted the deleted partials of ended jobs');

@@ -6,7 +6,7 @@ import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { JOBS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
+import { JOBS_BUCKET, RESULTS_BUCKET, kvStreamName, objectStreamName } from '../shared/subjects.js';
 import type { Json } from '../shared/kinds/kind.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
@@ -225,7 +225,7 @@ export class JobStore {
    * what is stored already as well as to what comes.
    */
   static async setRetention(jsm: JetStreamManager, retentionMs: number): Promise<void> {
-    for (const stream of [`KV_${JOBS_BUCKET}`, `OBJ_${RESULTS_BUCKET}`]) {
+    for (const stream of [kvStreamName(JOBS_BUCKET), objectStreamName(RESULTS_BUCKET)]) {
       const info = await jsm.streams.info(stream);
       await jsm.streams.update(stream, { ...info.config, max_age: retentionMs * 1_000_000 });
     }
@@ -233,7 +233,7 @@ export class JobStore {
 
   /** How long job records are kept now, in milliseconds. */
   static async retention(jsm: JetStreamManager): Promise<number> {
-    const info = await jsm.streams.info(`KV_${JOBS_BUCKET}`);
+    const info = await jsm.streams.info(kvStreamName(JOBS_BUCKET));
     return Math.round(info.config.max_age / 1_000_000);
   }
 

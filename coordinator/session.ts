@@ -7,7 +7,9 @@ import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
-import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
+import { displayServers, resolveConnection, type ConnectionSettings } from '../shared/nats/connection-settings.js';
+import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { reportPermissionErrors } from '../shared/nats/permissions.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';

@@ -6,7 +6,9 @@
  */
 import './preload.js'; // first: the code cache, before the modules below load
 import { jetstream } from '@nats-io/jetstream';
-import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
+import { displayServers, redact, type ConnectionSettings } from '../shared/nats/connection-settings.js';
+import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { permissionDenied, reportPermissionErrors } from '../shared/nats/permissions.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';

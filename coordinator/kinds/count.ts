@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
-import { resolveConnection } from '../../shared/nats/connection.js';
+import { resolveConnection } from '../../shared/nats/connection-settings.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli } from '../kind-cli.js';

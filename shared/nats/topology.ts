@@ -30,6 +30,7 @@ import {
   TASK_STREAM,
   TASK_SUBJECTS,
   WORKER_CONSUMER,
+  objectStreamName,
 } from '../subjects.js';
 import { setting } from '../settings.js';
 
@@ -241,7 +242,7 @@ export function replicasFor(nc: NatsConnection): number {
 export function withQuickList(store: ObjectStore, jsm: JetStreamManager, bucket: string): ObjectStore {
   const quick = Object.create(store) as ObjectStore;
   quick.list = async () => {
-    const info = await jsm.streams.info(`OBJ_${bucket}`);
+    const info = await jsm.streams.info(objectStreamName(bucket));
     return info.state.messages === 0 ? [] : store.list();
   };
   return quick;
@@ -253,7 +254,7 @@ export function withQuickList(store: ObjectStore, jsm: JetStreamManager, bucket:
  * before stopping its server. Best effort: returns how many were deleted.
  */
 export async function sweepIdleListConsumers(jsm: JetStreamManager, bucket: string): Promise<number> {
-  const stream = `OBJ_${bucket}`;
+  const stream = objectStreamName(bucket);
   const info = await jsm.streams.info(stream);
   if (info.state.consumer_count === 0) return 0;
   const idle: string[] = [];
