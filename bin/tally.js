@@ -11,7 +11,7 @@ if (badSetting) {
 }
 // Compiled code of the CommonJS modules (the NATS client, commander) from the last run.
 installCodeCache('cli');
-const { discardPrestarted, prestartEmbedded } = await import('../dist/coordinator/embedded.js');
+const { discardPrestarted, prestartEmbedded } = await import('../dist/coordinator/embedded/prestart.js');
 
 // In the embedded default, the server and a job's worker processes start before anything
 // else: they come up while this process loads the command line's modules.

@@ -22,7 +22,7 @@ import { accessSync, constants, readdirSync, realpathSync, statSync } from 'node
 import type { BigIntStats, Dirent } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
-import { dataDirectory } from './embedded.js';
+import { dataDirectory } from './embedded/data-dir.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
 export interface ResolvedInput {

@@ -17,7 +17,8 @@ import { MAX_TASK_BYTES } from '../shared/limits.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';
-import { acquireEmbeddedServer, embeddedConnection, takePrestartedWorkers, type EmbeddedServer } from './embedded.js';
+import { acquireEmbeddedServer, embeddedConnection, type EmbeddedServer } from './embedded/server.js';
+import { takePrestartedWorkers } from './embedded/prestart.js';
 import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subjects.js';
 import { Supervisor } from '../worker/supervisor.js';
 

@@ -9,7 +9,8 @@ import { ServerError, UsageError } from '../../shared/errors.js';
 import { redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
 import { permissionDenied } from '../../shared/nats/permissions.js';
 import type { Session } from '../session.js';
-import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
+import { acquireEmbeddedServer } from '../embedded/server.js';
+import { takePrestartedServer } from '../embedded/prestart.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
@@ -144,7 +145,7 @@ export function explainNatsError(error: unknown, connection: ConnectionSettings 
   return error;
 }
 
-/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded.ts lists them too). */
+/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded/prestart.ts lists them too). */
 const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 let terminalMayVanish = false;

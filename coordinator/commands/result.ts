@@ -4,7 +4,7 @@ import type { Json } from '../../shared/kinds/kind.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
-import { dataDirectory } from '../embedded.js';
+import { dataDirectory } from '../embedded/data-dir.js';
 import { checkFormat, loadKindCli, printResult } from '../kind-cli.js';
 import { formatOption, parseCount, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 
