@@ -7,7 +7,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { JOBS_BUCKET, RESULTS_BUCKET, kvStreamName, objectStreamName } from '../shared/subjects.js';
-import type { Json } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
 import { gunzipSync, gzipSync } from 'node:zlib';

@@ -9,7 +9,8 @@
  * their extent), so a resumed job that batches differently still folds each id once.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import type { AnyJobKind, Json, Plan, Task } from '../shared/kinds/kind.js';
+import type { AnyJobKind, Plan, Task } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
 import { batchEntryJson, encodeEnvelope, encodeTaskBatch, type TaskHeader } from '../shared/nats/envelope.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { messageId, taskSubject } from '../shared/subjects.js';

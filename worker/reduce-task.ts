@@ -8,7 +8,8 @@
  */
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
-import type { AnyJobKind, Json } from '../shared/kinds/kind.js';
+import type { AnyJobKind } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
 import { decodeShuffle, type ReduceOrder } from '../shared/nats/envelope.js';
 import { SHUFFLE_STREAM, partObjectName, partitionShuffleSubjects, reduceConsumerName } from '../shared/subjects.js';
 import { TaskRejectedError } from '../shared/errors.js';

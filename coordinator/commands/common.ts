@@ -3,7 +3,8 @@
  * progress bar and Ctrl-C handling inside one session.
  */
 import { Option, type Command } from 'commander';
-import type { AnyJobKind, Json } from '../../shared/kinds/kind.js';
+import type { AnyJobKind } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { ServerError, UsageError } from '../../shared/errors.js';
 import { redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection-settings.js';

@@ -41,7 +41,8 @@ import { ChunkWords, checkEdges, compareCodePoints, countChunk, type ChunkEdges,
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
-import type { JobInputFile, JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { JobInputFile, JobKind, JobSummary, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { Json } from '../json.js';
 import { MAX_PARTITIONS } from '../subjects.js';
 import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../limits.js';
 

@@ -8,7 +8,7 @@
  * message too: `count` tasks from `task` on, `sizes` cutting the body (or the stored object)
  * into their partials, or `error` and the index of the task that `failed`.
  */
-import type { Json } from '../kinds/kind.js';
+import type { Json } from '../json.js';
 import { MAX_BATCH_TASKS, MAX_PARTITIONS, isJobId } from '../subjects.js';
 import { TaskRejectedError } from '../errors.js';
 import { MAX_TASK_BYTES } from '../limits.js';
