@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { errors } from '@nats-io/transport-node';
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
 import {
   ApiCodes,
@@ -57,6 +57,8 @@ test('transient: timeouts, no responders, a disconnect, a leadership change; nev
 });
 
 test('JetStream API codes: not found, already in use, wrong last sequence', (t) => {
+  // The codes the client names are the client's own (errors.ts cannot import them: it loads nothing).
+  for (const [name, code] of Object.entries(JetStreamApiCodes)) if (name in ApiCodes) t.is(ApiCodes[name as keyof typeof ApiCodes] as number, code, name);
   t.true(isNotFound(new jserrors.StreamNotFoundError({ err_code: ApiCodes.StreamNotFound, code: 404, description: 'stream not found' })));
   t.true(isNotFound(new jserrors.ConsumerNotFoundError({ err_code: ApiCodes.ConsumerNotFound, code: 404, description: 'consumer not found' })));
   t.false(isNotFound(api(10037, 404, 'no message found')));
