@@ -42,8 +42,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * consumer is created once with these values by whichever process arrives first.
  */
 export const DELIVERY = {
-  /** A task not acked within this time is redelivered to another worker. */
-  // Fault tests shorten it so that a killed worker's task comes back in seconds.
+  /**
+   * A task not acked within this time is redelivered to another worker (TALLY_ACK_WAIT_MS: the
+   * fault tests shorten it so that a killed worker's task comes back in seconds).
+   */
   ackWaitMs: setting('TALLY_ACK_WAIT_MS'),
   /** After this many deliveries a task is poison: the job fails naming its input. */
   maxDeliver: 5,
