@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 // The `tally` command. The TypeScript sources build into dist/ (`npm run build`).
 import { installCodeCache } from '../dist/shared/code-cache.js';
+import { checkSettings } from '../dist/shared/settings.js';
 
+// A bad TALLY_* variable (shared/settings.ts) is bad usage, said before anything starts.
+const badSetting = checkSettings();
+if (badSetting) {
+  process.stderr.write(`tally: ${badSetting.message}\n`);
+  process.exit(badSetting.exitCode);
+}
 // Compiled code of the CommonJS modules (the NATS client, commander) from the last run.
 installCodeCache('cli');
-const { discardPrestarted, prestartEmbedded } = await import('../dist/coordinator/embedded.js');
+const { discardPrestarted, prestartEmbedded } = await import('../dist/coordinator/embedded/prestart.js');
 
 // In the embedded default, the server and a job's worker processes start before anything
 // else: they come up while this process loads the command line's modules.

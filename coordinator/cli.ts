@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ExitCode, TallyError, describeError, fileErrorReason } from '../shared/errors.js';
 import { parseInteger } from '../shared/integers.js';
+import { checkSettings } from '../shared/settings.js';
 import { KIND_NAMES } from '../shared/kinds/index.js';
 import { loadKindCli } from './kind-cli.js';
 import { resultCommand } from './commands/result.js';
@@ -72,6 +73,9 @@ export async function main(argv: string[]): Promise<number> {
   const failure: { error?: NodeJS.ErrnoException } = {};
   process.stdout.on('error', (error: NodeJS.ErrnoException) => (failure.error ??= error));
   try {
+    // bin/tally.js checks first, before it starts anything; this is for other callers.
+    const badSetting = checkSettings();
+    if (badSetting) throw badSetting;
     const program = await buildProgram();
     await program.parseAsync(normalizeNegativeNumbers(argv));
     return (await stdoutFailure(failure)) ?? ExitCode.ok;

@@ -27,7 +27,7 @@ import { accessSync, closeSync, constants, openSync, readdirSync, readSync, real
 import type { BigIntStats, Dirent } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
-import { dataDirectory } from './embedded.js';
+import { dataDirectory } from './embedded/data-dir.js';
 import { GLOB_CHARS, byName, child, expandGlob, pathMatcher } from './glob.js';
 import { isUrl, probeUrl } from '../shared/text/url-input.js';
 import { MAGIC_BYTES, compressionOf, unsupported, type Compression } from '../shared/text/compressed.js';

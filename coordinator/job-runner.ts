@@ -17,8 +17,10 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
-import type { AnyJobKind, Json, Plan } from '../shared/kinds/kind.js';
-import { isTransient, withRetry } from '../shared/nats/retry.js';
+import type { AnyJobKind, Plan } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
+import { withRetry } from '../shared/nats/retry.js';
+import { isTransient } from '../shared/nats/errors.js';
 import { withQuickList } from '../shared/nats/topology.js';
 import {
   PARTIALS_BUCKET,
@@ -41,6 +43,7 @@ import { JobTakenOverError, type JobRecord, type JobStatus, type JobStore, type 
 import { JobLease } from './job-lease.js';
 import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
+import { setting } from '../shared/settings.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -105,10 +108,7 @@ const WORKER_CHECK_MS = 5000;
  * How long the connection to the server may stay lost before the job gives up (a restart or a
  * leader change takes seconds). The job record stays "running", so `tally resume` can finish it.
  */
-const SERVER_LOST_MS = (() => {
-  const value = Number(process.env.TALLY_SERVER_LOST_MS);
-  return Number.isInteger(value) && value >= 1000 ? value : 60_000;
-})();
+const SERVER_LOST_MS = setting('TALLY_SERVER_LOST_MS');
 /** How often a running job looks at its record on the server (see `checkServer`). */
 const SERVER_PROBE_MS = Math.min(5_000, Math.max(250, Math.floor(SERVER_LOST_MS / 4)));
 const WARN_EVERY_MS = 10_000;

@@ -5,13 +5,14 @@
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
-import { JOBS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
-import type { Json } from '../shared/kinds/kind.js';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { JOBS_BUCKET, RESULTS_BUCKET, kvStreamName, objectStreamName } from '../shared/subjects.js';
+import type { Json } from '../shared/json.js';
 import { openJobsBucket, openResultsStore, type TopologyOptions } from '../shared/nats/topology.js';
 import { assertJobId } from '../shared/subjects.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { isTransient, withRetry } from '../shared/nats/retry.js';
+import { withRetry } from '../shared/nats/retry.js';
+import { isTransient, isWrongLastSequence } from '../shared/nats/errors.js';
 import { ExitCode, TallyError, UsageError } from '../shared/errors.js';
 
 export type JobStatus = 'running' | 'done' | 'failed' | 'cancelled';
@@ -224,7 +225,7 @@ export class JobStore {
    * what is stored already as well as to what comes.
    */
   static async setRetention(jsm: JetStreamManager, retentionMs: number): Promise<void> {
-    for (const stream of [`KV_${JOBS_BUCKET}`, `OBJ_${RESULTS_BUCKET}`]) {
+    for (const stream of [kvStreamName(JOBS_BUCKET), objectStreamName(RESULTS_BUCKET)]) {
       const info = await jsm.streams.info(stream);
       await jsm.streams.update(stream, { ...info.config, max_age: retentionMs * 1_000_000 });
     }
@@ -232,7 +233,7 @@ export class JobStore {
 
   /** How long job records are kept now, in milliseconds. */
   static async retention(jsm: JetStreamManager): Promise<number> {
-    const info = await jsm.streams.info(`KV_${JOBS_BUCKET}`);
+    const info = await jsm.streams.info(kvStreamName(JOBS_BUCKET));
     return Math.round(info.config.max_age / 1_000_000);
   }
 
@@ -258,10 +259,7 @@ export class JobStore {
 
 /** The server refused a revision-checked write: the subject's last sequence was not the one named. */
 function isWrongRevision(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    if (e instanceof JetStreamApiError && (e.code === JetStreamApiCodes.StreamWrongLastSequence || e.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)) return true;
-  }
-  return false;
+  return isWrongLastSequence(error, true);
 }
 
 /** The object holding a job's arguments (job ids never contain dots, results are named by id). */

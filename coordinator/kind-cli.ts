@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { OptionError, UsageError } from '../shared/errors.js';
-import type { Json } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
 import { KIND_NAMES } from '../shared/kinds/index.js';
 import type { JobStore } from './job-store.js';
 import type { Format } from './output.js';

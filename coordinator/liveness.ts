@@ -1,4 +1,5 @@
 /** Whether a process still runs: a job's coordinator (`tally resume`, `tally jobs --delete`), an embedded server's owner. */
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 /** True while `pid` exists on this machine (also when it belongs to another user). */
@@ -20,4 +21,15 @@ export function coordinatorLiveness(coordinator: string): 'alive' | 'gone' | 'un
   if (host !== hostname()) return 'unknown';
   if (Number(pid) === process.pid) return 'gone';
   return isProcessAlive(Number(pid)) ? 'alive' : 'gone';
+}
+
+/** False once `pid` has exited, also when it lingers as a zombie that nobody reaps. */
+export function isRunning(pid: number): boolean {
+  try {
+    // The state follows the command name in parentheses: "1234 (nats-server) S ...".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return existsSync('/proc/self/stat') ? false : isProcessAlive(pid);
+  }
 }

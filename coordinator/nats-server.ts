@@ -8,6 +8,7 @@ import { accessSync, constants, mkdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServerError } from '../shared/errors.js';
+import { setting } from '../shared/settings.js';
 
 /** The single-server configuration shipped in the repo (also mounted by docker compose). */
 export const DEFAULT_SERVER_CONFIG = fileURLToPath(new URL('../../config/nats/tally.conf', import.meta.url));
@@ -36,7 +37,8 @@ const INSTALL_HINT =
 /** Path of the nats-server binary: TALLY_NATS_SERVER, else PATH, else the Debian location. */
 export function findNatsServer(): string {
   const candidates: string[] = [];
-  if (process.env.TALLY_NATS_SERVER) candidates.push(process.env.TALLY_NATS_SERVER);
+  const configured = setting('TALLY_NATS_SERVER');
+  if (configured) candidates.push(configured);
   for (const dir of (process.env.PATH ?? '').split(delimiter)) if (dir) candidates.push(join(dir, 'nats-server'));
   candidates.push('/usr/sbin/nats-server', '/usr/local/sbin/nats-server', '/usr/bin/nats-server');
   for (const path of candidates) {

@@ -6,7 +6,8 @@
  */
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
-import type { AnyJobKind, Json, PartSummary } from '../shared/kinds/kind.js';
+import type { AnyJobKind, PartSummary } from '../shared/kinds/kind.js';
+import type { Json } from '../shared/json.js';
 import { decodeResult } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';

@@ -7,15 +7,18 @@ import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
-import { connectToNats, displayServers, jetstreamManagerFor, reportPermissionErrors, resolveConnection, type ConnectionSettings } from '../shared/nats/connection.js';
+import { displayServers, resolveConnection, type ConnectionSettings } from '../shared/nats/connection-settings.js';
+import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { reportPermissionErrors } from '../shared/nats/permissions.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
-import { MAX_TASK_BYTES } from '../shared/nats/envelope.js';
+import { MAX_TASK_BYTES } from '../shared/limits.js';
 import { ServerError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';
-import { acquireEmbeddedServer, embeddedConnection, takePrestartedWorkers, type EmbeddedServer } from './embedded.js';
+import { acquireEmbeddedServer, embeddedConnection, type EmbeddedServer } from './embedded/server.js';
+import { takePrestartedWorkers } from './embedded/prestart.js';
 import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subjects.js';
 import { Supervisor } from '../worker/supervisor.js';
 

@@ -16,8 +16,8 @@
 import Module from 'node:module';
 import { Script } from 'node:vm';
 import { lstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setting } from './settings.js';
 
 interface Entry {
   key: string;
@@ -47,11 +47,7 @@ let installed = false;
 
 /** $TALLY_CODE_CACHE, else $XDG_CACHE_HOME/tally, else ~/.cache/tally; null when turned off. */
 export function codeCacheDirectory(env: NodeJS.ProcessEnv = process.env): string | null {
-  const setting = env.TALLY_CODE_CACHE;
-  if (setting !== undefined && /^(0|off|false|no)$/i.test(setting)) return null;
-  if (setting) return setting;
-  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'tally');
+  return setting('TALLY_CODE_CACHE', env);
 }
 
 /** A directory we own and nobody else may write to, made if missing; else null. */

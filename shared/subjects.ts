@@ -36,6 +36,31 @@ const TASK_PREFIX = 'tally.task';
 const RESULT_PREFIX = 'tally.result';
 const SHUFFLE_PREFIX = 'tally.shuffle';
 
+/** The stream behind a KV bucket (the client's convention). */
+export function kvStreamName(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+/** The stream behind an Object Store bucket (the client's convention). */
+export function objectStreamName(bucket: string): string {
+  return `OBJ_${bucket}`;
+}
+
+/** The subjects of the keys of a KV bucket. */
+export function kvSubjects(bucket: string): string {
+  return `$KV.${bucket}.>`;
+}
+
+/** The subjects of an Object Store bucket: chunks (`$O.<bucket>.C.…`) and metadata (`.M.…`). */
+export function objectSubjects(bucket: string): string {
+  return `$O.${bucket}.>`;
+}
+
+/** The subjects of the chunks of an Object Store bucket's objects. */
+export function objectChunkSubjects(bucket: string): string {
+  return `$O.${bucket}.C.>`;
+}
+
 export const TASK_SUBJECTS = `${TASK_PREFIX}.>`;
 export const RESULT_SUBJECTS = `${RESULT_PREFIX}.>`;
 export const SHUFFLE_SUBJECTS = `${SHUFFLE_PREFIX}.>`;

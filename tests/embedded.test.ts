@@ -49,7 +49,7 @@ test.serial('two embedded runs at the same time both succeed', async (t) => {
 });
 
 test.serial('the embedded server opens only with the token in the owner-only server file', async (t) => {
-  const { acquireEmbeddedServer } = await import('../coordinator/embedded.js');
+  const { acquireEmbeddedServer } = await import('../coordinator/embedded/server.js');
   const { createLogger } = await import('../shared/log.js');
   const { connect } = await import('@nats-io/transport-node');
   const dir = tempDir('tally-token-');

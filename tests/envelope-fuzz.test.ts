@@ -7,7 +7,8 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { MAX_HEADER_BYTES, MAX_TASK_BYTES, batchEntryJson, decodeResult, decodeTask, decodeTaskBatch, encodeEnvelope, encodeTaskBatch, isPartialObjectName } from '../shared/nats/envelope.js';
+import { MAX_TASK_BYTES } from '../shared/limits.js';
+import { MAX_HEADER_BYTES, batchEntryJson, decodeResult, decodeTask, decodeTaskBatch, encodeEnvelope, encodeTaskBatch, isPartialObjectName } from '../shared/nats/envelope.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import { MAX_BATCH_TASKS, isJobId, taskSubject, resultSubject, parseTaskSubject, partialObjectName } from '../shared/subjects.js';
 import { loadAllKinds } from '../shared/kinds/index.js';

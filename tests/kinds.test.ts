@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { OptionError } from '../shared/errors.js';
 import { KIND_NAMES, loadAllKinds, loadKind } from '../shared/kinds/index.js';
 import { loadKindCli } from '../coordinator/kind-cli.js';
-import { embeddedPlanFor } from '../coordinator/embedded.js';
+import { embeddedPlanFor } from '../coordinator/embedded/prestart.js';
 import { buildProgram } from '../coordinator/cli.js';
 import { runTally } from './helpers/tally.js';
 

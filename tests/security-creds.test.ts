@@ -7,7 +7,8 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import { connectToNats, permissionViolation } from '../shared/nats/connection.js';
+import { connectToNats } from '../shared/nats/connection.js';
+import { permissionViolation } from '../shared/nats/errors.js';
 import { cleanEnv, runTally, tempDir } from './helpers/tally.js';
 import { assertNoSecrets, operatorSetup, runJobWithRoles, shippedPermissions, startSecureServer, type Role, type SecureServer } from './helpers/security.js';
 

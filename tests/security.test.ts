@@ -10,7 +10,9 @@ import { jetstream, jetstreamManager, AckPolicy, type JetStreamManager } from '@
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectToNats, displayServers, inboxPrefixFor, permissionViolation, resolveConnection, withoutSecrets } from '../shared/nats/connection.js';
+import { displayServers, inboxPrefixFor, resolveConnection, withoutSecrets } from '../shared/nats/connection-settings.js';
+import { connectToNats } from '../shared/nats/connection.js';
+import { permissionViolation } from '../shared/nats/errors.js';
 import { ensureTaskTopology, openJobsBucket, openPartialsStore, openResultsStore } from '../shared/nats/topology.js';
 import { PartialsWriter } from '../shared/nats/partials.js';
 import { encodeEnvelope } from '../shared/nats/envelope.js';

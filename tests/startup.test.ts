@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { embeddedPlanFor } from '../coordinator/embedded.js';
+import { embeddedPlanFor } from '../coordinator/embedded/prestart.js';
 import { UsageError } from '../shared/errors.js';
 import { Supervisor } from '../worker/supervisor.js';
 import { createLogger } from '../shared/log.js';

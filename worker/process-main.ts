@@ -6,7 +6,9 @@
  */
 import './preload.js'; // first: the code cache, before the modules below load
 import { jetstream } from '@nats-io/jetstream';
-import { connectToNats, displayServers, jetstreamManagerFor, permissionDenied, redact, reportPermissionErrors, type ConnectionSettings } from '../shared/nats/connection.js';
+import { displayServers, redact, type ConnectionSettings } from '../shared/nats/connection-settings.js';
+import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { permissionDenied, reportPermissionErrors } from '../shared/nats/permissions.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';
@@ -19,6 +21,7 @@ import { setFileReads } from '../shared/kinds/file-reads.js';
 import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
 import type { ObjectStore } from '@nats-io/obj';
+import { setting } from '../shared/settings.js';
 
 export interface WorkerProcessSettings {
   /** Without its password or token: those arrive in TALLY_WORKER_SECRETS. */
@@ -66,9 +69,10 @@ function settingsFromSupervisor(): Promise<SettingsMessage> {
 async function readSettings(): Promise<WorkerProcessSettings> {
   let settings: WorkerProcessSettings;
   let secrets: Secrets;
-  if (process.env.TALLY_WORKER_SETTINGS !== undefined) {
-    settings = JSON.parse(process.env.TALLY_WORKER_SETTINGS) as WorkerProcessSettings;
-    secrets = JSON.parse(process.env.TALLY_WORKER_SECRETS ?? '{}') as Secrets;
+  const fromEnv = setting('TALLY_WORKER_SETTINGS');
+  if (fromEnv !== undefined) {
+    settings = fromEnv as unknown as WorkerProcessSettings;
+    secrets = setting('TALLY_WORKER_SECRETS') as Secrets;
   } else {
     const message = await settingsFromSupervisor();
     settings = message.settings;

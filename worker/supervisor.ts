@@ -12,7 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../shared/log.js';
-import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection.js';
+import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
 const PROCESS_MAIN = fileURLToPath(new URL('./process-main.js', import.meta.url));

@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { TaskHeader } from '../shared/nats/envelope.js';
+import { setting } from '../shared/settings.js';
 
 interface HookSettings {
   throwWhenInputIncludes?: string;
@@ -28,17 +29,7 @@ interface HookSettings {
   exitAtStartWhileFileExists?: string;
 }
 
-function load(): HookSettings {
-  const raw = process.env.TALLY_TEST_HOOKS;
-  if (!raw) return {};
-  try {
-    return JSON.parse(raw) as HookSettings;
-  } catch {
-    return {};
-  }
-}
-
-const settings = load();
+const settings = setting('TALLY_TEST_HOOKS') as HookSettings;
 
 export const testHooks = {
   /** Runs first thing in a worker process; a no-op unless a test armed it. */

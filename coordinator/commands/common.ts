@@ -3,12 +3,15 @@
  * progress bar and Ctrl-C handling inside one session.
  */
 import { Option, type Command } from 'commander';
-import type { AnyJobKind, Json } from '../../shared/kinds/kind.js';
+import type { AnyJobKind } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { ServerError, UsageError } from '../../shared/errors.js';
-import { permissionDenied, redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
+import { redact, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
+import { permissionDenied } from '../../shared/nats/permissions.js';
 import type { Session } from '../session.js';
-import { acquireEmbeddedServer, takePrestartedServer } from '../embedded.js';
+import { acquireEmbeddedServer } from '../embedded/server.js';
+import { takePrestartedServer } from '../embedded/prestart.js';
 import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
@@ -143,7 +146,7 @@ export function explainNatsError(error: unknown, connection: ConnectionSettings 
   return error;
 }
 
-/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded.ts lists them too). */
+/** The signals that cancel a job: Ctrl-C, a polite kill, the terminal closing (guardSignals in embedded/prestart.ts lists them too). */
 const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 let terminalMayVanish = false;

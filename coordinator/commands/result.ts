@@ -1,10 +1,10 @@
 /** `tally result JOB_ID`: prints the stored result of a finished job, as the job printed it. */
 import { Command } from 'commander';
-import type { Json } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
-import { dataDirectory } from '../embedded.js';
+import { dataDirectory } from '../embedded/data-dir.js';
 import { checkFormat, loadKindCli, printResult } from '../kind-cli.js';
 import { formatOption, parseCount, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 

@@ -11,7 +11,7 @@ import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
 import { checkFormat, loadKindCli, printResult } from '../kind-cli.js';
-import type { Json } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import type { JobStore } from '../job-store.js';
 import { formatOption, parseCount, runKindJob, storedInputFiles, withCommonOptions, withSession, type CommonOptions, parsePath } from './common.js';
 

@@ -1,7 +1,8 @@
 /** `tally worker`: runs a supervisor with N worker processes until SIGTERM, SIGINT or SIGHUP. */
 import { Command } from 'commander';
 import { availableParallelism } from 'node:os';
-import { connectToNats, displayServers, jetstreamManagerFor, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection.js';
+import { displayServers, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
+import { connectToNats, jetstreamManagerFor } from '../../shared/nats/connection.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { UsageError } from '../../shared/errors.js';
 import { setUpWithRetry } from '../../shared/nats/retry.js';

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
-import { describeError } from '../../shared/errors.js';
+import { isNoResponders } from '../../shared/nats/errors.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { formatTable, loadDisplayWidth } from '../output.js';
 import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
@@ -20,7 +20,7 @@ export async function discoverWorkers(nc: NatsConnection, waitMs = 1000): Promis
     }
   } catch (error) {
     // Nobody listening on $SRV.STATS.tally-worker simply means no worker is running.
-    if (!/no responders|503/i.test(describeError(error))) throw error;
+    if (!isNoResponders(error)) throw error;
   }
   return workers.sort((a, b) => (a.host === b.host ? a.pid - b.pid : a.host < b.host ? -1 : 1));
 }

@@ -4,17 +4,18 @@ import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
-import { resolveConnection } from '../../shared/nats/connection.js';
+import { resolveConnection } from '../../shared/nats/connection-settings.js';
+import { setting } from '../../shared/settings.js';
+import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../../shared/limits.js';
 import { selectInputs, selectionNotes } from '../inputs.js';
 import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli, ResultView } from '../kind-cli.js';
 import type { JobStore } from '../job-store.js';
-import type { Json } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
-export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
 
@@ -53,7 +54,7 @@ export function withTextOptions(command: Command, rows: string): Command {
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
     .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
-      parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, 16 * 1024 * 1024),
+      parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, MAX_TASK_BYTES),
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
     .option('--workers-read-files', 'tasks name the file and byte range and workers read it (default with the embedded server; with --server, every worker must share the files and run with --read-files)')
@@ -100,7 +101,7 @@ function countCommand(): Command {
   return withTextOptions(command, 'words').action(async (paths: string[], options: TextCliOptions) => {
     // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
     // the coordinator, as jobs did before reducers ran on the workers.
-    const jobOptions = await textJobOptions('count', paths, options, process.env.TALLY_REDUCE_ON_COORDINATOR === '1');
+    const jobOptions = await textJobOptions('count', paths, options, setting('TALLY_REDUCE_ON_COORDINATOR'));
     await runKindJob('count', jobOptions, options, (result, store) => cli.print(result, { format: options.format, top: options.top }, store, options.output, (result as CountResult).job));
   });
 }

@@ -3,7 +3,7 @@
  * bounds, --tasks, and a result that is one number.
  */
 import { Command } from 'commander';
-import type { Json } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
 import type { RangeOptions } from '../../shared/kinds/integer-range.js';
 import { counted, emit, type Format } from '../output.js';

@@ -23,7 +23,6 @@ import { OptionError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
 import {
   MAX_ENTRIES,
-  MAX_RANGE_BYTES,
   checkChunkEntry,
   checkRangeEntry,
   chunkFlags,
@@ -41,11 +40,11 @@ import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
-import type { JobInputFile, JobKind, JobSummary, Json, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { JobInputFile, JobKind, JobSummary, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { Json } from '../json.js';
 import { MAX_PARTITIONS } from '../subjects.js';
+import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../limits.js';
 
-/** Largest accepted maxWordBytes (1 MiB). */
-export const MAX_WORD_BYTES_LIMIT = 1024 * 1024;
 
 /** Job options, as stored in the job record. */
 export type CountOptions = {
@@ -415,7 +414,7 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     if (options.workersReadFiles === true) {
       // Workers read the files: the coordinator plans ranges from sizes and reads no text;
       // only stdin, which no worker can read, is carried.
-      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_RANGE_BYTES), locate)) yield taskOf(options, planned);
+      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_TASK_BYTES), locate)) yield taskOf(options, planned);
       for await (const planned of planChunks(options.inputs, chunking, locate, true)) yield taskOf(options, planned);
       return;
     }

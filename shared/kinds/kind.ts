@@ -5,9 +5,7 @@
  *   coordinator: plan(options) → split(options) → tasks ─► NATS ─► worker: map(task) → partial
  *   coordinator: init() → reduce(acc, partial) per task, exactly once → finalize(acc) → result
  */
-
-/** A JSON value: what job options, task specs and results are made of. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import type { Json } from '../json.js';
 
 /** One unit of work, as produced by `split` on the coordinator. */
 export interface Task {

@@ -19,9 +19,10 @@ import { countKind, checkOptions, checkReadable, describeInputs, firstRows, inpu
 import { tokenizeEntries, type TaskEntries } from '../text/file-input.js';
 import { NgramSink, type EdgeWord, type NgramEdge } from '../text/ngram-sink.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
-import { foldShare } from '../text/word-lines.js';
+import { SHARE_HEADER, foldShare } from '../text/word-lines.js';
 import { partitionOfText, type CountSettings } from '../text/words.js';
-import type { JobKind, JobSummary, Json, MapContext, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { JobKind, JobSummary, MapContext, PartSummary, Plan, SplitContext, Task } from './kind.js';
+import type { Json } from '../json.js';
 
 /** Most words in an n-gram. */
 export const MAX_NGRAM = 8;
@@ -247,7 +248,7 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
       const { joined } = readReduceSpec(spec);
       const table = new WordTable(IDENTITY, 1 << 16);
       if (joined.length > 0) {
-        const share = encoder.encode(`tally-share 1 ${joined.length}\n${joined.map(([gram, count]) => `${gram}\t${count}\n`).join('')}`);
+        const share = encoder.encode(`${SHARE_HEADER} ${joined.length}\n${joined.map(([gram, count]) => `${gram}\t${count}\n`).join('')}`);
         foldShare(share, table, (why) => new TaskRejectedError(`ngrams reduce task: bad joined n-grams (${why})`));
       }
       return table;

@@ -15,7 +15,7 @@ import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTas
  * must stay an exact double, i.e. below 2^53 ≈ 9.007×10^15, which leaves a wide margin here;
  * base primes up to √10^15 ≈ 3.2×10^7 (1.95 M of them, 8 MB with their offsets) are cheap to
  * build and hold. Verified: published π(10^k) for k ≤ 10, and windows just below 10^12 and
- * 10^15 against an independent Miller–Rabin count (see tests/primes.test.ts and the report).
+ * 10^15 against an independent Miller–Rabin count (tests/primes.test.ts).
  */
 export const PRIMES_MAX_TO = 10n ** 15n;
 
@@ -31,7 +31,8 @@ export const PRIMES_MAX_TASK_SPAN = PRIMES_MAX_TO / BigInt(PRIMES_MAX_TASKS);
 
 /**
  * Integers per task for the default task count. Near 10^9 the sieve runs at roughly 0.5 ns
- * per integer (see the report), so 2^27 integers is ~0.1–0.5 s of work: long enough that task
+ * per integer (measured; docs/BENCHMARKS.md times `tally primes 1 1e9` end to end), so 2^27
+ * integers is ~0.1–0.5 s of work: long enough that task
  * overhead is negligible, short enough that a lost task is cheap to redo and progress moves.
  */
 export const PRIMES_DEFAULT_TASK_SIZE = 2 ** 27;

@@ -8,15 +8,14 @@
  * message too: `count` tasks from `task` on, `sizes` cutting the body (or the stored object)
  * into their partials, or `error` and the index of the task that `failed`.
  */
-import type { Json } from '../kinds/kind.js';
+import type { Json } from '../json.js';
 import { MAX_BATCH_TASKS, MAX_PARTITIONS, isJobId } from '../subjects.js';
 import { TaskRejectedError } from '../errors.js';
+import { MAX_TASK_BYTES } from '../limits.js';
 
 const VERSION = 1;
 /** A header never needs more; a larger length field is hostile or broken. */
 export const MAX_HEADER_BYTES = 64 * 1024;
-/** No task body may exceed this, whatever the server allows. */
-export const MAX_TASK_BYTES = 16 * 1024 * 1024;
 
 export interface TaskHeader {
   v: 1;

@@ -13,21 +13,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { headers } from '@nats-io/transport-node';
+import { DEFAULT_INLINE_PARTIAL_LIMIT, setting } from '../settings.js';
 
-const DEFAULT_INLINE_PARTIAL_LIMIT = 512 * 1024;
-
-function inlineLimitFromEnv(): number {
-  // Tests lower it (never raise it) so that small jobs, batches included, take the Object
-  // Store path too.
-  const value = Number(process.env.TALLY_INLINE_PARTIAL_LIMIT);
-  return process.env.TALLY_INLINE_PARTIAL_LIMIT && Number.isInteger(value) && value >= 0 && value < DEFAULT_INLINE_PARTIAL_LIMIT ? value : DEFAULT_INLINE_PARTIAL_LIMIT;
-}
+/**
+ * Tests lower it (never raise it) with TALLY_INLINE_PARTIAL_LIMIT, so that small jobs, batches
+ * included, take the Object Store path too.
+ */
+const INLINE_PARTIAL_LIMIT_SET = setting('TALLY_INLINE_PARTIAL_LIMIT');
 
 /**
  * Partials above this many bytes go through the Object Store (max_payload is 1 MiB by
  * default); for a batch of tasks, their partials together.
  */
-export const INLINE_PARTIAL_LIMIT = inlineLimitFromEnv();
+export const INLINE_PARTIAL_LIMIT = INLINE_PARTIAL_LIMIT_SET ?? DEFAULT_INLINE_PARTIAL_LIMIT;
 
 /** Partials and shares up to this size travel inline even where a server allows more. */
 const MAX_INLINE_BYTES = 4 * 1024 * 1024;
@@ -38,7 +36,7 @@ const MAX_INLINE_BYTES = 4 * 1024 * 1024;
  * an object (chunks, metadata, and a SHA-256 its reader computes in JavaScript).
  */
 export function inlineLimitFor(maxPayload: number): number {
-  if (process.env.TALLY_INLINE_PARTIAL_LIMIT) return INLINE_PARTIAL_LIMIT;
+  if (INLINE_PARTIAL_LIMIT_SET !== undefined) return INLINE_PARTIAL_LIMIT;
   return Math.max(INLINE_PARTIAL_LIMIT, Math.min(MAX_INLINE_BYTES, maxPayload - 64 * 1024));
 }
 

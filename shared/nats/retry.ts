@@ -5,14 +5,7 @@
  */
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-
-const TRANSIENT = /timeout|timed out|no responders|503|not enabled|disconnect|reconnect|connection lost|stale connection|not ready|leader/i;
-
-/** True for failures that a retry can cure. A closed connection is not one. */
-export function isTransient(error: unknown): boolean {
-  const text = describeError(error);
-  return TRANSIENT.test(text) && !/closed/i.test(text);
-}
+import { isTransient } from './errors.js';
 
 export interface RetryOptions {
   /** Give up after this many milliseconds of failures. Default 120 s. */

@@ -18,7 +18,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
-import { permissionViolation } from './connection.js';
+import { isAlreadyInUse, isNotFound, permissionViolation } from './errors.js';
 import {
   JOBS_BUCKET,
   PARTIALS_BUCKET,
@@ -30,24 +30,23 @@ import {
   TASK_STREAM,
   TASK_SUBJECTS,
   WORKER_CONSUMER,
+  objectStreamName,
 } from '../subjects.js';
+import { setting } from '../settings.js';
 
 const SECOND_NS = 1_000_000_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
-
-function ackWaitFromEnv(): number {
-  // Fault tests shorten the ack wait so that a killed worker's task comes back in seconds.
-  const value = Number(process.env.TALLY_ACK_WAIT_MS);
-  return Number.isInteger(value) && value >= 1000 ? value : 30_000;
-}
 
 /**
  * Delivery settings of the shared worker consumer; workers and the coordinator read them. The
  * consumer is created once with these values by whichever process arrives first.
  */
 export const DELIVERY = {
-  /** A task not acked within this time is redelivered to another worker. */
-  ackWaitMs: ackWaitFromEnv(),
+  /**
+   * A task not acked within this time is redelivered to another worker (TALLY_ACK_WAIT_MS: the
+   * fault tests shorten it so that a killed worker's task comes back in seconds).
+   */
+  ackWaitMs: setting('TALLY_ACK_WAIT_MS'),
   /** After this many deliveries a task is poison: the job fails naming its input. */
   maxDeliver: 5,
   /** Delay before a task that failed with a transient error is retried. */
@@ -64,10 +63,6 @@ export interface TopologyOptions {
   retentionMs?: number;
 }
 
-function isAlreadyInUse(error: unknown): boolean {
-  return error instanceof Error && /already in use|already exists/i.test(error.message);
-}
-
 /** True when the server refused a subject to this user (a permissions violation). */
 export function isPermissionDenied(error: unknown): boolean {
   return permissionViolation(error) !== undefined;
@@ -80,7 +75,7 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   } catch (error) {
     // Not allowed to look: a least-privilege user; whoever may look also creates it.
     if (isPermissionDenied(error)) return;
-    if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    if (!isNotFound(error)) throw error;
   }
   try {
     await jsm.streams.add(config);
@@ -111,7 +106,7 @@ async function ensureTaskStream(jsm: JetStreamManager, replicas: number): Promis
     // Not allowed to look at the consumer: the stream is still looked at (and created) as
     // before; the consumer is left to whoever may.
     if (isPermissionDenied(error)) mayLook = false;
-    else if (!(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    else if (!isNotFound(error)) throw error;
   }
   await ensureStream(jsm, {
     name: TASK_STREAM,
@@ -183,7 +178,7 @@ export async function bindWorkerTopology(jsm: JetStreamManager, options: Topolog
     await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
     return 'bound';
   } catch (error) {
-    if (isPermissionDenied(error) || !(error instanceof Error) || !/not found/i.test(error.message)) throw error;
+    if (isPermissionDenied(error) || !isNotFound(error)) throw error;
   }
   if (options.create === false) return 'missing';
   try {
@@ -230,8 +225,8 @@ export async function openPartialsStore(nc: NatsConnection, options: TopologyOpt
 
 /** Replicas to use on this server: 3 when it is part of a cluster of 3 or more, else 1. */
 export function replicasFor(nc: NatsConnection): number {
-  const fromEnv = Number(process.env.TALLY_REPLICAS);
-  if (Number.isInteger(fromEnv) && fromEnv >= 1 && fromEnv <= 5) return fromEnv;
+  const fromEnv = setting('TALLY_REPLICAS');
+  if (fromEnv !== undefined) return fromEnv;
   const info = nc.info;
   // connect_urls lists every node's client URL, this one's included (nats-server 2.9.10).
   const peers = Math.max(info?.connect_urls?.length ?? 1, 1);
@@ -249,7 +244,7 @@ export function replicasFor(nc: NatsConnection): number {
 export function withQuickList(store: ObjectStore, jsm: JetStreamManager, bucket: string): ObjectStore {
   const quick = Object.create(store) as ObjectStore;
   quick.list = async () => {
-    const info = await jsm.streams.info(`OBJ_${bucket}`);
+    const info = await jsm.streams.info(objectStreamName(bucket));
     return info.state.messages === 0 ? [] : store.list();
   };
   return quick;
@@ -261,7 +256,7 @@ export function withQuickList(store: ObjectStore, jsm: JetStreamManager, bucket:
  * before stopping its server. Best effort: returns how many were deleted.
  */
 export async function sweepIdleListConsumers(jsm: JetStreamManager, bucket: string): Promise<number> {
-  const stream = `OBJ_${bucket}`;
+  const stream = objectStreamName(bucket);
   const info = await jsm.streams.info(stream);
   if (info.state.consumer_count === 0) return 0;
   const idle: string[] = [];

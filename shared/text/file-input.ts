@@ -26,6 +26,7 @@ import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type To
 import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
 import { decompress, peekCompression, type Compression } from './compressed.js';
 import { isUrl, urlBytes } from './url-input.js';
+import { MAX_TASK_BYTES } from '../limits.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
 export interface TextInput {
@@ -62,8 +63,6 @@ export type PlannedTask = { ranges: RangeEntry[]; weight: number; input: string 
 export const MAX_ENTRIES = 512;
 /** Characters of paths one task lists, at most (its header must stay well under 64 KiB). */
 const MAX_PATH_CHARS = 24 * 1024;
-/** Longest range a worker reads for one entry (the CLI allows 16 MiB chunks). */
-export const MAX_RANGE_BYTES = 16 * 1024 * 1024;
 /** Read size for streamed input files: 1 MiB reads cost a third of the CPU of 64 KiB ones. */
 const READ_BYTES = 1024 * 1024;
 
@@ -222,7 +221,7 @@ export function checkRangeEntry(entry: unknown): RangeEntry {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < 0 || (end as number) < (start as number) || (end as number) > (size as number)) {
     throw new TaskRejectedError('count task: a range must lie within its file');
   }
-  if ((end as number) - (start as number) > MAX_RANGE_BYTES) throw new TaskRejectedError(`count task: a range may span at most ${MAX_RANGE_BYTES} bytes`);
+  if ((end as number) - (start as number) > MAX_TASK_BYTES) throw new TaskRejectedError(`count task: a range may span at most ${MAX_TASK_BYTES} bytes`);
   return entry as RangeEntry;
 }
 

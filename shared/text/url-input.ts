@@ -6,7 +6,8 @@
  * A server that answers with an error, refuses the connection or does not answer: one line
  * naming the URL, exit 1 (RemoteInputError). Redirects are followed up to MAX_REDIRECTS times.
  */
-import { RemoteInputError, UsageError } from '../errors.js';
+import { RemoteInputError } from '../errors.js';
+import { setting } from '../settings.js';
 import { peekCompression, type Compression } from './compressed.js';
 
 /** True for an input that names a URL rather than a path. */
@@ -16,18 +17,8 @@ export function isUrl(path: string): boolean {
 
 /** Redirects followed, at most (curl's --max-redirs is 50, browsers stop at 20). */
 export const MAX_REDIRECTS = 5;
-/**
- * How long a server may take to answer, and to send the next bytes of a body: 30 s, or
- * TALLY_URL_TIMEOUT_MS.
- */
-export const URL_TIMEOUT_MS = urlTimeout(process.env.TALLY_URL_TIMEOUT_MS);
-
-function urlTimeout(text: string | undefined): number {
-  if (text === undefined || text === '') return 30_000;
-  const ms = Number(text);
-  if (!Number.isSafeInteger(ms) || ms < 1) throw new UsageError(`TALLY_URL_TIMEOUT_MS: must be a positive number of milliseconds, got '${text}'`);
-  return ms;
-}
+/** How long a server may take to answer, and to send the next bytes of a body (TALLY_URL_TIMEOUT_MS). */
+export const URL_TIMEOUT_MS = setting('TALLY_URL_TIMEOUT_MS');
 
 /** What a first request says about a URL. */
 export interface UrlProbe {

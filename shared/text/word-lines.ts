@@ -79,7 +79,8 @@ export function partitionOfHash(hash: number, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-const SHARE_HEADER = 'tally-share 1';
+/** First line of a share (a partition's words of one map task): `tally-share 1 <lines>`. */
+export const SHARE_HEADER = 'tally-share 1';
 const decoder = new TextDecoder();
 
 /** Folds one share into `table`; a malformed share throws and changes nothing. */

@@ -37,7 +37,7 @@ import {
 } from './char-classes.js';
 import type { Tokenizer } from './chunker.js';
 import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal } from './word-table.js';
-import { partitionOf, partitionOfHash } from './word-lines.js';
+import { SHARE_HEADER, partitionOf, partitionOfHash } from './word-lines.js';
 
 export type { Tokenizer };
 
@@ -222,7 +222,7 @@ export class ChunkWords extends WordTable implements TokenSink {
     const at: number[] = [];
     const tails: Buffer[] = [];
     for (let p = 0; p < partitions; p++) {
-      const header = Buffer.from(`tally-share 1 ${lines[p]}\n`, 'latin1');
+      const header = Buffer.from(`${SHARE_HEADER} ${lines[p]}\n`, 'latin1');
       const tail = Buffer.from(tailTexts[p]!, 'utf8');
       const share = new Uint8Array(header.length + sizes[p]! + tail.length);
       share.set(header);

@@ -2,7 +2,8 @@
  * Runs a job kind in-process, the way coordinator and workers would over NATS: plan → split →
  * map (each task, in order) → reduce (once per task) → finalize. For kind unit tests only.
  */
-import type { Json, JobKind, MapContext, Plan, Task } from '../../shared/kinds/kind.js';
+import type { JobKind, MapContext, Plan, Task } from '../../shared/kinds/kind.js';
+import type { Json } from '../../shared/json.js';
 
 export interface LocalRun<Result> {
   plan: Plan;

@@ -1,0 +1,174 @@
+/**
+ * The embedded default's head start: what a command line will need (read from its raw arguments
+ * before they are parsed), started first thing by bin/tally.js (the server, or joining another
+ * tally's, and a job's worker processes), handed to the command's session, and stopped when the
+ * command does not use it.
+ */
+import { availableParallelism } from 'node:os';
+import { KIND_NAMES } from '../../shared/kinds/index.js';
+import { Supervisor } from '../../worker/supervisor.js';
+import { createLogger, type Logger } from '../../shared/log.js';
+import { acquireEmbeddedServer, beforeOwnedServerStops, embeddedConnection, type EmbeddedServer } from './server.js';
+
+/** Commands that run a job: in the embedded default they start the server and workers. */
+const JOB_COMMANDS: ReadonlySet<string> = new Set([...KIND_NAMES, 'resume']);
+
+/** Commands that only read: they start (or join) the server, and no worker. */
+const READ_COMMANDS = new Set(['jobs', 'result', 'workers']);
+
+/** What a command line will need from the embedded default. */
+export interface EmbeddedPlan {
+  /** Worker processes (`--workers`, default one per core); 0 for commands that read. */
+  workers: number;
+  /** `--log-level` (LOG_LEVEL is for this process only, as with the parsed command line). */
+  logLevel: string | undefined;
+}
+
+/**
+ * What `tally ARGS` will need from the embedded default, read from the raw arguments before the
+ * command line is parsed; null for commands that need none, with --server or NATS_URL, and
+ * whenever in doubt (--help, a --workers value the parser will refuse). Only a head start:
+ * the parsed command line decides everything.
+ */
+export function embeddedPlanFor(argv: string[], env: NodeJS.ProcessEnv = process.env): EmbeddedPlan | null {
+  const args = argv.slice(2);
+  const command = args[0] ?? '';
+  if ((!JOB_COMMANDS.has(command) && !READ_COMMANDS.has(command)) || env.NATS_URL) return null;
+  let workers = JOB_COMMANDS.has(command) ? availableParallelism() : 0;
+  let logLevel: string | undefined;
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (arg === '--server' || arg.startsWith('--server=') || arg === '--help' || arg === '-h') return null;
+    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (name === '--log-level') logLevel = inline ?? args[++i];
+    if (name !== '--workers') continue;
+    const text = (inline ?? args[++i] ?? '').replace(/_/g, '');
+    if (!/^\d+$/.test(text) || Number(text) > 1024) return null;
+    if (JOB_COMMANDS.has(command)) workers = Number(text);
+  }
+  return { workers, logLevel };
+}
+
+interface Prestarted {
+  server: Promise<EmbeddedServer> | null;
+  workers: Supervisor | null;
+}
+
+const prestarted: Prestarted = { server: null, workers: null };
+
+// Workers prestarted for a later session of this command (`tally resume` reads the job record
+// first) are connected to the server too: stopped before it, or they would wait for each other.
+beforeOwnedServerStops(async (url) => {
+  if (prestarted.workers?.serverUrl !== url) return;
+  const workers = prestarted.workers;
+  prestarted.workers = null;
+  await workers.stop();
+});
+
+/**
+ * Starts what the embedded default will need before anything else (bin/tally.js calls this
+ * first thing): the server (or joins another tally's), and the job's worker processes, which
+ * are told the server's address as soon as it is up. A Node process needs ~120 ms of CPU to
+ * start and load the NATS client; this way that overlaps the CLI's own loading and the
+ * server's start instead of following them. What the command then does not use is stopped by
+ * `discardPrestarted()`.
+ */
+export function prestartEmbedded(argv: string[]): void {
+  const plan = embeddedPlanFor(argv);
+  if (!plan || prestarted.server) return;
+  let logger: Logger;
+  try {
+    logger = createLogger({ level: plan.logLevel, fallback: 'warn', bindings: { role: 'coordinator' } });
+  } catch {
+    return; // a bad --log-level: the command reports it
+  }
+  // Workers first: their start is the longest, the server needs ~10 ms.
+  let workers: Supervisor | null = null;
+  if (plan.workers > 0) {
+    // This process loads its own modules meanwhile, on one core: the others load one worker
+    // each, the rest of the workers follow as soon as one has loaded (the job needs only one).
+    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1) });
+    workers.start();
+    prestarted.workers = workers;
+  }
+  const server = acquireEmbeddedServer(logger);
+  server.catch(() => undefined); // reported by the session that takes it
+  prestarted.server = server;
+  guardSignals();
+  if (!workers) return;
+  void server.then(
+    (embedded) => {
+      // As the session would: embedded workers are this user's own processes on this machine
+      // (they read input files themselves). The session checks that it is the same server.
+      if (prestarted.workers === workers) workers.configure({ connection: embeddedConnection(embedded), logger, logLevel: plan.logLevel ?? 'warn', readFiles: true });
+    },
+    () => undefined,
+  );
+}
+
+/** The prestarted server (or the wait for it), for the first session of the command. */
+export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
+  const server = prestarted.server ?? undefined;
+  prestarted.server = null;
+  // From here on the command's own handling of Ctrl-C applies, as without a head start.
+  unguardSignals();
+  return server;
+}
+
+let onSignal: (() => void) | null = null;
+
+/**
+ * Until the command takes over what was prestarted, SIGINT, SIGTERM or SIGHUP (the terminal
+ * closed) stops it (the server is this process's child: left running, it would hold the store
+ * with nobody holding the lock) and exits 130, like an interrupted command. Kept in step with
+ * INTERRUPT_SIGNALS in commands/common.ts, which this module does not load (it loads first).
+ */
+const GUARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function guardSignals(): void {
+  if (onSignal) return;
+  onSignal = () => {
+    unguardSignals();
+    // As later in the command: a second Ctrl-C exits at once, a second SIGHUP (a closing
+    // terminal sends two) changes nothing.
+    const again = (signal: NodeJS.Signals) => {
+      if (signal !== 'SIGHUP') process.exit(130);
+    };
+    for (const signal of GUARDED_SIGNALS) process.on(signal, again);
+    void discardPrestarted().finally(() => process.exit(130));
+  };
+  for (const signal of GUARDED_SIGNALS) process.once(signal, onSignal);
+}
+
+function unguardSignals(): void {
+  if (!onSignal) return;
+  for (const signal of GUARDED_SIGNALS) process.off(signal, onSignal);
+  onSignal = null;
+}
+
+/**
+ * The prestarted worker processes if there are `processes` of them and they know no server
+ * other than `url`; any others are stopped.
+ */
+export async function takePrestartedWorkers(processes: number, url: string): Promise<Supervisor | null> {
+  const workers = prestarted.workers;
+  prestarted.workers = null;
+  if (!workers) return null;
+  if (workers.processes !== processes || (workers.serverUrl !== undefined && workers.serverUrl !== url)) {
+    await workers.stop();
+    return null;
+  }
+  return workers;
+}
+
+/** Stops what was prestarted and not used: the command failed first (bad usage, bad input). */
+export async function discardPrestarted(): Promise<void> {
+  unguardSignals();
+  const { server, workers } = prestarted;
+  prestarted.server = null;
+  prestarted.workers = null;
+  await workers?.stop();
+  const embedded = await server?.catch(() => undefined);
+  await embedded?.release();
+}

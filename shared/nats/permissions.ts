@@ -1,0 +1,70 @@
+/**
+ * The server's refusals (permissions violations) said in tally's terms: which subject was
+ * denied and which role it needs (config/nats/secure/, docs/SECURITY.md), and reported once
+ * per subject where the client would otherwise drop them silently.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { displayServers, inboxPrefixFor, type ConnectionSettings } from './connection-settings.js';
+import { permissionViolation } from './errors.js';
+import { JOB_ENDED_SUBJECTS, JOBS_BUCKET, PARTIALS_BUCKET, RESULT_STREAM, RESULT_SUBJECTS, RESULTS_BUCKET, TASK_STREAM, TASK_SUBJECTS, kvStreamName, kvSubjects, objectStreamName, objectSubjects } from '../subjects.js';
+
+/**
+ * Reports the server's refusals on `nc` through `log`, once per subject: a denied subscription
+ * fails silently otherwise (a denied request fails the call that made it, which reports it, so
+ * those go to debug: they include the expected look at a stream a role may not see).
+ */
+export function reportPermissionErrors(nc: NatsConnection, log: { error(obj: object, msg: string): void; debug(obj: object, msg: string): void }, settings: ConnectionSettings): void {
+  void (async () => {
+    const reported = new Set<string>();
+    for await (const status of nc.status()) {
+      if (status.type !== 'error') continue;
+      const violation = permissionViolation(status.error);
+      const denied = permissionDenied(status.error);
+      if (!violation || !denied || reported.has(denied)) continue;
+      reported.add(denied);
+      // Our own inbox: the request waiting on it fails and says so.
+      const ownInbox = violation.subject.startsWith(`${inboxPrefixFor(settings)}.`);
+      log[violation.operation === 'subscription' && !ownInbox ? 'error' : 'debug']({ server: displayServers(settings.servers) }, denied);
+    }
+  })().catch(() => undefined);
+}
+
+/** "permission denied publishing to X" for a permissions violation, else undefined. */
+export function permissionDenied(error: unknown): string | undefined {
+  const violation = permissionViolation(error);
+  if (!violation) return undefined;
+  const verb = violation.operation === 'publish' ? 'publishing to' : 'subscribing to';
+  return `permission denied ${verb} ${violation.subject}${explainSubject(violation.subject)}`;
+}
+
+/** The fixed start of a wildcard subject: `tally.task.>` → `tally.task.`. */
+const under = (wildcard: string): string => wildcard.slice(0, -1);
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A JetStream API subject: one of `operations` on one of `streams` (all of its name with `exact`). */
+const api = (operations: string, streams: string[], exact = false): RegExp =>
+  new RegExp(`^\\$JS\\.API\\.(${operations})\\.(${streams.map(escape).join('|')})${exact ? '$' : ''}`);
+const READS = 'DIRECT\\.GET|STREAM\\.MSG\\.GET|STREAM\\.INFO|CONSUMER\\.CREATE';
+
+/** Denied subjects, first match wins, and what each says of the role needed. */
+const DENIED: Array<[RegExp | string, string]> = [
+  [under(TASK_SUBJECTS), ' (submitting jobs needs the coordinator role)'],
+  [under(kvSubjects(JOBS_BUCKET)), ' (writing job records needs the coordinator role)'],
+  [under(objectSubjects(RESULTS_BUCKET)), ' (writing results needs the coordinator role)'],
+  [under(JOB_ENDED_SUBJECTS), ' (announcing the end of a job needs the coordinator role)'],
+  [/^\$JS\.API\.STREAM\.UPDATE\./, " (changing tally's streams, e.g. tally jobs --retention, needs the coordinator role)"],
+  [/^\$JS\.API\.STREAM\.CREATE\./, " (creating tally's streams needs the coordinator role or an administrator; see docs/SECURITY.md)"],
+  [api('CONSUMER\\.(?:DURABLE\\.)?CREATE', [TASK_STREAM]), " (creating tally's streams needs the coordinator role or an administrator; see docs/SECURITY.md)"],
+  [/^\$JS\.API\.STREAM\.(DELETE|PURGE)\./, ' (deleting or purging streams needs the coordinator role)'],
+  [api('CONSUMER\\.(?:CREATE|INFO|MSG\\.NEXT)', [RESULT_STREAM]), ' (reading job results needs the coordinator role)'],
+  [api(READS, [kvStreamName(JOBS_BUCKET)]), ' (reading job records needs the coordinator or reader role)'],
+  [api('STREAM\\.INFO', [TASK_STREAM, RESULT_STREAM, objectStreamName(PARTIALS_BUCKET)], true), ' (running jobs needs the coordinator role)'],
+  [api(READS, [objectStreamName(RESULTS_BUCKET)]), ' (reading results needs the coordinator or reader role)'],
+  [under(RESULT_SUBJECTS), ' (publishing results needs the worker role)'],
+  ['_INBOX', " (the inbox prefix does not match this user's permissions: set --inbox-prefix or NATS_INBOX_PREFIX)"],
+];
+
+/** What a denied subject means in tally's terms, so the message says which role is needed. */
+function explainSubject(subject: string): string {
+  for (const [pattern, why] of DENIED) if (typeof pattern === 'string' ? subject.startsWith(pattern) : pattern.test(subject)) return why;
+  return '';
+}
