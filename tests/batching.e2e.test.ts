@@ -17,6 +17,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { Objm } from '@nats-io/obj';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceUnicodeCount } from './helpers/reference-counter.js';
+import { watchResults } from './helpers/watch.js';
 
 /** Task 700 of `sum 1 100000 --tasks 10000` (ten integers per task). */
 const THROWS = 'range 7001..7010';
@@ -241,11 +242,20 @@ test.serial('batch results through the Object Store: exact, and no partial left 
     await own.stop();
   });
   await waitForWorkers(own.url, 2);
+  const nc = await connect({ servers: own.url });
+  t.teardown(() => nc.close());
+  const watch = watchResults(nc);
+  t.teardown(() => watch.stop());
+  await nc.flush();
   const run = await tally(['sum', '1', '1000000', '--tasks', '2560', '--format', 'json'], own.url);
   t.is(run.code, 0, run.stderr);
   t.is(JSON.parse(run.stdout).sum, gauss(1n, 1_000_000n).toString());
-  const nc = await connect({ servers: own.url });
-  t.teardown(() => nc.close());
+  await nc.flush();
+  // Every result on the wire named an object (an inline limit of 0), and batches were among them.
+  const job = JSON.parse(run.stdout).job as string;
+  t.true(watch.viaObjectStore(job) > 0, `${watch.viaObjectStore(job)} results went through the Object Store`);
+  t.is(watch.inline(job), 0, 'no result was carried inline');
+  t.true(watch.viaObjectStore(job) < 2560, 'results of batches, several tasks to an object');
   const partials = await new Objm(nc).open('tally-partials');
   t.deepEqual(await partials.list(), [], 'partials are deleted when the job ends');
 });
