@@ -75,7 +75,7 @@ const MUTANTS = [
     what: "a reducer folds a map task's share every time it reads one",
     file: 'worker/reduce-task.ts',
     edits: [['if (task >= order.tasks || folded[task] === 1) continue;', 'if (task >= order.tasks) continue;']],
-    tests: ['reducers', 'folders.e2e'],
+    tests: ['reducers', 'folders.e2e', 'batching.e2e'],
   },
   {
     id: 'partial-count',

@@ -38,6 +38,12 @@ interface HookSettings {
   holdWhenInputIncludes?: string;
   holdMs?: number;
   holdWhileFileExists?: string;
+  /**
+   * Before it stores a batch's result (and each of its shares), the worker also stores each task
+   * of the batch on its own, as a single-task result (share): what differently batched attempts
+   * at the same tasks leave on the server. Whoever folds them must fold each task id once.
+   */
+  duplicateBatchesAsSingles?: boolean;
 }
 
 function load(): HookSettings {
@@ -81,6 +87,11 @@ export const testHooks = {
       };
       check();
     });
+  },
+
+  /** True when a test asked for each batch's tasks to be stored a second time, one by one. */
+  duplicateBatchesAsSingles(): boolean {
+    return settings.duplicateBatchesAsSingles === true;
   },
 
   /** Runs before each map; a no-op unless a test armed it. */
