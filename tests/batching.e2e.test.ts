@@ -17,6 +17,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { Objm } from '@nats-io/obj';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceUnicodeCount } from './helpers/reference-counter.js';
+import { watchResults } from './helpers/watch.js';
 
 /** Task 700 of `sum 1 100000 --tasks 10000` (ten integers per task). */
 const THROWS = 'range 7001..7010';
@@ -232,6 +233,60 @@ test.serial('small-bodied count tasks share messages; counts equal the reference
   t.log(`${result.tasks} tasks went in ${messages} messages`);
 });
 
+test.serial('each task of a batch also stored on its own (differently batched attempts): every task id is folded once, by the coordinator and by the reducers', async (t) => {
+  // A server and fleet of their own whose workers store each batch's tasks twice: one by one
+  // (results and shares), then as the batch.
+  const own = await startTestServer();
+  const twiceFleet = startWorkers(own.url, 2, { ...env, TALLY_TEST_HOOKS: JSON.stringify({ duplicateBatchesAsSingles: true }) });
+  t.teardown(async () => {
+    await twiceFleet.stop();
+    await own.stop();
+  });
+  await waitForWorkers(own.url, 2);
+  const nc = await connect({ servers: own.url });
+  t.teardown(() => nc.close());
+  const subjects: string[] = [];
+  const sub = nc.subscribe('tally.result.>', { callback: (_error, message) => void subjects.push(message.subject) });
+  t.teardown(() => sub.unsubscribe());
+  await nc.flush();
+  /** Task ids that have a result of their own and are also in a batch result of the job. */
+  const foldedTwice = (job: string) => {
+    const labels = subjects.filter((subject) => subject.split('.')[2] === job).map((subject) => subject.split('.')[3]!);
+    const singles = new Set(labels.filter((label) => !label.includes('-')).map(Number));
+    let both = 0;
+    for (const [from, to] of labels.filter((label) => label.includes('-')).map((label) => label.split('-').map(Number))) {
+      for (let id = from!; id <= to!; id++) if (singles.has(id)) both++;
+    }
+    return both;
+  };
+
+  const sum = await tally(['sum', '1', '1000000', '--tasks', '2000', '--format', 'json'], own.url);
+  t.is(sum.code, 0, sum.stderr);
+  t.is(JSON.parse(sum.stdout).sum, gauss(1n, 1_000_000n).toString());
+  await nc.flush();
+  t.true(foldedTwice(JSON.parse(sum.stdout).job) > 0, 'tasks had two results each');
+
+  // Small-bodied count tasks: batched, and their shares reduced on the workers.
+  const dir = tempDir('tally-batch-twice-');
+  t.teardown(dir.remove);
+  const text = readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', 'fr', 'diagnosticMessages.generated.json'));
+  const files: string[] = [];
+  // Chunks of one file share messages (see the test above): one file of 300 KB, and a few small ones.
+  for (let i = 0; i < 4; i++) {
+    const file = join(dir.path, `part-${i}.txt`);
+    writeFileSync(file, i === 0 ? text.subarray(0, 300_000) : text.subarray(i * 4001, i * 4001 + 3000));
+    files.push(file);
+  }
+  const count = await tally(['count', dir.path, '--chunk-size', '512', '--top', '0', '--reducers', '3', '--format', 'json'], own.url);
+  t.is(count.code, 0, count.stderr);
+  const result = JSON.parse(count.stdout);
+  const reference = referenceUnicodeCount(files.map((f) => readFileSync(f)));
+  t.is(result.totalWords, reference.totalWords);
+  t.deepEqual(result.counts, reference.counts);
+  await nc.flush();
+  t.true(foldedTwice(result.job) > 0, 'count tasks had two results (and two shares) each');
+});
+
 test.serial('batch results through the Object Store: exact, and no partial left behind', async (t) => {
   // A server and fleet of its own whose workers store every partial in the Object Store.
   const own = await startTestServer();
@@ -241,11 +296,20 @@ test.serial('batch results through the Object Store: exact, and no partial left 
     await own.stop();
   });
   await waitForWorkers(own.url, 2);
+  const nc = await connect({ servers: own.url });
+  t.teardown(() => nc.close());
+  const watch = watchResults(nc);
+  t.teardown(() => watch.stop());
+  await nc.flush();
   const run = await tally(['sum', '1', '1000000', '--tasks', '2560', '--format', 'json'], own.url);
   t.is(run.code, 0, run.stderr);
   t.is(JSON.parse(run.stdout).sum, gauss(1n, 1_000_000n).toString());
-  const nc = await connect({ servers: own.url });
-  t.teardown(() => nc.close());
+  await nc.flush();
+  // Every result on the wire named an object (an inline limit of 0), and batches were among them.
+  const job = JSON.parse(run.stdout).job as string;
+  t.true(watch.viaObjectStore(job) > 0, `${watch.viaObjectStore(job)} results went through the Object Store`);
+  t.is(watch.inline(job), 0, 'no result was carried inline');
+  t.true(watch.viaObjectStore(job) < 2560, 'results of batches, several tasks to an object');
   const partials = await new Objm(nc).open('tally-partials');
   t.deepEqual(await partials.list(), [], 'partials are deleted when the job ends');
 });

@@ -19,10 +19,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, tempDir, type RunResult } from './helpers/tally.js';
-import { TestNetwork, netnsUnavailable } from './helpers/netns.js';
+import { TestNetwork } from './helpers/netns.js';
+import { missingNetns, testNeeding } from './helpers/capability.js';
 import { referenceWhitespaceCount } from './helpers/reference-counter.js';
 
-const reason = netnsUnavailable();
+const reason = missingNetns();
 let net: TestNetwork;
 let host: { ns: string; hubAddress: string };
 let store: { path: string; remove(): void };
@@ -103,8 +104,7 @@ function differences(actual: Array<[string, number]>, wanted: Array<[string, num
 const countArgs = () => ['count', join(corpus.path, 'big.txt'), '--tokenizer', 'whitespace', '--case-sensitive', '--format', 'json', '--top', '0', '--chunk-size', '64K'];
 
 if (reason !== null) {
-  if (process.env.CI === 'true') test('network namespaces are available for the partition tests', (t) => t.fail(reason));
-  else test.skip(`a coordinator cut off from its server (${reason})`, () => undefined);
+  testNeeding(reason, 'a coordinator cut off from its server (network namespaces)', () => undefined);
 } else {
   test.before(async () => {
     net = new TestNetwork();

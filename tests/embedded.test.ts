@@ -3,10 +3,23 @@
  * runs the job and stops them; results outlive the run in the user's data directory.
  */
 import test, { type ExecutionContext } from 'ava';
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { REPO_ROOT, TALLY_BIN, cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
+import { missingScript, testNeeding } from './helpers/capability.js';
+import { waitFor } from './helpers/watch.js';
+
+/**
+ * Test hooks that hold the map of every task whose input includes `pattern` while the file
+ * `gate` exists (worker/test-hooks.ts): a job that provably runs (a hold is announced on stderr)
+ * and cannot finish until the test removes the gate.
+ */
+function holdWhile(gate: string, pattern: string): string {
+  writeFileSync(gate, 'held\n');
+  return JSON.stringify({ holdWhenInputIncludes: pattern, holdWhileFileExists: gate });
+}
+const HELD = /"hook":"hold"/;
 
 const data = tempDir('tally-data-');
 const env = cleanEnv({ XDG_DATA_HOME: data.path });
@@ -36,13 +49,32 @@ test.serial('count with no server just works, and result/jobs read it back after
   t.is(record!.kind, 'count');
 });
 
-test.serial('two embedded runs at the same time both succeed', async (t) => {
-  const [a, b] = await Promise.all([
-    runTally(['sum', '1', '1_000_000', '--format', 'json', '--workers', '1'], { env }),
-    runTally(['count', 'samples/', '--format', 'json', '--workers', '1'], { env }),
-  ]);
+test.serial('two embedded runs at the same time both succeed, on one server', async (t) => {
+  // The first run's sum tasks are held (test hook) until the second run is over: they overlap.
+  const gate = join(data.path, 'gate');
+  t.teardown(() => rmSync(gate, { force: true }));
+  const heldEnv = { ...env, TALLY_TEST_HOOKS: holdWhile(gate, 'range ') };
+  const store = join(data.path, 'tally', 'jetstream');
+  const first = spawnTally(['sum', '1', '1_000_000', '--format', 'json', '--workers', '1', '--no-progress'], { env: heldEnv });
+  let firstLog = '';
+  first.stderr!.on('data', (d: Buffer | string) => (firstLog += String(d)));
+  const firstEnded = collect(first);
+  await waitFor(() => HELD.test(firstLog) || first.exitCode !== null, 'the first run to hold a task', 60_000);
+  const servers = serversOnStore(store);
+  t.is(servers.length, 1, 'the first run started a server');
+  const seen = new Set<number>();
+  const sampler = setInterval(() => serversOnStore(store).forEach((pid) => seen.add(pid)), 20);
+  // Its worker holds nothing (no hook): it computes its own tasks and those of the first run
+  // but the one the first run's worker holds.
+  const b = await runTally(['count', 'samples/', '--format', 'json', '--workers', '1', '--log-level', 'debug', '--no-progress'], { env });
+  clearInterval(sampler);
+  t.is(first.exitCode, null, 'the first run was still running while the second ran');
+  rmSync(gate);
+  const a = await firstEnded;
   t.is(a.code, 0, a.stderr);
   t.is(b.code, 0, b.stderr);
+  t.regex(b.stderr, /joining the embedded server of another tally process/, 'the second run joined the first one\'s server');
+  t.deepEqual([...seen], servers, 'one nats-server on the store, the first run\'s, all along');
   t.is(JSON.parse(a.stdout).sum, ((1_000_000n * 1_000_001n) / 2n).toString());
   t.true(JSON.parse(b.stdout).totalWords > 1000);
   t.deepEqual(readdirSync(join(data.path, 'tally')).filter((f) => f !== 'jetstream'), [], 'no lock or server file left');
@@ -152,18 +184,22 @@ test.serial("Ctrl-C at a terminal (SIGINT to the whole process group) cancels an
   const parts = ['de', 'ru', 'ja', 'fr'].map((l) => readFileSync(join(REPO_ROOT, 'node_modules', 'typescript', 'lib', l, 'diagnosticMessages.generated.json')));
   writeFileSync(join(dir.path, 'big.txt'), Buffer.concat([...parts, ...parts, ...parts, ...parts]));
   // Its own process group, as a shell gives a foreground command; the group is what a terminal signals.
+  // Every task is held (test hook) until the signal is sent: the job runs, and cannot finish first.
+  const gate = join(dir.path, 'gate');
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2', '--output', join(dir.path, 'out.txt')], {
-    env: cleanEnv({ TALLY_DATA_DIR: data }),
+    env: cleanEnv({ TALLY_DATA_DIR: data, TALLY_TEST_HOOKS: holdWhile(gate, 'big.txt') }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
   const ended = collect(child, Date.now(), 60_000);
   let stderr = '';
-  child.stderr!.on('data', (d: string) => (stderr += d));
-  for (let i = 0; i < 200 && serversOnStore(store).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  child.stderr!.on('data', (d: Buffer | string) => (stderr += String(d)));
+  await waitFor(() => HELD.test(stderr) || child.exitCode !== null, 'a worker to hold a task of the job', 60_000);
+  t.is(serversOnStore(store).length, 1, 'the embedded server runs');
   t.is(child.exitCode, null, `still running when interrupted: ${stderr}`);
   process.kill(-child.pid!, 'SIGINT');
+  // Released after the signal, so that workers that finish the task in hand can.
+  rmSync(gate);
   const run = await ended;
   t.is(run.code, 130, run.stderr);
   t.regex(run.stderr, /cancelled/);
@@ -205,7 +241,7 @@ test.serial("a job that joined a server whose owner was SIGKILLed finishes: comm
   joiner.stderr!.on('data', (d: string) => (joinerLog += d));
   t.true(await until(() => /joining the embedded server of another tally process/.test(joinerLog)), 'the job joined the owner\'s server');
   t.true(await until(() => /"msg":"worker ready"/.test(joinerLog)), 'its worker is up');
-  await sleep(500);
+  t.true(await until(() => /"msg":"task done"/.test(joinerLog)), 'its tasks are being computed');
 
   owner.child.kill('SIGKILL');
   await owner.ended;
@@ -287,23 +323,28 @@ async function jobRecords(t: { is(a: unknown, b: unknown, m?: string): void }, d
 test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it, cancels an embedded count: exit 130, the job cancelled, nothing left running', async (t) => {
   const { dir, data, store } = storeFixture(t, 'tally-hup-', true);
   writeBigInput(join(dir.path, 'big.txt'));
+  // Every task is held (test hook) until the terminal has closed: the job cannot finish first.
+  const gate = join(dir.path, 'gate');
   const child = spawn(process.execPath, [TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'], {
-    env: cleanEnv({ TALLY_DATA_DIR: data }),
+    env: cleanEnv({ TALLY_DATA_DIR: data, TALLY_TEST_HOOKS: holdWhile(gate, 'big.txt') }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer | string) => (stderr += String(d)));
   const ended = collect(child, Date.now(), 60_000);
-  t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
-  await sleep(1500);
+  t.true(await until(() => HELD.test(stderr) || child.exitCode !== null, 60_000), 'a worker holds a task of the job');
+  t.is(serversOnStore(store).length, 1, 'the server started');
   t.is(child.exitCode, null, 'still running when the terminal closes');
-  // The kernel signals the terminal's foreground process group, and the shell its jobs.
+  // The kernel signals the terminal's foreground process group, and the shell its jobs: two
+  // signals in quick succession (the second may find the group gone).
   process.kill(-child.pid!, 'SIGHUP');
-  await sleep(20);
   try {
     process.kill(-child.pid!, 'SIGHUP');
   } catch {
     // Gone already: the first one killed it, which the assertions below report.
   }
+  rmSync(gate);
   const run = await ended;
   t.is(run.code, 130, run.stderr);
   t.regex(run.stderr, /cancelled/);
@@ -312,26 +353,23 @@ test.serial('SIGHUP (the terminal closed), twice as a closing terminal sends it,
   t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);
 });
 
-test.serial('a real terminal closing (the pty of `script` hung up) cancels an embedded count, progress bar drawn, nothing left running', async (t) => {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-  } catch {
-    t.log('no util-linux `script` here to give tally a terminal: skipped');
-    t.pass();
-    return;
-  }
+testNeeding(missingScript(), 'a real terminal closing (the pty of `script` hung up) cancels an embedded count, progress bar drawn, nothing left running', async (t) => {
   const { dir, data, store } = storeFixture(t, 'tally-pty-', true);
   writeBigInput(join(dir.path, 'big.txt'));
+  const gate = join(dir.path, 'gate');
+  const hooks = holdWhile(gate, 'big.txt');
   const command = [process.execPath, TALLY_BIN, 'count', join(dir.path, 'big.txt'), '--chunk-size', '1K', '--workers', '2'].join(' ');
   // script runs the command on a new pseudo-terminal; killing script closes it, as closing a
   // terminal window does: writes to it fail from then on, and its processes get SIGHUP.
-  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: data, SHELL: '/bin/sh' }), stdio: ['pipe', 'pipe', 'ignore'] });
+  // Every task is held (test hook; its line shows on the terminal) until the terminal is gone.
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: cleanEnv({ TALLY_DATA_DIR: data, SHELL: '/bin/sh', TALLY_TEST_HOOKS: hooks }), stdio: ['pipe', 'pipe', 'ignore'] });
   let screen = '';
   terminal.stdout!.setEncoding('utf8').on('data', (d: string) => (screen += d));
   t.true(await until(() => serversOnStore(store).length > 0), 'the server started');
   t.true(await until(() => /tasks/.test(screen)), `the progress bar is drawn: ${JSON.stringify(screen)}`);
-  await sleep(1000);
+  t.true(await until(() => HELD.test(screen)), `a worker holds a task of the job: ${JSON.stringify(screen.slice(-500))}`);
   terminal.kill('SIGKILL');
+  rmSync(gate);
   t.true(await until(() => processesWith(data).length === 0, 30_000), `left running: ${processesWith(data).join('; ')}`);
   const records = await jobRecords(t, data);
   t.deepEqual(records.map((r) => [r.kind, r.status]), [['count', 'cancelled']]);

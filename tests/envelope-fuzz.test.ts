@@ -14,6 +14,7 @@ import { MAX_BATCH_TASKS, isJobId, taskSubject, resultSubject, parseTaskSubject,
 import { loadAllKinds } from '../shared/kinds/index.js';
 import { PRIMES_MAX_TASK_SPAN } from '../shared/kinds/primes.js';
 import { FACTORIAL_MAX_N } from '../shared/kinds/factorial.js';
+import { runKindLocally } from './helpers/run-kind-locally.js';
 
 const jobKinds = Object.fromEntries((await loadAllKinds()).map((kind) => [kind.name, kind]));
 
@@ -277,6 +278,28 @@ test('a batch round-trips: each task keeps its id, input, spec and body; a singl
   t.is(single.tasks[0]!.header.input, 'range 1..2');
 });
 
+test('positive controls: well-formed tasks and results decode to exactly what was encoded', (t) => {
+  // A decoder that refused everything would pass the properties above; not this one.
+  fc.assert(
+    fc.property(validTask, fc.uint8Array({ maxLength: 64 }), (header, body) => {
+      const data = encodeEnvelope(header as never, body);
+      const decoded = decodeTask(data);
+      return JSON.stringify(decoded.header) === JSON.stringify(header) && Buffer.from(decoded.body).equals(Buffer.from(body));
+    }),
+    { numRuns: 1000 },
+  );
+  fc.assert(
+    fc.property(fc.nat({ max: 1000 }), fc.string({ maxLength: 64 }), fc.nat(), fc.boolean(), fc.uint8Array({ maxLength: 64 }), (task, worker, ms, viaObject, body) => {
+      const header = { v: 1, job: 'abc-123', task, worker, ms, ...(viaObject ? { object: `abc-123.${task}.0123abcd` } : {}) };
+      const sent = viaObject ? new Uint8Array(0) : body;
+      const decoded = decodeResult(encodeEnvelope(header as never, sent));
+      return JSON.stringify(decoded.header) === JSON.stringify(header) && Buffer.from(decoded.body).equals(Buffer.from(sent));
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass();
+});
+
 test('batch results: sizes must cut the body exactly, a failure names a task of the batch, an object must be the batch\'s own', (t) => {
   const result = (header: Record<string, unknown>, body = new Uint8Array(0)) => encodeEnvelope({ v: 1, job: 'abc-123', task: 10, worker: 'w', ms: 1, ...header } as never, body);
   t.deepEqual(decodeResult(result({ count: 3, sizes: [1, 0, 2] }, new Uint8Array(3))).header.sizes, [1, 0, 2]);
@@ -344,17 +367,77 @@ test('a job id that reaches a subject cannot inject tokens, wildcards or spaces'
 
 test("every kind's map refuses malformed specs with TaskRejectedError and nothing else", async (t) => {
   const body = encoder.encode('some words here');
+  let refused = 0;
   await fc.assert(
     fc.asyncProperty(fc.constantFrom(...Object.values(jobKinds)), fc.oneof(fc.anything(), fc.object(), fc.dictionary(fc.constantFrom('from', 'to', 'n', 'lo', 'hi', 'file', 'offset', 'x'), fc.anything())), async (kind, spec) => {
       try {
-        // A spec that happens to be valid may run, but only a small one can be generated here.
+        // A spec that happens to be valid may run, but only a small one can be generated here:
+        // the positive controls below check that valid specs map to the right partials.
         await kind.map(spec, body, { working: () => undefined });
         return true;
       } catch (error) {
+        refused++;
         return error instanceof TaskRejectedError;
       }
     }),
     { numRuns: 1500 },
+  );
+  t.true(refused > 1000, `${refused} of 1500 random specs refused: the property exercised refusal`);
+  // Hand-made malformed specs, one per kind and one per way of being wrong: each is refused.
+  const malformed: Array<[string, unknown]> = [
+    ['sum', null],
+    ['sum', { from: 1, to: 2 }],
+    ['sum', { from: '1' }],
+    ['sum', { from: '5', to: '1x' }],
+    ['primes', []],
+    ['primes', { from: '1', to: 'ten' }],
+    ['factorial', { n: -1, lo: 1, hi: 2 }],
+    ['factorial', { n: 10, lo: 'a', hi: 2 }],
+    ['count', 'words'],
+    ['count', { tokenizer: 'klingon', caseSensitive: false, maxWordBytes: 10, chunks: [[0, 0, 0, 0]] }],
+  ];
+  for (const [name, spec] of malformed) {
+    await t.throwsAsync(Promise.resolve().then(() => jobKinds[name]!.map(spec, body, { working: () => undefined })), { instanceOf: TaskRejectedError }, `${name} ${JSON.stringify(spec)}`);
+  }
+});
+
+/** π(x) for small x by trial division: slow, independent of the kind's sieve. */
+function naivePrimeCount(from: number, to: number): number {
+  let count = 0;
+  for (let n = Math.max(2, from); n <= to; n++) {
+    let prime = true;
+    for (let d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+    if (prime) count++;
+  }
+  return count;
+}
+
+test("positive controls: well-formed specs from each number kind's split map without refusal, to the independent answer", async (t) => {
+  // A decoder or map that refused everything would pass the property above; not this one.
+  await fc.assert(
+    fc.asyncProperty(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.bigInt({ min: 0n, max: 10n ** 6n }), fc.integer({ min: 1, max: 7 }), async (from, span, tasks) => {
+      const to = from + span;
+      const run = await runKindLocally(jobKinds.sum!, { from: String(from), to: String(to), tasks } as never);
+      return run.tasks.length >= 1 && (run.result as { sum: string }).sum === (((from + to) * (to - from + 1n)) / 2n).toString();
+    }),
+    { numRuns: 200 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 5 }), async (from, span, tasks) => {
+      const run = await runKindLocally(jobKinds.primes!, { from: String(from), to: String(from + span), tasks } as never);
+      return (run.result as { count: number }).count === naivePrimeCount(from, from + span);
+    }),
+    { numRuns: 100 },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 400 }), fc.integer({ min: 1, max: 4 }), async (n, split) => {
+      const run = await runKindLocally(jobKinds.factorial!, { numbers: [String(n)], split, outputDir: null } as never);
+      let product = 1n;
+      for (let k = 2n; k <= BigInt(n); k++) product *= k;
+      const [entry] = (run.result as { results: Array<{ digits: number; leading: string }> }).results;
+      return entry!.digits === product.toString().length && entry!.leading === product.toString().slice(0, 20);
+    }),
+    { numRuns: 100 },
   );
   t.pass();
 });

@@ -121,8 +121,19 @@ test('a worker-thread finalize (N above the inline threshold) matches the plain 
 
 test('10^6! end to end: 5,565,709 digits, Legendre zeros, published leading digits', async (t) => {
   const { result, tasks } = await factorial(['1e6']);
-  t.is(tasks.length, defaultFactorialSplit(1_000_000));
+  // The documented default: one sub-range per 250,000 factors, so 4 for 10^6.
+  t.is(tasks.length, 4);
   t.like(result.results[0], { n: 1_000_000, digits: 5_565_709, trailingZeros: legendreZeros(1_000_000), leading: '82639316883312400623' });
+});
+
+test('the default split is one sub-range per 250,000 factors, rounded up, at least one (as documented in shared/kinds/factorial.ts)', async (t) => {
+  // Written out, not computed with the formula under test: 1 below 250,000, 4 for 10^6, 20 for 5×10^6.
+  const expected: Array<[number, number]> = [[0, 1], [1, 1], [249_999, 1], [250_000, 1], [250_001, 2], [500_000, 2], [1_000_000, 4], [1_000_001, 5], [5_000_000, 20]];
+  for (const [n, k] of expected) t.is(defaultFactorialSplit(n), k, `N = ${n}`);
+  // And split() follows it: an N of 600,000 with no --split gives 3 tasks, and the right answer.
+  const { tasks, result } = await factorial([600_000]);
+  t.is(tasks.length, 3);
+  t.is(result.results[0].trailingZeros, legendreZeros(600_000));
 });
 
 test('outputDir: N.txt holds exactly the decimal value and a newline; the directory is created', async (t) => {

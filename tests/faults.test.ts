@@ -12,9 +12,13 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { jsonLines, waitFor, watchResults } from './helpers/watch.js';
 
-const HOOKS = JSON.stringify({ throwWhenInputIncludes: 'poison.txt', crashWhenInputIncludes: 'crash.txt' });
-const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: HOOKS });
+/** How long the test hook holds the map of long.txt: two and a half ack waits. */
+const HOLD_MS = 5000;
+const HOOKS = JSON.stringify({ throwWhenInputIncludes: 'poison.txt', crashWhenInputIncludes: 'crash.txt', holdWhenInputIncludes: 'long.txt', holdMs: HOLD_MS });
+// Partials above 512 KiB go through the Object Store (the test server would take 4 MiB inline).
+const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: HOOKS, TALLY_INLINE_PARTIAL_LIMIT: String(512 * 1024 - 1) });
 let server: TestServer;
 let fleet: WorkerFleet;
 let corpus: { path: string; remove(): void };
@@ -31,6 +35,7 @@ test.before(async () => {
   writeFileSync(join(corpus.path, 'big.txt'), text);
   writeFileSync(join(corpus.path, 'poison.txt'), 'this file always makes its task throw\n');
   writeFileSync(join(corpus.path, 'crash.txt'), 'this file always kills the worker process that maps it\n');
+  writeFileSync(join(corpus.path, 'long.txt'), 'the map of this file is held by the test hook for longer than two ack waits\n');
 });
 
 test.after.always(async () => {
@@ -178,33 +183,49 @@ test.serial('a killed count coordinator is resumed from another directory with t
 });
 
 test.serial('Ctrl-C cancels the job: exit 130, status cancelled, its tasks withdrawn', async (t) => {
+  // Interrupted once its first results are stored (watched on the wire): the job provably runs,
+  // and with 2000 tasks of minutes' work in all it cannot have finished.
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const watch = watchResults(nc);
+  t.teardown(() => watch.stop());
+  await nc.flush();
+  // Jobs that existed before (a late result of one of them is not this job's).
+  const known = new Set((JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string }>).map((r) => r.id));
   const child = spawnTally(['primes', '1', '1e11', '--tasks', '2000', '--format', 'json', '--server', server.url], { env });
   const running = collect(child);
-  await sleep(2500);
+  const newJob = () => watch.jobs().find((id) => !known.has(id));
+  await waitFor(() => newJob() !== undefined || child.exitCode !== null, 'a first result of the job', 60_000);
+  t.is(child.exitCode, null, 'still running when interrupted');
+  const job = newJob();
   child.kill('SIGINT');
   const run = await running;
   t.is(run.code, 130, run.stderr);
   const jobs = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string; args: { to?: string }; status: string }>;
-  const record = jobs.find((r) => r.args.to === '100000000000');
+  const record = jobs.find((r) => r.id === job);
+  t.is(record?.args.to, '100000000000');
   t.is(record?.status, 'cancelled');
-  const nc = await connect({ servers: server.url });
-  t.teardown(() => nc.close());
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info('TALLY_TASKS', { subjects_filter: `tally.task.${record!.id}.>` });
   t.is(Object.keys(info.state.subjects ?? {}).length, 0, 'no task of the cancelled job is left');
 });
 
 test.serial('a task longer than the ack wait is not redelivered while its worker lives', async (t) => {
+  // The test hook holds the map of long.txt for HOLD_MS (two and a half 2 s ack waits) with the
+  // event loop free: the worker's lease renewals are all that keep the task from coming back.
   const before = JSON.parse((await tally(['workers', '--format', 'json'])).stdout) as Array<{ tasksDone: number }>;
-  // One task of several seconds near 10^12 with a 2 s ack wait.
-  const run = await tally(['primes', '1000000000000', '1002000000000', '--tasks', '1', '--format', 'json']);
+  const holds = () => jsonLines(fleet.stderr()).filter((line) => line.hook === 'hold' && String(line.input).includes('long.txt'));
+  const heldBefore = holds().length;
+  const input = join(corpus.path, 'long.txt');
+  const run = await tally(['count', input, '--format', 'json', '--top', '0', '--reducers', '1']);
   t.is(run.code, 0, run.stderr);
   const after = JSON.parse((await tally(['workers', '--format', 'json'])).stdout) as Array<{ tasksDone: number }>;
   const done = (list: Array<{ tasksDone: number }>) => list.reduce((sum, w) => sum + w.tasksDone, 0);
-  t.is(done(after) - done(before), 1, 'exactly one process computed the task');
-  t.true(run.ms > 4000, `the task took ${run.ms} ms, not longer than two ack waits`);
-  const split = await tally(['primes', '1000000000000', '1002000000000', '--tasks', '40', '--format', 'json']);
-  t.is(JSON.parse(run.stdout).count, JSON.parse(split.stdout).count);
+  t.is(done(after) - done(before), 2, 'its map task and its one reduce task, each computed by exactly one process');
+  // A redelivered copy would have been held (and announced) again, by either process.
+  t.is(holds().length - heldBefore, 1, 'the task was held once: it was never redelivered');
+  const words = Number(execFileSync('wc', ['-w', input], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split(/\s+/)[0]);
+  t.is(JSON.parse(run.stdout).totalWords, words, 'its result is the one computed');
 });
 
 test.serial('two jobs at once from two CLIs on one fleet are both exact', async (t) => {
@@ -222,9 +243,11 @@ test.serial('two jobs at once from two CLIs on one fleet are both exact', async 
 test.serial('with every worker gone the job waits, says so, and completes when a new fleet starts', async (t) => {
   await fleet.stop();
   const child = spawnTally(['sum', '1', '1000', '--tasks', '10', '--format', 'json', '--server', server.url], { env });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer | string) => (stderr += String(d)));
   const running = collect(child);
-  await sleep(7000);
-  t.is(child.exitCode, null, 'still waiting');
+  await waitFor(() => /waiting for workers/.test(stderr) || child.exitCode !== null, 'the job to say it waits for workers', 60_000);
+  t.is(child.exitCode, null, `still waiting: ${stderr}`);
   fleet = startWorkers(server.url, 2, env);
   const run = await running;
   t.is(run.code, 0, run.stderr);
@@ -233,8 +256,22 @@ test.serial('with every worker gone the job waits, says so, and completes when a
 });
 
 test.serial('finished and failed jobs leave nothing on the server but records and results', async (t) => {
+  // Jobs of its own, whatever ran before: one whose partial travels through the Object Store
+  // (a factorial of several MB, watched on the wire), one that fails, one that is deleted.
   const nc = await connect({ servers: server.url });
   t.teardown(() => nc.close());
+  const watch = watchResults(nc);
+  t.teardown(() => watch.stop());
+  await nc.flush();
+  const big = await tally(['factorial', '500000', '--split', '1', '--format', 'json']);
+  t.is(big.code, 0, big.stderr);
+  await nc.flush();
+  t.true(watch.viaObjectStore(JSON.parse(big.stdout).job) >= 1, 'the factorial\'s partial went through the Object Store');
+  const poisoned = await tally(['count', join(corpus.path, 'poison.txt'), '--format', 'json']);
+  t.is(poisoned.code, 1, poisoned.stderr);
+  const cut = await killCoordinatorAfter(['primes', '1', '2e9', '--tasks', '60', '--format', 'json'], REPO_ROOT, 3);
+  const deleted = await tally(['jobs', '--delete', cut]);
+  t.is(deleted.code, 0, deleted.stderr);
   const jsm = await jetstreamManager(nc);
   const tasks = await jsm.streams.info('TALLY_TASKS');
   t.is(tasks.state.messages, 0, 'no task left in the work queue');

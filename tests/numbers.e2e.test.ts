@@ -9,13 +9,17 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { watchResults } from './helpers/watch.js';
 
 let server: TestServer;
 let workers: WorkerFleet;
 
 test.before(async () => {
   server = await startTestServer();
-  workers = startWorkers(server.url, 2);
+  // The test server allows 8 MB messages, so partials up to 4 MiB would travel inline; these
+  // workers send any partial above 512 KiB through the Object Store, about as on a server with
+  // NATS's default 1 MiB max_payload.
+  workers = startWorkers(server.url, 2, { TALLY_INLINE_PARTIAL_LIMIT: String(512 * 1024 - 1) });
 });
 
 test.after.always(async () => {
@@ -94,8 +98,17 @@ test('factorial matches an independent computation, and --output writes the full
 });
 
 test('a factorial of several MB moves its partials through the Object Store and leaves none behind', async (t) => {
+  // The results on the wire, watched while the job runs: its partial must travel as an object.
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const watch = watchResults(nc);
+  t.teardown(() => watch.stop());
+  await nc.flush();
   const run = await runTally(['factorial', '500000', '--split', '1', '--format', 'json', '--server', server.url]);
   t.is(run.code, 0, run.stderr);
+  await nc.flush();
+  const job = JSON.parse(run.stdout).job as string;
+  t.true(watch.viaObjectStore(job) >= 1, `the job's partial went through the Object Store (${watch.viaObjectStore(job)} object results, ${watch.inline(job)} inline)`);
   const [entry] = JSON.parse(run.stdout).results;
   // Independent checks: Legendre's formula for trailing zeros, Kamenetsky's formula for digits.
   const n = 500000;
@@ -104,8 +117,6 @@ test('a factorial of several MB moves its partials through the Object Store and 
   t.is(entry.trailingZeros, zeros);
   const log10 = n * Math.log10(n / Math.E) + Math.log10(2 * Math.PI * n) / 2;
   t.is(entry.digits, Math.floor(log10) + 1);
-  const nc = await connect({ servers: server.url });
-  t.teardown(() => nc.close());
   const { Objm } = await import('@nats-io/obj');
   const partials = await new Objm(nc).open('tally-partials');
   t.deepEqual(await partials.list(), [], 'partials are deleted when the job ends');

@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, cleanEnv, runTally, tempDir } from './helpers/tally.js';
+import { missingScript, testNeeding } from './helpers/capability.js';
 
 test('the README quick start is exactly `npm run demo` and `npm test`', (t) => {
   const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
@@ -33,7 +34,7 @@ test('a fresh clone runs `npm run demo` (setup + build + an embedded count of sa
   t.regex(demo.stdout, /\d+ words, \d+ unique, 0 overlong · 11 files/);
 });
 
-test('the progress bar is drawn on a TTY, and not in a pipe or with --no-progress', async (t) => {
+testNeeding(missingScript(), 'the progress bar is drawn on a TTY, and not in a pipe or with --no-progress', async (t) => {
   const data = tempDir('tally-tty-');
   t.teardown(data.remove);
   const env = cleanEnv({ XDG_DATA_HOME: data.path });
@@ -44,8 +45,11 @@ test('the progress bar is drawn on a TTY, and not in a pipe or with --no-progres
   t.regex(tty.stdout, /\[[#.]+\]\s+\d+%\s+\d+\/40 tasks/);
   t.regex(tty.stdout, /primes in 1\.\.2000000000 = 98222287/);
   const quiet = spawnSync('script', ['-qec', `${command} --no-progress`, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
+  t.is(quiet.status, 0, quiet.stderr);
+  t.regex(quiet.stdout, /primes in 1\.\.2000000000 = 98222287/, 'the result is printed');
   t.notRegex(quiet.stdout, /tasks +[\d.]+/);
   const piped = await runTally(['primes', '1', '2e8', '--tasks', '20', '--workers', '2'], { env });
-  t.is(piped.code, 0);
+  t.is(piped.code, 0, piped.stderr);
+  t.regex(piped.stdout, /primes in 1\.\.200000000 = 11078937/, 'the result is printed');
   t.is(piped.stderr, '', 'nothing on stderr when it is not a terminal');
 });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
+import { waitFor } from './helpers/watch.js';
 
 // Each map is slowed down a little so that the job lasts several seconds on a fast machine.
 const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 15 }) });
@@ -23,6 +24,8 @@ let fleet: WorkerFleet;
 let watcher: NatsConnection;
 /** When each result was published (seen by a plain subscriber on the result subjects). */
 let resultTimes: number[] = [];
+/** How many times the watcher's connection was lost (its status events). */
+let disconnects = 0;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -36,6 +39,9 @@ test.before(async () => {
   writeFileSync(join(corpus.path, 'big.txt'), Buffer.concat([...parts, ...parts]));
   watcher = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   watcher.subscribe('tally.result.>', { callback: () => void resultTimes.push(Date.now()) });
+  void (async () => {
+    for await (const status of watcher.status()) if (status.type === 'disconnect') disconnects++;
+  })();
 });
 
 test.after.always(async () => {
@@ -53,26 +59,39 @@ function withoutJob(stdout: string): unknown {
 
 const countArgs = () => ['count', join(corpus.path, 'big.txt'), '--format', 'json', '--top', '0', '--chunk-size', '16K', '--server', server.url];
 
-/** Waits until `n` more results were published than `from`. */
-async function resultsAfter(from: number, n: number, timeoutMs = 30_000): Promise<void> {
+/** Waits until `n` more results were published than `from`; false if that did not happen in time. */
+async function resultsAfter(from: number, n: number, timeoutMs = 30_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (resultTimes.length < from + n && Date.now() < deadline) await sleep(20);
+  return resultTimes.length >= from + n;
 }
 
-/** Runs the job, restarts the server mid-job with `how`, returns the run and the recovery time. */
+/** Results stored before the server is restarted. */
+const RESTART_AFTER = 60;
+
+/**
+ * Runs the job, restarts the server mid-job with `how`, returns the run and the recovery time.
+ * Throws (failing the test) when the job ends before RESTART_AFTER of its results are stored.
+ */
 async function restartMidJob(how: 'stop' | 'kill', args: string[]) {
   const before = resultTimes.length;
   const child = spawnTally(args, { env });
   const running = collect(child);
-  // Let a good part of the job happen first.
-  await resultsAfter(before, 60);
-  if (child.exitCode !== null) return { run: await running, recoveryMs: NaN, downMs: NaN, resultsBefore: 0 };
+  // Let a good part of the job happen first; a job that ended before that tested no restart.
+  const reached = await resultsAfter(before, RESTART_AFTER);
+  if (!reached || child.exitCode !== null) {
+    child.kill('SIGKILL');
+    const run = await running;
+    throw new Error(`the job ${child.exitCode !== null ? 'ended' : 'had not stored enough results'} before the restart point (${resultTimes.length - before} of ${RESTART_AFTER} results): no restart was tested. ${run.stderr.slice(-500)}`);
+  }
   const port = server.port;
   const downAt = Date.now();
+  const lost = disconnects;
   if (how === 'stop') await server.stop();
   else await server.kill();
   const resultsBefore = resultTimes.length - before;
-  await sleep(1000); // clients notice and start reconnecting
+  // The clients notice (the watcher's own connection is one of them) and start reconnecting.
+  await waitFor(() => disconnects > lost, 'the watcher to see the server go', 30_000);
   server = await startNatsServer({ storeDir: store.path, port });
   const upAt = Date.now();
   const seen = resultTimes.length;
@@ -98,10 +117,13 @@ for (const how of ['stop', 'kill'] as const) {
 }
 
 test.serial('a numeric job across a restart equals the published value, and both worker processes are back', async (t) => {
-  const { run, recoveryMs } = await restartMidJob('kill', ['primes', '1', '1e9', '--tasks', '200', '--format', 'json', '--server', server.url]);
+  const tasks = 200;
+  const { run, recoveryMs, downMs, resultsBefore } = await restartMidJob('kill', ['primes', '1', '1e9', '--tasks', String(tasks), '--format', 'json', '--server', server.url]);
   t.is(run.code, 0, run.stderr);
+  t.true(resultsBefore > 0 && resultsBefore < tasks, `the server went down mid-job (${resultsBefore} of ${tasks} results before)`);
   t.is(JSON.parse(run.stdout).count, 50_847_534, 'pi(1e9), published');
-  t.log(`first result ${recoveryMs} ms after the new server was ready`);
+  t.true(Number.isFinite(recoveryMs), 'work resumed after the restart');
+  t.log(`server down ${downMs} ms; first result ${recoveryMs} ms after the new server was ready`);
   const workers = await runTally(['workers', '--format', 'json', '--server', server.url], { env });
   t.is(workers.code, 0, workers.stderr);
   t.is((JSON.parse(workers.stdout) as unknown[]).length, 2, 'both worker processes reconnected and registered again');
@@ -113,7 +135,8 @@ test.serial('a server that does not come back: the job gives up with one line an
   const before = resultTimes.length;
   const child = spawnTally(countArgs(), { env: { ...env, TALLY_SERVER_LOST_MS: '3000' } });
   const running = collect(child);
-  await resultsAfter(before, 30);
+  t.true(await resultsAfter(before, 30), 'the job stored results before the server died');
+  t.is(child.exitCode, null, 'the job was still running when the server died');
   const port = server.port;
   await server.kill();
   const killedAt = Date.now();

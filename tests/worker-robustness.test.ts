@@ -76,6 +76,35 @@ test.serial('fuzzed task messages are rejected and the worker keeps serving real
   t.is(refused, published, `every one of the ${published} bad messages was refused`);
 });
 
+test.serial("a task whose kind refuses its spec is answered with that refusal, never with a partial, and is not retried", async (t) => {
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  const job = 'abc-555';
+  const results: Array<{ header: Record<string, unknown>; body: number }> = [];
+  nc.subscribe(`tally.result.${job}.>`, {
+    callback: (_error, message) => {
+      const { header, body } = decodeResult(message.data);
+      results.push({ header: header as never, body: body.length });
+    },
+  });
+  await nc.flush();
+  const before = JSON.parse((await runTally(['workers', '--server', server.url, '--format', 'json'])).stdout)[0];
+  // A well-formed envelope of a known kind; only the spec is wrong (not an integer).
+  await jetstream(nc).publish(`tally.task.${job}.3`, encodeEnvelope({ v: 1, job, task: 3, kind: 'sum', input: 'range 1..ten', spec: { from: '1', to: 'ten' } } as never, new Uint8Array(0)));
+  for (let i = 0; i < 300 && results.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.is(results.length, 1, 'one answer');
+  t.is(results[0]!.header.task, 3);
+  t.regex(String(results[0]!.header.error), /decimal integer|integer/, 'the answer is the refusal, naming why');
+  t.is(results[0]!.body, 0, 'no partial');
+  let after = before;
+  for (let i = 0; i < 100 && after.tasksRejected + after.tasksFailed === before.tasksRejected + before.tasksFailed; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    after = JSON.parse((await runTally(['workers', '--server', server.url, '--format', 'json'])).stdout)[0];
+  }
+  t.is(after.tasksRejected + after.tasksFailed - (before.tasksRejected + before.tasksFailed), 1, 'counted as refused by the worker');
+  t.is(after.tasksDone, before.tasksDone, 'not counted as done');
+});
+
 test.serial('a task in a format no worker reads goes back for another worker, then fails its job with the reason', async (t) => {
   const nc = await connect({ servers: server.url });
   t.teardown(() => nc.close());

@@ -219,6 +219,8 @@ export class TaskLoop {
         }
         const task = tasks[index]!;
         testHooks.beforeMap(task.header);
+        const held = testHooks.hold(task.header);
+        if (held) await held;
         if (partitions === undefined) partials[index] = await kind.map(task.header.spec, task.body, context);
         else {
           const output = await partitioned!.map(task.header.spec, task.body, context, partitions);
@@ -352,6 +354,11 @@ export class TaskLoop {
       await this.options.partials.putBlob({ name: header.object }, body);
       body = new Uint8Array(0);
     }
+    if (count > 1 && partition === undefined && testHooks.duplicateBatchesAsSingles()) {
+      for (const [i, partial] of partials.entries()) {
+        await this.publishOnce({ v: 1, job, task: first + i, worker: this.stats.name, ms: header.ms }, partial);
+      }
+    }
     const accepted = await this.publishOnce(header, body);
     if (!accepted && header.object) await this.options.partials.delete(header.object).catch(() => undefined);
   }
@@ -380,6 +387,12 @@ export class TaskLoop {
           header.object = `${shuffleObjectName(job, p, first, count)}.${randomBytes(4).toString('hex')}`;
           await this.options.partials.putBlob({ name: header.object }, body);
           body = new Uint8Array(0);
+        }
+        if (count > 1 && testHooks.duplicateBatchesAsSingles()) {
+          for (const [i, share] of shares.entries()) {
+            const single: ShuffleHeader = { v: 1, job, task: first + i, partition: p };
+            await this.storeOnce(shuffleSubject(job, p, first + i, 1), shuffleMessageId(job, p, first + i, 1), encodeEnvelope(single, share), job, first + i);
+          }
         }
         await this.storeOnce(shuffleSubject(job, p, first, count), shuffleMessageId(job, p, first, count), encodeEnvelope(header, body), job, first);
       }),

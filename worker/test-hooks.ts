@@ -4,6 +4,8 @@
  * a message can at most match a pattern that a test already armed.
  *
  * TALLY_TEST_HOOKS='{"throwWhenInputIncludes":"poison.txt","crashWhenInputIncludes":"crash.txt","delayMs":0}'
+ *
+ * With TALLY_TEST_HOOKS unset (any real run), every hook is a no-op.
  */
 import { existsSync } from 'node:fs';
 import type { TaskHeader } from '../shared/nats/envelope.js';
@@ -27,6 +29,22 @@ interface HookSettings {
    * `{"hook":"start","pid":…,"exiting":…,"time":…}` to stderr.
    */
   exitAtStartWhileFileExists?: string;
+  /**
+   * Holds the map of each task whose input includes this text, without blocking the event loop
+   * (the worker renews its lease on the task as in any long map): for `holdMs`, or while the file
+   * `holdWhileFileExists` exists, whichever is given (both: until both are over). As a hold
+   * begins the worker writes `{"hook":"hold","pid":…,"input":…,"time":…}` to stderr, so a test
+   * knows a task is in hand and cannot finish before the test lets it.
+   */
+  holdWhenInputIncludes?: string;
+  holdMs?: number;
+  holdWhileFileExists?: string;
+  /**
+   * Before it stores a batch's result (and each of its shares), the worker also stores each task
+   * of the batch on its own, as a single-task result (share): what differently batched attempts
+   * at the same tasks leave on the server. Whoever folds them must fold each task id once.
+   */
+  duplicateBatchesAsSingles?: boolean;
 }
 
 const settings = setting('TALLY_TEST_HOOKS') as HookSettings;
@@ -40,6 +58,31 @@ export const testHooks = {
     // Synchronous on a pipe (Linux), so the line is out before the exit.
     process.stderr.write(JSON.stringify({ hook: 'start', pid: process.pid, exiting, time: Date.now() }) + '\n');
     if (exiting) process.exit(3);
+  },
+
+  /**
+   * Runs before each map task, after beforeMap: undefined (nothing to wait for) unless a test
+   * armed a hold for this task, else a promise that resolves when the hold is over.
+   */
+  hold(task: TaskHeader): Promise<void> | undefined {
+    const pattern = settings.holdWhenInputIncludes;
+    if (pattern === undefined || !task.input.includes(pattern)) return undefined;
+    const { holdMs, holdWhileFileExists } = settings;
+    if (!holdMs && !holdWhileFileExists) return undefined;
+    process.stderr.write(JSON.stringify({ hook: 'hold', pid: process.pid, input: task.input, time: Date.now() }) + '\n');
+    const until = Date.now() + (holdMs ?? 0);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (Date.now() >= until && !(holdWhileFileExists && existsSync(holdWhileFileExists))) resolve();
+        else setTimeout(check, 20);
+      };
+      check();
+    });
+  },
+
+  /** True when a test asked for each batch's tasks to be stored a second time, one by one. */
+  duplicateBatchesAsSingles(): boolean {
+    return settings.duplicateBatchesAsSingles === true;
   },
 
   /** Runs before each map; a no-op unless a test armed it. */

@@ -91,3 +91,48 @@ export function spawnWorker(url: string, processes: number, env: NodeJS.ProcessE
     },
   };
 }
+
+/**
+ * Watches the result messages published on a server (`tally.result.>`, seen by a plain
+ * subscriber as they go into the results stream) and counts, per job, those whose partial went
+ * through the Object Store (a header naming an `object`, with an empty body) and those carried
+ * inline. The header is read here from the wire format directly (4-byte length, JSON), not with
+ * the decoder under test.
+ */
+export interface ResultWatch {
+  /** Results of `job` whose body went through the partials bucket. */
+  viaObjectStore(job: string): number;
+  /** Results of `job` carried inline in the message. */
+  inline(job: string): number;
+  /** Every job seen. */
+  jobs(): string[];
+  stop(): void;
+}
+
+export function watchResults(nc: { subscribe: (subject: string, opts: { callback: (error: unknown, message: { subject: string; data: Uint8Array }) => void }) => { unsubscribe(): void } }): ResultWatch {
+  const objects = new Map<string, number>();
+  const inline = new Map<string, number>();
+  const sub = nc.subscribe('tally.result.>', {
+    callback: (_error, message) => {
+      const data = message.data;
+      if (data.length < 4) return;
+      const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+      let header: { job?: unknown; object?: unknown };
+      try {
+        header = JSON.parse(Buffer.from(data.subarray(4, 4 + length)).toString('utf8')) as { job?: unknown; object?: unknown };
+      } catch {
+        return;
+      }
+      const job = String(header.job);
+      const bodyBytes = data.length - 4 - length;
+      if (typeof header.object === 'string' && header.object.length > 0 && bodyBytes === 0) objects.set(job, (objects.get(job) ?? 0) + 1);
+      else inline.set(job, (inline.get(job) ?? 0) + 1);
+    },
+  });
+  return {
+    viaObjectStore: (job) => objects.get(job) ?? 0,
+    inline: (job) => inline.get(job) ?? 0,
+    jobs: () => [...new Set([...objects.keys(), ...inline.keys()])],
+    stop: () => sub.unsubscribe(),
+  };
+}
