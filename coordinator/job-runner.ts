@@ -40,6 +40,7 @@ import {
 import { InterruptedError, JobFailedError, ServerError, describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobTakenOverError, type JobRecord, type JobStatus, type JobStore, type StoredJobRecord } from './job-store.js';
+import { purgeSubjects } from '../shared/nats/purge.js';
 import { JobLease } from './job-lease.js';
 import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
@@ -463,7 +464,7 @@ class JobRun {
 
   /** Removes the job's queued tasks so workers move on. */
   private async withdrawTasks(): Promise<void> {
-    await this.o.jsm.streams.purge(TASK_STREAM, { filter: jobTaskSubjects(this.job) }).catch((e) =>
+    await purgeSubjects(this.o.jsm, TASK_STREAM, jobTaskSubjects(this.job), this.o.nc.info?.version).catch((e) =>
       this.log.warn({ err: describeError(e) }, 'could not withdraw tasks'),
     );
   }
@@ -494,11 +495,11 @@ class JobRun {
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
     }
-    await this.o.jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(this.job) }).catch((e) =>
+    await purgeSubjects(this.o.jsm, RESULT_STREAM, jobResultSubjects(this.job), this.o.nc.info?.version).catch((e) =>
       this.log.warn({ err: describeError(e) }, 'could not purge results'),
     );
     if (this.partitions > 0) {
-      await this.o.jsm.streams.purge(SHUFFLE_STREAM, { filter: jobShuffleSubjects(this.job) }).catch((e) =>
+      await purgeSubjects(this.o.jsm, SHUFFLE_STREAM, jobShuffleSubjects(this.job), this.o.nc.info?.version).catch((e) =>
         this.log.warn({ err: describeError(e) }, 'could not purge the map outputs'),
       );
       // A job that did not finish has no result to read its parts through.
@@ -528,10 +529,11 @@ export async function runJob(options: RunJobOptions): Promise<{ job: string; res
 export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamManager, job: string): Promise<void> {
   nc.publish(jobEndedSubject(job));
   await nc.flush();
-  await jsm.streams.purge(TASK_STREAM, { filter: jobTaskSubjects(job) });
+  const version = nc.info?.version;
+  await purgeSubjects(jsm, TASK_STREAM, jobTaskSubjects(job), version);
   await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
-  await jsm.streams.purge(RESULT_STREAM, { filter: jobResultSubjects(job) });
-  await jsm.streams.purge(SHUFFLE_STREAM, { filter: jobShuffleSubjects(job) }).catch(() => undefined);
+  await purgeSubjects(jsm, RESULT_STREAM, jobResultSubjects(job), version);
+  await purgeSubjects(jsm, SHUFFLE_STREAM, jobShuffleSubjects(job), version).catch(() => undefined);
   // The consumer through which its coordinator read results (absent if it never got that far).
   await jsm.consumers.delete(RESULT_STREAM, resultConsumerName(job)).catch(() => false);
   const { Objm } = await import('@nats-io/obj');

@@ -129,8 +129,12 @@ export class TaskLoop {
       try {
         for await (const message of this.messages) {
           if (this.stopping) {
-            // Arrived after we were asked to stop: hand it straight back.
-            message.nak();
+            // Arrived after we were asked to stop: hand it back, after a pause. A plain nak
+            // would come straight back to this worker's pull, still open on the server, and
+            // each return counts as a delivery: a few such rounds used up a task's
+            // max_deliver while live workers waited, and the job hung or failed on a task
+            // nobody had tried (seen with five embedded commands starting and ending at once).
+            message.nak(DELIVERY.retryDelayMs);
             continue;
           }
           await this.handle(message);

@@ -123,6 +123,37 @@ async function joinOrphan(paths: StorePaths, file: ServerFile, logger: Logger): 
   });
 }
 
+/** The server file, or undefined while there is none (being started, or being stopped). */
+function readServerFile(paths: StorePaths): ServerFile | undefined {
+  try {
+    return JSON.parse(readFileSync(paths.server, 'utf8')) as ServerFile;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Joins a live owner's server with a connection held until release, so that the owner, which
+ * stops its server once nobody is connected, waits for us. The owner removes the server file
+ * before its last look at the connections: when the file is still there once our connection is
+ * in, the owner will see it and keep the server up. Null when the owner is stopping (the server
+ * refused us, or the file is gone): the caller waits for the lock and starts a server of its own.
+ */
+async function holdServer(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer | null> {
+  const { connect } = await import('@nats-io/transport-node');
+  const hold = await connect({ servers: file.url, token: file.token, reconnect: false, timeout: 2_000, name: 'tally-embedded-hold' }).catch(() => null);
+  if (!hold) return null;
+  const now = readServerFile(paths);
+  if (now?.pid !== file.pid || now.url !== file.url) {
+    await hold.close().catch(() => undefined);
+    return null;
+  }
+  logger.debug({ url: file.url }, 'joining the embedded server of another tally process');
+  return joined(paths, file, logger, async () => {
+    await hold.close().catch(() => undefined);
+  });
+}
+
 /**
  * A server this process joined. Its release stops the server when the owner died meanwhile and
  * nobody else uses it any more: the last one out turns off the light.
@@ -163,15 +194,13 @@ export async function acquireEmbeddedServer(logger: Logger): Promise<EmbeddedSer
       if (outcome === 'cleared') continue;
       waitingFor = `another tally process is still stopping the embedded server of process ${holder}, which was killed`;
     } else {
-      try {
-        const file = JSON.parse(readFileSync(paths.server, 'utf8')) as ServerFile;
-        if (file.pid === holder) {
-          logger.debug({ url: file.url }, 'joining the embedded server of another tally process');
-          return joined(paths, file, logger);
-        }
-      } catch {
-        // The owner is still starting its server.
+      const file = readServerFile(paths);
+      if (file?.pid === holder) {
+        const held = await holdServer(paths, file, logger);
+        if (held) return held;
+        waitingFor = `the embedded server of process ${holder} was stopping, and its lock was not released`;
       }
+      // Else the owner is still starting its server, or is stopping it.
     }
     if (Date.now() > deadline) throw new Error(`${waitingFor} (lock ${paths.lock})`);
     await sleep(50);
@@ -192,6 +221,11 @@ function writeEmbeddedConfig(dir: string, token: string): string {
   return path;
 }
 
+function writeServerFile(path: string, file: ServerFile): void {
+  writeFileSync(`${path}.tmp`, JSON.stringify(file), { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
 async function startOwned(paths: StorePaths, logger: Logger): Promise<EmbeddedServer> {
   const { dir, lock: lockPath, server: serverPath } = paths;
   const token = randomBytes(24).toString('base64url');
@@ -209,8 +243,7 @@ async function startOwned(paths: StorePaths, logger: Logger): Promise<EmbeddedSe
     throw error;
   }
   const file: ServerFile = { pid: process.pid, url: server.url, token, monitorUrl: server.monitorUrl };
-  writeFileSync(`${serverPath}.tmp`, JSON.stringify(file), { mode: 0o600 });
-  renameSync(`${serverPath}.tmp`, serverPath);
+  writeServerFile(serverPath, file);
   logger.debug({ url: server.url, pid: server.pid }, 'embedded nats-server started');
   let released = false;
   return {
@@ -225,12 +258,19 @@ async function startOwned(paths: StorePaths, logger: Logger): Promise<EmbeddedSe
       // stop it only once nobody is connected, and hold the lock until it is down, so that no
       // second server ever opens the same store directory.
       if (server.monitorUrl) {
-        // Our own connection may take a moment to be counted out: look again soon, then less often.
-        for (let wait = 10; ; wait = Math.min(200, wait * 2)) {
-          const connections = await connectionsOn(server.monitorUrl).catch(() => 0);
-          if (connections === 0) break;
-          if (wait >= 40) logger.debug({ connections }, 'another tally process still uses the embedded server');
-          await sleep(wait);
+        for (;;) {
+          // Our own connection may take a moment to be counted out: look again soon, then less often.
+          for (let wait = 10; ; wait = Math.min(200, wait * 2)) {
+            const connections = await connectionsOn(server.monitorUrl).catch(() => 0);
+            if (connections === 0) break;
+            if (wait >= 40) logger.debug({ connections }, 'another tally process still uses the embedded server');
+            await sleep(wait);
+          }
+          // No new joiner can find the server now; one that connected before this line is
+          // counted below (see holdServer) and the server stays up for it.
+          rmSync(serverPath, { force: true });
+          if ((await connectionsOn(server.monitorUrl).catch(() => 0)) === 0) break;
+          writeServerFile(serverPath, file);
         }
       }
       await compactPartials(paths.store, server.url, token, logger);

@@ -1,0 +1,41 @@
+/**
+ * Removing one job's messages from a stream that other jobs share. A filtered purge is the
+ * natural tool, but nats-server before 2.9.15 moved every consumer of the stream past the purge,
+ * whatever its filter (nats-io/nats-server#3838): another job's queued tasks or unread results
+ * were then skipped for good, and that job waited forever (seen with two embedded commands on
+ * Debian's nats-server 2.9.10, one failing while the other ran). On such a server the job's
+ * messages are deleted one by one instead, which leaves consumers alone.
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+
+/** The first release with the fix of nats-io/nats-server#3838. */
+const SAFE_FILTERED_PURGE: readonly number[] = [2, 9, 15];
+
+/** True when `version` ("2.10.4", "2.9.10-beta") purges with a filter without moving other consumers. */
+export function filteredPurgeIsSafe(version: string | undefined): boolean {
+  const parts = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+  if (!parts) return false;
+  const have = parts.slice(1, 4).map(Number);
+  for (let i = 0; i < 3; i++) if (have[i] !== SAFE_FILTERED_PURGE[i]) return have[i]! > SAFE_FILTERED_PURGE[i]!;
+  return true;
+}
+
+/**
+ * Removes every message of `stream` whose subject matches `filter`, without disturbing the
+ * consumers of other subjects.
+ * @param serverVersion the server's version (`nc.info.version`)
+ */
+export async function purgeSubjects(jsm: JetStreamManager, stream: string, filter: string, serverVersion: string | undefined): Promise<void> {
+  if (filteredPurgeIsSafe(serverVersion)) {
+    await jsm.streams.purge(stream, { filter });
+    return;
+  }
+  const info = await jsm.streams.info(stream, { subjects_filter: filter });
+  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+    for (let i = 0; i < count; i++) {
+      const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+      if (!message) break;
+      await jsm.streams.deleteMessage(stream, message.seq, false);
+    }
+  }
+}
