@@ -216,6 +216,8 @@ export class TaskLoop {
         }
         const task = tasks[index]!;
         testHooks.beforeMap(task.header);
+        const held = testHooks.holdMap(task.header);
+        if (held) await held;
         if (partitions === undefined) partials[index] = await kind.map(task.header.spec, task.body, context);
         else {
           const output = await partitioned!.map(task.header.spec, task.body, context, partitions);

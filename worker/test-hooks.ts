@@ -26,6 +26,13 @@ interface HookSettings {
    * `{"hook":"start","pid":…,"exiting":…,"time":…}` to stderr.
    */
   exitAtStartWhileFileExists?: string;
+  /**
+   * Map tasks whose input includes `holdWhenInputIncludes` wait (without blocking the event
+   * loop, so the task stays acknowledged as in progress) while the file `holdWhileFileExists`
+   * exists: a test holds a job part way, looks at it, and lets it go by deleting the file.
+   */
+  holdWhenInputIncludes?: string;
+  holdWhileFileExists?: string;
 }
 
 function load(): HookSettings {
@@ -49,6 +56,19 @@ export const testHooks = {
     // Synchronous on a pipe (Linux), so the line is out before the exit.
     process.stderr.write(JSON.stringify({ hook: 'start', pid: process.pid, exiting, time: Date.now() }) + '\n');
     if (exiting) process.exit(3);
+  },
+
+  /** A wait before a held map task (see holdWhenInputIncludes); undefined unless a test armed it. */
+  holdMap(task: TaskHeader): Promise<void> | undefined {
+    const gate = settings.holdWhileFileExists;
+    if (!gate || !settings.holdWhenInputIncludes || task.reduce || !task.input.includes(settings.holdWhenInputIncludes) || !existsSync(gate)) return undefined;
+    return new Promise((resolve) => {
+      const timer = setInterval(() => {
+        if (existsSync(gate)) return;
+        clearInterval(timer);
+        resolve();
+      }, 50);
+    });
   },
 
   /** Runs before each map; a no-op unless a test armed it. */
