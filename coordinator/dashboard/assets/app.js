@@ -83,16 +83,19 @@ function follow(query, handlers) {
   return source;
 }
 
-/** Coalesces redraws to one per frame. */
+/**
+ * Coalesces redraws to one per 100 ms. A timer, not requestAnimationFrame: that one stops in a
+ * background tab, which would then show stale state until looked at.
+ */
 function scheduler(draw) {
   let pending = false;
   return () => {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => {
+    setTimeout(() => {
       pending = false;
       draw();
-    });
+    }, 100);
   };
 }
 
