@@ -428,10 +428,26 @@ class JobRun {
     }
   }
 
+  /** A record write put off by the interval, so that the latest progress is stored even when no more comes. */
+  private trailingWrite: NodeJS.Timeout | null = null;
+
   private report(force: boolean): void {
     this.o.onProgress?.({ ...this.progress });
     const now = Date.now();
-    if (!force && now - this.lastRecordWrite < RECORD_INTERVAL_MS) return;
+    if (!force && now - this.lastRecordWrite < RECORD_INTERVAL_MS) {
+      // Without it, the record (what `tally jobs` and the dashboard show) would keep older
+      // progress until the next fold, which a stalled job may not have for a long time.
+      this.trailingWrite ??= setTimeout(() => {
+        this.trailingWrite = null;
+        if (!this.settled) this.report(true);
+      }, RECORD_INTERVAL_MS - (now - this.lastRecordWrite));
+      this.trailingWrite.unref();
+      return;
+    }
+    if (this.trailingWrite) {
+      clearTimeout(this.trailingWrite);
+      this.trailingWrite = null;
+    }
     this.lastRecordWrite = now;
     this.record.progress = {
       tasksDone: this.progress.tasksDone,
@@ -446,6 +462,8 @@ class JobRun {
   }
 
   private async finish(status: JobStatus, error: string | null): Promise<void> {
+    if (this.trailingWrite) clearTimeout(this.trailingWrite);
+    this.trailingWrite = null;
     const now = Date.now();
     this.record.status = status;
     this.record.error = error;
