@@ -10,7 +10,9 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
-import { REPO_ROOT, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
 import { waitFor } from './helpers/watch.js';
 import { estimateEta, type ProgressSample } from '../coordinator/dashboard/eta.js';
 
@@ -46,8 +48,8 @@ let jobId = '';
 const dialogs: string[] = [];
 
 /** Starts `tally dashboard ARGS` and resolves once it printed its address. */
-async function startDashboard(args: string[]): Promise<Dashboard> {
-  const child = spawnTally(['dashboard', '--port', '0', ...args]);
+async function startDashboard(args: string[], env?: NodeJS.ProcessEnv): Promise<Dashboard> {
+  const child = spawnTally(['dashboard', '--port', '0', ...args], { env });
   let stdout = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   const done = collect(child, Date.now(), 10 * 60_000);
@@ -278,6 +280,71 @@ test.serial('off loopback a token is required: made and printed once when not gi
   const page = await fetch(`${origin}/`);
   t.regex(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
   t.notRegex(page.headers.get('content-security-policy') ?? '', /unsafe-inline/);
+});
+
+/** Opens /events?QUERY and resolves with its first snapshot; the stream stays open until `close()`. */
+async function openStream(origin: string, query: string): Promise<{ snapshot: Record<string, unknown>; close(): void }> {
+  const controller = new AbortController();
+  const response = await fetch(`${origin}/events?${query}`, { signal: controller.signal });
+  if (response.status !== 200) throw new Error(`/events answered ${response.status}`);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('the event stream ended before its snapshot');
+    buffer += decoder.decode(value, { stream: true });
+    const match = /event: snapshot\ndata: (.*)\n\n/.exec(buffer);
+    if (match) return { snapshot: JSON.parse(match[1]!) as Record<string, unknown>, close: () => controller.abort() };
+  }
+}
+
+test.serial('ten open pages cost the NATS server what one costs: one watch of the job records', async (t) => {
+  const origin = new URL(dashboard.url).origin;
+  const nc = await connect({ servers: server.url });
+  const streams: Array<Awaited<ReturnType<typeof openStream>>> = [];
+  try {
+    const jsm = await jetstreamManager(nc);
+    // Consumers of the records now: the dashboard's watch, and listings of commands that ran
+    // before, which the server drops once idle (so the count can only fall meanwhile).
+    const before = (await jsm.streams.info('KV_tally-jobs')).state.consumer_count;
+    t.true(before >= 1);
+    streams.push(...(await Promise.all(Array.from({ length: 10 }, () => openStream(origin, 'view=jobs')))));
+    for (const stream of streams) t.true((stream.snapshot.jobs as Array<{ id: string }>).some((j) => j.id === jobId));
+    t.true((await jsm.streams.info('KV_tally-jobs')).state.consumer_count <= before);
+  } finally {
+    for (const stream of streams) stream.close();
+    await nc.close();
+  }
+});
+
+test.serial('with no --server it shows the local embedded store, and SIGTERM leaves nothing behind', async (t) => {
+  const data = tempDir('tally-dash-data-');
+  try {
+    const env = cleanEnv({ TALLY_DATA_DIR: data.path });
+    const input = join(corpus.path, 'embedded-words.txt');
+    writeFileSync(input, 'one two two three three three\n');
+    const run = await runTally(['count', input, '--workers', '1', '--format', 'json'], { env });
+    t.is(run.code, 0, run.stderr);
+    const id = (JSON.parse(run.stdout) as { job: string }).job;
+    const local = await startDashboard([], env);
+    try {
+      const page = await newPage();
+      await page.goto(local.url, { waitUntil: 'domcontentloaded' });
+      await page.waitForFunction((job) => document.querySelector(`#jobs tr[data-job="${job}"] td:nth-child(4)`)?.textContent === 'done', { timeout: 30_000 }, id);
+      t.is(await page.$$eval('#jobs tbody tr', (rows) => rows.length), 1);
+      t.is(await text(page, '#link'), 'connected to the local embedded server');
+      await screenshot(page, 'embedded');
+      await page.close();
+    } finally {
+      const stopped = await stopDashboard(local);
+      t.is(stopped.code, 0, stopped.stderr);
+    }
+    // The embedded server it started is stopped with it.
+    t.false(existsSync(join(data.path, 'server.lock')));
+  } finally {
+    data.remove();
+  }
 });
 
 test.serial('bad --port or --host: one line, exit 2', async (t) => {
