@@ -242,6 +242,19 @@ test.serial('/metrics parses as the Prometheus text format and its counters matc
   t.is(samples.get('tally_nats_connected'), 1);
 });
 
+test.serial('worker processes that stop are marked gone on the workers page', async (t) => {
+  const page = await newPage();
+  await page.goto(`${new URL(dashboard.url).origin}/workers`, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => document.querySelectorAll('#workers tbody tr:not(.gone)').length === 2, { timeout: 30_000 });
+  const stopped = await workers.stop();
+  t.is(stopped.code, 0, stopped.stderr);
+  await page.waitForFunction(() => document.querySelectorAll('#workers tbody tr.gone').length === 2, { timeout: 30_000 });
+  t.deepEqual(await page.$$eval('#workers tbody td.state', (cells) => cells.map((c) => c.textContent)), ['gone', 'gone']);
+  t.is(await text(page, '#workers-count'), '0 alive, 2 gone');
+  await screenshot(page, 'workers-gone');
+  await page.close();
+});
+
 test.serial('off loopback a token is required: made and printed once when not given; a missing or wrong one is refused with 401', async (t) => {
   const open = await startDashboard(['--server', server.url, '--host', '0.0.0.0']);
   try {
