@@ -14,6 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
 import { waitFor } from './helpers/watch.js';
+import { newSecret, roleServerEnv, rolePasswords, runJobWithRoles, secureConfig, startSecureServer } from './helpers/security.js';
 import { estimateEta, type ProgressSample } from '../coordinator/dashboard/eta.js';
 
 /** The page's document, as the callbacks that puppeteer runs inside Chromium see it. */
@@ -150,6 +151,8 @@ test.serial('a count job: listed, its progress shown while it runs, at the end t
     await page.waitForSelector('#chart .uplot canvas', { timeout: 60_000 });
     await screenshot(page, 'job-running');
     t.regex(await text(page, '#kind'), /^count$/);
+    // No ETA before a measured rate; once there is one, with its spread and what it rests on.
+    t.regex(await text(page, '#eta'), /^(not yet: no measured rate|[\d.]+ (s|min|h)( ± [\d.]+ (s|min|h)| \(could be much longer\)) at .+\/s \(from \d+ samples\))$/);
 
     // Let the held tasks go: the job ends, and the page shows the stored top words.
     rmSync(gate);
@@ -157,6 +160,7 @@ test.serial('a count job: listed, its progress shown while it runs, at the end t
     t.is(result.code, 0, result.stderr);
     await page.waitForSelector('#top tbody tr', { timeout: 60_000 });
     t.is(await text(page, '#status'), 'done');
+    t.is(await text(page, '#eta'), '');
     const shown = await page.$$eval('#top tbody tr', (rows) => rows.map((r) => [r.querySelector('.word')!.textContent, Number(r.lastElementChild!.textContent)]));
     const stored = await runTally(['result', jobId, '--server', server.url, '--format', 'json', '--top', '20']);
     t.is(stored.code, 0, stored.stderr);
@@ -360,6 +364,50 @@ test.serial('with no --server it shows the local embedded store, and SIGTERM lea
   }
 });
 
+test.serial("the reader role suffices to look; no NATS password reaches a page, /metrics or the dashboard's output, a wrong one shows on the page as unreachable", async (t) => {
+  const passwords = rolePasswords();
+  const secure = await startSecureServer(secureConfig('tally.conf'), roleServerEnv(passwords));
+  const wrong = newSecret('X');
+  const dashboards: Dashboard[] = [];
+  try {
+    const job = await runJobWithRoles(passwords, ['--server', secure.url]);
+    t.deepEqual(job.failures, []);
+    const reader = await startDashboard(['--server', secure.url], cleanEnv({ NATS_USER: 'reader', NATS_PASSWORD: passwords.reader }));
+    dashboards.push(reader);
+    const page = await newPage();
+    await page.goto(reader.url, { waitUntil: 'domcontentloaded' });
+    await page.waitForFunction((id) => document.querySelector(`#jobs tr[data-job="${id}"] td:nth-child(4)`)?.textContent === 'done', { timeout: 30_000 }, job.job!);
+    const metrics = await (await fetch(`${new URL(reader.url).origin}/metrics`)).text();
+    t.regex(metrics, /tally_jobs\{status="done"\} 1/);
+    // A wrong password: the dashboard stays up and the page says what is wrong, without the password.
+    const denied = await startDashboard(['--server', secure.url], cleanEnv({ NATS_USER: 'reader', NATS_PASSWORD: wrong }));
+    dashboards.push(denied);
+    const deniedPage = await newPage();
+    await deniedPage.goto(denied.url, { waitUntil: 'domcontentloaded' });
+    await deniedPage.waitForFunction(() => /no connection to the NATS server/.test(document.getElementById('link')?.textContent ?? ''), { timeout: 30_000 });
+    t.regex(await text(deniedPage, '#link'), /authori[sz]ation|credential|user/i);
+    await screenshot(deniedPage, 'wrong-password');
+    const deniedMetrics = await (await fetch(`${new URL(denied.url).origin}/metrics`)).text();
+    t.regex(deniedMetrics, /tally_nats_connected 0/);
+    t.is(denied.child.exitCode, null);
+    const pages = { reader: await page.content(), denied: await deniedPage.content(), metrics, deniedMetrics };
+    await page.close();
+    await deniedPage.close();
+    const outputs: Record<string, string> = { ...pages };
+    for (const [i, d] of dashboards.entries()) {
+      const stopped = await stopDashboard(d);
+      t.is(stopped.code, 0, stopped.stderr);
+      outputs[`dashboard ${i}`] = stopped.stdout + stopped.stderr;
+    }
+    for (const [name, output] of Object.entries(outputs)) {
+      for (const secret of [...Object.values(passwords), wrong]) t.false(output.includes(secret), `${name} shows a password`);
+    }
+  } finally {
+    for (const d of dashboards) await stopDashboard(d);
+    await secure.stop();
+  }
+});
+
 test.serial('bad --port or --host: one line, exit 2', async (t) => {
   for (const args of [['--port', '70000'], ['--port', 'abc'], ['--host', 'not a host'], ['--host', '10.255.255.1', '--access-token', 'abcdefghijklmnopqrstuvwxyz']]) {
     const run = await runTally(['dashboard', '--server', server.url, ...args]);
@@ -381,7 +429,7 @@ test.serial('NATS server gone: the page says so, the dashboard stays up, and bot
   const port = server.port;
   await server.stop();
   await page.waitForFunction(() => document.getElementById('link')?.dataset.connected === 'false', { timeout: 30_000 });
-  t.regex(await text(page, '#link'), /NATS server unreachable/);
+  t.regex(await text(page, '#link'), /no connection to the NATS server/);
   await screenshot(page, 'server-gone');
   t.is(dashboard.child.exitCode, null);
   server = await startNatsServer({ storeDir: store.path, port });

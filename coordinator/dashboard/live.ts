@@ -286,7 +286,8 @@ export class LiveState {
     const view = toView(record, samples, now);
     this.jobs.delete(record.id);
     this.jobs.set(record.id, { record, view, samples });
-    this.trimSamples();
+    // Only a job that gained a sample can push another out (the replay of thousands of ended jobs adds none).
+    if (sample) this.trimSamples();
     this.emit({ type: 'job', job: view, sample });
   }
 

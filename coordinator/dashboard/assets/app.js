@@ -65,7 +65,7 @@ function progressBar(job) {
 function showLink(link) {
   linkBanner.className = link.connected ? 'link' : 'link down';
   linkBanner.dataset.connected = String(link.connected);
-  linkBanner.textContent = link.connected ? `connected to ${link.server}` : `NATS server unreachable (${link.server}): ${link.error ?? 'connecting'}; retrying`;
+  linkBanner.textContent = link.connected ? `connected to ${link.server}` : `no connection to the NATS server (${link.server}): ${link.error ?? 'connecting'}; retrying`;
 }
 
 /** Follows /events for a view; `handlers` get the parsed events. The browser reconnects by itself. */
