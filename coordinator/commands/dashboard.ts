@@ -1,7 +1,8 @@
 /**
  * `tally dashboard`: a live web view of the jobs, one job and the workers, and Prometheus
  * metrics, until SIGINT, SIGTERM or SIGHUP (then it closes the pages' streams, the web server,
- * the watch and the connection, and exits 0, as `tally worker` does).
+ * the watch and the connection, and exits 0, as `tally worker` does; a second signal exits at
+ * once with 130).
  */
 import { Command } from 'commander';
 import { isIP } from 'node:net';
@@ -62,8 +63,15 @@ export function dashboardCommand(): Command {
       });
       const metrics = new DashboardMetrics(live);
       const server = new DashboardServer({ live, metrics, token });
-      let stopped: () => void = () => undefined;
-      const stop = new Promise<void>((resolve) => (stopped = resolve));
+      let resolveStop: () => void = () => undefined;
+      const stop = new Promise<void>((resolve) => (resolveStop = resolve));
+      let signalled = false;
+      // The first signal stops in order; a second one (a stop that hangs) exits at once, 130.
+      const stopped = () => {
+        if (signalled) process.exit(130);
+        signalled = true;
+        resolveStop();
+      };
       const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
       for (const signal of signals) process.on(signal, stopped);
       try {

@@ -93,6 +93,8 @@ const BYTE_KINDS = new Set(['count', 'ngrams']);
 /** Samples kept per job, and jobs with samples kept (the most recently updated). */
 const MAX_SAMPLES = 600;
 const MAX_SAMPLED_JOBS = 64;
+/** How long close() waits for a connection attempt under way. */
+const CLOSE_WAIT_MS = 5000;
 /** A worker gone this long is forgotten. */
 const FORGET_GONE_MS = 60 * 60_000;
 
@@ -359,7 +361,9 @@ export class LiveState {
     const session = this.session;
     this.session = null;
     await session?.close().catch(() => undefined);
-    await this.running;
+    // A connection attempt under way ends within its own timeout and is closed by run(); not
+    // waited for longer than this.
+    await Promise.race([this.running, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
     this.listeners.clear();
   }
 }

@@ -43,6 +43,8 @@ const PAGE = join(ASSETS_DIR, 'index.html');
 
 /** Most rows of a finished table a page may ask for. */
 const MAX_TOP = 1000;
+/** Unsent event-stream bytes at which a page is dropped (its browser reconnects and starts afresh). */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** A comment line keeps idle event streams open through proxies. */
 const HEARTBEAT_MS = 15_000;
 
@@ -137,7 +139,11 @@ export class DashboardServer {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const send = (event: string, data: unknown) => {
+      // A page that does not read what it is sent is let go rather than buffered for without end.
+      if (res.writableLength > MAX_BUFFERED_BYTES) res.destroy();
+      else res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
     const live = this.o.live;
     res.write('retry: 2000\n\n');
     if (view === 'jobs') send('snapshot', { link: live.linkView, jobs: live.jobViews() });
@@ -160,6 +166,7 @@ export class DashboardServer {
       this.streams.delete(res);
     };
     request.raw.on('close', end);
+    res.on('close', end);
     res.on('error', end);
   }
 
