@@ -26,6 +26,7 @@ import {
   SHUFFLE_STREAM,
   TASK_STREAM,
   WORKER_CONSUMER,
+  jobCancelSubject,
   jobEndedSubject,
   jobResultSubjects,
   jobShuffleSubjects,
@@ -229,6 +230,7 @@ class JobRun {
     });
 
     let advisories: Subscription | undefined;
+    let cancels: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
     // The session's watch when it has one; a job run on a bare connection (tests) follows its own.
@@ -239,6 +241,7 @@ class JobRun {
     try {
       await this.folder.start();
       advisories = this.watchPoisonTasks();
+      cancels = this.hearCancel();
       if (this.o.signal?.aborted) onAbort();
       if (this.o.resume) await this.folder.catchUp();
       await Promise.race([this.publishMap(plan), this.done]);
@@ -281,6 +284,7 @@ class JobRun {
       clearInterval(serverWatch);
       ownLink?.stop();
       advisories?.unsubscribe();
+      cancels?.unsubscribe();
       // A job that another coordinator took over, or that is left for `tally resume` (the
       // server is gone or failing), keeps its tasks and results on the server, untouched.
       if (!this.leftAsIs) {
@@ -334,6 +338,21 @@ class JobRun {
     this.settled = true;
     this.publisher?.wake();
     this.rejectDone(error);
+  }
+
+  /**
+   * A request to cancel the job (`tally dashboard` sends one): answered, then the job is
+   * cancelled as Ctrl-C would cancel it. A role that may not subscribe here just never hears one.
+   */
+  private hearCancel(): Subscription {
+    return this.o.nc.subscribe(jobCancelSubject(this.job), {
+      callback: (error, msg) => {
+        if (error) return;
+        msg.respond(JSON.stringify({ cancelling: !this.settled }));
+        this.log.info({ job: this.job }, 'cancel requested');
+        this.fail(new InterruptedError(`job ${this.job} cancelled from the dashboard`));
+      },
+    });
   }
 
   /**

@@ -246,6 +246,43 @@ test.serial('/metrics parses as the Prometheus text format and its counters matc
   t.is(samples.get('tally_nats_connected'), 1);
 });
 
+test.serial('Cancel on the job page cancels a running job through its coordinator (exit 130, record cancelled); only from the page itself', async (t) => {
+  const origin = new URL(dashboard.url).origin;
+  const input = join(corpus.path, 'held.txt');
+  writeFileSync(gate, '');
+  const run = spawnTally(['count', input, '--server', server.url, '--chunk-size', '4K', '--no-progress']);
+  const finished = collect(run);
+  try {
+    const jobs = await newPage();
+    await jobs.goto(origin, { waitUntil: 'domcontentloaded' });
+    await jobs.waitForFunction(() => document.querySelectorAll('#jobs tbody tr').length === 2, { timeout: 60_000 });
+    const id = await jobs.$eval('#jobs tbody tr:first-child', (e) => e.getAttribute('data-job') ?? '');
+    t.not(id, jobId);
+    await jobs.close();
+    // Not from elsewhere: without the page's header, or from another origin.
+    t.is((await fetch(`${origin}/api/jobs/${id}/cancel`, { method: 'POST' })).status, 403);
+    t.is((await fetch(`${origin}/api/jobs/${id}/cancel`, { method: 'POST', headers: { 'x-tally-action': 'cancel', origin: 'http://evil.example' } })).status, 403);
+    const page = await newPage();
+    await page.goto(`${origin}/jobs/${id}`, { waitUntil: 'domcontentloaded' });
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'running', { timeout: 60_000 });
+    await page.waitForSelector('#cancel:not([hidden])', { timeout: 30_000 });
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'cancelled', { timeout: 60_000 });
+    t.is(await text(page, '#cancel-note'), 'its coordinator is cancelling the job');
+    t.true(await page.$eval('#cancel', (e) => (e as unknown as { hidden: boolean }).hidden));
+    await screenshot(page, 'job-cancelled');
+    await page.close();
+    const result = await finished;
+    t.is(result.code, 130, result.stderr);
+    t.regex(result.stderr, /cancelled from the dashboard/);
+    // An ended job cannot be cancelled again.
+    t.is((await fetch(`${origin}/api/jobs/${id}/cancel`, { method: 'POST', headers: { 'x-tally-action': 'cancel' } })).status, 409);
+  } finally {
+    if (existsSync(gate)) rmSync(gate);
+    await finished;
+  }
+});
+
 test.serial('worker processes that stop are marked gone on the workers page', async (t) => {
   const page = await newPage();
   await page.goto(`${new URL(dashboard.url).origin}/workers`, { waitUntil: 'domcontentloaded' });
@@ -377,6 +414,15 @@ test.serial("the reader role suffices to look; no NATS password reaches a page, 
     const page = await newPage();
     await page.goto(reader.url, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction((id) => document.querySelector(`#jobs tr[data-job="${id}"] td:nth-child(4)`)?.textContent === 'done', { timeout: 30_000 }, job.job!);
+    // Read-only: the reader role may not cancel, so the pages never offer it.
+    let link: { connected?: boolean; canCancel?: boolean | null } = {};
+    await waitFor(async () => {
+      const stream = await openStream(new URL(reader.url).origin, 'view=jobs');
+      stream.close();
+      link = stream.snapshot.link as typeof link;
+      return link.canCancel !== null;
+    }, 'the reader dashboard to learn whether it may cancel');
+    t.like(link, { connected: true, canCancel: false });
     const metrics = await (await fetch(`${new URL(reader.url).origin}/metrics`)).text();
     t.regex(metrics, /tally_jobs\{status="done"\} 1/);
     // A wrong password: the dashboard stays up and the page says what is wrong, without the password.
@@ -406,6 +452,26 @@ test.serial("the reader role suffices to look; no NATS password reaches a page, 
     for (const d of dashboards) await stopDashboard(d);
     await secure.stop();
   }
+});
+
+test.serial('--read-only never offers to cancel, though the credentials would allow it', async (t) => {
+  const readOnly = await startDashboard(['--server', server.url, '--read-only']);
+  try {
+    let link: { connected?: boolean; canCancel?: boolean | null } = {};
+    await waitFor(async () => {
+      const stream = await openStream(new URL(readOnly.url).origin, 'view=jobs');
+      stream.close();
+      link = stream.snapshot.link as typeof link;
+      return link.canCancel !== null;
+    }, 'the dashboard to settle whether it may cancel');
+    t.like(link, { connected: true, canCancel: false });
+  } finally {
+    t.is((await stopDashboard(readOnly)).code, 0);
+  }
+  // The same server and credentials without --read-only: allowed.
+  const stream = await openStream(new URL(dashboard.url).origin, 'view=jobs');
+  stream.close();
+  t.like(stream.snapshot.link as object, { connected: true, canCancel: true });
 });
 
 test.serial('bad --port or --host: one line, exit 2', async (t) => {

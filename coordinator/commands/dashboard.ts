@@ -15,6 +15,7 @@ interface DashboardCliOptions extends CommonOptions {
   host: string;
   port: number;
   accessToken?: string;
+  readOnly?: boolean;
 }
 
 /** An IP address or a host name; anything else is refused before anything starts. */
@@ -36,6 +37,7 @@ export function dashboardCommand(): Command {
     .option('--server <url>', 'NATS server URL(s), comma-separated; nats:// or tls:// (default: $NATS_URL, else the local embedded store)')
     .option('--host <address>', 'address to listen on; any but loopback needs an access token', parseHost, '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', (v) => parseCount(v, '--port', 0, 65535), 8040)
+    .option('--read-only', 'never offer to cancel a job, even when the NATS credentials allow it')
     .option('--access-token <token>', 'token the pages and /metrics require (env TALLY_DASHBOARD_TOKEN); made and printed once when --host is not loopback');
   return withConnectionOptions(command)
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
@@ -60,6 +62,7 @@ export function dashboardCommand(): Command {
         redact: (text) => redact(text, connection),
         logger,
         discover: (nc) => discoverWorkers(nc, 1000),
+        readOnly: options.readOnly === true,
       });
       const metrics = new DashboardMetrics(live);
       const server = new DashboardServer({ live, metrics, token });

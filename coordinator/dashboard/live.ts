@@ -11,6 +11,8 @@ import type { NatsConnection, Status } from '@nats-io/transport-node';
 import type { JobRecord, JobStatus, JobStore } from '../job-store.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { describeError } from '../../shared/errors.js';
+import { permissionViolation } from '../../shared/nats/connection.js';
+import { jobCancelSubject } from '../../shared/subjects.js';
 import type { Logger } from '../../shared/log.js';
 import { estimateEta, type Eta, type ProgressSample } from './eta.js';
 
@@ -56,7 +58,12 @@ export interface LinkView {
   connected: boolean;
   server: string;
   error: string | null;
+  /** Whether this dashboard's NATS user may ask coordinators to cancel jobs (and it is not --read-only); null until known. */
+  canCancel: boolean | null;
 }
+
+/** What became of a request to cancel a job. */
+export type CancelOutcome = 'cancelling' | 'no-coordinator' | 'denied' | 'not-connected' | 'no-answer';
 
 export type LiveEvent =
   | { type: 'link'; link: LinkView }
@@ -86,7 +93,14 @@ export interface LiveOptions {
   discoverEveryMs?: number;
   retryMs?: number;
   discover: (nc: NatsConnection) => Promise<WorkerStats[]>;
+  /** Never offer to cancel, whatever the credentials allow. */
+  readOnly?: boolean;
 }
+
+/** A job id no job has (ids start with a base-36 time), asked for to learn whether cancelling is allowed. */
+const PROBE_JOB = 'cancel-permission-probe';
+/** How long a coordinator has to answer a cancel request. */
+const CANCEL_TIMEOUT_MS = 5000;
 
 /** Kinds whose weight is bytes of text; the others count numbers. */
 const BYTE_KINDS = new Set(['count', 'ngrams']);
@@ -118,7 +132,7 @@ export class LiveState {
   private lastError: string | null = null;
 
   constructor(private readonly o: LiveOptions) {
-    this.link = { connected: false, server: o.server, error: null };
+    this.link = { connected: false, server: o.server, error: null, canCancel: null };
   }
 
   /** Starts connecting (in the background: the dashboard serves pages meanwhile). */
@@ -168,10 +182,35 @@ export class LiveState {
     }
   }
 
-  private setLink(connected: boolean, error: string | null): void {
-    if (this.link.connected === connected && this.link.error === error) return;
-    this.link = { connected, server: this.o.server, error };
+  private setLink(connected: boolean, error: string | null, canCancel: boolean | null = this.link.canCancel): void {
+    if (this.link.connected === connected && this.link.error === error && this.link.canCancel === canCancel) return;
+    this.link = { connected, server: this.o.server, error, canCancel };
     this.emit({ type: 'link', link: this.linkView });
+  }
+
+  /**
+   * Asks the coordinator running job `id` to cancel it (it answers, then cancels as Ctrl-C
+   * would). 'denied' when this dashboard's NATS user may not; 'no-coordinator' when nobody
+   * runs the job (ended, or its coordinator died).
+   */
+  async cancel(id: string): Promise<CancelOutcome> {
+    const nc = this.session?.nc;
+    if (!nc || !this.link.connected) return 'not-connected';
+    if (this.o.readOnly) return 'denied';
+    try {
+      await nc.request(jobCancelSubject(id), '', { timeout: CANCEL_TIMEOUT_MS });
+      return 'cancelling';
+    } catch (error) {
+      if (permissionViolation(error)) return 'denied';
+      if (/no responders|503/i.test(describeError(error))) return 'no-coordinator';
+      return 'no-answer';
+    }
+  }
+
+  /** Learns once per connection whether its user may cancel jobs: a request nobody answers is allowed. */
+  private async probeCancel(): Promise<void> {
+    const outcome = this.o.readOnly ? 'denied' : await this.cancel(PROBE_JOB);
+    if (this.link.connected) this.setLink(true, null, outcome === 'no-coordinator' || outcome === 'cancelling');
   }
 
   /** Waits `ms`, or less when closed. */
@@ -210,6 +249,7 @@ export class LiveState {
       this.session = session;
       this.lastError = null;
       this.setLink(true, null);
+      void this.probeCancel();
       this.followStatus(session.nc);
       void this.startWatch(session);
       const discovery = this.discoverLoop(session);

@@ -13,7 +13,7 @@ import type { ServerResponse } from 'node:http';
 import { UsageError, describeError } from '../../shared/errors.js';
 import { isJobId } from '../../shared/subjects.js';
 import { AccessCheck, TOKEN_COOKIE } from './auth.js';
-import type { LiveEvent, LiveState } from './live.js';
+import type { CancelOutcome, LiveEvent, LiveState } from './live.js';
 import type { DashboardMetrics } from './metrics.js';
 import { TABLE_KINDS, readTopRows } from './top-words.js';
 
@@ -41,6 +41,8 @@ const ASSETS: Record<string, { path: string; type: string }> = {
 };
 const PAGE = join(ASSETS_DIR, 'index.html');
 
+/** The header a cancel request must carry (see the route). */
+const ACTION_HEADER = 'x-tally-action';
 /** Most rows of a finished table a page may ask for. */
 const MAX_TOP = 1000;
 /** Unsent event-stream bytes at which a page is dropped (its browser reconnects and starts afresh). */
@@ -121,6 +123,28 @@ export class DashboardServer {
       } catch (error) {
         return reply.code(502).send({ error: describeError(error) });
       }
+    });
+    // Cancelling: a POST with a header no cross-site form can send (and that a cross-origin
+    // script could send only after a CORS preflight, which is never granted), from this origin.
+    this.app.post<{ Params: { id: string } }>('/api/jobs/:id/cancel', async (request, reply) => {
+      const origin = request.headers.origin;
+      if (request.headers[ACTION_HEADER] !== 'cancel' || (origin !== undefined && origin !== `http://${request.headers.host}`)) {
+        return reply.code(403).send({ error: 'a cancel must come from the dashboard page itself' });
+      }
+      const { id } = request.params;
+      const job = isJobId(id) ? this.o.live.job(id) : undefined;
+      if (!job) return reply.code(404).send({ error: 'no such job' });
+      if (job.view.status !== 'running') return reply.code(409).send({ error: `the job is ${job.view.status}` });
+      const outcome = await this.o.live.cancel(id);
+      const answers: Record<CancelOutcome, [number, string]> = {
+        cancelling: [202, 'its coordinator is cancelling the job'],
+        'no-coordinator': [409, 'no coordinator is running this job now (it may have died: `tally resume` or `tally jobs --delete`)'],
+        denied: [403, "this dashboard may not cancel jobs (its NATS user lacks the coordinator role's tally.cancel.*, or it runs --read-only)"],
+        'not-connected': [503, 'not connected to the NATS server'],
+        'no-answer': [504, 'the coordinator did not answer in time'],
+      };
+      const [code, message] = answers[outcome];
+      return reply.code(code).send(code === 202 ? { ok: message } : { error: message });
     });
     this.app.get('/metrics', async (_request, reply) => {
       const { text, contentType } = await this.o.metrics.render();

@@ -61,8 +61,14 @@ function progressBar(job) {
   return bar;
 }
 
+/** The link as last reported, and who wants to hear of a change (the job page's Cancel button). */
+let currentLink = { connected: false, canCancel: false };
+let onLinkChange = () => {};
+
 /** The banner: the NATS link as the dashboard reports it, or the dashboard itself gone. */
 function showLink(link) {
+  currentLink = link;
+  onLinkChange();
   linkBanner.className = link.connected ? 'link' : 'link down';
   linkBanner.dataset.connected = String(link.connected);
   linkBanner.textContent = link.connected ? `connected to ${link.server}` : `no connection to the NATS server (${link.server}): ${link.error ?? 'connecting'}; retrying`;
@@ -191,7 +197,29 @@ function jobPage(id) {
   const facts = el('dl', { class: 'facts', id: 'facts' });
   const chartBox = el('div', { id: 'chart' });
   const topBox = el('section', { id: 'top-box' });
-  main.replaceChildren(el('h1', {}, 'Job ', el('span', { id: 'job-id', text: id })), facts, chartBox, topBox);
+  // Offered only while the job runs and the dashboard's credentials allow it.
+  const cancelButton = el('button', { id: 'cancel', type: 'button', text: 'Cancel job' });
+  cancelButton.hidden = true;
+  const cancelNote = el('span', { id: 'cancel-note', class: 'note' });
+  const actions = el('div', { class: 'actions' }, cancelButton, ' ', cancelNote);
+  main.replaceChildren(el('h1', {}, 'Job ', el('span', { id: 'job-id', text: id })), actions, facts, chartBox, topBox);
+  const showActions = () => {
+    cancelButton.hidden = !(job && job.status === 'running' && currentLink.connected && currentLink.canCancel);
+  };
+  onLinkChange = showActions;
+  cancelButton.addEventListener('click', async () => {
+    cancelButton.disabled = true;
+    cancelNote.textContent = 'asking its coordinator to cancel…';
+    try {
+      const response = await fetch(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { 'x-tally-action': 'cancel' }, credentials: 'same-origin' });
+      const data = await response.json();
+      cancelNote.textContent = response.ok ? data.ok : `not cancelled: ${data.error}`;
+    } catch (error) {
+      cancelNote.textContent = `not cancelled: ${error.message}`;
+    } finally {
+      cancelButton.disabled = false;
+    }
+  });
   let plot = null;
 
   const fact = (name, key, value, cls) => [el('dt', { text: name }), el('dd', { id: key, class: cls, text: value })];
@@ -249,6 +277,7 @@ function jobPage(id) {
   };
 
   const draw = scheduler(() => {
+    showActions();
     if (!job) {
       facts.replaceChildren(el('p', { class: 'note', id: 'missing', text: 'no such job in the tally-jobs bucket (yet)' }));
       return;
