@@ -126,7 +126,8 @@ export class LiveState {
   private session: LiveSession | null = null;
   private watchStop: (() => void) | null = null;
   private closed = false;
-  private wake: (() => void) | null = null;
+  /** Wakes every pause() under way (the connect loop's and the discovery's) when closing. */
+  private readonly wakers = new Set<() => void>();
   private running: Promise<void> | null = null;
   private discovering: Promise<void> | null = null;
   private lastError: string | null = null;
@@ -218,13 +219,13 @@ export class LiveState {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
+      const wakers = this.wakers;
       function done() {
         clearTimeout(timer);
+        wakers.delete(done);
         resolve();
       }
-      this.wake = done;
-    }).then(() => {
-      this.wake = null;
+      wakers.add(done);
     });
   }
 
@@ -395,7 +396,7 @@ export class LiveState {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.wake?.();
+    for (const wake of [...this.wakers]) wake();
     this.stopWatch();
     await this.discovering?.catch(() => undefined);
     const session = this.session;
