@@ -231,7 +231,14 @@ test.serial('/metrics parses as the Prometheus text format and its counters matc
   const response = await fetch(`${new URL(dashboard.url).origin}/metrics`);
   t.is(response.status, 200);
   t.regex(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-  const { samples, types } = parseMetrics(await response.text());
+  let { samples, types } = parseMetrics(await response.text());
+  // The words come from the stored result, read once the job was seen to end.
+  const stored = JSON.parse((await runTally(['result', jobId, '--server', server.url, '--format', 'json', '--top', '1'])).stdout) as { totalWords: number };
+  await waitFor(async () => {
+    ({ samples, types } = parseMetrics(await (await fetch(`${new URL(dashboard.url).origin}/metrics`)).text()));
+    return samples.has('tally_counted_words_total{kind="count"}');
+  }, 'the words counted in /metrics');
+  t.is(samples.get('tally_counted_words_total{kind="count"}'), stored.totalWords);
   const jobs = await runTally(['jobs', '--server', server.url, '--format', 'json']);
   const record = (JSON.parse(jobs.stdout) as Array<{ id: string; progress: { tasksDone: number; weightDone: number } }>).find((r) => r.id === jobId)!;
   t.is(types.get('tally_tasks_done_total'), 'counter');

@@ -38,7 +38,7 @@ export function dashboardCommand(): Command {
     .option('--host <address>', 'address to listen on; any but loopback needs an access token', parseHost, '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', (v) => parseCount(v, '--port', 0, 65535), 8040)
     .option('--read-only', 'never offer to cancel a job, even when the NATS credentials allow it')
-    .option('--access-token <token>', 'token the pages and /metrics require (env TALLY_DASHBOARD_TOKEN); made and printed once when --host is not loopback');
+    .option('--access-token <token>', 'token the pages and /metrics require (env TALLY_DASHBOARD_TOKEN; prefer the environment: arguments are visible to other local users); made and printed once when --host is not loopback');
   return withConnectionOptions(command)
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
     .action(async (options: DashboardCliOptions) => {

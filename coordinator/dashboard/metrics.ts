@@ -6,16 +6,18 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobView, LiveEvent, LiveState } from './live.js';
+import { TABLE_KINDS } from './top-words.js';
 
 const STATUSES = ['running', 'done', 'failed', 'cancelled'] as const;
 
 export class DashboardMetrics {
   readonly registry = new Registry();
   /** Per job: what was counted already, and whether its duration was observed. */
-  private readonly seen = new Map<string, { tasksDone: number; weightDone: number; timed: boolean }>();
+  private readonly seen = new Map<string, { tasksDone: number; weightDone: number; timed: boolean; status: string }>();
   private readonly tasksDone: Counter<'kind'>;
   private readonly bytes: Counter<'kind'>;
   private readonly numbers: Counter<'kind'>;
+  private readonly words: Counter<'kind'>;
   private readonly durations: Histogram<'kind' | 'status'>;
   private readonly unsubscribe: () => void;
 
@@ -35,6 +37,12 @@ export class DashboardMetrics {
     this.tasksDone = new Counter({ name: 'tally_tasks_done_total', help: 'Tasks done, over every job seen (map and reduce tasks)', labelNames: ['kind'], registers });
     this.bytes = new Counter({ name: 'tally_counted_bytes_total', help: 'Bytes of input counted by text jobs (count, ngrams)', labelNames: ['kind'], registers });
     this.numbers = new Counter({ name: 'tally_counted_numbers_total', help: 'Numbers covered by number jobs (sum, primes, factorial)', labelNames: ['kind'], registers });
+    this.words = new Counter({
+      name: 'tally_counted_words_total',
+      help: 'Words (or n-grams) counted by count and ngrams jobs that ended while the dashboard watched them run',
+      labelNames: ['kind'],
+      registers,
+    });
     this.durations = new Histogram({
       name: 'tally_job_duration_seconds',
       help: 'Wall time of ended jobs, from creation to the end',
@@ -83,7 +91,9 @@ export class DashboardMetrics {
   }
 
   private onJob(job: JobView): void {
-    const before = this.seen.get(job.id) ?? { tasksDone: 0, weightDone: 0, timed: false };
+    const before = this.seen.get(job.id) ?? { tasksDone: 0, weightDone: 0, timed: false, status: '' };
+    // Words are in the result, read once for a job seen to end (not for each stored job at start).
+    if (before.status === 'running' && job.status === 'done' && TABLE_KINDS.has(job.kind)) void this.countWords(job);
     // A resumed job may start its count again: only growth is counted.
     const tasks = Math.max(0, job.tasksDone - before.tasksDone);
     const weight = Math.max(0, job.weightDone - before.weightDone);
@@ -94,7 +104,16 @@ export class DashboardMetrics {
       this.durations.observe({ kind: job.kind, status: job.status }, job.elapsedMs / 1000);
       timed = true;
     }
-    this.seen.set(job.id, { tasksDone: Math.max(before.tasksDone, job.tasksDone), weightDone: Math.max(before.weightDone, job.weightDone), timed });
+    this.seen.set(job.id, { tasksDone: Math.max(before.tasksDone, job.tasksDone), weightDone: Math.max(before.weightDone, job.weightDone), timed, status: job.status });
+  }
+
+  private async countWords(job: JobView): Promise<void> {
+    try {
+      const result = (await this.live.store?.getResult(job.id)) as { totalWords?: unknown } | null | undefined;
+      if (typeof result?.totalWords === 'number' && result.totalWords > 0) this.words.inc({ kind: job.kind }, result.totalWords);
+    } catch {
+      // The result is gone already, or the server: the words of that job go uncounted.
+    }
   }
 
   /** The text Prometheus scrapes, and its content type. */
