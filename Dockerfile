@@ -29,6 +29,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/config ./config
+COPY --from=build /app/coordinator/dashboard/assets ./coordinator/dashboard/assets
 # Nothing in the image needs root; the official image ships the unprivileged `node` user.
 USER node
 # Exec form, so node (not a shell) receives SIGTERM: `tally worker` finishes the task in hand

@@ -28,6 +28,7 @@ import {
   SHUFFLE_STREAM,
   TASK_STREAM,
   WORKER_CONSUMER,
+  jobCancelSubject,
   jobEndedSubject,
   jobResultSubjects,
   jobShuffleSubjects,
@@ -230,6 +231,7 @@ class JobRun {
     });
 
     let advisories: Subscription | undefined;
+    let cancels: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
     // The session's watch when it has one; a job run on a bare connection (tests) follows its own.
@@ -240,6 +242,7 @@ class JobRun {
     try {
       await this.folder.start();
       advisories = this.watchPoisonTasks();
+      cancels = this.hearCancel();
       if (this.o.signal?.aborted) onAbort();
       if (this.o.resume) await this.folder.catchUp();
       await Promise.race([this.publishMap(plan), this.done]);
@@ -282,6 +285,7 @@ class JobRun {
       clearInterval(serverWatch);
       ownLink?.stop();
       advisories?.unsubscribe();
+      cancels?.unsubscribe();
       // A job that another coordinator took over, or that is left for `tally resume` (the
       // server is gone or failing), keeps its tasks and results on the server, untouched.
       if (!this.leftAsIs) {
@@ -335,6 +339,21 @@ class JobRun {
     this.settled = true;
     this.publisher?.wake();
     this.rejectDone(error);
+  }
+
+  /**
+   * A request to cancel the job (`tally dashboard` sends one): answered, then the job is
+   * cancelled as Ctrl-C would cancel it. A role that may not subscribe here just never hears one.
+   */
+  private hearCancel(): Subscription {
+    return this.o.nc.subscribe(jobCancelSubject(this.job), {
+      callback: (error, msg) => {
+        if (error) return;
+        msg.respond(JSON.stringify({ cancelling: !this.settled }));
+        this.log.info({ job: this.job }, 'cancel requested');
+        this.fail(new InterruptedError(`job ${this.job} cancelled from the dashboard`));
+      },
+    });
   }
 
   /**
@@ -429,10 +448,26 @@ class JobRun {
     }
   }
 
+  /** A record write put off by the interval, so that the latest progress is stored even when no more comes. */
+  private trailingWrite: NodeJS.Timeout | null = null;
+
   private report(force: boolean): void {
     this.o.onProgress?.({ ...this.progress });
     const now = Date.now();
-    if (!force && now - this.lastRecordWrite < RECORD_INTERVAL_MS) return;
+    if (!force && now - this.lastRecordWrite < RECORD_INTERVAL_MS) {
+      // Without it, the record (what `tally jobs` and the dashboard show) would keep older
+      // progress until the next fold, which a stalled job may not have for a long time.
+      this.trailingWrite ??= setTimeout(() => {
+        this.trailingWrite = null;
+        if (!this.settled) this.report(true);
+      }, RECORD_INTERVAL_MS - (now - this.lastRecordWrite));
+      this.trailingWrite.unref();
+      return;
+    }
+    if (this.trailingWrite) {
+      clearTimeout(this.trailingWrite);
+      this.trailingWrite = null;
+    }
     this.lastRecordWrite = now;
     this.record.progress = {
       tasksDone: this.progress.tasksDone,
@@ -447,6 +482,8 @@ class JobRun {
   }
 
   private async finish(status: JobStatus, error: string | null): Promise<void> {
+    if (this.trailingWrite) clearTimeout(this.trailingWrite);
+    this.trailingWrite = null;
     const now = Date.now();
     this.record.status = status;
     this.record.error = error;

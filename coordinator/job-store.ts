@@ -140,6 +140,29 @@ export class JobStore {
     return { record: JSON.parse(decoder.decode(entry.value)) as JobRecord, revision: entry.revision };
   }
 
+  /**
+   * Follows every job record through one KV watch: first each stored record, then every write
+   * and delete as it happens (record null), until `stop()`. The caller owns the watch.
+   */
+  async watch(): Promise<{ updates: AsyncIterable<{ id: string; record: JobRecord | null }>; stop(): void }> {
+    const entries = await this.records.watch({ key: '>' });
+    async function* updates(): AsyncGenerator<{ id: string; record: JobRecord | null }> {
+      for await (const entry of entries) {
+        if (entry.operation !== 'PUT' || entry.value.length === 0) yield { id: entry.key, record: null };
+        else {
+          let record: JobRecord | null = null;
+          try {
+            record = JSON.parse(decoder.decode(entry.value)) as JobRecord;
+          } catch {
+            continue; // not a record this version can read
+          }
+          yield { id: entry.key, record };
+        }
+      }
+    }
+    return { updates: updates(), stop: () => entries.stop() };
+  }
+
   /** Every stored job, newest first. */
   async list(): Promise<JobRecord[]> {
     const keys: string[] = [];

@@ -126,6 +126,20 @@ const MUTANTS = [
     edits: [['    await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify(result)));', "    await this.results.putBlob({ name: id }, encoder.encode(JSON.stringify({ ...(result as object), counts: [] })));"]],
     tests: ['numbers.e2e', 'embedded', 'output'],
   },
+  {
+    id: 'dashboard-html',
+    what: 'the dashboard puts text into its pages as HTML (a counted word becomes an element)',
+    file: 'coordinator/dashboard/assets/app.js',
+    edits: [["    else if (key === 'text') node.textContent = String(value);", "    else if (key === 'text') node.innerHTML = String(value);"]],
+    tests: ['dashboard'],
+  },
+  {
+    id: 'dashboard-token-unchecked',
+    what: 'the dashboard takes any token off loopback',
+    file: 'coordinator/dashboard/auth.ts',
+    edits: [["    return given.some((t) => t !== undefined && this.matches(t)) ? 'ok' : 'unauthorized';", "    return given.some((t) => t !== undefined) ? 'ok' : 'unauthorized';"]],
+    tests: ['dashboard'],
+  },
 ];
 
 const args = process.argv.slice(2);

@@ -73,6 +73,21 @@ try {
   // a version banner is nice to have, not required
 }
 
-// 4. Build the TypeScript sources into dist/.
+// 4. Chromium (Debian's package), which the dashboard's browser tests drive (tests/dashboard.test.ts);
+// tally itself never needs it. Installed only when missing, and only where apt-get may run as root.
+const CHROMIUM = process.env.TALLY_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (isRoot && hasApt) {
+    say('installing chromium with apt-get (for the dashboard tests)');
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', 'chromium'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } else {
+    say('chromium is missing; the dashboard tests need it:  sudo apt-get install -y chromium  (or set TALLY_CHROMIUM)');
+  }
+}
+
+// 5. Build the TypeScript sources into dist/.
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
 say('ready');

@@ -78,6 +78,21 @@ export const SETTINGS = {
     parse: (raw) => (/^(0|off|false|no)$/i.test(raw) ? null : raw),
     setBy: 'user',
   }),
+  TALLY_CHROMIUM: spec({
+    default: '/usr/bin/chromium',
+    tunes: "The Chromium the dashboard tests drive (puppeteer-core); `npm run setup` installs Debian's when it is missing.",
+    fallback: () => '/usr/bin/chromium',
+    parse: (raw) => raw,
+    setBy: 'tests',
+  }),
+  TALLY_DASHBOARD_TOKEN: spec<string | undefined>({
+    default: 'none (made and printed once when --host is not loopback)',
+    tunes: 'Access token of `tally dashboard` (as `--access-token`; the environment keeps it out of `ps`).',
+    fallback: () => undefined,
+    parse: (raw) => raw,
+    secret: true,
+    setBy: 'user',
+  }),
   TALLY_DATA_DIR: spec({
     default: '`$XDG_DATA_HOME/tally`, else `~/.local/share/tally`',
     tunes: "Data directory of the embedded server: its JetStream store (jobs, results), lock and address.",

@@ -32,6 +32,17 @@ export function jobEndedSubject(job: string): string {
   return `${JOB_ENDED_PREFIX}.${job}`;
 }
 
+/**
+ * Subject on which a running job's coordinator hears a request to cancel it (the dashboard
+ * sends one); it answers and cancels as Ctrl-C would. Who may publish here may cancel jobs.
+ */
+const JOB_CANCEL_PREFIX = 'tally.cancel';
+export const JOB_CANCEL_SUBJECTS = `${JOB_CANCEL_PREFIX}.*`;
+
+export function jobCancelSubject(job: string): string {
+  return `${JOB_CANCEL_PREFIX}.${job}`;
+}
+
 const TASK_PREFIX = 'tally.task';
 const RESULT_PREFIX = 'tally.result';
 const SHUFFLE_PREFIX = 'tally.shuffle';

@@ -1,0 +1,371 @@
+// The dashboard's pages: jobs, one job, workers. Everything shown goes in as text (textContent,
+// createTextNode), never as HTML: a counted word or a file name cannot become an element.
+// Each page follows one event stream (/events): a snapshot, then what changes.
+import uPlot from '/assets/uPlot.esm.js';
+
+const main = document.getElementById('main');
+const linkBanner = document.getElementById('link');
+
+/** An element with attributes (set as properties or attributes, never as HTML) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = String(value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(typeof child === 'string' || typeof child === 'number' ? document.createTextNode(String(child)) : child);
+  }
+  return node;
+}
+
+function formatAmount(value, unit) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '';
+  if (unit === 'B') {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (Math.abs(value) >= 1024 && i < units.length - 1) {
+      value /= 1024;
+      i++;
+    }
+    return `${i === 0 ? Math.round(value) : value.toFixed(1)} ${units[i]}`;
+  }
+  return Math.round(value).toLocaleString('en');
+}
+
+function formatRate(value, unit) {
+  if (value === null || value === undefined) return '';
+  return unit === 'B' ? `${formatAmount(value, 'B')}/s` : `${formatAmount(value, '')}/s`;
+}
+
+function formatTime(iso) {
+  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
+}
+
+function formatSeconds(s) {
+  if (s < 90) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 5400) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function tasksText(job) {
+  return `${job.tasksDone}/${job.tasksTotal ?? '?'}`;
+}
+
+function progressBar(job) {
+  const bar = el('progress', { max: job.tasksTotal ?? 1 });
+  if (job.tasksTotal !== null) bar.value = job.tasksDone;
+  return bar;
+}
+
+/** The link as last reported, and who wants to hear of a change (the job page's Cancel button). */
+let currentLink = { connected: false, canCancel: false };
+let onLinkChange = () => {};
+
+/** The banner: the NATS link as the dashboard reports it, or the dashboard itself gone. */
+function showLink(link) {
+  currentLink = link;
+  onLinkChange();
+  linkBanner.className = link.connected ? 'link' : 'link down';
+  linkBanner.dataset.connected = String(link.connected);
+  linkBanner.textContent = link.connected ? `connected to ${link.server}` : `no connection to the NATS server (${link.server}): ${link.error ?? 'connecting'}; retrying`;
+}
+
+/** Follows /events for a view; `handlers` get the parsed events. The browser reconnects by itself. */
+function follow(query, handlers) {
+  const source = new EventSource(`/events?${query}`);
+  source.addEventListener('error', () => {
+    linkBanner.className = 'link down';
+    linkBanner.dataset.connected = 'false';
+    linkBanner.textContent = 'dashboard not reachable; retrying';
+  });
+  for (const [name, handler] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => handler(JSON.parse(event.data)));
+  }
+  source.addEventListener('link', (event) => showLink(JSON.parse(event.data)));
+  return source;
+}
+
+/**
+ * Coalesces redraws to one per 100 ms. A timer, not requestAnimationFrame: that one stops in a
+ * background tab, which would then show stale state until looked at.
+ */
+function scheduler(draw) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => {
+      pending = false;
+      draw();
+    }, 100);
+  };
+}
+
+// ---- Jobs ------------------------------------------------------------------------------------
+
+const MAX_ROWS = 500;
+
+function jobsPage() {
+  document.title = 'tally: jobs';
+  const jobs = new Map();
+  const params = new URLSearchParams(location.search);
+  const statusFilter = el('select', { id: 'filter-status', 'aria-label': 'status' });
+  for (const s of ['', 'running', 'done', 'failed', 'cancelled']) statusFilter.append(el('option', { value: s, text: s || 'any status' }));
+  statusFilter.value = params.get('status') ?? '';
+  const kindFilter = el('select', { id: 'filter-kind', 'aria-label': 'kind' });
+  const body = el('tbody');
+  const count = el('span', { class: 'note', id: 'jobs-count' });
+  main.replaceChildren(
+    el('h1', { text: 'Jobs' }),
+    el('div', { class: 'filters' }, el('label', {}, 'status ', statusFilter), el('label', {}, 'kind ', kindFilter), count),
+    el(
+      'table',
+      { id: 'jobs' },
+      el('thead', {}, el('tr', {}, ...['job', 'kind', 'arguments', 'status', 'tasks', 'created', 'elapsed', 'throughput'].map((h) => el('th', { text: h })))),
+      body,
+    ),
+  );
+  let wantedKind = params.get('kind') ?? '';
+  const draw = scheduler(() => {
+    const kinds = [...new Set([...jobs.values()].map((j) => j.kind))].sort();
+    if (wantedKind && !kinds.includes(wantedKind)) kinds.push(wantedKind);
+    if (kindFilter.options.length !== kinds.length + 1) {
+      kindFilter.replaceChildren(el('option', { value: '', text: 'any kind' }), ...kinds.map((k) => el('option', { value: k, text: k })));
+      kindFilter.value = wantedKind;
+    }
+    const status = statusFilter.value;
+    const shown = [...jobs.values()]
+      .filter((j) => (!status || j.status === status) && (!wantedKind || j.kind === wantedKind))
+      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
+    count.textContent = shown.length > MAX_ROWS ? `showing the newest ${MAX_ROWS} of ${shown.length}` : `${shown.length} job${shown.length === 1 ? '' : 's'}`;
+    body.replaceChildren(
+      ...shown.slice(0, MAX_ROWS).map((j) =>
+        el(
+          'tr',
+          { 'data-job': j.id },
+          el('td', {}, el('a', { href: `/jobs/${encodeURIComponent(j.id)}`, text: j.id })),
+          el('td', { text: j.kind }),
+          el('td', { class: 'args', text: j.argsSummary }),
+          el('td', { class: `status-${j.status}`, text: j.status }),
+          el('td', { class: 'num' }, progressBar(j), ' ', tasksText(j)),
+          el('td', { text: formatTime(j.created) }),
+          el('td', { class: 'num', text: j.elapsedMs === null ? '' : formatSeconds(j.elapsedMs / 1000) }),
+          el('td', { class: 'num', text: formatRate(j.throughput, j.unit) }),
+        ),
+      ),
+    );
+  });
+  const filtersChanged = () => {
+    wantedKind = kindFilter.value;
+    const next = new URLSearchParams();
+    if (statusFilter.value) next.set('status', statusFilter.value);
+    if (wantedKind) next.set('kind', wantedKind);
+    history.replaceState(null, '', next.size ? `/?${next}` : '/');
+    draw();
+  };
+  statusFilter.addEventListener('change', filtersChanged);
+  kindFilter.addEventListener('change', filtersChanged);
+  follow('view=jobs', {
+    snapshot: (data) => {
+      showLink(data.link);
+      jobs.clear();
+      for (const j of data.jobs) jobs.set(j.id, j);
+      draw();
+    },
+    job: (data) => {
+      jobs.set(data.job.id, data.job);
+      draw();
+    },
+    removed: (data) => {
+      jobs.delete(data.id);
+      draw();
+    },
+  });
+}
+
+// ---- One job ---------------------------------------------------------------------------------
+
+function jobPage(id) {
+  document.title = `tally: job ${id}`;
+  let job = null;
+  let samples = [];
+  let topAsked = false;
+  const facts = el('dl', { class: 'facts', id: 'facts' });
+  const chartBox = el('div', { id: 'chart' });
+  const topBox = el('section', { id: 'top-box' });
+  // Offered only while the job runs and the dashboard's credentials allow it.
+  const cancelButton = el('button', { id: 'cancel', type: 'button', text: 'Cancel job' });
+  cancelButton.hidden = true;
+  const cancelNote = el('span', { id: 'cancel-note', class: 'note' });
+  const actions = el('div', { class: 'actions' }, cancelButton, ' ', cancelNote);
+  main.replaceChildren(el('h1', {}, 'Job ', el('span', { id: 'job-id', text: id })), actions, facts, chartBox, topBox);
+  const showActions = () => {
+    cancelButton.hidden = !(job && job.status === 'running' && currentLink.connected && currentLink.canCancel);
+  };
+  onLinkChange = showActions;
+  cancelButton.addEventListener('click', async () => {
+    cancelButton.disabled = true;
+    cancelNote.textContent = 'asking its coordinator to cancel…';
+    try {
+      const response = await fetch(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST', headers: { 'x-tally-action': 'cancel' }, credentials: 'same-origin' });
+      const data = await response.json();
+      cancelNote.textContent = response.ok ? data.ok : `not cancelled: ${data.error}`;
+    } catch (error) {
+      cancelNote.textContent = `not cancelled: ${error.message}`;
+    } finally {
+      cancelButton.disabled = false;
+    }
+  });
+  let plot = null;
+
+  const fact = (name, key, value, cls) => [el('dt', { text: name }), el('dd', { id: key, class: cls, text: value })];
+  const etaText = (j) => {
+    if (j.status !== 'running') return '';
+    if (!j.eta) return 'not yet: no measured rate';
+    const spread = j.eta.plusMinus === null ? ' (could be much longer)' : ` ± ${formatSeconds(j.eta.plusMinus)}`;
+    return `${formatSeconds(j.eta.seconds)}${spread} at ${formatRate(j.eta.rate, j.unit)} (from ${j.eta.samples} samples)`;
+  };
+
+  const drawChart = () => {
+    if (samples.length === 0 || !job) return;
+    const t0 = samples[0].t;
+    const data = [samples.map((s) => (s.t - t0) / 1000), samples.map((s) => s.tasksDone), samples.map((s) => s.rate)];
+    if (!plot) {
+      plot = new uPlot(
+        {
+          width: Math.min(900, Math.max(320, main.clientWidth - 20)),
+          height: 260,
+          scales: { x: { time: false }, tasks: {}, rate: {} },
+          series: [
+            { label: 'seconds' },
+            { label: 'tasks done', scale: 'tasks', stroke: '#2266cc', width: 2 },
+            { label: job.unit === 'B' ? 'bytes/s' : 'numbers/s', scale: 'rate', stroke: '#cc6622', width: 2 },
+          ],
+          axes: [{ label: 'seconds since first seen' }, { scale: 'tasks', label: 'tasks done' }, { scale: 'rate', side: 1, label: job.unit === 'B' ? 'bytes/s' : 'numbers/s' }],
+        },
+        data,
+        chartBox,
+      );
+    } else plot.setData(data);
+  };
+
+  const showTop = async () => {
+    if (topAsked || !job || job.status !== 'done' || (job.kind !== 'count' && job.kind !== 'ngrams')) return;
+    topAsked = true;
+    topBox.replaceChildren(el('p', { class: 'note', text: 'reading the result…' }));
+    try {
+      const response = await fetch(`/api/jobs/${encodeURIComponent(id)}/top?n=20`, { credentials: 'same-origin' });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error ?? `HTTP ${response.status}`);
+      topBox.replaceChildren(
+        el('h2', { text: `Top ${data.rows.length} of ${data.uniqueWords.toLocaleString('en')} (${data.totalWords.toLocaleString('en')} in all)` }),
+        el(
+          'table',
+          { id: 'top' },
+          el('thead', {}, el('tr', {}, el('th', { class: 'num', text: '#' }), el('th', { text: data.rowName }), el('th', { class: 'num', text: 'count' }))),
+          el('tbody', {}, ...data.rows.map(([word, n], i) => el('tr', {}, el('td', { class: 'num', text: i + 1 }), el('td', { class: 'word', text: word }), el('td', { class: 'num', text: n })))),
+        ),
+      );
+    } catch (error) {
+      topAsked = false;
+      topBox.replaceChildren(el('p', { class: 'note', id: 'top-error', text: `the result could not be read: ${error.message}` }));
+    }
+  };
+
+  const draw = scheduler(() => {
+    showActions();
+    if (!job) {
+      facts.replaceChildren(el('p', { class: 'note', id: 'missing', text: 'no such job in the tally-jobs bucket (yet)' }));
+      return;
+    }
+    facts.replaceChildren(
+      ...fact('kind', 'kind', job.kind),
+      ...fact('arguments', 'args', job.argsSummary),
+      ...fact('status', 'status', job.status, `status-${job.status}`),
+      ...fact('tasks', 'tasks', tasksText(job)),
+      ...fact(job.unit === 'B' ? 'bytes' : 'numbers', 'weight', `${formatAmount(job.weightDone, job.unit)} of ${job.weightTotal === null ? '?' : formatAmount(job.weightTotal, job.unit)}`),
+      ...fact('created', 'created', formatTime(job.created)),
+      ...fact('finished', 'finished', formatTime(job.finished)),
+      ...fact('elapsed', 'elapsed', job.elapsedMs === null ? '' : formatSeconds(job.elapsedMs / 1000)),
+      ...fact('throughput', 'throughput', formatRate(job.throughput, job.unit)),
+      ...fact('ETA', 'eta', etaText(job)),
+      ...fact('coordinator', 'coordinator', job.coordinator),
+      ...(job.error ? fact('error', 'error', job.error) : []),
+    );
+    drawChart();
+    void showTop();
+  });
+
+  follow(`view=job&job=${encodeURIComponent(id)}`, {
+    snapshot: (data) => {
+      showLink(data.link);
+      job = data.job;
+      samples = data.samples;
+      draw();
+    },
+    job: (data) => {
+      job = data.job;
+      if (data.sample) samples.push(data.sample);
+      draw();
+    },
+    removed: () => {
+      job = null;
+      draw();
+    },
+  });
+}
+
+// ---- Workers ---------------------------------------------------------------------------------
+
+function workersPage() {
+  document.title = 'tally: workers';
+  const body = el('tbody');
+  const count = el('p', { class: 'note', id: 'workers-count' });
+  main.replaceChildren(
+    el('h1', { text: 'Workers' }),
+    count,
+    el(
+      'table',
+      { id: 'workers' },
+      el('thead', {}, el('tr', {}, ...['worker', 'host', 'pid', 'state', 'tasks done', 'failed', 'started', 'last seen'].map((h) => el('th', { text: h })))),
+      body,
+    ),
+  );
+  const show = (workers) => {
+    const alive = workers.filter((w) => !w.gone).length;
+    count.textContent = `${alive} alive${workers.length > alive ? `, ${workers.length - alive} gone` : ''}`;
+    body.replaceChildren(
+      ...workers.map((w) =>
+        el(
+          'tr',
+          { class: w.gone ? 'gone' : '', 'data-pid': w.pid, 'data-host': w.host },
+          el('td', { text: w.name }),
+          el('td', { text: w.host }),
+          el('td', { class: 'num', text: w.pid }),
+          el('td', { class: 'state', text: w.gone ? 'gone' : w.busy ? `busy ${w.current ?? ''}`.trim() : 'idle' }),
+          el('td', { class: 'num', text: w.tasksDone }),
+          el('td', { class: 'num', text: w.tasksFailed }),
+          el('td', { text: formatTime(w.started) }),
+          el('td', { text: formatTime(w.lastSeen) }),
+        ),
+      ),
+    );
+  };
+  follow('view=workers', {
+    snapshot: (data) => {
+      showLink(data.link);
+      show(data.workers);
+    },
+    workers: show,
+  });
+}
+
+const path = location.pathname;
+const jobMatch = /^\/jobs\/([a-z0-9-]+)$/.exec(path);
+if (jobMatch) jobPage(jobMatch[1]);
+else if (path === '/workers') workersPage();
+else jobsPage();
