@@ -171,6 +171,8 @@ test.serial('--reducers: 0, a fraction, text or more than 256 is refused at once
   // The summary in json names the words and totals exactly, whatever the partitions.
   const one = await runTally(['count', textB.path, '--reducers', '1', '--format', 'json', '--top', '5', '--server', server.url], { env });
   const many = await runTally(['count', textB.path, '--reducers', '7', '--format', 'json', '--top', '5', '--server', server.url], { env });
+  t.is(one.code, 0, one.stderr);
+  t.is(many.code, 0, many.stderr);
   const drop = (stdout: string) => {
     const { job: _job, ...rest } = JSON.parse(stdout);
     return rest;

@@ -40,15 +40,7 @@ export interface JobView {
 }
 
 /** A worker process as last discovered; `gone` once it stopped answering. */
-export interface WorkerView {
-  name: string;
-  host: string;
-  pid: number;
-  started: string;
-  tasksDone: number;
-  tasksFailed: number;
-  busy: boolean;
-  current: string | null;
+export interface WorkerView extends Omit<WorkerStats, 'tasksRejected'> {
   lastSeen: string;
   gone: boolean;
 }

@@ -38,31 +38,11 @@ export function referenceCount(texts: Uint8Array | Uint8Array[], settings: Refer
   const map = new Map<string, number>();
   let total = 0;
   let overlong = 0;
-  const keep = (word: string, byteLength: number) => {
-    total++;
-    if (byteLength > settings.maxWordBytes) {
-      overlong++;
-      return;
-    }
-    const key = settings.caseSensitive ? word : word.toLowerCase();
-    map.set(key, (map.get(key) ?? 0) + 1);
-  };
   for (const bytes of Array.isArray(texts) ? texts : [texts]) {
-    if (settings.tokenizer === 'unicode') {
-      for (const m of new TextDecoder().decode(bytes).matchAll(WORD)) keep(m[0], Buffer.byteLength(m[0]));
-      continue;
-    }
-    // new TextDecoder() drops a BOM at the start of a file, so it is not part of the text.
-    let buf = Buffer.from(bytes);
-    if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
-    let start = 0;
-    for (let i = 0; i <= buf.length; i++) {
-      if (i < buf.length && !WHITESPACE.has(buf[i]!)) continue;
-      const token = buf.subarray(start, i);
-      start = i + 1;
-      // GNU wc -w in the C locale counts only runs holding a printable ASCII byte.
-      if (!token.some((b) => b >= 0x21 && b <= 0x7e)) continue;
-      keep(new TextDecoder('utf-8', { ignoreBOM: true }).decode(token), token.length);
+    for (const { word, overlong: tooLong } of referenceWords(bytes, settings)) {
+      total++;
+      if (tooLong) overlong++;
+      else map.set(word, (map.get(word) ?? 0) + 1);
     }
   }
   return { totalWords: total, overlongWords: overlong, counts: sortCounts(map) };
@@ -88,6 +68,7 @@ export function referenceWords(bytes: Uint8Array, settings: ReferenceSettings): 
     for (const m of new TextDecoder().decode(bytes).matchAll(WORD)) keep(m[0], Buffer.byteLength(m[0]));
     return words;
   }
+  // new TextDecoder() drops a BOM at the start of a file, so it is not part of the text.
   let buf = Buffer.from(bytes);
   if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
   let start = 0;
@@ -95,6 +76,7 @@ export function referenceWords(bytes: Uint8Array, settings: ReferenceSettings): 
     if (i < buf.length && !WHITESPACE.has(buf[i]!)) continue;
     const token = buf.subarray(start, i);
     start = i + 1;
+    // GNU wc -w in the C locale counts only runs holding a printable ASCII byte.
     if (!token.some((b) => b >= 0x21 && b <= 0x7e)) continue;
     keep(new TextDecoder('utf-8', { ignoreBOM: true }).decode(token), token.length);
   }
