@@ -29,6 +29,7 @@ export const ApiCodes = {
   StreamNotFound: 10059,
   StreamWrongLastSequence: 10071,
   StreamWrongLastSequenceUnknown: 10164,
+  NoMessageFound: 10037,
   /** JSStreamNameExistErr: "stream name already in use with a different configuration". */
   StreamNameExist: 10058,
   /** JSConsumerNameExistErr: "consumer name already in use". */
@@ -71,6 +72,11 @@ export function apiErrorCode(error: unknown): number | undefined {
 export function isNotFound(error: unknown): boolean {
   const code = apiErrorCode(error);
   return code === ApiCodes.StreamNotFound || code === ApiCodes.ConsumerNotFound;
+}
+
+/** The message asked for is not (or no longer) in the stream. */
+export function isNoMessage(error: unknown): boolean {
+  return apiErrorCode(error) === ApiCodes.NoMessageFound;
 }
 
 /** The server refused to create a stream or consumer that another process created meanwhile. */

@@ -7,6 +7,13 @@
  * messages are deleted one by one instead, which leaves consumers alone.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
+import { isNoMessage } from './errors.js';
+
+/** Null for a message that is not there any more; any other failure is rethrown. */
+function gone(error: unknown): null {
+  if (isNoMessage(error)) return null;
+  throw error;
+}
 
 /** The first release with the fix of nats-io/nats-server#3838. */
 const SAFE_FILTERED_PURGE: readonly number[] = [2, 9, 15];
@@ -33,9 +40,10 @@ export async function purgeSubjects(jsm: JetStreamManager, stream: string, filte
   const info = await jsm.streams.info(stream, { subjects_filter: filter });
   for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
     for (let i = 0; i < count; i++) {
-      const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+      // A message may go meanwhile (a worker acks a task of a work queue): nothing left to do.
+      const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(gone);
       if (!message) break;
-      await jsm.streams.deleteMessage(stream, message.seq, false);
+      await jsm.streams.deleteMessage(stream, message.seq, false).catch(gone);
     }
   }
 }
