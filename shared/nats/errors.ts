@@ -30,6 +30,8 @@ export const ApiCodes = {
   StreamWrongLastSequence: 10071,
   StreamWrongLastSequenceUnknown: 10164,
   NoMessageFound: 10037,
+  /** JSStreamMsgDeleteFailedF: deleting a sequence past the end of the store ("stream store EOF"). */
+  StreamMsgDeleteFailed: 10057,
   /** JSStreamNameExistErr: "stream name already in use with a different configuration". */
   StreamNameExist: 10058,
   /** JSConsumerNameExistErr: "consumer name already in use". */
@@ -74,9 +76,13 @@ export function isNotFound(error: unknown): boolean {
   return code === ApiCodes.StreamNotFound || code === ApiCodes.ConsumerNotFound;
 }
 
-/** The message asked for is not (or no longer) in the stream. */
+/**
+ * The message asked for is not (or no longer) in the stream: "no message found", or, deleting
+ * one, "stream store EOF" (nats-server 2.9).
+ */
 export function isNoMessage(error: unknown): boolean {
-  return apiErrorCode(error) === ApiCodes.NoMessageFound;
+  const code = apiErrorCode(error);
+  return code === ApiCodes.NoMessageFound || code === ApiCodes.StreamMsgDeleteFailed;
 }
 
 /** The server refused to create a stream or consumer that another process created meanwhile. */

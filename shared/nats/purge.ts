@@ -43,7 +43,12 @@ export async function purgeSubjects(jsm: JetStreamManager, stream: string, filte
       // A message may go meanwhile (a worker acks a task of a work queue): nothing left to do.
       const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(gone);
       if (!message) break;
-      await jsm.streams.deleteMessage(stream, message.seq, false).catch(gone);
+      await jsm.streams.deleteMessage(stream, message.seq, false).catch(async (error: unknown) => {
+        if (isNoMessage(error)) return;
+        // Whatever the server called it: if the message is not there any more, it is done.
+        const still = await jsm.streams.getMessage(stream, { seq: message.seq }).catch(() => undefined);
+        if (still !== null) throw error;
+      });
     }
   }
 }
