@@ -170,7 +170,10 @@ test.serial('--reducers: 0, a fraction, text or more than 256 is refused at once
   }
   // The summary in json names the words and totals exactly, whatever the partitions.
   const one = await runTally(['count', textB.path, '--reducers', '1', '--format', 'json', '--top', '5', '--server', server.url], { env });
-  const many = await runTally(['count', textB.path, '--reducers', '7', '--format', 'json', '--top', '5', '--server', server.url], { env });
+  // Three, not more: each reduce task here busy-waits 1.5 s (the fleet's test hook) against a
+  // 2 s ack wait, and a task pulled while another runs can be delivered elsewhere meanwhile;
+  // seven on two workers reached max_deliver on a loaded machine.
+  const many = await runTally(['count', textB.path, '--reducers', '3', '--format', 'json', '--top', '5', '--server', server.url], { env });
   t.is(one.code, 0, one.stderr);
   t.is(many.code, 0, many.stderr);
   const drop = (stdout: string) => {
