@@ -49,13 +49,24 @@ function findNatsServer() {
   });
 }
 
-if (!findNatsServer()) {
+/** True where Debian packages may be installed from here: apt-get, as root. */
+function mayApt() {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
-  if (isRoot && hasApt) {
-    say('installing nats-server with apt-get');
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', 'nats-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return isRoot && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Installs Debian packages with apt-get (one update, one install). */
+function aptInstall(packages, why) {
+  say(`installing ${packages.join(' ')} with apt-get (${why})`);
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', ...packages], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+const onPath = (command) => spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+
+if (!findNatsServer()) {
+  if (mayApt()) {
+    aptInstall(['nats-server'], 'the server tally runs on');
   } else {
     say('nats-server is missing. Install it with:  sudo apt-get install -y nats-server');
     say('(or put a nats-server 2.9+ binary on PATH, or set TALLY_NATS_SERVER to its path)');
@@ -73,19 +84,19 @@ try {
   // a version banner is nice to have, not required
 }
 
-// 4. Chromium (Debian's package), which the dashboard's browser tests drive (tests/dashboard.test.ts);
-// tally itself never needs it. Installed only when missing, and only where apt-get may run as root.
+// 4. What the tests use beyond Node and nats-server, never tally itself: Debian's Chromium (the
+// dashboard's browser tests), bzip2 and zstd (compressing the corpus the compressed-input tests
+// count), iproute2 (`ip netns`, the network-partition tests). Installed only when missing, and
+// only where apt-get may run as root; otherwise said.
 const CHROMIUM = process.env.TALLY_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
-  if (isRoot && hasApt) {
-    say('installing chromium with apt-get (for the dashboard tests)');
-    run('apt-get', ['update', '-qq']);
-    run('apt-get', ['install', '-y', '-qq', 'chromium'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  } else {
-    say('chromium is missing; the dashboard tests need it:  sudo apt-get install -y chromium  (or set TALLY_CHROMIUM)');
-  }
+const testPackages = [
+  ...(existsSync(CHROMIUM) ? [] : ['chromium']),
+  ...['bzip2', 'zstd'].filter((command) => !onPath(command)),
+  ...(onPath('ip') ? [] : ['iproute2']),
+];
+if (testPackages.length > 0) {
+  if (mayApt()) aptInstall(testPackages, 'for the tests');
+  else say(`missing for the tests: ${testPackages.join(' ')}; install with:  sudo apt-get install -y ${testPackages.join(' ')}  (Chromium: or set TALLY_CHROMIUM)`);
 }
 
 // 5. Build the TypeScript sources into dist/.

@@ -48,13 +48,14 @@ export function dashboardCommand(): Command {
       const logger = commandLogger({ ...options, progress: false });
       const connection = resolveConnection(options);
       // Loaded only now: the web server and NATS client are large.
-      const [{ Session }, { LiveState }, { DashboardMetrics }, { DashboardServer }, { discoverWorkers }, { acquireEmbeddedServer, takePrestartedServer }] = await Promise.all([
+      const [{ Session }, { LiveState }, { DashboardMetrics }, { DashboardServer }, { discoverWorkers }, { acquireEmbeddedServer }, { takePrestartedServer }] = await Promise.all([
         import('../session.js'),
         import('../dashboard/live.js'),
         import('../dashboard/metrics.js'),
         import('../dashboard/server.js'),
         import('./workers.js'),
-        import('../embedded/server.js').then(async (server) => ({ ...server, ...(await import('../embedded/prestart.js')) })),
+        import('../embedded/server.js'),
+        import('../embedded/prestart.js'),
       ]);
       const live = new LiveState({
         // The embedded default joins (or starts) this user's local server, as `tally jobs` does.

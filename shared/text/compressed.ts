@@ -163,16 +163,9 @@ async function* zstdFrames(source: AsyncIterable<Uint8Array>): AsyncGenerator<Ui
   if (!frames.atFrameEnd) throw Object.assign(new Error('it ends in the middle (truncated)'), { code: 'Z_BUF_ERROR' });
 }
 
-function decompressor(compression: Compression): Duplex {
-  switch (compression) {
-    case 'gzip':
-      return zlib.createGunzip();
-    case 'zstd':
-      return (zlib as ZstdZlib).createZstdDecompress!();
-    case 'bzip2':
-      // Loaded when a bzip2 input is met: most jobs never need it.
-      return (require('unbzip2-stream') as () => Duplex)();
-  }
+/** unbzip2-stream's through stream, loaded when a bzip2 input is met: most jobs never need it. */
+function unbzip2(): Duplex {
+  return (require('unbzip2-stream') as () => Duplex)();
 }
 
 /**
@@ -236,46 +229,36 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
       }
     })(),
   );
+  const text = compression === 'zstd' ? zstdFrames(counted) : compression === 'bzip2' ? throughClassic(counted, unbzip2()) : gunzipped(counted);
   let failure: Error | undefined;
-  if (compression === 'zstd') {
-    try {
-      for await (const piece of zstdFrames(counted)) yield piece;
-    } catch (error) {
-      failure = error instanceof Error ? error : new Error(String(error));
-    }
-    if (readError !== undefined) throw readError;
-    if (failure) throw new InputError(name, `zstd data is corrupt near compressed byte ${consumed}: ${(failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)' : failure.message}`, { cause: failure });
-    return;
-  }
-  if (compression === 'bzip2') {
-    try {
-      for await (const piece of throughClassic(counted, decompressor('bzip2'))) yield piece;
-    } catch (error) {
-      failure = error instanceof Error ? error : new Error(String(error));
-    }
-    if (readError !== undefined) throw readError;
-    if (failure) throw new InputError(name, `bzip2 data is corrupt near compressed byte ${consumed}: not valid bzip2 data (corrupt or truncated)`, { cause: failure });
-    return;
-  }
-  // gzip: through a PassThrough, so that zlib's errors end the iteration.
-  const text = new PassThrough();
-  pipeline(counted, decompressor(compression), text, (error) => {
-    if (error) failure ??= error;
-  });
   try {
-    for await (const piece of text as AsyncIterable<Uint8Array | string>) yield typeof piece === 'string' ? Buffer.from(piece) : piece;
+    for await (const piece of text) yield piece;
   } catch (error) {
-    failure ??= error instanceof Error ? error : new Error(String(error));
+    failure = error instanceof Error ? error : new Error(String(error));
   } finally {
     counted.destroy();
   }
   if (readError !== undefined) throw readError;
   if (failure) {
     if (failure instanceof InputError) throw failure;
-    // zlib's messages say what is wrong ("incorrect header check").
-    const reason = (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)' : failure.message;
+    // zlib's messages say what is wrong ("incorrect header check"); unbzip2-stream's do not.
+    const reason =
+      (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)'
+      : compression === 'bzip2' ? 'not valid bzip2 data (corrupt or truncated)'
+      : failure.message;
     throw new InputError(name, `${compression} data is corrupt near compressed byte ${consumed}: ${reason}`, { cause: failure });
   }
+}
+
+/** The text of a gzip stream (members concatenated), through a PassThrough so that zlib's errors end the iteration. */
+async function* gunzipped(source: Readable): AsyncGenerator<Uint8Array> {
+  let failure: Error | undefined;
+  const text = new PassThrough();
+  pipeline(source, zlib.createGunzip(), text, (error) => {
+    if (error) failure ??= error;
+  });
+  for await (const piece of text as AsyncIterable<Uint8Array>) yield piece;
+  if (failure) throw failure;
 }
 
 /**
