@@ -16,6 +16,12 @@
  *   <word>\t<count>\n          × lines, in no particular order
  * Words never contain \t or \n (both are separators for either tokenizer). A word may appear
  * on more than one line of a partial; the reducer sums.
+ *
+ * A partitioned job's map summary (its words go to the reducers as shares instead):
+ *   tally-count 1 <bytes> <totalWords> <overlongWords> <lines> <unlisted> <beyond>\n
+ *   <word>\t<count>\n          × lines: the task's most frequent words; no other word of the
+ *                              task occurs more than <unlisted> times, and any word at most
+ *                              <beyond> times more than listed (shared/text/forming-top.ts)
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
@@ -40,6 +46,7 @@ import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
 import { sortPart } from '../text/sorted-part.js';
+import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
 import type { JobInputFile, JobKind, JobSummary, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import type { Json } from '../json.js';
 import { MAX_PARTITIONS } from '../subjects.js';
@@ -122,6 +129,8 @@ export interface CountAcc {
   bytes: number;
   totalWords: number;
   overlongWords: number;
+  /** A partitioned job's: the words its map tasks listed as their most frequent (the live view's). */
+  forming: FormingTop;
 }
 
 /** Spec of one task on the wire: how to count, and what (ranges to read, or chunks carried). */
@@ -239,7 +248,8 @@ function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
 /** Counts a task of a partitioned job: its totals for the coordinator, its words as one share per partition. */
 function mapShares(spec: unknown, carried: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
   const { bytes, totalWords, overlongWords, words } = countTask(spec, carried);
-  return { summary: encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} 0\n`), shares: words.encodeShares(partitions) };
+  const { shares, top } = words.encodeSharesListing(partitions, LISTED_PER_TASK);
+  return { summary: encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${top.rows.length} ${top.unlisted} ${top.beyond ?? 0}\n${listingLines(top)}`), shares };
 }
 
 function countTask(spec: unknown, carried: Uint8Array): TaskCount {
@@ -266,7 +276,36 @@ export function chunkTask(chunk: { start: number; body: Uint8Array; continuesWor
 }
 
 function initAcc(): CountAcc {
-  return { words: new WordTable(IDENTITY), bytes: 0, totalWords: 0, overlongWords: 0 };
+  return { words: new WordTable(IDENTITY), bytes: 0, totalWords: 0, overlongWords: 0, forming: new FormingTop() };
+}
+
+/** A task's listed words as partial lines (`word\tcount\n`). */
+export function listingLines(top: ListedTop): string {
+  return top.rows.map(([word, count]) => `${word}\t${count}\n`).join('');
+}
+
+/** Reads the `lines` listed words after a summary's header; a malformed listing throws. */
+function readListing(partial: Uint8Array, from: number, lines: number, unlisted: number, beyond: number, malformed: (why: string) => Error): ListedTop {
+  const text = decoder.decode(partial.subarray(from));
+  const rows: [string, number][] = [];
+  for (const line of text.split('\n').slice(0, lines)) {
+    const tab = line.lastIndexOf('\t');
+    const count = tab > 0 ? nonNegativeInteger(line.slice(tab + 1)) : -1;
+    if (count < 1) throw malformed('bad listed word');
+    rows.push([line.slice(0, tab), count]);
+  }
+  if (rows.length !== lines) throw malformed('listing cut short');
+  return { rows, unlisted, beyond };
+}
+
+/** What a count job has folded so far, for the live view: see {@link TablePreview}. */
+export function tablePreview(acc: { words: WordTable; forming: FormingTop }, rows: number): TablePreview {
+  // A job that reduces on the coordinator holds every count folded so far.
+  if (acc.forming.tasks === 0) {
+    const exact = acc.words.topEntries(rows + 1);
+    return { rows: exact.slice(0, rows).map(([word, count]) => [word, count, count]), unlistedAtMost: exact[rows]?.[1] ?? 0, exact: true };
+  }
+  return { ...acc.forming.preview(rows), exact: false };
 }
 
 function nonNegativeInteger(text: string): number {
@@ -276,8 +315,10 @@ function nonNegativeInteger(text: string): number {
 /** Folds one partial into the accumulator; a malformed partial throws and changes nothing. */
 function reducePartial(acc: CountAcc, partial: Uint8Array, task: number): CountAcc {
   const malformed = (why: string) => new Error(`count task ${task}: malformed partial result (${why})`);
-  const { bytes, total, overlong, lines, body } = readHeader(partial, malformed);
-  foldLines(partial, body, lines, acc.words, malformed);
+  const { bytes, total, overlong, lines, body, listing } = readHeader(partial, malformed);
+  // A summary lists the task's most frequent words; a partial holds all of them.
+  if (listing) acc.forming.fold(readListing(partial, body, lines, listing.unlisted, listing.beyond, malformed));
+  else foldLines(partial, body, lines, acc.words, malformed);
   acc.bytes += bytes;
   acc.totalWords += total;
   acc.overlongWords += overlong;
@@ -285,14 +326,14 @@ function reducePartial(acc: CountAcc, partial: Uint8Array, task: number): CountA
 }
 
 /** The header fields of a partial, and where its lines start. */
-function readHeader(partial: Uint8Array, malformed: (why: string) => Error): { bytes: number; total: number; overlong: number; lines: number; body: number } {
+function readHeader(partial: Uint8Array, malformed: (why: string) => Error): { bytes: number; total: number; overlong: number; lines: number; body: number; listing?: { unlisted: number; beyond: number } } {
   const headerEnd = partial.indexOf(0x0a);
   if (headerEnd < 0) throw malformed('no header');
   const fields = decoder.decode(partial.subarray(0, headerEnd)).split(' ');
-  if (fields.length !== 6 || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
-  const [bytes, total, overlong, lines] = fields.slice(2).map(nonNegativeInteger);
-  if (bytes < 0 || total < 0 || overlong < 0 || lines < 0) throw malformed('bad header');
-  return { bytes, total, overlong, lines, body: headerEnd + 1 };
+  if ((fields.length !== 6 && fields.length !== 8) || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
+  const [bytes, total, overlong, lines, unlisted, beyond] = fields.slice(2).map(nonNegativeInteger);
+  if (bytes < 0 || total < 0 || overlong < 0 || lines < 0 || (unlisted !== undefined && (unlisted < 0 || beyond! < 0))) throw malformed('bad header');
+  return { bytes, total, overlong, lines, body: headerEnd + 1, ...(unlisted !== undefined ? { listing: { unlisted, beyond: beyond! } } : {}) };
 }
 
 function finalizeAcc(acc: CountAcc, job: string, tasks: number, files: number, mergedPaths = 0): CountResult {
@@ -431,6 +472,10 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
 
   reduce(acc: CountAcc, partial: Uint8Array, task: number): CountAcc {
     return reducePartial(acc, partial, task);
+  },
+
+  preview(acc: CountAcc): Json {
+    return tablePreview(acc, PREVIEW_ROWS) as unknown as Json;
   },
 
   finalize(acc: CountAcc, summary: JobSummary, options: CountOptions): CountResult {

@@ -90,6 +90,12 @@ export interface JobKind<Options extends Json = Json, Acc = unknown, Result exte
   reduce(acc: Acc, partial: Uint8Array, task: number): Acc;
   /** Coordinator: the final result once every task has been reduced. */
   finalize(acc: Acc, summary: JobSummary, options: Options): Result | Promise<Result>;
+  /**
+   * Coordinator: what the results folded so far say, for the live view (the job's progress
+   * feed): small JSON, asked for at most about once a second. Absent, or null, when the kind has
+   * nothing to show before it ends.
+   */
+  preview?(acc: Acc, options: Options): Json | null;
   /** Kinds that reduce on the workers (see {@link PartitionedReduce}). */
   readonly partitioned?: PartitionedReduce<Options, Acc, Result>;
 }

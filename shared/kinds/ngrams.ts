@@ -11,14 +11,16 @@
  * joined n-grams of its partition, folded in with the shares. So every n-gram is counted once
  * however the input is cut, which the property tests check against a direct count.
  *
- * Map summary (UTF-8): `tally-ngrams 1 <bytes> <words> <grams> <overlongGrams>\n` and the JSON
- * list of the task's entry edges (NgramEdge).
+ * Map summary (UTF-8): `tally-ngrams 1 <bytes> <words> <grams> <overlongGrams>\n` and JSON
+ * `{edges, listed, unlisted}`: the task's entry edges (NgramEdge) and its most frequent n-grams
+ * for the live view (shared/text/forming-top.ts). A bare list of edges is read too.
  */
 import { OptionError, TaskRejectedError } from '../errors.js';
 import { countKind, checkOptions, checkReadable, describeInputs, firstRows, inputFiles, parseSpec, summaryTop, type CountOptions } from './count.js';
 import { tokenizeEntries, type TaskEntries } from '../text/file-input.js';
 import { NgramSink, type EdgeWord, type NgramEdge } from '../text/ngram-sink.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
+import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
 import { SHARE_HEADER, foldShare } from '../text/word-lines.js';
 import { partitionOfText, type CountSettings } from '../text/words.js';
 import type { JobKind, JobSummary, MapContext, PartSummary, Plan, SplitContext, Task } from './kind.js';
@@ -59,6 +61,8 @@ export interface NgramsAcc {
   grams: number;
   overlongGrams: number;
   edges: NgramEdge[];
+  /** The n-grams the map tasks listed as their most frequent (the live view's). */
+  forming: FormingTop;
   /** The n-grams across entry edges, once joined (after every map task is in). */
   joined?: Joined;
 }
@@ -98,7 +102,7 @@ function checkNgramsOptions(options: NgramsOptions): void {
 }
 
 /** Reads one map summary; a malformed one throws and changes nothing. */
-function readSummary(partial: Uint8Array, task: number): { bytes: number; words: number; grams: number; overlong: number; edges: NgramEdge[] } {
+function readSummary(partial: Uint8Array, task: number): { bytes: number; words: number; grams: number; overlong: number; edges: NgramEdge[]; listed: ListedTop | null } {
   const malformed = (why: string) => new Error(`ngrams task ${task}: malformed partial result (${why})`);
   const headerEnd = partial.indexOf(0x0a);
   if (headerEnd < 0) throw malformed('no header');
@@ -106,14 +110,23 @@ function readSummary(partial: Uint8Array, task: number): { bytes: number; words:
   if (fields.length !== 6 || `${fields[0]} ${fields[1]}` !== HEADER) throw malformed('bad header');
   const [bytes, words, grams, overlong] = fields.slice(2).map((field) => (/^\d{1,15}$/.test(field) ? Number(field) : -1));
   if (bytes! < 0 || words! < 0 || grams! < 0 || overlong! < 0) throw malformed('bad header');
-  let edges: unknown;
+  let body: unknown;
   try {
-    edges = JSON.parse(decoder.decode(partial.subarray(headerEnd + 1)));
+    body = JSON.parse(decoder.decode(partial.subarray(headerEnd + 1)));
   } catch {
     throw malformed('bad edges');
   }
+  const { edges, listed, unlisted, beyond } = (Array.isArray(body) ? { edges: body } : (body ?? {})) as { edges?: unknown; listed?: unknown; unlisted?: unknown; beyond?: unknown };
   if (!Array.isArray(edges) || !edges.every(isEdge)) throw malformed('bad edges');
-  return { bytes: bytes!, words: words!, grams: grams!, overlong: overlong!, edges };
+  let top: ListedTop | null = null;
+  if (listed !== undefined) {
+    const isRow = (row: unknown) => Array.isArray(row) && row.length === 2 && typeof row[0] === 'string' && Number.isSafeInteger(row[1]) && (row[1] as number) > 0;
+    if (!Array.isArray(listed) || !listed.every(isRow) || !Number.isSafeInteger(unlisted) || (unlisted as number) < 0 || !Number.isSafeInteger(beyond) || (beyond as number) < 0) throw malformed('bad listing');
+    // The n-grams joined across this task's entries are in no task's table: each ends in the first N-1 words of an entry.
+    const joined = (edges as NgramEdge[]).reduce((sum, edge) => sum + edge[3].length, 0);
+    top = { rows: listed as [string, number][], unlisted: unlisted as number, beyond: (beyond as number) + joined };
+  }
+  return { bytes: bytes!, words: words!, grams: grams!, overlong: overlong!, edges, listed: top };
 }
 
 function isEdge(edge: unknown): edge is NgramEdge {
@@ -206,7 +219,7 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
   },
 
   init(): NgramsAcc {
-    return { bytes: 0, words: 0, grams: 0, overlongGrams: 0, edges: [] };
+    return { bytes: 0, words: 0, grams: 0, overlongGrams: 0, edges: [], forming: new FormingTop() };
   },
 
   reduce(acc: NgramsAcc, partial: Uint8Array, task: number): NgramsAcc {
@@ -216,7 +229,13 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
     acc.grams += summary.grams;
     acc.overlongGrams += summary.overlong;
     for (const edge of summary.edges) acc.edges.push(edge);
+    if (summary.listed) acc.forming.fold(summary.listed);
     return acc;
+  },
+
+  preview(acc: NgramsAcc): Json {
+    const preview: TablePreview = { ...acc.forming.preview(PREVIEW_ROWS), exact: false };
+    return preview as unknown as Json;
   },
 
   finalize(): NgramsResult {
@@ -234,7 +253,8 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
       const sink = new NgramSink(n, s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : body.length);
       const read = tokenizeEntries(s as TaskEntries, body, settings, sink, sink);
       const header = `${HEADER} ${read.bytes} ${read.totalWords} ${sink.totalGrams} ${sink.overlongGrams}\n`;
-      return { summary: encoder.encode(header + JSON.stringify(sink.edges)), shares: sink.grams.encodeShares(partitions) };
+      const { shares, top } = sink.grams.encodeSharesListing(partitions, LISTED_PER_TASK);
+      return { summary: encoder.encode(header + JSON.stringify({ edges: sink.edges, listed: top.rows, unlisted: top.unlisted, beyond: top.beyond ?? 0 })), shares };
     },
 
     reduceSpec(options: NgramsOptions, partition: number, acc: NgramsAcc): Json {

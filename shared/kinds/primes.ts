@@ -7,6 +7,7 @@ import { OptionError, TaskRejectedError } from '../errors.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
+import type { Json } from '../json.js';
 
 /**
  * Largest TO a primes job accepts: 10^15.
@@ -361,6 +362,11 @@ export const primesKind: JobKind<PrimesOptions, PrimesAcc, PrimesResult> = {
   reduce(acc: PrimesAcc, partial: Uint8Array, task: number): PrimesAcc {
     acc.count += Number(decodeDecimal(partial, PARTIAL, 'primes', task));
     return acc;
+  },
+
+  /** The primes of the sub-ranges folded so far. */
+  preview(acc: PrimesAcc): Json {
+    return { label: 'primes found so far', value: String(acc.count) };
   },
 
   finalize(acc: PrimesAcc, summary: JobSummary, options: PrimesOptions): PrimesResult {

@@ -6,6 +6,7 @@
 import { MAX_INTEGER_DIGITS } from '../integers.js';
 import type { JobKind, JobSummary, Plan, SplitContext, Task } from './kind.js';
 import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
+import type { Json } from '../json.js';
 
 /** Most tasks a sum job may be split into. */
 export const SUM_MAX_TASKS = 100_000;
@@ -99,6 +100,11 @@ export const sumKind: JobKind<SumOptions, SumAcc, SumResult> = {
   reduce(acc: SumAcc, partial: Uint8Array, task: number): SumAcc {
     acc.sum += BigInt(decodeDecimal(partial, PARTIAL, 'sum', task));
     return acc;
+  },
+
+  /** The sum of the sub-ranges folded so far. */
+  preview(acc: SumAcc): Json {
+    return { label: 'sum so far', value: acc.sum.toString() };
   },
 
   finalize(acc: SumAcc, summary: JobSummary, options: SumOptions): SumResult {

@@ -9,6 +9,8 @@
  * over the whole chunk (reading them back cost ~100 ns a word in cache misses, measured).
  */
 
+import { TopK } from './forming-top.js';
+
 /** FNV-1a offset basis; the scanners and the reducer hash with it so their hashes agree. */
 export const FNV_OFFSET = 0x811c9dc5 | 0;
 /** FNV-1a prime. */
@@ -247,6 +249,13 @@ export class WordTable {
       counts[k++] = c >= 0 ? c : wide[-1 - c];
     }
     return { arena: this.arena, starts, lengths, counts };
+  }
+
+  /** The `n` most frequent words with their counts, most frequent first (one pass, `n` strings). */
+  topEntries(n: number): [string, number][] {
+    const top = new TopK<number>(n);
+    this.eachSlot((slot) => top.offer(this.countOf(slot), slot));
+    return top.kept().map(([slot, count]) => [this.text(slot), count]);
   }
 
   /** Every word with its count, as strings (one string per distinct word). */

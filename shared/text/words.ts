@@ -38,6 +38,7 @@ import {
 import type { Tokenizer } from './chunker.js';
 import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal } from './word-table.js';
 import { SHARE_HEADER, partitionOf, partitionOfHash } from './word-lines.js';
+import { TopK, type ListedTop } from './forming-top.js';
 
 export type { Tokenizer };
 
@@ -192,7 +193,17 @@ export class ChunkWords extends WordTable implements TokenSink {
    * with `tally-share 1 <lines>\n`.
    */
   encodeShares(partitions: number): Uint8Array[] {
+    return this.encodeSharesListing(partitions, 0).shares;
+  }
+
+  /**
+   * {@link encodeShares}, and the table's `listed` most frequent words with the largest count of
+   * the rest (what a task reports of itself while its job forms: shared/text/forming-top.ts),
+   * found in the same pass.
+   */
+  encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
     const others = new Map<string, number>();
+    const top = new TopK<number | string>(listed);
     const arena = this.arena;
     const handles = this.slotHandles();
     const sizes = new Array<number>(partitions).fill(0);
@@ -204,8 +215,10 @@ export class ChunkWords extends WordTable implements TokenSink {
         const s = this.startOf(i);
         const p = partitionOf(arena, s, s + this.byteLength(i), partitions);
         asciiOf[h] = p;
-        sizes[p] += this.byteLength(i) + 2 + decimalDigits(this.countOf(i));
+        const count = this.countOf(i);
+        sizes[p] += this.byteLength(i) + 2 + decimalDigits(count);
         lines[p]++;
+        if (listed > 0) top.offer(count, i);
       } else {
         const w = this.folded(i);
         others.set(w, (others.get(w) ?? 0) + this.countOf(i));
@@ -213,10 +226,18 @@ export class ChunkWords extends WordTable implements TokenSink {
     }
     // Non-ASCII lines are encoded in one call per share rather than one per word.
     const tailTexts = new Array<string>(partitions).fill('');
+    // A non-ASCII spelling that folds to an ASCII word (KELVIN SIGN to "k") is a second line of
+    // that word, which the listing may leave out while it lists the first: its count widens
+    // every word's upper bound (`beyond`).
+    let foldedToAscii = 0;
     for (const [w, n] of others) {
       const p = partitionOfText(w, partitions);
       tailTexts[p] += `${w}\t${n}\n`;
       lines[p]++;
+      if (listed > 0) {
+        top.offer(n, w);
+        if (ASCII_ONLY.test(w)) foldedToAscii += n;
+      }
     }
     const shares: Uint8Array[] = [];
     const at: number[] = [];
@@ -244,9 +265,12 @@ export class ChunkWords extends WordTable implements TokenSink {
       at[asciiOf[h]!] = p;
     }
     for (let p = 0; p < partitions; p++) shares[p]!.set(tails[p]!, at[p]!);
-    return shares;
+    const rows = top.kept().map(([item, count]): [string, number] => [typeof item === 'number' ? this.text(item) : item, count]);
+    return { shares, top: { rows, unlisted: top.unlisted, beyond: foldedToAscii } };
   }
 }
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
 /** The partition of a word given as a string: {@link partitionOf} of its UTF-8 bytes, without encoding it. */
 export function partitionOfText(word: string, partitions: number): number {
