@@ -45,6 +45,7 @@ import { purgeSubjects } from '../shared/nats/purge.js';
 import { JobLease } from './job-lease.js';
 import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
+import { FeedPublisher } from './feed-publisher.js';
 import { setting } from '../shared/settings.js';
 
 /** What progress output and the job record show. */
@@ -127,6 +128,7 @@ class JobRun {
   private partitions = 0;
   private publisher!: TaskPublisher;
   private folder!: ResultFolder;
+  private feed!: FeedPublisher;
   private splitDone = false;
   private reducePublished = false;
   private progress!: JobProgress;
@@ -218,15 +220,28 @@ class JobRun {
       logger: this.log,
       replicas: this.o.replicas,
       ended: () => this.settled,
-      onMapFolded: (id) => this.onFolded(this.publisher.release(id)?.weight ?? 0),
+      onMapFolded: (id, from) => {
+        const task = this.publisher.release(id);
+        this.feed.mapFolded(id, task?.weight ?? 0, task?.input, from);
+        this.onFolded(task?.weight ?? 0);
+      },
       onMapTime: (ms, tasks) => this.publisher.noteMapTime(ms, tasks),
-      onPart: (id, partition) => {
+      onPart: (id, partition, from) => {
         if (partition >= this.partitions) return;
-        this.publisher.release(id);
+        const task = this.publisher.release(id);
+        this.feed.partFolded(id, partition, task?.input, from);
         this.progress.partsDone = this.folder.parts.size;
         this.onFolded(0);
       },
       onFailure: (error) => this.fail(error),
+      inputOf: (id) => this.publisher.inputOf(id),
+    });
+    this.feed = new FeedPublisher({
+      nc: this.o.nc,
+      job: this.job,
+      kind: kind.name,
+      logger: this.log,
+      preview: () => kind.preview?.(this.folder.acc, options) ?? null,
       inputOf: (id) => this.publisher.inputOf(id),
     });
 
@@ -241,6 +256,7 @@ class JobRun {
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.folder.start();
+      this.feed.start();
       advisories = this.watchPoisonTasks();
       cancels = this.hearCancel();
       if (this.o.signal?.aborted) onAbort();
@@ -336,6 +352,7 @@ class JobRun {
 
   private fail(error: Error): void {
     if (this.settled) return;
+    if (error instanceof JobFailedError) this.feed?.taskFailed(error.task, error.input ?? '', error.reason);
     this.settled = true;
     this.publisher?.wake();
     this.rejectDone(error);
@@ -377,7 +394,7 @@ class JobRun {
             return;
           }
           const input = this.publisher.inputOf(where.task);
-          this.fail(new JobFailedError(this.job, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`, input));
+          this.fail(new JobFailedError(this.job, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`, input, where.task));
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
@@ -453,6 +470,7 @@ class JobRun {
 
   private report(force: boolean): void {
     this.o.onProgress?.({ ...this.progress });
+    this.feed.update({ ...this.progress });
     const now = Date.now();
     if (!force && now - this.lastRecordWrite < RECORD_INTERVAL_MS) {
       // Without it, the record (what `tally jobs` and the dashboard show) would keep older
@@ -496,6 +514,8 @@ class JobRun {
       weightTotal: this.progress.weightTotal,
     };
     this.o.onProgress?.({ ...this.progress });
+    this.feed?.update({ ...this.progress });
+    if (status !== 'running') this.feed?.close(status);
     await withRetry(() => this.lease.write(this.record), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the job record failed; retrying') });
   }
 

@@ -4,6 +4,7 @@
  * first time only. Map results go through the kind's `reduce` (for a partitioned kind, a map
  * result is only the task's summary); a reduce task's result names its partition's stored part.
  */
+import type { ResultSource } from './feed-publisher.js';
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import type { AnyJobKind, PartSummary } from '../shared/kinds/kind.js';
@@ -32,11 +33,11 @@ export interface ResultFolderOptions {
   /** True once the job has ended: nothing more is folded. */
   ended(): boolean;
   /** A map task's result is folded; `ms` is the time its worker reports for the message. */
-  onMapFolded(id: number): void;
+  onMapFolded(id: number, from: ResultSource): void;
   /** Workers took `ms` to map the `tasks` tasks of one message. */
   onMapTime(ms: number, tasks: number): void;
   /** A partition's part is stored (its reduce task's id). */
-  onPart(id: number, partition: number): void;
+  onPart(id: number, partition: number, from: ResultSource): void;
   /** The job cannot complete: a task failed for good, or a result cannot be read. */
   onFailure(error: Error): void;
   /** What a task covers, for messages. */
@@ -155,11 +156,11 @@ export class ResultFolder {
     if (header.error !== undefined) {
       const failed = first + (header.failed ?? 0);
       if (this.has(failed)) return;
-      this.o.onFailure(new JobFailedError(this.o.job, header.error, this.o.inputOf(failed)));
+      this.o.onFailure(new JobFailedError(this.o.job, header.error, this.o.inputOf(failed), failed));
       return;
     }
     if (header.partition !== undefined) {
-      this.onPart(first, header.partition, body);
+      this.onPart(first, header.partition, body, { worker: header.worker, deliveries: header.deliveries ?? 1 });
       return;
     }
     let fresh = false;
@@ -180,12 +181,12 @@ export class ResultFolder {
       if (this.folded.has(id)) continue;
       this.acc = this.o.kind.reduce(this.acc, partial, id);
       this.folded.add(id);
-      this.o.onMapFolded(id);
+      this.o.onMapFolded(id, { worker: header.worker, deliveries: header.deliveries ?? 1 });
     }
   }
 
   /** A reduce task's result: where its partition's part is stored, and the kind's summary of it. */
-  private onPart(id: number, partition: number, body: Uint8Array): void {
+  private onPart(id: number, partition: number, body: Uint8Array, from: ResultSource): void {
     if (this.parts.has(partition)) return;
     let part: { part?: unknown; summary?: Json };
     try {
@@ -200,6 +201,6 @@ export class ResultFolder {
     }
     this.parts.set(partition, { name: part.part, summary: part.summary });
     this.reduceIds.add(id);
-    this.o.onPart(id, partition);
+    this.o.onPart(id, partition, from);
   }
 }

@@ -80,10 +80,15 @@ export class ServerError extends TallyError {
 export class JobFailedError extends TallyError {
   readonly job: string;
   readonly input: string | undefined;
-  constructor(job: string, reason: string, input?: string) {
+  /** The task that failed, when one did. */
+  readonly task: number | undefined;
+  readonly reason: string;
+  constructor(job: string, reason: string, input?: string, task?: number) {
     super(`job ${job} failed${input ? ` on ${input}` : ''}: ${reason}`, ExitCode.failed);
     this.job = job;
     this.input = input;
+    this.task = task;
+    this.reason = reason;
   }
 }
 

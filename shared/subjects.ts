@@ -43,6 +43,23 @@ export function jobCancelSubject(job: string): string {
   return `${JOB_CANCEL_PREFIX}.${job}`;
 }
 
+/**
+ * A running job's live progress (shared/job-feed.ts): its coordinator publishes the job's feed on
+ * `tally.progress.JOB` at a bounded rate (the dashboard follows `tally.progress.*`); workers
+ * report on `tally.progress.JOB.task` what only they see (a delivery that failed, a reducer's
+ * progress), which the coordinator folds into the feed.
+ */
+const FEED_PREFIX = 'tally.progress';
+export const JOB_FEED_SUBJECTS = `${FEED_PREFIX}.*`;
+
+export function jobFeedSubject(job: string): string {
+  return `${FEED_PREFIX}.${job}`;
+}
+
+export function taskReportSubject(job: string): string {
+  return `${FEED_PREFIX}.${job}.task`;
+}
+
 const TASK_PREFIX = 'tally.task';
 const RESULT_PREFIX = 'tally.result';
 const SHUFFLE_PREFIX = 'tally.shuffle';

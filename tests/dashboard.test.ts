@@ -7,7 +7,7 @@
 import test from 'ava';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { connect } from '@nats-io/transport-node';
@@ -88,8 +88,8 @@ test.before(async () => {
   corpus = tempDir('tally-dash-');
   gate = join(corpus.path, 'gate');
   server = await startNatsServer({ storeDir: store.path });
-  // Map tasks of held.txt wait while the gate file exists.
-  workers = startWorkers(server.url, 2, { TALLY_TEST_HOOKS: JSON.stringify({ holdWhenInputIncludes: 'held.txt', holdWhileFileExists: gate }) });
+  // Map tasks of held.txt wait while the gate file exists; the first delivery of a flaky.txt task fails.
+  workers = startWorkers(server.url, 2, { TALLY_TEST_HOOKS: JSON.stringify({ holdWhenInputIncludes: 'held.txt', holdWhileFileExists: gate, failWhenInputIncludes: 'flaky.txt', failDeliveries: 1 }) });
   dashboard = await startDashboard(['--server', server.url]);
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -149,7 +149,17 @@ test.serial('a count job: listed, its progress shown while it runs, at the end t
       { timeout: 60_000 },
     );
     await page.waitForSelector('#chart .uplot canvas', { timeout: 60_000 });
+    // The top words as they form, from the tasks folded so far, with bounds; and who did them.
+    await page.waitForSelector('#forming tbody tr', { timeout: 60_000 });
+    await page.waitForSelector('#shares tbody tr', { timeout: 60_000 });
     await screenshot(page, 'job-running');
+    const forming = await page.$$eval('#forming tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (td: { textContent: string | null }) => td.textContent ?? '')));
+    const coverage = /\(([\d.]+)% of the input folded\)/.exec(await text(page, '#live h2'));
+    t.truthy(coverage, 'the table says how much of the input it covers');
+    t.true(Number(coverage![1]) > 0 && Number(coverage![1]) < 100, `covers ${coverage![1]}% while held`);
+    t.is(forming[0]![1], HOSTILE_WORD, 'the most frequent word leads while the job forms, as text');
+    const formingShares = await page.$$eval('#shares tbody tr', (rows) => rows.map((r) => r.querySelector('td')!.textContent ?? ''));
+    for (const worker of formingShares) t.regex(worker, /^[^:]+:\d+$/);
     t.regex(await text(page, '#kind'), /^count$/);
     // No ETA before a measured rate; once there is one, with its spread and what it rests on.
     t.regex(await text(page, '#eta'), /^(not yet: no measured rate|[\d.]+ (s|min|h)( ± [\d.]+ (s|min|h)| \(could be much longer\)) at .+\/s \(from \d+ samples\))$/);
@@ -164,7 +174,17 @@ test.serial('a count job: listed, its progress shown while it runs, at the end t
     const shown = await page.$$eval('#top tbody tr', (rows) => rows.map((r) => [r.querySelector('.word')!.textContent, Number(r.lastElementChild!.textContent)]));
     const stored = await runTally(['result', jobId, '--server', server.url, '--format', 'json', '--top', '20']);
     t.is(stored.code, 0, stored.stderr);
-    t.deepEqual(shown, (JSON.parse(stored.stdout) as { counts: [string, number][] }).counts);
+    const storedResult = JSON.parse(stored.stdout) as { counts: [string, number][]; tasks: number };
+    t.deepEqual(shown, storedResult.counts);
+    // What was shown while it formed was within its bounds: at least no more than the final count.
+    const finalCount = new Map<string, number>();
+    for (const word of files.map((f) => readFileSync(f, 'utf8')).join('\n').split(/\s+/)) if (word !== '') finalCount.set(word, (finalCount.get(word) ?? 0) + 1);
+    for (const [, word, atLeast] of forming) t.true(Number(atLeast) <= (finalCount.get(word!) ?? 0), `${word}: at least ${atLeast}, final ${finalCount.get(word!)}`);
+    // The final table replaced the forming one; the workers' shares add up to every map task.
+    t.is(await page.$$eval('#forming', (e) => e.length), 0);
+    await page.waitForFunction((tasks) => Array.from(document.querySelectorAll('#shares tbody tr') as unknown as Array<{ children: Array<{ textContent: string }> }>).reduce((sum, r) => sum + Number(r.children[1]!.textContent), 0) === tasks, { timeout: 30_000 }, storedResult.tasks);
+    const workerPids = ((await runTally(['workers', '--server', server.url, '--format', 'json'])).stdout.match(/"pid":\s*\d+/g) ?? []).map((m) => m.replace(/\D/g, ''));
+    for (const worker of await page.$$eval('#shares tbody tr', (rows) => rows.map((r) => r.querySelector('td')!.textContent ?? ''))) t.true(workerPids.includes(worker.split(':').pop()!), `${worker} is one of the workers`);
     t.is(shown[0]![0], HOSTILE_WORD);
     // Rendered as text: no element was made of it, no script ran.
     t.is(await page.$$eval('img', (e) => e.length), 0);
@@ -288,6 +308,43 @@ test.serial('Cancel on the job page cancels a running job through its coordinato
     if (existsSync(gate)) rmSync(gate);
     await finished;
   }
+});
+
+test.serial('a task whose first delivery fails shows as retried and redelivered, with its input; a sum shows its running value', async (t) => {
+  const flaky = join(corpus.path, 'flaky.txt');
+  writeFileSync(flaky, 'one two two three three three\n');
+  const run = await runTally(['count', flaky, '--server', server.url, '--format', 'json', '--no-progress']);
+  t.is(run.code, 0, run.stderr);
+  const job = (JSON.parse(run.stdout) as { job: string; totalWords: number }).job;
+  const page = await newPage();
+  await page.goto(`${new URL(dashboard.url).origin}/jobs/${job}`, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector('#redelivered tbody tr', { timeout: 30_000 });
+  const cells = (selector: string) => page.$$eval(`${selector} tbody tr`, (rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (td: { textContent: string | null }) => td.textContent ?? '')));
+  const retried = await cells('#retried');
+  t.is(retried.length, 1);
+  const [task, input, delivery, worker, error] = retried[0]!;
+  t.regex(input!, /flaky\.txt/);
+  t.is(delivery, '1');
+  t.regex(worker!, /^[^:]+:\d+$/);
+  t.regex(error!, /injected failure of delivery 1/);
+  const redelivered = await cells('#redelivered');
+  t.deepEqual(redelivered.map((row) => [row[0], row[1], row[2]]), [[task, input, '2']]);
+  await screenshot(page, 'job-redelivered');
+  await page.close();
+
+  // The same, counted in /metrics.
+  const metrics = parseMetrics(await (await fetch(new URL('/metrics', dashboard.url))).text()).samples;
+  t.true((metrics.get('tally_tasks_redelivered_total{kind="count"}') ?? 0) >= 1);
+  t.true((metrics.get('tally_task_retries_total{kind="count"}') ?? 0) >= 1);
+
+  const sum = await runTally(['sum', '1', '1000000', '--tasks', '6', '--server', server.url, '--format', 'json', '--no-progress']);
+  t.is(sum.code, 0, sum.stderr);
+  const sumPage = await newPage();
+  await sumPage.goto(`${new URL(dashboard.url).origin}/jobs/${(JSON.parse(sum.stdout) as { job: string }).job}`, { waitUntil: 'domcontentloaded' });
+  await sumPage.waitForSelector('#running-value', { timeout: 30_000 });
+  // Gauss: 1 + … + n = n(n+1)/2, all six sub-ranges folded.
+  t.is(await text(sumPage, '#running-value strong'), String((1_000_000 * 1_000_001) / 2));
+  await sumPage.close();
 });
 
 test.serial('worker processes that stop are marked gone on the workers page', async (t) => {

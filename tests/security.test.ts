@@ -16,7 +16,9 @@ import { permissionViolation } from '../shared/nats/errors.js';
 import { ensureTaskTopology, openJobsBucket, openPartialsStore, openResultsStore } from '../shared/nats/topology.js';
 import { PartialsWriter } from '../shared/nats/partials.js';
 import { encodeEnvelope } from '../shared/nats/envelope.js';
-import { JOBS_BUCKET, PARTIALS_BUCKET, RESULTS_BUCKET, RESULT_STREAM, TASK_STREAM } from '../shared/subjects.js';
+import { JOBS_BUCKET, JOB_FEED_SUBJECTS, PARTIALS_BUCKET, RESULTS_BUCKET, RESULT_STREAM, TASK_STREAM } from '../shared/subjects.js';
+import type { JobFeed } from '../shared/job-feed.js';
+import { waitFor } from './helpers/watch.js';
 import { cleanEnv, collect, runTally, spawnTally, tempDir, type RunResult } from './helpers/tally.js';
 import { assertNoSecrets, bcryptHash, configString, newSecret, secureConfig, startSecureServer, type SecureServer } from './helpers/security.js';
 
@@ -101,10 +103,18 @@ test('the whole job works with each role doing its part, and no secret leaks any
 
   // Coordinator: credentials as flags (the documented-but-discouraged way, to check argv too).
   const coordinatorFlags = ['--user', 'coordinator', '--password', passwords.coordinator, '--server', server.url, '--log-level', 'debug', '--no-progress'];
+  // A reader follows running jobs' live progress (what `tally dashboard` shows).
+  const feeds: JobFeed[] = [];
+  const follower = (await as('reader')).subscribe(JOB_FEED_SUBJECTS, { callback: (error, message) => void (error || feeds.push(message.json<JobFeed>())) });
   const sum = keep('sum', await runTally(['sum', '1', '1_000_000', '--tasks', '8', '--format', 'json', ...coordinatorFlags], { env: cleanEnv(), timeoutMs: 60_000 }));
   t.is(sum.code, 0, sum.stderr);
   const sumResult = JSON.parse(sum.stdout);
   t.is(sumResult.sum, '500000500000');
+  await waitFor(() => feeds.some((feed) => feed.job === sumResult.job && feed.status === 'done'), 'the job feed says done');
+  const last = feeds.filter((feed) => feed.job === sumResult.job).pop()!;
+  t.deepEqual(last.preview, { label: 'sum so far', value: '500000500000' });
+  t.is(last.workers.reduce((tasks, share) => tasks + share.tasks, 0), 8, 'the workers\' shares add up to the tasks');
+  follower.unsubscribe();
 
   // A count whose one partial (100,000 distinct words, ~1.3 MB) is larger than a message should
   // be: the worker stores it in tally-partials with publish rights only, the coordinator reads it.
@@ -156,6 +166,11 @@ test('the whole job works with each role doing its part, and no secret leaks any
     t.truthy(entry);
   }
   assertNoSecrets(t, secrets, outputs);
+});
+
+test("a worker cannot follow jobs' live progress, and a reader cannot report on tasks", async (t) => {
+  await assertSubscribeDenied(t, await as('worker'), JOB_FEED_SUBJECTS);
+  await assertSubscribeDenied(t, await as('reader'), 'tally.progress.*.task');
 });
 
 test('a worker cannot publish tasks', async (t) => {

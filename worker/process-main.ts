@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   let partialsReader: Promise<ObjectStore> | undefined;
   const openPartials = () => (partialsReader ??= import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(PARTIALS_BUCKET)));
   const parts = new PartialsWriter(jetstream(nc), RESULTS_BUCKET, maxPayload);
-  const loop = new TaskLoop({ js: jetstream(nc), partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
+  const loop = new TaskLoop({ nc, js: jetstream(nc), partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
   nc.subscribe(JOB_ENDED_SUBJECTS, {
     callback: (error, message) => {
       if (error) return;

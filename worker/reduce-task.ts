@@ -14,6 +14,7 @@ import { decodeShuffle, type ReduceOrder } from '../shared/nats/envelope.js';
 import { SHUFFLE_STREAM, partObjectName, partitionShuffleSubjects, reduceConsumerName } from '../shared/subjects.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { ReducerProgress } from '../shared/job-feed.js';
 
 /** What a reduce task needs besides the task itself. */
 export interface ReduceContext {
@@ -25,6 +26,8 @@ export interface ReduceContext {
   logger: Logger;
   /** Renews the reduce task's lease; called while reading and before sorting. */
   working: () => void;
+  /** Hears how far the reduce is, at most every PROGRESS_EVERY_MS and at each stage. */
+  progress?: (progress: Omit<ReducerProgress, 'partition' | 'worker'>) => void;
 }
 
 /**
@@ -34,6 +37,7 @@ export interface ReduceContext {
  */
 const IDLE_MS = 15_000;
 const WORKING_EVERY_MS = 2_000;
+const PROGRESS_EVERY_MS = 1_000;
 
 /**
  * Runs one reduce task; returns what the task's result carries to the coordinator: the stored
@@ -45,6 +49,12 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
   let acc = reduce.initPartition(spec);
   const folded = new Uint8Array(order.tasks);
   let missing = order.tasks;
+  let lastProgress = 0;
+  const progress = (stage: ReducerProgress['stage']) => {
+    lastProgress = Date.now();
+    context.progress?.({ folded: order.tasks - missing, total: order.tasks, stage });
+  };
+  progress('reading');
   if (missing > 0) {
     // A named consumer with the stream's replicas, not an ordered one: an ordered (ephemeral
     // R1) consumer whose node dies stalls for long (measured: no recovery within 100 s in 2
@@ -80,6 +90,7 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
           folded[task] = 1;
           missing--;
         }
+        if (Date.now() - lastProgress > PROGRESS_EVERY_MS) progress('reading');
         if (Date.now() - lastWorking > WORKING_EVERY_MS) {
           context.working();
           lastWorking = Date.now();
@@ -94,8 +105,10 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
     if (missing > 0) throw new Error(`partition ${order.partition}: the shares of ${missing} map task(s) did not arrive within ${IDLE_MS / 1000} s`);
   }
   context.working();
+  progress('sorting');
   const { part, summary } = reduce.finishPartition(acc, spec);
   context.working();
+  progress('storing');
   const name = partObjectName(job, order.partition);
   await context.storePart(name, part);
   return { name, summary };

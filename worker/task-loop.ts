@@ -25,7 +25,10 @@ import {
   shuffleObjectName,
   shuffleSubject,
   taskLabel,
+  taskReportSubject,
 } from '../shared/subjects.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { TaskReport } from '../shared/job-feed.js';
 import type { ObjectStore } from '@nats-io/obj';
 import { runReduceTask } from './reduce-task.js';
 import type { Logger } from '../shared/log.js';
@@ -46,6 +49,8 @@ export interface WorkerStats {
 }
 
 export interface TaskLoopOptions {
+  /** The connection, for reports to coordinators (core NATS). */
+  nc: NatsConnection;
   js: JetStreamClient;
   partials: PartialsSink;
   /** Reduce tasks read big shares from the partials bucket: opened when first needed. */
@@ -197,6 +202,7 @@ export class TaskLoop {
           storePart: (part, pieces) => this.options.parts.putPieces(part, pieces),
           logger: this.log,
           working: () => message.working(),
+          progress: (progress) => this.report(job, { type: 'reduce', partition: batch.reduce!.partition, worker: this.stats.name, ...progress }),
         });
         await new Promise((resolve) => setImmediate(resolve));
         if (this.endedJobs.has(job)) {
@@ -222,7 +228,7 @@ export class TaskLoop {
           return;
         }
         const task = tasks[index]!;
-        testHooks.beforeMap(task.header);
+        testHooks.beforeMap(task.header, message.info.deliveryCount);
         const held = testHooks.hold(task.header);
         if (held) await held;
         if (partitions === undefined) partials[index] = await kind.map(task.header.spec, task.body, context);
@@ -269,6 +275,7 @@ export class TaskLoop {
         message.term();
       } else {
         this.log.warn({ ...where, input: failed.input, deliveries, err: reason }, 'task failed; will be retried');
+        this.report(job, { type: 'retry', task: failed.task, worker: this.stats.name, deliveries, error: reason });
         message.nak(DELIVERY.retryDelayMs);
       }
     } finally {
@@ -305,6 +312,18 @@ export class TaskLoop {
     message.term();
   }
 
+  /**
+   * Tells the job's coordinator what only this worker sees (shared/job-feed.ts): fire and
+   * forget, on core NATS; a worker whose role may not publish there loses only the report.
+   */
+  private report(job: string, report: TaskReport): void {
+    try {
+      this.options.nc.publish(taskReportSubject(job), JSON.stringify(report));
+    } catch (error) {
+      this.log.debug({ err: describeError(error) }, 'could not report to the coordinator');
+    }
+  }
+
   /** Result deliveries still waiting for their PubAck (bounded by MAX_PENDING_DELIVERIES). */
   private readonly pending = new Set<Promise<void>>();
 
@@ -316,7 +335,8 @@ export class TaskLoop {
    */
   private async deliver(message: JsMsg, batch: TaskBatch, partials: Uint8Array[], ms: number, at: Record<string, unknown>, partition?: number, before?: Promise<unknown>): Promise<void> {
     // A partitioned map's result goes out only once its shares are stored (`before`).
-    const delivery = (before ?? Promise.resolve()).then(() => this.publishResult(batch, partials, ms, partition)).then(
+    const deliveries = message.info.deliveryCount;
+    const delivery = (before ?? Promise.resolve()).then(() => this.publishResult(batch, partials, ms, deliveries, partition)).then(
       () => {
         this.stats.tasksDone += partials.length;
         // A lost ack only brings the task back, and its duplicate result is refused.
@@ -338,10 +358,11 @@ export class TaskLoop {
     await Promise.all([...this.pending]);
   }
 
-  private async publishResult(batch: TaskBatch, partials: Uint8Array[], ms: number, partition?: number): Promise<void> {
+  private async publishResult(batch: TaskBatch, partials: Uint8Array[], ms: number, deliveries: number, partition?: number): Promise<void> {
     const { job, first } = batch;
     const count = partials.length;
     const header: ResultHeader = { v: 1, job, task: first, worker: this.stats.name, ms: Math.round(ms) };
+    if (deliveries > 1) header.deliveries = deliveries;
     if (partition !== undefined) header.partition = partition;
     let body: Uint8Array;
     if (count === 1) {

@@ -13,6 +13,9 @@ import { setting } from '../shared/settings.js';
 
 interface HookSettings {
   throwWhenInputIncludes?: string;
+  /** Throws on the first `failDeliveries` deliveries (default 1) of each task whose input includes this text, then maps it. */
+  failWhenInputIncludes?: string;
+  failDeliveries?: number;
   crashWhenInputIncludes?: string;
   /** Busy-waits this long before each map, to make tasks slow without changing them. */
   busyMs?: number;
@@ -85,8 +88,8 @@ export const testHooks = {
     return settings.duplicateBatchesAsSingles === true;
   },
 
-  /** Runs before each map; a no-op unless a test armed it. */
-  beforeMap(task: TaskHeader): void {
+  /** Runs before each map (`deliveries`: which delivery of the task message); a no-op unless a test armed it. */
+  beforeMap(task: TaskHeader, deliveries = 1): void {
     if (settings.announceMaps) process.stderr.write(JSON.stringify({ hook: 'map', pid: process.pid, input: task.input, time: Date.now() }) + '\n');
     const busy = task.reduce ? (settings.busyReduceMs ?? settings.busyMs) : settings.busyMs;
     if (busy) {
@@ -98,6 +101,9 @@ export const testHooks = {
     }
     if (settings.throwWhenInputIncludes && task.input.includes(settings.throwWhenInputIncludes)) {
       throw new Error(`test hook: injected failure on ${task.input}`);
+    }
+    if (settings.failWhenInputIncludes && task.input.includes(settings.failWhenInputIncludes) && deliveries <= (settings.failDeliveries ?? 1)) {
+      throw new Error(`test hook: injected failure of delivery ${deliveries} on ${task.input}`);
     }
   },
 };

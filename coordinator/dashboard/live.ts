@@ -4,15 +4,20 @@
  * number of listeners (the pages' event streams, the metrics). Ten open pages cost the NATS
  * server what one costs.
  *
+ * Running jobs' live progress comes from ONE subscription to their coordinators' feeds
+ * (`tally.progress.*`, shared/job-feed.ts): each worker's share, redelivered and failed tasks,
+ * and what the job has folded so far (the forming top words, a running sum).
+ *
  * The connection is owned here: opened in a loop until the server answers, followed through
  * disconnects (the pages are told, the watch restarts on reconnect), and closed by close().
  */
-import type { NatsConnection, Status } from '@nats-io/transport-node';
+import type { NatsConnection, Status, Subscription } from '@nats-io/transport-node';
+import type { JobFeed } from '../../shared/job-feed.js';
 import type { JobRecord, JobStatus, JobStore } from '../job-store.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { describeError } from '../../shared/errors.js';
 import { permissionViolation } from '../../shared/nats/errors.js';
-import { jobCancelSubject } from '../../shared/subjects.js';
+import { JOB_FEED_SUBJECTS, isJobId, jobCancelSubject } from '../../shared/subjects.js';
 import type { Logger } from '../../shared/log.js';
 import { estimateEta, type Eta, type ProgressSample } from './eta.js';
 
@@ -61,6 +66,7 @@ export type LiveEvent =
   | { type: 'link'; link: LinkView }
   | { type: 'job'; job: JobView; sample?: ProgressSample }
   | { type: 'removed'; id: string }
+  | { type: 'feed'; feed: JobFeed }
   | { type: 'workers'; workers: WorkerView[] };
 
 export type LiveListener = (event: LiveEvent) => void;
@@ -113,6 +119,9 @@ interface JobEntry {
 export class LiveState {
   private readonly jobs = new Map<string, JobEntry>();
   private readonly workers = new Map<string, WorkerView>();
+  /** The latest feed of the jobs seen running lately (MAX_SAMPLED_JOBS at most). */
+  private readonly feeds = new Map<string, JobFeed>();
+  private feedSubscription: Subscription | null = null;
   private readonly listeners = new Set<LiveListener>();
   private link: LinkView;
   private session: LiveSession | null = null;
@@ -146,9 +155,9 @@ export class LiveState {
     return [...this.jobs.values()].map((e) => e.view).sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
   }
 
-  job(id: string): { view: JobView; samples: ProgressSample[] } | undefined {
+  job(id: string): { view: JobView; samples: ProgressSample[]; feed: JobFeed | null } | undefined {
     const entry = this.jobs.get(id);
-    return entry && { view: entry.view, samples: [...entry.samples] };
+    return entry && { view: entry.view, samples: [...entry.samples], feed: this.feeds.get(id) ?? null };
   }
 
   workerViews(): WorkerView[] {
@@ -244,11 +253,13 @@ export class LiveState {
       this.setLink(true, null);
       void this.probeCancel();
       this.followStatus(session.nc);
+      this.followFeeds(session.nc);
       void this.startWatch(session);
       const discovery = this.discoverLoop(session);
       // Closed for good (a rejected credential, or close()): start over unless closing.
       await session.nc.closed();
       this.stopWatch();
+      this.feedSubscription = null;
       await discovery;
       this.session = null;
       if (!this.closed) {
@@ -271,6 +282,43 @@ export class LiveState {
         }
       }
     })().catch(() => undefined);
+  }
+
+  /**
+   * Follows every running job's feed through one subscription (kept by the client across
+   * reconnects). A NATS user without the permission sees jobs without their live detail.
+   */
+  private followFeeds(nc: NatsConnection): void {
+    try {
+      this.feedSubscription = nc.subscribe(JOB_FEED_SUBJECTS, {
+        callback: (error, message) => {
+          if (error) {
+            this.o.logger.debug({ err: this.o.redact(describeError(error)) }, 'dashboard: cannot follow job feeds');
+            return;
+          }
+          let feed: JobFeed;
+          try {
+            feed = message.json<JobFeed>();
+          } catch {
+            return;
+          }
+          if (feed?.v !== 1 || typeof feed.job !== 'string' || !isJobId(feed.job) || message.subject.split('.').pop() !== feed.job) return;
+          this.applyFeed(feed);
+        },
+      });
+    } catch (error) {
+      this.o.logger.debug({ err: this.o.redact(describeError(error)) }, 'dashboard: cannot follow job feeds');
+    }
+  }
+
+  private applyFeed(feed: JobFeed): void {
+    // An older message overtaken by a newer one is dropped.
+    const known = this.feeds.get(feed.job);
+    if (known && known.at > feed.at) return;
+    this.feeds.delete(feed.job);
+    this.feeds.set(feed.job, feed);
+    if (this.feeds.size > MAX_SAMPLED_JOBS) this.feeds.delete(this.feeds.keys().next().value!);
+    this.emit({ type: 'feed', feed });
   }
 
   private async startWatch(session: LiveSession): Promise<void> {
@@ -300,6 +348,7 @@ export class LiveState {
   }
 
   private remove(id: string): void {
+    this.feeds.delete(id);
     if (!this.jobs.delete(id)) return;
     this.emit({ type: 'removed', id });
   }
@@ -390,6 +439,8 @@ export class LiveState {
     this.closed = true;
     for (const wake of [...this.wakers]) wake();
     this.stopWatch();
+    this.feedSubscription?.unsubscribe();
+    this.feedSubscription = null;
     await this.discovering?.catch(() => undefined);
     const session = this.session;
     this.session = null;

@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobView, LiveEvent, LiveState } from './live.js';
 import { TABLE_KINDS } from './top-words.js';
+import type { JobFeed } from '../../shared/job-feed.js';
 
 const STATUSES = ['running', 'done', 'failed', 'cancelled'] as const;
 
@@ -19,6 +20,10 @@ export class DashboardMetrics {
   private readonly numbers: Counter<'kind'>;
   private readonly words: Counter<'kind'>;
   private readonly durations: Histogram<'kind' | 'status'>;
+  private readonly redelivered: Counter<'kind'>;
+  private readonly retried: Counter<'kind'>;
+  /** Per job: the redelivered and retried counts its feed said last. */
+  private readonly feedsSeen = new Map<string, { redelivered: number; retried: number }>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly live: LiveState) {
@@ -43,6 +48,8 @@ export class DashboardMetrics {
       labelNames: ['kind'],
       registers,
     });
+    this.redelivered = new Counter({ name: 'tally_tasks_redelivered_total', help: 'Tasks whose result came from a second or later delivery, over the jobs seen running', labelNames: ['kind'], registers });
+    this.retried = new Counter({ name: 'tally_task_retries_total', help: 'Deliveries of tasks that failed and were handed back for another try, over the jobs seen running', labelNames: ['kind'], registers });
     this.durations = new Histogram({
       name: 'tally_job_duration_seconds',
       help: 'Wall time of ended jobs, from creation to the end',
@@ -88,6 +95,17 @@ export class DashboardMetrics {
 
   private onEvent(event: LiveEvent): void {
     if (event.type === 'job') this.onJob(event.job);
+    else if (event.type === 'feed') this.onFeed(event.feed);
+    else if (event.type === 'removed') this.feedsSeen.delete(event.id);
+  }
+
+  private onFeed(feed: JobFeed): void {
+    const before = this.feedsSeen.get(feed.job) ?? { redelivered: 0, retried: 0 };
+    const redelivered = Math.max(0, feed.redelivered.count - before.redelivered);
+    const retried = Math.max(0, feed.retried.count - before.retried);
+    if (redelivered > 0) this.redelivered.inc({ kind: feed.kind }, redelivered);
+    if (retried > 0) this.retried.inc({ kind: feed.kind }, retried);
+    this.feedsSeen.set(feed.job, { redelivered: Math.max(before.redelivered, feed.redelivered.count), retried: Math.max(before.retried, feed.retried.count) });
   }
 
   private onJob(job: JobView): void {

@@ -174,13 +174,14 @@ export class DashboardServer {
     else if (view === 'workers') send('snapshot', { link: live.linkView, workers: live.workerViews() });
     else {
       const found = live.job(job!);
-      send('snapshot', { link: live.linkView, job: found?.view ?? null, samples: found?.samples ?? [] });
+      send('snapshot', { link: live.linkView, job: found?.view ?? null, samples: found?.samples ?? [], feed: found?.feed ?? null });
     }
     const unsubscribe = live.subscribe((event: LiveEvent) => {
       if (event.type === 'link') send('link', event.link);
       else if (event.type === 'workers' && view === 'workers') send('workers', event.workers);
       else if (event.type === 'job' && (view === 'jobs' || event.job.id === job)) send('job', { job: event.job, sample: event.sample ?? null });
       else if (event.type === 'removed' && (view === 'jobs' || event.id === job)) send('removed', { id: event.id });
+      else if (event.type === 'feed' && event.feed.job === job) send('feed', event.feed);
     });
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     this.streams.add(res);

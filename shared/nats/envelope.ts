@@ -94,6 +94,8 @@ export interface ResultHeader {
   failed?: number;
   /** The result of a reduce task: which partition's part it describes. */
   partition?: number;
+  /** Which delivery of the task message produced it, when not the first. */
+  deliveries?: number;
 }
 
 /**
@@ -180,7 +182,7 @@ const BATCH_KEYS = new Set(['v', 'job', 'task', 'kind', 'batch', 'partitions']);
 const REDUCE_KEYS = new Set(['partition', 'partitions', 'tasks']);
 const SHUFFLE_KEYS = new Set(['v', 'job', 'task', 'partition', 'count', 'sizes', 'object']);
 const ENTRY_KEYS = new Set(['input', 'spec', 'bytes']);
-const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed', 'partition']);
+const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed', 'partition', 'deliveries']);
 
 const isPartitionCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= MAX_PARTITIONS;
 const isPartition = (n: unknown, partitions: number): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n < partitions;
@@ -291,6 +293,7 @@ export function decodeResult(data: Uint8Array): { header: ResultHeader; body: Ui
   if (typeof header.worker !== 'string' || header.worker.length > 256) throw new TaskRejectedError('bad worker name');
   if (typeof header.ms !== 'number' || !Number.isFinite(header.ms) || header.ms < 0) throw new TaskRejectedError('bad duration');
   if (header.error !== undefined && (typeof header.error !== 'string' || header.error.length > MAX_TEXT_FIELD)) throw new TaskRejectedError('bad error');
+  if (header.deliveries !== undefined && !(isSize(header.deliveries) && header.deliveries >= 2)) throw new TaskRejectedError('bad delivery count');
   let count = 1;
   if (header.count !== undefined) {
     if (typeof header.count !== 'number' || !Number.isSafeInteger(header.count) || header.count < 2 || header.count > MAX_BATCH_TASKS) throw new TaskRejectedError('bad batch size');

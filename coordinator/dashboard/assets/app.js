@@ -194,15 +194,19 @@ function jobPage(id) {
   let job = null;
   let samples = [];
   let topAsked = false;
+  let topShown = false;
+  /** The job's live feed (its coordinator publishes it while it runs), or null. */
+  let feed = null;
   const facts = el('dl', { class: 'facts', id: 'facts' });
   const chartBox = el('div', { id: 'chart' });
   const topBox = el('section', { id: 'top-box' });
+  const liveBox = el('section', { id: 'live' });
   // Offered only while the job runs and the dashboard's credentials allow it.
   const cancelButton = el('button', { id: 'cancel', type: 'button', text: 'Cancel job' });
   cancelButton.hidden = true;
   const cancelNote = el('span', { id: 'cancel-note', class: 'note' });
   const actions = el('div', { class: 'actions' }, cancelButton, ' ', cancelNote);
-  main.replaceChildren(el('h1', {}, 'Job ', el('span', { id: 'job-id', text: id })), actions, facts, chartBox, topBox);
+  main.replaceChildren(el('h1', {}, 'Job ', el('span', { id: 'job-id', text: id })), actions, facts, chartBox, topBox, liveBox);
   const showActions = () => {
     cancelButton.hidden = !(job && job.status === 'running' && currentLink.connected && currentLink.canCancel);
   };
@@ -261,6 +265,8 @@ function jobPage(id) {
       const response = await fetch(`/api/jobs/${encodeURIComponent(id)}/top?n=20`, { credentials: 'same-origin' });
       const data = await response.json();
       if (!response.ok) throw new Error(data.error ?? `HTTP ${response.status}`);
+      topShown = true;
+      drawLive();
       topBox.replaceChildren(
         el('h2', { text: `Top ${data.rows.length} of ${data.uniqueWords.toLocaleString('en')} (${data.totalWords.toLocaleString('en')} in all)` }),
         el(
@@ -276,8 +282,81 @@ function jobPage(id) {
     }
   };
 
+  const table = (id, headers, rows) =>
+    el(
+      'table',
+      { id },
+      el('thead', {}, el('tr', {}, ...headers.map(([name, cls]) => el('th', { class: cls, text: name })))),
+      el('tbody', {}, ...rows.map((cells) => el('tr', {}, ...cells.map(([text, cls]) => el('td', { class: cls, text })))))
+    );
+
+  /** The top rows while the job forms: bounds from the tasks folded so far (exact once it ends). */
+  const formingTop = (preview) => {
+    const covered = feed.weightTotal ? ` (${((100 * feed.weightDone) / feed.weightTotal).toFixed(1)}% of the input folded)` : ` (${formatAmount(feed.weightDone, 'B')} folded)`;
+    const name = job && job.kind === 'ngrams' ? 'n-gram' : 'word';
+    const exactRows = preview.rows.every(([, low, high]) => low === high);
+    return [
+      el('h2', { text: `Top ${name}s so far${covered}` }),
+      el('p', {
+        class: 'note',
+        text: preview.exact
+          ? 'exact counts of what was folded so far'
+          : `each map task lists its most frequent ${name}s: a count is at least the listed sum and at most the upper bound; no other ${name} has more than ${preview.unlistedAtMost.toLocaleString('en')} so far. The exact table replaces this when the job ends.`,
+      }),
+      table(
+        'forming',
+        [['#', 'num'], [name], [exactRows ? 'count' : 'at least', 'num'], ...(exactRows ? [] : [['at most', 'num']])],
+        preview.rows.map(([word, low, high], i) => [[i + 1, 'num'], [word, 'word'], [low, 'num'], ...(exactRows ? [] : [[high, 'num']])]),
+      ),
+    ];
+  };
+
+  const drawLive = () => {
+    if (!feed) {
+      liveBox.replaceChildren();
+      return;
+    }
+    const parts = [];
+    const preview = feed.preview;
+    if (preview && Array.isArray(preview.rows) && preview.rows.length > 0 && !topShown) parts.push(...formingTop(preview));
+    if (preview && typeof preview.label === 'string') parts.push(el('p', { id: 'running-value' }, `${preview.label}: `, el('strong', { text: preview.value })));
+    const unit = job ? job.unit : '';
+    if (feed.workers.length > 0) {
+      const weight = feed.workers.reduce((sum, w) => sum + w.weight, 0);
+      parts.push(
+        el('h2', { text: `Workers' shares (${feed.workers.length})` }),
+        table(
+          'shares',
+          [['worker'], ['map tasks', 'num'], [unit === 'B' ? 'bytes' : 'numbers', 'num'], ['share', 'num']],
+          feed.workers.map((w) => [[w.worker], [w.tasks, 'num'], [formatAmount(w.weight, unit), 'num'], [weight > 0 ? `${((100 * w.weight) / weight).toFixed(1)}%` : '', 'num']]),
+        ),
+      );
+    }
+    if (feed.reducers.length > 0) {
+      parts.push(
+        el('h2', { text: `Reducers (${feed.partsDone} of ${feed.partitions} partitions done)` }),
+        table('reducers', [['partition', 'num'], ['worker'], ['stage'], ['map outputs folded', 'num']], feed.reducers.map((r) => [[r.partition, 'num'], [r.worker], [r.stage], [`${r.folded}/${r.total}`, 'num']])),
+      );
+    }
+    if (feed.failed) parts.push(el('h2', { text: 'Failed task' }), table('failed', [['task', 'num'], ['input'], ['error']], [[[feed.failed.task < 0 ? '' : feed.failed.task, 'num'], [feed.failed.input], [feed.failed.error ?? '']]]));
+    if (feed.retried.count > 0) {
+      parts.push(
+        el('h2', { text: `Failed deliveries, retried (${feed.retried.count}${feed.retried.count > feed.retried.recent.length ? `, the last ${feed.retried.recent.length}` : ''})` }),
+        table('retried', [['task', 'num'], ['input'], ['delivery', 'num'], ['worker'], ['error']], feed.retried.recent.map((e) => [[e.task, 'num'], [e.input], [e.deliveries, 'num'], [e.worker], [e.error ?? '']])),
+      );
+    }
+    if (feed.redelivered.count > 0) {
+      parts.push(
+        el('h2', { text: `Redelivered tasks (${feed.redelivered.count}${feed.redelivered.count > feed.redelivered.recent.length ? `, the last ${feed.redelivered.recent.length}` : ''})` }),
+        table('redelivered', [['task', 'num'], ['input'], ['done on delivery', 'num'], ['by worker']], feed.redelivered.recent.map((e) => [[e.task, 'num'], [e.input], [e.deliveries, 'num'], [e.worker]])),
+      );
+    }
+    liveBox.replaceChildren(...parts);
+  };
+
   const draw = scheduler(() => {
     showActions();
+    drawLive();
     if (!job) {
       facts.replaceChildren(el('p', { class: 'note', id: 'missing', text: 'no such job in the tally-jobs bucket (yet)' }));
       return;
@@ -305,6 +384,11 @@ function jobPage(id) {
       showLink(data.link);
       job = data.job;
       samples = data.samples;
+      feed = data.feed;
+      draw();
+    },
+    feed: (data) => {
+      feed = data;
       draw();
     },
     job: (data) => {

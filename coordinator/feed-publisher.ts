@@ -1,0 +1,194 @@
+/**
+ * Publishes one running job's live progress (shared/job-feed.ts) on `tally.progress.JOB`: what
+ * the coordinator folds (each worker's share, redelivered tasks, the kind's preview of its
+ * result) and what workers report on `tally.progress.JOB.task` (failed deliveries, reducers'
+ * progress). At most one message per interval however fast results come, and one when the job
+ * ends; nothing at all while nothing changed. Core NATS, fire and forget: nobody listening costs
+ * the server nothing, and a role without the permission only loses the feed, never the job.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { FEED_EVENTS, parseTaskReport, type JobFeed, type ReducerProgress, type TaskEvent, type WorkerShare } from '../shared/job-feed.js';
+import type { Json } from '../shared/json.js';
+import { describeError } from '../shared/errors.js';
+import { jobFeedSubject, taskReportSubject } from '../shared/subjects.js';
+import type { Logger } from '../shared/log.js';
+import type { JobProgress } from './job-runner.js';
+
+/** Default least time between two feed messages of a job. */
+export const FEED_INTERVAL_MS = 1000;
+
+export interface FeedPublisherOptions {
+  nc: NatsConnection;
+  job: string;
+  kind: string;
+  logger: Logger;
+  /** The kind's preview of what was folded so far (asked for only when a message goes out). */
+  preview: () => Json | null;
+  /** What a task covers, for the events. */
+  inputOf: (task: number) => string | undefined;
+  /** Least time between two messages. Default FEED_INTERVAL_MS. */
+  intervalMs?: number;
+}
+
+/** Where a folded result came from (its result header). */
+export interface ResultSource {
+  worker: string;
+  /** The delivery of the task message that produced it (1 = the first). */
+  deliveries: number;
+}
+
+export class FeedPublisher {
+  private readonly workers = new Map<string, WorkerShare>();
+  private readonly redelivered: TaskEvent[] = [];
+  private redeliveredCount = 0;
+  private readonly retried: TaskEvent[] = [];
+  private retriedCount = 0;
+  private failed: TaskEvent | null = null;
+  private readonly reducers = new Map<number, ReducerProgress>();
+  private progress: JobProgress | null = null;
+  private reports: Subscription | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSent = 0;
+  private changed = false;
+  private closed = false;
+  private readonly intervalMs: number;
+
+  constructor(private readonly o: FeedPublisherOptions) {
+    this.intervalMs = o.intervalMs ?? FEED_INTERVAL_MS;
+  }
+
+  /** Starts hearing the workers' reports of the job. */
+  start(): void {
+    try {
+      this.reports = this.o.nc.subscribe(taskReportSubject(this.o.job), {
+        callback: (error, message) => {
+          if (error || this.closed) return;
+          let report;
+          try {
+            report = parseTaskReport(message.json());
+          } catch {
+            report = null;
+          }
+          if (!report) return;
+          if (report.type === 'retry') {
+            this.retriedCount++;
+            push(this.retried, { task: report.task, input: this.o.inputOf(report.task) ?? '', worker: report.worker, deliveries: report.deliveries, error: report.error, at: Date.now() });
+          } else {
+            const { type: _type, ...reducer } = report;
+            const known = this.reducers.get(reducer.partition);
+            // A reducer that is done stays done; a redelivered reduce task starts again.
+            if (known?.stage !== 'done') this.reducers.set(reducer.partition, reducer);
+          }
+          this.touch();
+        },
+      });
+    } catch (error) {
+      this.o.logger.debug({ err: describeError(error) }, 'cannot hear task reports');
+    }
+  }
+
+  /** A map task's result was folded. */
+  mapFolded(task: number, weight: number, input: string | undefined, from: ResultSource): void {
+    const share = this.workers.get(from.worker) ?? { worker: from.worker, tasks: 0, weight: 0 };
+    share.tasks++;
+    share.weight += weight;
+    this.workers.set(from.worker, share);
+    if (from.deliveries > 1) this.noteRedelivered(task, input, from);
+    this.touch();
+  }
+
+  /** A reduce task's result was folded: its partition is done. */
+  partFolded(task: number, partition: number, input: string | undefined, from: ResultSource): void {
+    const known = this.reducers.get(partition);
+    this.reducers.set(partition, { partition, worker: from.worker, folded: known?.total ?? 0, total: known?.total ?? 0, stage: 'done' });
+    if (from.deliveries > 1) this.noteRedelivered(task, input, from);
+    this.touch();
+  }
+
+  /** The task whose failure ended the job. */
+  taskFailed(task: number | undefined, input: string, error: string): void {
+    this.failed = { task: task ?? -1, input, worker: '', deliveries: 0, error, at: Date.now() };
+    this.touch();
+  }
+
+  /** The job's progress changed. */
+  update(progress: JobProgress): void {
+    this.progress = progress;
+    this.touch();
+  }
+
+  private noteRedelivered(task: number, input: string | undefined, from: ResultSource): void {
+    this.redeliveredCount++;
+    push(this.redelivered, { task, input: input ?? '', worker: from.worker, deliveries: from.deliveries, at: Date.now() });
+  }
+
+  /** Something changed: a message goes out now, or when the interval is over. */
+  private touch(): void {
+    this.changed = true;
+    if (this.closed || this.timer) return;
+    const wait = this.lastSent + this.intervalMs - Date.now();
+    if (wait <= 0) this.send('running');
+    else {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        if (this.changed && !this.closed) this.send('running');
+      }, wait);
+      this.timer.unref();
+    }
+  }
+
+  private send(status: JobFeed['status']): void {
+    const progress = this.progress;
+    if (!progress) return;
+    this.changed = false;
+    this.lastSent = Date.now();
+    let preview: Json | null = null;
+    try {
+      preview = this.o.preview();
+    } catch (error) {
+      this.o.logger.debug({ err: describeError(error) }, 'no preview of the job');
+    }
+    const feed: JobFeed = {
+      v: 1,
+      job: this.o.job,
+      kind: this.o.kind,
+      at: this.lastSent,
+      status,
+      phase: progress.phase,
+      tasksDone: progress.tasksDone,
+      tasksTotal: progress.tasksTotal,
+      weightDone: progress.weightDone,
+      weightTotal: progress.weightTotal,
+      partsDone: progress.partsDone,
+      partitions: progress.partitions,
+      workers: [...this.workers.values()].sort((a, b) => b.weight - a.weight || b.tasks - a.tasks),
+      redelivered: { count: this.redeliveredCount, recent: [...this.redelivered] },
+      retried: { count: this.retriedCount, recent: [...this.retried] },
+      failed: this.failed,
+      reducers: [...this.reducers.values()].sort((a, b) => a.partition - b.partition),
+      preview,
+    };
+    try {
+      this.o.nc.publish(jobFeedSubject(this.o.job), JSON.stringify(feed));
+    } catch (error) {
+      this.o.logger.debug({ err: describeError(error) }, 'could not publish the job feed');
+    }
+  }
+
+  /** The job ended: its last message (with how it ended), then nothing more. */
+  close(status: Exclude<JobFeed['status'], 'running'>): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.send(status);
+    this.reports?.unsubscribe();
+    this.reports = null;
+  }
+}
+
+/** Keeps the newest FEED_EVENTS events. */
+function push(events: TaskEvent[], event: TaskEvent): void {
+  events.push(event);
+  if (events.length > FEED_EVENTS) events.splice(0, events.length - FEED_EVENTS);
+}
