@@ -114,3 +114,13 @@ export function cpuByRole(usage: ProcessUsage[], sys = false): Partial<Record<Ro
   for (const u of usage) out[u.role] = (out[u.role] ?? 0) + (sys ? u.sysMs : u.cpuMs);
   return out;
 }
+
+/**
+ * CPU ms (user + system) used so far by a live process and its live descendants (0 for any
+ * that are gone). Two readings bracket an interval: what the tree used in between.
+ */
+export function treeCpuMs(pid: number): number {
+  let total = readStat(pid)?.cpuMs ?? 0;
+  for (const child of childPids(pid)) total += treeCpuMs(child);
+  return total;
+}

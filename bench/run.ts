@@ -7,7 +7,7 @@
  *   BENCH_SMALL=1 node dist/bench/run.js same as --small
  *
  * Options: --reps N (repetitions of fast measurements; default 3, 1 with --small),
- * --only calib,count,folder,tiny,primes,factorial,rss,startup,cardinality  --corpus english,multilingual
+ * --only calib,count,folder,tiny,primes,factorial,rss,startup,cardinality,dashboard  --corpus english,multilingual
  * --out FILE (results JSON; a .md of the tables is written beside it), --keep (keep temp dirs),
  * --no-wait-quiet (do not wait for a quiet machine before each run; --small never waits).
  *
@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { findNatsServer, startNatsServer } from '../coordinator/nats-server.js';
 import { corpusFile, corpusFolder, englishSeed, multilingualSeed, numbersFile, type CorpusFile, type NumbersFile, type Seed } from './corpus.js';
 import { cpuByRole, TreeSampler, type ProcessUsage, type Role } from './procs.js';
+import { dashboardSection } from './dashboard.js';
 import {
   BENCH_SRC,
   GNU_TIME,
@@ -124,7 +125,7 @@ const SIZES: Sizes = SMALL
 
 const REPS = argv.reps ? Math.max(1, Number(argv.reps)) : SMALL ? 1 : 3;
 const SLOW_REPS = 1;
-const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup,cardinality').split(',').map((s) => s.trim()));
+const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup,cardinality,dashboard').split(',').map((s) => s.trim()));
 const CORPORA = new Set((argv.corpus ?? 'english,multilingual').split(',').map((s) => s.trim()));
 const OUT = argv.out ?? join(BENCH_SRC, SMALL ? 'results.local.json' : 'results.json');
 const WORKERS_DEFAULT = availableParallelism();
@@ -1054,6 +1055,9 @@ function evaluate(): void {
   target('cardinalityVsPython', `${distinct} distinct words: tally count vs Python Pool(2)`, '>=', 1.5, 'x', cardinality, `MB/s of tally count --workers 2 / MB/s of pool_wordcount.py --processes 2 on seq 1 ${SIZES.cardinalityN}, wall clock incl. start-up`);
   target('cardinalityCoordinatorRss', `coordinator peak RSS, ${distinct} distinct words`, '<=', 300, 'MiB', cardinalityCoordinator, 'VmHWM of the tally count process (embedded, --workers 2), /proc sampled every 50 ms');
   target('cardinalityReducersRss', `reducers (worker processes) together vs Pool(2)'s peak RSS, ${distinct} distinct words`, '<=', 1, 'x', reducersVsPool, "sum of the worker processes' VmHWM / sum of the Python processes' VmHWM (parent + Pool)");
+  const dashboard = get('dashboard.ratio')?.value ?? null;
+  if (dashboard !== null) ratios.dashboardOpenVsClosed = round(dashboard, 3);
+  target('dashboardOverhead', 'a job with tally dashboard open (3 pages, /metrics every 5 s) vs without', '<=', 1.02, 'x', dashboard, 'median wall of tally count --server with a dashboard open / without, interleaved, same warm fleet');
   if (nats1 !== null) ratios.natsSlowdownAt1Percent = round((1 - nats1) * 100, 1);
 }
 
@@ -1106,6 +1110,17 @@ async function main(): Promise<void> {
     if (SECTIONS.has('rss')) await rssSection(english);
     if (SECTIONS.has('startup')) await startupSection();
     if (numbers) await cardinalitySection(numbers);
+    if (SECTIONS.has('dashboard')) {
+      // What an open `tally dashboard` costs a job: bench/dashboard.ts.
+      await dashboardSection({
+        file: corpusFile(english, SIZES.countBytes, `english-${SIZES.countBytes / MiB}MiB`),
+        reps: REPS,
+        storeDir: join(tempRoot, 'dashboard-store'),
+        env: embeddedEnv(),
+        quiet,
+        record,
+      });
+    }
   } finally {
     if (!argv.keep) rmSync(tempRoot, { recursive: true, force: true });
   }
