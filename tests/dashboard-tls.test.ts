@@ -3,7 +3,8 @@
  * self-signed certificate made by openssl for this run: the pages, the event stream and
  * /metrics over HTTPS (verified against that certificate), plain HTTP refused, the access token
  * still required off loopback (its cookie Secure), the cancel route taking the https origin;
- * and the usage errors, one line and exit 2 before anything starts.
+ * the same behind a reverse proxy that terminates TLS (X-Forwarded-Proto); and the usage
+ * errors, one line and exit 2 before anything starts.
  */
 import test from 'ava';
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -72,9 +73,9 @@ interface Running {
   done: Promise<RunResult>;
 }
 
-/** Starts `tally dashboard ARGS` over HTTPS and resolves once it printed its address. */
-async function startHttpsDashboard(args: string[]): Promise<Running> {
-  const child = spawnTally(['dashboard', '--server', server.url, '--port', '0', '--https-cert', cert, '--https-key', key, ...args]);
+/** Starts `tally dashboard ARGS` and resolves once it printed its address. */
+async function startDashboard(args: string[]): Promise<Running> {
+  const child = spawnTally(['dashboard', '--server', server.url, '--port', '0', ...args]);
   let stdout = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   const done = collect(child);
@@ -82,6 +83,11 @@ async function startHttpsDashboard(args: string[]): Promise<Running> {
   const url = /tally dashboard: (\S+)\n/.exec(stdout)?.[1];
   if (!url) throw new Error(`the dashboard did not start: ${(await done).stderr}`);
   return { child, url, done };
+}
+
+/** Starts `tally dashboard ARGS` over HTTPS with this run's certificate. */
+function startHttpsDashboard(args: string[]): Promise<Running> {
+  return startDashboard(['--https-cert', cert, '--https-key', key, ...args]);
 }
 
 async function stop(running: Running): Promise<RunResult> {
@@ -138,6 +144,30 @@ test.serial('off loopback TLS does not replace the token: without it 401, with i
     const cookie = String(opened.headers['set-cookie']);
     t.regex(cookie, /^tally_dashboard_token=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Secure$/);
     t.is((await ask(`${base}/`, { ca, headers: { cookie: cookie.split(';')[0]! } })).status, 200);
+  } finally {
+    const stopped = await stop(running);
+    t.is(stopped.code, 0, stopped.stderr);
+  }
+});
+
+test.serial('behind a reverse proxy that terminates TLS (X-Forwarded-Proto: https): the cookie is Secure, a cancel must come from the https origin', async (t) => {
+  const token = 'proxy-token-0123456789';
+  const running = await startDashboard(['--access-token', token]);
+  try {
+    t.regex(running.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const base = new URL(running.url).origin;
+    // As the proxy forwards the browser's request: its public name, and the scheme it was served with.
+    const proxied = { host: 'dash.example', 'x-forwarded-proto': 'https' };
+    const viaProxy = await ask(`${base}/?token=${token}`, { headers: proxied });
+    t.is(viaProxy.status, 303);
+    t.regex(String(viaProxy.headers['set-cookie']), /; Secure$/);
+    const direct = await ask(`${base}/?token=${token}`, { headers: { host: 'dash.example' } });
+    t.notRegex(String(direct.headers['set-cookie']), /Secure/);
+    const cancel = (origin: string, headers: Record<string, string>) =>
+      ask(`${base}/api/jobs/mxbwtpqh-yetttj/cancel`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${token}`, 'x-tally-action': 'cancel', origin } });
+    t.is((await cancel('https://dash.example', proxied)).status, 404);
+    t.is((await cancel('http://dash.example', proxied)).status, 403);
+    t.is((await cancel('https://dash.example', { host: 'dash.example' })).status, 403);
   } finally {
     const stopped = await stop(running);
     t.is(stopped.code, 0, stopped.stderr);

@@ -103,7 +103,7 @@ export class DashboardServer {
       const url = new URL(request.url, 'http://localhost');
       url.searchParams.delete('token');
       // Over HTTPS the browser must never send the token back over plain HTTP.
-      const secure = this.o.https ? '; Secure' : '';
+      const secure = this.schemeOf(request) === 'https' ? '; Secure' : '';
       return reply
         .header('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(queryToken)}; HttpOnly; SameSite=Strict; Path=/${secure}`)
         .redirect(url.pathname + url.search, 303);
@@ -144,7 +144,7 @@ export class DashboardServer {
     // script could send only after a CORS preflight, which is never granted), from this origin.
     this.app.post<{ Params: { id: string } }>('/api/jobs/:id/cancel', async (request, reply) => {
       const origin = request.headers.origin;
-      if (request.headers[ACTION_HEADER] !== 'cancel' || (origin !== undefined && origin !== `${this.scheme}://${request.headers.host}`)) {
+      if (request.headers[ACTION_HEADER] !== 'cancel' || (origin !== undefined && origin !== `${this.schemeOf(request)}://${request.headers.host}`)) {
         return reply.code(403).send({ error: 'a cancel must come from the dashboard page itself' });
       }
       const { id } = request.params;
@@ -208,6 +208,19 @@ export class DashboardServer {
     request.raw.on('close', end);
     res.on('close', end);
     res.on('error', end);
+  }
+
+  /**
+   * The scheme the browser used: HTTPS when this server serves it, else what a reverse proxy
+   * that terminates TLS says in X-Forwarded-Proto. Trusting the header is safe here: a browser
+   * cannot add it to a cross-site request (no CORS preflight is ever granted), and a client that
+   * sets it itself only makes its own cookie Secure or its own cancel need an https Origin.
+   */
+  private schemeOf(request: FastifyRequest): 'http' | 'https' {
+    if (this.o.https) return 'https';
+    const forwarded = request.headers['x-forwarded-proto'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+    return first === 'https' ? 'https' : 'http';
   }
 
   /**
