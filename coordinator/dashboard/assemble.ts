@@ -37,6 +37,7 @@ export interface DashboardAddress {
   origin: string;
 }
 
+/** A dashboard: built, then started once and closed once. */
 export class Dashboard {
   private constructor(
     private readonly live: LiveState,
