@@ -60,6 +60,11 @@ export class Session {
     private readonly supervisor: Supervisor | null,
     /** The connection's link to the server, for jobs run in this session and for close(). */
     readonly link: LinkWatch,
+    /**
+     * What this session connected with (in the embedded default, this run's server and token),
+     * for another connection of this process to the same server (a job's --dashboard).
+     */
+    readonly connection: ConnectionSettings,
   ) {}
 
   /** True when tally started its own local server for this command. */
@@ -143,7 +148,7 @@ export class Session {
       if (topology.status === 'rejected') throw topology.reason;
       if (opened.status === 'rejected') throw opened.reason;
       const store = opened.value;
-      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc));
+      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
     } catch (error) {
       await nc.close().catch(() => undefined);
       throw error;

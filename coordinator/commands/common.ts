@@ -24,6 +24,8 @@ export interface CommonOptions extends ConnectionFlags {
   workers?: number;
   logLevel?: string;
   progress: boolean;
+  /** Job commands: watch the job in a dashboard this process serves on loopback. */
+  dashboard?: boolean;
 }
 
 /**
@@ -51,6 +53,11 @@ export function withCommonOptions(command: Command): Command {
     .option('--workers <n>', 'embedded mode: worker processes to start (default: number of cores)', (v) => parseCount(v, '--workers', 0, 1024))
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
     .option('--no-progress', 'no progress bar on stderr');
+}
+
+/** Adds --dashboard to a command that runs a job (each kind's, and resume). */
+export function withDashboardOption(command: Command): Command {
+  return command.option('--dashboard', 'serve a live view of the job on 127.0.0.1 (port 8040, else any free port) while it runs; its address goes to stderr');
 }
 
 /** A --format option limited to `choices`. */
@@ -217,12 +224,17 @@ async function runLoadedKindJob(
   await kind.plan(jobOptions);
   const runner = import('../job-runner.js');
   runner.catch(() => undefined);
+  // Only with the flag: without it, start-up loads nothing of the web server.
+  const attaching = options.dashboard ? import('../dashboard/attached.js') : undefined;
+  attaching?.catch(() => undefined);
   const interrupt = interruptSignal();
   try {
     return await withSession(
       options,
       async (session, logger) => {
         const bar = new ProgressBar({ enabled: options.progress });
+        // Listening before the job starts, so the address it announces answers at once.
+        const view = attaching && (await (await attaching).attachDashboard(session, logger, options.logLevel));
         try {
           const { runJob } = await runner;
           const { result } = await runJob({
@@ -235,6 +247,7 @@ async function runLoadedKindJob(
             kind,
             options: jobOptions,
             maxBodyBytes: session.maxBodyBytes,
+            onStart: view && ((job) => view.announce(job)),
             onProgress: (p) => bar.update(p),
             // On a terminal the bar says it; elsewhere a line does.
             onNote: (text) => {
@@ -250,6 +263,8 @@ async function runLoadedKindJob(
           return result;
         } finally {
           bar.finish();
+          // Before the session closes: in the embedded default its server goes with it.
+          await view?.close();
         }
       },
     );

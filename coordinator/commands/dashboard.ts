@@ -1,14 +1,14 @@
 /**
  * `tally dashboard`: a live web view of the jobs, one job and the workers, and Prometheus
- * metrics, until SIGINT, SIGTERM or SIGHUP (then it closes the pages' streams, the web server,
- * the watch and the connection, and exits 0, as `tally worker` does; a second signal exits at
- * once with 130).
+ * metrics, over HTTP or (with --https-cert and --https-key) HTTPS, until SIGINT, SIGTERM or
+ * SIGHUP (then it closes the pages' streams, the web server, the watch and the connection, and
+ * exits 0, as `tally worker` does; a second signal exits at once with 130).
  */
 import { setting } from '../../shared/settings.js';
 import { Command } from 'commander';
 import { isIP } from 'node:net';
 import { UsageError } from '../../shared/errors.js';
-import { displayServers, redact, resolveConnection } from '../../shared/nats/connection-settings.js';
+import { resolveConnection } from '../../shared/nats/connection-settings.js';
 import { parseCount, withConnectionOptions, commandLogger, type CommonOptions } from './common.js';
 import { isLoopbackHost, newAccessToken } from '../dashboard/auth.js';
 
@@ -17,6 +17,8 @@ interface DashboardCliOptions extends CommonOptions {
   port: number;
   accessToken?: string;
   readOnly?: boolean;
+  httpsCert?: string;
+  httpsKey?: string;
 }
 
 /** An IP address or a host name; anything else is refused before anything starts. */
@@ -39,35 +41,28 @@ export function dashboardCommand(): Command {
     .option('--host <address>', 'address to listen on; any but loopback needs an access token', parseHost, '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', (v) => parseCount(v, '--port', 0, 65535), 8040)
     .option('--read-only', 'never offer to cancel a job, even when the NATS credentials allow it')
+    // Not --tls-cert/--tls-key: those are the NATS client certificate every command takes.
+    .option('--https-cert <file>', 'serve HTTPS with this certificate (PEM; with --https-key)')
+    .option('--https-key <file>', 'private key (PEM, unencrypted) of the --https-cert certificate')
     .option('--access-token <token>', 'token the pages and /metrics require (env TALLY_DASHBOARD_TOKEN; prefer the environment: arguments are visible to other local users); made and printed once when --host is not loopback');
   return withConnectionOptions(command)
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
     .action(async (options: DashboardCliOptions) => {
+      if ((options.httpsCert === undefined) !== (options.httpsKey === undefined)) {
+        throw new UsageError(`${options.httpsCert === undefined ? '--https-key' : '--https-cert'}: give --https-cert and --https-key together`);
+      }
+      // Read before anything starts: a bad file is said at once, not on the first page's handshake.
+      const https = options.httpsCert !== undefined ? (await import('../dashboard/https.js')).readHttpsFiles(options.httpsCert, options.httpsKey!) : undefined;
       const given = options.accessToken ?? setting('TALLY_DASHBOARD_TOKEN');
-      const token = given !== undefined && given !== '' ? parseAccessToken(given) : isLoopbackHost(options.host) ? null : newAccessToken();
+      // Empty means unset (as for every setting): then a token is made, and shown.
+      const made = given === undefined || given === '';
+      // TLS hides the traffic, not the pages: off loopback the token is needed all the same.
+      const token = !made ? parseAccessToken(given) : isLoopbackHost(options.host) ? null : newAccessToken();
       const logger = commandLogger({ ...options, progress: false });
       const connection = resolveConnection(options);
       // Loaded only now: the web server and NATS client are large.
-      const [{ Session }, { LiveState }, { DashboardMetrics }, { DashboardServer }, { discoverWorkers }, { acquireEmbeddedServer }, { takePrestartedServer }] = await Promise.all([
-        import('../session.js'),
-        import('../dashboard/live.js'),
-        import('../dashboard/metrics.js'),
-        import('../dashboard/server.js'),
-        import('./workers.js'),
-        import('../embedded/server.js'),
-        import('../embedded/prestart.js'),
-      ]);
-      const live = new LiveState({
-        // The embedded default joins (or starts) this user's local server, as `tally jobs` does.
-        open: () => Session.open({ connection, embedded: connection ? undefined : (takePrestartedServer() ?? acquireEmbeddedServer(logger)), workers: 0, logger, logLevel: options.logLevel, purpose: 'read' }),
-        server: connection ? displayServers(connection.servers) : 'the local embedded server',
-        redact: (text) => redact(text, connection),
-        logger,
-        discover: (nc) => discoverWorkers(nc, 1000),
-        readOnly: options.readOnly === true,
-      });
-      const metrics = new DashboardMetrics(live);
-      const server = new DashboardServer({ live, metrics, token });
+      const { Dashboard } = await import('../dashboard/assemble.js');
+      const dashboard = Dashboard.build({ connection, logger, logLevel: options.logLevel, readOnly: options.readOnly === true, token, https });
       let resolveStop: () => void = () => undefined;
       const stop = new Promise<void>((resolve) => (resolveStop = resolve));
       let signalled = false;
@@ -80,19 +75,15 @@ export function dashboardCommand(): Command {
       const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
       for (const signal of signals) process.on(signal, stopped);
       try {
-        const address = await server.listen(options.host, options.port);
-        live.start();
-        const shown = address.host.includes(':') ? `[${address.host}]` : address.host;
+        const { origin } = await dashboard.start(options.host, options.port);
         // The one place a made token is shown: the user opens this address.
-        const suffix = token !== null && given === undefined ? `/?token=${token}` : '/';
-        process.stdout.write(`tally dashboard: http://${shown}:${address.port}${suffix}\n`);
-        if (token !== null && given === undefined) process.stdout.write('tally dashboard: the token above was made for this run and is not shown again; give your own with --access-token\n');
+        const suffix = token !== null && made ? `/?token=${token}` : '/';
+        process.stdout.write(`tally dashboard: ${origin}${suffix}\n`);
+        if (token !== null && made) process.stdout.write('tally dashboard: the token above was made for this run and is not shown again; give your own with --access-token\n');
         await stop;
       } finally {
         for (const signal of signals) process.off(signal, stopped);
-        await server.close().catch(() => undefined);
-        metrics.close();
-        await live.close();
+        await dashboard.close();
       }
     });
 }

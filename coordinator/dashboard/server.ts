@@ -50,11 +50,19 @@ const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 /** A comment line keeps idle event streams open through proxies. */
 const HEARTBEAT_MS = 15_000;
 
+/** A certificate chain and its private key (PEM), read and checked by the command line. */
+export interface HttpsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
+
 export interface DashboardServerOptions {
   live: LiveState;
   metrics: DashboardMetrics;
   /** The access token; null on loopback without one. */
   token: string | null;
+  /** Serve HTTPS with this certificate; plain HTTP without. */
+  https?: HttpsFiles;
 }
 
 type View = 'jobs' | 'job' | 'workers';
@@ -63,11 +71,17 @@ export class DashboardServer {
   private readonly app: FastifyInstance;
   private readonly access: AccessCheck;
   private readonly streams = new Set<ServerResponse>();
+  /** 'https' with a certificate, else 'http': what the pages' own origin starts with. */
+  readonly scheme: 'http' | 'https';
 
   constructor(private readonly o: DashboardServerOptions) {
     this.access = new AccessCheck(o.token);
-    // No request logging: a URL may carry the token.
-    this.app = Fastify({ logger: false, forceCloseConnections: true });
+    this.scheme = o.https ? 'https' : 'http';
+    // No request logging: a URL may carry the token. The routes see the same request and reply
+    // objects over HTTPS (https.Server is an http.Server), so the instance is typed as plain HTTP.
+    this.app = (o.https
+      ? Fastify({ logger: false, forceCloseConnections: true, https: { cert: o.https.cert, key: o.https.key } })
+      : Fastify({ logger: false, forceCloseConnections: true })) as unknown as FastifyInstance;
     this.app.addHook('onRequest', async (request, reply) => this.guard(request, reply));
     this.routes();
   }
@@ -88,8 +102,10 @@ export class DashboardServer {
     if (queryToken !== undefined && this.access.required && request.method === 'GET' && isPagePath(request.url)) {
       const url = new URL(request.url, 'http://localhost');
       url.searchParams.delete('token');
+      // Over HTTPS the browser must never send the token back over plain HTTP.
+      const secure = this.schemeOf(request) === 'https' ? '; Secure' : '';
       return reply
-        .header('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(queryToken)}; HttpOnly; SameSite=Strict; Path=/`)
+        .header('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(queryToken)}; HttpOnly; SameSite=Strict; Path=/${secure}`)
         .redirect(url.pathname + url.search, 303);
     }
   }
@@ -128,7 +144,7 @@ export class DashboardServer {
     // script could send only after a CORS preflight, which is never granted), from this origin.
     this.app.post<{ Params: { id: string } }>('/api/jobs/:id/cancel', async (request, reply) => {
       const origin = request.headers.origin;
-      if (request.headers[ACTION_HEADER] !== 'cancel' || (origin !== undefined && origin !== `http://${request.headers.host}`)) {
+      if (request.headers[ACTION_HEADER] !== 'cancel' || (origin !== undefined && origin !== `${this.schemeOf(request)}://${request.headers.host}`)) {
         return reply.code(403).send({ error: 'a cancel must come from the dashboard page itself' });
       }
       const { id } = request.params;
@@ -196,14 +212,29 @@ export class DashboardServer {
   }
 
   /**
+   * The scheme the browser used: HTTPS when this server serves it, else what a reverse proxy
+   * that terminates TLS says in X-Forwarded-Proto. Trusting the header is safe here: a browser
+   * cannot add it to a cross-site request (no CORS preflight is ever granted), and a client that
+   * sets it itself only makes its own cookie Secure or its own cancel need an https Origin.
+   */
+  private schemeOf(request: FastifyRequest): 'http' | 'https' {
+    if (this.o.https) return 'https';
+    const forwarded = request.headers['x-forwarded-proto'];
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+    return first === 'https' ? 'https' : 'http';
+  }
+
+  /**
    * Listens on host:port; resolves to the address it listens on.
+   * @param elseAnyPort when `port` is in use, listen on any free port instead
    * @throws UsageError naming --host or --port when that address cannot be had
    */
-  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+  async listen(host: string, port: number, elseAnyPort = false): Promise<{ host: string; port: number }> {
     try {
       await this.app.listen({ host, port });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' && elseAnyPort && port !== 0) return this.listen(host, 0);
       if (code === 'EADDRINUSE') throw new UsageError(`--port: ${port} is in use on ${host}`);
       if (code === 'EACCES') throw new UsageError(`--port: ${port} needs privileges this user lacks`);
       if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAFNOSUPPORT') throw new UsageError(`--host: cannot listen on '${host}' (${code})`);
