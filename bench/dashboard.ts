@@ -16,6 +16,7 @@
  * costs is in the with-runs' wall time and in its process's CPU, read from /proc around each run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import type { CorpusFile } from './corpus.js';
 import { Interference, TALLY_BIN, median, round, run, say, sleep, startWarmFleet } from './lib.js';
 import { treeCpuMs } from './procs.js';
@@ -286,8 +287,10 @@ export async function dashboardSection(o: DashboardBenchOptions): Promise<void> 
       if (r.totalWords !== reference) throw new Error(`tally count --server: ${r.totalWords} words, the first run counted ${reference}`);
       return r;
     };
-    for (let rep = 0; rep < reps; rep++) {
+    const runWithout = async (rep: number) => {
       say(`dashboard: without a dashboard (run ${rep + 1}/${reps})`);
+      // The same pause as before a with-run, so that neither follows the previous job closer.
+      await sleep(SETTLE_MS);
       await o.quiet();
       meterWithout.start();
       try {
@@ -295,7 +298,8 @@ export async function dashboardSection(o: DashboardBenchOptions): Promise<void> 
       } finally {
         meterWithout.stop();
       }
-
+    };
+    const runWith = async (rep: number) => {
       say(`dashboard: with the dashboard open, 3 pages + /metrics every ${SCRAPE_MS / 1000} s (run ${rep + 1}/${reps})`);
       dashboard = await OpenDashboard.open(serverUrl, env);
       await sleep(SETTLE_MS);
@@ -318,9 +322,22 @@ export async function dashboardSection(o: DashboardBenchOptions): Promise<void> 
       pages.push({ ...seen, scrapes: dashboard.scrapeCount });
       dashboard = null;
       if (code !== 0) throw new Error(`tally dashboard exited with ${code} on SIGTERM (expected 0)`);
+    };
+    // ABBA: each pair's two runs swap order every repetition, so drift and whatever one job
+    // leaves the next (the server's clean-up, the page cache) fall on both alike.
+    for (let rep = 0; rep < reps; rep++) {
+      if (rep % 2 === 0) {
+        await runWithout(rep);
+        await runWith(rep);
+      } else {
+        await runWith(rep);
+        await runWithout(rep);
+      }
     }
   } finally {
-    if (dashboard) await dashboard.close();
+    // Set inside runWith, which TypeScript's narrowing does not follow.
+    const open = dashboard as OpenDashboard | null;
+    if (open) await open.close();
     await fleet.stop();
   }
 
@@ -352,11 +369,11 @@ export async function dashboardSection(o: DashboardBenchOptions): Promise<void> 
   o.record({
     ...common,
     id: 'dashboard.ratio',
-    label: '  with the dashboard open / without (median wall; goal <= 1.02)',
-    runs: [median(msWith) / median(msWithout)],
+    label: '  with the dashboard open / without (median of the pairs; goal <= 1.02)',
+    runs: [median(msWith.map((ms, i) => ms / msWithout[i]!))],
     unit: 'x',
-    notes: 'median wall with / median wall without; pairRatios: each with-run over the without-run just before it',
-    extra: { pairRatios: msWith.map((ms, i) => round(ms / msWithout[i], 3)) },
+    notes: 'median over the repetitions of (with-run wall / without-run wall), the two runs of a repetition back to back, in ABBA order; ratioOfMedians: median wall with / median wall without',
+    extra: { pairRatios: msWith.map((ms, i) => round(ms / msWithout[i]!, 3)), ratioOfMedians: round(median(msWith) / median(msWithout), 3) },
     interference: 0,
   });
   o.record({
@@ -367,6 +384,15 @@ export async function dashboardSection(o: DashboardBenchOptions): Promise<void> 
     unit: 'CPU s',
     notes: 'user + system of the dashboard process (and any children) from /proc, read at the start and end of each with-run',
     extra: { totalCpuS: round(dashCpuMs.reduce((a, b) => a + b, 0) / 1000, 3), coresWhileRunning: dashCpuMs.map((ms, i) => round(ms / msWith[i], 4)) },
+    interference: 0,
+  });
+  o.record({
+    ...common,
+    id: 'dashboard.cpuShare',
+    label: "  the dashboard's CPU as a share of the machine during a with-run",
+    runs: dashCpuMs.map((ms, i) => (100 * ms) / (msWith[i]! * availableParallelism())),
+    unit: '%',
+    notes: 'dashboard CPU / (wall x cores): what it takes from the job, wherever the wall time noise lands',
     interference: 0,
   });
 }

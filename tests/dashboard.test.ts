@@ -223,6 +223,8 @@ test.serial('the workers page lists the 2 worker processes', async (t) => {
   t.deepEqual(shown.sort(), pids);
   const states = await page.$$eval('#workers tbody td.state', (cells) => cells.map((c) => c.textContent));
   for (const state of states) t.regex(state ?? '', /^(idle|busy)/);
+  // Recent throughput once two discoveries (2 s apart) have seen them.
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('#workers tbody tr:not(.gone) td.rate') as unknown as Array<{ textContent: string }>).every((td) => /^\d+\.\d$/.test(td.textContent)), { timeout: 30_000 });
   await screenshot(page, 'workers');
   await page.close();
 });

@@ -48,6 +48,8 @@ export interface JobView {
 export interface WorkerView extends Omit<WorkerStats, 'tasksRejected'> {
   lastSeen: string;
   gone: boolean;
+  /** Tasks done per second over the last RECENT_MS of discoveries; null before two of them. */
+  recentTasksPerSecond: number | null;
 }
 
 /** The dashboard's link to NATS. `error` is what the last attempt said, secrets removed. */
@@ -109,6 +111,8 @@ const MAX_SAMPLED_JOBS = 64;
 const CLOSE_WAIT_MS = 5000;
 /** A worker gone this long is forgotten. */
 const FORGET_GONE_MS = 60 * 60_000;
+/** The window of a worker's recent throughput. */
+const RECENT_MS = 30_000;
 
 interface JobEntry {
   record: JobRecord;
@@ -119,6 +123,8 @@ interface JobEntry {
 export class LiveState {
   private readonly jobs = new Map<string, JobEntry>();
   private readonly workers = new Map<string, WorkerView>();
+  /** Per worker: (time, tasks done) at each discovery within RECENT_MS, oldest first. */
+  private readonly workerHistory = new Map<string, Array<[number, number]>>();
   /** The latest feed of the jobs seen running lately (MAX_SAMPLED_JOBS at most). */
   private readonly feeds = new Map<string, JobFeed>();
   private feedSubscription: Subscription | null = null;
@@ -410,6 +416,12 @@ export class LiveState {
     for (const w of found) {
       const key = `${w.host}\u0000${w.pid}\u0000${w.name}`;
       seen.add(key);
+      const history = this.workerHistory.get(key) ?? [];
+      history.push([now.getTime(), w.tasksDone]);
+      while (history.length > 2 && now.getTime() - history[0]![0] > RECENT_MS) history.shift();
+      this.workerHistory.set(key, history);
+      const [t0, done0] = history[0]!;
+      const recentTasksPerSecond = history.length >= 2 && now.getTime() > t0 ? ((w.tasksDone - done0) * 1000) / (now.getTime() - t0) : null;
       this.workers.set(key, {
         name: w.name,
         host: w.host,
@@ -421,6 +433,7 @@ export class LiveState {
         current: w.current,
         lastSeen: now.toISOString(),
         gone: false,
+        recentTasksPerSecond,
       });
     }
     for (const [key, worker] of this.workers) {
@@ -428,6 +441,8 @@ export class LiveState {
       worker.gone = true;
       worker.busy = false;
       worker.current = null;
+      worker.recentTasksPerSecond = null;
+      this.workerHistory.delete(key);
       if (now.getTime() - Date.parse(worker.lastSeen) > FORGET_GONE_MS) this.workers.delete(key);
     }
     this.emit({ type: 'workers', workers: this.workerViews() });

@@ -415,7 +415,7 @@ function workersPage() {
     el(
       'table',
       { id: 'workers' },
-      el('thead', {}, el('tr', {}, ...['worker', 'host', 'pid', 'state', 'tasks done', 'failed', 'started', 'last seen'].map((h) => el('th', { text: h })))),
+      el('thead', {}, el('tr', {}, ...['worker', 'host', 'pid', 'state', 'tasks done', 'tasks/s (30 s)', 'failed', 'started', 'last seen'].map((h) => el('th', { text: h })))),
       body,
     ),
   );
@@ -432,6 +432,7 @@ function workersPage() {
           el('td', { class: 'num', text: w.pid }),
           el('td', { class: 'state', text: w.gone ? 'gone' : w.busy ? `busy ${w.current ?? ''}`.trim() : 'idle' }),
           el('td', { class: 'num', text: w.tasksDone }),
+          el('td', { class: 'num rate', text: w.recentTasksPerSecond === null ? '' : w.recentTasksPerSecond.toFixed(1) }),
           el('td', { class: 'num', text: w.tasksFailed }),
           el('td', { text: formatTime(w.started) }),
           el('td', { text: formatTime(w.lastSeen) }),
