@@ -28,6 +28,8 @@ export interface FeedPublisherOptions {
   inputOf: (task: number) => string | undefined;
   /** Least time between two messages. Default FEED_INTERVAL_MS. */
   intervalMs?: number;
+  /** A worker reported starting a task message (for backup tasks). */
+  onTaskStarted?: (first: number, count: number, worker: string, deliveries: number) => void;
 }
 
 /** Where a folded result came from (its result header). */
@@ -44,6 +46,9 @@ export class FeedPublisher {
   private readonly retried: TaskEvent[] = [];
   private retriedCount = 0;
   private failed: TaskEvent | null = null;
+  private readonly backedUp: TaskEvent[] = [];
+  private backedUpCount = 0;
+  private backupsWon = 0;
   private readonly reducers = new Map<number, ReducerProgress>();
   private progress: JobProgress | null = null;
   private reports: Subscription | null = null;
@@ -70,6 +75,10 @@ export class FeedPublisher {
             report = null;
           }
           if (!report) return;
+          if (report.type === 'start') {
+            this.o.onTaskStarted?.(report.task, report.count, report.worker, report.deliveries);
+            return;
+          }
           if (report.type === 'retry') {
             this.retriedCount++;
             push(this.retried, { task: report.task, input: this.o.inputOf(report.task) ?? '', worker: report.worker, deliveries: report.deliveries, error: report.error, at: Date.now() });
@@ -102,6 +111,20 @@ export class FeedPublisher {
     const known = this.reducers.get(partition);
     this.reducers.set(partition, { partition, worker: from.worker, folded: known?.total ?? 0, total: known?.total ?? 0, stage: 'done' });
     if (from.deliveries > 1) this.noteRedelivered(task, input, from);
+    this.touch();
+  }
+
+  /** A straggler was backed up (`won`: how many backups so far produced the folded result). */
+  backedUpTask(first: number, input: string | undefined, workers: string[], ranMs: number, thresholdMs: number): void {
+    this.backedUpCount++;
+    push(this.backedUp, { task: first, input: input ?? '', worker: workers.join(', '), deliveries: 0, error: `ran ${(ranMs / 1000).toFixed(1)} s (threshold ${(thresholdMs / 1000).toFixed(1)} s)`, at: Date.now() });
+    this.touch();
+  }
+
+  /** How many backups produced the folded result so far. */
+  backupsWin(won: number): void {
+    if (won === this.backupsWon) return;
+    this.backupsWon = won;
     this.touch();
   }
 
@@ -165,6 +188,7 @@ export class FeedPublisher {
       redelivered: { count: this.redeliveredCount, recent: [...this.redelivered] },
       retried: { count: this.retriedCount, recent: [...this.retried] },
       failed: this.failed,
+      backedUp: { count: this.backedUpCount, won: this.backupsWon, recent: [...this.backedUp] },
       reducers: [...this.reducers.values()].sort((a, b) => a.partition - b.partition),
       preview,
     };

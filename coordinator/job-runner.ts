@@ -33,6 +33,7 @@ import {
   jobResultSubjects,
   jobShuffleSubjects,
   jobTaskSubjects,
+  supersededSubject,
   newJobId,
   parseTaskSubject,
   partObjectName,
@@ -46,6 +47,7 @@ import { JobLease } from './job-lease.js';
 import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
 import { FeedPublisher } from './feed-publisher.js';
+import { BackupTasks, DEFAULT_BACKUPS, type BackupSettings } from './backup-tasks.js';
 import { setting } from '../shared/settings.js';
 
 /** What progress output and the job record show. */
@@ -102,7 +104,12 @@ export interface RunJobOptions {
   signal?: AbortSignal;
   /** The connection's link to its server, followed by its owner (see watchLink). */
   link?: LinkWatch;
+  /** Backup tasks for stragglers. Default DEFAULT_BACKUPS. */
+  backups?: BackupSettings;
 }
+
+/** How often a running job looks for stragglers to back up. */
+const BACKUP_CHECK_MS = 250;
 
 const RECORD_INTERVAL_MS = 1000;
 const WORKER_CHECK_MS = 5000;
@@ -129,6 +136,7 @@ class JobRun {
   private publisher!: TaskPublisher;
   private folder!: ResultFolder;
   private feed!: FeedPublisher;
+  private backups!: BackupTasks;
   private splitDone = false;
   private reducePublished = false;
   private progress!: JobProgress;
@@ -209,6 +217,21 @@ class JobRun {
       folded: (id) => this.folder.folded.has(id),
       onSkipped: (weight) => (this.progress.weightDone += weight),
       warn: (key, fields, message) => this.warnOnce(key, fields, message),
+      onMessage: (first, count, phase) => this.backups.published(first, count, phase),
+    });
+    this.backups = new BackupTasks({
+      settings: this.o.backups ?? DEFAULT_BACKUPS,
+      logger: this.log,
+      publishCopy: (first) => this.publisher.publishCopy(first),
+      queueDrained: async () => ((await this.o.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER)).num_pending ?? 0) === 0,
+      announceSuperseded: (first, count) => {
+        try {
+          this.o.nc.publish(supersededSubject(this.job), JSON.stringify({ first, count }));
+        } catch (error) {
+          this.log.debug({ err: describeError(error) }, 'could not announce a superseded task');
+        }
+      },
+      onBackup: (event) => this.feed.backedUpTask(event.first, this.publisher.inputOf(event.first), event.workers, event.ranMs, event.thresholdMs),
     });
     this.folder = new ResultFolder({
       js: this.o.js,
@@ -222,6 +245,8 @@ class JobRun {
       ended: () => this.settled,
       onMapFolded: (id, from) => {
         const task = this.publisher.release(id);
+        this.backups.folded(id, from.worker);
+        this.feed.backupsWin(this.backups.won);
         this.feed.mapFolded(id, task?.weight ?? 0, task?.input, from);
         this.onFolded(task?.weight ?? 0);
       },
@@ -229,6 +254,8 @@ class JobRun {
       onPart: (id, partition, from) => {
         if (partition >= this.partitions) return;
         const task = this.publisher.release(id);
+        this.backups.folded(id, from.worker);
+        this.feed.backupsWin(this.backups.won);
         this.feed.partFolded(id, partition, task?.input, from);
         this.progress.partsDone = this.folder.parts.size;
         this.onFolded(0);
@@ -243,12 +270,16 @@ class JobRun {
       logger: this.log,
       preview: () => kind.preview?.(this.folder.acc, options) ?? null,
       inputOf: (id) => this.publisher.inputOf(id),
+      onTaskStarted: (first, _count, worker) => this.backups.started(first, worker),
     });
 
     let advisories: Subscription | undefined;
     let cancels: Subscription | undefined;
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
+    const stragglerWatch = setInterval(() => {
+      if (!this.settled) this.backups.check().catch((e) => this.log.warn({ err: describeError(e) }, 'could not back up a straggling task'));
+    }, BACKUP_CHECK_MS);
     // The session's watch when it has one; a job run on a bare connection (tests) follows its own.
     const ownLink = this.o.link ? undefined : watchLink(this.o.nc);
     this.link = this.o.link ?? ownLink!;
@@ -299,6 +330,7 @@ class JobRun {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearInterval(workerWatch);
       clearInterval(serverWatch);
+      clearInterval(stragglerWatch);
       ownLink?.stop();
       advisories?.unsubscribe();
       cancels?.unsubscribe();
@@ -315,6 +347,7 @@ class JobRun {
   private async publishMap(plan: Plan): Promise<void> {
     if (!(await this.publisher.publishMap(plan))) return;
     this.splitDone = true;
+    this.backups.phasePublished('map');
     this.progress.tasksTotal = this.publisher.published + this.partitions;
     this.report(true);
     this.checkComplete();
@@ -341,7 +374,10 @@ class JobRun {
         this.reducePublished = true;
         this.progress.phase = 'reduce';
         this.report(true);
-        this.publisher.publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc)).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+        this.publisher
+          .publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc))
+          .then(() => this.backups.phasePublished('reduce'))
+          .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
       }
       return;
     }
@@ -542,6 +578,8 @@ class JobRun {
   /** Leaves nothing of the job on the server but its record and result (and its parts, when done). */
   private async cleanUp(): Promise<void> {
     await this.folder?.drained();
+    // A straggler's copy (or the straggler) may still wait in the queue or in a frozen worker's hands.
+    if (this.record.status === 'done' && this.publisher?.copiesSent) await this.withdrawTasks();
     // Workers still holding a task of this job drop its result instead of publishing it after
     // the purge below; the pause lets the announcement reach them first.
     try {

@@ -23,6 +23,19 @@ export interface InFlight {
   bytes: number;
   /** Kept for a task sent in a batch: a batch that never completes is sent again task by task. */
   task?: Task;
+  /** The first task id of the message it went in. */
+  message?: number;
+}
+
+/** A task message as sent, kept until all its tasks are folded: a straggler's copy is sent from it. */
+interface SentMessage {
+  subject: string;
+  msgID: string;
+  payload: Uint8Array;
+  /** Its tasks not folded yet. */
+  left: number;
+  /** Copies sent so far. */
+  copies: number;
 }
 
 export interface TaskPublisherOptions {
@@ -47,6 +60,8 @@ export interface TaskPublisherOptions {
   onSkipped(weight: number): void;
   /** A warning that may repeat while the server is away (the caller says it once in a while). */
   warn(key: string, fields: Record<string, unknown>, message: string): void;
+  /** A task message (ids first .. first + count - 1) is on its way. */
+  onMessage?(first: number, count: number, phase: 'map' | 'reduce'): void;
 }
 
 /** Tasks collected for one message, consecutive ids from `first`. */
@@ -105,6 +120,8 @@ export class TaskPublisher {
   /** Tasks waiting to be sent together; never held while the splitter or the window waits. */
   private batch: PendingBatch | null = null;
   private probe: Promise<typeof PAUSED> | null = null;
+  /** The messages whose tasks are not all folded, by first task id. */
+  private readonly sent = new Map<number, SentMessage>();
   /** Map time that workers reported, and over how many tasks, for sizing batches. */
   private mappedMs = 0;
   private mappedTasks = 0;
@@ -123,6 +140,8 @@ export class TaskPublisher {
     if (!task) return undefined;
     this.inFlight.delete(id);
     this.bytesInFlight -= task.bytes;
+    const sent = task.message === undefined ? undefined : this.sent.get(task.message);
+    if (sent && --sent.left <= 0) this.sent.delete(task.message!);
     this.wake();
     return task;
   }
@@ -205,7 +224,7 @@ export class TaskPublisher {
           await this.flushBatch();
         }
         if (!batchable) {
-          await this.publishMessage(taskSubject(this.o.job, id), messageId(this.o.job, id), this.singleTask(id, task));
+          await this.publishMessage(id, 1, 'map', taskSubject(this.o.job, id), messageId(this.o.job, id), this.singleTask(id, task));
           continue;
         }
         this.batch ??= { first: id, tasks: [], entries: [], bodyBytes: 0, headerUnits: 0 };
@@ -245,7 +264,7 @@ export class TaskPublisher {
         spec: specOf(p),
         reduce: { partition: p, partitions, tasks: this.published },
       };
-      await this.publishMessage(taskSubject(this.o.job, id), messageId(this.o.job, id), encodeEnvelope(header, EMPTY));
+      await this.publishMessage(id, 1, 'reduce', taskSubject(this.o.job, id), messageId(this.o.job, id), encodeEnvelope(header, EMPTY));
     }
     await this.settle();
   }
@@ -257,13 +276,49 @@ export class TaskPublisher {
    */
   async resendSingly(first: number, count: number): Promise<void> {
     const sends: Array<Promise<unknown>> = [];
+    this.sent.delete(first);
     for (let id = first; id < first + count; id++) {
-      const task = this.inFlight.get(id)?.task;
+      const inFlight = this.inFlight.get(id);
+      const task = inFlight?.task;
       if (!task || this.o.folded(id)) continue;
       const payload = this.singleTask(id, task);
+      inFlight.message = id;
+      this.remember(id, 1, 'map', taskSubject(this.o.job, id), messageId(this.o.job, id), payload);
       sends.push(withRetry(() => this.o.js.publish(taskSubject(this.o.job, id), payload, { msgID: messageId(this.o.job, id), timeout: 10_000 }), { deadlineMs: Number.POSITIVE_INFINITY, cancelled: () => this.o.ended() }));
     }
     await Promise.all(sends);
+  }
+
+  /**
+   * Sends a copy of the task message that starts at task `first` (a backup for a straggler):
+   * the same subject and payload under a message id of its own, so the work queue keeps both;
+   * its result goes where the original's would, and the first one stored wins. False when that
+   * message's tasks are all folded already.
+   */
+  async publishCopy(first: number): Promise<boolean> {
+    const sent = this.sent.get(first);
+    if (!sent || this.o.ended()) return false;
+    const msgID = `${sent.msgID}.copy${++sent.copies}`;
+    this.copies++;
+    await withRetry(() => this.o.js.publish(sent.subject, sent.payload, { msgID, timeout: 10_000 }), { deadlineMs: 30_000, cancelled: () => this.o.ended() });
+    return true;
+  }
+
+  /** True once any copy of a message was sent (the job then withdraws what is left of its tasks when it ends). */
+  get copiesSent(): boolean {
+    return this.copies > 0;
+  }
+
+  private copies = 0;
+
+  /** Keeps a message until its tasks are folded, and says it is on its way. */
+  private remember(first: number, count: number, phase: 'map' | 'reduce', subject: string, msgID: string, payload: Uint8Array): void {
+    for (let id = first; id < first + count; id++) {
+      const inFlight = this.inFlight.get(id);
+      if (inFlight) inFlight.message = first;
+    }
+    this.sent.set(first, { subject, msgID, payload, left: count, copies: 0 });
+    this.o.onMessage?.(first, count, phase);
   }
 
   /** Waits until every publish so far is stored. */
@@ -294,16 +349,17 @@ export class TaskPublisher {
     this.batch = null;
     const { first, tasks } = batch;
     if (tasks.length === 1) {
-      await this.publishMessage(taskSubject(this.o.job, first), messageId(this.o.job, first), this.singleTask(first, tasks[0]!));
+      await this.publishMessage(first, 1, 'map', taskSubject(this.o.job, first), messageId(this.o.job, first), this.singleTask(first, tasks[0]!));
       return;
     }
     const body = batch.bodyBytes === 0 ? EMPTY : Buffer.concat(tasks.map((task) => task.body ?? EMPTY));
     const payload = encodeTaskBatch(this.o.job, first, this.o.kind.name, batch.entries, body, this.o.partitions > 0 ? this.o.partitions : undefined);
-    await this.publishMessage(taskSubject(this.o.job, first, tasks.length), messageId(this.o.job, first, tasks.length), payload);
+    await this.publishMessage(first, tasks.length, 'map', taskSubject(this.o.job, first, tasks.length), messageId(this.o.job, first, tasks.length), payload);
   }
 
   /** Publishes one task message into the pipeline; waits while too many are unconfirmed. */
-  private async publishMessage(subject: string, msgID: string, payload: Uint8Array): Promise<void> {
+  private async publishMessage(first: number, count: number, phase: 'map' | 'reduce', subject: string, msgID: string, payload: Uint8Array): Promise<void> {
+    this.remember(first, count, phase, subject, msgID, payload);
     // No deadline of its own: while the server is away the job's server watch decides when to
     // give up (and ends the job, which ends these retries).
     const ack = withRetry(() => this.o.js.publish(subject, payload, { msgID, timeout: 10_000 }), {

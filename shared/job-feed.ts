@@ -64,6 +64,11 @@ export interface JobFeed {
   retried: { count: number; recent: TaskEvent[] };
   /** The task that failed the job, when one did. */
   failed: TaskEvent | null;
+  /**
+   * Stragglers backed up (coordinator/backup-tasks.ts): each event's `worker` is the straggling
+   * worker(s), `error` says how long it had run; `won`: backups whose result was the one folded.
+   */
+  backedUp: { count: number; won: number; recent: TaskEvent[] };
   reducers: ReducerProgress[];
   /** What the kind's folded results say so far (JobKind.preview), or null. */
   preview: Json | null;
@@ -72,6 +77,8 @@ export interface JobFeed {
 /** What a worker tells a job's coordinator (on taskReportSubject). */
 export type TaskReport =
   | { type: 'retry'; task: number; worker: string; deliveries: number; error: string }
+  /** A worker started the task message whose first task is `task` (`count` tasks). */
+  | { type: 'start'; task: number; count: number; worker: string; deliveries: number }
   | ({ type: 'reduce' } & ReducerProgress);
 
 /** A task report from the wire, or null when it is not one. */
@@ -82,6 +89,9 @@ export function parseTaskReport(data: unknown): TaskReport | null {
   if (typeof r.worker !== 'string' || r.worker.length > 300) return null;
   if (r.type === 'retry' && count(r.task) && count(r.deliveries) && typeof r.error === 'string') {
     return { type: 'retry', task: r.task as number, worker: r.worker, deliveries: r.deliveries as number, error: r.error.slice(0, 1000) };
+  }
+  if (r.type === 'start' && count(r.task) && count(r.count) && (r.count as number) >= 1 && count(r.deliveries)) {
+    return { type: 'start', task: r.task as number, count: r.count as number, worker: r.worker, deliveries: r.deliveries as number };
   }
   if (r.type === 'reduce' && count(r.partition) && count(r.folded) && count(r.total) && ['reading', 'sorting', 'storing', 'done'].includes(r.stage as string)) {
     return { type: 'reduce', partition: r.partition as number, worker: r.worker, folded: r.folded as number, total: r.total as number, stage: r.stage as ReducerProgress['stage'] };

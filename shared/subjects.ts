@@ -33,6 +33,18 @@ export function jobEndedSubject(job: string): string {
 }
 
 /**
+ * Subjects on which a coordinator announces that a task message of a job has its result while
+ * another copy of it may still run (a backup task, coordinator/backup-tasks.ts): the payload is
+ * `{"first":N,"count":C}`; a worker running that message drops it.
+ */
+const SUPERSEDED_PREFIX = 'tally.event.superseded';
+export const SUPERSEDED_SUBJECTS = `${SUPERSEDED_PREFIX}.*`;
+
+export function supersededSubject(job: string): string {
+  return `${SUPERSEDED_PREFIX}.${job}`;
+}
+
+/**
  * Subject on which a running job's coordinator hears a request to cancel it (the dashboard
  * sends one); it answers and cancels as Ctrl-C would. Who may publish here may cancel jobs.
  */

@@ -18,7 +18,7 @@ import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
 import { testHooks } from './test-hooks.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
-import { JOB_ENDED_SUBJECTS, isJobId } from '../shared/subjects.js';
+import { JOB_ENDED_SUBJECTS, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
 import type { ObjectStore } from '@nats-io/obj';
 import { setting } from '../shared/settings.js';
@@ -120,6 +120,19 @@ async function main(): Promise<void> {
       if (error) return;
       const job = message.subject.split('.').pop()!;
       if (isJobId(job)) loop.jobEnded(job);
+    },
+  });
+  nc.subscribe(SUPERSEDED_SUBJECTS, {
+    callback: (error, message) => {
+      if (error) return;
+      const job = message.subject.split('.').pop()!;
+      let first: unknown;
+      try {
+        first = message.json<{ first?: unknown }>().first;
+      } catch {
+        return;
+      }
+      if (isJobId(job) && Number.isSafeInteger(first)) loop.superseded(job, first as number);
     },
   });
 

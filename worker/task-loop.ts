@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { isWrongLastSequence } from '../shared/nats/errors.js';
 import { decodeTaskBatch, encodeEnvelope, type ResultHeader, type ShuffleHeader, type TaskBatch } from '../shared/nats/envelope.js';
-import { DELIVERY } from '../shared/nats/topology.js';
+import { DELIVERY, retryDelayMs } from '../shared/nats/topology.js';
 import type { PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { loadKind } from '../shared/kinds/index.js';
@@ -64,6 +64,9 @@ export interface TaskLoopOptions {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Thrown from a map's lease renewal once another copy of its task has its result. */
+class TaskSupersededError extends Error {}
+
 /** Results published but not yet acknowledged by the server, per process, at most. */
 const MAX_PENDING_DELIVERIES = 16;
 
@@ -92,6 +95,17 @@ export class TaskLoop {
 
   /** Jobs announced as ended, most recent last; bounded so a long-lived worker stays small. */
   private readonly endedJobs = new Set<string>();
+  /** The task message in hand, and whether its result came from another copy meanwhile. */
+  private current: { job: string; first: number; superseded: boolean } | null = null;
+
+  /**
+   * Another copy of a task message (a backup, or the original a backup raced) has its result
+   * in: the copy in hand is dropped at its next lease renewal (the kinds with long tasks renew
+   * often), or at the latest before its result would be published.
+   */
+  superseded(job: string, first: number): void {
+    if (this.current?.job === job && this.current.first === first) this.current.superseded = true;
+  }
 
   /** Records that a job ended (from its coordinator's announcement). */
   jobEnded(job: string): void {
@@ -139,7 +153,7 @@ export class TaskLoop {
             // each return counts as a delivery: a few such rounds used up a task's
             // max_deliver while live workers waited, and the job hung or failed on a task
             // nobody had tried (seen with five embedded commands starting and ending at once).
-            message.nak(DELIVERY.retryDelayMs);
+            message.nak(DELIVERY.handBackDelayMs);
             continue;
           }
           await this.handle(message);
@@ -186,10 +200,21 @@ export class TaskLoop {
     }
     this.stats.busy = true;
     this.stats.current = `${job}/${taskLabel(first, count)}`;
+    const current = { job, first, superseded: false };
+    this.current = current;
+    // The coordinator times the task from here, to notice a straggler and back it up.
+    this.report(job, { type: 'start', task: first, count, worker: this.stats.name, deliveries: message.info.deliveryCount });
     const ackWaitThird = Math.floor(DELIVERY.ackWaitMs / 3);
     // Tells the server we are alive whenever the event loop is free during a long map.
     const heartbeat = setInterval(() => message.working(), ackWaitThird);
-    const context = { working: () => message.working() };
+    const checkWanted = () => {
+      if (current.superseded) throw new TaskSupersededError(`${job}/${taskLabel(first, count)}`);
+    };
+    const working = () => {
+      checkWanted();
+      message.working();
+    };
+    const context = { working, checkWanted };
     let index = 0;
     try {
       const kind = await loadKind(batch.kind);
@@ -201,11 +226,11 @@ export class TaskLoop {
           partials: this.options.partialsReader,
           storePart: (part, pieces) => this.options.parts.putPieces(part, pieces),
           logger: this.log,
-          working: () => message.working(),
+          working,
           progress: (progress) => this.report(job, { type: 'reduce', partition: batch.reduce!.partition, worker: this.stats.name, ...progress }),
         });
         await new Promise((resolve) => setImmediate(resolve));
-        if (this.endedJobs.has(job)) {
+        if (this.dropped(current, at)) {
           message.term();
           return;
         }
@@ -251,14 +276,18 @@ export class TaskLoop {
       // make sure one poll phase (socket reads) runs in between.
       await new Promise((resolve) => setImmediate(resolve));
       await new Promise((resolve) => setImmediate(resolve));
-      if (this.endedJobs.has(job)) {
-        // Cancelled, failed or finished while we worked: nobody will read this result.
+      if (this.dropped(current, at)) {
         message.term();
         return;
       }
       const stored = partitions === undefined ? undefined : this.shuffle(batch, shares, partitions);
       await this.deliver(message, batch, partials, performance.now() - started, at, undefined, stored);
     } catch (error) {
+      if (error instanceof TaskSupersededError) {
+        this.log.debug(at, "dropping a task: another copy's result is in");
+        message.term();
+        return;
+      }
       const reason = describeError(error);
       const deliveries = message.info.deliveryCount;
       const failed = tasks[Math.min(index, count - 1)]!.header;
@@ -276,10 +305,11 @@ export class TaskLoop {
       } else {
         this.log.warn({ ...where, input: failed.input, deliveries, err: reason }, 'task failed; will be retried');
         this.report(job, { type: 'retry', task: failed.task, worker: this.stats.name, deliveries, error: reason });
-        message.nak(DELIVERY.retryDelayMs);
+        message.nak(retryDelayMs(deliveries));
       }
     } finally {
       clearInterval(heartbeat);
+      if (this.current === current) this.current = null;
       this.stats.busy = false;
       this.stats.current = null;
     }
@@ -298,7 +328,7 @@ export class TaskLoop {
     const log = { subject: message.subject, bytes: message.data.length, deliveries, err: reason };
     if (where && !this.endedJobs.has(where.job) && deliveries < DELIVERY.maxDeliver) {
       this.log.warn(log, 'could not read a task; handing it back for another worker');
-      message.nak(DELIVERY.retryDelayMs);
+      message.nak(retryDelayMs(deliveries));
       return;
     }
     this.stats.tasksRejected++;
@@ -324,6 +354,17 @@ export class TaskLoop {
     }
   }
 
+  /**
+   * True when nobody will read the result of the message in hand: another copy's result is in,
+   * or its job was cancelled, failed or finished while we worked.
+   */
+  private dropped(current: { job: string; superseded: boolean }, at: Record<string, unknown>): boolean {
+    if (current.superseded) this.log.debug(at, "dropping a task: another copy's result is in");
+    else if (this.endedJobs.has(current.job)) this.log.debug(at, 'dropping a task: its job has ended');
+    else return false;
+    return true;
+  }
+
   /** Result deliveries still waiting for their PubAck (bounded by MAX_PENDING_DELIVERIES). */
   private readonly pending = new Set<Promise<void>>();
 
@@ -345,7 +386,7 @@ export class TaskLoop {
       },
       (error) => {
         this.log.warn({ ...at, input: batch.tasks[0]!.header.input, err: describeError(error) }, 'publishing the result failed; the task will be retried');
-        message.nak(DELIVERY.retryDelayMs);
+        message.nak(retryDelayMs(message.info.deliveryCount));
       },
     );
     this.pending.add(delivery);

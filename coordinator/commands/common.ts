@@ -13,6 +13,7 @@ import type { Session } from '../session.js';
 import { acquireEmbeddedServer } from '../embedded/server.js';
 import { takePrestartedServer } from '../embedded/prestart.js';
 import { ProgressBar } from '../progress.js';
+import { DEFAULT_BACKUPS } from '../backup-tasks.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
 import { loadKind } from '../../shared/kinds/index.js';
@@ -26,6 +27,10 @@ export interface CommonOptions extends ConnectionFlags {
   progress: boolean;
   /** Job commands: watch the job in a dashboard this process serves on loopback. */
   dashboard?: boolean;
+  /** Job commands: false with --no-backup-tasks. */
+  backupTasks?: boolean;
+  /** Job commands: --backup-after, a multiple of the median task time. */
+  backupAfter?: number;
 }
 
 /**
@@ -58,6 +63,20 @@ export function withCommonOptions(command: Command): Command {
 /** Adds --dashboard to a command that runs a job (each kind's, and resume). */
 export function withDashboardOption(command: Command): Command {
   return command.option('--dashboard', 'serve a live view of the job on 127.0.0.1 (port 8040, else any free port) while it runs; its address goes to stderr');
+}
+
+/** Adds the backup-task options to a command that runs a job (each kind's, and resume). */
+export function withBackupOptions(command: Command): Command {
+  return command
+    .option('--no-backup-tasks', 'never back up a straggling task (by default, once every task has started, one running much longer than the median gets a copy on an idle worker)')
+    .option('--backup-after <x>', `a task is a straggler after X times the median task time of its phase (and at least ${DEFAULT_BACKUPS.minMs / 1000} s; default ${DEFAULT_BACKUPS.after})`, (v) => parsePositive(v, '--backup-after'));
+}
+
+/** A positive number option, or a UsageError naming it. */
+function parsePositive(value: string, name: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 1000) throw new UsageError(`${name}: expected a number above 0 and at most 1000, got '${value}'`);
+  return n;
 }
 
 /** A --format option limited to `choices`. */
@@ -256,6 +275,7 @@ async function runLoadedKindJob(
             signal: interrupt.signal,
             link: session.link,
             resume: extra.resume,
+            backups: { ...DEFAULT_BACKUPS, enabled: options.backupTasks !== false, after: options.backupAfter ?? DEFAULT_BACKUPS.after },
           });
           bar.finish();
           // Inside the session: a result may be read from its parts on the server.

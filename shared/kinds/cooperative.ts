@@ -22,6 +22,8 @@ export function cooperativePause(context: MapContext): () => Promise<void> | und
     }
     if (now - lastYield < YIELD_INTERVAL_MS) return undefined;
     lastYield = now;
+    // A superseded copy stops within a yield interval, not after a heavy task nobody needs.
+    context.checkWanted?.();
     return new Promise((resolve) => setImmediate(resolve));
   };
 }

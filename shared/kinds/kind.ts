@@ -39,6 +39,11 @@ export interface SplitContext {
 export interface MapContext {
   /** Tells JetStream this task is still alive; call it every few seconds on long tasks. */
   working(): void;
+  /**
+   * Throws when nobody needs the task's result any more (another copy of it, a backup, got
+   * there first); long maps call it between steps (cooperativePause does).
+   */
+  checkWanted?(): void;
 }
 
 /** A file a job reads, as `tally resume` and `--output` need to know it. */

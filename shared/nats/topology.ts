@@ -49,9 +49,23 @@ export const DELIVERY = {
   ackWaitMs: setting('TALLY_ACK_WAIT_MS'),
   /** After this many deliveries a task is poison: the job fails naming its input. */
   maxDeliver: 5,
-  /** Delay before a task that failed with a transient error is retried. */
-  retryDelayMs: 1_000,
+  /** Delay before a stopping worker's task goes back to the queue (not a failure). */
+  handBackDelayMs: 1_000,
+  /** First delay before a failed task is retried; it doubles with each failed delivery. */
+  retryBaseMs: 1_000,
+  /** The longest delay before a retry. */
+  retryMaxMs: 16_000,
 } as const;
+
+/**
+ * How long a task whose delivery number `deliveries` failed waits before the next delivery:
+ * 1 s, 2 s, 4 s, 8 s (doubling, at most DELIVERY.retryMaxMs), so a failure that lasts a while
+ * (a file being rewritten, a server restarting) is not burned through in a second, while a
+ * one-off failure costs a second.
+ */
+export function retryDelayMs(deliveries: number): number {
+  return Math.min(DELIVERY.retryMaxMs, DELIVERY.retryBaseMs * 2 ** Math.max(0, deliveries - 1));
+}
 
 /** How long job records and results are kept unless told otherwise: 7 days. */
 export const DEFAULT_RETENTION_MS = 7 * DAY_MS;
