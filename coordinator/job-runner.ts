@@ -47,6 +47,7 @@ import { TaskPublisher } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
 import { FeedPublisher } from './feed-publisher.js';
 import { setting } from '../shared/settings.js';
+import { SkippedTasks, skipLimitFor, type FailingJob } from './skipped-tasks.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -129,6 +130,8 @@ class JobRun {
   private publisher!: TaskPublisher;
   private folder!: ResultFolder;
   private feed!: FeedPublisher;
+  /** Map tasks that failed for good and were skipped (`--skip-failed`). */
+  private skips!: SkippedTasks;
   private splitDone = false;
   private reducePublished = false;
   private progress!: JobProgress;
@@ -163,6 +166,7 @@ class JobRun {
   async run(): Promise<Json> {
     const { kind, options } = this.o;
     const plan = await kind.plan(options);
+    this.skips = new SkippedTasks(this.job, skipLimitFor(kind, options));
     this.partitions = kind.partitioned?.partitions(options) ?? 0;
     const now = Date.now();
     this.progress = {
@@ -234,6 +238,7 @@ class JobRun {
         this.onFolded(0);
       },
       onFailure: (error) => this.fail(error),
+      onTaskFailed: (failure) => this.skips.taskFailed(this.failingJob(), failure.task, failure.error, failure.first, failure.count),
       inputOf: (id) => this.publisher.inputOf(id),
     });
     this.feed = new FeedPublisher({
@@ -268,10 +273,11 @@ class JobRun {
       // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
       this.announceEnd();
       const summary = { job: this.job, tasks: this.publisher.published };
-      const result =
+      const kindResult =
         this.partitions > 0
           ? await kind.partitioned!.finalize(this.folder.acc, Array.from({ length: this.partitions }, (_, p) => this.folder.parts.get(p)!), summary, options)
           : await kind.finalize(this.folder.acc, summary, options);
+      const result = this.skips.annotate(kindResult);
       // A leader election (a node lost) can refuse these writes for a few seconds: retry.
       await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
       await this.finish('done', null);
@@ -316,6 +322,9 @@ class JobRun {
     if (!(await this.publisher.publishMap(plan))) return;
     this.splitDone = true;
     this.progress.tasksTotal = this.publisher.published + this.partitions;
+    // A fraction of a job whose size was not known up front is judged now.
+    const over = this.skips.overLimit(this.publisher.published);
+    if (over) return this.fail(over);
     this.report(true);
     this.checkComplete();
   }
@@ -341,7 +350,7 @@ class JobRun {
         this.reducePublished = true;
         this.progress.phase = 'reduce';
         this.report(true);
-        this.publisher.publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc)).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
+        this.publisher.publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc), this.skips.ids()).catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
       }
       return;
     }
@@ -393,11 +402,28 @@ class JobRun {
             await this.publisher.resendSingly(where.task, where.count);
             return;
           }
-          const input = this.publisher.inputOf(where.task);
-          this.fail(new JobFailedError(this.job, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`, input, where.task));
+          this.skips.taskFailed(this.failingJob(), where.task, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`);
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
+  }
+
+  /** The job as skipped-tasks.ts sees it when one of its tasks fails for good. */
+  private failingJob(): FailingJob {
+    return {
+      inputOf: (id) => this.publisher.inputOf(id),
+      mapTasks: () => (this.progress.tasksTotal === null ? null : this.progress.tasksTotal - this.partitions),
+      isReduceTask: (id) => this.reducePublished && id >= this.publisher.published,
+      resendSingly: (first, count) => this.publisher.resendSingly(first, count),
+      skip: (id, input, error) => {
+        this.folder.skip(id);
+        const task = this.publisher.release(id);
+        this.log.warn({ task: id, input, err: error }, 'a task failed for good; skipped (--skip-failed)');
+        this.feed.taskFailed(id, input, error);
+        this.onFolded(task?.weight ?? 0);
+      },
+      fail: (error) => this.fail(error),
+    };
   }
 
   /** When the server last answered this job (a look at the job's record). */
@@ -505,6 +531,7 @@ class JobRun {
     const now = Date.now();
     this.record.status = status;
     this.record.error = error;
+    if (this.skips?.list.length) this.record.skipped = this.skips.list.length;
     this.record.finished = new Date(now).toISOString();
     this.record.elapsedMs = now - this.progress.startedAt;
     this.record.progress = {

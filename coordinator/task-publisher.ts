@@ -227,9 +227,10 @@ export class TaskPublisher {
 
   /**
    * Once every map task is folded: one reduce task per partition that has no part yet (a
-   * resumed job may have some), with ids after the map tasks'.
+   * resumed job may have some), with ids after the map tasks'. `skipped`: map tasks skipped
+   * for failing (ascending), whose shares the reducers must not wait for.
    */
-  async publishReduce(hasPart: (partition: number) => boolean, specOf: (partition: number) => Json): Promise<void> {
+  async publishReduce(hasPart: (partition: number) => boolean, specOf: (partition: number) => Json, skipped: number[] = []): Promise<void> {
     const { kind, options, partitions } = this.o;
     for (let p = 0; p < partitions; p++) {
       if (hasPart(p)) continue;
@@ -243,7 +244,7 @@ export class TaskPublisher {
         kind: kind.name,
         input,
         spec: specOf(p),
-        reduce: { partition: p, partitions, tasks: this.published },
+        reduce: { partition: p, partitions, tasks: this.published, ...(skipped.length > 0 ? { skipped } : {}) },
       };
       await this.publishMessage(taskSubject(this.o.job, id), messageId(this.o.job, id), encodeEnvelope(header, EMPTY));
     }

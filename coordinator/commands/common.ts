@@ -16,7 +16,9 @@ import { ProgressBar } from '../progress.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
 import { loadKind } from '../../shared/kinds/index.js';
-import { inCommandLineTerms, loadKindCli } from '../kind-cli.js';
+import { inCommandLineTerms, loadKindCli, noteSkipped } from '../kind-cli.js';
+import { MAX_SKIPPED_TASKS } from '../../shared/nats/envelope.js';
+import { SKIP_FIELD, parseSkipFailed, skipLimitFor, type SkipLimit } from '../skipped-tasks.js';
 
 /** Options every command accepts. */
 export interface CommonOptions extends ConnectionFlags {
@@ -26,6 +28,8 @@ export interface CommonOptions extends ConnectionFlags {
   progress: boolean;
   /** Job commands: watch the job in a dashboard this process serves on loopback. */
   dashboard?: boolean;
+  /** Job commands: how many tasks that fail on every delivery the job may skip. */
+  skipFailed?: SkipLimit;
 }
 
 /**
@@ -58,6 +62,15 @@ export function withCommonOptions(command: Command): Command {
 /** Adds --dashboard to a command that runs a job (each kind's, and resume). */
 export function withDashboardOption(command: Command): Command {
   return command.option('--dashboard', 'serve a live view of the job on 127.0.0.1 (port 8040, else any free port) while it runs; its address goes to stderr');
+}
+
+/** Adds --skip-failed to a command that submits a job (each kind's; resume keeps the job's own). */
+export function withSkipFailedOption(command: Command): Command {
+  return command.option(
+    '--skip-failed <n>',
+    `finish the job when at most N tasks fail on every delivery, leaving their inputs out of the result (which lists them); N tasks (0..${MAX_SKIPPED_TASKS}), or a fraction of the tasks: 0.01, 1%`,
+    parseSkipFailed,
+  );
 }
 
 /** A --format option limited to `choices`. */
@@ -206,10 +219,19 @@ export async function runKindJob(
   // Job kinds load with the command that runs them, not with the CLI.
   const [kind, cli] = await Promise.all([loadKind(kindName), loadKindCli(kindName)]);
   if (!kind) throw new UsageError(`unknown job kind '${kindName}'`);
+  const flags = { ...cli.flags, [SKIP_FIELD]: '--skip-failed' };
+  // In the job's options, so that `tally resume` (which has no such flag) keeps the job's.
+  const withSkip = options.skipFailed === undefined || jobOptions === null || typeof jobOptions !== 'object' || Array.isArray(jobOptions) ? jobOptions : { ...jobOptions, [SKIP_FIELD]: options.skipFailed };
+  // The note goes with the printed result; resume prints through printResult, which says it.
+  const printed = extra.resume ? print : async (result: Json, store: JobStore) => {
+    await print(result, store);
+    noteSkipped(result, options as { format?: Format; output?: string });
+  };
   try {
-    return await runLoadedKindJob(kind, jobOptions, options, print, extra);
+    skipLimitFor(kind, withSkip);
+    return await runLoadedKindJob(kind, withSkip, options, printed, extra);
   } catch (error) {
-    throw inCommandLineTerms(error, cli.flags);
+    throw inCommandLineTerms(error, flags);
   }
 }
 

@@ -96,6 +96,11 @@ export interface JobKind<Options extends Json = Json, Acc = unknown, Result exte
    * nothing to show before it ends.
    */
   preview?(acc: Acc, options: Options): Json | null;
+  /**
+   * Set when a job of the kind may not skip tasks that fail on every delivery (`--skip-failed`):
+   * why, in a few words ("a product with a missing factor is meaningless").
+   */
+  readonly unskippable?: string;
   /** Kinds that reduce on the workers (see {@link PartitionedReduce}). */
   readonly partitioned?: PartitionedReduce<Options, Acc, Result>;
 }
