@@ -413,6 +413,7 @@ class JobRun {
     return {
       inputOf: (id) => this.publisher.inputOf(id),
       mapTasks: () => (this.progress.tasksTotal === null ? null : this.progress.tasksTotal - this.partitions),
+      isFolded: (id) => this.folder.has(id),
       isReduceTask: (id) => this.reducePublished && id >= this.publisher.published,
       resendSingly: (first, count) => this.publisher.resendSingly(first, count),
       skip: (id, input, error) => {

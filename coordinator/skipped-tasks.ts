@@ -80,6 +80,8 @@ export interface FailingJob {
   inputOf(id: number): string | undefined;
   /** The job's map tasks, or null while not known (see {@link SkippedTasks.allowed}). */
   mapTasks(): number | null;
+  /** True for a task whose result is folded (or that was skipped) already. */
+  isFolded(id: number): boolean;
   /** True for a reduce task's id: those are never skipped (their partition would be lost). */
   isReduceTask(id: number): boolean;
   /** Sends the tasks `first` .. `first + count - 1` again, one per message. */
@@ -134,6 +136,9 @@ export class SkippedTasks {
    * @param first the task message it failed in: `count` tasks from `first` (a batch when > 1)
    */
   taskFailed(job: FailingJob, task: number, error: string, first = task, count = 1): void {
+    // Its result was stored after all (a process killed between storing it and its ack, every
+    // time): it is counted, and must not be listed as left out.
+    if (job.isFolded(task)) return;
     const input = job.inputOf(task);
     const total = job.mapTasks();
     if (job.isReduceTask(task) || !this.hasRoom(total)) {
