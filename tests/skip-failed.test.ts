@@ -12,6 +12,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceWhitespaceCount } from './helpers/reference-counter.js';
+import { MAX_SKIPPED_TASKS, decodeTask, encodeEnvelope, type TaskHeader } from '../shared/nats/envelope.js';
+import { TaskRejectedError, UsageError } from '../shared/errors.js';
+import { parseSkipFailed } from '../coordinator/skipped-tasks.js';
 
 const HOOKS = JSON.stringify({ throwWhenInputIncludes: 'poison', failWhenInputIncludes: 'range 101..200', failDeliveries: 99, crashWhenInputIncludes: 'range 201..300' });
 const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: HOOKS });
@@ -164,4 +167,30 @@ test('--skip-failed is refused for factorial and for values that are not a count
   }
   const factorial = await tally(['factorial', '10', '--skip-failed', '1']);
   t.is(factorial.stderr, 'tally: --skip-failed: does not apply to factorial jobs: a product with a missing factor is meaningless\n');
+});
+
+test('--skip-failed values: a whole number is tasks, a point or a percent sign makes a fraction of them', (t) => {
+  t.deepEqual(parseSkipFailed('2'), { tasks: 2 });
+  t.deepEqual(parseSkipFailed('0'), { tasks: 0 });
+  t.deepEqual(parseSkipFailed('1_000'), { tasks: 1000 });
+  t.deepEqual(parseSkipFailed('0.01'), { fraction: 0.01 });
+  t.deepEqual(parseSkipFailed('.5'), { fraction: 0.5 });
+  t.deepEqual(parseSkipFailed('1%'), { fraction: 0.01 });
+  t.deepEqual(parseSkipFailed('2.5%'), { fraction: 0.025 });
+  t.deepEqual(parseSkipFailed('100%'), { fraction: 1 });
+  for (const bad of ['', 'two', '-1', '1e3', '1.5', '101%', '%', String(MAX_SKIPPED_TASKS + 1), '1 %x']) {
+    t.throws(() => parseSkipFailed(bad), { instanceOf: UsageError, message: /^--skip-failed: / }, bad);
+  }
+});
+
+test("a reduce order's skipped tasks are checked by the worker: ascending ids below the task count, at most the limit", (t) => {
+  const order = (skipped: unknown) => {
+    const header = { v: 1, job: 'mwvup2gg-tp26q0', task: 10, kind: 'count', input: 'partition 1 of 2', spec: { top: 20 }, reduce: { partition: 0, partitions: 2, tasks: 10, skipped } };
+    return encodeEnvelope(header as unknown as TaskHeader);
+  };
+  t.deepEqual(decodeTask(order([0, 3, 9])).header.reduce?.skipped, [0, 3, 9]);
+  t.is(decodeTask(order(undefined)).header.reduce?.skipped, undefined);
+  for (const bad of [[], [3, 3], [4, 2], [10], [-1], [1.5], ['1'], 'all', Array.from({ length: MAX_SKIPPED_TASKS + 1 }, (_, i) => i)]) {
+    t.throws(() => decodeTask(order(bad)), { instanceOf: TaskRejectedError }, JSON.stringify(bad).slice(0, 40));
+  }
 });
