@@ -417,7 +417,7 @@ class JobRun {
       isReduceTask: (id) => this.reducePublished && id >= this.publisher.published,
       resendSingly: (first, count) => this.publisher.resendSingly(first, count),
       skip: (id, input, error) => {
-        this.folder.skip(id);
+        this.folder.skip(id, this.publisher.inFlight.get(id)?.task?.spec ?? this.publisher.inFlight.get(id)?.spec);
         const task = this.publisher.release(id);
         this.log.warn({ task: id, input, err: error }, 'a task failed for good; skipped (--skip-failed)');
         this.feed.taskFailed(id, input, error);

@@ -199,9 +199,12 @@ export class ResultFolder {
 
   /**
    * Folds map task `id` without a partial (it failed and is skipped): the job then completes
-   * without it, and a result of it that arrives later is ignored like any repeat.
+   * without it, and a result of it that arrives later is ignored like any repeat. `spec`: the
+   * task's, for a kind that must know what it covered (JobKind.skip).
    */
-  skip(id: number): void {
+  skip(id: number, spec: Json | undefined): void {
+    if (this.folded.has(id)) return;
+    if (spec !== undefined && this.o.kind.skip) this.acc = this.o.kind.skip(this.acc, id, spec);
     this.folded.add(id);
   }
 

@@ -23,6 +23,8 @@ export interface InFlight {
   bytes: number;
   /** Kept for a task sent in a batch: a batch that never completes is sent again task by task. */
   task?: Task;
+  /** The task's spec, for a kind that must know what a skipped task covered (see JobKind.skip). */
+  spec?: Json;
 }
 
 export interface TaskPublisherOptions {
@@ -198,7 +200,7 @@ export class TaskPublisher {
         const size = batchSize();
         const entry = size > 1 && body.length <= BATCH_TASK_BODY_LIMIT ? batchEntryJson(task.input, task.spec, body.length) : null;
         const batchable = entry !== null && entry.length <= BATCH_HEADER_UNITS / 4;
-        this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length });
+        this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length, ...(kind.skip ? { spec: task.spec } : {}) });
         this.bytesInFlight += body.length;
         const open = this.batch;
         if (open && (!batchable || id !== open.first + open.tasks.length || open.bodyBytes + body.length > BATCH_BODY_LIMIT || open.headerUnits + entry.length > BATCH_HEADER_UNITS)) {

@@ -92,6 +92,13 @@ const MUTANTS = [
     tests: ['skip-failed'],
   },
   {
+    id: 'ngrams-join-across-skipped',
+    what: 'ngrams joins the n-grams of the chunks on either side of a skipped one, as if the chunk had no words',
+    file: 'shared/kinds/ngrams.ts',
+    edits: [['acc.edges.push([file as number, offset as number, Number.MAX_SAFE_INTEGER, [], []]);', 'void [file, offset];']],
+    tests: ['skip-failed'],
+  },
+  {
     id: 'partial-count',
     what: 'a partial writes each count one too low',
     file: 'shared/text/words.ts',

@@ -11,10 +11,12 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
-import { referenceWhitespaceCount } from './helpers/reference-counter.js';
+import { referenceNgrams, referenceWhitespaceCount } from './helpers/reference-counter.js';
 import { MAX_SKIPPED_TASKS, decodeTask, encodeEnvelope, type TaskHeader } from '../shared/nats/envelope.js';
 import { TaskRejectedError, UsageError } from '../shared/errors.js';
 import { parseSkipFailed } from '../coordinator/skipped-tasks.js';
+import { renderJobs } from '../coordinator/commands/jobs.js';
+import type { JobRecord } from '../coordinator/job-store.js';
 
 const HOOKS = JSON.stringify({ throwWhenInputIncludes: 'poison', failWhenInputIncludes: 'range 101..200', failDeliveries: 99, crashWhenInputIncludes: 'range 201..300' });
 const env = cleanEnv({ TALLY_ACK_WAIT_MS: '2000', TALLY_TEST_HOOKS: HOOKS });
@@ -193,4 +195,50 @@ test("a reduce order's skipped tasks are checked by the worker: ascending ids be
   for (const bad of [[], [3, 3], [4, 2], [10], [-1], [1.5], ['1'], 'all', Array.from({ length: MAX_SKIPPED_TASKS + 1 }, (_, i) => i)]) {
     t.throws(() => decodeTask(order(bad)), { instanceOf: TaskRejectedError }, JSON.stringify(bad).slice(0, 40));
   }
+});
+
+test('tally jobs: "done, 1 task skipped" from the record\'s count; a record without one (older versions) shows its status alone', (t) => {
+  const older: JobRecord = {
+    id: 'mwvup2gg-tp26q0',
+    kind: 'sum',
+    args: { from: '1', to: '10', tasks: null },
+    argsSummary: '1 10',
+    status: 'done',
+    progress: { tasksDone: 1, tasksTotal: 1, weightDone: 10, weightTotal: 10 },
+    created: '2026-11-25T08:17:34.000Z',
+    finished: '2026-11-25T08:17:35.000Z',
+    elapsedMs: 190,
+    error: null,
+    coordinator: 'host:1',
+  };
+  const statusOf = (record: JobRecord) => renderJobs([record], 'table').split('\n')[1]!.split(/\s{2,}/)[3];
+  t.is(statusOf(older), 'done');
+  t.is(statusOf({ ...older, skipped: 1 }), 'done, 1 task skipped');
+  t.is(statusOf({ ...older, skipped: 3 }), 'done, 3 tasks skipped');
+});
+
+test('ngrams: the middle chunk of a file skipped, no n-gram joins the chunks on either side of it', async (t) => {
+  // A server and a fleet of its own: the hook names one byte range of one file.
+  const own = await startTestServer();
+  t.teardown(() => own.stop());
+  const hooks = cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify({ throwWhenInputIncludes: 'gaps.txt bytes 4096-' }) });
+  const workers = startWorkers(own.url, 2, hooks);
+  t.teardown(async () => void (await workers.stop()));
+  // Blocks of exactly one chunk, each ending in a newline: chunks are cut between words.
+  const blocks = [`alpha beta gamma ${'one two '.repeat(40)}lastbefore`, `middle words ${'three four '.repeat(30)}never`, `firstafter ${'five six '.repeat(50)}end`].map(padded);
+  const gaps = join(corpus.path, 'gaps.txt');
+  writeFileSync(gaps, blocks.join(''));
+  const run = await runTally(['ngrams', '2', gaps, good[0]!, '--skip-failed', '1', '--reducers', '2', '--format', 'json', '--top', '0', '--tokenizer', 'whitespace', '--chunk-size', String(CHUNK), '--server', own.url, '--no-progress'], { env: hooks });
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  t.deepEqual(
+    result.skipped.map((s: { input: string }) => s.input),
+    [`${gaps} bytes 4096-8191`],
+  );
+  // The file read as two files: what comes before the gap and what comes after.
+  const settings = { tokenizer: 'whitespace' as const, caseSensitive: false, maxWordBytes: 1024 };
+  const reference = referenceNgrams([Buffer.from(blocks[0]!), Buffer.from(blocks[2]!), readFileSync(good[0]!)], settings, 2);
+  t.is(result.totalWords, reference.totalWords);
+  t.deepEqual(result.counts, reference.counts);
+  t.false(result.counts.some(([gram]: [string]) => gram === 'lastbefore firstafter'));
 });
