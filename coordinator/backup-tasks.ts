@@ -102,7 +102,13 @@ export class BackupTasks {
 
   /** A task message went out (ids first .. first + count - 1). */
   published(first: number, count: number, phase: 'map' | 'reduce'): void {
-    if (this.messages.has(first)) return;
+    const before = this.messages.get(first);
+    if (before?.count === count) return;
+    // A batch sent again one task per message (it never completed): its tasks are those messages' now.
+    if (before) {
+      this.messages.delete(first);
+      this.phaseTasks[phase] -= before.count;
+    }
     this.messages.set(first, { first, count, phase, left: count, attempts: [], backups: 0, backupAt: 0 });
     for (let id = first; id < first + count; id++) this.messageOf.set(id, first);
     this.phaseTasks[phase] += count;
@@ -120,12 +126,13 @@ export class BackupTasks {
     message.attempts.push({ worker, at, backup: message.backups > 0 && message.attempts.length > 0 && at >= message.backupAt });
   }
 
-  /** Task `id` was folded from `worker`'s result. */
+  /** Task `id` was folded from `worker`'s result ('' for a task skipped without a result). */
   folded(id: number, worker: string, now = Date.now()): void {
     const first = this.messageOf.get(id);
     if (first === undefined) return;
     this.messageOf.delete(id);
-    const message = this.messages.get(first)!;
+    const message = this.messages.get(first);
+    if (!message) return;
     if (--message.left > 0) return;
     this.messages.delete(first);
     const attempt = [...message.attempts].reverse().find((a) => a.worker === worker) ?? message.attempts[0];

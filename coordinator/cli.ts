@@ -15,7 +15,7 @@ import { jobsCommand } from './commands/jobs.js';
 import { workersCommand } from './commands/workers.js';
 import { workerCommand } from './commands/worker.js';
 import { dashboardCommand } from './commands/dashboard.js';
-import { withDashboardOption, withBackupOptions } from './commands/common.js';
+import { withBackupOptions, withDashboardOption, withSkipFailedOption } from './commands/common.js';
 
 function packageVersion(): string {
   try {
@@ -32,7 +32,7 @@ export async function buildProgram(): Promise<Command> {
     .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
     .version(packageVersion());
   const kinds = await Promise.all(KIND_NAMES.map((name) => loadKindCli(name)));
-  for (const command of [...kinds.map((kind) => withBackupOptions(withDashboardOption(kind.command()))), resultCommand(), withBackupOptions(withDashboardOption(resumeCommand())), jobsCommand(), workersCommand(), workerCommand(), dashboardCommand()]) {
+  for (const command of [...kinds.map((kind) => withSkipFailedOption(withBackupOptions(withDashboardOption(kind.command())))), resultCommand(), withBackupOptions(withDashboardOption(resumeCommand())), jobsCommand(), workersCommand(), workerCommand(), dashboardCommand()]) {
     program.addCommand(command);
   }
   // Commander's own usage errors exit 2 like ours; help and version exit 0.

@@ -47,6 +47,8 @@ export class FeedPublisher {
   private retriedCount = 0;
   private failed: TaskEvent | null = null;
   private readonly backedUp: TaskEvent[] = [];
+  private readonly skipped: TaskEvent[] = [];
+  private skippedCount = 0;
   private backedUpCount = 0;
   private backupsWon = 0;
   private readonly reducers = new Map<number, ReducerProgress>();
@@ -128,6 +130,13 @@ export class FeedPublisher {
     this.touch();
   }
 
+  /** A task failed on every delivery and was left out of the result (--skip-failed). */
+  taskSkipped(task: number, input: string, error: string): void {
+    this.skippedCount++;
+    push(this.skipped, { task, input, worker: '', deliveries: 0, error, at: Date.now() });
+    this.touch();
+  }
+
   /** The task whose failure ended the job. */
   taskFailed(task: number | undefined, input: string, error: string): void {
     this.failed = { task: task ?? -1, input, worker: '', deliveries: 0, error, at: Date.now() };
@@ -189,6 +198,7 @@ export class FeedPublisher {
       retried: { count: this.retriedCount, recent: [...this.retried] },
       failed: this.failed,
       backedUp: { count: this.backedUpCount, won: this.backupsWon, recent: [...this.backedUp] },
+      skipped: { count: this.skippedCount, recent: [...this.skipped] },
       reducers: [...this.reducers.values()].sort((a, b) => a.partition - b.partition),
       preview,
     };

@@ -49,6 +49,7 @@ import { ResultFolder } from './result-folder.js';
 import { FeedPublisher } from './feed-publisher.js';
 import { BackupTasks, DEFAULT_BACKUPS, type BackupSettings } from './backup-tasks.js';
 import { setting } from '../shared/settings.js';
+import { SkippedTasks, skipLimitFor, type FailingJob } from './skipped-tasks.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -137,6 +138,8 @@ class JobRun {
   private folder!: ResultFolder;
   private feed!: FeedPublisher;
   private backups!: BackupTasks;
+  /** Map tasks that failed for good and were skipped (`--skip-failed`). */
+  private skips!: SkippedTasks;
   private splitDone = false;
   private reducePublished = false;
   private progress!: JobProgress;
@@ -171,6 +174,7 @@ class JobRun {
   async run(): Promise<Json> {
     const { kind, options } = this.o;
     const plan = await kind.plan(options);
+    this.skips = new SkippedTasks(this.job, skipLimitFor(kind, options));
     this.partitions = kind.partitioned?.partitions(options) ?? 0;
     const now = Date.now();
     this.progress = {
@@ -261,6 +265,7 @@ class JobRun {
         this.onFolded(0);
       },
       onFailure: (error) => this.fail(error),
+      onTaskFailed: (failure) => this.skips.taskFailed(this.failingJob(), failure.task, failure.error, failure.first, failure.count),
       inputOf: (id) => this.publisher.inputOf(id),
     });
     this.feed = new FeedPublisher({
@@ -299,10 +304,11 @@ class JobRun {
       // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
       this.announceEnd();
       const summary = { job: this.job, tasks: this.publisher.published };
-      const result =
+      const kindResult =
         this.partitions > 0
           ? await kind.partitioned!.finalize(this.folder.acc, Array.from({ length: this.partitions }, (_, p) => this.folder.parts.get(p)!), summary, options)
           : await kind.finalize(this.folder.acc, summary, options);
+      const result = this.skips.annotate(kindResult);
       // A leader election (a node lost) can refuse these writes for a few seconds: retry.
       await withRetry(() => this.o.store.putResult(this.job, result), { deadlineMs: 30_000, onRetry: (e) => this.log.warn({ err: describeError(e) }, 'storing the result failed; retrying') });
       await this.finish('done', null);
@@ -349,6 +355,9 @@ class JobRun {
     this.splitDone = true;
     this.backups.phasePublished('map');
     this.progress.tasksTotal = this.publisher.published + this.partitions;
+    // A fraction of a job whose size was not known up front is judged now.
+    const over = this.skips.overLimit(this.publisher.published);
+    if (over) return this.fail(over);
     this.report(true);
     this.checkComplete();
   }
@@ -375,7 +384,7 @@ class JobRun {
         this.progress.phase = 'reduce';
         this.report(true);
         this.publisher
-          .publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc))
+          .publishReduce((p) => this.folder.parts.has(p), (p) => this.o.kind.partitioned!.reduceSpec(this.o.options, p, this.folder.acc), this.skips.ids())
           .then(() => this.backups.phasePublished('reduce'))
           .catch((error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
       }
@@ -429,11 +438,30 @@ class JobRun {
             await this.publisher.resendSingly(where.task, where.count);
             return;
           }
-          const input = this.publisher.inputOf(where.task);
-          this.fail(new JobFailedError(this.job, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`, input, where.task));
+          this.skips.taskFailed(this.failingJob(), where.task, `task ${where.task} was delivered ${advisory.deliveries} times and never completed`);
         })().catch((e) => this.log.warn({ err: describeError(e) }, 'could not handle a max-deliveries advisory'));
       },
     });
+  }
+
+  /** The job as skipped-tasks.ts sees it when one of its tasks fails for good. */
+  private failingJob(): FailingJob {
+    return {
+      inputOf: (id) => this.publisher.inputOf(id),
+      mapTasks: () => (this.progress.tasksTotal === null ? null : this.progress.tasksTotal - this.partitions),
+      isFolded: (id) => this.folder.has(id),
+      isReduceTask: (id) => this.reducePublished && id >= this.publisher.published,
+      resendSingly: (first, count) => this.publisher.resendSingly(first, count),
+      skip: (id, input, error) => {
+        this.folder.skip(id, this.publisher.inFlight.get(id)?.task?.spec ?? this.publisher.inFlight.get(id)?.spec);
+        const task = this.publisher.release(id);
+        this.backups.folded(id, '');
+        this.log.warn({ task: id, input, err: error }, 'a task failed for good; skipped (--skip-failed)');
+        this.feed.taskSkipped(id, input, error);
+        this.onFolded(task?.weight ?? 0);
+      },
+      fail: (error) => this.fail(error),
+    };
   }
 
   /** When the server last answered this job (a look at the job's record). */
@@ -541,6 +569,7 @@ class JobRun {
     const now = Date.now();
     this.record.status = status;
     this.record.error = error;
+    if (this.skips?.list.length) this.record.skipped = this.skips.list.length;
     this.record.finished = new Date(now).toISOString();
     this.record.elapsedMs = now - this.progress.startedAt;
     this.record.progress = {

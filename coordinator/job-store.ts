@@ -38,6 +38,11 @@ export interface JobRecord {
   /** Wall time from creation to the end, in milliseconds. */
   elapsedMs: number | null;
   error: string | null;
+  /**
+   * Map tasks that failed on every delivery and were left out of the result (`--skip-failed`);
+   * absent when none were (and in records of older versions).
+   */
+  skipped?: number;
   /** host:pid of the coordinator that runs it. */
   coordinator: string;
   /**

@@ -8,7 +8,8 @@ import { OptionError, UsageError } from '../shared/errors.js';
 import type { Json } from '../shared/json.js';
 import { KIND_NAMES } from '../shared/kinds/index.js';
 import type { JobStore } from './job-store.js';
-import type { Format } from './output.js';
+import { STDOUT_NAME, terminalSafe, type Format } from './output.js';
+import { skippedNote } from './skipped-tasks.js';
 
 /** How a result is to be printed. */
 export interface ResultView {
@@ -73,4 +74,18 @@ export async function printResult(kind: string, result: Json, view: ResultView, 
   const cli = await loadKindCli(kind);
   checkFormat(kind, cli, view.format);
   await cli.print(result, view, store, output, job);
+  noteSkipped(result, { format: view.format, output });
+}
+
+/**
+ * Says which inputs a printed result leaves out (`--skip-failed`), in one line: after a table
+ * on stdout, whose totals it qualifies; on stderr when the result is data (json, tsv, csv) or
+ * went to a file, which the line must not corrupt.
+ */
+export function noteSkipped(result: Json, view: { format?: Format; output?: string }): void {
+  const note = skippedNote(result);
+  if (note === null) return;
+  const toStdout = (view.format ?? 'table') === 'table' && (view.output === undefined || view.output === STDOUT_NAME);
+  if (toStdout) process.stdout.write(`${terminalSafe(note)}\n`);
+  else process.stderr.write(`tally: ${terminalSafe(note)}\n`);
 }

@@ -13,7 +13,7 @@ import { decodeResult } from '../shared/nats/envelope.js';
 import { takeStoredPartial } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { RESULT_STREAM, jobResultSubjects, parseTaskSubject, partObjectName, resultConsumerName } from '../shared/subjects.js';
-import { JobFailedError, describeError } from '../shared/errors.js';
+import { describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 
 /** A result delivered to this process but not acked (lost on the way) comes again after this. */
@@ -38,10 +38,22 @@ export interface ResultFolderOptions {
   onMapTime(ms: number, tasks: number): void;
   /** A partition's part is stored (its reduce task's id). */
   onPart(id: number, partition: number, from: ResultSource): void;
-  /** The job cannot complete: a task failed for good, or a result cannot be read. */
+  /** The job cannot complete: a result cannot be read. */
   onFailure(error: Error): void;
+  /** A worker reports that a task failed for good: the job fails, or skips it (see skipped-tasks.ts). */
+  onTaskFailed(failure: TaskFailure): void;
   /** What a task covers, for messages. */
   inputOf(id: number): string | undefined;
+}
+
+/** A task that failed for good, as its worker reports it. */
+export interface TaskFailure {
+  /** The failed task's id. */
+  task: number;
+  /** The task message it came in: `count` tasks from `first` (a batch when count > 1). */
+  first: number;
+  count: number;
+  error: string;
 }
 
 export class ResultFolder {
@@ -156,7 +168,7 @@ export class ResultFolder {
     if (header.error !== undefined) {
       const failed = first + (header.failed ?? 0);
       if (this.has(failed)) return;
-      this.o.onFailure(new JobFailedError(this.o.job, header.error, this.o.inputOf(failed), failed));
+      this.o.onTaskFailed({ task: failed, first, count, error: header.error });
       return;
     }
     if (header.partition !== undefined) {
@@ -183,6 +195,17 @@ export class ResultFolder {
       this.folded.add(id);
       this.o.onMapFolded(id, { worker: header.worker, deliveries: header.deliveries ?? 1 });
     }
+  }
+
+  /**
+   * Folds map task `id` without a partial (it failed and is skipped): the job then completes
+   * without it, and a result of it that arrives later is ignored like any repeat. `spec`: the
+   * task's, for a kind that must know what it covered (JobKind.skip).
+   */
+  skip(id: number, spec: Json | undefined): void {
+    if (this.folded.has(id)) return;
+    if (spec !== undefined && this.o.kind.skip) this.acc = this.o.kind.skip(this.acc, id, spec);
+    this.folded.add(id);
   }
 
   /** A reduce task's result: where its partition's part is stored, and the kind's summary of it. */

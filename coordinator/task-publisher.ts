@@ -25,6 +25,8 @@ export interface InFlight {
   task?: Task;
   /** The first task id of the message it went in. */
   message?: number;
+  /** The task's spec, for a kind that must know what a skipped task covered (see JobKind.skip). */
+  spec?: Json;
 }
 
 /** A task message as sent, kept until all its tasks are folded: a straggler's copy is sent from it. */
@@ -217,7 +219,7 @@ export class TaskPublisher {
         const size = batchSize();
         const entry = size > 1 && body.length <= BATCH_TASK_BODY_LIMIT ? batchEntryJson(task.input, task.spec, body.length) : null;
         const batchable = entry !== null && entry.length <= BATCH_HEADER_UNITS / 4;
-        this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length });
+        this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length, ...(kind.skip ? { spec: task.spec } : {}) });
         this.bytesInFlight += body.length;
         const open = this.batch;
         if (open && (!batchable || id !== open.first + open.tasks.length || open.bodyBytes + body.length > BATCH_BODY_LIMIT || open.headerUnits + entry.length > BATCH_HEADER_UNITS)) {
@@ -246,9 +248,10 @@ export class TaskPublisher {
 
   /**
    * Once every map task is folded: one reduce task per partition that has no part yet (a
-   * resumed job may have some), with ids after the map tasks'.
+   * resumed job may have some), with ids after the map tasks'. `skipped`: map tasks skipped
+   * for failing (ascending), whose shares the reducers must not wait for.
    */
-  async publishReduce(hasPart: (partition: number) => boolean, specOf: (partition: number) => Json): Promise<void> {
+  async publishReduce(hasPart: (partition: number) => boolean, specOf: (partition: number) => Json, skipped: number[] = []): Promise<void> {
     const { kind, options, partitions } = this.o;
     for (let p = 0; p < partitions; p++) {
       if (hasPart(p)) continue;
@@ -262,7 +265,7 @@ export class TaskPublisher {
         kind: kind.name,
         input,
         spec: specOf(p),
-        reduce: { partition: p, partitions, tasks: this.published },
+        reduce: { partition: p, partitions, tasks: this.published, ...(skipped.length > 0 ? { skipped } : {}) },
       };
       await this.publishMessage(id, 1, 'reduce', taskSubject(this.o.job, id), messageId(this.o.job, id), encodeEnvelope(header, EMPTY));
     }

@@ -78,6 +78,27 @@ const MUTANTS = [
     tests: ['reducers', 'folders.e2e', 'batching.e2e'],
   },
   {
+    id: 'reducers-wait-for-skipped',
+    what: 'a reducer is not told which map tasks were skipped (--skip-failed) and waits for their shares',
+    file: 'worker/reduce-task.ts',
+    edits: [['  for (const task of order.skipped ?? []) {', '  for (const task of [] as number[]) {']],
+    tests: ['skip-failed'],
+  },
+  {
+    id: 'skip-whole-batch',
+    what: 'a batch with a task that failed for good is not resent task by task: the failed task is skipped and the rest of the batch never runs',
+    file: 'coordinator/skipped-tasks.ts',
+    edits: [['    if (count > 1) {\n      // The other tasks', '    if (count < 1) {\n      // The other tasks']],
+    tests: ['skip-failed'],
+  },
+  {
+    id: 'ngrams-join-across-skipped',
+    what: 'ngrams joins the n-grams of the chunks on either side of a skipped one, as if the chunk had no words',
+    file: 'shared/kinds/ngrams.ts',
+    edits: [['acc.edges.push([file as number, offset as number, Number.MAX_SAFE_INTEGER, [], []]);', 'void [file, offset];']],
+    tests: ['skip-failed'],
+  },
+  {
     id: 'partial-count',
     what: 'a partial writes each count one too low',
     file: 'shared/text/words.ts',

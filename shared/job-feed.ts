@@ -69,6 +69,8 @@ export interface JobFeed {
    * worker(s), `error` says how long it had run; `won`: backups whose result was the one folded.
    */
   backedUp: { count: number; won: number; recent: TaskEvent[] };
+  /** Tasks that failed on every delivery and were left out of the result (`--skip-failed`). */
+  skipped: { count: number; recent: TaskEvent[] };
   reducers: ReducerProgress[];
   /** What the kind's folded results say so far (JobKind.preview), or null. */
   preview: Json | null;

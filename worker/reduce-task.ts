@@ -49,6 +49,12 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
   let acc = reduce.initPartition(spec);
   const folded = new Uint8Array(order.tasks);
   let missing = order.tasks;
+  // Skipped map tasks stored no shares; counted as folded, their shares are not awaited, and
+  // one left by an earlier attempt is not folded either: the result excludes them everywhere.
+  for (const task of order.skipped ?? []) {
+    folded[task] = 1;
+    missing--;
+  }
   let lastProgress = 0;
   const progress = (stage: ReducerProgress['stage']) => {
     lastProgress = Date.now();

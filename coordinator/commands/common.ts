@@ -17,7 +17,9 @@ import { DEFAULT_BACKUPS } from '../backup-tasks.js';
 import type { Format } from '../output.js';
 import type { JobStore, StoredJobRecord } from '../job-store.js';
 import { loadKind } from '../../shared/kinds/index.js';
-import { inCommandLineTerms, loadKindCli } from '../kind-cli.js';
+import { inCommandLineTerms, loadKindCli, noteSkipped } from '../kind-cli.js';
+import { MAX_SKIPPED_TASKS } from '../../shared/nats/envelope.js';
+import { SKIP_FIELD, parseSkipFailed, skipLimitFor, type SkipLimit } from '../skipped-tasks.js';
 
 /** Options every command accepts. */
 export interface CommonOptions extends ConnectionFlags {
@@ -31,6 +33,8 @@ export interface CommonOptions extends ConnectionFlags {
   backupTasks?: boolean;
   /** Job commands: --backup-after, a multiple of the median task time. */
   backupAfter?: number;
+  /** Job commands: how many tasks that fail on every delivery the job may skip. */
+  skipFailed?: SkipLimit;
 }
 
 /**
@@ -77,6 +81,15 @@ function parsePositive(value: string, name: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 1000) throw new UsageError(`${name}: expected a number above 0 and at most 1000, got '${value}'`);
   return n;
+}
+
+/** Adds --skip-failed to a command that submits a job (each kind's; resume keeps the job's own). */
+export function withSkipFailedOption(command: Command): Command {
+  return command.option(
+    '--skip-failed <n>',
+    `finish the job when at most N tasks fail on every delivery, leaving their inputs out of the result (which lists them); N tasks (0..${MAX_SKIPPED_TASKS}), or a fraction of the tasks: 0.01, 1%`,
+    parseSkipFailed,
+  );
 }
 
 /** A --format option limited to `choices`. */
@@ -225,10 +238,19 @@ export async function runKindJob(
   // Job kinds load with the command that runs them, not with the CLI.
   const [kind, cli] = await Promise.all([loadKind(kindName), loadKindCli(kindName)]);
   if (!kind) throw new UsageError(`unknown job kind '${kindName}'`);
+  const flags = { ...cli.flags, [SKIP_FIELD]: '--skip-failed' };
+  // In the job's options, so that `tally resume` (which has no such flag) keeps the job's.
+  const withSkip = options.skipFailed === undefined || jobOptions === null || typeof jobOptions !== 'object' || Array.isArray(jobOptions) ? jobOptions : { ...jobOptions, [SKIP_FIELD]: options.skipFailed };
+  // The note goes with the printed result; resume prints through printResult, which says it.
+  const printed = extra.resume ? print : async (result: Json, store: JobStore) => {
+    await print(result, store);
+    noteSkipped(result, options as { format?: Format; output?: string });
+  };
   try {
-    return await runLoadedKindJob(kind, jobOptions, options, print, extra);
+    skipLimitFor(kind, withSkip);
+    return await runLoadedKindJob(kind, withSkip, options, printed, extra);
   } catch (error) {
-    throw inCommandLineTerms(error, cli.flags);
+    throw inCommandLineTerms(error, flags);
   }
 }
 

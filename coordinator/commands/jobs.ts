@@ -1,6 +1,6 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
 import { Command } from 'commander';
-import { displayWidth, formatTable, loadDisplayWidth, terminalSafe } from '../output.js';
+import { counted, displayWidth, formatTable, loadDisplayWidth, terminalSafe } from '../output.js';
 import type { JobRecord, JobStore } from '../job-store.js';
 import { loadKind } from '../../shared/kinds/index.js';
 import { coordinatorLiveness } from '../liveness.js';
@@ -22,6 +22,12 @@ function clip(text: string, max = 48): string {
     kept += ch;
   }
   return `${kept}…`;
+}
+
+/** The status, and how many tasks a job skipped (`--skip-failed`): "done, 2 tasks skipped". */
+function describeStatus(record: JobRecord): string {
+  const skipped = record.skipped ?? 0;
+  return skipped > 0 ? `${record.status}, ${counted(skipped, 'task')} skipped` : record.status;
 }
 
 function describeProgress(record: JobRecord): string {
@@ -66,7 +72,7 @@ export function renderJobs(records: JobRecord[], format: 'table' | 'json'): stri
     r.id,
     r.kind,
     clip(r.argsSummary ?? ''),
-    r.status,
+    describeStatus(r),
     describeProgress(r),
     r.created.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
     r.elapsedMs === null ? '' : `${(r.elapsedMs / 1000).toFixed(2)}s`,

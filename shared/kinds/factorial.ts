@@ -337,6 +337,7 @@ function encodePartial(task: FactorialSpec, product: bigint): Uint8Array {
  */
 export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialResult> = {
   name: 'factorial',
+  unskippable: 'a product with a missing factor is meaningless',
 
   describe: (options: FactorialOptions) => options.numbers.join(' '),
 

@@ -96,11 +96,22 @@ export interface JobKind<Options extends Json = Json, Acc = unknown, Result exte
   /** Coordinator: the final result once every task has been reduced. */
   finalize(acc: Acc, summary: JobSummary, options: Options): Result | Promise<Result>;
   /**
+   * Coordinator: map task `task` (of this spec) failed on every delivery and is skipped
+   * (`--skip-failed`); it is never reduced. A kind whose fold joins neighbouring tasks (ngrams
+   * joins n-grams across entry edges) learns here of the gap, so as not to join across it.
+   */
+  skip?(acc: Acc, task: number, spec: Json): Acc;
+  /**
    * Coordinator: what the results folded so far say, for the live view (the job's progress
    * feed): small JSON, asked for at most about once a second. Absent, or null, when the kind has
    * nothing to show before it ends.
    */
   preview?(acc: Acc, options: Options): Json | null;
+  /**
+   * Set when a job of the kind may not skip tasks that fail on every delivery (`--skip-failed`):
+   * why, in a few words ("a product with a missing factor is meaningless").
+   */
+  readonly unskippable?: string;
   /** Kinds that reduce on the workers (see {@link PartitionedReduce}). */
   readonly partitioned?: PartitionedReduce<Options, Acc, Result>;
 }

@@ -233,6 +233,19 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
     return acc;
   },
 
+  skip(acc: NgramsAcc, _task: number, spec: Json): NgramsAcc {
+    // Each entry of the skipped task stands as an edge with no words to join and a huge word
+    // count: the join starts afresh after it, so no n-gram bridges words that were not read.
+    const { ranges, chunks } = spec as { ranges?: unknown; chunks?: unknown };
+    const entries = (Array.isArray(ranges) ? ranges : Array.isArray(chunks) ? chunks : []) as unknown[][];
+    for (const entry of entries) {
+      const [file, offset] = Array.isArray(ranges) ? [entry[0], entry[4]] : [entry[0], entry[1]];
+      if (Number.isSafeInteger(file) && Number.isSafeInteger(offset)) acc.edges.push([file as number, offset as number, Number.MAX_SAFE_INTEGER, [], []]);
+    }
+    acc.joined = undefined;
+    return acc;
+  },
+
   preview(acc: NgramsAcc): Json {
     const preview: TablePreview = { ...acc.forming.preview(PREVIEW_ROWS), exact: false };
     return preview as unknown as Json;

@@ -37,7 +37,15 @@ export interface ReduceOrder {
   partitions: number;
   /** Map tasks of the job (ids 0 .. tasks - 1), each with one output per partition. */
   tasks: number;
+  /**
+   * Map tasks skipped because they failed on every delivery (`--skip-failed`): ascending ids
+   * below `tasks` whose shares the reducer neither waits for nor folds. Absent when none.
+   */
+  skipped?: number[];
 }
+
+/** Map tasks a job may skip at most (`--skip-failed`): their ids must fit a reduce order's header. */
+export const MAX_SKIPPED_TASKS = 1000;
 
 /** One task of a batch: what a {@link TaskHeader} says beyond the ids, and its body's length. */
 export interface BatchEntry {
@@ -179,7 +187,7 @@ export const MAX_TEXT_FIELD = 4096;
 
 const TASK_KEYS = new Set(['v', 'job', 'task', 'kind', 'input', 'spec', 'partitions', 'reduce']);
 const BATCH_KEYS = new Set(['v', 'job', 'task', 'kind', 'batch', 'partitions']);
-const REDUCE_KEYS = new Set(['partition', 'partitions', 'tasks']);
+const REDUCE_KEYS = new Set(['partition', 'partitions', 'tasks', 'skipped']);
 const SHUFFLE_KEYS = new Set(['v', 'job', 'task', 'partition', 'count', 'sizes', 'object']);
 const ENTRY_KEYS = new Set(['input', 'spec', 'bytes']);
 const RESULT_KEYS = new Set(['v', 'job', 'task', 'worker', 'ms', 'error', 'object', 'count', 'sizes', 'failed', 'partition', 'deliveries']);
@@ -198,6 +206,19 @@ function checkReduce(reduce: unknown): void {
   const { partition, partitions, tasks } = reduce as Record<string, unknown>;
   if (!isPartitionCount(partitions) || !isPartition(partition, partitions)) throw new TaskRejectedError('bad reduce partition');
   if (typeof tasks !== 'number' || !Number.isSafeInteger(tasks) || tasks < 0) throw new TaskRejectedError('bad reduce task count');
+  checkSkipped((reduce as Record<string, unknown>).skipped, tasks);
+}
+
+/** A reduce order's skipped map tasks: 1..MAX_SKIPPED_TASKS ids, ascending, each below `tasks`. */
+function checkSkipped(skipped: unknown, tasks: number): void {
+  if (skipped === undefined) return;
+  if (!Array.isArray(skipped) || skipped.length === 0 || skipped.length > MAX_SKIPPED_TASKS) throw new TaskRejectedError(`skipped tasks must be a list of 1 to ${MAX_SKIPPED_TASKS} task ids`);
+  let previous = -1;
+  for (const id of skipped as unknown[]) {
+    // Ascending, so that a repeated id cannot make the reducer finish with a share missing.
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= previous || id >= tasks) throw new TaskRejectedError('skipped task ids must ascend and be below the reduce task count');
+    previous = id;
+  }
 }
 
 /**

@@ -345,6 +345,18 @@ function jobPage(id) {
         table('retried', [['task', 'num'], ['input'], ['delivery', 'num'], ['worker'], ['error']], feed.retried.recent.map((e) => [[e.task, 'num'], [e.input], [e.deliveries, 'num'], [e.worker], [e.error ?? '']])),
       );
     }
+    if (feed.skipped && feed.skipped.count > 0) {
+      parts.push(
+        el('h2', { text: `Skipped tasks, not counted (${feed.skipped.count})` }),
+        table('skipped', [['task', 'num'], ['input'], ['error']], feed.skipped.recent.map((e) => [[e.task, 'num'], [e.input], [e.error ?? '']])),
+      );
+    }
+    if (feed.backedUp && feed.backedUp.count > 0) {
+      parts.push(
+        el('h2', { text: `Backup tasks (${feed.backedUp.count}, ${feed.backedUp.won} of them first to finish)` }),
+        table('backups', [['task', 'num'], ['input'], ['straggler'], ['why']], feed.backedUp.recent.map((e) => [[e.task, 'num'], [e.input], [e.worker || 'unknown'], [e.error ?? '']])),
+      );
+    }
     if (feed.redelivered.count > 0) {
       parts.push(
         el('h2', { text: `Redelivered tasks (${feed.redelivered.count}${feed.redelivered.count > feed.redelivered.recent.length ? `, the last ${feed.redelivered.recent.length}` : ''})` }),
