@@ -96,8 +96,8 @@ test('two poison files with --skip-failed 2 and two reducers: done, both inputs 
   const inputs = [...good.slice(0, 2), poison[0]!, ...good.slice(2), poison[1]!];
   const run = await tally(['count', ...inputs, '--skip-failed', '2', '--reducers', '2', '--format', 'json', '--top', '0', '--tokenizer', 'whitespace', '--chunk-size', String(CHUNK)]);
   t.is(run.code, 0, run.stderr);
-  // A reducer waiting for the shares of a skipped task would wait 15 s, then fail.
-  t.true(run.ms < 15_000, `took ${run.ms} ms`);
+  // (A reducer waiting for the shares of a skipped task would wait 15 s for them, fail, and
+  // after max_deliver fail the job: the exit code above.)
   const result = JSON.parse(run.stdout);
   const reference = referenceWhitespaceCount(good.map((path) => readFileSync(path)));
   t.is(result.totalWords, reference.totalWords);
