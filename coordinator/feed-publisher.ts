@@ -7,7 +7,19 @@
  * the server nothing, and a role without the permission only loses the feed, never the job.
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { FEED_EVENTS, parseTaskReport, type JobFeed, type ReducerProgress, type TaskEvent, type WorkerShare } from '../shared/job-feed.js';
+import {
+  FEED_EVENTS,
+  MAX_INCIDENT_ERROR,
+  MAX_INCIDENT_EVENTS,
+  MAX_INCIDENT_TASKS,
+  parseTaskReport,
+  type IncidentOutcome,
+  type JobFeed,
+  type ReducerProgress,
+  type TaskEvent,
+  type TaskIncident,
+  type WorkerShare,
+} from '../shared/job-feed.js';
 import type { Json } from '../shared/json.js';
 import { describeError } from '../shared/errors.js';
 import { jobFeedSubject, taskReportSubject } from '../shared/subjects.js';
@@ -48,6 +60,9 @@ export class FeedPublisher {
   private failed: TaskEvent | null = null;
   private readonly backedUp: TaskEvent[] = [];
   private readonly skipped: TaskEvent[] = [];
+  /** Dead-letter records by task (MAX_INCIDENT_TASKS at most), and how many tasks were left out. */
+  private readonly incidentsByTask = new Map<number, TaskIncident>();
+  private incidentsOmitted = 0;
   private skippedCount = 0;
   private backedUpCount = 0;
   private backupsWon = 0;
@@ -83,7 +98,9 @@ export class FeedPublisher {
           }
           if (report.type === 'retry') {
             this.retriedCount++;
-            push(this.retried, { task: report.task, input: this.o.inputOf(report.task) ?? '', worker: report.worker, deliveries: report.deliveries, error: report.error, at: Date.now() });
+            const input = this.o.inputOf(report.task) ?? '';
+            push(this.retried, { task: report.task, input, worker: report.worker, deliveries: report.deliveries, error: report.error, at: Date.now() });
+            this.incident(report.task, input, 'retried', { what: 'delivery failed', worker: report.worker, delivery: report.deliveries, error: report.error });
           } else {
             const { type: _type, ...reducer } = report;
             const known = this.reducers.get(reducer.partition);
@@ -119,7 +136,9 @@ export class FeedPublisher {
   /** A straggler was backed up (`won`: how many backups so far produced the folded result). */
   backedUpTask(first: number, input: string | undefined, workers: string[], ranMs: number, thresholdMs: number): void {
     this.backedUpCount++;
-    push(this.backedUp, { task: first, input: input ?? '', worker: workers.join(', '), deliveries: 0, error: `ran ${(ranMs / 1000).toFixed(1)} s (threshold ${(thresholdMs / 1000).toFixed(1)} s)`, at: Date.now() });
+    const why = `ran ${(ranMs / 1000).toFixed(1)} s (threshold ${(thresholdMs / 1000).toFixed(1)} s)`;
+    push(this.backedUp, { task: first, input: input ?? '', worker: workers.join(', '), deliveries: 0, error: why, at: Date.now() });
+    this.incident(first, input ?? '', 'backed-up', { what: 'backed up', ...(workers.length > 0 ? { worker: workers.join(', ') } : {}), error: why });
     this.touch();
   }
 
@@ -134,12 +153,14 @@ export class FeedPublisher {
   taskSkipped(task: number, input: string, error: string): void {
     this.skippedCount++;
     push(this.skipped, { task, input, worker: '', deliveries: 0, error, at: Date.now() });
+    this.incident(task, input, 'skipped', { what: 'skipped', error });
     this.touch();
   }
 
   /** The task whose failure ended the job. */
   taskFailed(task: number | undefined, input: string, error: string): void {
     this.failed = { task: task ?? -1, input, worker: '', deliveries: 0, error, at: Date.now() };
+    if (task !== undefined) this.incident(task, input, 'failed', { what: 'failed the job', error });
     this.touch();
   }
 
@@ -152,6 +173,31 @@ export class FeedPublisher {
   private noteRedelivered(task: number, input: string | undefined, from: ResultSource): void {
     this.redeliveredCount++;
     push(this.redelivered, { task, input: input ?? '', worker: from.worker, deliveries: from.deliveries, at: Date.now() });
+    this.incident(task, input ?? '', 'redelivered', { what: 'done', worker: from.worker, delivery: from.deliveries });
+  }
+
+  /** Adds to a task's dead-letter record (bounded: see MAX_INCIDENT_*). */
+  private incident(task: number, input: string, outcome: IncidentOutcome, event: Omit<TaskIncident['events'][number], 'at'>): void {
+    let record = this.incidentsByTask.get(task);
+    if (!record) {
+      if (this.incidentsByTask.size >= MAX_INCIDENT_TASKS) {
+        this.incidentsOmitted++;
+        return;
+      }
+      record = { task, input, outcomes: [], events: [] };
+      this.incidentsByTask.set(task, record);
+    }
+    if (!record.input && input) record.input = input;
+    if (!record.outcomes.includes(outcome)) record.outcomes.push(outcome);
+    if (record.events.length < MAX_INCIDENT_EVENTS) {
+      const error = event.error === undefined ? undefined : event.error.replace(/\s+/g, ' ').slice(0, MAX_INCIDENT_ERROR);
+      record.events.push({ at: new Date().toISOString(), ...event, ...(error !== undefined ? { error } : {}) });
+    }
+  }
+
+  /** The job's dead-letter records, by task id, and how many tasks had one that was not kept. */
+  incidents(): { incidents: TaskIncident[]; omitted: number } {
+    return { incidents: [...this.incidentsByTask.values()].sort((a, b) => a.task - b.task), omitted: this.incidentsOmitted };
   }
 
   /** Something changed: a message goes out now, or when the interval is over. */

@@ -570,6 +570,9 @@ class JobRun {
     this.record.status = status;
     this.record.error = error;
     if (this.skips?.list.length) this.record.skipped = this.skips.list.length;
+    const { incidents, omitted } = this.feed?.incidents() ?? { incidents: [], omitted: 0 };
+    if (incidents.length > 0) this.record.incidents = incidents;
+    if (omitted > 0) this.record.incidentsOmitted = omitted;
     this.record.finished = new Date(now).toISOString();
     this.record.elapsedMs = now - this.progress.startedAt;
     this.record.progress = {

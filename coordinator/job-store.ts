@@ -2,6 +2,7 @@
  * Job records (KV bucket) and final results (Object Store): what `tally jobs` and
  * `tally result` read back after the job's coordinator is gone.
  */
+import type { TaskIncident } from '../shared/job-feed.js';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -43,6 +44,15 @@ export interface JobRecord {
    * absent when none were (and in records of older versions).
    */
   skipped?: number;
+  /**
+   * The tasks that did not simply succeed on their first delivery (failed deliveries,
+   * redeliveries, backups, skips, the failure that ended the job), with the input, worker and
+   * error of each event: the job's dead-letter record, written when the job ends; absent when
+   * there were none.
+   */
+  incidents?: TaskIncident[];
+  /** Tasks with such a history beyond the ones `incidents` keeps. */
+  incidentsOmitted?: number;
   /** host:pid of the coordinator that runs it. */
   coordinator: string;
   /**

@@ -76,6 +76,33 @@ export interface JobFeed {
   preview: Json | null;
 }
 
+/** What happened to one task that did not simply succeed on its first delivery. */
+export type IncidentOutcome = 'retried' | 'redelivered' | 'backed-up' | 'skipped' | 'failed';
+
+/**
+ * A task's dead-letter record: kept with the job's record (`tally jobs JOB` shows it) for the
+ * job's retention time. Events are in the order the coordinator heard of them.
+ */
+export interface TaskIncident {
+  task: number;
+  input: string;
+  outcomes: IncidentOutcome[];
+  events: Array<{
+    at: string;
+    /** 'delivery failed', 'done', 'backed up', 'skipped', 'failed the job'. */
+    what: string;
+    worker?: string;
+    /** Which delivery of the task (1 = the first), when known. */
+    delivery?: number;
+    error?: string;
+  }>;
+}
+
+/** Tasks a job's record keeps incidents for, and events per task (the rest are counted, not kept). */
+export const MAX_INCIDENT_TASKS = 100;
+export const MAX_INCIDENT_EVENTS = 8;
+export const MAX_INCIDENT_ERROR = 300;
+
 /** What a worker tells a job's coordinator (on taskReportSubject). */
 export type TaskReport =
   | { type: 'retry'; task: number; worker: string; deliveries: number; error: string }

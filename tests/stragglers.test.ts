@@ -110,6 +110,11 @@ test.serial('a worker frozen by SIGSTOP mid-job: its task is backed up and the j
     t.true(feed.backedUp.count >= 1, 'a backup was made');
     t.true(feed.backedUp.won >= 1, "a backup's result was the one folded");
     t.true(feed.backedUp.recent.some((event) => event.worker.includes(`:${frozen}`)), `the backed-up task was the frozen worker's (${JSON.stringify(feed.backedUp.recent)})`);
+    const record = JSON.parse((await runTally(['jobs', printed.job, '--server', server.url, '--format', 'json'])).stdout) as { incidents?: Array<{ outcomes: string[]; events: Array<{ what: string; worker?: string }> }> };
+    t.true(
+      (record.incidents ?? []).some((incident) => incident.outcomes.includes('backed-up') && incident.events.some((event) => event.what === 'backed up' && event.worker?.endsWith(`:${frozen}`))),
+      `the job's record names the backed-up task and its straggler: ${JSON.stringify(record.incidents)}`,
+    );
     const stored = await runTally(['result', printed.job, '--server', server.url, '--format', 'json', '--top', '20']);
 
     // Thawed: it finishes (or drops) its task, and the job's result stays as it was.
@@ -247,5 +252,24 @@ test.serial('a task that fails twice, then succeeds: retried after 1 s, then aft
   // The delays between deliveries grow: 1 s after the first failure, 2 s after the second.
   t.true(retries[1]!.at - retries[0]!.at >= 900, `second delivery ${retries[1]!.at - retries[0]!.at} ms after the first failed`);
   t.true(redelivered[0]!.at - retries[1]!.at >= 1900, `third delivery done ${redelivered[0]!.at - retries[1]!.at} ms after the second failed`);
+
+  // The job's dead-letter record keeps the story: each delivery, its worker and its error.
+  const shown = await runTally(['jobs', printed.job, '--server', server.url, '--format', 'json']);
+  t.is(shown.code, 0, shown.stderr);
+  const incidents = (JSON.parse(shown.stdout) as { incidents: Array<{ task: number; input: string; outcomes: string[]; events: Array<{ what: string; delivery?: number; worker?: string; error?: string }> }> }).incidents;
+  t.is(incidents.length, 1);
+  t.regex(incidents[0]!.input, /flaky-1\.txt/);
+  t.deepEqual(incidents[0]!.outcomes, ['retried', 'redelivered']);
+  t.deepEqual(
+    incidents[0]!.events.map((event) => [event.what, event.delivery, /^[^:]+:\d+$/.test(event.worker ?? ''), event.error?.replace(/ on .*/, '')]),
+    [
+      ['delivery failed', 1, true, 'test hook: injected failure of delivery 1'],
+      ['delivery failed', 2, true, 'test hook: injected failure of delivery 2'],
+      ['done', 3, true, undefined],
+    ],
+  );
+  const table = await runTally(['jobs', printed.job, '--server', server.url]);
+  t.regex(table.stdout, new RegExp(`task ${incidents[0]!.task}  .*flaky-1\\.txt.*  retried, redelivered\n`));
+  t.regex(table.stdout, /delivery failed \(delivery 2\) worker [^:]+:\d+: test hook: injected failure of delivery 2/);
   await stop(workers);
 });

@@ -81,6 +81,32 @@ export function renderJobs(records: JobRecord[], format: 'table' | 'json'): stri
   return formatTable(rows, ['job', 'kind', 'arguments', 'status', 'tasks', 'created', 'elapsed', 'error']);
 }
 
+/**
+ * One job as `tally jobs JOB` prints it: its row, then its dead-letter record (every task that did
+ * not simply succeed on its first delivery, with each event's worker, delivery and error).
+ */
+export function renderJob(record: JobRecord, format: 'table' | 'json'): string {
+  if (format === 'json') return JSON.stringify(record) + '\n';
+  let out = renderJobs([record], 'table');
+  const incidents = record.incidents ?? [];
+  const omitted = record.incidentsOmitted ?? 0;
+  if (incidents.length === 0 && omitted === 0) {
+    if (record.status !== 'running') out += '\nevery task succeeded on its first delivery\n';
+    return out;
+  }
+  const time = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  out += `\ntasks that did not simply succeed (${incidents.length + omitted}${omitted > 0 ? `, the first ${incidents.length} kept` : ''}):\n`;
+  for (const incident of incidents) {
+    out += `  task ${incident.task}  ${terminalSafe(incident.input || '?')}  ${incident.outcomes.join(', ')}\n`;
+    for (const event of incident.events) {
+      const who = event.worker ? ` ${event.what === 'backed up' ? 'straggler' : 'worker'} ${terminalSafe(event.worker)}` : '';
+      const which = event.delivery !== undefined ? ` (delivery ${event.delivery})` : '';
+      out += `    ${time(event.at)}  ${event.what}${which}${who}${event.error ? `: ${terminalSafe(event.error)}` : ''}\n`;
+    }
+  }
+  return out;
+}
+
 interface JobsCliOptions extends CommonOptions {
   format: 'table' | 'json';
   delete?: string[];
@@ -118,13 +144,16 @@ function checkDeletable(record: JobRecord, force: boolean): void {
 
 export function jobsCommand(): Command {
   const command = new Command('jobs')
-    .description('recent jobs: id, kind, arguments, status, progress, times')
+    .description('recent jobs: id, kind, arguments, status, progress, times; with JOB, that job and every task of it that failed, was redelivered, backed up or skipped')
+    .argument('[job]', 'show this job in detail')
     .addOption(formatOption(['table', 'json']))
     .option('--delete <job...>', 'delete these jobs (record and result): finished ones, or running ones whose coordinator died (what they left on the server goes too)')
     .option('--force', 'with --delete: also a running job whose coordinator looks alive or ran on another machine (make sure it is gone)')
     .option('--limit <n>', 'show at most N jobs', (v) => parseCount(v, '--limit', 1, 1_000_000), 50)
     .option('--retention <duration>', 'keep job records and results this long from now on (e.g. 7d, 36h; default 7d)', parseDuration);
-  return withCommonOptions(command).action(async (options: JobsCliOptions) => {
+  return withCommonOptions(command).action(async (job: string | undefined, options: JobsCliOptions) => {
+    const shown = job === undefined ? undefined : assertJobId(job);
+    if (shown !== undefined && (options.delete !== undefined || options.retention !== undefined)) throw new UsageError('give a job to show, or --delete / --retention, not both');
     const toDelete = [...new Set((options.delete ?? []).map(assertJobId))];
     if (toDelete.length > 0 && options.retention !== undefined) throw new UsageError('give --delete or --retention, not both');
     await withSession(
@@ -153,6 +182,14 @@ export function jobsCommand(): Command {
             await session.store.delete(record.id, { abandoned, parts });
           }
           process.stdout.write(`deleted ${toDelete.join(' ')}\n`);
+          return;
+        }
+        if (shown !== undefined) {
+          const record = await session.store.get(shown);
+          if (!record) throw new UsageError(`no job '${shown}' ${session.isEmbedded ? 'in the local store' : `on ${session.server}`} (see tally jobs)`);
+          await summarizeArgs([record]);
+          if (options.format === 'table') await loadDisplayWidth();
+          process.stdout.write(renderJob(record, options.format));
           return;
         }
         const records = (await session.store.list()).slice(0, options.limit);
