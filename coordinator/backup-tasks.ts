@@ -7,7 +7,8 @@
  *
  * When: every task message of the phase is published and the queue has drained (the workers'
  * consumer has nothing left to deliver), and a message's latest attempt has run for more than
- * `after` times the median time of the phase's finished tasks, and at least `minMs`. Workers
+ * `after` times the median time of the phase's finished tasks (as their workers measured them),
+ * and at least `minMs`. Workers
  * report each start on `tally.progress.JOB.task`; a message whose start was never heard of (its
  * worker froze before the report left, or it waits in a worker's prefetch) counts as started
  * when the queue was first seen drained.
@@ -55,6 +56,8 @@ interface Message {
   backups: number;
   /** The time the newest backup was published (a new one waits for it to start and run). */
   backupAt: number;
+  /** A delivery failed and the server holds it back for its retry: not a straggler until it starts again. */
+  retrying: boolean;
 }
 
 /** What became of a backup, for the feed and the job's record. */
@@ -109,7 +112,7 @@ export class BackupTasks {
       this.messages.delete(first);
       this.phaseTasks[phase] -= before.count;
     }
-    this.messages.set(first, { first, count, phase, left: count, attempts: [], backups: 0, backupAt: 0 });
+    this.messages.set(first, { first, count, phase, left: count, attempts: [], backups: 0, backupAt: 0, retrying: false });
     for (let id = first; id < first + count; id++) this.messageOf.set(id, first);
     this.phaseTasks[phase] += count;
   }
@@ -123,11 +126,24 @@ export class BackupTasks {
   started(first: number, worker: string, at = Date.now()): void {
     const message = this.messages.get(first);
     if (!message) return;
+    message.retrying = false;
     message.attempts.push({ worker, at, backup: message.backups > 0 && message.attempts.length > 0 && at >= message.backupAt });
   }
 
-  /** Task `id` was folded from `worker`'s result ('' for a task skipped without a result). */
-  folded(id: number, worker: string, now = Date.now()): void {
+  /** A delivery of the message holding task `id` failed; it waits out its retry delay. */
+  deliveryFailed(id: number): void {
+    const first = this.messageOf.get(id);
+    const message = first === undefined ? undefined : this.messages.get(first);
+    if (message) message.retrying = true;
+  }
+
+  /**
+   * Task `id` of `phase` was folded from `worker`'s result ('' for a task skipped without one),
+   * which took the worker `ms` (null when unknown). Results folded when a job is resumed count
+   * towards the typical time too, though their messages were sent by another coordinator.
+   */
+  folded(id: number, phase: 'map' | 'reduce', worker: string, ms: number | null): void {
+    if (ms !== null && worker !== '') this.durations[phase].push(ms);
     const first = this.messageOf.get(id);
     if (first === undefined) return;
     this.messageOf.delete(id);
@@ -135,8 +151,7 @@ export class BackupTasks {
     if (!message) return;
     if (--message.left > 0) return;
     this.messages.delete(first);
-    const attempt = [...message.attempts].reverse().find((a) => a.worker === worker) ?? message.attempts[0];
-    if (attempt) this.durations[message.phase].push((now - attempt.at) / message.count);
+    const attempt = [...message.attempts].reverse().find((a) => a.worker === worker);
     if (message.backups === 0) return;
     this.o.announceSuperseded(message.first, message.count);
     if (attempt?.backup) {
@@ -151,7 +166,7 @@ export class BackupTasks {
   /** The median task time of a phase, once enough of its tasks finished; else null. */
   typicalMs(phase: 'map' | 'reduce'): number | null {
     const samples = this.durations[phase];
-    const needed = Math.max(1, Math.min(MIN_SAMPLES, Math.floor(this.phaseTasks[phase] / 2)));
+    const needed = Math.max(1, Math.min(MIN_SAMPLES, Math.floor(Math.max(this.phaseTasks[phase], samples.length) / 2)));
     if (samples.length < needed) return null;
     const sorted = [...samples].sort((a, b) => a - b);
     return sorted[Math.floor(sorted.length / 2)]!;
@@ -175,7 +190,7 @@ export class BackupTasks {
       this.drainedPhase = phase;
     }
     for (const message of waiting) {
-      if (message.backups >= MAX_PER_MESSAGE || this.stopped) continue;
+      if (message.backups >= MAX_PER_MESSAGE || message.retrying || this.stopped) continue;
       const latest = message.attempts[message.attempts.length - 1];
       const since = latest ? latest.at : this.drainedAt!;
       // One backup at a time: a copy not yet started, or started less than the threshold ago, is given its chance.

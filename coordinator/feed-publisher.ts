@@ -42,6 +42,8 @@ export interface FeedPublisherOptions {
   intervalMs?: number;
   /** A worker reported starting a task message (for backup tasks). */
   onTaskStarted?: (first: number, count: number, worker: string, deliveries: number) => void;
+  /** A worker reported that a delivery of a task failed (it will be retried). */
+  onDeliveryFailed?: (task: number) => void;
 }
 
 /** Where a folded result came from (its result header). */
@@ -49,6 +51,8 @@ export interface ResultSource {
   worker: string;
   /** The delivery of the task message that produced it (1 = the first). */
   deliveries: number;
+  /** The worker's time for this task (a batch's time shared among its tasks). */
+  ms: number;
 }
 
 export class FeedPublisher {
@@ -97,6 +101,7 @@ export class FeedPublisher {
             return;
           }
           if (report.type === 'retry') {
+            this.o.onDeliveryFailed?.(report.task);
             this.retriedCount++;
             const input = this.o.inputOf(report.task) ?? '';
             push(this.retried, { task: report.task, input, worker: report.worker, deliveries: report.deliveries, error: report.error, at: Date.now() });

@@ -249,7 +249,7 @@ class JobRun {
       ended: () => this.settled,
       onMapFolded: (id, from) => {
         const task = this.publisher.release(id);
-        this.backups.folded(id, from.worker);
+        this.backups.folded(id, 'map', from.worker, from.ms);
         this.feed.backupsWin(this.backups.won);
         this.feed.mapFolded(id, task?.weight ?? 0, task?.input, from);
         this.onFolded(task?.weight ?? 0);
@@ -258,7 +258,7 @@ class JobRun {
       onPart: (id, partition, from) => {
         if (partition >= this.partitions) return;
         const task = this.publisher.release(id);
-        this.backups.folded(id, from.worker);
+        this.backups.folded(id, 'reduce', from.worker, from.ms);
         this.feed.backupsWin(this.backups.won);
         this.feed.partFolded(id, partition, task?.input, from);
         this.progress.partsDone = this.folder.parts.size;
@@ -276,6 +276,7 @@ class JobRun {
       preview: () => kind.preview?.(this.folder.acc, options) ?? null,
       inputOf: (id) => this.publisher.inputOf(id),
       onTaskStarted: (first, _count, worker) => this.backups.started(first, worker),
+      onDeliveryFailed: (task) => this.backups.deliveryFailed(task),
     });
 
     let advisories: Subscription | undefined;
@@ -455,7 +456,7 @@ class JobRun {
       skip: (id, input, error) => {
         this.folder.skip(id, this.publisher.inFlight.get(id)?.task?.spec ?? this.publisher.inFlight.get(id)?.spec);
         const task = this.publisher.release(id);
-        this.backups.folded(id, '');
+        this.backups.folded(id, 'map', '', null);
         this.log.warn({ task: id, input, err: error }, 'a task failed for good; skipped (--skip-failed)');
         this.feed.taskSkipped(id, input, error);
         this.onFolded(task?.weight ?? 0);

@@ -172,7 +172,7 @@ export class ResultFolder {
       return;
     }
     if (header.partition !== undefined) {
-      this.onPart(first, header.partition, body, { worker: header.worker, deliveries: header.deliveries ?? 1 });
+      this.onPart(first, header.partition, body, { worker: header.worker, deliveries: header.deliveries ?? 1, ms: header.ms });
       return;
     }
     let fresh = false;
@@ -193,7 +193,7 @@ export class ResultFolder {
       if (this.folded.has(id)) continue;
       this.acc = this.o.kind.reduce(this.acc, partial, id);
       this.folded.add(id);
-      this.o.onMapFolded(id, { worker: header.worker, deliveries: header.deliveries ?? 1 });
+      this.o.onMapFolded(id, { worker: header.worker, deliveries: header.deliveries ?? 1, ms: header.ms / count });
     }
   }
 

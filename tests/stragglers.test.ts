@@ -59,11 +59,12 @@ async function stop(f: WorkerFleet): Promise<void> {
 }
 
 /** `files` files of different words, each of `lines` lines (the first `firstLines`); returns their paths and bytes. */
-function writeFiles(name: string, files: number, lines: number, firstLines = lines): { paths: string[]; texts: Uint8Array[] } {
+function writeFiles(name: string, files: number, lines: number, firstLines = lines, padTo = 0): { paths: string[]; texts: Uint8Array[] } {
   const paths: string[] = [];
   const texts: Uint8Array[] = [];
   for (let f = 0; f < files; f++) {
-    const text = Array.from({ length: f === 0 ? firstLines : lines }, (_, i) => `the ${name} file ${f} line ${i} word${i % 97} again${(i * 7) % 13}\n`).join('');
+    const text = Array.from({ length: f === 0 ? firstLines : lines }, (_, i) => `the ${name} file ${f} line ${i} word${i % 97} again${(i * 7) % 13}\n`).join('').padEnd(padTo, ' ');
+    if (padTo > 0 && text.length !== padTo) throw new Error(`${name}-${f}: ${text.length} bytes, more than ${padTo}`);
     const path = join(corpus.path, `${name}-${f}.txt`);
     writeFileSync(path, text);
     paths.push(path);
@@ -272,4 +273,46 @@ test.serial('a task that fails twice, then succeeds: retried after 1 s, then aft
   t.regex(table.stdout, new RegExp(`task ${incidents[0]!.task}  .*flaky-1\\.txt.*  retried, redelivered\n`));
   t.regex(table.stdout, /delivery failed \(delivery 2\) worker [^:]+:\d+: test hook: injected failure of delivery 2/);
   await stop(workers);
+});
+
+test.serial('skip and backup together across tally resume: a poison file skipped, a frozen worker backed up, the killed coordinator resumed; exact for the rest', async (t) => {
+  const gate = join(corpus.path, 'gate3');
+  writeFileSync(gate, '');
+  const workers = fleet(2, { throwWhenInputIncludes: 'mixed-poison', holdWhenInputIncludes: 'mixed-0.txt', holdWhileFileExists: gate });
+  await waitFor(() => pidsOf(workers.child.pid!).length === 2, 'two worker processes');
+  // Every file exactly one chunk, so each is one task (the first held, the poison one alone).
+  const { paths, texts } = writeFiles('mixed', 6, 300, 300, 16 * 1024);
+  const poison = join(corpus.path, 'mixed-poison.txt');
+  writeFileSync(poison, 'this file makes its task throw on every delivery\n'.padEnd(16 * 1024, ' '));
+  const run = spawnTally(countArgs([...paths, poison], ['--chunk-size', '16K', '--skip-failed', '1']), { env: cleanEnv() });
+  const first = collect(run, Date.now(), 50_000);
+  let frozen = 0;
+  try {
+    await waitFor(() => jsonLines(workers.stderr()).some((line) => line.hook === 'hold'), 'the small file to be held');
+    frozen = Number(jsonLines(workers.stderr()).find((line) => line.hook === 'hold')!.pid);
+    process.kill(frozen, 'SIGSTOP');
+    // Frozen with the task in hand: a copy of it is not held.
+    rmSync(gate);
+    // The coordinator dies once it has folded some results.
+    await waitFor(() => [...feeds.values()].some((feed) => feed.status === 'running' && feed.tasksDone >= 3), 'some results folded');
+    const job = [...feeds.values()].find((feed) => feed.status === 'running')!.job;
+    run.kill('SIGKILL');
+    await first;
+    const resumed = await runTally(['resume', job, '--server', server.url, '--format', 'json', '--top', '20', '--no-progress'], { env: cleanEnv(), timeoutMs: 50_000 });
+    t.is(resumed.code, 0, resumed.stderr);
+    const result = JSON.parse(resumed.stdout) as { job: string; totalWords: number; counts: [string, number][]; skipped?: Array<{ input: string }> };
+    t.is(result.job, job);
+    t.deepEqual({ totalWords: result.totalWords, counts: result.counts }, truthOf(texts), 'exact for every file but the poison one');
+    t.deepEqual(result.skipped?.map((s) => /mixed-poison\.txt/.test(s.input)), [true]);
+    const record = JSON.parse((await runTally(['jobs', job, '--server', server.url, '--format', 'json'])).stdout) as { status: string; skipped?: number; incidents?: Array<{ outcomes: string[] }> };
+    t.is(record.status, 'done');
+    t.is(record.skipped, 1);
+    const outcomes = (record.incidents ?? []).flatMap((incident) => incident.outcomes);
+    t.true(outcomes.includes('skipped') && outcomes.includes('backed-up'), `skipped and backed up: ${JSON.stringify(record.incidents)}`);
+  } finally {
+    if (frozen) process.kill(frozen, 'SIGCONT');
+    rmSync(gate, { force: true });
+    await first;
+    await stop(workers);
+  }
 });
