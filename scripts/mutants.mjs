@@ -78,6 +78,27 @@ const MUTANTS = [
     tests: ['reducers', 'folders.e2e', 'batching.e2e'],
   },
   {
+    id: 'no-backups',
+    what: 'a straggling task is never backed up: a job with a frozen worker waits out the ack wait',
+    file: 'coordinator/backup-tasks.ts',
+    edits: [['if (!this.o.settings.enabled || this.stopped || this.messages.size === 0) return;', 'if (this.o.settings.enabled || this.stopped || this.messages.size === 0) return;']],
+    tests: ['stragglers'],
+  },
+  {
+    id: 'superseded-ignored',
+    what: "a worker ignores the notice that another copy's result is in, and finishes its copy of a backed-up task",
+    file: 'worker/task-loop.ts',
+    edits: [['if (this.current?.job === job && this.current.first === first) this.current.superseded = true;', 'void [job, first];']],
+    tests: ['stragglers'],
+  },
+  {
+    id: 'retry-no-backoff',
+    what: 'a failed delivery is retried after the same 1 s each time, not after a growing delay',
+    file: 'shared/nats/topology.ts',
+    edits: [['return Math.min(DELIVERY.retryMaxMs, DELIVERY.retryBaseMs * 2 ** Math.max(0, deliveries - 1));', 'return Math.min(DELIVERY.retryMaxMs, DELIVERY.retryBaseMs + 0 * deliveries);']],
+    tests: ['stragglers'],
+  },
+  {
     id: 'reducers-wait-for-skipped',
     what: 'a reducer is not told which map tasks were skipped (--skip-failed) and waits for their shares',
     file: 'worker/reduce-task.ts',

@@ -334,6 +334,27 @@ test.serial('a task whose first delivery fails shows as retried and redelivered,
   await screenshot(page, 'job-redelivered');
   await page.close();
 
+  // A dashboard that did not see the job run shows the dead-letter detail of its record.
+  const later = await startDashboard(['--server', server.url]);
+  try {
+    const recordPage = await newPage();
+    await recordPage.goto(`${new URL(later.url).origin}/jobs/${job}`, { waitUntil: 'domcontentloaded' });
+    await recordPage.waitForSelector('#incidents tbody tr', { timeout: 30_000 });
+    const detail = await recordPage.$$eval('#incidents tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (td: { textContent: string | null }) => td.textContent ?? '')));
+    t.deepEqual(
+      detail.map((row) => [row[4], row[5]]),
+      [
+        ['delivery failed', '1'],
+        ['done', '2'],
+      ],
+    );
+    t.regex(detail[0]![1]!, /flaky\.txt/);
+    t.is(detail[0]![2], 'retried, redelivered');
+    await recordPage.close();
+  } finally {
+    t.is((await stopDashboard(later)).code, 0);
+  }
+
   // The same, counted in /metrics.
   const metrics = parseMetrics(await (await fetch(new URL('/metrics', dashboard.url))).text()).samples;
   t.true((metrics.get('tally_tasks_redelivered_total{kind="count"}') ?? 0) >= 1);

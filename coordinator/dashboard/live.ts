@@ -12,7 +12,7 @@
  * disconnects (the pages are told, the watch restarts on reconnect), and closed by close().
  */
 import type { NatsConnection, Status, Subscription } from '@nats-io/transport-node';
-import type { JobFeed } from '../../shared/job-feed.js';
+import type { JobFeed, TaskIncident } from '../../shared/job-feed.js';
 import type { JobRecord, JobStatus, JobStore } from '../job-store.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { describeError } from '../../shared/errors.js';
@@ -161,9 +161,9 @@ export class LiveState {
     return [...this.jobs.values()].map((e) => e.view).sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : a.id < b.id ? 1 : -1));
   }
 
-  job(id: string): { view: JobView; samples: ProgressSample[]; feed: JobFeed | null } | undefined {
+  job(id: string): { view: JobView; samples: ProgressSample[]; feed: JobFeed | null; incidents: TaskIncident[] | null } | undefined {
     const entry = this.jobs.get(id);
-    return entry && { view: entry.view, samples: [...entry.samples], feed: this.feeds.get(id) ?? null };
+    return entry && { view: entry.view, samples: [...entry.samples], feed: this.feeds.get(id) ?? null, incidents: entry.record.incidents ?? null };
   }
 
   workerViews(): WorkerView[] {

@@ -190,12 +190,14 @@ export class DashboardServer {
     else if (view === 'workers') send('snapshot', { link: live.linkView, workers: live.workerViews() });
     else {
       const found = live.job(job!);
-      send('snapshot', { link: live.linkView, job: found?.view ?? null, samples: found?.samples ?? [], feed: found?.feed ?? null });
+      send('snapshot', { link: live.linkView, job: found?.view ?? null, samples: found?.samples ?? [], feed: found?.feed ?? null, incidents: found?.incidents ?? null });
     }
     const unsubscribe = live.subscribe((event: LiveEvent) => {
       if (event.type === 'link') send('link', event.link);
       else if (event.type === 'workers' && view === 'workers') send('workers', event.workers);
-      else if (event.type === 'job' && (view === 'jobs' || event.job.id === job)) send('job', { job: event.job, sample: event.sample ?? null });
+      else if (event.type === 'job' && view === 'jobs') send('job', { job: event.job, sample: event.sample ?? null });
+      // A job's page also gets its record's dead-letter detail (written when the job ends).
+      else if (event.type === 'job' && event.job.id === job) send('job', { job: event.job, sample: event.sample ?? null, incidents: live.job(job)?.incidents ?? null });
       else if (event.type === 'removed' && (view === 'jobs' || event.id === job)) send('removed', { id: event.id });
       else if (event.type === 'feed' && event.feed.job === job) send('feed', event.feed);
     });

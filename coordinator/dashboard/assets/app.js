@@ -197,6 +197,8 @@ function jobPage(id) {
   let topShown = false;
   /** The job's live feed (its coordinator publishes it while it runs), or null. */
   let feed = null;
+  /** Its record's dead-letter detail, once it ended (tally jobs JOB shows the same). */
+  let incidents = null;
   const facts = el('dl', { class: 'facts', id: 'facts' });
   const chartBox = el('div', { id: 'chart' });
   const topBox = el('section', { id: 'top-box' });
@@ -311,9 +313,24 @@ function jobPage(id) {
     ];
   };
 
+  const drawIncidents = () => {
+    if (!incidents || incidents.length === 0) return [];
+    const rows = [];
+    for (const incident of incidents) {
+      for (const [i, event] of incident.events.entries()) {
+        rows.push([[i === 0 ? incident.task : '', 'num'], [i === 0 ? incident.input : ''], [i === 0 ? incident.outcomes.join(', ') : ''], [formatTime(event.at)], [event.what], [event.delivery ?? '', 'num'], [event.worker ?? ''], [event.error ?? '']]);
+      }
+    }
+    return [
+      el('h2', { text: `Tasks that did not simply succeed (${incidents.length})` }),
+      table('incidents', [['task', 'num'], ['input'], ['outcome'], ['when'], ['what'], ['delivery', 'num'], ['worker'], ['error']], rows),
+    ];
+  };
+
   const drawLive = () => {
+    // A job this dashboard did not see run: its record's detail, written when it ended.
     if (!feed) {
-      liveBox.replaceChildren();
+      liveBox.replaceChildren(...drawIncidents());
       return;
     }
     const parts = [];
@@ -397,6 +414,7 @@ function jobPage(id) {
       job = data.job;
       samples = data.samples;
       feed = data.feed;
+      incidents = data.incidents;
       draw();
     },
     feed: (data) => {
@@ -405,6 +423,7 @@ function jobPage(id) {
     },
     job: (data) => {
       job = data.job;
+      if (data.incidents !== undefined) incidents = data.incidents;
       if (data.sample) samples.push(data.sample);
       draw();
     },
