@@ -18,23 +18,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import type { CorpusFile } from './corpus.js';
-import { Interference, TALLY_BIN, median, round, run, say, sleep, startWarmFleet } from './lib.js';
+import { Interference, TALLY_BIN, median, round, run, say, sleep, startWarmFleet, type Recorded } from './lib.js';
 import { treeCpuMs } from './procs.js';
-
-/** What the section records (run.ts's record() takes it). */
-export interface DashboardMeasurement {
-  id: string;
-  section: string;
-  label: string;
-  runs: number[];
-  unit: string;
-  reps: number;
-  wallMs?: number[];
-  bytes?: number;
-  notes?: string;
-  extra?: Record<string, unknown>;
-  interference?: number;
-}
 
 export interface DashboardBenchOptions {
   /** The English corpus file every job counts. */
@@ -47,7 +32,7 @@ export interface DashboardBenchOptions {
   env: NodeJS.ProcessEnv;
   /** Waits for a quiet machine, as before every timed run of the harness. */
   quiet: () => Promise<void>;
-  record: (m: DashboardMeasurement) => unknown;
+  record: (m: Recorded) => unknown;
 }
 
 /** Prometheus' scrape interval in the simulation. */

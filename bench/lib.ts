@@ -284,3 +284,25 @@ export async function startWarmFleet(storeDir: string, env: NodeJS.ProcessEnv, o
   }
   return { server, supervisor, stop };
 }
+
+/** One measurement of the harness, as bench/results.json holds it. */
+export interface Measurement {
+  id: string;
+  section: string;
+  label: string;
+  /** Median of `runs`. */
+  value: number;
+  unit: string;
+  runs: number[];
+  reps: number;
+  /** Wall time of each run, ms (when the unit is not time). */
+  wallMs?: number[];
+  bytes?: number;
+  notes?: string;
+  extra?: Record<string, unknown>;
+  /** Average cores kept busy by other processes while this was measured. */
+  interference?: number;
+}
+
+/** What a section hands the harness's record(): a measurement whose median it works out. */
+export type Recorded = Omit<Measurement, 'value'>;

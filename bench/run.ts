@@ -45,6 +45,7 @@ import {
   say,
   sh,
   textTable,
+  type Measurement,
   type RunResult,
   startWarmFleet,
 } from './lib.js';
@@ -184,23 +185,6 @@ const PYTHON_EXE = (() => {
 // ---------------------------------------------------------------------------------------------
 // Results
 
-interface Measurement {
-  id: string;
-  section: string;
-  label: string;
-  /** Median of `runs`. */
-  value: number;
-  unit: string;
-  runs: number[];
-  reps: number;
-  /** Wall time of each run, ms (when the unit is not time). */
-  wallMs?: number[];
-  bytes?: number;
-  notes?: string;
-  extra?: Record<string, unknown>;
-  /** Average cores kept busy by other processes while this was measured. */
-  interference?: number;
-}
 
 const measurements: Measurement[] = [];
 const started = Date.now();

@@ -11,6 +11,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { waitFor } from './helpers/watch.js';
+import { snapshot } from './helpers/events.js';
 
 /** The one line --dashboard writes to stderr. */
 const LIVE_LINE = /^tally: live view of job (\S+) at (http:\/\/127\.0\.0\.1:(\d+)\/jobs\/(\S+))$/gm;
@@ -38,27 +39,6 @@ test.after.always(async () => {
   await new Promise((resolve) => (blocker ? blocker.close(resolve) : resolve(undefined)));
   dir?.remove();
 });
-
-/** The first snapshot of /events?QUERY, then the stream is closed. */
-async function snapshot(origin: string, query: string): Promise<Record<string, unknown>> {
-  const controller = new AbortController();
-  const response = await fetch(`${origin}/events?${query}`, { signal: controller.signal });
-  if (response.status !== 200) throw new Error(`/events answered ${response.status}`);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('the event stream ended before its snapshot');
-      buffer += decoder.decode(value, { stream: true });
-      const match = /event: snapshot\ndata: (.*)\n\n/.exec(buffer);
-      if (match) return JSON.parse(match[1]!) as Record<string, unknown>;
-    }
-  } finally {
-    controller.abort();
-  }
-}
 
 /** Resolves true when something accepts a TCP connection on 127.0.0.1:port. */
 function listening(port: number): Promise<boolean> {

@@ -14,6 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
 import { waitFor } from './helpers/watch.js';
+import { openStream } from './helpers/events.js';
 import { newSecret, roleServerEnv, rolePasswords, runJobWithRoles, secureConfig, startSecureServer } from './helpers/security.js';
 import { estimateEta, type ProgressSample } from '../coordinator/dashboard/eta.js';
 
@@ -422,23 +423,6 @@ test.serial('off loopback a token is required: made and printed once when not gi
   t.regex(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
   t.notRegex(page.headers.get('content-security-policy') ?? '', /unsafe-inline/);
 });
-
-/** Opens /events?QUERY and resolves with its first snapshot; the stream stays open until `close()`. */
-async function openStream(origin: string, query: string): Promise<{ snapshot: Record<string, unknown>; close(): void }> {
-  const controller = new AbortController();
-  const response = await fetch(`${origin}/events?${query}`, { signal: controller.signal });
-  if (response.status !== 200) throw new Error(`/events answered ${response.status}`);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error('the event stream ended before its snapshot');
-    buffer += decoder.decode(value, { stream: true });
-    const match = /event: snapshot\ndata: (.*)\n\n/.exec(buffer);
-    if (match) return { snapshot: JSON.parse(match[1]!) as Record<string, unknown>, close: () => controller.abort() };
-  }
-}
 
 test.serial('ten open pages cost the NATS server what one costs: one watch of the job records', async (t) => {
   const origin = new URL(dashboard.url).origin;

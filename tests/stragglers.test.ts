@@ -82,6 +82,24 @@ function countArgs(paths: string[], extra: string[] = []): string[] {
   return ['count', ...paths, '--server', server.url, '--chunk-size', '16K', '--reducers', '2', '--format', 'json', '--top', '20', '--no-progress', ...extra];
 }
 
+/**
+ * A count over 3 files of `name` whose first, small file is one task that the workers' test hook
+ * holds while the gate file exists (a copy of it too); `end()` opens the gate and cleans up.
+ */
+function heldJob(name: string, extraArgs: string[] = []) {
+  const gate = join(corpus.path, `${name}-gate`);
+  writeFileSync(gate, '');
+  const workers = fleet(2, { holdWhenInputIncludes: `${name}-0.txt`, holdWhileFileExists: gate });
+  const { paths, texts } = writeFiles(name, 3, 1000, 50);
+  const finished = collect(spawnTally(countArgs(paths, extraArgs), { env: cleanEnv() }), Date.now(), 50_000);
+  const end = async () => {
+    rmSync(gate, { force: true });
+    await finished;
+    await stop(workers);
+  };
+  return { gate, workers, texts, finished, end };
+}
+
 /** The worker processes a `tally worker` supervisor forked (none yet: []). */
 function pidsOf(parent: number): number[] {
   try {
@@ -174,14 +192,8 @@ test.serial('a worker ten times slower than the others: its task is backed up, t
 });
 
 test.serial('a backup and its original finishing at the same moment: one result is folded, the other refused; the count is exact', async (t) => {
-  const gate = join(corpus.path, 'gate');
-  writeFileSync(gate, '');
-  // Both copies of held-0.txt's task (a small file, one task) wait for the gate; the test opens
-  // it once both are held.
-  const workers = fleet(2, { holdWhenInputIncludes: 'held-0.txt', holdWhileFileExists: gate });
-  const { paths, texts } = writeFiles('held', 3, 1000, 50);
-  const run = spawnTally(countArgs(paths), { env: cleanEnv() });
-  const finished = collect(run, Date.now(), 50_000);
+  // Both copies of the held task wait for the gate; the test opens it once both are held.
+  const { gate, workers, texts, finished, end } = heldJob('held');
   try {
     const holders = () => {
       const holds = jsonLines(workers.stderr()).filter((line) => line.hook === 'hold');
@@ -198,19 +210,12 @@ test.serial('a backup and its original finishing at the same moment: one result 
     t.is(feed.backedUp.count, 1);
     t.is(feed.workers.reduce((tasks, share) => tasks + share.tasks, 0), feed.tasksTotal! - feed.partitions, 'each map task folded once');
   } finally {
-    rmSync(gate, { force: true });
-    await finished;
-    await stop(workers);
+    await end();
   }
 });
 
 test.serial('--no-backup-tasks: a held task is not backed up', async (t) => {
-  const gate = join(corpus.path, 'gate2');
-  writeFileSync(gate, '');
-  const workers = fleet(2, { holdWhenInputIncludes: 'nobackup-0.txt', holdWhileFileExists: gate });
-  const { paths, texts } = writeFiles('nobackup', 3, 1000, 50);
-  const run = spawnTally(countArgs(paths, ['--no-backup-tasks']), { env: cleanEnv() });
-  const finished = collect(run, Date.now(), 50_000);
+  const { gate, workers, texts, finished, end } = heldJob('nobackup', ['--no-backup-tasks']);
   try {
     await waitFor(() => jsonLines(workers.stderr()).some((line) => line.hook === 'hold'), 'the task to be held');
     // Three times the 1 s floor after every other task is done: no copy was made.
@@ -224,9 +229,7 @@ test.serial('--no-backup-tasks: a held task is not backed up', async (t) => {
     t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
     t.is(feeds.get(printed.job)?.backedUp.count, 0);
   } finally {
-    rmSync(gate, { force: true });
-    await finished;
-    await stop(workers);
+    await end();
   }
 });
 
