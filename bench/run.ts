@@ -1006,7 +1006,9 @@ function target(id: string, label: string, comparator: '>=' | '<=', goal: number
   const held = comparator === '>=' ? measured >= goal : measured <= goal;
   const missPercent = held ? 0 : comparator === '>=' ? ((goal - measured) / goal) * 100 : ((measured - goal) / goal) * 100;
   const factorNeeded = held ? 1 : comparator === '>=' ? goal / measured : measured / goal;
-  targets.push({ id, label, comparator, target: goal, unit, measured: round(measured, 3), held, missPercent: round(missPercent, 1), factorNeeded: round(factorNeeded, 2), definition });
+  // A goal of 0 (backups fired without a straggler) has no relative miss.
+  const relative = (v: number, digits: number) => (Number.isFinite(v) ? round(v, digits) : null);
+  targets.push({ id, label, comparator, target: goal, unit, measured: round(measured, 3), held, missPercent: relative(missPercent, 1), factorNeeded: relative(factorNeeded, 2), definition });
 }
 
 function evaluate(): void {
@@ -1091,7 +1093,7 @@ function tables(): { text: string; markdown: string } {
     `${t.comparator} ${fmt(t.target)} ${t.unit}`,
     t.measured === null ? 'n/a' : `${fmt(t.measured)} ${t.unit}`,
     t.held === null ? 'not run' : t.held ? 'MET' : 'MISSED',
-    t.held === false ? `${fmt(t.missPercent)}% off (needs ${fmt(t.factorNeeded)}x)` : '',
+    t.held === false ? (t.missPercent === null ? `${fmt(t.measured)} ${t.unit} over` : `${fmt(t.missPercent)}% off (needs ${fmt(t.factorNeeded)}x)`) : '',
   ]);
   const text = textTable(header, rows) + '\n' + textTable(theader, trows);
   const markdown = markdownTable(header, rows) + '\n' + markdownTable(theader, trows, ['l', 'r', 'r', 'l', 'l']);
