@@ -34,22 +34,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { JobFeed, TaskEvent } from '../shared/job-feed.js';
 import { JOB_FEED_SUBJECTS } from '../shared/subjects.js';
 import type { CorpusFile } from './corpus.js';
-import { Interference, TALLY_BIN, childPids, median, round, run, say, sleep, startWarmFleet } from './lib.js';
-
-/** What the section records (run.ts's record() takes it). */
-export interface StragglerMeasurement {
-  id: string;
-  section: string;
-  label: string;
-  runs: number[];
-  unit: string;
-  reps: number;
-  wallMs?: number[];
-  bytes?: number;
-  notes?: string;
-  extra?: Record<string, unknown>;
-  interference?: number;
-}
+import { Interference, TALLY_BIN, childPids, median, round, run, say, sleep, startWarmFleet, type Recorded } from './lib.js';
 
 export interface StragglersBenchOptions {
   /** The English corpus file every job counts. */
@@ -64,7 +49,7 @@ export interface StragglersBenchOptions {
   env: NodeJS.ProcessEnv;
   /** Waits for a quiet machine, as before every timed run of the harness. */
   quiet: () => Promise<void>;
-  record: (m: StragglerMeasurement) => unknown;
+  record: (m: Recorded) => unknown;
 }
 
 /** A full run freezes a worker this long after the job's process was spawned. */

@@ -127,7 +127,8 @@ export class BackupTasks {
     const message = this.messages.get(first);
     if (!message) return;
     message.retrying = false;
-    message.attempts.push({ worker, at, backup: message.backups > 0 && message.attempts.length > 0 && at >= message.backupAt });
+    // A start after a copy went out is the copy's (a frozen worker may never have reported its own).
+    message.attempts.push({ worker, at, backup: message.backups > 0 && at >= message.backupAt });
   }
 
   /** A delivery of the message holding task `id` failed; it waits out its retry delay. */
