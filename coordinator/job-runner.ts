@@ -284,7 +284,9 @@ class JobRun {
     const workerWatch = setInterval(() => void this.checkWorkers(), WORKER_CHECK_MS);
     const serverWatch = setInterval(() => void this.checkServer(), SERVER_PROBE_MS);
     const stragglerWatch = setInterval(() => {
-      if (!this.settled) this.backups.check().catch((e) => this.log.warn({ err: describeError(e) }, 'could not back up a straggling task'));
+      // Not while the server is away: the server watch decides about that, and says it once.
+      if (this.settled || this.link.disconnectedSince !== null) return;
+      this.backups.check().catch((e) => this.log.debug({ err: describeError(e) }, 'could not back up a straggling task'));
     }, BACKUP_CHECK_MS);
     // The session's watch when it has one; a job run on a bare connection (tests) follows its own.
     const ownLink = this.o.link ? undefined : watchLink(this.o.nc);
