@@ -56,12 +56,30 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-/** An environment with no NATS_URL or LOG_LEVEL leaking in from the developer's shell. */
+/**
+ * Where embedded runs of this test process keep their store unless a test says otherwise: a
+ * temporary $XDG_DATA_HOME, never the developer's own ~/.local/share/tally. Removed at exit.
+ */
+let testDataHome: string | undefined;
+function dataHome(): string {
+  if (testDataHome === undefined) {
+    const made = mkdtempSync(join(tmpdir(), 'tally-test-home-'));
+    testDataHome = made;
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+  }
+  return testDataHome;
+}
+
+/**
+ * An environment with no NATS_URL, LOG_LEVEL or TALLY_DATA_DIR leaking in from the developer's
+ * shell, and the embedded store in a temporary $XDG_DATA_HOME (unless `extra` names one).
+ */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NATS_URL;
   delete env.LOG_LEVEL;
-  return { ...env, ...extra };
+  delete env.TALLY_DATA_DIR;
+  return { ...env, XDG_DATA_HOME: dataHome(), ...extra };
 }
 
 /** Starts `tally ARGS` without waiting; the caller owns the child. */
