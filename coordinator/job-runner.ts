@@ -20,7 +20,7 @@ import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import type { AnyJobKind, Plan } from '../shared/kinds/kind.js';
 import type { Json } from '../shared/json.js';
 import { withRetry } from '../shared/nats/retry.js';
-import { isTransient } from '../shared/nats/errors.js';
+import { isNoMessage, isTransient } from '../shared/nats/errors.js';
 import { withQuickList } from '../shared/nats/topology.js';
 import {
   PARTIALS_BUCKET,
@@ -222,6 +222,14 @@ class JobRun {
       onSkipped: (weight) => (this.progress.weightDone += weight),
       warn: (key, fields, message) => this.warnOnce(key, fields, message),
       onMessage: (first, count, phase) => this.backups.published(first, count, phase),
+      readTask: async (seq) => {
+        try {
+          return (await this.o.jsm.streams.getMessage(TASK_STREAM, { seq }))?.data ?? null;
+        } catch (error) {
+          if (isNoMessage(error)) return null;
+          throw error;
+        }
+      },
     });
     this.backups = new BackupTasks({
       settings: this.o.backups ?? DEFAULT_BACKUPS,

@@ -29,11 +29,16 @@ export interface InFlight {
   spec?: Json;
 }
 
-/** A task message as sent, kept until all its tasks are folded: a straggler's copy is sent from it. */
+/**
+ * A task message as sent, remembered until all its tasks are folded: a straggler's copy is made
+ * from it. Not its payload (with carried chunks that would hold the whole window in memory a
+ * second time): where it is stored, for as long as it is unacked, which a straggler's is.
+ */
 interface SentMessage {
   subject: string;
   msgID: string;
-  payload: Uint8Array;
+  /** Its sequence in the task stream, once the server confirmed it. */
+  seq: number | null;
   /** Its tasks not folded yet. */
   left: number;
   /** Copies sent so far. */
@@ -64,6 +69,8 @@ export interface TaskPublisherOptions {
   warn(key: string, fields: Record<string, unknown>, message: string): void;
   /** A task message (ids first .. first + count - 1) is on its way. */
   onMessage?(first: number, count: number, phase: 'map' | 'reduce'): void;
+  /** The payload of the task message stored at `seq`, or null when it is gone (acked). */
+  readTask?(seq: number): Promise<Uint8Array | null>;
 }
 
 /** Tasks collected for one message, consecutive ids from `first`. */
@@ -286,8 +293,12 @@ export class TaskPublisher {
       if (!task || this.o.folded(id)) continue;
       const payload = this.singleTask(id, task);
       inFlight.message = id;
-      this.remember(id, 1, 'map', taskSubject(this.o.job, id), messageId(this.o.job, id), payload);
-      sends.push(withRetry(() => this.o.js.publish(taskSubject(this.o.job, id), payload, { msgID: messageId(this.o.job, id), timeout: 10_000 }), { deadlineMs: Number.POSITIVE_INFINITY, cancelled: () => this.o.ended() }));
+      const sent = this.remember(id, 1, 'map', taskSubject(this.o.job, id), messageId(this.o.job, id));
+      sends.push(
+        withRetry(() => this.o.js.publish(taskSubject(this.o.job, id), payload, { msgID: messageId(this.o.job, id), timeout: 10_000 }), { deadlineMs: Number.POSITIVE_INFINITY, cancelled: () => this.o.ended() }).then(
+          (ack) => (sent.seq = ack.seq),
+        ),
+      );
     }
     await Promise.all(sends);
   }
@@ -300,10 +311,13 @@ export class TaskPublisher {
    */
   async publishCopy(first: number): Promise<boolean> {
     const sent = this.sent.get(first);
-    if (!sent || this.o.ended()) return false;
+    if (!sent || sent.seq === null || !this.o.readTask || this.o.ended()) return false;
+    // The original, read back from the task stream: unacked, it is still there.
+    const payload = await this.o.readTask(sent.seq);
+    if (payload === null || this.o.ended()) return false;
     const msgID = `${sent.msgID}.copy${++sent.copies}`;
     this.copies++;
-    await withRetry(() => this.o.js.publish(sent.subject, sent.payload, { msgID, timeout: 10_000 }), { deadlineMs: 30_000, cancelled: () => this.o.ended() });
+    await withRetry(() => this.o.js.publish(sent.subject, payload, { msgID, timeout: 10_000 }), { deadlineMs: 30_000, cancelled: () => this.o.ended() });
     return true;
   }
 
@@ -315,13 +329,15 @@ export class TaskPublisher {
   private copies = 0;
 
   /** Keeps a message until its tasks are folded, and says it is on its way. */
-  private remember(first: number, count: number, phase: 'map' | 'reduce', subject: string, msgID: string, payload: Uint8Array): void {
+  private remember(first: number, count: number, phase: 'map' | 'reduce', subject: string, msgID: string): SentMessage {
     for (let id = first; id < first + count; id++) {
       const inFlight = this.inFlight.get(id);
       if (inFlight) inFlight.message = first;
     }
-    this.sent.set(first, { subject, msgID, payload, left: count, copies: 0 });
+    const sent: SentMessage = { subject, msgID, seq: null, left: count, copies: 0 };
+    this.sent.set(first, sent);
     this.o.onMessage?.(first, count, phase);
+    return sent;
   }
 
   /** Waits until every publish so far is stored. */
@@ -362,13 +378,17 @@ export class TaskPublisher {
 
   /** Publishes one task message into the pipeline; waits while too many are unconfirmed. */
   private async publishMessage(first: number, count: number, phase: 'map' | 'reduce', subject: string, msgID: string, payload: Uint8Array): Promise<void> {
-    this.remember(first, count, phase, subject, msgID, payload);
+    const sent = this.remember(first, count, phase, subject, msgID);
     // No deadline of its own: while the server is away the job's server watch decides when to
     // give up (and ends the job, which ends these retries).
     const ack = withRetry(() => this.o.js.publish(subject, payload, { msgID, timeout: 10_000 }), {
       deadlineMs: Number.POSITIVE_INFINITY,
       cancelled: () => this.o.ended(),
       onRetry: (error) => this.o.warn('publish', { subject, err: describeError(error) }, 'publishing a task failed; retrying'),
+    }).then((pubAck) => {
+      // A duplicate (a resumed job sending what is stored already) names the stored message.
+      sent.seq = pubAck.seq;
+      return pubAck;
     });
     // Awaited in order below; until then a failure must not count as unhandled.
     ack.catch(() => undefined);
