@@ -1,0 +1,97 @@
+/**
+ * `tally ls obj://BUCKET[/PREFIX]` and `tally rm obj://BUCKET/NAME…`: what `tally put` stored,
+ * and removing it. A bucket that does not exist is one line, exit 2.
+ */
+import { Command } from 'commander';
+import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
+import { UsageError } from '../../shared/errors.js';
+import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
+import { formatTable, loadDisplayWidth } from '../output.js';
+import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+
+/** One stored object, as `ls` shows it. */
+export interface ObjectRow {
+  name: string;
+  size: number;
+  modified: string;
+  digest: string;
+}
+
+/** The live objects of `store` whose names start with `prefix`, by name. */
+export async function listObjects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  const infos = await store.list();
+  return infos.filter((info) => !info.deleted && info.name.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export function renderObjects(rows: ObjectRow[], format: 'table' | 'json'): string {
+  if (format === 'json') return JSON.stringify(rows) + '\n';
+  if (rows.length === 0) return '(no objects)\n';
+  return formatTable(
+    rows.map((row) => [row.name, row.size, row.modified, row.digest]),
+    ['name', 'size', 'modified', 'digest'],
+  );
+}
+
+interface LsCliOptions extends CommonOptions {
+  format: 'table' | 'json';
+}
+
+export function lsCommand(): Command {
+  const command = new Command('ls')
+    .description('objects stored with tally put: name, size, modified, digest')
+    .argument('<location>', 'obj://BUCKET[/PREFIX]')
+    .addOption(formatOption(['table', 'json']));
+  return withCommonOptions(command).action(async (location: string, options: LsCliOptions) => {
+    const { bucket, prefix } = parseObjectUrl(location);
+    await withSession(
+      options,
+      async (session) => {
+        const store = await openBucket(session.nc, bucket, session.server);
+        const rows = (await listObjects(store, prefix)).map((info) => ({ name: info.name, size: info.size, modified: info.mtime, digest: info.digest }));
+        if (options.format === 'table') await loadDisplayWidth();
+        process.stdout.write(renderObjects(rows, options.format));
+      },
+      0,
+    );
+  });
+}
+
+interface RmCliOptions extends CommonOptions {
+  recursive?: boolean;
+}
+
+export function rmCommand(): Command {
+  const command = new Command('rm')
+    .description('delete objects stored with tally put')
+    .argument('<locations...>', 'obj://BUCKET/NAME (with --recursive: obj://BUCKET/PREFIX, or obj://BUCKET for all)')
+    .option('-r, --recursive', 'delete every object whose name starts with the given prefix');
+  return withCommonOptions(command).action(async (locations: string[], options: RmCliOptions) => {
+    const targets = locations.map(parseObjectUrl);
+    // Without --recursive, a location names one object: an empty name would mean every one.
+    if (!options.recursive) {
+      const bare = locations.find((_, i) => targets[i]!.prefix === '');
+      if (bare !== undefined) throw new UsageError(`${bare}: names a bucket, not an object (--recursive deletes every object in it)`);
+    }
+    await withSession(
+      options,
+      async (session) => {
+        let deleted = 0;
+        for (let i = 0; i < targets.length; i++) {
+          const { bucket, prefix } = targets[i]!;
+          const store = await openBucket(session.nc, bucket, session.server);
+          const names = options.recursive ? (await listObjects(store, prefix)).map((info) => info.name) : [prefix];
+          if (!options.recursive) {
+            const info = await store.info(prefix);
+            if (!info || info.deleted) throw new UsageError(`${locations[i]}: no such object${deleted > 0 ? ` (${deleted} deleted before it)` : ''}`);
+          }
+          for (const name of names) {
+            await store.delete(name);
+            deleted++;
+          }
+        }
+        process.stdout.write(`deleted ${deleted} object${deleted === 1 ? '' : 's'}\n`);
+      },
+      0,
+    );
+  });
+}
