@@ -7,7 +7,11 @@ import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import { UsageError } from '../../shared/errors.js';
 import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
 import { formatTable, loadDisplayWidth } from '../output.js';
-import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { explainNatsError, formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { displayServers, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
+import { connectToNats } from '../../shared/nats/connection.js';
+import type { ObjectLister, ResolvedInput } from '../inputs.js';
 
 /** One stored object, as `ls` shows it. */
 export interface ObjectRow {
@@ -94,4 +98,30 @@ export function rmCommand(): Command {
       0,
     );
   });
+}
+
+/**
+ * The objects `obj://` inputs of a count name, listed through a connection of their own (made
+ * on first use): a job's inputs are chosen before its session opens. Sizes and upload times
+ * only; no object is read.
+ */
+export function objectLister(connection: ConnectionSettings): { list: ObjectLister; close(): Promise<void> } {
+  let opened: Promise<NatsConnection> | undefined;
+  const where = displayServers(connection.servers);
+  return {
+    async list(url: string): Promise<ResolvedInput[]> {
+      const { bucket, prefix } = parseObjectUrl(url);
+      opened ??= connectToNats({ ...connection, name: 'tally-coordinator' });
+      const nc = await opened;
+      try {
+        const store = await openBucket(nc, bucket, where);
+        return (await listObjects(store, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
+      } catch (error) {
+        throw explainNatsError(error, connection);
+      }
+    },
+    async close(): Promise<void> {
+      await (await opened?.catch(() => undefined))?.close();
+    },
+  };
 }

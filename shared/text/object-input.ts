@@ -8,7 +8,12 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
-import { UsageError } from '../errors.js';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { InputChangedError, TaskRejectedError, UsageError } from '../errors.js';
+import type { ByteSource } from './ranges.js';
+import type { RangeEntry } from './file-input.js';
+import { HISTORY, LOOKAHEAD } from './cuts.js';
+import { WORD_SLACK } from './chunker.js';
 
 /** The bucket `tally put` uploads to unless --bucket names another. */
 export const DEFAULT_INPUT_BUCKET = 'tally-inputs';
@@ -87,5 +92,173 @@ export async function openBucket(nc: NatsConnection, bucket: string, where: stri
       throw new UsageError(`no bucket '${bucket}' on ${where} (tally put creates it)`, { cause: error });
     }
     throw error;
+  }
+}
+
+// ─── Reading a byte range of an object (workers) ────────────────────────────────────────────
+
+/**
+ * The connection a worker process reads objects through, set once it has connected (see
+ * worker/process-main.ts). Objects need no --read-files: what a worker may read of them is
+ * what its NATS user may read (config/nats/secure/permissions.conf), not the worker's disk.
+ */
+let connection: NatsConnection | null = null;
+
+/** Lets tasks of this process read objects through `nc`. */
+export function setObjectConnection(nc: NatsConnection | null): void {
+  connection = nc;
+  stores.clear();
+  firstChunks.clear();
+}
+
+/** Buckets opened by this process, by name. */
+const stores = new Map<string, Promise<ObjectStore>>();
+/**
+ * The stream sequence of an object's first chunk and whether its chunks follow each other
+ * without a gap, by the object's nuid (a new upload gets a new nuid): found once per process.
+ */
+const firstChunks = new Map<string, Promise<{ seq: number; contiguous: boolean }>>();
+const FIRST_CHUNKS_KEPT = 1024;
+
+/** The bucket and object name of an `obj://BUCKET/NAME` range path. */
+function objectOf(path: string): { bucket: string; name: string } {
+  const { bucket, prefix } = parseObjectUrl(path);
+  return { bucket, name: prefix };
+}
+
+/** Bytes [from, to) of an object, and how many of its chunks were fetched to get them. */
+export interface ObjectBytes {
+  bytes: Uint8Array;
+  chunksRead: number;
+}
+
+/**
+ * Reads bytes [from, to) of the object `path` names (obj://BUCKET/NAME), fetching only the
+ * chunks that hold them (by direct get, one message each), after checking that the object is
+ * the one the job was planned with: same size and modification time.
+ * @throws InputChangedError naming the object when it changed or is gone;
+ *   TaskRejectedError when this process has no connection to read it through
+ */
+export async function readObjectRange(path: string, size: number, mtimeMs: number, from: number, to: number): Promise<ObjectBytes> {
+  const nc = connection;
+  if (!nc) throw new TaskRejectedError(`count task: this process cannot read objects (${path}): it has no NATS connection for them`);
+  const { bucket, name } = objectOf(path);
+  let opening = stores.get(bucket);
+  if (!opening) {
+    opening = import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(bucket));
+    opening.catch(() => stores.delete(bucket));
+    stores.set(bucket, opening);
+  }
+  let store: ObjectStore;
+  try {
+    store = await opening;
+  } catch (error) {
+    throw new InputChangedError(path, `its bucket cannot be opened (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const info = await store.info(name);
+  if (!info || info.deleted) throw new InputChangedError(path, 'it was deleted');
+  if (info.size !== size) throw new InputChangedError(path, `it has ${info.size} bytes, not ${size}`);
+  if (Date.parse(info.mtime) !== mtimeMs) throw new InputChangedError(path, `replaced ${info.mtime}`);
+  if (to <= from) return { bytes: new Uint8Array(0), chunksRead: 0 };
+  const chunkSize = info.options?.max_chunk_size ?? DEFAULT_CHUNK_BYTES;
+  const subject = `$O.${bucket}.C.${info.nuid}`;
+  const stream = `OBJ_${bucket}`;
+  const jsm = (store as unknown as { jsm: JetStreamManager }).jsm;
+  const get = async (query: { seq: number; next_by_subj?: string }) => {
+    const msg = await jsm.direct.getMessage(stream, query).catch(() => null);
+    if (!msg || msg.subject !== subject) throw new InputChangedError(path, 'its chunks are gone (replaced or deleted while it was read)');
+    return msg;
+  };
+  let first = firstChunks.get(info.nuid);
+  if (!first) {
+    if (firstChunks.size >= FIRST_CHUNKS_KEPT) firstChunks.clear();
+    // The client writes an object's chunks, then its info: with nothing else written to the
+    // bucket meanwhile, chunk k is at (info's sequence - chunks + k).
+    first = get({ seq: 1, next_by_subj: subject }).then((msg) => ({ seq: msg.seq, contiguous: msg.seq === info.revision - info.chunks }));
+    first.catch(() => firstChunks.delete(info.nuid));
+    firstChunks.set(info.nuid, first);
+  }
+  const { seq: firstSeq, contiguous } = await first;
+  const k0 = Math.floor(from / chunkSize);
+  const k1 = Math.floor((to - 1) / chunkSize);
+  const pieces: Uint8Array[] = [];
+  let chunksRead = 0;
+  let seq = firstSeq;
+  // Chunks interleaved with another upload's: walked from the first (reads the ones before).
+  for (let k = contiguous ? k0 : 0; k <= k1; k++) {
+    const msg = contiguous ? await get({ seq: firstSeq + k }) : await get(k === 0 ? { seq: firstSeq } : { seq: seq + 1, next_by_subj: subject });
+    seq = msg.seq;
+    chunksRead++;
+    const expected = k < info.chunks - 1 ? chunkSize : size - k * chunkSize;
+    if (msg.data.length !== expected) throw new InputChangedError(path, `chunk ${k} holds ${msg.data.length} bytes, not ${expected}`);
+    if (k >= k0) pieces.push(msg.data);
+  }
+  const joined = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  const at = from - k0 * chunkSize;
+  return { bytes: joined.subarray(at, at + (to - from)), chunksRead };
+}
+
+/** The chunk size of the Object Store client, for infos that do not say theirs. */
+const DEFAULT_CHUNK_BYTES = 128 * 1024;
+
+/**
+ * Thrown by a window's ByteSource when counting reads outside the bytes fetched for it (only
+ * the rare scan to the end of an overlong word does): the caller fetches more and counts again.
+ */
+export class ObjectWindowMiss extends Error {
+  constructor(readonly range: number) {
+    super('read outside the fetched window of an object');
+  }
+}
+
+/** Opens the source of a task's range `index`; the caller closes it. */
+export type RangeOpener = (range: RangeEntry, index: number) => { source: ByteSource; close(): void } | undefined;
+
+/**
+ * Runs `count` over a task's ranges, with the bytes of its object ranges fetched first: what
+ * shared/text/ranges.ts reads of a range (the range, HISTORY bytes before it and the word reach
+ * after it). In the rare case counting reads further (the scan to the end of an overlong word
+ * with the whitespace tokenizer) that range is fetched to the object's end and `count` runs
+ * again from scratch: it must keep nothing from a run that threw.
+ * @param ranges the task's ranges (file ranges are left to `count`'s default)
+ * @returns synchronously when no range is an object's
+ */
+export function withObjectRanges<T>(ranges: readonly RangeEntry[] | undefined, maxWordBytes: number, count: (open: RangeOpener | undefined) => T): T | Promise<T> {
+  // Without objects, synchronously: a task over files throws as it always did.
+  if (!ranges || !ranges.some((range) => isObjectUrl(range[1]))) return count(undefined);
+  return countObjects(ranges, maxWordBytes, count);
+}
+
+async function countObjects<T>(ranges: readonly RangeEntry[], maxWordBytes: number, count: (open: RangeOpener | undefined) => T): Promise<T> {
+  const windows = new Map<number, { lo: number; bytes: Uint8Array }>();
+  const fetch = async (index: number, toEnd: boolean) => {
+    const [, path, size, mtimeMs, start, end] = ranges[index]!;
+    const lo = Math.max(0, start - HISTORY);
+    const hi = toEnd ? size : Math.min(size, Math.max(end, start) + maxWordBytes + WORD_SLACK + LOOKAHEAD);
+    windows.set(index, { lo, bytes: (await readObjectRange(path, size, mtimeMs, lo, hi)).bytes });
+  };
+  await Promise.all(ranges.map((range, index) => (isObjectUrl(range[1]) ? fetch(index, false) : undefined)));
+  const open: RangeOpener = (range, index) => {
+    const window = windows.get(index);
+    if (!window) return undefined;
+    const source: ByteSource = {
+      size: range[2],
+      read(target, position, length) {
+        const want = Math.min(length, range[2] - position);
+        if (want <= 0) return 0;
+        if (position < window.lo || position + want > window.lo + window.bytes.length) throw new ObjectWindowMiss(index);
+        target.set(window.bytes.subarray(position - window.lo, position - window.lo + want));
+        return want;
+      },
+    };
+    return { source, close: () => undefined };
+  };
+  for (;;) {
+    try {
+      return count(open);
+    } catch (error) {
+      if (!(error instanceof ObjectWindowMiss)) throw error;
+      await fetch(error.range, true);
+    }
   }
 }
