@@ -172,9 +172,7 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   let first = firstChunks.get(info.nuid);
   if (!first) {
     if (firstChunks.size >= FIRST_CHUNKS_KEPT) firstChunks.clear();
-    // The client writes an object's chunks, then its info: with nothing else written to the
-    // bucket meanwhile, chunk k is at (info's sequence - chunks + k).
-    first = get({ seq: 1, next_by_subj: subject }).then((msg) => ({ seq: msg.seq, contiguous: msg.seq === info.revision - info.chunks }));
+    first = firstChunk(jsm, stream, subject, info.revision, info.chunks, get);
     first.catch(() => firstChunks.delete(info.nuid));
     firstChunks.set(info.nuid, first);
   }
@@ -196,6 +194,38 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   const joined = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   const at = from - k0 * chunkSize;
   return { bytes: joined.subarray(at, at + (to - from)), chunksRead };
+}
+
+/**
+ * Where an object's first chunk is, and whether its chunks follow each other. The client writes
+ * an object's chunks, then its info: with nothing else written to the bucket meanwhile, chunk k
+ * is at (info's sequence - chunks + k). A consumer from that sequence on the object's chunk
+ * subject says how many chunks lie at or after it (and delivers nothing: no byte is read); all
+ * of them means no gap. Otherwise the chunks are found one after the other from the first.
+ */
+async function firstChunk(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  revision: number,
+  chunks: number,
+  get: (query: { seq: number; next_by_subj?: string }) => Promise<{ seq: number }>,
+): Promise<{ seq: number; contiguous: boolean }> {
+  const candidate = revision - chunks;
+  const { AckPolicy, DeliverPolicy } = await import('@nats-io/jetstream');
+  const consumer = await jsm.consumers.add(stream, {
+    filter_subject: subject,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: Math.max(1, candidate),
+    ack_policy: AckPolicy.None,
+    mem_storage: true,
+    num_replicas: 1,
+    // Removed below; this only covers a worker that dies in between.
+    inactive_threshold: 10_000_000_000,
+  });
+  await jsm.consumers.delete(stream, consumer.name).catch(() => undefined);
+  if (candidate >= 1 && consumer.num_pending === chunks) return { seq: candidate, contiguous: true };
+  return { seq: (await get({ seq: 1, next_by_subj: subject })).seq, contiguous: false };
 }
 
 /** The chunk size of the Object Store client, for infos that do not say theirs. */
