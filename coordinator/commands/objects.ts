@@ -3,7 +3,6 @@
  * and removing it. A bucket that does not exist is one line, exit 2.
  */
 import { Command } from 'commander';
-import type { ObjectInfo, ObjectStore } from '@nats-io/obj';
 import { UsageError } from '../../shared/errors.js';
 import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
 import { formatTable, loadDisplayWidth } from '../output.js';
@@ -21,9 +20,38 @@ export interface ObjectRow {
   digest: string;
 }
 
-/** The live objects of `store` whose names start with `prefix`, by name. */
-export async function listObjects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
-  const infos = await store.list();
+/** What an object's info message holds (the client's ServerObjectInfo), as far as tally reads it. */
+interface StoredInfo {
+  name: string;
+  size: number;
+  mtime: string;
+  digest: string;
+  deleted?: boolean;
+}
+
+/**
+ * The live objects of `bucket` (opened already: see openBucket) whose names start with `prefix`, by name. Read through an
+ * ordered consumer of the info subjects only ($O.BUCKET.M.>), the last message of each: the
+ * client's own list() first gets a message by sequence, which would let a user allowed to list
+ * (the reader role) read any chunk as well.
+ */
+export async function listObjects(nc: NatsConnection, bucket: string, prefix: string): Promise<StoredInfo[]> {
+  const { jetstream, DeliverPolicy } = await import('@nats-io/jetstream');
+  const consumer = await jetstream(nc).consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.M.>`, deliver_policy: DeliverPolicy.LastPerSubject });
+  const infos: StoredInfo[] = [];
+  try {
+    let pending = (await consumer.info(true)).num_pending;
+    while (pending > 0) {
+      const batch = await consumer.fetch({ max_messages: Math.min(pending, 1000), expires: 5000 });
+      for await (const message of batch) {
+        infos.push(message.json<StoredInfo>());
+        pending = message.info.pending;
+        if (pending === 0) break;
+      }
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
   return infos.filter((info) => !info.deleted && info.name.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -50,8 +78,8 @@ export function lsCommand(): Command {
     await withSession(
       options,
       async (session) => {
-        const store = await openBucket(session.nc, bucket, session.server);
-        const rows = (await listObjects(store, prefix)).map((info) => ({ name: info.name, size: info.size, modified: info.mtime, digest: info.digest }));
+        await openBucket(session.nc, bucket, session.server);
+        const rows = (await listObjects(session.nc, bucket, prefix)).map((info) => ({ name: info.name, size: info.size, modified: info.mtime, digest: info.digest }));
         if (options.format === 'table') await loadDisplayWidth();
         process.stdout.write(renderObjects(rows, options.format));
       },
@@ -83,7 +111,7 @@ export function rmCommand(): Command {
         for (let i = 0; i < targets.length; i++) {
           const { bucket, prefix } = targets[i]!;
           const store = await openBucket(session.nc, bucket, session.server);
-          const names = options.recursive ? (await listObjects(store, prefix)).map((info) => info.name) : [prefix];
+          const names = options.recursive ? (await listObjects(session.nc, bucket, prefix)).map((info) => info.name) : [prefix];
           if (!options.recursive) {
             const info = await store.info(prefix);
             if (!info || info.deleted) throw new UsageError(`${locations[i]}: no such object${deleted > 0 ? ` (${deleted} deleted before it)` : ''}`);
@@ -114,8 +142,8 @@ export function objectLister(connection: ConnectionSettings): { list: ObjectList
       opened ??= connectToNats({ ...connection, name: 'tally-coordinator' });
       const nc = await opened;
       try {
-        const store = await openBucket(nc, bucket, where);
-        return (await listObjects(store, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
+        await openBucket(nc, bucket, where);
+        return (await listObjects(nc, bucket, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
       } catch (error) {
         throw explainNatsError(error, connection);
       }

@@ -6,6 +6,7 @@
  * This file knows what such a name means and how an object's content digest is spelled; the
  * CLI commands (coordinator/commands/put.ts, objects.ts) use it.
  */
+import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import type { JetStreamManager } from '@nats-io/jetstream';
@@ -214,6 +215,9 @@ async function firstChunk(
   const candidate = revision - chunks;
   const { AckPolicy, DeliverPolicy } = await import('@nats-io/jetstream');
   const consumer = await jsm.consumers.add(stream, {
+    // Named, so that the request's subject names its filter too, which permissions can limit
+    // ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>).
+    name: `tally-count-${randomUUID().replaceAll('-', '')}`,
     filter_subject: subject,
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: Math.max(1, candidate),
