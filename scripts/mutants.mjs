@@ -144,7 +144,7 @@ const MUTANTS = [
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',
-    edits: [["  return path === '-' || isUrl(path) ? path : resolve(options.directory ?? '.', path);", "  return path === '-' || isUrl(path) ? path : resolve('.', path);"]],
+    edits: [["  return path === '-' || isUrl(path) || isObjectUrl(path) ? path : resolve(options.directory ?? '.', path);", "  return path === '-' || isUrl(path) || isObjectUrl(path) ? path : resolve('.', path);"]],
     tests: ['faults', 'folders.e2e'],
   },
   {
