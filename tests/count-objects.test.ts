@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { cleanEnv, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { referenceCount, referenceNgrams, referenceUnicodeCount } from './helpers/reference-counter.js';
 import { readObjectRange, setObjectConnection } from '../shared/text/object-input.js';
 import { InputChangedError } from '../shared/errors.js';
@@ -148,4 +148,21 @@ test.serial('usage: a missing bucket, no objects under a prefix, no --server', a
   t.is(embedded.code, 2);
   t.regex(embedded.stderr, /^tally: obj:\/\/shelf: objects can be counted only with --server/);
   t.is(readFileSync(join(dir.path, 'books', 'a.txt')).length, 20);
+});
+
+test.serial('an object replaced after the job was planned fails the job with one line naming it', async (t) => {
+  // No workers while the job is planned and its tasks wait; the object is replaced meanwhile.
+  await workers.stop();
+  const jsm = await jetstreamManager(nc);
+  const queued = async () => (await jsm.streams.info('TALLY_TASKS')).state.messages;
+  const before = await queued();
+  const job = spawnTally(['count', 'obj://shelf/books/a.txt', '--server', server.url, '--no-progress'], { env, cwd: dir.path });
+  const done = collect(job);
+  const deadline = Date.now() + 30_000;
+  while ((await queued()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  await (await new Objm(nc).open('shelf')).putBlob({ name: 'books/a.txt' }, Buffer.from('a different text now\n'));
+  workers = startWorkers(server.url, 1);
+  const run = await done;
+  t.is(run.code, 1);
+  t.regex(run.stderr, /^tally: job \S+ failed on obj:\/\/shelf\/books\/a\.txt bytes 0-19: obj:\/\/shelf\/books\/a\.txt changed while it was being counted: (replaced|it has) .*\n$/);
 });
