@@ -170,6 +170,12 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
     if (!msg || msg.subject !== subject) throw new InputChangedError(path, 'its chunks are gone (replaced or deleted while it was read)');
     return msg;
   };
+  // One chunk (most files): the first message on its subject is all of it; nothing to locate.
+  if (info.chunks === 1) {
+    const msg = await get({ seq: 1, next_by_subj: subject });
+    if (msg.data.length !== size) throw new InputChangedError(path, `chunk 0 holds ${msg.data.length} bytes, not ${size}`);
+    return { bytes: msg.data.subarray(from, to), chunksRead: 1 };
+  }
   let first = firstChunks.get(info.nuid);
   if (!first) {
     if (firstChunks.size >= FIRST_CHUNKS_KEPT) firstChunks.clear();
@@ -235,6 +241,9 @@ async function firstChunk(
 /** The chunk size of the Object Store client, for infos that do not say theirs. */
 const DEFAULT_CHUNK_BYTES = 128 * 1024;
 
+/** Object ranges of one task fetched at once, at most. */
+const FETCHES_IN_FLIGHT = 8;
+
 /**
  * Thrown by a window's ByteSource when counting reads outside the bytes fetched for it (only
  * the rare scan to the end of an overlong word does): the caller fetches more and counts again.
@@ -271,7 +280,13 @@ async function countObjects<T>(ranges: readonly RangeEntry[], maxWordBytes: numb
     const hi = toEnd ? size : Math.min(size, Math.max(end, start) + maxWordBytes + WORD_SLACK + LOOKAHEAD);
     windows.set(index, { lo, bytes: (await readObjectRange(path, size, mtimeMs, lo, hi)).bytes });
   };
-  await Promise.all(ranges.map((range, index) => (isObjectUrl(range[1]) ? fetch(index, false) : undefined)));
+  // A task may list hundreds of small objects: a few requests in flight at a time.
+  const objects = ranges.flatMap((range, index) => (isObjectUrl(range[1]) ? [index] : []));
+  let next = 0;
+  const fetchers = Array.from({ length: Math.min(FETCHES_IN_FLIGHT, objects.length) }, async () => {
+    while (next < objects.length) await fetch(objects[next++]!, false);
+  });
+  await Promise.all(fetchers);
   const open: RangeOpener = (range, index) => {
     const window = windows.get(index);
     if (!window) return undefined;
