@@ -154,7 +154,8 @@ test.serial('an object replaced after the job was planned fails the job with one
   // No workers while the job is planned and its tasks wait; the object is replaced meanwhile.
   await workers.stop();
   const jsm = await jetstreamManager(nc);
-  const queued = async () => (await jsm.streams.info('TALLY_TASKS')).state.messages;
+  // The task stream appears with the first coordinator or worker that makes it.
+  const queued = async () => (await jsm.streams.info('TALLY_TASKS').catch(() => null))?.state.messages ?? 0;
   const before = await queued();
   const job = spawnTally(['count', 'obj://shelf/books/a.txt', '--server', server.url, '--no-progress'], { env, cwd: dir.path });
   const done = collect(job);
@@ -165,4 +166,26 @@ test.serial('an object replaced after the job was planned fails the job with one
   const run = await done;
   t.is(run.code, 1);
   t.regex(run.stderr, /^tally: job \S+ failed on obj:\/\/shelf\/books\/a\.txt bytes 0-19: obj:\/\/shelf\/books\/a\.txt changed while it was being counted: (replaced|it has) .*\n$/);
+});
+
+test.serial('a job over objects is not resumed: the objects may have changed', async (t) => {
+  await workers.stop();
+  const jsm = await jetstreamManager(nc);
+  // The task stream appears with the first coordinator or worker that makes it.
+  const queued = async () => (await jsm.streams.info('TALLY_TASKS').catch(() => null))?.state.messages ?? 0;
+  const before = await queued();
+  const job = spawnTally(['count', 'obj://shelf/books/', '--server', server.url, '--no-progress'], { env, cwd: dir.path });
+  const done = collect(job);
+  const deadline = Date.now() + 30_000;
+  while ((await queued()) === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  // The coordinator dies with its job running.
+  job.kill('SIGKILL');
+  await done;
+  workers = startWorkers(server.url, 1);
+  const jobs = JSON.parse((await tally(['jobs', '--format', 'json'])).stdout) as Array<{ id: string; status: string }>;
+  const running = jobs.find((record) => record.status === 'running');
+  t.truthy(running);
+  const resume = await tally(['resume', running!.id]);
+  t.is(resume.code, 2);
+  t.is(resume.stderr, `tally: job '${running!.id}' read obj://shelf/books/a.txt, which may have changed since; submit the job again\n`);
 });
