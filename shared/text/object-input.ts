@@ -3,8 +3,13 @@
  * filesystem of a cluster. `tally put` uploads files there once; a count reads them from any
  * machine with credentials, no shared disk needed.
  *
- * This file knows what such a name means and how an object's content digest is spelled; the
- * CLI commands (coordinator/commands/put.ts, objects.ts) use it.
+ * This file knows what such a name means and how an object's content digest is spelled (for
+ * coordinator/commands/put.ts and objects.ts), and how a worker reads a byte range of an object:
+ * the Object Store keeps an object as chunks of 128 KiB, one message each on
+ * `$O.BUCKET.C.<nuid>`, after which the client writes its info on `$O.BUCKET.M.<name>`. A
+ * worker reads the info (size and time checked against the job's), finds where the chunks are
+ * (see firstChunk) and fetches by direct get only those its range covers, plus the few bytes
+ * before and after that shared/text/ranges.ts looks at to decide a range's exact edges.
  */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
