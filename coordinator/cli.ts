@@ -15,6 +15,8 @@ import { jobsCommand } from './commands/jobs.js';
 import { workersCommand } from './commands/workers.js';
 import { workerCommand } from './commands/worker.js';
 import { dashboardCommand } from './commands/dashboard.js';
+import { putCommand } from './commands/put.js';
+import { lsCommand, rmCommand } from './commands/objects.js';
 import { withBackupOptions, withDashboardOption, withSkipFailedOption } from './commands/common.js';
 
 function packageVersion(): string {
@@ -32,7 +34,7 @@ export async function buildProgram(): Promise<Command> {
     .description('exact distributed counting on NATS JetStream: words, range sums, primes, factorials')
     .version(packageVersion());
   const kinds = await Promise.all(KIND_NAMES.map((name) => loadKindCli(name)));
-  for (const command of [...kinds.map((kind) => withSkipFailedOption(withBackupOptions(withDashboardOption(kind.command())))), resultCommand(), withBackupOptions(withDashboardOption(resumeCommand())), jobsCommand(), workersCommand(), workerCommand(), dashboardCommand()]) {
+  for (const command of [...kinds.map((kind) => withSkipFailedOption(withBackupOptions(withDashboardOption(kind.command())))), resultCommand(), withBackupOptions(withDashboardOption(resumeCommand())), jobsCommand(), workersCommand(), workerCommand(), dashboardCommand(), putCommand(), lsCommand(), rmCommand()]) {
     program.addCommand(command);
   }
   // Commander's own usage errors exit 2 like ours; help and version exit 0.

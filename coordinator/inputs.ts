@@ -13,6 +13,9 @@
  *   no match in the shell). As in sh, a wildcard does not match a leading "." unless the
  *   pattern segment starts with "."; ** matches zero or more directories and does not follow
  *   symlinks. A path that exists literally is never treated as a pattern.
+ * - obj://BUCKET[/PREFIX] names the objects of a NATS Object Store bucket whose names start
+ *   with PREFIX (shared/text/object-input.ts), listed by the caller's `listObjects`: their
+ *   sizes and upload times only, never their bytes.
  * - "-" is stdin, at most once. An http:// or https:// URL is fetched by the coordinator
  *   (shared/text/url-input.ts); it must answer before the job starts.
  * - The same file reached twice (same device and inode: a file given twice, a directory and a
@@ -30,6 +33,7 @@ import { fileErrorReason, InputError, UsageError } from '../shared/errors.js';
 import { dataDirectory } from './embedded/data-dir.js';
 import { GLOB_CHARS, byName, child, expandGlob, pathMatcher } from './glob.js';
 import { isUrl, probeUrl } from '../shared/text/url-input.js';
+import { isObjectUrl } from '../shared/text/object-input.js';
 import { MAGIC_BYTES, compressionOf, unsupported, type Compression } from '../shared/text/compressed.js';
 
 /** One input of a count job: a file path as spelled, or "-" for stdin; size null when unknown. */
@@ -168,6 +172,18 @@ class Collector {
     await probeUrl(url);
     this.urls.add(url);
     this.files.push({ path: url, size: null });
+  }
+
+  /** Adds listed objects; the same object twice is read once. */
+  addObjects(objects: readonly ResolvedInput[]): void {
+    for (const object of objects) {
+      if (this.urls.has(object.path)) {
+        this.mergedPaths++;
+        continue;
+      }
+      this.urls.add(object.path);
+      this.files.push(object);
+    }
   }
 
   addStdin(): void {
@@ -322,6 +338,12 @@ class Collector {
   }
 }
 
+/**
+ * Lists the objects an obj://BUCKET[/PREFIX] names, as inputs: path obj://BUCKET/NAME, size,
+ * and mtimeMs the upload's time (a worker refuses an object whose size or time changed).
+ */
+export type ObjectLister = (url: string) => Promise<ResolvedInput[]>;
+
 /** The files a count job reads, and what the user should be told about how they were chosen. */
 export interface InputSelection {
   /** The inputs in order, without duplicates, with their sizes (null for stdin). */
@@ -358,7 +380,7 @@ export async function resolveInputs(args: string[]): Promise<ResolvedInput[]> {
  * @param options.dataDirectory the store to leave out (default: dataDirectory(), the embedded
  *   server's)
  */
-export async function selectInputs(args: string[], options: { dataDirectory?: string; filters?: WalkFilters } = {}): Promise<InputSelection> {
+export async function selectInputs(args: string[], options: { dataDirectory?: string; filters?: WalkFilters; listObjects?: ObjectLister } = {}): Promise<InputSelection> {
   if (args.length === 0) throw new UsageError('no input given (files, directories, globs, or - for stdin)');
   const collector = new Collector(await findOwnStore('dataDirectory' in options ? options.dataDirectory : dataDirectory()), options.filters ?? DEFAULT_WALK_FILTERS);
   for (const arg of args) {
@@ -369,6 +391,13 @@ export async function selectInputs(args: string[], options: { dataDirectory?: st
     if (arg === '') throw new UsageError('an input path is empty');
     if (isUrl(arg)) {
       await collector.addUrl(arg);
+      continue;
+    }
+    if (isObjectUrl(arg)) {
+      if (!options.listObjects) throw new UsageError(`${arg}: objects can be counted only with --server (or NATS_URL), the server that holds the bucket`);
+      const objects = await options.listObjects(arg);
+      if (objects.length === 0) throw new InputError(arg, 'no objects');
+      collector.addObjects(objects);
       continue;
     }
     let st: BigIntStats | null = null;

@@ -144,7 +144,7 @@ const MUTANTS = [
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',
-    edits: [["  return path === '-' || isUrl(path) ? path : resolve(options.directory ?? '.', path);", "  return path === '-' || isUrl(path) ? path : resolve('.', path);"]],
+    edits: [["  return path === '-' || isUrl(path) || isObjectUrl(path) ? path : resolve(options.directory ?? '.', path);", "  return path === '-' || isUrl(path) || isObjectUrl(path) ? path : resolve('.', path);"]],
     tests: ['faults', 'folders.e2e'],
   },
   {
@@ -181,6 +181,30 @@ const MUTANTS = [
     file: 'coordinator/dashboard/auth.ts',
     edits: [["    return given.some((t) => t !== undefined && this.matches(t)) ? 'ok' : 'unauthorized';", "    return given.some((t) => t !== undefined) ? 'ok' : 'unauthorized';"]],
     tests: ['dashboard'],
+  },
+  {
+    id: 'object-window-miss',
+    what: 'a worker takes a read past the bytes it fetched of an object for the end of the object',
+    file: 'shared/text/object-input.ts',
+    edits: [['if (position < window.lo || position + want > window.lo + window.bytes.length) throw new ObjectWindowMiss(index);', 'if (position < window.lo || position + want > window.lo + window.bytes.length) return 0;']],
+    tests: ['count-objects'],
+  },
+  {
+    id: 'object-chunks-contiguous',
+    what: "a worker takes every object's chunks to follow each other in the stream",
+    file: 'shared/text/object-input.ts',
+    edits: [['if (candidate >= 1 && consumer.num_pending === chunks) return', 'if (candidate >= 1) return']],
+    tests: ['count-objects'],
+  },
+  {
+    id: 'object-change-unnoticed',
+    what: 'a worker reads an object replaced since the job started',
+    file: 'shared/text/object-input.ts',
+    edits: [
+      ['  if (info.size !== size) throw new InputChangedError', '  if (info.size !== size && Number.isNaN(size)) throw new InputChangedError'],
+      ['  if (Date.parse(info.mtime) !== mtimeMs) throw', '  if (Date.parse(info.mtime) !== mtimeMs && Number.isNaN(size)) throw'],
+    ],
+    tests: ['count-objects'],
   },
 ];
 

@@ -348,3 +348,35 @@ test('connection settings: credentials leave the URLs, flags win over the enviro
   t.throws(() => resolveConnection({ server: 'http://h:1' }, {}), { message: /unsupported scheme/ });
   t.throws(() => resolveConnection({ server: 'nats://h:1', user: 'u' }, {}), { message: /--user \(NATS_USER\) needs --password/ });
 });
+
+test('obj:// inputs: the coordinator puts and counts, a worker reads objects but cannot write or delete them, a reader only lists', async (t) => {
+  const folder = tempDir('tally-security-obj-');
+  t.teardown(() => folder.remove());
+  const text = Buffer.from(Array.from({ length: 50_000 }, (_, i) => `w${i % 97} `).join(''));
+  writeFileSync(join(folder.path, 'big.txt'), text);
+  const put = await tallyAs('coordinator', ['put', join(folder.path, 'big.txt')]);
+  t.is(put.code, 0, put.stderr);
+  const ls = await tallyAs('reader', ['ls', 'obj://tally-inputs', '--format', 'json']);
+  t.is(ls.code, 0, ls.stderr);
+  t.deepEqual((JSON.parse(ls.stdout) as Array<{ name: string; size: number }>).map((row) => [row.name, row.size]), [['big.txt', text.length]]);
+  // Workers without --read-files: what they may read of objects is what the permissions say.
+  const fleet = spawnTally(['worker', '--server', server.url, '--processes', '1', '--log-level', 'warn'], { env: cleanEnv({ NATS_USER: 'worker', NATS_PASSWORD: passwords.worker }) });
+  const fleetDone = collect(fleet, Date.now(), 120_000);
+  t.teardown(() => void fleet.kill('SIGKILL'));
+  const count = await tallyAs('coordinator', ['count', 'obj://tally-inputs', '--chunk-size', '100000', '--format', 'json', '--no-progress']);
+  fleet.kill('SIGTERM');
+  const workerRun = await fleetDone;
+  t.is(count.code, 0, `${count.stderr}\nworker: ${workerRun.stderr}`);
+  t.is((JSON.parse(count.stdout) as { totalWords: number }).totalWords, 50_000);
+  t.notRegex(workerRun.stderr, /[Pp]ermission/);
+  // A worker can neither write nor delete inputs.
+  const nc = await as('worker');
+  await assertDenied(t, jetstream(nc).publish('$O.tally-inputs.C.abc', 'x'), '$O.tally-inputs.C.abc', 'writing an input chunk');
+  await assertDenied(t, (await jetstreamManager(nc)).streams.purge('OBJ_tally-inputs'), '$JS.API.STREAM.PURGE.OBJ_tally-inputs', 'deleting inputs');
+  // A reader lists, but cannot read an object's chunks or delete one.
+  const reader = await as('reader');
+  await assertDenied(t, (await jetstreamManager(reader)).direct.getMessage('OBJ_tally-inputs', { seq: 1 }), '$JS.API.DIRECT.GET.OBJ_tally-inputs', 'reading an input chunk');
+  const rm = await tallyAs('reader', ['rm', 'obj://tally-inputs/big.txt']);
+  t.not(rm.code, 0);
+  t.regex(rm.stderr, /permission denied publishing to \$JS\.API\.STREAM\.(MSG\.GET|PURGE)\.OBJ_tally-inputs/);
+});

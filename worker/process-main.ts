@@ -18,6 +18,7 @@ import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
 import { testHooks } from './test-hooks.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
+import { setObjectConnection } from '../shared/text/object-input.js';
 import { JOB_ENDED_SUBJECTS, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
 import type { ObjectStore } from '@nats-io/obj';
@@ -97,6 +98,8 @@ async function main(): Promise<void> {
   const nc = await connectToNats({ ...settings.connection, name: `tally-worker-${settings.index}` });
   // A denied subscription (tally.event.ended.*, $SRV) would otherwise fail silently.
   reportPermissionErrors(nc, logger, settings.connection);
+  // Tasks over obj:// inputs read their chunks through this connection.
+  setObjectConnection(nc);
   const jsm = await jetstreamManagerFor(nc, settings.connection);
   const replicas = replicasFor(nc);
   // Binds to the existing consumer (all the worker role may do), else creates the topology.

@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { loadKind } from '../../shared/kinds/index.js';
 import { isUrl } from '../../shared/text/url-input.js';
+import { isObjectUrl } from '../../shared/text/object-input.js';
 import { assertJobId } from '../../shared/subjects.js';
 import { checkOutputFile, type Format } from '../output.js';
 import { coordinatorLiveness } from '../liveness.js';
@@ -76,6 +77,8 @@ export function resumeCommand(): Command {
     if (!kind) throw new UsageError(`job '${job}' has unknown kind '${record.kind}'`);
     for (const input of kind.files?.(jobArgs) ?? []) {
       if (input.path === '-') throw new UsageError(`job '${job}' read stdin, which cannot be read again`);
+      // An object's size and time are its upload's: resume would need the bucket to check them.
+      if (isObjectUrl(input.path)) throw new UsageError(`job '${job}' read ${input.path}, which may have changed since; submit the job again`);
       if (isUrl(input.path)) throw new UsageError(`job '${job}' read ${input.path}, which may have changed since; submit the job again`);
       // Tasks are cut again from the files: the same bytes must give the same task ids. Paths
       // are read from the directory the job was submitted in, wherever resume runs.

@@ -7,7 +7,8 @@ import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection-settings.js';
 import { setting } from '../../shared/settings.js';
 import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../../shared/limits.js';
-import { selectInputs, selectionNotes } from '../inputs.js';
+import { selectInputs, selectionNotes, type InputSelection } from '../inputs.js';
+import { isObjectUrl } from '../../shared/text/object-input.js';
 import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli, ResultView } from '../kind-cli.js';
 import type { JobStore } from '../job-store.js';
@@ -75,12 +76,20 @@ export function withTextOptions(command: Command, rows: string): Command {
  */
 export async function textJobOptions(kind: string, paths: string[], options: TextCliOptions, reduceOnCoordinator = false): Promise<CountOptions> {
   if (paths.length === 0) throw new UsageError(`${kind}: no input given (files, directories, globs, or - for stdin)`);
-  const selection = await selectInputs(paths, { filters: { binary: options.binary, include: options.include, exclude: options.exclude } });
+  const connection = resolveConnection(options);
+  // obj:// inputs are listed on the server that holds them (and need one: see inputs.ts).
+  const objects = connection && paths.some(isObjectUrl) ? (await import('../commands/objects.js')).objectLister(connection) : undefined;
+  let selection: InputSelection;
+  try {
+    selection = await selectInputs(paths, { filters: { binary: options.binary, include: options.include, exclude: options.exclude }, listObjects: objects?.list });
+  } finally {
+    await objects?.close();
+  }
   // Before the job: a bad --output would otherwise fail only after it, or replace an input.
   checkOutputFile(options.output, selection.files.map((input) => input.path));
   for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
   // No server given means the embedded default, whose workers are this machine's own.
-  const embedded = resolveConnection(options) === undefined;
+  const embedded = connection === undefined;
   return {
     inputs: selection.files,
     ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
@@ -97,7 +106,7 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
 }
 
 function countCommand(): Command {
-  const command = new Command('count').description('count the words of files, directories (recursive), globs, or - for stdin').argument('[paths...]', 'inputs');
+  const command = new Command('count').description('count the words of files, directories (recursive), globs, URLs, obj://BUCKET[/PREFIX] (objects stored with tally put), or - for stdin').argument('[paths...]', 'inputs');
   return withTextOptions(command, 'words').action(async (paths: string[], options: TextCliOptions) => {
     // The benchmark's A/B of the reduce: TALLY_REDUCE_ON_COORDINATOR=1 folds every word on
     // the coordinator, as jobs did before reducers ran on the workers.

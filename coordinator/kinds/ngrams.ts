@@ -7,7 +7,7 @@ import { FORMATS, TEXT_FLAGS, printTable, textJobOptions, withTextOptions, type 
 
 function ngramsCommand(): Command {
   const command = new Command('ngrams')
-    .description('count the word n-grams (N consecutive words, within a file) of files, directories, globs, or - for stdin')
+    .description('count the word n-grams (N consecutive words, within a file) of files, directories, globs, URLs, obj://BUCKET[/PREFIX], or - for stdin')
     .argument('<n>', `words per n-gram (1..${MAX_NGRAM}; 2 counts pairs of words)`)
     .argument('[paths...]', 'inputs');
   return withTextOptions(command, 'n-grams').action(async (nText: string, paths: string[], options: TextCliOptions) => {

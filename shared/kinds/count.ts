@@ -42,6 +42,7 @@ import {
 } from '../text/file-input.js';
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { isUrl } from '../text/url-input.js';
+import { isObjectUrl, withObjectRanges } from '../text/object-input.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
@@ -184,7 +185,7 @@ function chunkOptions(options: CountOptions, maxBodyBytes: number): { tokenizer:
 
 /** Where an input is read from: its path resolved from the job's directory ("-" stays stdin, a URL a URL). */
 export function inputLocation(options: Pick<CountOptions, 'directory'>, path: string): string {
-  return path === '-' || isUrl(path) ? path : resolve(options.directory ?? '.', path);
+  return path === '-' || isUrl(path) || isObjectUrl(path) ? path : resolve(options.directory ?? '.', path);
 }
 
 /** "a.txt b.txt c.txt", or "a.txt b.txt c.txt … (12000 files)": a job's inputs in one line. */
@@ -234,9 +235,14 @@ interface TaskCount {
   words: ChunkWords;
 }
 
-/** Counts a task (its ranges or its chunks) and encodes the partial. */
-function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
-  const { bytes, totalWords, overlongWords, words } = countTask(spec, carried);
+/** Counts a task (its ranges, objects included, or its chunks) and encodes the partial. */
+function mapTask(spec: unknown, carried: Uint8Array): Uint8Array | Promise<Uint8Array> {
+  const counted = countTaskReading(spec, carried);
+  return counted instanceof Promise ? counted.then(encodePartial) : encodePartial(counted);
+}
+
+/** A task's partial: its totals and every word it counted. */
+function encodePartial({ bytes, totalWords, overlongWords, words }: TaskCount): Uint8Array {
   const { bytes: lines, lines: lineCount } = words.encodeLines();
   const header = encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${lineCount}\n`);
   const out = new Uint8Array(header.length + lines.length);
@@ -246,24 +252,45 @@ function mapTask(spec: unknown, carried: Uint8Array): Uint8Array {
 }
 
 /** Counts a task of a partitioned job: its totals for the coordinator, its words as one share per partition. */
-function mapShares(spec: unknown, carried: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
-  const { bytes, totalWords, overlongWords, words } = countTask(spec, carried);
+function mapShares(spec: unknown, carried: Uint8Array, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } | Promise<{ summary: Uint8Array; shares: Uint8Array[] }> {
+  const counted = countTaskReading(spec, carried);
+  return counted instanceof Promise ? counted.then((done) => encodeShares(done, partitions)) : encodeShares(counted, partitions);
+}
+
+/** A partitioned task's summary for the coordinator, and its words as one share per partition. */
+function encodeShares({ bytes, totalWords, overlongWords, words }: TaskCount, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
   const { shares, top } = words.encodeSharesListing(partitions, LISTED_PER_TASK);
   return { summary: encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${top.rows.length} ${top.unlisted} ${top.beyond ?? 0}\n${listingLines(top)}`), shares };
 }
 
-function countTask(spec: unknown, carried: Uint8Array): TaskCount {
+/** Counts a task, fetching first the bytes of the objects it names (object-input.ts). */
+function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promise<TaskCount> {
   const s = parseSpec(spec);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
   checkReadable(s);
-  const words = new ChunkWords(s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : carried.length);
-  return { ...tokenizeEntries(s as TaskEntries, carried, settings, words), words };
+  // A fresh table each time: a run that had to fetch more of an object starts again.
+  return withObjectRanges(s.ranges, s.maxWordBytes, (open) => {
+    const words = new ChunkWords(s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : carried.length);
+    return { ...tokenizeEntries(s as TaskEntries, carried, settings, words, undefined, open), words };
+  });
 }
 
-/** A task that names files runs only on a worker that reads files (`--read-files`). */
+/** Counts a task that carries its text (no ranges): synchronously, for {@link countBytes}. */
+function countCarried(spec: unknown, carried: Uint8Array): TaskCount {
+  const s = parseSpec(spec);
+  if (s.ranges) throw new TaskRejectedError('count task: expected chunks');
+  const words = new ChunkWords(s.caseSensitive, carried.length);
+  return { ...tokenizeEntries(s as TaskEntries, carried, { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes }, words), words };
+}
+
+/**
+ * A task that names files runs only on a worker that reads files (`--read-files`); objects
+ * (obj://) are read through the worker's NATS connection and need no such flag.
+ */
 export function checkReadable(spec: { ranges?: RangeEntry[] }): void {
-  if (spec.ranges && !fileReadsAllowed()) {
-    throw new TaskRejectedError(`count task: this worker does not read files (${spec.ranges[0]![1]}); start it with --read-files, or submit without --workers-read-files`);
+  const file = spec.ranges?.find((range) => !isObjectUrl(range[1]));
+  if (file && !fileReadsAllowed()) {
+    throw new TaskRejectedError(`count task: this worker does not read files (${file[1]}); start it with --read-files, or submit without --workers-read-files`);
   }
 }
 
@@ -385,7 +412,7 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
     return options.reducers ?? 0;
   },
 
-  map(spec: unknown, body: Uint8Array, _context: MapContext, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+  map(spec: unknown, body: Uint8Array, _context: MapContext, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } | Promise<{ summary: Uint8Array; shares: Uint8Array[] }> {
     return mapShares(spec, body, partitions);
   },
 
@@ -459,10 +486,12 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
       for await (const planned of planChunks(options.inputs, chunking, locate, true)) yield taskOf(options, planned);
       return;
     }
+    // Objects are read by the workers from the server in any case (object-input.ts).
+    for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_TASK_BYTES), locate, (input) => isObjectUrl(input.path))) yield taskOf(options, planned);
     for await (const planned of planChunks(options.inputs, chunking, locate)) yield taskOf(options, planned);
   },
 
-  map(spec: unknown, body: Uint8Array, _context: MapContext): Uint8Array {
+  map(spec: unknown, body: Uint8Array, _context: MapContext): Uint8Array | Promise<Uint8Array> {
     return mapTask(spec, body);
   },
 
@@ -514,7 +543,7 @@ export function countBytes(bytes: Uint8Array, options: CountBytesOptions): Count
   let tasks = 0;
   for (const chunk of chunkBytes(bytes, chunking)) {
     const task = chunkTask(chunk, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive, maxWordBytes: options.maxWordBytes });
-    reducePartial(acc, mapTask(task.spec, task.body), tasks);
+    reducePartial(acc, encodePartial(countCarried(task.spec, task.body)), tasks);
     tasks++;
   }
   return finalizeAcc(acc, 'local', tasks, 1);

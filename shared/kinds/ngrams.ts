@@ -18,6 +18,7 @@
 import { OptionError, TaskRejectedError } from '../errors.js';
 import { countKind, checkOptions, checkReadable, describeInputs, firstRows, inputFiles, parseSpec, summaryTop, type CountOptions } from './count.js';
 import { tokenizeEntries, type TaskEntries } from '../text/file-input.js';
+import { withObjectRanges } from '../text/object-input.js';
 import { NgramSink, type EdgeWord, type NgramEdge } from '../text/ngram-sink.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
@@ -258,16 +259,17 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
   partitioned: {
     partitions: (options: NgramsOptions) => options.reducers ?? 0,
 
-    map(spec: unknown, body: Uint8Array, _context: MapContext, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+    map(spec: unknown, body: Uint8Array, _context: MapContext, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } | Promise<{ summary: Uint8Array; shares: Uint8Array[] }> {
       const n = checkNSpec(spec);
       const s = parseSpec(spec, ['n']);
       checkReadable(s);
       const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
-      const sink = new NgramSink(n, s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : body.length);
-      const read = tokenizeEntries(s as TaskEntries, body, settings, sink, sink);
-      const header = `${HEADER} ${read.bytes} ${read.totalWords} ${sink.totalGrams} ${sink.overlongGrams}\n`;
-      const { shares, top } = sink.grams.encodeSharesListing(partitions, LISTED_PER_TASK);
-      return { summary: encoder.encode(header + JSON.stringify({ edges: sink.edges, listed: top.rows, unlisted: top.unlisted, beyond: top.beyond ?? 0 })), shares };
+      // A fresh sink each run: one that had to fetch more of an object starts again (object-input.ts).
+      const counted = withObjectRanges(s.ranges, s.maxWordBytes, (open) => {
+        const sink = new NgramSink(n, s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : body.length);
+        return { sink, read: tokenizeEntries(s as TaskEntries, body, settings, sink, sink, open) };
+      });
+      return counted instanceof Promise ? counted.then((done) => encodeGrams(done.sink, done.read, partitions)) : encodeGrams(counted.sink, counted.read, partitions);
     },
 
     reduceSpec(options: NgramsOptions, partition: number, acc: NgramsAcc): Json {
@@ -322,4 +324,11 @@ function checkNSpec(spec: unknown): number {
   const n = (spec as { n?: unknown } | null)?.n;
   if (!Number.isSafeInteger(n) || (n as number) < 1 || (n as number) > MAX_NGRAM) throw new TaskRejectedError(`ngrams task: n must be an integer from 1 to ${MAX_NGRAM}`);
   return n as number;
+}
+
+/** An n-gram map task's summary (totals, edges, most frequent n-grams) and its shares. */
+function encodeGrams(sink: NgramSink, read: { bytes: number; totalWords: number }, partitions: number): { summary: Uint8Array; shares: Uint8Array[] } {
+  const header = `${HEADER} ${read.bytes} ${read.totalWords} ${sink.totalGrams} ${sink.overlongGrams}\n`;
+  const { shares, top } = sink.grams.encodeSharesListing(partitions, LISTED_PER_TASK);
+  return { summary: encoder.encode(header + JSON.stringify({ edges: sink.edges, listed: top.rows, unlisted: top.unlisted, beyond: top.beyond ?? 0 })), shares };
 }

@@ -15,6 +15,9 @@
  *   file once and cuts it where no word spans a cut (chunker.ts); chunks of small files share a
  *   task, their bytes back to back in its body.
  *
+ * Objects in a NATS Object Store bucket (obj://BUCKET/NAME, shared/text/object-input.ts) are
+ * always RANGES: every worker reads them from the server, whatever --workers-read-files says.
+ *
  * Both are deterministic for the same files and settings, which `tally resume` relies on.
  */
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
@@ -26,6 +29,7 @@ import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type To
 import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
 import { decompress, peekCompression, type Compression } from './compressed.js';
 import { isUrl, urlBytes } from './url-input.js';
+import { isObjectUrl, ObjectWindowMiss, type RangeOpener } from './object-input.js';
 import { MAX_TASK_BYTES } from '../limits.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
@@ -95,8 +99,9 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
  * file. Inputs that workers cannot read (stdin, compressed files) are skipped: see {@link planChunks}.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
+ * @param only the inputs to plan (default: every one workers can read)
  */
-export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string): Generator<PlannedTask> {
+export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true): Generator<PlannedTask> {
   let ranges: RangeEntry[] = [];
   let pieces: Array<{ path: string; start: number; end: number }> = [];
   let bytes = 0;
@@ -111,7 +116,7 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
   };
   for (let file = 0; file < inputs.length; file++) {
     const { path, size, mtimeMs } = inputs[file]!;
-    if (isCarried(inputs[file]!) || size === null) continue;
+    if (isCarried(inputs[file]!) || size === null || !only(inputs[file]!)) continue;
     const location = locate(path);
     let at = 0;
     do {
@@ -152,7 +157,8 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
   for (let file = 0; file < inputs.length; file++) {
     const input = inputs[file]!;
     const { path } = input;
-    if (onlyCarried && !isCarried(input)) continue;
+    // Objects are read by the workers themselves, never carried.
+    if ((onlyCarried && !isCarried(input)) || isObjectUrl(path)) continue;
     for await (const chunk of readChunks(input, chunking, locate)) {
       if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
       chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
@@ -215,7 +221,7 @@ export function checkRangeEntry(entry: unknown): RangeEntry {
   if (!Array.isArray(entry) || entry.length !== 6) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end]');
   const [file, path, size, mtimeMs, start, end] = entry as unknown[];
   if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
-  if (typeof path !== 'string' || !isAbsolute(path) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path');
+  if (typeof path !== 'string' || !(isAbsolute(path) || isObjectUrl(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path or obj://BUCKET/NAME');
   if (!Number.isSafeInteger(size) || (size as number) < 0) throw new TaskRejectedError('count task: size must be a non-negative integer');
   if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new TaskRejectedError('count task: mtimeMs must be a number');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < 0 || (end as number) < (start as number) || (end as number) > (size as number)) {
@@ -265,6 +271,11 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
   return { source, close: () => closeSync(fd) };
 }
 
+/** An object range reached without its bytes fetched: a caller that forgot withObjectRanges. */
+function objectNotFetched(path: string): never {
+  throw new TaskRejectedError(`count task: ${path} is an object, read only through withObjectRanges`);
+}
+
 /** What a text task reads: its ranges (files the worker reads) or its chunks (carried). */
 export type TaskEntries = { ranges: RangeEntry[]; chunks?: undefined } | { chunks: ChunkEntry[]; ranges?: undefined };
 
@@ -289,16 +300,18 @@ export interface EntriesCount {
  * Tokenizes every entry of a task, in order, into `sink`: ranges are read from their files
  * (refusing one that changed since the job started), chunks from the task's body.
  * @param carried the task's body (chunks back to back; empty for ranges)
+ * @param open where the bytes of a range come from when not from its file (objects: see
+ *   withObjectRanges in object-input.ts); undefined for a range means its file
  * @throws TaskRejectedError for entries that can never be read; InputChangedError naming the file
  */
-export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver): EntriesCount {
+export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver, open?: RangeOpener): EntriesCount {
   let bytes = 0;
   let totalWords = 0;
   let overlongWords = 0;
   if (entries.ranges) {
     if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
-    for (const range of entries.ranges) {
-      const file = openRange(range);
+    for (const [index, range] of entries.ranges.entries()) {
+      const file = open?.(range, index) ?? (isObjectUrl(range[1]) ? objectNotFetched(range[1]) : openRange(range));
       try {
         observer?.start(range[0], range[4]);
         const counted = countRange(file.source, range[4], range[5], settings, sink);
@@ -307,7 +320,7 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
         totalWords += counted.totalWords;
         overlongWords += counted.overlongWords;
       } catch (error) {
-        if (error instanceof TaskRejectedError) throw error;
+        if (error instanceof TaskRejectedError || error instanceof ObjectWindowMiss) throw error;
         throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
       } finally {
         file.close();

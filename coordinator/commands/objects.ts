@@ -1,0 +1,155 @@
+/**
+ * `tally ls obj://BUCKET[/PREFIX]` and `tally rm obj://BUCKET/NAME…`: what `tally put` stored,
+ * and removing it. A bucket that does not exist is one line, exit 2.
+ */
+import { Command } from 'commander';
+import { UsageError } from '../../shared/errors.js';
+import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
+import { formatTable, loadDisplayWidth } from '../output.js';
+import { explainNatsError, formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { displayServers, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
+import { connectToNats } from '../../shared/nats/connection.js';
+import type { ObjectLister, ResolvedInput } from '../inputs.js';
+
+/** One stored object, as `ls` shows it. */
+export interface ObjectRow {
+  name: string;
+  size: number;
+  modified: string;
+  digest: string;
+}
+
+/** What an object's info message holds (the client's ServerObjectInfo), as far as tally reads it. */
+interface StoredInfo {
+  name: string;
+  size: number;
+  mtime: string;
+  digest: string;
+  deleted?: boolean;
+}
+
+/**
+ * The live objects of `bucket` (opened already: see openBucket) whose names start with `prefix`, by name. Read through an
+ * ordered consumer of the info subjects only ($O.BUCKET.M.>), the last message of each: the
+ * client's own list() first gets a message by sequence, which would let a user allowed to list
+ * (the reader role) read any chunk as well.
+ */
+export async function listObjects(nc: NatsConnection, bucket: string, prefix: string): Promise<StoredInfo[]> {
+  const { jetstream, DeliverPolicy } = await import('@nats-io/jetstream');
+  const consumer = await jetstream(nc).consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.M.>`, deliver_policy: DeliverPolicy.LastPerSubject });
+  const infos: StoredInfo[] = [];
+  try {
+    let pending = (await consumer.info(true)).num_pending;
+    while (pending > 0) {
+      const batch = await consumer.fetch({ max_messages: Math.min(pending, 1000), expires: 5000 });
+      for await (const message of batch) {
+        infos.push(message.json<StoredInfo>());
+        pending = message.info.pending;
+        if (pending === 0) break;
+      }
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  return infos.filter((info) => !info.deleted && info.name.startsWith(prefix)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export function renderObjects(rows: ObjectRow[], format: 'table' | 'json'): string {
+  if (format === 'json') return JSON.stringify(rows) + '\n';
+  if (rows.length === 0) return '(no objects)\n';
+  return formatTable(
+    rows.map((row) => [row.name, row.size, row.modified, row.digest]),
+    ['name', 'size', 'modified', 'digest'],
+  );
+}
+
+interface LsCliOptions extends CommonOptions {
+  format: 'table' | 'json';
+}
+
+export function lsCommand(): Command {
+  const command = new Command('ls')
+    .description('objects stored with tally put: name, size, modified, digest')
+    .argument('<location>', 'obj://BUCKET[/PREFIX]')
+    .addOption(formatOption(['table', 'json']));
+  return withCommonOptions(command).action(async (location: string, options: LsCliOptions) => {
+    const { bucket, prefix } = parseObjectUrl(location);
+    await withSession(
+      options,
+      async (session) => {
+        await openBucket(session.nc, bucket, session.server);
+        const rows = (await listObjects(session.nc, bucket, prefix)).map((info) => ({ name: info.name, size: info.size, modified: info.mtime, digest: info.digest }));
+        if (options.format === 'table') await loadDisplayWidth();
+        process.stdout.write(renderObjects(rows, options.format));
+      },
+      0,
+    );
+  });
+}
+
+interface RmCliOptions extends CommonOptions {
+  recursive?: boolean;
+}
+
+export function rmCommand(): Command {
+  const command = new Command('rm')
+    .description('delete objects stored with tally put')
+    .argument('<locations...>', 'obj://BUCKET/NAME (with --recursive: obj://BUCKET/PREFIX, or obj://BUCKET for all)')
+    .option('-r, --recursive', 'delete every object whose name starts with the given prefix');
+  return withCommonOptions(command).action(async (locations: string[], options: RmCliOptions) => {
+    const targets = locations.map(parseObjectUrl);
+    // Without --recursive, a location names one object: an empty name would mean every one.
+    if (!options.recursive) {
+      const bare = locations.find((_, i) => targets[i]!.prefix === '');
+      if (bare !== undefined) throw new UsageError(`${bare}: names a bucket, not an object (--recursive deletes every object in it)`);
+    }
+    await withSession(
+      options,
+      async (session) => {
+        let deleted = 0;
+        for (let i = 0; i < targets.length; i++) {
+          const { bucket, prefix } = targets[i]!;
+          const store = await openBucket(session.nc, bucket, session.server);
+          const names = options.recursive ? (await listObjects(session.nc, bucket, prefix)).map((info) => info.name) : [prefix];
+          if (!options.recursive) {
+            const info = await store.info(prefix);
+            if (!info || info.deleted) throw new UsageError(`${locations[i]}: no such object${deleted > 0 ? ` (${deleted} deleted before it)` : ''}`);
+          }
+          for (const name of names) {
+            await store.delete(name);
+            deleted++;
+          }
+        }
+        process.stdout.write(`deleted ${deleted} object${deleted === 1 ? '' : 's'}\n`);
+      },
+      0,
+    );
+  });
+}
+
+/**
+ * The objects `obj://` inputs of a count name, listed through a connection of their own (made
+ * on first use): a job's inputs are chosen before its session opens. Sizes and upload times
+ * only; no object is read.
+ */
+export function objectLister(connection: ConnectionSettings): { list: ObjectLister; close(): Promise<void> } {
+  let opened: Promise<NatsConnection> | undefined;
+  const where = displayServers(connection.servers);
+  return {
+    async list(url: string): Promise<ResolvedInput[]> {
+      const { bucket, prefix } = parseObjectUrl(url);
+      opened ??= connectToNats({ ...connection, name: 'tally-coordinator' });
+      const nc = await opened;
+      try {
+        await openBucket(nc, bucket, where);
+        return (await listObjects(nc, bucket, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
+      } catch (error) {
+        throw explainNatsError(error, connection);
+      }
+    },
+    async close(): Promise<void> {
+      await (await opened?.catch(() => undefined))?.close();
+    },
+  };
+}
