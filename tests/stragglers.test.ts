@@ -7,7 +7,7 @@
  * The ack wait is 60 s here: a job that waited for its frozen worker's task to come back would
  * outlast the test's timeout, so finishing at all proves the backup did the work.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { JobFeed } from '../shared/job-feed.js';
 import { JOB_FEED_SUBJECTS, RESULT_STREAM, jobResultSubjects } from '../shared/subjects.js';
 import { referenceCount } from './helpers/reference-counter.js';
-import { cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
+import { cleanEnv, collect, runTally, spawnTally, startTestServer, startWorkers, tempDir, type RunResult, type TestServer, type WorkerFleet } from './helpers/tally.js';
 import { jsonLines, waitFor } from './helpers/watch.js';
 
 const ACK_WAIT_MS = 60_000;
@@ -78,6 +78,15 @@ function truthOf(texts: Uint8Array[]) {
   return { totalWords: reference.totalWords, counts: reference.counts.slice(0, 20) };
 }
 
+/** Checks a finished count: exit 0 and the reference counter's totals; returns it and its job's last feed message. */
+async function exactAndDone(t: ExecutionContext, result: RunResult, texts: Uint8Array[]): Promise<{ printed: { job: string; totalWords: number; counts: [string, number][] }; feed: JobFeed }> {
+  t.is(result.code, 0, result.stderr);
+  const printed = JSON.parse(result.stdout) as { job: string; totalWords: number; counts: [string, number][] };
+  t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
+  await waitFor(() => feeds.get(printed.job)?.status === 'done', 'the job feed to say done');
+  return { printed, feed: feeds.get(printed.job)! };
+}
+
 function countArgs(paths: string[], extra: string[] = []): string[] {
   return ['count', ...paths, '--server', server.url, '--chunk-size', '16K', '--reducers', '2', '--format', 'json', '--top', '20', '--no-progress', ...extra];
 }
@@ -121,11 +130,7 @@ test.serial('a worker frozen by SIGSTOP mid-job: its task is backed up and the j
   process.kill(frozen, 'SIGSTOP');
   try {
     const result = await finished;
-    t.is(result.code, 0, result.stderr);
-    const printed = JSON.parse(result.stdout) as { job: string; totalWords: number; counts: [string, number][] };
-    t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
-    await waitFor(() => feeds.get(printed.job)?.status === 'done', 'the job feed to say done');
-    const feed = feeds.get(printed.job)!;
+    const { printed, feed } = await exactAndDone(t, result, texts);
     t.true(feed.backedUp.count >= 1, 'a backup was made');
     t.true(feed.backedUp.won >= 1, "a backup's result was the one folded");
     t.true(feed.backedUp.recent.some((event) => event.worker.includes(`:${frozen}`)), `the backed-up task was the frozen worker's (${JSON.stringify(feed.backedUp.recent)})`);
@@ -165,11 +170,7 @@ test.serial('a worker ten times slower than the others: its task is backed up, t
   const slowPid = pidsOf(slow.child.pid!)[0]!;
   const { paths, texts } = writeFiles('slow', 8, 600);
   const result = await runTally(countArgs(paths), { env: cleanEnv(), timeoutMs: 50_000 });
-  t.is(result.code, 0, result.stderr);
-  const printed = JSON.parse(result.stdout) as { job: string; totalWords: number; counts: [string, number][] };
-  t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
-  await waitFor(() => feeds.get(printed.job)?.status === 'done', 'the job feed to say done');
-  const feed = feeds.get(printed.job)!;
+  const { printed, feed } = await exactAndDone(t, result, texts);
   t.true(feed.backedUp.count >= 1, 'a backup was made');
   t.true(feed.backedUp.recent.every((event) => event.worker === `${event.worker.split(':')[0]}:${slowPid}` || event.worker === ''), `only the slow worker's tasks were backed up: ${JSON.stringify(feed.backedUp.recent)}`);
   // Every task was folded from the fast worker; the slow copy, superseded, was dropped without
@@ -202,11 +203,7 @@ test.serial('a backup and its original finishing at the same moment: one result 
     await waitFor(() => holders() === 2, 'both copies of the task to be held', 40_000);
     rmSync(gate);
     const result = await finished;
-    t.is(result.code, 0, result.stderr);
-    const printed = JSON.parse(result.stdout) as { job: string; totalWords: number; counts: [string, number][] };
-    t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
-    await waitFor(() => feeds.get(printed.job)?.status === 'done', 'the job feed to say done');
-    const feed = feeds.get(printed.job)!;
+    const { printed, feed } = await exactAndDone(t, result, texts);
     t.is(feed.backedUp.count, 1);
     t.is(feed.workers.reduce((tasks, share) => tasks + share.tasks, 0), feed.tasksTotal! - feed.partitions, 'each map task folded once');
   } finally {
@@ -237,11 +234,7 @@ test.serial('a task that fails twice, then succeeds: retried after 1 s, then aft
   const workers = fleet(2, { failWhenInputIncludes: 'flaky-1.txt', failDeliveries: 2 });
   const { paths, texts } = writeFiles('flaky', 3, 300);
   const result = await runTally(countArgs(paths, ['--chunk-size', '1M']), { env: cleanEnv(), timeoutMs: 50_000 });
-  t.is(result.code, 0, result.stderr);
-  const printed = JSON.parse(result.stdout) as { job: string; totalWords: number; counts: [string, number][] };
-  t.deepEqual({ totalWords: printed.totalWords, counts: printed.counts }, truthOf(texts));
-  await waitFor(() => feeds.get(printed.job)?.status === 'done', 'the job feed to say done');
-  const feed = feeds.get(printed.job)!;
+  const { printed, feed } = await exactAndDone(t, result, texts);
   const retries = feed.retried.recent;
   t.deepEqual(
     retries.map((event) => [event.deliveries, /flaky-1\.txt/.test(event.input)]),
