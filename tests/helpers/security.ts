@@ -242,6 +242,9 @@ export function operatorSetup(dir: string, users: Record<string, RolePermissions
       'resolver: MEMORY',
       `resolver_preload: {\n  ${account.getPublicKey()}: "${accountJwt}"\n  ${system.getPublicKey()}: "${systemJwt}"\n}`,
       'max_payload: 8MB',
+      // The coordinator's JWT carries its ~90 allow entries: its CONNECT line is over the default
+      // 4 KB (docs/SECURITY.md says to raise it).
+      'max_control_line: 8KB',
       'jetstream { max_memory_store: 64MB, max_file_store: 4GB }',
       '',
     ].join('\n'),
