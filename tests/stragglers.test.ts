@@ -119,14 +119,15 @@ function pidsOf(parent: number): number[] {
 }
 
 test.serial('a worker frozen by SIGSTOP mid-job: its task is backed up and the job ends without waiting out the ack wait; thawed after the job, its late result changes nothing', async (t) => {
-  const workers = fleet(2);
+  // The worker that takes frozen-0.txt's task holds it 3 s (its start reported, the task in
+  // hand), and is frozen meanwhile; a map of a few ms could end before a signal lands.
+  const workers = fleet(2, { holdWhenInputIncludes: 'frozen-0.txt', holdMs: 3000 });
   await waitFor(() => pidsOf(workers.child.pid!).length === 2, 'two worker processes');
   const { paths, texts } = writeFiles('frozen', 12, 600);
   const run = spawnTally(countArgs(paths), { env: cleanEnv() });
   const finished = collect(run, Date.now(), 50_000);
-  // The first worker process seen mapping is frozen while it holds its task.
-  await waitFor(() => jsonLines(workers.stderr()).some((line) => line.hook === 'map'), 'a map to start');
-  const frozen = Number(jsonLines(workers.stderr()).find((line) => line.hook === 'map')!.pid);
+  await waitFor(() => jsonLines(workers.stderr()).some((line) => line.hook === 'hold'), 'the task to be in hand');
+  const frozen = Number(jsonLines(workers.stderr()).find((line) => line.hook === 'hold')!.pid);
   process.kill(frozen, 'SIGSTOP');
   try {
     const result = await finished;
