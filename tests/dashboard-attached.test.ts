@@ -103,7 +103,8 @@ for (const mode of ['embedded', '--server'] as const) {
           const first = await snapshot(new URL(url!).origin, `view=job&job=${job}`);
           seen = first.job as JobView | null;
           link = first.link as typeof link;
-          return seen !== null && seen.tasksDone > 0;
+          // Its total is known once the input is split (results may come before that).
+          return seen !== null && seen.tasksDone > 0 && seen.tasksTotal !== null;
         }, 'the job in the live view, some tasks done', 60_000);
         t.like(seen, { id: job, status: 'running' });
         t.true(seen!.tasksTotal !== null && seen!.tasksDone < seen!.tasksTotal);
