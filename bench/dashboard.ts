@@ -17,22 +17,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import type { CorpusFile } from './corpus.js';
-import { Interference, TALLY_BIN, median, round, run, say, sleep, startWarmFleet, type Recorded } from './lib.js';
+import { Interference, TALLY_BIN, median, round, run, say, sleep, startWarmFleet, type ServerSectionOptions } from './lib.js';
 import { treeCpuMs } from './procs.js';
 
-export interface DashboardBenchOptions {
-  /** The English corpus file every job counts. */
-  file: CorpusFile;
+export interface DashboardBenchOptions extends ServerSectionOptions {
   /** Pairs of runs (one without, one with the dashboard open). */
   reps: number;
-  /** The nats-server's store (removed afterwards). */
-  storeDir: string;
-  /** Environment of every tally process (no NATS_URL, a private TALLY_DATA_DIR). */
-  env: NodeJS.ProcessEnv;
-  /** Waits for a quiet machine, as before every timed run of the harness. */
-  quiet: () => Promise<void>;
-  record: (m: Recorded) => unknown;
 }
 
 /** Prometheus' scrape interval in the simulation. */

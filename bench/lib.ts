@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import type { CorpusFile } from './corpus.js';
 
 /** The repository root (dist/bench/lib.js → ../../). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -306,3 +307,16 @@ export interface Measurement {
 
 /** What a section hands the harness's record(): a measurement whose median it works out. */
 export type Recorded = Omit<Measurement, 'value'>;
+
+/** What run.ts gives a section that runs `tally count --server` jobs on a nats-server of its own. */
+export interface ServerSectionOptions {
+  /** The English corpus file every job counts. */
+  file: CorpusFile;
+  /** The nats-server's store (removed afterwards). */
+  storeDir: string;
+  /** Environment of every tally process (no NATS_URL, a private TALLY_DATA_DIR). */
+  env: NodeJS.ProcessEnv;
+  /** Waits for a quiet machine, as before every timed run of the harness. */
+  quiet: () => Promise<void>;
+  record: (m: Recorded) => unknown;
+}

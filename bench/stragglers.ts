@@ -33,23 +33,13 @@ import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { JobFeed, TaskEvent } from '../shared/job-feed.js';
 import { JOB_FEED_SUBJECTS } from '../shared/subjects.js';
-import type { CorpusFile } from './corpus.js';
-import { Interference, TALLY_BIN, childPids, median, round, run, say, sleep, startWarmFleet, type Recorded } from './lib.js';
+import { Interference, TALLY_BIN, childPids, median, round, run, say, sleep, startWarmFleet, type ServerSectionOptions } from './lib.js';
 
-export interface StragglersBenchOptions {
-  /** The English corpus file every job counts. */
-  file: CorpusFile;
+export interface StragglersBenchOptions extends ServerSectionOptions {
   /** Repetitions of the three interleaved variants. */
   reps: number;
   /** Small mode: freeze on the job's first finished task, smaller chunks, no frozen run without backups. */
   small: boolean;
-  /** The nats-server's store (removed afterwards). */
-  storeDir: string;
-  /** Environment of every tally process (no NATS_URL, a private TALLY_DATA_DIR). */
-  env: NodeJS.ProcessEnv;
-  /** Waits for a quiet machine, as before every timed run of the harness. */
-  quiet: () => Promise<void>;
-  record: (m: Recorded) => unknown;
 }
 
 /** A full run freezes a worker this long after the job's process was spawned. */

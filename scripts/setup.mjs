@@ -86,12 +86,13 @@ try {
 
 // 4. What the tests use beyond Node and nats-server, never tally itself: Debian's Chromium (the
 // dashboard's browser tests), bzip2 and zstd (compressing the corpus the compressed-input tests
-// count), iproute2 (`ip netns`, the network-partition tests). Installed only when missing, and
+// count), iproute2 (`ip netns`, the network-partition tests), openssl (the dashboard's HTTPS
+// tests make a certificate per run). Installed only when missing, and
 // only where apt-get may run as root; otherwise said.
 const CHROMIUM = process.env.TALLY_CHROMIUM || '/usr/bin/chromium';
 const testPackages = [
   ...(existsSync(CHROMIUM) ? [] : ['chromium']),
-  ...['bzip2', 'zstd'].filter((command) => !onPath(command)),
+  ...['bzip2', 'zstd', 'openssl'].filter((command) => !onPath(command)),
   ...(onPath('ip') ? [] : ['iproute2']),
 ];
 if (testPackages.length > 0) {
