@@ -119,6 +119,18 @@ export class InputChangedError extends TaskRejectedError {
   }
 }
 
+/**
+ * A task refused because its input's data is corrupt (a compressed file that does not
+ * decompress): like an edited file, the submitter's to mend, and no other delivery would read
+ * it differently.
+ */
+export class CorruptInputError extends TaskRejectedError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CorruptInputError';
+  }
+}
+
 /** One line describing any error, without a stack trace. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message.split('\n')[0] ?? String(error);

@@ -3,7 +3,7 @@
  * a compressed file are those of its text, compressed by the real gzip, bzip2 and zstd tools
  * (several members or streams concatenated, as Common Crawl and pbzip2 write them), found by
  * their first bytes whatever their names, on stdin too. The truth is the reference counter
- * over the plain text. A corrupt or truncated file fails with one line naming it, exit 2, and
+ * over the plain text. A corrupt or truncated file fails with one line naming it and where, and
  * no result.
  */
 import test from 'ava';
@@ -73,7 +73,7 @@ test('compressed stdin counts as its text (gzip and bzip2, found by the first by
   sameAsText(t, await countJson(['-', '--chunk-size', '4K'], readFileSync(p('streams.bz2'))), 'bzip2 on stdin');
 });
 
-test('a folder of plain and compressed files: workers read the plain ones, the coordinator carries the rest, totals add up', async (t) => {
+test('a folder of plain and compressed files: workers read and decompress them all, totals add up', async (t) => {
   const folder = p('mixed');
   mkdirSync(folder);
   writeFileSync(join(folder, 'a.txt'), thirds[0]!);
@@ -96,7 +96,7 @@ test('zstd counts as its text where this Node has zstd, and is refused naming th
   t.is(run.stderr, `tally: ${p('streams.zst')}: zstd-compressed, and Node ${process.versions.node} cannot decompress zstd (Node 22.15 or later can); decompress it first (zstd -d)\n`);
 });
 
-test('a truncated or corrupt compressed file: exit 2, one line naming it and where, no result, --output not written', async (t) => {
+test('a truncated or corrupt compressed file: one line naming it and where, no result, --output not written (exit 1 when a worker finds it, 2 on stdin)', async (t) => {
   const gz = readFileSync(p('members.gz'));
   writeFileSync(p('truncated.gz'), gz.subarray(0, 3000));
   const corrupt = Buffer.from(gz);
@@ -104,16 +104,24 @@ test('a truncated or corrupt compressed file: exit 2, one line naming it and whe
   corrupt[41] = corrupt[41]! ^ 0xff;
   writeFileSync(p('corrupt.gz'), corrupt);
   writeFileSync(p('truncated.bz2'), readFileSync(p('streams.bz2')).subarray(0, 500));
+  const escape = (text: string) => text.replace(/[.]/g, '\\.');
   for (const [name, reason] of [
     ['truncated.gz', /gzip data is corrupt near compressed byte \d+: it ends in the middle \(truncated\)/],
     ['corrupt.gz', /gzip data is corrupt near compressed byte \d+: /],
     ['truncated.bz2', /bzip2 data is corrupt near compressed byte \d+: not valid bzip2 data/],
   ] as const) {
+    // A file: the workers decompress it, and the job fails on the piece that holds the damage.
     const output = p(`${name}.json`);
     const run = await runTally(['count', p(name), '--output', output]);
-    t.is(run.code, 2, `${name}: ${run.stderr}`);
-    t.regex(run.stderr, new RegExp(`^tally: ${p(name).replace(/[.]/g, '\\.')}: ${reason.source}`));
+    t.is(run.code, 1, `${name}: ${run.stderr}`);
+    t.regex(run.stderr, new RegExp(`^tally: job \\S+ failed on ${escape(p(name))} bytes \\d+-\\d+: ${escape(p(name))}: ${reason.source}`));
     t.is(run.stderr.trim().split('\n').length, 1, run.stderr);
     t.false(existsSync(output), `${name}: nothing written`);
+    // On stdin: the coordinator decompresses it, and says so before any result.
+    const piped = await runTally(['count', '-', '--output', output], { input: readFileSync(p(name)) });
+    t.is(piped.code, 2, `${name} on stdin: ${piped.stderr}`);
+    t.regex(piped.stderr, new RegExp(`^tally: stdin: ${reason.source}`));
+    t.is(piped.stderr.trim().split('\n').length, 1, piped.stderr);
+    t.false(existsSync(output), `${name} on stdin: nothing written`);
   }
 });

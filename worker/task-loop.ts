@@ -13,7 +13,7 @@ import { DELIVERY, retryDelayMs } from '../shared/nats/topology.js';
 import type { PartialsSink } from '../shared/nats/partials.js';
 import { withRetry } from '../shared/nats/retry.js';
 import { loadKind } from '../shared/kinds/index.js';
-import { InputChangedError, TaskRejectedError, describeError } from '../shared/errors.js';
+import { CorruptInputError, InputChangedError, TaskRejectedError, describeError } from '../shared/errors.js';
 import {
   TASK_STREAM,
   WORKER_CONSUMER,
@@ -294,8 +294,8 @@ export class TaskLoop {
       const where = count === 1 ? at : { ...at, failedTask: failed.task };
       if (error instanceof TaskRejectedError || deliveries >= DELIVERY.maxDeliver) {
         this.stats.tasksFailed++;
-        // An input edited mid-job is the submitter's doing, and their coordinator tells them.
-        const level = error instanceof InputChangedError ? 'info' : 'error';
+        // An input edited mid-job, or corrupt, is the submitter's doing, and their coordinator tells them.
+        const level = error instanceof InputChangedError || error instanceof CorruptInputError ? 'info' : 'error';
         this.log[level]({ ...where, input: failed.input, deliveries, err: reason }, 'task failed for good');
         const why = error instanceof TaskRejectedError ? reason : `failed ${deliveries} times: ${reason}`;
         await this.publishFailure({ job, first, count }, failed.task - first, why, performance.now() - started).catch((e) =>

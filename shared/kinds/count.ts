@@ -32,10 +32,13 @@ import {
   checkChunkEntry,
   checkRangeEntry,
   chunkFlags,
+  eitherOpener,
   planChunks,
   planRanges,
   tokenizeEntries,
   type ChunkEntry,
+  type EntryOpener,
+  type PieceBoundaries,
   type PlannedTask,
   type RangeEntry,
   type TaskEntries,
@@ -43,6 +46,7 @@ import {
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { isUrl } from '../text/url-input.js';
 import { isObjectUrl, withObjectRanges } from '../text/object-input.js';
+import { compressedPieces, withPieces } from '../text/compressed-pieces.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
@@ -199,6 +203,17 @@ export function inputFiles(options: Pick<CountOptions, 'inputs' | 'directory'>):
   return options.inputs.map((input) => ({ ...input, location: inputLocation(options, input.path) }));
 }
 
+/** Where the compressed files among `inputs` are cut into pieces for workers (compressed-pieces.ts); the others are carried. */
+async function piecesOf(inputs: CountOptions['inputs'], locate: (path: string) => string, target: number): Promise<PieceBoundaries> {
+  const pieces = new Map<number, number[]>();
+  for (const [index, { path, size, compression }] of inputs.entries()) {
+    if (!compression || size === null || isUrl(path) || isObjectUrl(path)) continue;
+    const boundaries = await compressedPieces(locate(path), size, compression, target);
+    if (boundaries) pieces.set(index, boundaries);
+  }
+  return pieces;
+}
+
 /** The task of a planned set of ranges or chunks. */
 function taskOf(options: CountOptions, planned: PlannedTask): Task {
   const how = { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive, maxWordBytes: options.maxWordBytes };
@@ -268,11 +283,21 @@ function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promi
   const s = parseSpec(spec);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
   checkReadable(s);
-  // A fresh table each time: a run that had to fetch more of an object starts again.
-  return withObjectRanges(s.ranges, s.maxWordBytes, (open) => {
+  // A fresh table each time: a run that had to fetch more of an object or a piece starts again.
+  return withFetchedRanges(s, (open) => {
     const words = new ChunkWords(s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : carried.length);
     return { ...tokenizeEntries(s as TaskEntries, carried, settings, words, undefined, open), words };
   });
+}
+
+/**
+ * Runs `count` over a task's entries with the bytes that are not read from a file directly
+ * fetched first: objects' (object-input.ts) and compressed pieces' text (compressed-pieces.ts).
+ * `count` may run more than once (when a window fell short) and must start afresh each time.
+ * @returns synchronously for a task of plain files or carried chunks
+ */
+export function withFetchedRanges<T>(spec: Pick<CountSpec, 'ranges' | 'maxWordBytes'>, count: (open: EntryOpener | undefined) => T): T | Promise<T> {
+  return withPieces(spec.ranges, spec.maxWordBytes, (openPiece) => withObjectRanges(spec.ranges, spec.maxWordBytes, (openObject) => count(eitherOpener(openPiece, openObject))));
 }
 
 /** Counts a task that carries its text (no ranges): synchronously, for {@link countBytes}. */
@@ -481,9 +506,12 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     const locate = (path: string) => inputLocation(options, path);
     if (options.workersReadFiles === true) {
       // Workers read the files: the coordinator plans ranges from sizes and reads no text;
-      // only stdin, which no worker can read, is carried.
-      for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_TASK_BYTES), locate)) yield taskOf(options, planned);
-      for await (const planned of planChunks(options.inputs, chunking, locate, true)) yield taskOf(options, planned);
+      // compressed files are cut where members start, and decompressed by the workers. Only
+      // stdin, and a compressed file that has no such cuts, are carried.
+      const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
+      const pieces = await piecesOf(options.inputs, locate, target);
+      for (const planned of planRanges(options.inputs, target, locate, undefined, pieces)) yield taskOf(options, planned);
+      for await (const planned of planChunks(options.inputs, chunking, locate, true, pieces)) yield taskOf(options, planned);
       return;
     }
     // Objects are read by the workers from the server in any case (object-input.ts).

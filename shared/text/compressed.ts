@@ -209,12 +209,13 @@ async function* throughClassic(source: AsyncIterable<Uint8Array>, stream: Duplex
 /**
  * The text of a compressed stream, as it is decompressed.
  * @param name the input as the user gave it, for errors
+ * @param offset where `source` starts in the file (a piece read by a worker), for errors
  * @throws InputError naming the input and how far into its compressed bytes it went wrong
  */
-export async function* decompress(source: AsyncIterable<Uint8Array>, compression: Compression, name: string): AsyncGenerator<Uint8Array> {
+export async function* decompress(source: AsyncIterable<Uint8Array>, compression: Compression, name: string, offset = 0): AsyncGenerator<Uint8Array> {
   const why = unsupported(compression);
   if (why) throw new InputError(name, why);
-  let consumed = 0;
+  let consumed = offset;
   let readError: unknown;
   const counted = Readable.from(
     (async function* () {

@@ -27,9 +27,10 @@ import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunke
 import { countRange, type ByteSource } from './ranges.js';
 import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
 import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
-import { decompress, peekCompression, type Compression } from './compressed.js';
+import { COMPRESSIONS, decompress, peekCompression, type Compression } from './compressed.js';
+import { PieceWindowMiss } from './compressed-pieces.js';
 import { isUrl, urlBytes } from './url-input.js';
-import { isObjectUrl, ObjectWindowMiss, type RangeOpener } from './object-input.js';
+import { isObjectUrl, ObjectWindowMiss } from './object-input.js';
 import { MAX_TASK_BYTES } from '../limits.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
@@ -38,21 +39,42 @@ export interface TextInput {
   /** Null for stdin. */
   size: number | null;
   mtimeMs?: number;
-  /** A compressed file (its size is the compressed size): the coordinator decompresses it. */
+  /** A compressed file (its size is the compressed size): its pieces are read by workers, or it is carried. */
   compression?: Compression;
 }
 
-/** Inputs whose text the coordinator carries to the workers: stdin, URLs, and compressed files. */
-export function isCarried(input: TextInput): boolean {
-  return input.path === '-' || input.compression !== undefined || isUrl(input.path);
+/**
+ * Where a compressed file is cut into pieces that workers decompress (compressed-pieces.ts):
+ * boundaries [0, …, size] by input index; a compressed input not listed is carried.
+ */
+export type PieceBoundaries = ReadonlyMap<number, readonly number[]>;
+
+/** Inputs whose text the coordinator carries to the workers: stdin, URLs, and compressed files that are not in pieces. */
+export function isCarried(input: TextInput, index = -1, pieces: PieceBoundaries = NO_PIECES): boolean {
+  return input.path === '-' || (input.compression !== undefined && !pieces.has(index)) || isUrl(input.path);
 }
+
+const NO_PIECES: PieceBoundaries = new Map();
 
 /**
  * A nominal byte range of a file for a worker to read:
- * [input index, absolute path, file size, modification time in ms, start, end].
+ * [input index, absolute path, file size, modification time in ms, start, end], and for a piece
+ * of a compressed file (compressed-pieces.ts) its compression: start and end are then offsets
+ * in the compressed file where members begin, and the worker counts the text they decompress to.
  * Tuples, not objects: a task lists up to a few hundred of them.
  */
-export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number];
+export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number] | PieceEntry;
+
+/** The range entry of a compressed file's piece. */
+export type PieceEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number, piece: PieceOf];
+
+/** What a range entry says of a compressed file's piece. */
+export type PieceOf = { compression: Compression };
+
+/** True for the range of a compressed file's piece. */
+export function isPiece(range: RangeEntry): range is PieceEntry {
+  return range.length === 7;
+}
 
 /**
  * A chunk carried in a task's body: [input index, offset in its file, length, edge flags].
@@ -96,34 +118,49 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
 
 /**
  * Plans the ranges of the input files, packed into tasks of about `chunkSize` bytes. Reads no
- * file. Inputs that workers cannot read (stdin, compressed files) are skipped: see {@link planChunks}.
+ * file. Inputs that workers cannot read (stdin, compressed files not in `pieces`) are skipped:
+ * see {@link planChunks}. A compressed file's ranges are its pieces, of their compressed bytes.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
  * @param only the inputs to plan (default: every one workers can read)
+ * @param pieces the compressed files that workers decompress, and where they are cut
  */
-export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true): Generator<PlannedTask> {
+export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true, pieces: PieceBoundaries = NO_PIECES): Generator<PlannedTask> {
   let ranges: RangeEntry[] = [];
-  let pieces: Array<{ path: string; start: number; end: number }> = [];
+  let described: Array<{ path: string; start: number; end: number }> = [];
   let bytes = 0;
   let pathChars = 0;
   const flush = function* (): Generator<PlannedTask> {
     if (ranges.length === 0) return;
-    yield { ranges, weight: bytes, input: describeTask(pieces, bytes) };
+    yield { ranges, weight: bytes, input: describeTask(described, bytes) };
     ranges = [];
-    pieces = [];
+    described = [];
     bytes = 0;
     pathChars = 0;
   };
   for (let file = 0; file < inputs.length; file++) {
-    const { path, size, mtimeMs } = inputs[file]!;
-    if (isCarried(inputs[file]!) || size === null || !only(inputs[file]!)) continue;
+    const { path, size, mtimeMs, compression } = inputs[file]!;
+    if (isCarried(inputs[file]!, file, pieces) || size === null || !only(inputs[file]!)) continue;
     const location = locate(path);
+    const boundaries = pieces.get(file);
+    if (boundaries && compression) {
+      for (let k = 1; k < boundaries.length; k++) {
+        const [start, end] = [boundaries[k - 1]!, boundaries[k]!];
+        if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS || (ranges.length > 0 && bytes + end - start > chunkSize)) yield* flush();
+        ranges.push([file, location, size, mtimeMs ?? 0, start, end, { compression }]);
+        described.push({ path, start, end });
+        bytes += end - start;
+        pathChars += location.length;
+        if (bytes >= chunkSize) yield* flush();
+      }
+      continue;
+    }
     let at = 0;
     do {
       if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS) yield* flush();
       const take = Math.min(size - at, Math.max(1, chunkSize - bytes));
       ranges.push([file, location, size, mtimeMs ?? 0, at, at + take]);
-      pieces.push({ path, start: at, end: at + take });
+      described.push({ path, start: at, end: at + take });
       bytes += take;
       pathChars += location.length;
       at += take;
@@ -135,11 +172,11 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
 
 /**
  * Reads the inputs (all of them, or with `onlyCarried` only those workers cannot read: stdin and
- * compressed files) and cuts them into chunks, packed into tasks whose bodies hold at most
+ * compressed files not in `inPieces`) and cuts them into chunks, packed into tasks whose bodies hold at most
  * `chunking.chunkSize` bytes.
  * @throws InputError naming the input that cannot be read
  */
-export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyCarried = false): AsyncGenerator<PlannedTask> {
+export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyCarried = false, inPieces: PieceBoundaries = NO_PIECES): AsyncGenerator<PlannedTask> {
   let chunks: ChunkEntry[] = [];
   let bodies: Uint8Array[] = [];
   let pieces: Array<{ path: string; start: number; end: number }> = [];
@@ -158,7 +195,7 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
     const input = inputs[file]!;
     const { path } = input;
     // Objects are read by the workers themselves, never carried.
-    if ((onlyCarried && !isCarried(input)) || isObjectUrl(path)) continue;
+    if ((onlyCarried && !isCarried(input, file, inPieces)) || isObjectUrl(path) || inPieces.has(file)) continue;
     for await (const chunk of readChunks(input, chunking, locate)) {
       if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
       chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
@@ -218,8 +255,11 @@ export function readFailure(error: unknown): string {
 
 /** Checks one range entry from the wire; throws TaskRejectedError when it can never be read. */
 export function checkRangeEntry(entry: unknown): RangeEntry {
-  if (!Array.isArray(entry) || entry.length !== 6) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end]');
-  const [file, path, size, mtimeMs, start, end] = entry as unknown[];
+  if (!Array.isArray(entry) || (entry.length !== 6 && entry.length !== 7)) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end] and for a compressed piece {compression}');
+  const [file, path, size, mtimeMs, start, end, piece] = entry as unknown[];
+  if (entry.length === 7 && !(typeof piece === 'object' && piece !== null && Object.keys(piece).length === 1 && COMPRESSIONS.includes((piece as PieceOf).compression))) {
+    throw new TaskRejectedError('count task: a piece must say its compression, gzip, bzip2 or zstd');
+  }
   if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
   if (typeof path !== 'string' || !(isAbsolute(path) || isObjectUrl(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path or obj://BUCKET/NAME');
   if (!Number.isSafeInteger(size) || (size as number) < 0) throw new TaskRejectedError('count task: size must be a non-negative integer');
@@ -271,9 +311,27 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
   return { source, close: () => closeSync(fd) };
 }
 
-/** An object range reached without its bytes fetched: a caller that forgot withObjectRanges. */
-function objectNotFetched(path: string): never {
-  throw new TaskRejectedError(`count task: ${path} is an object, read only through withObjectRanges`);
+/** An object range, or a compressed piece, reached without its bytes fetched: a caller that forgot withObjectRanges or withPieces. */
+function notFetched(path: string): never {
+  throw new TaskRejectedError(`count task: ${path} is read only through withObjectRanges or withPieces`);
+}
+
+/** A range opened for counting: its bytes, and (a compressed piece's) the nominal range within them. */
+export interface OpenedRange {
+  source: ByteSource;
+  close(): void;
+  /** Where to count in `source`, when not the entry's own start and end. */
+  start?: number;
+  end?: number;
+}
+
+/** Opens the source of a task's range `index` where it is not a file read directly; the caller closes it. */
+export type EntryOpener = (range: RangeEntry, index: number) => OpenedRange | undefined;
+
+/** The first of two openers that opens a range. */
+export function eitherOpener(first: EntryOpener | undefined, second: EntryOpener | undefined): EntryOpener | undefined {
+  if (!first || !second) return first ?? second;
+  return (range, index) => first(range, index) ?? second(range, index);
 }
 
 /** What a text task reads: its ranges (files the worker reads) or its chunks (carried). */
@@ -304,23 +362,23 @@ export interface EntriesCount {
  *   withObjectRanges in object-input.ts); undefined for a range means its file
  * @throws TaskRejectedError for entries that can never be read; InputChangedError naming the file
  */
-export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver, open?: RangeOpener): EntriesCount {
+export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver, open?: EntryOpener): EntriesCount {
   let bytes = 0;
   let totalWords = 0;
   let overlongWords = 0;
   if (entries.ranges) {
     if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
     for (const [index, range] of entries.ranges.entries()) {
-      const file = open?.(range, index) ?? (isObjectUrl(range[1]) ? objectNotFetched(range[1]) : openRange(range));
+      const file: OpenedRange = open?.(range, index) ?? (isObjectUrl(range[1]) || isPiece(range) ? notFetched(range[1]) : openRange(range));
       try {
         observer?.start(range[0], range[4]);
-        const counted = countRange(file.source, range[4], range[5], settings, sink);
+        const counted = countRange(file.source, file.start ?? range[4], file.end ?? range[5], settings, sink);
         observer?.end();
         bytes += counted.bytes;
         totalWords += counted.totalWords;
         overlongWords += counted.overlongWords;
       } catch (error) {
-        if (error instanceof TaskRejectedError || error instanceof ObjectWindowMiss) throw error;
+        if (error instanceof TaskRejectedError || error instanceof ObjectWindowMiss || error instanceof PieceWindowMiss) throw error;
         throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
       } finally {
         file.close();
