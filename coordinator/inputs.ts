@@ -394,7 +394,8 @@ export async function selectInputs(args: string[], options: { dataDirectory?: st
       continue;
     }
     if (isObjectUrl(arg)) {
-      if (!options.listObjects) throw new UsageError(`${arg}: objects can be counted only with --server (or NATS_URL), the server that holds the bucket`);
+      // A caller that reads no objects gives no lister (`tally put` refuses obj:// first).
+      if (!options.listObjects) throw new UsageError(`${arg}: objects are not read by this command`);
       const objects = await options.listObjects(arg);
       if (objects.length === 0) throw new InputError(arg, 'no objects');
       collector.addObjects(objects);

@@ -18,6 +18,8 @@ export const SHUFFLE_STREAM = 'TALLY_SHUFFLE';
 export const WORKER_CONSUMER = 'tally-workers';
 /** KV bucket: one record per job. */
 export const JOBS_BUCKET = 'tally-jobs';
+/** Object Store bucket: the files `tally put` uploads unless --bucket names another (the only one the shipped permissions allow). */
+export const DEFAULT_INPUT_BUCKET = 'tally-inputs';
 /** Object Store bucket: the final result of each job. */
 export const RESULTS_BUCKET = 'tally-results';
 /** Object Store bucket: partial results too large for one message; deleted when the job ends. */

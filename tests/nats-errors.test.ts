@@ -19,6 +19,7 @@ import {
   permissionViolation,
 } from '../shared/nats/errors.js';
 import { ServerError, UsageError } from '../shared/errors.js';
+import { deniedInputBucket, permissionDenied } from '../shared/nats/permissions.js';
 
 const api = (code: number, status = 400, description = 'refused') => new JetStreamApiError({ err_code: code, code: status, description });
 const noResponders = () => new errors.RequestError('no responders', { cause: new errors.NoRespondersError('$JS.API.INFO') });
@@ -88,4 +89,15 @@ test('permissions, no responders, JetStream unavailable, credentials, refused an
   t.is(connectFailure(new errors.ConnectionError('connection refused')), 'refused');
   t.is(connectFailure(new errors.TimeoutError()), 'timed out');
   t.is(connectFailure(new errors.ConnectionError('read ECONNRESET')), undefined);
+});
+
+test('a denied subject of an input bucket other than tally-inputs names the bucket; tally-inputs and tally\'s own buckets are the role\'s', (t) => {
+  for (const subject of ['$JS.API.STREAM.INFO.OBJ_other', '$JS.API.STREAM.MSG.GET.OBJ_other', '$JS.API.DIRECT.GET.OBJ_other', '$JS.API.CONSUMER.CREATE.OBJ_other.x.$O.other.C.y', '$O.other.C.abc', '$JS.API.STREAM.CREATE.OBJ_other', '$JS.API.STREAM.MSG.DELETE.OBJ_other']) {
+    t.is(deniedInputBucket(subject), 'other', subject);
+  }
+  for (const subject of ['$JS.API.STREAM.INFO.OBJ_tally-inputs', '$JS.API.STREAM.MSG.GET.OBJ_tally-results', '$O.tally-partials.C.x', '$JS.API.STREAM.INFO.TALLY_TASKS', 'tally.task.x.1']) {
+    t.is(deniedInputBucket(subject), undefined, subject);
+  }
+  const error = new errors.PermissionViolationError('Permissions Violation for Publish to "$JS.API.STREAM.INFO.OBJ_shelf"', 'publish', '$JS.API.STREAM.INFO.OBJ_shelf');
+  t.is(permissionDenied(error), `permission denied publishing to $JS.API.STREAM.INFO.OBJ_shelf (bucket 'shelf' is not in this user's permissions: each bucket needs its own entries in each role; see docs/SECURITY.md, "Tasks that name objects")`);
 });

@@ -32,6 +32,8 @@ test('embeddedPlanFor: job commands start workers, read commands only the server
   t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info' });
   t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined });
   t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined });
+  // The Object Store commands need the embedded server (its store keeps the objects), no worker.
+  for (const command of ['put', 'ls', 'rm']) t.deepEqual(embeddedPlanFor(argv(command, 'x', '--workers', '2'), {}), { workers: 0, logLevel: undefined }, command);
   // LOG_LEVEL applies to this process's own logger, not to the workers (as when parsed).
   t.is(embeddedPlanFor(argv('sum', '1', '2'), { LOG_LEVEL: 'debug' })?.logLevel, undefined);
   // A file named like an option after `--` is a path.

@@ -1,6 +1,7 @@
 /**
  * `tally ls obj://BUCKET[/PREFIX]` and `tally rm obj://BUCKET/NAME…`: what `tally put` stored,
- * and removing it. A bucket that does not exist is one line, exit 2.
+ * and removing it, on --server's server or in the embedded default's store (sessions of
+ * `purpose: 'read'`: no worker). A bucket that does not exist is one line, exit 2.
  */
 import { Command } from 'commander';
 import { UsageError } from '../../shared/errors.js';
@@ -11,6 +12,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { displayServers, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
 import { connectToNats } from '../../shared/nats/connection.js';
 import type { ObjectLister, ResolvedInput } from '../inputs.js';
+import type { Session } from '../session.js';
+import type { Logger } from '../../shared/log.js';
 
 /** One stored object, as `ls` shows it. */
 export interface ObjectRow {
@@ -78,7 +81,7 @@ export function lsCommand(): Command {
     await withSession(
       options,
       async (session) => {
-        await openBucket(session.nc, bucket, session.server);
+        await openBucket(session.nc, bucket, sessionServer(session));
         const rows = (await listObjects(session.nc, bucket, prefix)).map((info) => ({ name: info.name, size: info.size, modified: info.mtime, digest: info.digest }));
         if (options.format === 'table') await loadDisplayWidth();
         process.stdout.write(renderObjects(rows, options.format));
@@ -110,7 +113,7 @@ export function rmCommand(): Command {
         let deleted = 0;
         for (let i = 0; i < targets.length; i++) {
           const { bucket, prefix } = targets[i]!;
-          const store = await openBucket(session.nc, bucket, session.server);
+          const store = await openBucket(session.nc, bucket, sessionServer(session));
           const names = options.recursive ? (await listObjects(session.nc, bucket, prefix)).map((info) => info.name) : [prefix];
           if (!options.recursive) {
             const info = await store.info(prefix);
@@ -128,14 +131,20 @@ export function rmCommand(): Command {
   });
 }
 
+/** A lister of the objects `obj://` inputs name, and the closing of its connection. */
+export interface ObjectListing {
+  list: ObjectLister;
+  close(): Promise<void>;
+}
+
 /**
  * The objects `obj://` inputs of a count name, listed through a connection of their own (made
  * on first use): a job's inputs are chosen before its session opens. Sizes and upload times
  * only; no object is read.
+ * @param where the server, as messages name it (default: its URLs)
  */
-export function objectLister(connection: ConnectionSettings): { list: ObjectLister; close(): Promise<void> } {
+export function objectLister(connection: ConnectionSettings, where = displayServers(connection.servers)): ObjectListing {
   let opened: Promise<NatsConnection> | undefined;
-  const where = displayServers(connection.servers);
   return {
     async list(url: string): Promise<ResolvedInput[]> {
       const { bucket, prefix } = parseObjectUrl(url);
@@ -145,11 +154,37 @@ export function objectLister(connection: ConnectionSettings): { list: ObjectList
         await openBucket(nc, bucket, where);
         return (await listObjects(nc, bucket, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
       } catch (error) {
-        throw explainNatsError(error, connection);
+        throw explainNatsError(error, connection, where);
       }
     },
     async close(): Promise<void> {
       await (await opened?.catch(() => undefined))?.close();
     },
   };
+}
+
+/** How messages name the embedded server: its loopback URL changes every run and says nothing. */
+export const EMBEDDED_SERVER = 'the embedded server';
+
+/**
+ * {@link objectLister} in the embedded default: the objects `tally put` stored in the embedded
+ * server's store, listed on the server the job then runs on (started or joined here, and taken
+ * by the job's session: see shareEmbeddedServer).
+ */
+export function embeddedObjectLister(logger: Logger): ObjectListing {
+  let inner: Promise<ObjectListing> | undefined;
+  const open = () =>
+    (inner ??= (async () => {
+      const [{ shareEmbeddedServer }, { embeddedConnection }] = await Promise.all([import('../embedded/prestart.js'), import('../embedded/server.js')]);
+      return objectLister(embeddedConnection(await shareEmbeddedServer(logger)), EMBEDDED_SERVER);
+    })());
+  return {
+    list: async (url) => (await open()).list(url),
+    close: async () => (await inner?.catch(() => undefined))?.close(),
+  };
+}
+
+/** The server a session's messages name: the embedded one by what it is, not by its URL. */
+export function sessionServer(session: Session): string {
+  return session.isEmbedded ? EMBEDDED_SERVER : session.server;
 }

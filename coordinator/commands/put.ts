@@ -1,6 +1,8 @@
 /**
  * `tally put PATHS… [--bucket NAME]`: uploads files into a NATS Object Store bucket, so that
- * `tally count obj://BUCKET` reads them from any machine, no shared disk needed.
+ * `tally count obj://BUCKET` reads them from any machine, no shared disk needed. With no
+ * --server, into the embedded server's store (tally's data directory), where later embedded
+ * commands find them; like `ls` and `rm` it starts (or joins) that server and no worker.
  *
  * - Paths are chosen as `tally count` chooses them (coordinator/inputs.ts: folders walked, VCS
  *   folders and binary files left out, globs expanded); stdin and URLs are refused.

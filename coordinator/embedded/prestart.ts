@@ -13,8 +13,11 @@ import { acquireEmbeddedServer, beforeOwnedServerStops, embeddedConnection, type
 /** Commands that run a job: in the embedded default they start the server and workers. */
 const JOB_COMMANDS: ReadonlySet<string> = new Set([...KIND_NAMES, 'resume']);
 
-/** Commands that only read: they start (or join) the server, and no worker. */
-const READ_COMMANDS = new Set(['jobs', 'result', 'workers']);
+/**
+ * Commands that need the server and no worker: they start (or join) the server only. The
+ * Object Store commands are among them: the embedded server's store keeps what `put` uploads.
+ */
+const READ_COMMANDS = new Set(['jobs', 'result', 'workers', 'put', 'ls', 'rm']);
 
 /** What a command line will need from the embedded default. */
 export interface EmbeddedPlan {
@@ -114,6 +117,22 @@ export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
   // From here on the command's own handling of Ctrl-C applies, as without a head start.
   unguardSignals();
   return server;
+}
+
+/**
+ * The embedded server this command's session will take (takePrestartedServer), started or
+ * joined now when nothing was prestarted: a job over obj:// inputs lists them on the server it
+ * then runs on, before its session opens. Left in place, not taken: the session takes it, and
+ * `discardPrestarted()` releases it when the command fails before (no such bucket).
+ */
+export function shareEmbeddedServer(logger: Logger): Promise<EmbeddedServer> {
+  if (!prestarted.server) {
+    const server = acquireEmbeddedServer(logger);
+    server.catch(() => undefined); // reported by whoever awaits it
+    prestarted.server = server;
+    guardSignals();
+  }
+  return prestarted.server;
 }
 
 let onSignal: (() => void) | null = null;

@@ -4,7 +4,8 @@ import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
-import { resolveConnection } from '../../shared/nats/connection-settings.js';
+import { resolveConnection, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
+import type { ObjectListing } from '../commands/objects.js';
 import { setting } from '../../shared/settings.js';
 import { MAX_TASK_BYTES, MAX_WORD_BYTES_LIMIT } from '../../shared/limits.js';
 import { selectInputs, selectionNotes, type InputSelection } from '../inputs.js';
@@ -13,7 +14,7 @@ import { checkOutputFile, type Format } from '../output.js';
 import type { KindCli, ResultView } from '../kind-cli.js';
 import type { JobStore } from '../job-store.js';
 import type { Json } from '../../shared/json.js';
-import { formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
+import { commandLogger, formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 16;
@@ -77,8 +78,9 @@ export function withTextOptions(command: Command, rows: string): Command {
 export async function textJobOptions(kind: string, paths: string[], options: TextCliOptions, reduceOnCoordinator = false): Promise<CountOptions> {
   if (paths.length === 0) throw new UsageError(`${kind}: no input given (files, directories, globs, or - for stdin)`);
   const connection = resolveConnection(options);
-  // obj:// inputs are listed on the server that holds them (and need one: see inputs.ts).
-  const objects = connection && paths.some(isObjectUrl) ? (await import('../commands/objects.js')).objectLister(connection) : undefined;
+  // obj:// inputs are listed on the server that holds them: --server's, or the embedded one
+  // the job then runs on (its store keeps what `tally put` uploaded there).
+  const objects = paths.some(isObjectUrl) ? await objectListing(connection, options) : undefined;
   let selection: InputSelection;
   try {
     selection = await selectInputs(paths, { filters: { binary: options.binary, include: options.include, exclude: options.exclude }, listObjects: objects?.list });
@@ -103,6 +105,12 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     // The rows the result keeps beside its parts: at least this --top (0: only the default).
     summaryTop: options.top,
   };
+}
+
+/** The lister of obj:// inputs: on --server's server, else on the embedded one. */
+async function objectListing(connection: ConnectionSettings | undefined, options: CommonOptions): Promise<ObjectListing> {
+  const { embeddedObjectLister, objectLister } = await import('../commands/objects.js');
+  return connection ? objectLister(connection) : embeddedObjectLister(commandLogger(options));
 }
 
 function countCommand(): Command {

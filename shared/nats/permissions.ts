@@ -6,7 +6,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { displayServers, inboxPrefixFor, type ConnectionSettings } from './connection-settings.js';
 import { permissionViolation } from './errors.js';
-import { JOB_ENDED_SUBJECTS, JOBS_BUCKET, PARTIALS_BUCKET, RESULT_STREAM, RESULT_SUBJECTS, RESULTS_BUCKET, TASK_STREAM, TASK_SUBJECTS, kvStreamName, kvSubjects, objectStreamName, objectSubjects } from '../subjects.js';
+import { DEFAULT_INPUT_BUCKET, JOB_ENDED_SUBJECTS, JOBS_BUCKET, PARTIALS_BUCKET, RESULT_STREAM, RESULT_SUBJECTS, RESULTS_BUCKET, TASK_STREAM, TASK_SUBJECTS, kvStreamName, kvSubjects, objectStreamName, objectSubjects } from '../subjects.js';
 
 /**
  * Reports the server's refusals on `nc` through `log`, once per subject: a denied subscription
@@ -63,8 +63,29 @@ const DENIED: Array<[RegExp | string, string]> = [
   ['_INBOX', " (the inbox prefix does not match this user's permissions: set --inbox-prefix or NATS_INBOX_PREFIX)"],
 ];
 
+/**
+ * An input bucket's stream API (`$JS.API.<operation>.OBJ_<bucket>…`) or its own subjects
+ * (`$O.<bucket>.…`): what `tally put/ls/rm` and counts of obj:// inputs use.
+ */
+const INPUT_BUCKET = /^(?:\$JS\.API\.(?:STREAM\.[A-Z]+(?:\.[A-Z]+)?|DIRECT\.GET|CONSUMER\.(?:CREATE|INFO|DELETE|MSG\.NEXT))\.OBJ_|\$JS\.FC\.OBJ_|\$O\.)([-\w]+)/;
+const TALLY_BUCKETS: ReadonlySet<string> = new Set([RESULTS_BUCKET, PARTIALS_BUCKET, DEFAULT_INPUT_BUCKET]);
+
+/**
+ * The bucket of obj:// inputs other than `tally-inputs` a denied subject belongs to, if it does:
+ * the shipped permissions allow `tally-inputs` only, and subjects have no wildcard inside a
+ * token, so every other bucket needs its own entries (docs/SECURITY.md), which the message then
+ * says. A denial on `tally-inputs` itself is the role's (a reader deleting), said as before.
+ */
+export function deniedInputBucket(subject: string): string | undefined {
+  const bucket = INPUT_BUCKET.exec(subject)?.[1];
+  return bucket === undefined || TALLY_BUCKETS.has(bucket) ? undefined : bucket;
+}
+
 /** What a denied subject means in tally's terms, so the message says which role is needed. */
 function explainSubject(subject: string): string {
+  const bucket = deniedInputBucket(subject);
+  // Before the generic rules: STREAM.CREATE of a bucket is its entries missing, not the role.
+  if (bucket !== undefined) return ` (bucket '${bucket}' is not in this user's permissions: each bucket needs its own entries in each role; see docs/SECURITY.md, "Tasks that name objects")`;
   for (const [pattern, why] of DENIED) if (typeof pattern === 'string' ? subject.startsWith(pattern) : pattern.test(subject)) return why;
   return '';
 }

@@ -20,9 +20,10 @@ import type { ByteSource } from './ranges.js';
 import type { RangeEntry } from './file-input.js';
 import { HISTORY, LOOKAHEAD } from './cuts.js';
 import { WORD_SLACK } from './chunker.js';
+// Loads no client module itself (see there): the worker's start pays nothing for it.
+import { permissionViolation } from '../nats/errors.js';
 
-/** The bucket `tally put` uploads to unless --bucket names another. */
-export const DEFAULT_INPUT_BUCKET = 'tally-inputs';
+export { DEFAULT_INPUT_BUCKET } from '../subjects.js';
 
 /** What the Object Store client accepts as a bucket name (it becomes part of a stream name). */
 const BUCKET_NAME = /^[-\w]+$/;
@@ -159,9 +160,11 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   try {
     store = await opening;
   } catch (error) {
-    throw new InputChangedError(path, `its bucket cannot be opened (${error instanceof Error ? error.message : String(error)})`);
+    throw deniedRead(path, error) ?? new InputChangedError(path, `its bucket cannot be opened (${error instanceof Error ? error.message : String(error)})`);
   }
-  const info = await store.info(name);
+  const info = await store.info(name).catch((error: unknown) => {
+    throw deniedRead(path, error) ?? error;
+  });
   if (!info || info.deleted) throw new InputChangedError(path, 'it was deleted');
   if (info.size !== size) throw new InputChangedError(path, `it has ${info.size} bytes, not ${size}`);
   if (Date.parse(info.mtime) !== mtimeMs) throw new InputChangedError(path, `replaced ${info.mtime}`);
@@ -171,7 +174,11 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   const stream = `OBJ_${bucket}`;
   const jsm = (store as unknown as { jsm: JetStreamManager }).jsm;
   const get = async (query: { seq: number; next_by_subj?: string }) => {
-    const msg = await jsm.direct.getMessage(stream, query).catch(() => null);
+    const msg = await jsm.direct.getMessage(stream, query).catch((error: unknown) => {
+      const denied = deniedRead(path, error);
+      if (denied) throw denied;
+      return null;
+    });
     if (!msg || msg.subject !== subject) throw new InputChangedError(path, 'its chunks are gone (replaced or deleted while it was read)');
     return msg;
   };
@@ -206,6 +213,20 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   const joined = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
   const at = from - k0 * chunkSize;
   return { bytes: joined.subarray(at, at + (to - from)), chunksRead };
+}
+
+/**
+ * A task over `path` refused for good when `error` is a permissions violation: this worker's NATS
+ * user may not read the object's bucket (the shipped worker role reads `tally-inputs` only), which
+ * no redelivery cures. The one line names the bucket and the denied subject (and so the entry
+ * the role lacks). Undefined for any other error.
+ */
+function deniedRead(path: string, error: unknown): TaskRejectedError | undefined {
+  const violation = permissionViolation(error);
+  if (!violation) return undefined;
+  const { bucket } = objectOf(path);
+  const verb = violation.operation === 'publish' ? 'publishing to' : 'subscribing to';
+  return new TaskRejectedError(`${path}: this worker's NATS user may not read bucket '${bucket}' (permission denied ${verb} ${violation.subject}; each bucket needs its own entries in the worker role: see docs/SECURITY.md, "Tasks that name objects")`);
 }
 
 /**
