@@ -7,7 +7,7 @@
  *   BENCH_SMALL=1 node dist/bench/run.js same as --small
  *
  * Options: --reps N (repetitions of fast measurements; default 3, 1 with --small),
- * --only calib,count,folder,tiny,primes,factorial,rss,startup,cardinality,dashboard,stragglers  --corpus english,multilingual
+ * --only calib,count,folder,compressed,tiny,primes,factorial,rss,startup,cardinality,dashboard,stragglers  --corpus english,multilingual
  * --out FILE (results JSON; a .md of the tables is written beside it), --keep (keep temp dirs),
  * --no-wait-quiet (do not wait for a quiet machine before each run; --small never waits).
  *
@@ -18,12 +18,12 @@
  * processes other than the harness's kept busy while it ran (0 on a quiet machine).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findNatsServer, startNatsServer } from '../coordinator/nats-server.js';
-import { corpusFile, corpusFolder, englishSeed, multilingualSeed, numbersFile, type CorpusFile, type NumbersFile, type Seed } from './corpus.js';
+import { CORPUS_DIR, corpusFile, corpusFolder, englishSeed, multilingualSeed, numbersFile, type CorpusFile, type NumbersFile, type Seed } from './corpus.js';
 import { cpuByRole, TreeSampler, type ProcessUsage, type Role } from './procs.js';
 import { dashboardSection } from './dashboard.js';
 import { stragglersSection } from './stragglers.js';
@@ -127,7 +127,7 @@ const SIZES: Sizes = SMALL
 
 const REPS = argv.reps ? Math.max(1, Number(argv.reps)) : SMALL ? 1 : 3;
 const SLOW_REPS = 1;
-const SECTIONS = new Set((argv.only ?? 'calib,count,folder,tiny,primes,factorial,rss,startup,cardinality,dashboard,stragglers').split(',').map((s) => s.trim()));
+const SECTIONS = new Set((argv.only ?? 'calib,count,folder,compressed,tiny,primes,factorial,rss,startup,cardinality,dashboard,stragglers').split(',').map((s) => s.trim()));
 const CORPORA = new Set((argv.corpus ?? 'english,multilingual').split(',').map((s) => s.trim()));
 const OUT = argv.out ?? join(BENCH_SRC, SMALL ? 'results.local.json' : 'results.json');
 const WORKERS_DEFAULT = availableParallelism();
@@ -550,6 +550,81 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     notes: 'the same runs: 10^9 bytes of input / coordinator CPU seconds',
     interference: w2Interference,
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compressed inputs: the English corpus as 20 gzip files, against zcat | wc -w, the Python Pool
+// peer reading through gzip, and tally on the same text uncompressed
+
+async function compressedSection(seed: Seed): Promise<void> {
+  const file = corpusFile(seed, SIZES.countBytes, `english-${SIZES.countBytes / MiB}MiB`);
+  const dir = join(CORPUS_DIR, `english-${SIZES.countBytes / MiB}MiB-gz20`);
+  const whole = join(CORPUS_DIR, `english-${SIZES.countBytes / MiB}MiB.txt.gz`);
+  const parts = Array.from({ length: 20 }, (_, i) => join(dir, `part-${String(i).padStart(2, '0')}.txt.gz`));
+  if (!parts.every((part) => existsSync(part)) || !existsSync(whole)) {
+    say(`building ${dir} (the English corpus cut at lines into 20 parts, each gzip -6) and ${whole}`);
+    mkdirSync(dir, { recursive: true });
+    const text = readFileSync(file.path);
+    let at = 0;
+    for (const [i, part] of parts.entries()) {
+      let end = i === parts.length - 1 ? text.length : text.indexOf(0x0a, Math.floor(((i + 1) * text.length) / parts.length));
+      end = end < 0 ? text.length : end + (i === parts.length - 1 ? 0 : 1);
+      writeFileSync(part, execFileSync('gzip', ['-6', '-c'], { input: text.subarray(at, end), maxBuffer: 1 << 30 }));
+      at = end;
+    }
+    writeFileSync(whole, execFileSync('gzip', ['-6', '-c', file.path], { maxBuffer: 1 << 30 }));
+  }
+  const gzBytes = parts.reduce((sum, part) => sum + statSync(part).size, 0);
+  const section = `compressed inputs: the English corpus (${(file.bytes / 1e6).toFixed(0)} MB of text) as 20 gzip files (${(gzBytes / 1e6).toFixed(0)} MB)`;
+  const count = async (paths: string[]) => {
+    const r = await tally(['count', ...paths, '--workers', String(WORKERS_DEFAULT), '--no-progress', '--format', 'json', '--top', '0'], embeddedEnv());
+    return { ms: r.result.ms, data: r };
+  };
+  const variants: Array<Variant<any>> = [
+    { id: 'gz.tally.parts', label: `tally count, the 20 gzip files, embedded, --workers ${WORKERS_DEFAULT} (workers decompress)`, reps: REPS, runOnce: () => count([dir]) },
+    { id: 'gz.tally.whole', label: `tally count, the corpus as one gzip member (${(statSync(whole).size / 1e6).toFixed(0)} MB), embedded, --workers ${WORKERS_DEFAULT}`, reps: REPS, runOnce: () => count([whole]) },
+    { id: 'gz.tally.plain', label: `tally count, the same text uncompressed, embedded, --workers ${WORKERS_DEFAULT}`, reps: REPS, runOnce: () => count([file.path]) },
+    {
+      id: 'gz.zcatwc',
+      label: 'zcat the 20 files | LC_ALL=C wc -w',
+      reps: REPS,
+      runOnce: async () => {
+        const r = await sh(`zcat ${parts.map((part) => `'${part}'`).join(' ')} | wc -w`, { env: cEnv() });
+        return { ms: r.ms, data: Number(r.stdout.trim()) };
+      },
+    },
+    {
+      id: 'gz.python',
+      label: `Python multiprocessing.Pool(${WORKERS_DEFAULT}) + Counter reading the one gzip file (bench/peers/pool_wordcount.py --gzip)`,
+      reps: SLOW_REPS,
+      runOnce: async () => {
+        const r = await run('python3', [join(BENCH_SRC, 'peers', 'pool_wordcount.py'), whole, '--gzip', '--processes', String(WORKERS_DEFAULT)]);
+        return { ms: r.ms, data: JSON.parse(r.stdout.trim().split('\n').at(-1)!) };
+      },
+    },
+  ];
+  const { runs, meters } = await interleaved(variants);
+  // Exact: the compressed files hold the text of the plain one.
+  const plain = runs.get('gz.tally.plain')![0]!.data.json;
+  for (const id of ['gz.tally.parts', 'gz.tally.whole']) {
+    const got = runs.get(id)![0]!.data.json;
+    if (JSON.stringify(got.counts) !== JSON.stringify(plain.counts) || got.totalWords !== plain.totalWords || got.bytes !== plain.bytes) throw new Error(`${id}: tally counts the compressed text differently from the plain text`);
+  }
+  for (const v of variants) {
+    const list = runs.get(v.id)!;
+    record({
+      id: v.id,
+      section,
+      label: v.label,
+      runs: list.map((r) => mbps(file.bytes, r.ms)),
+      unit: 'MB/s of text',
+      reps: v.reps,
+      wallMs: list.map((r) => r.ms),
+      bytes: file.bytes,
+      extra: v.id.startsWith('gz.tally') ? { tasks: list[0]!.data.json.tasks, totalWords: list[0]!.data.json.totalWords, ...cpuSummary(list.map((x) => x.data)) } : { words: list[0]!.data },
+      interference: meters.get(v.id)!.take(),
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1028,6 +1103,7 @@ function evaluate(): void {
   const cardinalityCoordinator = get('cardinality.tally.coordinatorRss')?.value ?? null;
   const reducersVsPool = ratio('cardinalityWorkersVsPoolRss', 'cardinality.tally.workersRss', 'cardinality.python.rss');
 
+  target('gzipVsZcatWc', 'tally count of 20 gzip files vs zcat | LC_ALL=C wc -w', '>=', 1.5, 'x', ratio('gzipVsZcatWc', 'gz.tally.parts', 'gz.zcatwc'), 'MB/s of text: tally count (embedded, 2 workers, workers decompress) / zcat … | wc -w');
   target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
   target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
   target('map1', 'map throughput, 1 process (unicode, English)', '>=', 150, 'MB/s', map1, 'countKind.map over the 1 MiB chunks, one thread, no NATS');
@@ -1101,6 +1177,7 @@ async function main(): Promise<void> {
     if (SECTIONS.has('calib')) await calibrate();
     for (const corpus of corpora) await countSection(corpus);
     if (SECTIONS.has('folder')) await folderSection(english);
+    if (SECTIONS.has('compressed')) await compressedSection(english);
     if (SECTIONS.has('tiny')) await tinySection();
     if (SECTIONS.has('primes')) await primesSection();
     if (SECTIONS.has('factorial')) await factorialSection();

@@ -3,10 +3,13 @@
  * CLI: `put` uploads into the embedded server's store, which outlives the run; `ls`, `count`,
  * `ngrams` and `rm` read it there (the embedded workers fetch their chunks from that server);
  * `put` is resumable; a missing bucket or prefix is one line, exit 2; a `put` while a `count`
- * runs joins the count's server. Each test has an embedded store of its own (a temporary
+ * runs joins the count's server; compressed objects count as their text. Each test has an embedded store of its own (a temporary
  * XDG_DATA_HOME), never the developer's.
  */
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanEnv, collect, runTally, spawnTally, tempDir } from './helpers/tally.js';
@@ -136,4 +139,32 @@ test.serial('embedded: a put while a count of objects runs joins its server; bot
   t.deepEqual((JSON.parse(ls.stdout) as Array<{ name: string }>).map((row) => row.name), ['a.txt', 'b.txt']);
   t.true(serverStopped(home));
   t.false(existsSync(join(home, 'tally', 'server.lock')));
+});
+
+test.serial('embedded: compressed objects (gzip members, bzip2) count as their text, each decompressed by a worker; one too big for a task is refused', async (t) => {
+  const { env } = ownStore(t);
+  const tally = (args: string[]) => runTally([...args, '--no-progress'], { env, cwd: dir.path });
+  const folder = join(dir.path, 'packed');
+  mkdirSync(folder, { recursive: true });
+  // Members cut through a word, as concatenated gzip files are.
+  const cut = BIG.length / 2 + 3;
+  writeFileSync(join(folder, 'big.txt.gz'), Buffer.concat([gzipSync(BIG.subarray(0, cut)), gzipSync(BIG.subarray(cut))]));
+  writeFileSync(join(folder, 'small.bz2'), execFileSync('bzip2', ['-c'], { input: SMALL[0]! }));
+  writeFileSync(join(folder, 'plain.txt'), SMALL[1]!);
+  const put = await tally(['put', 'packed']);
+  t.is(put.code, 0, put.stderr);
+  const count = await tally(['count', 'obj://tally-inputs/packed', '--format', 'json', '--top', '0', '--workers', '2']);
+  t.is(count.code, 0, count.stderr);
+  const got = JSON.parse(count.stdout) as { bytes: number; totalWords: number; counts: Array<[string, number]> };
+  const expected = referenceUnicodeCount([BIG, SMALL[0]!, SMALL[1]!]);
+  t.is(got.bytes, BIG.length + SMALL[0]!.length + SMALL[1]!.length, 'bytes of the text, not of the objects');
+  t.is(got.totalWords, expected.totalWords);
+  t.deepEqual(got.counts, expected.counts);
+
+  // 17 MiB that do not compress: more than one task's 16 MiB, and objects are never carried.
+  writeFileSync(join(dir.path, 'noise.gz'), gzipSync(randomBytes(17 * 1024 * 1024), { level: 1 }));
+  t.is((await tally(['put', 'noise.gz'])).code, 0);
+  const refused = await tally(['count', 'obj://tally-inputs/noise.gz']);
+  t.is(refused.code, 2, refused.stderr);
+  t.regex(refused.stderr, /^tally: obj:\/\/tally-inputs\/noise\.gz: gzip-compressed and \d+ bytes: compressed objects of up to 16777216 bytes are counted \(each by one worker\); upload it decompressed, or in parts\n$/);
 });

@@ -4,11 +4,13 @@
  * `purpose: 'read'`: no worker). A bucket that does not exist is one line, exit 2.
  */
 import { Command } from 'commander';
-import { UsageError } from '../../shared/errors.js';
+import { InputError, UsageError } from '../../shared/errors.js';
+import { MAGIC_BYTES, compressionOf, unsupported } from '../../shared/text/compressed.js';
 import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
 import { formatTable, loadDisplayWidth } from '../output.js';
 import { explainNatsError, formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { ObjectStore } from '@nats-io/obj';
 import { displayServers, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
 import { connectToNats } from '../../shared/nats/connection.js';
 import type { ObjectLister, ResolvedInput } from '../inputs.js';
@@ -131,6 +133,44 @@ export function rmCommand(): Command {
   });
 }
 
+/** Objects whose first bytes are looked at at once. */
+const HEADS_IN_FLIGHT = 8;
+
+/**
+ * Sets `compression` on the objects whose first bytes say they are compressed, as a walk does
+ * for files (one read of each object's first chunk).
+ * @throws InputError naming a compressed object this Node cannot decompress
+ */
+async function findCompressed(store: ObjectStore, objects: ResolvedInput[]): Promise<void> {
+  let next = 0;
+  const look = async () => {
+    while (next < objects.length) {
+      const object = objects[next++]!;
+      if ((object.size ?? 0) < MAGIC_BYTES) continue;
+      const head = await objectHead(store, object.path.slice(object.path.indexOf('/', 'obj://'.length) + 1));
+      const compression = head && compressionOf(head);
+      if (!compression) continue;
+      const why = unsupported(compression);
+      if (why) throw new InputError(object.path, why);
+      object.compression = compression;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HEADS_IN_FLIGHT, objects.length) }, look));
+}
+
+/** The first bytes of an object (its first chunk), or null when it is gone. */
+async function objectHead(store: ObjectStore, name: string): Promise<Uint8Array | null> {
+  const result = await store.get(name);
+  if (!result) return null;
+  const reader = result.data.getReader();
+  try {
+    const first = await reader.read();
+    return first.done ? null : first.value;
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
 /** A lister of the objects `obj://` inputs name, and the closing of its connection. */
 export interface ObjectListing {
   list: ObjectLister;
@@ -151,8 +191,10 @@ export function objectLister(connection: ConnectionSettings, where = displayServ
       opened ??= connectToNats({ ...connection, name: 'tally-coordinator' });
       const nc = await opened;
       try {
-        await openBucket(nc, bucket, where);
-        return (await listObjects(nc, bucket, prefix)).map((info) => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
+        const store = await openBucket(nc, bucket, where);
+        const objects = (await listObjects(nc, bucket, prefix)).map((info): ResolvedInput => ({ path: `obj://${bucket}/${info.name}`, size: info.size, mtimeMs: Date.parse(info.mtime) }));
+        await findCompressed(store, objects);
+        return objects;
       } catch (error) {
         throw explainNatsError(error, connection, where);
       }

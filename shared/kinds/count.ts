@@ -25,7 +25,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { fileReadsAllowed } from './file-reads.js';
-import { OptionError, TaskRejectedError, UsageError } from '../errors.js';
+import { InputError, OptionError, TaskRejectedError, UsageError } from '../errors.js';
 import { chunkBytes, maxChunkBody, WORD_SLACK, type Tokenizer } from '../text/chunker.js';
 import {
   MAX_ENTRIES,
@@ -35,6 +35,7 @@ import {
   eitherOpener,
   planChunks,
   planRanges,
+  readFailure,
   tokenizeEntries,
   type ChunkEntry,
   type EntryOpener,
@@ -46,7 +47,7 @@ import {
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { isUrl } from '../text/url-input.js';
 import { isObjectUrl, withObjectRanges } from '../text/object-input.js';
-import { compressedPieces, withPieces } from '../text/compressed-pieces.js';
+import { MAX_PIECE_BYTES, compressedPieces, withPieces } from '../text/compressed-pieces.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
@@ -203,12 +204,25 @@ export function inputFiles(options: Pick<CountOptions, 'inputs' | 'directory'>):
   return options.inputs.map((input) => ({ ...input, location: inputLocation(options, input.path) }));
 }
 
-/** Where the compressed files among `inputs` are cut into pieces for workers (compressed-pieces.ts); the others are carried. */
-async function piecesOf(inputs: CountOptions['inputs'], locate: (path: string) => string, target: number): Promise<PieceBoundaries> {
+/**
+ * Where the compressed inputs are cut into pieces for workers to decompress (compressed-pieces.ts):
+ * files only when the workers read files (`files`), objects always; the others are carried.
+ * @throws InputError naming a compressed object too big for one piece (objects are never carried)
+ */
+async function piecesOf(inputs: CountOptions['inputs'], locate: (path: string) => string, target: number, files: boolean): Promise<PieceBoundaries> {
   const pieces = new Map<number, number[]>();
   for (const [index, { path, size, compression }] of inputs.entries()) {
-    if (!compression || size === null || isUrl(path) || isObjectUrl(path)) continue;
-    const boundaries = await compressedPieces(locate(path), size, compression, target);
+    if (!compression || size === null || isUrl(path)) continue;
+    if (isObjectUrl(path)) {
+      // Its members are not looked for: that would read the whole object here.
+      if (size > MAX_PIECE_BYTES) throw new InputError(path, `${compression}-compressed and ${size} bytes: compressed objects of up to ${MAX_PIECE_BYTES} bytes are counted (each by one worker); upload it decompressed, or in parts`);
+      pieces.set(index, [0, size]);
+      continue;
+    }
+    if (!files) continue;
+    const boundaries = await compressedPieces(locate(path), size, compression, target).catch((error: unknown) => {
+      throw new InputError(path, readFailure(error), { cause: error });
+    });
     if (boundaries) pieces.set(index, boundaries);
   }
   return pieces;
@@ -509,14 +523,16 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
       // compressed files are cut where members start, and decompressed by the workers. Only
       // stdin, and a compressed file that has no such cuts, are carried.
       const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
-      const pieces = await piecesOf(options.inputs, locate, target);
+      const pieces = await piecesOf(options.inputs, locate, target, true);
       for (const planned of planRanges(options.inputs, target, locate, undefined, pieces)) yield taskOf(options, planned);
       for await (const planned of planChunks(options.inputs, chunking, locate, true, pieces)) yield taskOf(options, planned);
       return;
     }
     // Objects are read by the workers from the server in any case (object-input.ts).
-    for (const planned of planRanges(options.inputs, Math.min(options.chunkSize, MAX_TASK_BYTES), locate, (input) => isObjectUrl(input.path))) yield taskOf(options, planned);
-    for await (const planned of planChunks(options.inputs, chunking, locate)) yield taskOf(options, planned);
+    const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
+    const pieces = await piecesOf(options.inputs, locate, target, false);
+    for (const planned of planRanges(options.inputs, target, locate, (input) => isObjectUrl(input.path), pieces)) yield taskOf(options, planned);
+    for await (const planned of planChunks(options.inputs, chunking, locate, false, pieces)) yield taskOf(options, planned);
   },
 
   map(spec: unknown, body: Uint8Array, _context: MapContext): Uint8Array | Promise<Uint8Array> {

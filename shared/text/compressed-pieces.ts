@@ -27,7 +27,8 @@ import { WORD_SLACK } from './chunker.js';
 import { decompress, type Compression } from './compressed.js';
 import { HISTORY, LOOKAHEAD } from './cuts.js';
 import type { ByteSource } from './ranges.js';
-import { isPiece, openRange, type EntryOpener, type RangeEntry } from './file-input.js';
+import { isPiece, openRange, type EntryOpener, type PieceEntry, type RangeEntry } from './file-input.js';
+import { isObjectUrl, readObjectRange } from './object-input.js';
 
 /** Compressed bytes one piece spans at most. */
 export const MAX_PIECE_BYTES = MAX_TASK_BYTES;
@@ -270,6 +271,24 @@ export function pieceSource(text: PieceText, first: boolean, last: boolean, inde
 }
 
 /**
+ * The compressed bytes of an object's piece, and all after it (an object's piece is the whole
+ * object: see piecesOf in shared/kinds/count.ts), as the source a piece is decompressed from.
+ */
+async function fetchObjectPiece(range: PieceEntry): Promise<{ source: ByteSource; close(): void }> {
+  const [, path, size, mtimeMs, start] = range;
+  const { bytes } = await readObjectRange(path, size, mtimeMs, start, size);
+  const source: ByteSource = {
+    size,
+    read(target, position, length) {
+      const piece = bytes.subarray(position - start, Math.min(bytes.length, position - start + length));
+      target.set(piece);
+      return piece.length;
+    },
+  };
+  return { source, close: () => undefined };
+}
+
+/**
  * Runs `count` over a task's ranges with the text of its compressed pieces decompressed first
  * (each piece's own text and the lookahead after it). In the rare case counting reads past the
  * lookahead (the scan to the end of an overlong word with the whitespace tokenizer) that piece
@@ -289,8 +308,8 @@ async function countPieces<T>(ranges: readonly RangeEntry[], maxWordBytes: numbe
     const range = ranges[index]!;
     if (!isPiece(range)) return;
     const [, path, , , start, end, { compression }] = range;
-    // The same checks as a plain range: the file the job started with, readable by this worker.
-    const file = openRange(range);
+    // The same checks as a plain range: the file (or object) the job started with, readable by this worker.
+    const file = isObjectUrl(path) ? await fetchObjectPiece(range) : openRange(range);
     try {
       texts.set(index, await decompressPiece(file.source, compression, path, start, end, toEnd ? null : lookaheadBytes(maxWordBytes)));
     } catch (error) {

@@ -294,8 +294,13 @@ export type RangeOpener = (range: RangeEntry, index: number) => { source: ByteSo
  */
 export function withObjectRanges<T>(ranges: readonly RangeEntry[] | undefined, maxWordBytes: number, count: (open: RangeOpener | undefined) => T): T | Promise<T> {
   // Without objects, synchronously: a task over files throws as it always did.
-  if (!ranges || !ranges.some((range) => isObjectUrl(range[1]))) return count(undefined);
+  if (!ranges || !ranges.some(isObjectRange)) return count(undefined);
   return countObjects(ranges, maxWordBytes, count);
+}
+
+/** A range of an object read as it is (a compressed object's piece is fetched by compressed-pieces.ts). */
+function isObjectRange(range: RangeEntry): boolean {
+  return isObjectUrl(range[1]) && range.length === 6;
 }
 
 async function countObjects<T>(ranges: readonly RangeEntry[], maxWordBytes: number, count: (open: RangeOpener | undefined) => T): Promise<T> {
@@ -307,7 +312,7 @@ async function countObjects<T>(ranges: readonly RangeEntry[], maxWordBytes: numb
     windows.set(index, { lo, bytes: (await readObjectRange(path, size, mtimeMs, lo, hi)).bytes });
   };
   // A task may list hundreds of small objects: a few requests in flight at a time.
-  const objects = ranges.flatMap((range, index) => (isObjectUrl(range[1]) ? [index] : []));
+  const objects = ranges.flatMap((range, index) => (isObjectRange(range) ? [index] : []));
   let next = 0;
   const fetchers = Array.from({ length: Math.min(FETCHES_IN_FLIGHT, objects.length) }, async () => {
     while (next < objects.length) await fetch(objects[next++]!, false);
