@@ -18,7 +18,7 @@
 import { OptionError, TaskRejectedError } from '../errors.js';
 import { countKind, checkOptions, checkReadable, describeInputs, firstRows, inputFiles, parseSpec, summaryTop, type CountOptions } from './count.js';
 import { tokenizeEntries, type TaskEntries } from '../text/file-input.js';
-import { withObjectRanges } from '../text/object-input.js';
+import { withRemoteRanges } from '../text/remote-ranges.js';
 import { NgramSink, type EdgeWord, type NgramEdge } from '../text/ngram-sink.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
@@ -264,8 +264,8 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
       const s = parseSpec(spec, ['n']);
       checkReadable(s);
       const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
-      // A fresh sink each run: one that had to fetch more of an object starts again (object-input.ts).
-      const counted = withObjectRanges(s.ranges, s.maxWordBytes, (open) => {
+      // A fresh sink each run: one that had to fetch more of a remote range starts again (remote-ranges.ts).
+      const counted = withRemoteRanges(s.ranges, s.maxWordBytes, (open) => {
         const sink = new NgramSink(n, s.caseSensitive, s.ranges ? s.ranges.reduce((sum, range) => sum + range[5] - range[4], 0) : body.length);
         return { sink, read: tokenizeEntries(s as TaskEntries, body, settings, sink, sink, open) };
       });

@@ -17,6 +17,9 @@
  *
  * Objects in a NATS Object Store bucket (obj://BUCKET/NAME, shared/text/object-input.ts) are
  * always RANGES: every worker reads them from the server, whatever --workers-read-files says.
+ * URLs whose server serves byte ranges (shared/text/url-input.ts) are RANGES when the job lets
+ * workers fetch URLs (--workers-fetch-urls), other URLs CHUNKS; the job's split decides which
+ * inputs its workers read (see `split` in shared/kinds/count.ts).
  *
  * Both are deterministic for the same files and settings, which `tally resume` relies on.
  */
@@ -28,8 +31,9 @@ import { countRange, type ByteSource } from './ranges.js';
 import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
 import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
 import { decompress, peekCompression, type Compression } from './compressed.js';
-import { isUrl, urlBytes } from './url-input.js';
-import { isObjectUrl, ObjectWindowMiss, type RangeOpener } from './object-input.js';
+import { isUrl, MAX_ETAG_CHARS, urlBytes } from './url-input.js';
+import { isObjectUrl } from './object-input.js';
+import { isRemote, RemoteWindowMiss, type RangeOpener } from './remote-ranges.js';
 import { MAX_TASK_BYTES } from '../limits.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
@@ -40,19 +44,32 @@ export interface TextInput {
   mtimeMs?: number;
   /** A compressed file (its size is the compressed size): the coordinator decompresses it. */
   compression?: Compression;
+  /**
+   * A URL whose server serves byte ranges (its size then is its length, mtimeMs its
+   * Last-Modified or 0): workers may fetch ranges of it (shared/text/url-input.ts).
+   */
+  byteRanges?: boolean;
+  /** A URL's ETag when the job was planned, which every range read must find again. */
+  etag?: string;
 }
 
-/** Inputs whose text the coordinator carries to the workers: stdin, URLs, and compressed files. */
+/**
+ * Inputs whose text only the coordinator can carry to the workers: stdin, compressed files, and
+ * URLs not served in byte ranges. (Whether the workers of a job read the others is the job's
+ * choice: see `split` in shared/kinds/count.ts.)
+ */
 export function isCarried(input: TextInput): boolean {
-  return input.path === '-' || input.compression !== undefined || isUrl(input.path);
+  return input.path === '-' || input.compression !== undefined || (isUrl(input.path) && input.byteRanges !== true);
 }
 
 /**
  * A nominal byte range of a file for a worker to read:
- * [input index, absolute path, file size, modification time in ms, start, end].
+ * [input index, absolute path, file size, modification time in ms, start, end], and for a URL
+ * with an ETag, that ETag (the path is then the URL, the time its Last-Modified or 0).
  * Tuples, not objects: a task lists up to a few hundred of them.
  */
-export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number];
+export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number] | [file: number, path: string, size: number, mtimeMs: number, start: number, end: number, etag: string];
+
 
 /**
  * A chunk carried in a task's body: [input index, offset in its file, length, edge flags].
@@ -65,7 +82,7 @@ export type PlannedTask = { ranges: RangeEntry[]; weight: number; input: string 
 
 /** Most entries one task lists. */
 export const MAX_ENTRIES = 512;
-/** Characters of paths one task lists, at most (its header must stay well under 64 KiB). */
+/** Characters of paths (and ETags) one task lists, at most (its header must stay well under 64 KiB). */
 const MAX_PATH_CHARS = 24 * 1024;
 /** Read size for streamed input files: 1 MiB reads cost a third of the CPU of 64 KiB ones. */
 const READ_BYTES = 1024 * 1024;
@@ -96,7 +113,8 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
 
 /**
  * Plans the ranges of the input files, packed into tasks of about `chunkSize` bytes. Reads no
- * file. Inputs that workers cannot read (stdin, compressed files) are skipped: see {@link planChunks}.
+ * file. Inputs that workers cannot read (stdin, compressed files, URLs not served in byte
+ * ranges) are skipped: see {@link planChunks}.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
  * @param only the inputs to plan (default: every one workers can read)
@@ -115,17 +133,19 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
     pathChars = 0;
   };
   for (let file = 0; file < inputs.length; file++) {
-    const { path, size, mtimeMs } = inputs[file]!;
+    const { path, size, mtimeMs, etag } = inputs[file]!;
     if (isCarried(inputs[file]!) || size === null || !only(inputs[file]!)) continue;
     const location = locate(path);
+    // What each of its entries adds to the task's header.
+    const chars = location.length + (etag?.length ?? 0);
     let at = 0;
     do {
-      if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS) yield* flush();
+      if (ranges.length >= MAX_ENTRIES || pathChars + chars > MAX_PATH_CHARS) yield* flush();
       const take = Math.min(size - at, Math.max(1, chunkSize - bytes));
-      ranges.push([file, location, size, mtimeMs ?? 0, at, at + take]);
+      ranges.push(etag === undefined ? [file, location, size, mtimeMs ?? 0, at, at + take] : [file, location, size, mtimeMs ?? 0, at, at + take, etag]);
       pieces.push({ path, start: at, end: at + take });
       bytes += take;
-      pathChars += location.length;
+      pathChars += chars;
       at += take;
       if (bytes >= chunkSize) yield* flush();
     } while (at < size);
@@ -134,12 +154,12 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
 }
 
 /**
- * Reads the inputs (all of them, or with `onlyCarried` only those workers cannot read: stdin and
- * compressed files) and cuts them into chunks, packed into tasks whose bodies hold at most
+ * Reads the inputs (all of them, or those `only` chooses: the ones the job's workers do not
+ * read) and cuts them into chunks, packed into tasks whose bodies hold at most
  * `chunking.chunkSize` bytes.
  * @throws InputError naming the input that cannot be read
  */
-export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyCarried = false): AsyncGenerator<PlannedTask> {
+export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true): AsyncGenerator<PlannedTask> {
   let chunks: ChunkEntry[] = [];
   let bodies: Uint8Array[] = [];
   let pieces: Array<{ path: string; start: number; end: number }> = [];
@@ -158,7 +178,7 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
     const input = inputs[file]!;
     const { path } = input;
     // Objects are read by the workers themselves, never carried.
-    if ((onlyCarried && !isCarried(input)) || isObjectUrl(path)) continue;
+    if (!only(input) || isObjectUrl(path)) continue;
     for await (const chunk of readChunks(input, chunking, locate)) {
       if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
       chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
@@ -218,10 +238,12 @@ export function readFailure(error: unknown): string {
 
 /** Checks one range entry from the wire; throws TaskRejectedError when it can never be read. */
 export function checkRangeEntry(entry: unknown): RangeEntry {
-  if (!Array.isArray(entry) || entry.length !== 6) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end]');
-  const [file, path, size, mtimeMs, start, end] = entry as unknown[];
+  if (!Array.isArray(entry) || (entry.length !== 6 && entry.length !== 7)) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end] (and an ETag for a URL)');
+  const [file, path, size, mtimeMs, start, end, etag] = entry as unknown[];
   if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
-  if (typeof path !== 'string' || !(isAbsolute(path) || isObjectUrl(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path or obj://BUCKET/NAME');
+  if (typeof path !== 'string' || !(isAbsolute(path) || isRemote(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path, obj://BUCKET/NAME or an http(s) URL');
+  if (isUrl(path) && !URL.canParse(path)) throw new TaskRejectedError('count task: a URL path must be a valid URL');
+  if (entry.length === 7 && (!isUrl(path) || typeof etag !== 'string' || etag.length > MAX_ETAG_CHARS)) throw new TaskRejectedError(`count task: only a URL's range carries an ETag, as text of at most ${MAX_ETAG_CHARS} characters`);
   if (!Number.isSafeInteger(size) || (size as number) < 0) throw new TaskRejectedError('count task: size must be a non-negative integer');
   if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new TaskRejectedError('count task: mtimeMs must be a number');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < 0 || (end as number) < (start as number) || (end as number) > (size as number)) {
@@ -271,9 +293,9 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
   return { source, close: () => closeSync(fd) };
 }
 
-/** An object range reached without its bytes fetched: a caller that forgot withObjectRanges. */
-function objectNotFetched(path: string): never {
-  throw new TaskRejectedError(`count task: ${path} is an object, read only through withObjectRanges`);
+/** A remote range reached without its bytes fetched: a caller that forgot withRemoteRanges. */
+function remoteNotFetched(path: string): never {
+  throw new TaskRejectedError(`count task: ${path} is fetched from a server, read only through withRemoteRanges`);
 }
 
 /** What a text task reads: its ranges (files the worker reads) or its chunks (carried). */
@@ -300,8 +322,8 @@ export interface EntriesCount {
  * Tokenizes every entry of a task, in order, into `sink`: ranges are read from their files
  * (refusing one that changed since the job started), chunks from the task's body.
  * @param carried the task's body (chunks back to back; empty for ranges)
- * @param open where the bytes of a range come from when not from its file (objects: see
- *   withObjectRanges in object-input.ts); undefined for a range means its file
+ * @param open where the bytes of a range come from when not from its file (objects and URLs:
+ *   see withRemoteRanges in remote-ranges.ts); undefined for a range means its file
  * @throws TaskRejectedError for entries that can never be read; InputChangedError naming the file
  */
 export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver, open?: RangeOpener): EntriesCount {
@@ -311,7 +333,7 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
   if (entries.ranges) {
     if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
     for (const [index, range] of entries.ranges.entries()) {
-      const file = open?.(range, index) ?? (isObjectUrl(range[1]) ? objectNotFetched(range[1]) : openRange(range));
+      const file = open?.(range, index) ?? (isRemote(range[1]) ? remoteNotFetched(range[1]) : openRange(range));
       try {
         observer?.start(range[0], range[4]);
         const counted = countRange(file.source, range[4], range[5], settings, sink);
@@ -320,7 +342,7 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
         totalWords += counted.totalWords;
         overlongWords += counted.overlongWords;
       } catch (error) {
-        if (error instanceof TaskRejectedError || error instanceof ObjectWindowMiss) throw error;
+        if (error instanceof TaskRejectedError || error instanceof RemoteWindowMiss) throw error;
         throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
       } finally {
         file.close();
