@@ -16,8 +16,9 @@
  * - obj://BUCKET[/PREFIX] names the objects of a NATS Object Store bucket whose names start
  *   with PREFIX (shared/text/object-input.ts), listed by the caller's `listObjects`: their
  *   sizes and upload times only, never their bytes.
- * - "-" is stdin, at most once. An http:// or https:// URL is fetched by the coordinator
- *   (shared/text/url-input.ts); it must answer before the job starts.
+ * - "-" is stdin, at most once. An http:// or https:// URL is fetched by the coordinator, or in
+ *   byte ranges by the workers where its server serves them (shared/text/url-input.ts); it must
+ *   answer before the job starts, and that first answer says which.
  * - The same file reached twice (same device and inode: a file given twice, a directory and a
  *   file inside it, overlapping globs, hard links) is read once, under the first spelling, and
  *   the paths merged so are counted for the user to be told. Paths keep the user's spelling:
@@ -44,6 +45,10 @@ export interface ResolvedInput {
   mtimeMs?: number;
   /** A file whose first bytes say it is compressed (shared/text/compressed.ts). */
   compression?: Compression;
+  /** A URL whose server serves byte ranges: size is its length (shared/text/url-input.ts). */
+  byteRanges?: boolean;
+  /** Such a URL's ETag, when it has one. */
+  etag?: string;
 }
 
 /** What a walk reads of a file's start to tell a binary file (as git and ripgrep do). */
@@ -163,15 +168,21 @@ class Collector {
     this.excludes = filters.exclude.map(pathMatcher);
   }
 
-  /** Adds a URL, once it answers (see shared/text/url-input.ts); the same URL twice is read once. */
+  /**
+   * Adds a URL, once it answers (see shared/text/url-input.ts), with its length and validators
+   * when its server serves byte ranges; the same URL twice is read once.
+   */
   async addUrl(url: string): Promise<void> {
     if (this.urls.has(url)) {
       this.mergedPaths++;
       return;
     }
-    await probeUrl(url);
+    const probe = await probeUrl(url);
     this.urls.add(url);
-    this.files.push({ path: url, size: null });
+    // Served in byte ranges: planned like a file of its length, its validators kept for the
+    // workers to check (whether they fetch it is the job's choice: workersFetchUrls).
+    const ranges = probe.ranges;
+    this.files.push(ranges ? { path: url, size: ranges.size, mtimeMs: ranges.mtimeMs, byteRanges: true, ...(ranges.etag !== undefined ? { etag: ranges.etag } : {}) } : { path: url, size: null });
   }
 
   /** Adds listed objects; the same object twice is read once. */

@@ -98,8 +98,9 @@ export class Session {
         const workers = options.workers ?? availableParallelism();
         if (workers > 0) {
           // Embedded workers are this user's own processes on this machine: they read the
-          // input files themselves instead of receiving every byte through the server.
-          const settings = { connection, logger: options.logger, logLevel: options.logLevel ?? 'warn', readFiles: true };
+          // input files, and fetch the URLs this coordinator would fetch, themselves instead of
+          // receiving every byte through the server.
+          const settings = { connection, logger: options.logger, logLevel: options.logLevel ?? 'warn', readFiles: true, fetchUrls: true };
           // Usually forked first thing (bin/tally.js) and loaded by now: they only wait for this.
           supervisor = attempt === 1 && !options.workerEnv ? await takePrestartedWorkers(workers, embedded.url) : null;
           if (supervisor) supervisor.configure(settings);

@@ -185,8 +185,8 @@ const MUTANTS = [
   {
     id: 'object-window-miss',
     what: 'a worker takes a read past the bytes it fetched of an object for the end of the object',
-    file: 'shared/text/object-input.ts',
-    edits: [['if (position < window.lo || position + want > window.lo + window.bytes.length) throw new ObjectWindowMiss(index);', 'if (position < window.lo || position + want > window.lo + window.bytes.length) return 0;']],
+    file: 'shared/text/remote-ranges.ts',
+    edits: [['if (position < window.lo || position + want > window.lo + window.bytes.length) throw new RemoteWindowMiss(index);', 'if (position < window.lo || position + want > window.lo + window.bytes.length) return 0;']],
     tests: ['count-objects'],
   },
   {
@@ -205,6 +205,13 @@ const MUTANTS = [
       ['  if (Date.parse(info.mtime) !== mtimeMs) throw', '  if (Date.parse(info.mtime) !== mtimeMs && Number.isNaN(size)) throw'],
     ],
     tests: ['count-objects'],
+  },
+  {
+    id: 'url-change-unnoticed',
+    what: "a worker reads a range of a URL whose ETag changed since the job's probe",
+    file: 'shared/text/url-input.ts',
+    edits: [['  if (planned.etag !== undefined && now.etag !== planned.etag) throw', '  if (planned.etag !== undefined && now.etag !== planned.etag && planned.size < 0) throw']],
+    tests: ['url-ranges'],
   },
 ];
 

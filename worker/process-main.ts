@@ -17,7 +17,7 @@ import { createLogger } from '../shared/log.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
 import { testHooks } from './test-hooks.js';
-import { setFileReads } from '../shared/kinds/file-reads.js';
+import { setFileReads, setUrlFetches } from '../shared/kinds/file-reads.js';
 import { setObjectConnection } from '../shared/text/object-input.js';
 import { JOB_ENDED_SUBJECTS, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
@@ -32,6 +32,8 @@ export interface WorkerProcessSettings {
   index: number;
   /** Tasks may name input files for this process to read. */
   readFiles?: boolean;
+  /** Tasks may name URLs for this process to fetch byte ranges of. */
+  fetchUrls?: boolean;
 }
 
 type Secrets = { password?: string; token?: string };
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
   const settings = await readSettings();
   connection = settings.connection;
   setFileReads(settings.readFiles === true);
+  setUrlFetches(settings.fetchUrls === true);
   const logger = createLogger({ level: settings.logLevel, fallback: 'info', bindings: { role: 'worker', index: settings.index } });
   const nc = await connectToNats({ ...settings.connection, name: `tally-worker-${settings.index}` });
   // A denied subscription (tally.event.ended.*, $SRV) would otherwise fail silently.

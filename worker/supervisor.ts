@@ -29,6 +29,8 @@ export interface SupervisorOptions {
   env?: NodeJS.ProcessEnv;
   /** Let tasks name input files for the children to read (see shared/kinds/file-reads.ts). Default false. */
   readFiles?: boolean;
+  /** Let tasks name URLs for the children to fetch (see shared/kinds/file-reads.ts). Default false. */
+  fetchUrls?: boolean;
   /**
    * Processes to fork at once; the others follow as soon as one of these has loaded its
    * modules. Default: all. Starting a Node process is CPU-bound (~120 ms), so forking more of
@@ -49,7 +51,7 @@ interface Slot {
 }
 
 /** What `configure()` may supply after the processes were forked. */
-export type SupervisorSettings = Pick<SupervisorOptions, 'connection' | 'logger' | 'logLevel' | 'readFiles'>;
+export type SupervisorSettings = Pick<SupervisorOptions, 'connection' | 'logger' | 'logLevel' | 'readFiles' | 'fetchUrls'>;
 
 /** Owns the worker child processes: starts, restarts and stops them. */
 export class Supervisor {
@@ -101,6 +103,7 @@ export class Supervisor {
       logLevel: this.options.logLevel,
       index: slot.index,
       readFiles: this.options.readFiles === true,
+      fetchUrls: this.options.fetchUrls === true,
     };
   }
 

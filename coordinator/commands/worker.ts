@@ -14,6 +14,7 @@ interface WorkerCliOptions extends ConnectionFlags {
   processes?: number;
   logLevel?: string;
   readFiles?: boolean;
+  fetchUrls?: boolean;
 }
 
 const RETRY_MS = 2000;
@@ -53,6 +54,7 @@ export function workerCommand(): Command {
     .option('--processes <n>', 'worker processes (default: number of cores)', (v) => parseCount(v, '--processes', 1, 1024))
     .option('--log-level <level>', 'pino log level (default: $LOG_LEVEL, else info)')
     .option('--read-files', 'let count tasks name input files to read here instead of carrying their bytes (only with a filesystem shared with the coordinators, and only if you trust everyone who may publish tasks: a task can name any file this user can read)')
+    .option('--fetch-urls', 'let count tasks name URLs to fetch byte ranges of here instead of carrying their text (only if you trust everyone who may publish tasks: a task can make this machine GET any http(s) URL it can reach)')
     .action(async (options: WorkerCliOptions) => {
       const connection = resolveConnection(options);
       if (!connection) throw new UsageError('worker: give --server URL (or set NATS_URL); workers join a running server');
@@ -70,7 +72,7 @@ export function workerCommand(): Command {
         for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stop(signal));
       });
       if (!(await preflight(connection, logger, () => stopSignal !== null))) return;
-      supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel, readFiles: options.readFiles === true });
+      supervisor = new Supervisor({ connection, processes: options.processes ?? availableParallelism(), logger, logLevel: options.logLevel, readFiles: options.readFiles === true, fetchUrls: options.fetchUrls === true });
       supervisor.start();
       logger.info({ processes: supervisor.processes, server: displayServers(connection.servers) }, 'workers starting');
       await finished;

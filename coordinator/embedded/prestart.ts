@@ -103,8 +103,8 @@ export function prestartEmbedded(argv: string[]): void {
   void server.then(
     (embedded) => {
       // As the session would: embedded workers are this user's own processes on this machine
-      // (they read input files themselves). The session checks that it is the same server.
-      if (prestarted.workers === workers) workers.configure({ connection: embeddedConnection(embedded), logger, logLevel: plan.logLevel ?? 'warn', readFiles: true });
+      // (they read input files and fetch URLs themselves). The session checks that it is the same server.
+      if (prestarted.workers === workers) workers.configure({ connection: embeddedConnection(embedded), logger, logLevel: plan.logLevel ?? 'warn', readFiles: true, fetchUrls: true });
     },
     () => undefined,
   );

@@ -34,6 +34,7 @@ export interface TextCliOptions extends CommonOptions {
   chunkSize?: number;
   maxWordBytes: number;
   workersReadFiles?: boolean;
+  workersFetchUrls?: boolean;
   reducers?: number;
 }
 
@@ -61,6 +62,8 @@ export function withTextOptions(command: Command, rows: string): Command {
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
     .option('--workers-read-files', 'tasks name the file and byte range and workers read it (default with the embedded server; with --server, every worker must share the files and run with --read-files)')
     .option('--no-workers-read-files', 'every task carries its chunk of text (default with --server)')
+    .option('--workers-fetch-urls', 'workers fetch byte ranges of URLs whose server serves them (default with the embedded server; with --server, every worker must run with --fetch-urls)')
+    .option('--no-workers-fetch-urls', 'the coordinator fetches every URL and tasks carry its text (default with --server)')
     .option('--reducers <n>', `reduce partitions, each folded by a reduce task on a worker (1..${MAX_PARTITIONS}; default: the embedded workers, or ${DEFAULT_REDUCERS} with --server)`, (v) =>
       parseCount(v, '--reducers', 1, MAX_PARTITIONS),
     )
@@ -101,6 +104,7 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     maxWordBytes: options.maxWordBytes,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
     workersReadFiles: options.workersReadFiles ?? embedded,
+    workersFetchUrls: options.workersFetchUrls ?? embedded,
     reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
     // The rows the result keeps beside its parts: at least this --top (0: only the default).
     summaryTop: options.top,

@@ -6,7 +6,9 @@
  * Task spec (JSON): {tokenizer, caseSensitive, maxWordBytes} and either
  *   ranges: [[file, path, size, mtimeMs, start, end], …]  byte ranges the worker reads itself,
  *           deciding their exact edges (shared/text/ranges.ts); no body. The embedded default,
- *           and `--workers-read-files`: the coordinator then reads no text at all;
+ *           and `--workers-read-files`: the coordinator then reads no text at all. Objects are
+ *           always ranges; so are URLs served in byte ranges with `--workers-fetch-urls` (the
+ *           embedded default), whose ranges add the URL's ETag when it has one;
  *   chunks: [[file, offset, length, flags], …]  chunks cut by the coordinator, carried back to
  *           back in the task's body (stdin, and workers that share no files with it).
  * Several entries share one task, so that many small files cost what one big file costs.
@@ -33,6 +35,7 @@ import {
   checkRangeEntry,
   chunkFlags,
   eitherOpener,
+  isCarried,
   planChunks,
   planRanges,
   readFailure,
@@ -43,10 +46,12 @@ import {
   type PlannedTask,
   type RangeEntry,
   type TaskEntries,
+  type TextInput,
 } from '../text/file-input.js';
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { isUrl } from '../text/url-input.js';
-import { isObjectUrl, withObjectRanges } from '../text/object-input.js';
+import { isObjectUrl } from '../text/object-input.js';
+import { isRemote, withRemoteRanges } from '../text/remote-ranges.js';
 import { MAX_PIECE_BYTES, compressedPieces, withPieces } from '../text/compressed-pieces.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
@@ -64,9 +69,11 @@ export type CountOptions = {
   /**
    * Inputs in order, paths as the user spelled them; path "-" is stdin; size null when unknown
    * (stdin); mtimeMs when the job started (absent in records of older versions); compression
-   * for a compressed file (its size is then the compressed size).
+   * for a compressed file (its size is then the compressed size); byteRanges for a URL whose
+   * server serves byte ranges (size its length, mtimeMs its Last-Modified or 0, etag its ETag
+   * when it has one: see shared/text/url-input.ts).
    */
-  inputs: { path: string; size: number | null; mtimeMs?: number; compression?: Compression }[];
+  inputs: { path: string; size: number | null; mtimeMs?: number; compression?: Compression; byteRanges?: boolean; etag?: string }[];
   /**
    * Paths the user gave that named a file already in `inputs` (each file is counted once);
    * absent when none.
@@ -87,6 +94,12 @@ export type CountOptions = {
    * carried). Only for workers that share this machine's files and allow it (absent: false).
    */
   workersReadFiles?: boolean;
+  /**
+   * Workers fetch the byte ranges of URLs served in ranges themselves, instead of the
+   * coordinator fetching the URL and carrying its text. Only for workers that allow it
+   * (embedded ones; `tally worker --fetch-urls`) (absent: false).
+   */
+  workersFetchUrls?: boolean;
   /**
    * Reduce partitions, folded by reduce tasks on the workers (1 to 256). Absent in records of
    * older versions: the coordinator folds every word.
@@ -163,6 +176,10 @@ export function checkOptions(options: CountOptions): void {
     if (input.size !== null && !(Number.isSafeInteger(input.size) && input.size >= 0)) throw new UsageError(`count: bad size for ${input.path}`);
     if (input.mtimeMs !== undefined && !Number.isFinite(input.mtimeMs)) throw new UsageError(`count: bad modification time for ${input.path}`);
     if (input.compression !== undefined && !COMPRESSIONS.includes(input.compression)) throw new UsageError(`count: unknown compression for ${input.path}`);
+    if (input.byteRanges !== undefined && (input.byteRanges !== true || !isUrl(input.path) || input.size === null || input.compression !== undefined)) {
+      throw new UsageError(`count: byteRanges only for an uncompressed URL of known size, not ${input.path}`);
+    }
+    if (input.etag !== undefined && (typeof input.etag !== 'string' || input.byteRanges !== true)) throw new UsageError(`count: an ETag only for a URL served in byte ranges, not ${input.path}`);
   }
   if (options.mergedPaths !== undefined && !(Number.isSafeInteger(options.mergedPaths) && options.mergedPaths >= 0)) throw new UsageError('count: mergedPaths must be a non-negative integer');
   if (options.directory !== undefined && (typeof options.directory !== 'string' || !isAbsolute(options.directory))) throw new UsageError('count: directory must be an absolute path');
@@ -173,6 +190,7 @@ export function checkOptions(options: CountOptions): void {
   }
   if (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1) throw new OptionError('chunkSize', `must be a positive integer, got ${options.chunkSize}`);
   if (options.workersReadFiles !== undefined && typeof options.workersReadFiles !== 'boolean') throw new UsageError('count: workersReadFiles must be a boolean');
+  if (options.workersFetchUrls !== undefined && typeof options.workersFetchUrls !== 'boolean') throw new UsageError('count: workersFetchUrls must be a boolean');
   if (options.reducers !== undefined && !(Number.isSafeInteger(options.reducers) && options.reducers >= 1 && options.reducers <= MAX_PARTITIONS)) {
     throw new OptionError('reducers', `must be an integer from 1 to ${MAX_PARTITIONS}, got ${options.reducers}`);
   }
@@ -226,6 +244,17 @@ async function piecesOf(inputs: CountOptions['inputs'], locate: (path: string) =
     if (boundaries) pieces.set(index, boundaries);
   }
   return pieces;
+}
+
+/**
+ * True when the workers of a job read `input` themselves (its tasks name ranges of it): objects
+ * always (object-input.ts); URLs served in byte ranges when the job lets workers fetch URLs;
+ * other files when it lets them read files. Never stdin, compressed files or other URLs.
+ */
+export function workersRead(options: Pick<CountOptions, 'workersReadFiles' | 'workersFetchUrls'>, input: TextInput): boolean {
+  if (isObjectUrl(input.path)) return true;
+  if (isCarried(input)) return false;
+  return isUrl(input.path) ? options.workersFetchUrls === true : options.workersReadFiles === true;
 }
 
 /** The task of a planned set of ranges or chunks. */
@@ -292,7 +321,7 @@ function encodeShares({ bytes, totalWords, overlongWords, words }: TaskCount, pa
   return { summary: encoder.encode(`${HEADER} ${bytes} ${totalWords} ${overlongWords} ${top.rows.length} ${top.unlisted} ${top.beyond ?? 0}\n${listingLines(top)}`), shares };
 }
 
-/** Counts a task, fetching first the bytes of the objects it names (object-input.ts). */
+/** Counts a task, fetching first the bytes of the objects and URLs it names (remote-ranges.ts). */
 function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promise<TaskCount> {
   const s = parseSpec(spec);
   const settings: CountSettings = { tokenizer: s.tokenizer, caseSensitive: s.caseSensitive, maxWordBytes: s.maxWordBytes };
@@ -306,12 +335,12 @@ function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promi
 
 /**
  * Runs `count` over a task's entries with the bytes that are not read from a file directly
- * fetched first: objects' (object-input.ts) and compressed pieces' text (compressed-pieces.ts).
+ * fetched first: objects' and URLs' (remote-ranges.ts) and compressed pieces' text (compressed-pieces.ts).
  * `count` may run more than once (when a window fell short) and must start afresh each time.
  * @returns synchronously for a task of plain files or carried chunks
  */
 export function withFetchedRanges<T>(spec: Pick<CountSpec, 'ranges' | 'maxWordBytes'>, count: (open: EntryOpener | undefined) => T): T | Promise<T> {
-  return withPieces(spec.ranges, spec.maxWordBytes, (openPiece) => withObjectRanges(spec.ranges, spec.maxWordBytes, (openObject) => count(eitherOpener(openPiece, openObject))));
+  return withPieces(spec.ranges, spec.maxWordBytes, (openPiece) => withRemoteRanges(spec.ranges, spec.maxWordBytes, (openRemote) => count(eitherOpener(openPiece, openRemote))));
 }
 
 /** Counts a task that carries its text (no ranges): synchronously, for {@link countBytes}. */
@@ -324,10 +353,11 @@ function countCarried(spec: unknown, carried: Uint8Array): TaskCount {
 
 /**
  * A task that names files runs only on a worker that reads files (`--read-files`); objects
- * (obj://) are read through the worker's NATS connection and need no such flag.
+ * (obj://) are read through the worker's NATS connection and need no such flag; URLs need
+ * `--fetch-urls` (checked by withRemoteRanges).
  */
 export function checkReadable(spec: { ranges?: RangeEntry[] }): void {
-  const file = spec.ranges?.find((range) => !isObjectUrl(range[1]));
+  const file = spec.ranges?.find((range) => !isRemote(range[1]));
   if (file && !fileReadsAllowed()) {
     throw new TaskRejectedError(`count task: this worker does not read files (${file[1]}); start it with --read-files, or submit without --workers-read-files`);
   }
@@ -518,21 +548,16 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     checkOptions(options);
     const chunking = chunkOptions(options, context.maxBodyBytes);
     const locate = (path: string) => inputLocation(options, path);
-    if (options.workersReadFiles === true) {
-      // Workers read the files: the coordinator plans ranges from sizes and reads no text;
-      // compressed files are cut where members start, and decompressed by the workers. Only
-      // stdin, and a compressed file that has no such cuts, are carried.
-      const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
-      const pieces = await piecesOf(options.inputs, locate, target, true);
-      for (const planned of planRanges(options.inputs, target, locate, undefined, pieces)) yield taskOf(options, planned);
-      for await (const planned of planChunks(options.inputs, chunking, locate, true, pieces)) yield taskOf(options, planned);
-      return;
-    }
-    // Objects are read by the workers from the server in any case (object-input.ts).
     const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
-    const pieces = await piecesOf(options.inputs, locate, target, false);
-    for (const planned of planRanges(options.inputs, target, locate, (input) => isObjectUrl(input.path), pieces)) yield taskOf(options, planned);
-    for await (const planned of planChunks(options.inputs, chunking, locate, false, pieces)) yield taskOf(options, planned);
+    // Compressed files are cut where members start, and decompressed by the workers, when they
+    // read the files; compressed objects always are.
+    const pieces = await piecesOf(options.inputs, locate, target, options.workersReadFiles === true);
+    const inPieces = new Set([...pieces.keys()].map((index) => options.inputs[index]));
+    const byWorkers = (input: TextInput) => inPieces.has(input) || workersRead(options, input);
+    // What the workers read, the coordinator plans as ranges from sizes and reads no text of;
+    // the rest it reads and carries in chunks.
+    for (const planned of planRanges(options.inputs, target, locate, byWorkers, pieces)) yield taskOf(options, planned);
+    for await (const planned of planChunks(options.inputs, chunking, locate, (input) => !byWorkers(input))) yield taskOf(options, planned);
   },
 
   map(spec: unknown, body: Uint8Array, _context: MapContext): Uint8Array | Promise<Uint8Array> {

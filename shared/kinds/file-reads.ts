@@ -16,3 +16,23 @@ export function setFileReads(allow: boolean): void {
 export function fileReadsAllowed(): boolean {
   return allowed;
 }
+
+/**
+ * Whether this process may fetch URLs named by tasks (byte ranges of URL inputs), instead of
+ * receiving their text from the coordinator. Off unless the worker process turns it on, as for
+ * files: embedded workers do (they fetch from the coordinator's own machine what it would fetch
+ * itself); `tally worker` does only with --fetch-urls, because a task that names a URL makes the
+ * worker send a GET from wherever it runs (hosts inside its network, cloud metadata addresses)
+ * and report what the answer holds as word counts.
+ */
+let fetchesAllowed = false;
+
+/** Turns URL fetches by tasks on or off for this process. */
+export function setUrlFetches(allow: boolean): void {
+  fetchesAllowed = allow;
+}
+
+/** True when tasks may name URLs for this process to fetch. */
+export function urlFetchesAllowed(): boolean {
+  return fetchesAllowed;
+}

@@ -17,6 +17,9 @@
  *
  * Objects in a NATS Object Store bucket (obj://BUCKET/NAME, shared/text/object-input.ts) are
  * always RANGES: every worker reads them from the server, whatever --workers-read-files says.
+ * URLs whose server serves byte ranges (shared/text/url-input.ts) are RANGES when the job lets
+ * workers fetch URLs (--workers-fetch-urls), other URLs CHUNKS; the job's split decides which
+ * inputs its workers read (see `split` in shared/kinds/count.ts).
  *
  * Both are deterministic for the same files and settings, which `tally resume` relies on.
  */
@@ -29,8 +32,9 @@ import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type To
 import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
 import { COMPRESSIONS, decompress, peekCompression, type Compression } from './compressed.js';
 import { PieceWindowMiss } from './compressed-pieces.js';
-import { isUrl, urlBytes } from './url-input.js';
-import { isObjectUrl, ObjectWindowMiss } from './object-input.js';
+import { isUrl, MAX_ETAG_CHARS, urlBytes } from './url-input.js';
+import { isObjectUrl } from './object-input.js';
+import { isRemote, RemoteWindowMiss } from './remote-ranges.js';
 import { MAX_TASK_BYTES } from '../limits.js';
 
 /** One input file as a job stores it: path as typed, size and modification time at the start. */
@@ -41,6 +45,13 @@ export interface TextInput {
   mtimeMs?: number;
   /** A compressed file (its size is the compressed size): its pieces are read by workers, or it is carried. */
   compression?: Compression;
+  /**
+   * A URL whose server serves byte ranges (its size then is its length, mtimeMs its
+   * Last-Modified or 0): workers may fetch ranges of it (shared/text/url-input.ts).
+   */
+  byteRanges?: boolean;
+  /** A URL's ETag when the job was planned, which every range read must find again. */
+  etag?: string;
 }
 
 /**
@@ -49,21 +60,26 @@ export interface TextInput {
  */
 export type PieceBoundaries = ReadonlyMap<number, readonly number[]>;
 
-/** Inputs whose text the coordinator carries to the workers: stdin, URLs, and compressed files that are not in pieces. */
-export function isCarried(input: TextInput, index = -1, pieces: PieceBoundaries = NO_PIECES): boolean {
-  return input.path === '-' || (input.compression !== undefined && !pieces.has(index)) || isUrl(input.path);
-}
-
 const NO_PIECES: PieceBoundaries = new Map();
 
 /**
- * A nominal byte range of a file for a worker to read:
- * [input index, absolute path, file size, modification time in ms, start, end], and for a piece
- * of a compressed file (compressed-pieces.ts) its compression: start and end are then offsets
- * in the compressed file where members begin, and the worker counts the text they decompress to.
- * Tuples, not objects: a task lists up to a few hundred of them.
+ * Inputs whose text only the coordinator can carry to the workers: stdin, compressed files (but
+ * see PieceBoundaries), and URLs not served in byte ranges. (Whether the workers of a job read the others is the job's
+ * choice: see `split` in shared/kinds/count.ts.)
  */
-export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number] | PieceEntry;
+export function isCarried(input: TextInput): boolean {
+  return input.path === '-' || input.compression !== undefined || (isUrl(input.path) && input.byteRanges !== true);
+}
+
+/**
+ * A nominal byte range of a file for a worker to read:
+ * [input index, absolute path, file size, modification time in ms, start, end], and for a URL
+ * with an ETag, that ETag (the path is then the URL, the time its Last-Modified or 0); for a
+ * piece of a compressed file (compressed-pieces.ts) its compression: start and end are then
+ * offsets in the compressed file where members begin, and the worker counts the text they
+ * decompress to. Tuples, not objects: a task lists up to a few hundred of them.
+ */
+export type RangeEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number] | [file: number, path: string, size: number, mtimeMs: number, start: number, end: number, etag: string] | PieceEntry;
 
 /** The range entry of a compressed file's piece. */
 export type PieceEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number, piece: PieceOf];
@@ -73,7 +89,7 @@ export type PieceOf = { compression: Compression };
 
 /** True for the range of a compressed file's piece. */
 export function isPiece(range: RangeEntry): range is PieceEntry {
-  return range.length === 7;
+  return typeof range[6] === 'object';
 }
 
 /**
@@ -87,7 +103,7 @@ export type PlannedTask = { ranges: RangeEntry[]; weight: number; input: string 
 
 /** Most entries one task lists. */
 export const MAX_ENTRIES = 512;
-/** Characters of paths one task lists, at most (its header must stay well under 64 KiB). */
+/** Characters of paths (and ETags) one task lists, at most (its header must stay well under 64 KiB). */
 const MAX_PATH_CHARS = 24 * 1024;
 /** Read size for streamed input files: 1 MiB reads cost a third of the CPU of 64 KiB ones. */
 const READ_BYTES = 1024 * 1024;
@@ -118,8 +134,9 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
 
 /**
  * Plans the ranges of the input files, packed into tasks of about `chunkSize` bytes. Reads no
- * file. Inputs that workers cannot read (stdin, compressed files not in `pieces`) are skipped:
- * see {@link planChunks}. A compressed file's ranges are its pieces, of their compressed bytes.
+ * file. Inputs that workers cannot read (stdin, compressed files not in `pieces`, URLs not
+ * served in byte ranges) are skipped: see {@link planChunks}. A compressed file's ranges are its
+ * pieces, of their compressed bytes.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
  * @param only the inputs to plan (default: every one workers can read)
@@ -139,8 +156,8 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
     pathChars = 0;
   };
   for (let file = 0; file < inputs.length; file++) {
-    const { path, size, mtimeMs, compression } = inputs[file]!;
-    if (isCarried(inputs[file]!, file, pieces) || size === null || !only(inputs[file]!)) continue;
+    const { path, size, mtimeMs, etag, compression } = inputs[file]!;
+    if ((isCarried(inputs[file]!) && !pieces.has(file)) || size === null || !only(inputs[file]!)) continue;
     const location = locate(path);
     const boundaries = pieces.get(file);
     if (boundaries && compression) {
@@ -155,14 +172,16 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
       }
       continue;
     }
+    // What each of its entries adds to the task's header.
+    const chars = location.length + (etag?.length ?? 0);
     let at = 0;
     do {
-      if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS) yield* flush();
+      if (ranges.length >= MAX_ENTRIES || pathChars + chars > MAX_PATH_CHARS) yield* flush();
       const take = Math.min(size - at, Math.max(1, chunkSize - bytes));
-      ranges.push([file, location, size, mtimeMs ?? 0, at, at + take]);
+      ranges.push(etag === undefined ? [file, location, size, mtimeMs ?? 0, at, at + take] : [file, location, size, mtimeMs ?? 0, at, at + take, etag]);
       described.push({ path, start: at, end: at + take });
       bytes += take;
-      pathChars += location.length;
+      pathChars += chars;
       at += take;
       if (bytes >= chunkSize) yield* flush();
     } while (at < size);
@@ -171,12 +190,12 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
 }
 
 /**
- * Reads the inputs (all of them, or with `onlyCarried` only those workers cannot read: stdin and
- * compressed files not in `inPieces`) and cuts them into chunks, packed into tasks whose bodies hold at most
+ * Reads the inputs (all of them, or those `only` chooses: the ones the job's workers do not
+ * read) and cuts them into chunks, packed into tasks whose bodies hold at most
  * `chunking.chunkSize` bytes.
  * @throws InputError naming the input that cannot be read
  */
-export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, onlyCarried = false, inPieces: PieceBoundaries = NO_PIECES): AsyncGenerator<PlannedTask> {
+export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkOptions, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true): AsyncGenerator<PlannedTask> {
   let chunks: ChunkEntry[] = [];
   let bodies: Uint8Array[] = [];
   let pieces: Array<{ path: string; start: number; end: number }> = [];
@@ -195,7 +214,7 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
     const input = inputs[file]!;
     const { path } = input;
     // Objects are read by the workers themselves, never carried.
-    if ((onlyCarried && !isCarried(input, file, inPieces)) || isObjectUrl(path) || inPieces.has(file)) continue;
+    if (!only(input) || isObjectUrl(path)) continue;
     for await (const chunk of readChunks(input, chunking, locate)) {
       if (bytes + chunk.body.length > chunking.chunkSize || chunks.length >= MAX_ENTRIES) yield* flush();
       chunks.push([file, chunk.start, chunk.body.length, chunkFlags(chunk)]);
@@ -255,13 +274,16 @@ export function readFailure(error: unknown): string {
 
 /** Checks one range entry from the wire; throws TaskRejectedError when it can never be read. */
 export function checkRangeEntry(entry: unknown): RangeEntry {
-  if (!Array.isArray(entry) || (entry.length !== 6 && entry.length !== 7)) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end] and for a compressed piece {compression}');
-  const [file, path, size, mtimeMs, start, end, piece] = entry as unknown[];
-  if (entry.length === 7 && !(typeof piece === 'object' && piece !== null && Object.keys(piece).length === 1 && COMPRESSIONS.includes((piece as PieceOf).compression))) {
+  if (!Array.isArray(entry) || (entry.length !== 6 && entry.length !== 7)) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end] (and an ETag for a URL, {compression} for a compressed piece)');
+  const [file, path, size, mtimeMs, start, end, extra] = entry as unknown[];
+  const piece = typeof extra === 'object';
+  if (piece && !(extra !== null && Object.keys(extra).length === 1 && COMPRESSIONS.includes((extra as PieceOf).compression))) {
     throw new TaskRejectedError('count task: a piece must say its compression, gzip, bzip2 or zstd');
   }
   if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
-  if (typeof path !== 'string' || !(isAbsolute(path) || isObjectUrl(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path or obj://BUCKET/NAME');
+  if (typeof path !== 'string' || !(isAbsolute(path) || isRemote(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path, obj://BUCKET/NAME or an http(s) URL');
+  if (isUrl(path) && !URL.canParse(path)) throw new TaskRejectedError('count task: a URL path must be a valid URL');
+  if (entry.length === 7 && !piece && (!isUrl(path) || typeof extra !== 'string' || extra.length > MAX_ETAG_CHARS)) throw new TaskRejectedError(`count task: only a URL's range carries an ETag, as text of at most ${MAX_ETAG_CHARS} characters`);
   if (!Number.isSafeInteger(size) || (size as number) < 0) throw new TaskRejectedError('count task: size must be a non-negative integer');
   if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new TaskRejectedError('count task: mtimeMs must be a number');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || (start as number) < 0 || (end as number) < (start as number) || (end as number) > (size as number)) {
@@ -311,9 +333,9 @@ export function openRange(entry: RangeEntry): { source: ByteSource; close(): voi
   return { source, close: () => closeSync(fd) };
 }
 
-/** An object range, or a compressed piece, reached without its bytes fetched: a caller that forgot withObjectRanges or withPieces. */
+/** A remote range, or a compressed piece, reached without its bytes fetched: a caller that forgot withRemoteRanges or withPieces. */
 function notFetched(path: string): never {
-  throw new TaskRejectedError(`count task: ${path} is read only through withObjectRanges or withPieces`);
+  throw new TaskRejectedError(`count task: ${path} is read only through withRemoteRanges or withPieces`);
 }
 
 /** A range opened for counting: its bytes, and (a compressed piece's) the nominal range within them. */
@@ -358,8 +380,8 @@ export interface EntriesCount {
  * Tokenizes every entry of a task, in order, into `sink`: ranges are read from their files
  * (refusing one that changed since the job started), chunks from the task's body.
  * @param carried the task's body (chunks back to back; empty for ranges)
- * @param open where the bytes of a range come from when not from its file (objects: see
- *   withObjectRanges in object-input.ts); undefined for a range means its file
+ * @param open where the bytes of a range come from when not from its file (objects and URLs:
+ *   see withRemoteRanges in remote-ranges.ts); undefined for a range means its file
  * @throws TaskRejectedError for entries that can never be read; InputChangedError naming the file
  */
 export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, settings: CountSettings, sink: TokenSink, observer?: EntryObserver, open?: EntryOpener): EntriesCount {
@@ -369,7 +391,7 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
   if (entries.ranges) {
     if (carried.length > 0) throw new TaskRejectedError('count task: a task that names files carries no bytes');
     for (const [index, range] of entries.ranges.entries()) {
-      const file: OpenedRange = open?.(range, index) ?? (isObjectUrl(range[1]) || isPiece(range) ? notFetched(range[1]) : openRange(range));
+      const file: OpenedRange = open?.(range, index) ?? (isRemote(range[1]) || isPiece(range) ? notFetched(range[1]) : openRange(range));
       try {
         observer?.start(range[0], range[4]);
         const counted = countRange(file.source, file.start ?? range[4], file.end ?? range[5], settings, sink);
@@ -378,7 +400,7 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
         totalWords += counted.totalWords;
         overlongWords += counted.overlongWords;
       } catch (error) {
-        if (error instanceof TaskRejectedError || error instanceof ObjectWindowMiss || error instanceof PieceWindowMiss) throw error;
+        if (error instanceof TaskRejectedError || error instanceof RemoteWindowMiss || error instanceof PieceWindowMiss) throw error;
         throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
       } finally {
         file.close();

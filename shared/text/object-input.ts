@@ -9,17 +9,14 @@
  * `$O.BUCKET.C.<nuid>`, after which the client writes its info on `$O.BUCKET.M.<name>`. A
  * worker reads the info (size and time checked against the job's), finds where the chunks are
  * (see firstChunk) and fetches by direct get only those its range covers, plus the few bytes
- * before and after that shared/text/ranges.ts looks at to decide a range's exact edges.
+ * before and after that shared/text/ranges.ts looks at to decide a range's exact edges (the
+ * window: see shared/text/remote-ranges.ts, which URLs served in ranges share).
  */
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { InputChangedError, TaskRejectedError, UsageError } from '../errors.js';
-import type { ByteSource } from './ranges.js';
-import type { RangeEntry } from './file-input.js';
-import { HISTORY, LOOKAHEAD } from './cuts.js';
-import { WORD_SLACK } from './chunker.js';
 // Loads no client module itself (see there): the worker's start pays nothing for it.
 import { permissionViolation } from '../nats/errors.js';
 
@@ -266,79 +263,3 @@ async function firstChunk(
 
 /** The chunk size of the Object Store client, for infos that do not say theirs. */
 const DEFAULT_CHUNK_BYTES = 128 * 1024;
-
-/** Object ranges of one task fetched at once, at most. */
-const FETCHES_IN_FLIGHT = 8;
-
-/**
- * Thrown by a window's ByteSource when counting reads outside the bytes fetched for it (only
- * the rare scan to the end of an overlong word does): the caller fetches more and counts again.
- */
-export class ObjectWindowMiss extends Error {
-  constructor(readonly range: number) {
-    super('read outside the fetched window of an object');
-  }
-}
-
-/** Opens the source of a task's range `index`; the caller closes it. */
-export type RangeOpener = (range: RangeEntry, index: number) => { source: ByteSource; close(): void } | undefined;
-
-/**
- * Runs `count` over a task's ranges, with the bytes of its object ranges fetched first: what
- * shared/text/ranges.ts reads of a range (the range, HISTORY bytes before it and the word reach
- * after it). In the rare case counting reads further (the scan to the end of an overlong word
- * with the whitespace tokenizer) that range is fetched to the object's end and `count` runs
- * again from scratch: it must keep nothing from a run that threw.
- * @param ranges the task's ranges (file ranges are left to `count`'s default)
- * @returns synchronously when no range is an object's
- */
-export function withObjectRanges<T>(ranges: readonly RangeEntry[] | undefined, maxWordBytes: number, count: (open: RangeOpener | undefined) => T): T | Promise<T> {
-  // Without objects, synchronously: a task over files throws as it always did.
-  if (!ranges || !ranges.some(isObjectRange)) return count(undefined);
-  return countObjects(ranges, maxWordBytes, count);
-}
-
-/** A range of an object read as it is (a compressed object's piece is fetched by compressed-pieces.ts). */
-function isObjectRange(range: RangeEntry): boolean {
-  return isObjectUrl(range[1]) && range.length === 6;
-}
-
-async function countObjects<T>(ranges: readonly RangeEntry[], maxWordBytes: number, count: (open: RangeOpener | undefined) => T): Promise<T> {
-  const windows = new Map<number, { lo: number; bytes: Uint8Array }>();
-  const fetch = async (index: number, toEnd: boolean) => {
-    const [, path, size, mtimeMs, start, end] = ranges[index]!;
-    const lo = Math.max(0, start - HISTORY);
-    const hi = toEnd ? size : Math.min(size, Math.max(end, start) + maxWordBytes + WORD_SLACK + LOOKAHEAD);
-    windows.set(index, { lo, bytes: (await readObjectRange(path, size, mtimeMs, lo, hi)).bytes });
-  };
-  // A task may list hundreds of small objects: a few requests in flight at a time.
-  const objects = ranges.flatMap((range, index) => (isObjectRange(range) ? [index] : []));
-  let next = 0;
-  const fetchers = Array.from({ length: Math.min(FETCHES_IN_FLIGHT, objects.length) }, async () => {
-    while (next < objects.length) await fetch(objects[next++]!, false);
-  });
-  await Promise.all(fetchers);
-  const open: RangeOpener = (range, index) => {
-    const window = windows.get(index);
-    if (!window) return undefined;
-    const source: ByteSource = {
-      size: range[2],
-      read(target, position, length) {
-        const want = Math.min(length, range[2] - position);
-        if (want <= 0) return 0;
-        if (position < window.lo || position + want > window.lo + window.bytes.length) throw new ObjectWindowMiss(index);
-        target.set(window.bytes.subarray(position - window.lo, position - window.lo + want));
-        return want;
-      },
-    };
-    return { source, close: () => undefined };
-  };
-  for (;;) {
-    try {
-      return count(open);
-    } catch (error) {
-      if (!(error instanceof ObjectWindowMiss)) throw error;
-      await fetch(error.range, true);
-    }
-  }
-}
