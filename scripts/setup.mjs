@@ -87,13 +87,17 @@ try {
 // 4. What the tests use beyond Node and nats-server, never tally itself: Debian's Chromium (the
 // dashboard's browser tests), bzip2 and zstd (compressing the corpus the compressed-input tests
 // count), iproute2 (`ip netns`, the network-partition tests), openssl (the dashboard's HTTPS
-// tests make a certificate per run). Installed only when missing, and
-// only where apt-get may run as root; otherwise said.
+// tests make a certificate per run), primesieve and python3-gmpy2 (the reference prime counter
+// and GMP: the primes and factorial tests check against them, the benchmark runs them as
+// peers). Installed only when missing, and only where apt-get may run as root; otherwise said.
 const CHROMIUM = process.env.TALLY_CHROMIUM || '/usr/bin/chromium';
+// Debian's package is for Debian's Python (a pyenv python3 on PATH does not see it).
+const hasGmpy2 = spawnSync(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', 'import gmpy2'], { stdio: 'ignore' }).status === 0;
 const testPackages = [
   ...(existsSync(CHROMIUM) ? [] : ['chromium']),
-  ...['bzip2', 'zstd', 'openssl'].filter((command) => !onPath(command)),
+  ...['bzip2', 'zstd', 'openssl', 'primesieve'].filter((command) => !onPath(command)),
   ...(onPath('ip') ? [] : ['iproute2']),
+  ...(hasGmpy2 ? [] : ['python3-gmpy2']),
 ];
 if (testPackages.length > 0) {
   if (mayApt()) aptInstall(testPackages, 'for the tests');
