@@ -182,7 +182,11 @@ class Collector {
     // Served in byte ranges: planned like a file of its length, its validators kept for the
     // workers to check (whether they fetch it is the job's choice: workersFetchUrls).
     const ranges = probe.ranges;
-    this.files.push(ranges ? { path: url, size: ranges.size, mtimeMs: ranges.mtimeMs, byteRanges: true, ...(ranges.etag !== undefined ? { etag: ranges.etag } : {}) } : { path: url, size: null });
+    this.files.push(
+      ranges
+        ? { path: url, size: ranges.size, mtimeMs: ranges.mtimeMs, byteRanges: true, ...(ranges.etag !== undefined ? { etag: ranges.etag } : {}), ...(probe.compression ? { compression: probe.compression } : {}) }
+        : { path: url, size: null },
+    );
   }
 
   /** Adds listed objects; the same object twice is read once. */

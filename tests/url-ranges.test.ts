@@ -17,6 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { REPO_ROOT, cleanEnv, runTally, startTestServer, tempDir } from './helpers/tally.js';
 import { spawnWorker, waitFor } from './helpers/watch.js';
 import { referenceUnicodeCount, referenceWhitespaceCount } from './helpers/reference-counter.js';
@@ -195,6 +196,30 @@ test('a server without ranges, and one that claims them but sends 200: the coord
   t.true(new Set(seen(ranged).map((request) => request.range)).size > 5);
 });
 
+test('gzip URLs served in ranges: each fetched whole by a worker in one range and decompressed there, the coordinator reads none; without range support, carried', async (t) => {
+  const thirds = [TEXT.subarray(0, 20_000), TEXT.subarray(20_000, 20_003), TEXT.subarray(20_003)];
+  const members = Buffer.concat(thirds.map((third) => gzipSync(third)));
+  const small = gzipSync(TEXT.subarray(0, 5000));
+  const ranged = serve('members.txt.gz', { body: members, ranges: 'yes', etag: '"gz"' });
+  const second = serve('second.gz', { body: small, ranges: 'yes' });
+  const plain = serve('plain.gz', { body: members, ranges: 'no' });
+  const run = await count([ranged, second, plain]);
+  t.is(run.code, 0, run.stderr);
+  const json = JSON.parse(run.stdout);
+  const reference = referenceUnicodeCount([TEXT, TEXT.subarray(0, 5000), TEXT]);
+  t.is(json.bytes, 2 * TEXT.length + 5000, 'bytes of the text');
+  t.is(json.totalWords, reference.totalWords);
+  t.deepEqual(json.counts, reference.counts);
+  for (const [url, body] of [[ranged, members], [second, small]] as const) {
+    t.is(fullBodies(url), 0, `${url}: nobody fetched it without a range`);
+    t.true(
+      seen(url).some((request) => request.status === 206 && request.range === `bytes=0-${body.length - 1}`),
+      `${url}: a worker fetched the whole body as one range`,
+    );
+  }
+  t.is(fullBodies(plain), 2, 'probed, then read once by the coordinator');
+});
+
 test('a body that changes after the probe (same length, new ETag) fails the job naming the URL, and no result is written', async (t) => {
   const changed = Buffer.from(TEXT.toString('latin1').replaceAll('e', 'E'), 'latin1');
   const url = serve('changing.txt', {
@@ -223,14 +248,14 @@ test('a server that answers the probe in ranges and then with whole bodies is re
   t.is(run.stderr.trimEnd().split('\n').length, 1);
 });
 
-test('the probe: ranges only for a 206 of an uncompressed, unencoded, non-empty body; validators kept', async (t) => {
+test('the probe: ranges only for a 206 of an unencoded, non-empty body; validators kept', async (t) => {
   const ranged = await probeUrl(serve('probe-ranged.txt', { body: TEXT, ranges: 'yes', etag: 'W/"weak"', lastModified: LAST_MODIFIED }));
   t.deepEqual(ranged, { compression: null, ranges: { size: TEXT.length, mtimeMs: Date.parse(LAST_MODIFIED), etag: 'W/"weak"' } });
   t.deepEqual(await probeUrl(serve('probe-plain.txt', { body: TEXT, ranges: 'no' })), { compression: null });
   t.deepEqual(await probeUrl(serve('probe-claims.txt', { body: TEXT, ranges: 'claims' })), { compression: null });
-  // gzip bytes served in ranges stay carried (decompressed by the coordinator).
+  // gzip bytes served in ranges: compressed, and in ranges (a worker may fetch it whole).
   const gzip = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.alloc(100)]);
-  t.deepEqual(await probeUrl(serve('probe-gzip.bin', { body: gzip, ranges: 'yes' })), { compression: 'gzip' });
+  t.deepEqual(await probeUrl(serve('probe-gzip.bin', { body: gzip, ranges: 'yes' })), { compression: 'gzip', ranges: { size: gzip.length, mtimeMs: 0 } });
   // An empty body: a range of it cannot be satisfied (416), so it is simply fetched.
   t.deepEqual(await probeUrl(serve('probe-empty.txt', { body: Buffer.alloc(0), ranges: 'yes' })), { compression: null });
 });

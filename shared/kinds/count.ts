@@ -51,7 +51,7 @@ import {
 import { COMPRESSIONS, type Compression } from '../text/compressed.js';
 import { isUrl } from '../text/url-input.js';
 import { isObjectUrl } from '../text/object-input.js';
-import { isRemote, withRemoteRanges } from '../text/remote-ranges.js';
+import { checkUrlFetches, isRemote, withRemoteRanges } from '../text/remote-ranges.js';
 import { MAX_PIECE_BYTES, compressedPieces, withPieces } from '../text/compressed-pieces.js';
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
@@ -176,8 +176,8 @@ export function checkOptions(options: CountOptions): void {
     if (input.size !== null && !(Number.isSafeInteger(input.size) && input.size >= 0)) throw new UsageError(`count: bad size for ${input.path}`);
     if (input.mtimeMs !== undefined && !Number.isFinite(input.mtimeMs)) throw new UsageError(`count: bad modification time for ${input.path}`);
     if (input.compression !== undefined && !COMPRESSIONS.includes(input.compression)) throw new UsageError(`count: unknown compression for ${input.path}`);
-    if (input.byteRanges !== undefined && (input.byteRanges !== true || !isUrl(input.path) || input.size === null || input.compression !== undefined)) {
-      throw new UsageError(`count: byteRanges only for an uncompressed URL of known size, not ${input.path}`);
+    if (input.byteRanges !== undefined && (input.byteRanges !== true || !isUrl(input.path) || input.size === null)) {
+      throw new UsageError(`count: byteRanges only for a URL of known size, not ${input.path}`);
     }
     if (input.etag !== undefined && (typeof input.etag !== 'string' || input.byteRanges !== true)) throw new UsageError(`count: an ETag only for a URL served in byte ranges, not ${input.path}`);
   }
@@ -224,20 +224,27 @@ export function inputFiles(options: Pick<CountOptions, 'inputs' | 'directory'>):
 
 /**
  * Where the compressed inputs are cut into pieces for workers to decompress (compressed-pieces.ts):
- * files only when the workers read files (`files`), objects always; the others are carried.
+ * files when the workers read files, URLs served in byte ranges (whole, up to one task's bytes)
+ * when they fetch URLs, objects always; the others are carried.
  * @throws InputError naming a compressed object too big for one piece (objects are never carried)
  */
-async function piecesOf(inputs: CountOptions['inputs'], locate: (path: string) => string, target: number, files: boolean): Promise<PieceBoundaries> {
+async function piecesOf(options: CountOptions, locate: (path: string) => string, target: number): Promise<PieceBoundaries> {
   const pieces = new Map<number, number[]>();
-  for (const [index, { path, size, compression }] of inputs.entries()) {
-    if (!compression || size === null || isUrl(path)) continue;
+  for (const [index, input] of options.inputs.entries()) {
+    const { path, size, compression } = input;
+    if (!compression || size === null) continue;
+    if (isUrl(path)) {
+      // Served in byte ranges, and small enough for one task: a worker fetches it whole.
+      if (input.byteRanges === true && options.workersFetchUrls === true && size <= MAX_PIECE_BYTES) pieces.set(index, [0, size]);
+      continue;
+    }
     if (isObjectUrl(path)) {
       // Its members are not looked for: that would read the whole object here.
       if (size > MAX_PIECE_BYTES) throw new InputError(path, `${compression}-compressed and ${size} bytes: compressed objects of up to ${MAX_PIECE_BYTES} bytes are counted (each by one worker); upload it decompressed, or in parts`);
       pieces.set(index, [0, size]);
       continue;
     }
-    if (!files) continue;
+    if (options.workersReadFiles !== true) continue;
     const boundaries = await compressedPieces(locate(path), size, compression, target).catch((error: unknown) => {
       throw new InputError(path, readFailure(error), { cause: error });
     });
@@ -340,6 +347,7 @@ function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promi
  * @returns synchronously for a task of plain files or carried chunks
  */
 export function withFetchedRanges<T>(spec: Pick<CountSpec, 'ranges' | 'maxWordBytes'>, count: (open: EntryOpener | undefined) => T): T | Promise<T> {
+  checkUrlFetches(spec.ranges);
   return withPieces(spec.ranges, spec.maxWordBytes, (openPiece) => withRemoteRanges(spec.ranges, spec.maxWordBytes, (openRemote) => count(eitherOpener(openPiece, openRemote))));
 }
 
@@ -551,7 +559,7 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     const target = Math.min(options.chunkSize, MAX_TASK_BYTES);
     // Compressed files are cut where members start, and decompressed by the workers, when they
     // read the files; compressed objects always are.
-    const pieces = await piecesOf(options.inputs, locate, target, options.workersReadFiles === true);
+    const pieces = await piecesOf(options, locate, target);
     const inPieces = new Set([...pieces.keys()].map((index) => options.inputs[index]));
     const byWorkers = (input: TextInput) => inPieces.has(input) || workersRead(options, input);
     // What the workers read, the coordinator plans as ranges from sizes and reads no text of;

@@ -28,7 +28,9 @@ import { decompress, type Compression } from './compressed.js';
 import { HISTORY, LOOKAHEAD } from './cuts.js';
 import type { ByteSource } from './ranges.js';
 import { isPiece, openRange, type EntryOpener, type PieceEntry, type RangeEntry } from './file-input.js';
-import { isObjectUrl, readObjectRange } from './object-input.js';
+import { readObjectRange } from './object-input.js';
+import { isUrl, readUrlRange } from './url-input.js';
+import { isRemote } from './remote-ranges.js';
 
 /** Compressed bytes one piece spans at most. */
 export const MAX_PIECE_BYTES = MAX_TASK_BYTES;
@@ -271,12 +273,13 @@ export function pieceSource(text: PieceText, first: boolean, last: boolean, inde
 }
 
 /**
- * The compressed bytes of an object's piece, and all after it (an object's piece is the whole
- * object: see piecesOf in shared/kinds/count.ts), as the source a piece is decompressed from.
+ * The compressed bytes of an object's or a URL's piece, and all after it (such a piece is the
+ * whole object or body: see piecesOf in shared/kinds/count.ts), as the source a piece is
+ * decompressed from; checked against what the job was planned with.
  */
-async function fetchObjectPiece(range: PieceEntry): Promise<{ source: ByteSource; close(): void }> {
-  const [, path, size, mtimeMs, start] = range;
-  const { bytes } = await readObjectRange(path, size, mtimeMs, start, size);
+async function fetchRemotePiece(range: PieceEntry): Promise<{ source: ByteSource; close(): void }> {
+  const [, path, size, mtimeMs, start, , { etag }] = range;
+  const bytes = isUrl(path) ? await readUrlRange(path, { size, mtimeMs, ...(etag !== undefined ? { etag } : {}) }, start, size) : (await readObjectRange(path, size, mtimeMs, start, size)).bytes;
   const source: ByteSource = {
     size,
     read(target, position, length) {
@@ -309,7 +312,7 @@ async function countPieces<T>(ranges: readonly RangeEntry[], maxWordBytes: numbe
     if (!isPiece(range)) return;
     const [, path, , , start, end, { compression }] = range;
     // The same checks as a plain range: the file (or object) the job started with, readable by this worker.
-    const file = isObjectUrl(path) ? await fetchObjectPiece(range) : openRange(range);
+    const file = isRemote(path) ? await fetchRemotePiece(range) : openRange(range);
     try {
       texts.set(index, await decompressPiece(file.source, compression, path, start, end, toEnd ? null : lookaheadBytes(maxWordBytes)));
     } catch (error) {

@@ -84,8 +84,8 @@ export type RangeEntry = [file: number, path: string, size: number, mtimeMs: num
 /** The range entry of a compressed file's piece. */
 export type PieceEntry = [file: number, path: string, size: number, mtimeMs: number, start: number, end: number, piece: PieceOf];
 
-/** What a range entry says of a compressed file's piece. */
-export type PieceOf = { compression: Compression };
+/** What a range entry says of a compressed file's piece (and of a URL's, its ETag when it has one). */
+export type PieceOf = { compression: Compression; etag?: string };
 
 /** True for the range of a compressed file's piece. */
 export function isPiece(range: RangeEntry): range is PieceEntry {
@@ -164,7 +164,7 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
       for (let k = 1; k < boundaries.length; k++) {
         const [start, end] = [boundaries[k - 1]!, boundaries[k]!];
         if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS || (ranges.length > 0 && bytes + end - start > chunkSize)) yield* flush();
-        ranges.push([file, location, size, mtimeMs ?? 0, start, end, { compression }]);
+        ranges.push([file, location, size, mtimeMs ?? 0, start, end, { compression, ...(etag !== undefined ? { etag } : {}) }]);
         described.push({ path, start, end });
         bytes += end - start;
         pathChars += location.length;
@@ -233,7 +233,7 @@ export async function* planChunks(inputs: readonly TextInput[], chunking: ChunkO
 async function* readChunks(input: TextInput, chunking: ChunkOptions, locate: (path: string) => string): AsyncGenerator<Chunk> {
   const { path, size, compression } = input;
   try {
-    if (compression) {
+    if (compression && !isUrl(path)) {
       yield* chunkStream(decompress(asBytes(createReadStream(locate(path), { highWaterMark: READ_BYTES })), compression, path), chunking);
       return;
     }
@@ -272,14 +272,19 @@ export function readFailure(error: unknown): string {
   return fileErrorReason(error) ?? `cannot read (${code ?? (error instanceof Error ? error.message : String(error))})`;
 }
 
+function isPieceOf(value: unknown, path: unknown): value is PieceOf {
+  if (typeof value !== 'object' || value === null) return false;
+  const { compression, etag, ...rest } = value as Record<string, unknown>;
+  const etagOk = etag === undefined || (typeof etag === 'string' && etag.length <= MAX_ETAG_CHARS && typeof path === 'string' && isUrl(path));
+  return Object.keys(rest).length === 0 && COMPRESSIONS.includes(compression as Compression) && etagOk;
+}
+
 /** Checks one range entry from the wire; throws TaskRejectedError when it can never be read. */
 export function checkRangeEntry(entry: unknown): RangeEntry {
   if (!Array.isArray(entry) || (entry.length !== 6 && entry.length !== 7)) throw new TaskRejectedError('count task: a range must be [file, path, size, mtimeMs, start, end] (and an ETag for a URL, {compression} for a compressed piece)');
   const [file, path, size, mtimeMs, start, end, extra] = entry as unknown[];
   const piece = typeof extra === 'object';
-  if (piece && !(extra !== null && Object.keys(extra).length === 1 && COMPRESSIONS.includes((extra as PieceOf).compression))) {
-    throw new TaskRejectedError('count task: a piece must say its compression, gzip, bzip2 or zstd');
-  }
+  if (piece && !isPieceOf(extra, path)) throw new TaskRejectedError(`count task: a piece must say its compression, gzip, bzip2 or zstd (and a URL's piece may carry an ETag of at most ${MAX_ETAG_CHARS} characters)`);
   if (!Number.isSafeInteger(file) || (file as number) < 0) throw new TaskRejectedError('count task: file must be a non-negative integer');
   if (typeof path !== 'string' || !(isAbsolute(path) || isRemote(path)) || path.length > 4096 || path.includes('\0')) throw new TaskRejectedError('count task: path must be an absolute file path, obj://BUCKET/NAME or an http(s) URL');
   if (isUrl(path) && !URL.canParse(path)) throw new TaskRejectedError('count task: a URL path must be a valid URL');

@@ -182,8 +182,9 @@ export async function probeUrl(url: string, timeoutMs = URL_TIMEOUT_MS): Promise
   }
   const ranges = servedInRanges(response);
   const compression = compressionOf(await headOf(url, response, MAGIC_BYTES, timeoutMs));
-  // A compressed body is decompressed as it arrives: its text has no byte ranges to fetch.
-  return ranges && compression === null ? { compression, ranges } : { compression };
+  // A compressed body served in ranges: workers may fetch it whole and decompress it
+  // (compressed-pieces.ts); its text has no byte ranges of its own.
+  return ranges ? { compression, ranges } : { compression };
 }
 
 /**
