@@ -197,3 +197,24 @@ test.serial('a corrupt member: the job fails naming the file and the compressed 
   t.regex(result.skipped[0]!.error, /gzip data is corrupt near compressed byte \d+/);
   t.true(result.totalWords < referenceCount(text, unicode).totalWords && result.totalWords > 0);
 });
+
+test.serial('small compressed files share tasks, but with --skip-failed each has its own: a corrupt one costs only itself', async (t) => {
+  const folder = p('small');
+  mkdirSync(folder);
+  const texts = [sampleText(7, 300), sampleText(8, 300), sampleText(9, 300)];
+  texts.forEach((text, i) => writeFileSync(join(folder, `ok-${i}.gz`), zlib.gzipSync(text)));
+  const damaged = Buffer.from(zlib.gzipSync(sampleText(10, 300)));
+  damaged[damaged.length - 6] = damaged[damaged.length - 6]! ^ 0xff;
+  writeFileSync(join(folder, 'damaged.gz'), damaged);
+  const packed = await runTally(['count', folder, '--workers', '2', '--format', 'json', '--top', '0']);
+  t.is(packed.code, 1, 'without --skip-failed the job fails');
+  t.regex(packed.stderr, /damaged\.gz: gzip data is corrupt near compressed byte \d+: incorrect data check/);
+  const run = await runTally(['count', folder, '--workers', '2', '--format', 'json', '--top', '0', '--skip-failed', '1']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { tasks: number; totalWords: number; counts: [string, number][]; skipped: Array<{ input: string }> };
+  t.is(result.tasks, 4, 'a task per compressed file');
+  t.deepEqual(result.skipped.map((skipped) => skipped.input), [`${join(folder, 'damaged.gz')} bytes 0-${damaged.length - 1}`]);
+  const expected = referenceCount(texts, unicode);
+  t.is(result.totalWords, expected.totalWords);
+  t.deepEqual(result.counts, expected.counts);
+});

@@ -107,6 +107,11 @@ export type CountOptions = {
   reducers?: number;
   /** Words the result keeps in `counts` beyond the first 100 (the rest are read from the parts). */
   summaryTop?: number;
+  /**
+   * Present when the job skips failed tasks (`--skip-failed`; coordinator/skipped-tasks.ts owns
+   * it): each compressed piece then gets a task of its own, so that a corrupt file costs only itself.
+   */
+  skipFailed?: Json;
 };
 
 /** Words a result keeps in its `counts` unless the job asks for more. */
@@ -564,7 +569,8 @@ export const countKind: JobKind<CountOptions, CountAcc, CountResult> = {
     const byWorkers = (input: TextInput) => inPieces.has(input) || workersRead(options, input);
     // What the workers read, the coordinator plans as ranges from sizes and reads no text of;
     // the rest it reads and carries in chunks.
-    for (const planned of planRanges(options.inputs, target, locate, byWorkers, pieces)) yield taskOf(options, planned);
+    const pieceAlone = options.skipFailed !== undefined;
+    for (const planned of planRanges(options.inputs, target, locate, { only: byWorkers, pieces, pieceAlone })) yield taskOf(options, planned);
     for await (const planned of planChunks(options.inputs, chunking, locate, (input) => !byWorkers(input))) yield taskOf(options, planned);
   },
 

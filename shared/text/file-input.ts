@@ -139,10 +139,17 @@ function describeTask(pieces: Array<{ path: string; start: number; end: number }
  * pieces, of their compressed bytes.
  * @param inputs the job's inputs in order
  * @param locate where a worker finds an input (its absolute path)
- * @param only the inputs to plan (default: every one workers can read)
- * @param pieces the compressed files that workers decompress, and where they are cut
+ * @param options.only the inputs to plan (default: every one workers can read)
+ * @param options.pieces the compressed files that workers decompress, and where they are cut
+ * @param options.pieceAlone a task per piece (default: packed like ranges): so that a job that
+ *   skips failed tasks loses only the corrupt file's piece, not the files packed with it
  */
-export function* planRanges(inputs: readonly TextInput[], chunkSize: number, locate: (path: string) => string, only: (input: TextInput) => boolean = () => true, pieces: PieceBoundaries = NO_PIECES): Generator<PlannedTask> {
+export function* planRanges(
+  inputs: readonly TextInput[],
+  chunkSize: number,
+  locate: (path: string) => string,
+  { only = () => true, pieces = NO_PIECES, pieceAlone = false }: { only?: (input: TextInput) => boolean; pieces?: PieceBoundaries; pieceAlone?: boolean } = {},
+): Generator<PlannedTask> {
   let ranges: RangeEntry[] = [];
   let described: Array<{ path: string; start: number; end: number }> = [];
   let bytes = 0;
@@ -163,12 +170,12 @@ export function* planRanges(inputs: readonly TextInput[], chunkSize: number, loc
     if (boundaries && compression) {
       for (let k = 1; k < boundaries.length; k++) {
         const [start, end] = [boundaries[k - 1]!, boundaries[k]!];
-        if (ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS || (ranges.length > 0 && bytes + end - start > chunkSize)) yield* flush();
+        if (pieceAlone || ranges.length >= MAX_ENTRIES || pathChars + location.length > MAX_PATH_CHARS || (ranges.length > 0 && bytes + end - start > chunkSize)) yield* flush();
         ranges.push([file, location, size, mtimeMs ?? 0, start, end, { compression, ...(etag !== undefined ? { etag } : {}) }]);
         described.push({ path, start, end });
         bytes += end - start;
         pathChars += location.length;
-        if (bytes >= chunkSize) yield* flush();
+        if (pieceAlone || bytes >= chunkSize) yield* flush();
       }
       continue;
     }
