@@ -213,6 +213,27 @@ const MUTANTS = [
     edits: [['  if (planned.etag !== undefined && now.etag !== planned.etag) throw', '  if (planned.etag !== undefined && now.etag !== planned.etag && planned.size < 0) throw']],
     tests: ['url-ranges'],
   },
+  {
+    id: 'piece-edge-unshifted',
+    what: "a compressed piece's text counts from its first byte, not from where the piece before it stopped",
+    file: 'shared/text/compressed-pieces.ts',
+    edits: [['  const start = first ? 0 : Math.min(EDGE, size);', '  const start = first ? 0 : Math.min(EDGE, size) * 0;']],
+    tests: ['compressed-pieces'],
+  },
+  {
+    id: 'piece-lookahead-short',
+    what: 'a piece decompresses no text after its own up front: each then decompresses the rest of the file to find its end (and fails on damage further on)',
+    file: 'shared/text/compressed-pieces.ts',
+    edits: [['  return EDGE + maxWordBytes + WORD_SLACK + LOOKAHEAD;', '  return 0 * (EDGE + maxWordBytes + WORD_SLACK + LOOKAHEAD);']],
+    tests: ['compressed-pieces'],
+  },
+  {
+    id: 'piece-any-magic',
+    what: 'every gzip magic in the compressed bytes is taken for a member start, unchecked',
+    file: 'shared/text/compressed-pieces.ts',
+    edits: [["        const starts = compression === 'gzip' ? await isGzipMember(handle, start, header) : isBzip2Stream(header);", "        const starts = compression === 'gzip' ? true : isBzip2Stream(header);"]],
+    tests: ['compressed-pieces'],
+  },
 ];
 
 const args = process.argv.slice(2);

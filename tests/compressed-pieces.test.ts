@@ -121,6 +121,26 @@ test.serial('gzip members cut anywhere in the text: pieces start only where memb
   }
 });
 
+test.serial('bytes that look like a gzip header inside a member are not taken for a member start', async (t) => {
+  // A gzip header (no flags, OS 3) and then a deflate block of the reserved type, inside stored
+  // (level 0) members, where the bytes appear as they are: three bytes of magic are not enough.
+  const fake = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03, 0x07, 0x20]);
+  const parts = [sampleText(11, 400), Buffer.concat([sampleText(12, 200), fake, sampleText(13, 200), fake, sampleText(14, 100)]), sampleText(15, 400)];
+  const text = Buffer.concat(parts);
+  const memberBytes = parts.map((part) => zlib.gzipSync(part, { level: 0 }));
+  const file = Buffer.concat(memberBytes);
+  const starts = memberBytes.map((_, k) => memberBytes.slice(0, k).reduce((sum, member) => sum + member.length, 0));
+  t.true(file.indexOf(fake) > starts[1]!, 'the fake header is inside the second member');
+  writeFileSync(p('fake-magic.gz'), file);
+  const options = optionsFor(p('fake-magic.gz'), 'gzip', unicode, 256);
+  const tasks = await tasksOf(options);
+  for (const piece of piecesOf(tasks)) t.true(starts.includes(piece[4]), `a piece starts at ${piece[4]}, where no member does`);
+  const expected = referenceCount(text, unicode);
+  const got = await countTasks(options, tasks);
+  t.is(got.totalWords, expected.totalWords);
+  t.deepEqual(got.counts, expected.counts);
+});
+
 test.serial('bzip2 streams (as pbzip2 writes them): pieces start where streams do, and add up to the text', async (t) => {
   const text = sampleText(2, 12000);
   const cuts: number[] = [];
