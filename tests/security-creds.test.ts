@@ -4,7 +4,7 @@
  * runs, a worker's creds still cannot publish tasks; bad creds files fail clearly.
  */
 import test from 'ava';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connectToNats } from '../shared/nats/connection.js';
@@ -61,4 +61,18 @@ test('creds: a file that is not a creds file, or creds the server does not know,
   t.is(missing.code, 2);
   t.regex(missing.stderr, /--creds .*none\.creds: cannot read it \(no such file\)/);
   assertNoSecrets(t, [...seeds, ...foreign.seeds], { bad: bad.stderr, unknown: unknown.stderr, missing: missing.stderr });
+});
+
+test("creds: on a server with the default 4 KB max_control_line, the coordinator's long JWT is refused, and the error says so and what to set", async (t) => {
+  const config = join(dir.path, 'operator-default-line.conf');
+  writeFileSync(config, readFileSync(join(dir.path, 'operator.conf'), 'utf8').replace(/^max_control_line: .*$/m, ''));
+  const strict = await startSecureServer(config, {});
+  t.teardown(() => strict.stop());
+  const run = await runTally(['jobs', '--server', strict.url, '--creds', creds.coordinator!], { env: cleanEnv() });
+  t.is(run.code, 1);
+  t.regex(run.stderr, /^tally: \S+: cannot connect to NATS: the server refused our CONNECT line \(about \d+ bytes with these credentials\) as longer than its max_control_line; set max_control_line: 8KB \(or more\) in its configuration \(docs\/SECURITY\.md\)\n$/);
+  // The reader's shorter JWT fits: the same server takes it (and then says what a reader may not do).
+  const reader = await runTally(['jobs', '--server', strict.url, '--creds', creds.reader!], { env: cleanEnv({ NATS_INBOX_PREFIX: '_INBOX_reader' }) });
+  t.regex(reader.stderr, /permission denied publishing to \$JS\.API\.STREAM\.CREATE\.KV_tally-jobs/);
+  assertNoSecrets(t, seeds, { strict: run.stderr });
 });

@@ -58,6 +58,61 @@ export async function diagnoseTls(settings: ConnectionSettings, timeoutMs = 2000
   }
 }
 
+/** nats-server's default limit on one protocol line (CONNECT included). */
+const DEFAULT_MAX_CONTROL_LINE = 4096;
+/** What a CONNECT line holds besides the credentials: options, name, version, signature. */
+const CONNECT_OVERHEAD_BYTES = 400;
+
+/** About how long this client's CONNECT line is: the credentials make the difference. */
+export function connectLineBytes(settings: ConnectionSettings): number {
+  const auth = settings.auth ?? {};
+  let bytes = CONNECT_OVERHEAD_BYTES + (settings.name?.length ?? 0) + (auth.user?.length ?? 0) + (auth.password?.length ?? 0) + (auth.token?.length ?? 0);
+  if (auth.credsFile) {
+    try {
+      // The user JWT travels in CONNECT; the seed never does.
+      bytes += /-----BEGIN NATS USER JWT-----\s*(\S+)/.exec(readFileSync(auth.credsFile, 'utf8'))?.[1]?.length ?? 0;
+    } catch {
+      // Unreadable: connecting said so already.
+    }
+  }
+  return bytes;
+}
+
+/**
+ * When a plain (non-TLS) connect timed out and this client's CONNECT line is longer than a
+ * server's default limit, asks the server by hand whether that is why: nats-server answers a
+ * line over its `max_control_line` with `-ERR 'maximum control line exceeded'` and closes, and
+ * nats.js then only times out. A line of the same length is sent (no credentials in it: the
+ * limit is checked before anything is read). Undefined when that is not the reason.
+ */
+export async function diagnoseControlLine(settings: ConnectionSettings, timeoutMs = 2000): Promise<string | undefined> {
+  const length = connectLineBytes(settings);
+  const url = settings.servers[0];
+  if (!url || settings.tls || length <= DEFAULT_MAX_CONTROL_LINE - 512) return undefined;
+  const { hostname, port } = new URL(url.replace(/^[a-z]+:\/\//i, 'http://'));
+  const { connect: netConnect } = await import('node:net');
+  const socket = netConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port) || 4222 });
+  try {
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      const timer = setTimeout(() => resolve(text), timeoutMs);
+      socket.once('error', () => resolve(text));
+      socket.on('data', (data: Buffer) => {
+        if (text === '') socket.write(`CONNECT {"verbose":false,"pedantic":false,"name":"${'x'.repeat(length)}"}\r\nPING\r\n`);
+        text += data.toString('latin1');
+        if (/-ERR|PONG/.test(text)) {
+          clearTimeout(timer);
+          resolve(text);
+        }
+      });
+    });
+    if (!/maximum control line exceeded/i.test(answer)) return undefined;
+    return `the server refused our CONNECT line (about ${length} bytes with these credentials) as longer than its max_control_line; set max_control_line: 8KB (or more) in its configuration (docs/SECURITY.md)`;
+  } finally {
+    socket.destroy();
+  }
+}
+
 /** Node's TLS error codes, in words a user can act on. */
 const TLS_REASONS: Array<[RegExp, string]> = [
   [/SELF_SIGNED_CERT_IN_CHAIN|self[- ]signed certificate in certificate chain/i, 'the server certificate is signed by a CA that is not trusted'],

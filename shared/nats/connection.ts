@@ -10,7 +10,7 @@ import type { NodeTransport } from '@nats-io/transport-node/lib/node_transport.j
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { ServerError, UsageError, describeError } from '../errors.js';
 import { displayServers, inboxPrefixFor, redact, type ConnectionSettings } from './connection-settings.js';
-import { describeConnectError, diagnoseTls } from './connect-diagnosis.js';
+import { describeConnectError, diagnoseControlLine, diagnoseTls } from './connect-diagnosis.js';
 import { isJetStreamUnavailable } from './errors.js';
 import { permissionDenied } from './permissions.js';
 
@@ -93,6 +93,9 @@ export async function connectToNats(settings: ConnectionSettings): Promise<NatsC
     // A TLS 1.3 server refuses a client certificate after the client thinks the handshake is
     // done; nats.js then retries until its timeout. Ask the server once more, by hand, why.
     if (reason === 'timed out' && settings.tls) reason = (await diagnoseTls(settings).catch(() => undefined)) ?? reason;
+    // Long credentials (an operator-mode JWT with many permissions) can outgrow the server's
+    // protocol line limit, which nats.js also reports only as a timeout.
+    if (reason === 'timed out') reason = (await diagnoseControlLine(settings).catch(() => undefined)) ?? reason;
     throw new ServerError(where, `cannot connect to NATS: ${reason}`, { cause: error });
   }
 }
