@@ -68,7 +68,7 @@ const DENIED: Array<[RegExp | string, string]> = [
  * (`$O.<bucket>.…`): what `tally put/ls/rm` and counts of obj:// inputs use.
  */
 const INPUT_BUCKET = /^(?:\$JS\.API\.(?:STREAM\.[A-Z]+(?:\.[A-Z]+)?|DIRECT\.GET|CONSUMER\.(?:CREATE|INFO|DELETE|MSG\.NEXT))\.OBJ_|\$JS\.FC\.OBJ_|\$O\.)([-\w]+)/;
-const TALLY_BUCKETS: ReadonlySet<string> = new Set([RESULTS_BUCKET, PARTIALS_BUCKET, DEFAULT_INPUT_BUCKET]);
+const OWN_BUCKETS: ReadonlySet<string> = new Set([RESULTS_BUCKET, PARTIALS_BUCKET, DEFAULT_INPUT_BUCKET]);
 
 /**
  * The bucket of obj:// inputs other than `tally-inputs` a denied subject belongs to, if it does:
@@ -78,7 +78,7 @@ const TALLY_BUCKETS: ReadonlySet<string> = new Set([RESULTS_BUCKET, PARTIALS_BUC
  */
 export function deniedInputBucket(subject: string): string | undefined {
   const bucket = INPUT_BUCKET.exec(subject)?.[1];
-  return bucket === undefined || TALLY_BUCKETS.has(bucket) ? undefined : bucket;
+  return bucket === undefined || OWN_BUCKETS.has(bucket) ? undefined : bucket;
 }
 
 /** What a denied subject means in tally's terms, so the message says which role is needed. */
