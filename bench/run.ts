@@ -615,21 +615,7 @@ async function compressedSection(seed: Seed): Promise<void> {
     const got = runs.get(id)![0]!.data.json;
     if (JSON.stringify(got.counts) !== JSON.stringify(plain.counts) || got.totalWords !== plain.totalWords || got.bytes !== plain.bytes) throw new Error(`${id}: tally counts the compressed text differently from the plain text`);
   }
-  for (const v of variants) {
-    const list = runs.get(v.id)!;
-    record({
-      id: v.id,
-      section,
-      label: v.label,
-      runs: list.map((r) => mbps(file.bytes, r.ms)),
-      unit: 'MB/s of text',
-      reps: v.reps,
-      wallMs: list.map((r) => r.ms),
-      bytes: file.bytes,
-      extra: v.id.startsWith('gz.tally') ? { tasks: list[0]!.data.json.tasks, totalWords: list[0]!.data.json.totalWords, ...cpuSummary(list.map((x) => x.data)) } : { words: list[0]!.data },
-      interference: meters.get(v.id)!.take(),
-    });
-  }
+  recordThroughputs(section, variants, runs, meters, { bytes: file.bytes, unit: 'MB/s of text', tallyPrefix: 'gz.tally' });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,18 +647,26 @@ async function folderSection(seed: Seed): Promise<void> {
   const many = runs.get('folder.tally.many')![0]!.data.json;
   if (JSON.stringify(one.counts) !== JSON.stringify(many.counts) || one.totalWords !== many.totalWords) throw new Error('tally counts the folder and the one file of the same bytes differently');
   if (many.files !== SIZES.folderFiles) throw new Error(`tally counted ${String(many.files)} files, not ${SIZES.folderFiles}`);
+  recordThroughputs(section, variants, runs, meters, { bytes: folder.bytes, unit: 'MB/s', tallyPrefix: 'folder.tally' });
+}
+
+/**
+ * Records each variant of an interleaved throughput comparison: MB/s over `bytes`, with a tally
+ * run's task count, total and CPU by role (ids starting `tallyPrefix`), a peer's word count.
+ */
+function recordThroughputs(section: string, variants: Array<Variant<any>>, runs: Map<string, Array<{ ms: number; data: any }>>, meters: Map<string, Interference>, { bytes, unit, tallyPrefix }: { bytes: number; unit: string; tallyPrefix: string }): void {
   for (const v of variants) {
     const list = runs.get(v.id)!;
     record({
       id: v.id,
       section,
       label: v.label,
-      runs: list.map((r) => mbps(folder.bytes, r.ms)),
-      unit: 'MB/s',
+      runs: list.map((r) => mbps(bytes, r.ms)),
+      unit,
       reps: v.reps,
       wallMs: list.map((r) => r.ms),
-      bytes: folder.bytes,
-      extra: v.id.startsWith('folder.tally') ? { tasks: list[0]!.data.json.tasks, totalWords: list[0]!.data.json.totalWords, ...cpuSummary(list.map((x) => x.data)) } : { words: list[0]!.data },
+      bytes,
+      extra: v.id.startsWith(tallyPrefix) ? { tasks: list[0]!.data.json.tasks, totalWords: list[0]!.data.json.totalWords, ...cpuSummary(list.map((x) => x.data)) } : { words: list[0]!.data },
       interference: meters.get(v.id)!.take(),
     });
   }

@@ -8,7 +8,7 @@
  * many gzip files, a corrupt member (the job fails naming the file and the compressed byte, or
  * with --skip-failed is skipped and reported).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -87,6 +87,23 @@ function piecesOf(tasks: Task[]): RangeEntry[] {
   return tasks.flatMap((task) => (task.spec as { ranges?: RangeEntry[] }).ranges ?? []);
 }
 
+/**
+ * Splits the file as the coordinator would, checks that every piece starts where a member does
+ * (`starts`, known from how the test built it), runs every task and compares with the reference
+ * counter over `text`; returns the tasks.
+ */
+async function countedLikeText(t: ExecutionContext, options: CountOptions, starts: number[], text: Buffer, settings: ReferenceSettings, what = ''): Promise<Task[]> {
+  const tasks = await tasksOf(options);
+  for (const piece of piecesOf(tasks)) t.true(starts.includes(piece[4]), `${what}: a piece starts at ${piece[4]}, where no member does`);
+  const expected = referenceCount(text, settings);
+  const got = await countTasks(options, tasks);
+  t.is(got.bytes, text.length, `${what}: bytes of the text`);
+  t.is(got.totalWords, expected.totalWords, what);
+  t.is(got.overlongWords, expected.overlongWords, what);
+  t.deepEqual(got.counts, expected.counts, what);
+  return tasks;
+}
+
 const unicode: ReferenceSettings = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1024 };
 const whitespace: ReferenceSettings = { tokenizer: 'whitespace', caseSensitive: true, maxWordBytes: 1024 };
 
@@ -103,21 +120,11 @@ test.serial('gzip members cut anywhere in the text: pieces start only where memb
   writeFileSync(p('members.gz'), file);
   for (const [settings, chunkSize] of [[unicode, 2048], [whitespace, 2048], [unicode, 300], [{ ...unicode, maxWordBytes: 8 }, 1024], [{ ...whitespace, maxWordBytes: 8 }, 700]] as const) {
     const what = `${settings.tokenizer} max ${settings.maxWordBytes} chunk ${chunkSize}`;
-    const options = optionsFor(p('members.gz'), 'gzip', settings, chunkSize);
-    const tasks = await tasksOf(options);
+    const tasks = await countedLikeText(t, optionsFor(p('members.gz'), 'gzip', settings, chunkSize), starts, text, settings, what);
     const pieces = piecesOf(tasks);
     t.true(pieces.length > 10, `${what}: ${pieces.length} pieces`);
     t.true(tasks.every((task) => task.body === undefined), `${what}: the coordinator carries no text`);
-    for (const piece of pieces) {
-      t.true(isPiece(piece), what);
-      t.true(starts.includes(piece[4]), `${what}: a piece starts at ${piece[4]}, where no member does`);
-    }
-    const expected = referenceCount(text, settings);
-    const got = await countTasks(options, tasks);
-    t.is(got.bytes, text.length, `${what}: bytes of the text`);
-    t.is(got.totalWords, expected.totalWords, what);
-    t.is(got.overlongWords, expected.overlongWords, what);
-    t.deepEqual(got.counts, expected.counts, what);
+    t.true(pieces.every(isPiece), what);
   }
 });
 
@@ -132,13 +139,7 @@ test.serial('bytes that look like a gzip header inside a member are not taken fo
   const starts = memberBytes.map((_, k) => memberBytes.slice(0, k).reduce((sum, member) => sum + member.length, 0));
   t.true(file.indexOf(fake) > starts[1]!, 'the fake header is inside the second member');
   writeFileSync(p('fake-magic.gz'), file);
-  const options = optionsFor(p('fake-magic.gz'), 'gzip', unicode, 256);
-  const tasks = await tasksOf(options);
-  for (const piece of piecesOf(tasks)) t.true(starts.includes(piece[4]), `a piece starts at ${piece[4]}, where no member does`);
-  const expected = referenceCount(text, unicode);
-  const got = await countTasks(options, tasks);
-  t.is(got.totalWords, expected.totalWords);
-  t.deepEqual(got.counts, expected.counts);
+  await countedLikeText(t, optionsFor(p('fake-magic.gz'), 'gzip', unicode, 256), starts, text, unicode, 'fake header');
 });
 
 test.serial('bzip2 streams (as pbzip2 writes them): pieces start where streams do, and add up to the text', async (t) => {
@@ -147,15 +148,8 @@ test.serial('bzip2 streams (as pbzip2 writes them): pieces start where streams d
   for (let at = 1500; at < text.length; at += 1500) cuts.push(at);
   const { file, starts } = members(text, cuts, 'bzip2');
   writeFileSync(p('streams.bz2'), file);
-  const options = optionsFor(p('streams.bz2'), 'bzip2', unicode, 4096);
-  const tasks = await tasksOf(options);
-  const pieces = piecesOf(tasks);
-  t.true(pieces.length > 3, `${pieces.length} pieces`);
-  for (const piece of pieces) t.true(starts.includes(piece[4]), `a piece starts at ${piece[4]}, where no stream does`);
-  const expected = referenceCount(text, unicode);
-  const got = await countTasks(options, tasks);
-  t.is(got.totalWords, expected.totalWords);
-  t.deepEqual(got.counts, expected.counts);
+  const tasks = await countedLikeText(t, optionsFor(p('streams.bz2'), 'bzip2', unicode, 4096), starts, text, unicode, 'bzip2');
+  t.true(piecesOf(tasks).length > 3, `${piecesOf(tasks).length} pieces`);
 });
 
 test.serial('one gzip member too big for a task is carried by the coordinator; a small one is a single piece', async (t) => {

@@ -5,8 +5,7 @@
  * URL with exit 1: 404, a refused connection, a server that never answers, a body cut short.
  */
 import test from 'ava';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,14 +17,13 @@ const TEXT = readFileSync(join(REPO_ROOT, 'samples', 'en', 'counting-words.txt')
 const SECOND = Buffer.from('one more text, one more word\n');
 const reference = referenceUnicodeCount([TEXT]);
 
-let server: Server;
+let server: TestHttpServer | undefined;
 let base = '';
-const sockets = new Set<Socket>();
 /** Requests seen, by path: a URL is fetched once to check it and once to read it. */
 const hits = new Map<string, number>();
 
 test.before(async () => {
-  server = createServer((request, response) => {
+  server = await startHttpServer((request, response) => {
     const path = request.url ?? '/';
     hits.set(path, (hits.get(path) ?? 0) + 1);
     switch (path) {
@@ -62,17 +60,11 @@ test.before(async () => {
         return response.end('not here');
     }
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
 
 test.after.always(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
 });
 
 const env = cleanEnv({ TALLY_URL_TIMEOUT_MS: '1500' });

@@ -13,8 +13,8 @@
  * - a worker fetches URLs only when allowed (embedded workers; `tally worker --fetch-urls`).
  */
 import test from 'ava';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -58,9 +58,8 @@ interface Resource {
 
 const resources = new Map<string, Resource>();
 const log = new Map<string, Seen[]>();
-let server: Server;
+let server: TestHttpServer | undefined;
 let base = '';
-const sockets = new Set<Socket>();
 
 /** Answers a request for `resource` as its server kind would; returns the status sent. */
 function answer(request: IncomingMessage, response: ServerResponse, resource: Resource): number {
@@ -89,7 +88,7 @@ function answer(request: IncomingMessage, response: ServerResponse, resource: Re
 }
 
 test.before(async () => {
-  server = createServer((request, response) => {
+  server = await startHttpServer((request, response) => {
     const path = request.url ?? '/';
     const resource = resources.get(path);
     if (!resource) {
@@ -102,17 +101,11 @@ test.before(async () => {
     seen.push({ range: request.headers.range, status: answer(request, response, resource) });
     resource.after?.(resource, seen);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
 
 test.after.always(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
 });
 
 /** Serves `resource` at a fresh path; returns its URL. */
