@@ -5,7 +5,7 @@
  * multi-byte characters, overlong words, members of a few bytes or none). The truth is the
  * reference counter over the plain text, and `gzip -dc | LC_ALL=C wc -w` for the whitespace
  * tokenizer; where pieces may start is known from how the test built the file. Through the CLI:
- * many gzip files, a corrupt member (the job fails naming the file and the compressed byte, or
+ * many gzip files, n-grams joined across pieces, a corrupt member (the job fails naming the file and the compressed byte, or
  * with --skip-failed is skipped and reported).
  */
 import test, { type ExecutionContext } from 'ava';
@@ -19,7 +19,7 @@ import { setFileReads } from '../shared/kinds/file-reads.js';
 import type { Task } from '../shared/kinds/kind.js';
 import { isPiece, type RangeEntry } from '../shared/text/file-input.js';
 import type { Compression } from '../shared/text/compressed.js';
-import { referenceCount, type ReferenceSettings } from './helpers/reference-counter.js';
+import { referenceCount, referenceNgrams, type ReferenceSettings } from './helpers/reference-counter.js';
 import { runTally, tempDir } from './helpers/tally.js';
 
 const dir = tempDir('tally-pieces-');
@@ -231,4 +231,16 @@ test.serial('small compressed files share tasks, but with --skip-failed each has
   const expected = referenceCount(texts, unicode);
   t.is(result.totalWords, expected.totalWords);
   t.deepEqual(result.counts, expected.counts);
+});
+
+test.serial('ngrams over a file of gzip members: joined across the pieces, equal to the n-grams of the text', async (t) => {
+  const text = sampleText(16, 6000);
+  const cuts: number[] = [];
+  for (let at = 1234; at < text.length; at += 1234) cuts.push(at);
+  writeFileSync(p('ngrams.gz'), members(text, cuts, 'gzip').file);
+  const run = await runTally(['ngrams', '3', p('ngrams.gz'), '--chunk-size', '1K', '--format', 'json', '--top', '0', '--workers', '2', '--no-progress']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { tasks: number; counts: [string, number][] };
+  t.true(result.tasks > 10, `${result.tasks} tasks`);
+  t.deepEqual(result.counts, referenceNgrams([text], unicode, 3).counts);
 });
