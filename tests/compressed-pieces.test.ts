@@ -5,8 +5,8 @@
  * multi-byte characters, overlong words, members of a few bytes or none). The truth is the
  * reference counter over the plain text, and `gzip -dc | LC_ALL=C wc -w` for the whitespace
  * tokenizer; where pieces may start is known from how the test built the file. Through the CLI:
- * many gzip files, n-grams joined across pieces, a corrupt member (the job fails naming the file and the compressed byte, or
- * with --skip-failed is skipped and reported).
+ * many gzip files, n-grams joined across pieces, a corrupt member (the job fails naming the file
+ * and the compressed byte, or with --skip-failed is skipped and reported).
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
