@@ -213,6 +213,20 @@ const MUTANTS = [
     edits: [['  if (planned.etag !== undefined && now.etag !== planned.etag) throw', '  if (planned.etag !== undefined && now.etag !== planned.etag && planned.size < 0) throw']],
     tests: ['url-ranges'],
   },
+  {
+    id: 'decimal-unpadded',
+    what: 'the decimal conversion drops the leading zeros of an inner piece (10^k + 1 loses its zeros)',
+    file: 'shared/decimal.ts',
+    edits: [['  appendDigits(r, ladder, level - 1, rung.digits, out);', '  appendDigits(r, ladder, level - 1, 0, out);']],
+    tests: ['decimal', 'factorial'],
+  },
+  {
+    id: 'barrett-one-way',
+    what: 'a Barrett split corrects only an estimate that is short, not one a unit over',
+    file: 'shared/decimal.ts',
+    edits: [['  while (r < 0n) {\n    r += rung.power;\n    q--;\n  }\n', '']],
+    tests: ['decimal'],
+  },
 ];
 
 const args = process.argv.slice(2);

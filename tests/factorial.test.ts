@@ -20,6 +20,9 @@ import {
   type FactorialOptions,
 } from '../shared/kinds/factorial.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
+import { toBytes } from '../shared/bigint-bytes.js';
+import { describeInThreads, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
+import { legendreExponent } from '../shared/prime-powers.js';
 
 async function factorial(numbers: (string | number)[], split: number | null = null, outputDir: string | null = null) {
   return runKindLocally(factorialKind, { numbers: numbers.map(String), split, outputDir });
@@ -225,5 +228,21 @@ test('moderate N, around the inline/thread threshold and task edges, match Pytho
   for (const [i, n] of numbers.entries()) {
     const expected = pythonFactorial(n, false);
     t.like(result.results[i], { n, digits: expected.digits, sha256: expected.sha256, trailingZeros: legendreZeros(n) }, `${n}!`);
+  }
+});
+
+test('the describer works alone, same digits, when its converter is gone or built for too few digits', async (t) => {
+  const n = 60_000;
+  const expected = expectedEntry(n);
+  const partial = () => toBytes(plainFactorial(n) / (2n ** BigInt(legendreExponent(n, 2)) * 5n ** BigInt(legendreExponent(n, 5))));
+  const gone = startConverter(digitsBound(n));
+  await gone.worker.terminate();
+  t.deepEqual((await describeInThreads(n, [partial()], false, gone)).entry, expected, 'converter terminated');
+  t.deepEqual((await describeInThreads(n, [partial()], false, startConverter(1_000))).entry, expected, 'ladder too short');
+  t.deepEqual((await describeInThreads(n, [partial()], false)).entry, expected, 'converter started on the spot');
+  // The bound is an upper bound, and close: N!/10^z has at most 2 digits fewer.
+  for (const m of [2, 10, 1000, 60_000, 1_000_000]) {
+    const actual = m === 1_000_000 ? 5_565_709 - 249_998 : plainFactorial(m).toString().length - legendreZeros(m);
+    t.true(digitsBound(m) >= actual && digitsBound(m) <= actual + 3, `${m}: bound ${digitsBound(m)}, actual ${actual}`);
   }
 });

@@ -13,8 +13,9 @@
  *   describer: multiplies the partials, splits the value at the top of the ladder
  *              (value = high·10^m + low), sends `high` to the converter, converts `low`, hashes.
  *
- * If the converter is gone (it gives up after {@link CONVERTER_IDLE_MS} without work), the
- * describer converts both halves itself: slower, same digits.
+ * A converter that has ended (it gives up after {@link CONVERTER_IDLE_MS} without work) is
+ * replaced by a new one; if the converter goes away mid-way, or its ladder is too short, the
+ * describer converts the rest itself: slower, same digits.
  */
 import { createHash } from 'node:crypto';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
@@ -176,6 +177,12 @@ export interface Converter {
   /** The describer's end of the channel to the converter. */
   port: MessagePort;
   worker: Worker;
+  /**
+   * False once the thread has ended (given up idle, or failed): a port handed over after that
+   * would never tell the describer (measured: it neither delivers nor closes), so a describer
+   * needs a new converter.
+   */
+  alive: boolean;
 }
 
 /**
@@ -187,16 +194,19 @@ export function startConverter(digits: number): Converter {
   const request: ThreadRequest = { [THREAD_MARKER]: true, role: 'converter', digits, port: port2 };
   const worker = new Worker(new URL(import.meta.url), { workerData: request, transferList: [port2] });
   worker.unref();
+  const converter: Converter = { digits, port: port1, worker, alive: true };
   // Its failure only means the describer works alone (it sees the port close).
-  worker.on('error', () => port1.close());
-  return { digits, port: port1, worker };
+  worker.on('error', () => undefined);
+  worker.once('exit', () => (converter.alive = false));
+  return converter;
 }
 
 /**
  * Describes N! in a describer thread helped by `converter` (started now when not given),
  * moving the partials there. Each partial must own its ArrayBuffer (reduce copies them).
  */
-export function describeInThreads(n: number, partials: Uint8Array[], keepDecimal: boolean, converter: Converter = startConverter(digitsBound(n))): Promise<Description> {
+export function describeInThreads(n: number, partials: Uint8Array[], keepDecimal: boolean, ready?: Converter): Promise<Description> {
+  const converter = ready?.alive ? ready : startConverter(digitsBound(n));
   const request: ThreadRequest = { [THREAD_MARKER]: true, role: 'describer', n, partials, keepDecimal, port: converter.port };
   const worker = new Worker(new URL(import.meta.url), { workerData: request, transferList: [converter.port, ...partials.map((p) => p.buffer as ArrayBuffer)] });
   return new Promise<Description>((resolve, reject) => {
