@@ -227,6 +227,13 @@ const MUTANTS = [
     edits: [['  while (r < 0n) {\n    r += rung.power;\n    q--;\n  }\n', '']],
     tests: ['decimal'],
   },
+  {
+    id: 'factorial-unchecked',
+    what: "a factorial's digits are reported without the check against N! mod a prime",
+    file: 'shared/kinds/factorial-describe.ts',
+    edits: [['  if (decimalMod(pieces, zeros) !== factorialMod(n)) throw', '  if (decimalMod(pieces, zeros) !== factorialMod(n) && n < 0) throw']],
+    tests: ['factorial'],
+  },
 ];
 
 const args = process.argv.slice(2);

@@ -21,7 +21,7 @@ import {
 } from '../shared/kinds/factorial.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 import { toBytes } from '../shared/bigint-bytes.js';
-import { describeInThreads, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
+import { describeInline, describeInThreads, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
 import { legendreExponent } from '../shared/prime-powers.js';
 
 async function factorial(numbers: (string | number)[], split: number | null = null, outputDir: string | null = null) {
@@ -245,4 +245,11 @@ test('the describer works alone, same digits, when its converter is gone or buil
     const actual = m === 1_000_000 ? 5_565_709 - 249_998 : plainFactorial(m).toString().length - legendreZeros(m);
     t.true(digitsBound(m) >= actual && digitsBound(m) <= actual + 3, `${m}: bound ${digitsBound(m)}, actual ${actual}`);
   }
+});
+
+test('a wrong value never becomes a result: the digits are checked against N! mod a prime', (t) => {
+  const n = 30;
+  const right = plainFactorial(n) / (2n ** BigInt(legendreExponent(n, 2)) * 5n ** BigInt(legendreExponent(n, 5)));
+  t.deepEqual(describeInline(n, [toBytes(right)], false).entry, expectedEntry(n));
+  t.throws(() => describeInline(n, [toBytes(right + 2n)], false), { message: /30!: the digits computed fail the check/ });
 });

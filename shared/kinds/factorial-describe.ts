@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import { isMainThread, MessageChannel, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { fromBytes, fromHex, toHex } from '../bigint-bytes.js';
 import { appendDigits, bitLength, decimalLadder, decimalPieces, ladderFromWire, ladderToWire, splitAt, type DecimalLadder, type WireLadder } from '../decimal.js';
+import { decimalMod, factorialMod } from '../factorial-residue.js';
 import { legendreExponent } from '../prime-powers.js';
 import { productOf } from '../product-tree.js';
 import type { FactorialEntry } from './factorial.js';
@@ -54,9 +55,13 @@ export function digitsBound(n: number): number {
   return Math.floor(log10Factorial) + 1 - legendreExponent(n, 5) + 2;
 }
 
-/** The entry for N! whose digits are `pieces` (of N!/10^z) then z zeros. */
+/**
+ * The entry for N! whose digits are `pieces` (of N!/10^z) then z zeros, after checking them
+ * against N! mod a prime (shared/factorial-residue.ts): a wrong answer is never reported.
+ */
 function entryOf(n: number, pieces: string[], keepDecimal: boolean): Description {
   const zeros = legendreExponent(n, 5);
+  if (decimalMod(pieces, zeros) !== factorialMod(n)) throw new Error(`${n}!: the digits computed fail the check against ${n}! mod a prime (an internal error; nothing is reported)`);
   const hash = createHash('sha256');
   let digits = zeros;
   for (const piece of pieces) {
