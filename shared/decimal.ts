@@ -28,6 +28,8 @@ export interface Rung {
   bits: number;
   /** floor(4^k / power) give or take a unit, or 0n for none (then splits divide directly). */
   inverse: bigint;
+  /** 5^digits: power = five·2^digits, so power's low bits come from a product 30% shorter. */
+  five: bigint;
 }
 
 /** Powers 10^(leaf·2^i) for i = 0..n-1, bottom first; `leaf` digits per leaf. */
@@ -79,16 +81,18 @@ export function decimalLadder(digits: number): DecimalLadder {
   const { leaf, levels } = ladderShape(digits);
   const rungs: Rung[] = [];
   let power = 10n ** BigInt(leaf);
+  let five = 5n ** BigInt(leaf);
   let bits = bitLength(power);
   let reciprocal = (1n << BigInt(2 * bits + GUARD_BITS)) / power;
   for (let i = 0; i < levels; i++) {
     if (i > 0) {
       const previousBits = bits;
       power *= power;
+      five *= five;
       bits = bitLength(power);
       reciprocal = nextReciprocal(reciprocal, previousBits, power, bits);
     }
-    rungs.push({ digits: leaf * 2 ** i, power, bits, inverse: reciprocal >> BigInt(GUARD_BITS) });
+    rungs.push({ digits: leaf * 2 ** i, power, bits, inverse: reciprocal >> BigInt(GUARD_BITS), five });
   }
   return { leaf, rungs };
 }
@@ -96,17 +100,36 @@ export function decimalLadder(digits: number): DecimalLadder {
 /** A ladder as plain data for postMessage (structured clone does not carry BigInts). */
 export interface WireLadder {
   leaf: number;
-  rungs: { digits: number; bits: number; power: string; inverse: string }[];
+  rungs: { digits: number; bits: number; power: string; inverse: string; five: string }[];
 }
 
 /** {@link DecimalLadder} → {@link WireLadder} (hex). */
 export function ladderToWire(ladder: DecimalLadder): WireLadder {
-  return { leaf: ladder.leaf, rungs: ladder.rungs.map((r) => ({ digits: r.digits, bits: r.bits, power: r.power.toString(16), inverse: r.inverse.toString(16) })) };
+  return { leaf: ladder.leaf, rungs: ladder.rungs.map((r) => ({ digits: r.digits, bits: r.bits, power: r.power.toString(16), inverse: r.inverse.toString(16), five: r.five.toString(16) })) };
 }
 
 /** {@link WireLadder} → {@link DecimalLadder}. */
 export function ladderFromWire(wire: WireLadder): DecimalLadder {
-  return { leaf: wire.leaf, rungs: wire.rungs.map((r) => ({ digits: r.digits, bits: r.bits, power: BigInt(`0x${r.power}`), inverse: BigInt(`0x${r.inverse}`) })) };
+  return { leaf: wire.leaf, rungs: wire.rungs.map((r) => ({ digits: r.digits, bits: r.bits, power: BigInt(`0x${r.power}`), inverse: BigInt(`0x${r.inverse}`), five: BigInt(`0x${r.five}`) })) };
+}
+
+/**
+ * Bits kept of the remainder estimate: with an inverse at most a unit off, Barrett's q̂ is
+ * within q − 3 … q + 1, so value − q̂·power lies in (−2^k, 2^(k+2)); 2^(k+6) leaves a margin.
+ */
+const REMAINDER_MARGIN_BITS = 6;
+
+/**
+ * value − q·power, knowing it lies in (−2^(K−1), 2^(K−1)), K = k + {@link REMAINDER_MARGIN_BITS}:
+ * computed mod 2^K only, where power = 5^d·2^d makes q·power ≡ ((q·5^d) mod 2^(K−d))·2^d, a
+ * product of (K−d)-bit numbers instead of k-bit ones (K − d ≈ 0.7k).
+ */
+function remainderEstimate(value: bigint, q: bigint, rung: Rung): bigint {
+  const width = rung.bits + REMAINDER_MARGIN_BITS;
+  const fiveBits = width - rung.digits;
+  const product = BigInt.asUintN(fiveBits, BigInt.asUintN(fiveBits, q) * rung.five) << BigInt(rung.digits);
+  const r = BigInt.asUintN(width, value - product);
+  return r >= 1n << BigInt(width - 1) ? r - (1n << BigInt(width)) : r;
 }
 
 /**
@@ -120,7 +143,7 @@ export function splitAt(value: bigint, rung: Rung): [bigint, bigint] {
   }
   const k = BigInt(rung.bits);
   let q = ((value >> (k - 1n)) * rung.inverse) >> (k + 1n);
-  let r = value - q * rung.power;
+  let r = remainderEstimate(value, q, rung);
   // The inverse may be a unit off (built by Newton steps): correct both ways.
   while (r < 0n) {
     r += rung.power;

@@ -19,6 +19,7 @@ test('every rung of the ladder: its inverse is floor(4^k / power) and power = 10
     t.true(ladder.leaf * 2 ** ladder.rungs.length >= digits, `${digits}: the ladder covers the value`);
     for (const rung of ladder.rungs) {
       t.is(rung.power, 10n ** BigInt(rung.digits));
+      t.is(rung.five, 5n ** BigInt(rung.digits));
       t.is(rung.bits, bitLength(rung.power));
       t.is(rung.inverse, (1n << BigInt(2 * rung.bits)) / rung.power, `${digits}: rung of ${rung.digits} digits`);
     }
@@ -31,7 +32,7 @@ test('splitAt is exact with an inverse a unit off either way, or none', (t) => {
   const exact = (1n << BigInt(2 * bits)) / power;
   const values = [0n, 1n, power - 1n, power, power + 1n, power * power - 1n, (power - 1n) * power, 12345678901234567890n * power + 42n];
   for (const inverse of [exact, exact - 1n, exact + 1n, 0n]) {
-    const rung: Rung = { digits: 700, power, bits, inverse };
+    const rung: Rung = { digits: 700, power, bits, inverse, five: 5n ** 700n };
     for (const value of values) t.deepEqual(splitAt(value, rung), [value / power, value % power], `inverse ${inverse - exact}, value ${value % 1000n}`);
   }
 });
