@@ -20,7 +20,7 @@ import { InputError, OptionError, TaskRejectedError, describeError } from '../er
 import { parseInteger } from '../integers.js';
 import { toBytes } from '../bigint-bytes.js';
 import { primePowerProduct } from '../prime-powers.js';
-import { describeInline, describeInThreads, digitsBound, startConverter, type Converter } from './factorial-describe.js';
+import { converterFor, describeInline, describeInThreads, startConverterEarly, type Converter } from './factorial-describe.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 
@@ -56,6 +56,16 @@ export const FACTORIAL_DEFAULT_TASK_FACTORS = 500_000;
 
 /** Up to this N the coordinator describes N! inline; starting a thread costs more than that. */
 const INLINE_FINALIZE_MAX_N = 50_000;
+
+/**
+ * For the command line, before it submits the job: starts the converter thread of the largest
+ * N now (when it will be described in threads), so its ladder is built while the embedded
+ * server and the workers start; the job's init takes it over.
+ */
+export function prepareFactorial(numbers: string[]): void {
+  const largest = Math.max(...numbers.map(Number));
+  if (Number.isSafeInteger(largest) && largest > INLINE_FINALIZE_MAX_N && largest <= FACTORIAL_MAX_N) startConverterEarly(largest);
+}
 
 /** Job options, as stored in the job record. */
 export type FactorialOptions = {
@@ -264,7 +274,7 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
     }
     const converters = new Map<number, Converter>();
     const largest = Math.max(...partials.keys());
-    if (largest > INLINE_FINALIZE_MAX_N) converters.set(largest, startConverter(digitsBound(largest)));
+    if (largest > INLINE_FINALIZE_MAX_N) converters.set(largest, converterFor(largest));
     return { expected, partials, converters };
   },
 
