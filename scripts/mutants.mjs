@@ -234,6 +234,27 @@ const MUTANTS = [
     edits: [["        const starts = compression === 'gzip' ? await isGzipMember(handle, start, header) : isBzip2Stream(header);", "        const starts = compression === 'gzip' ? true : isBzip2Stream(header);"]],
     tests: ['compressed-pieces'],
   },
+  {
+    id: 'decimal-unpadded',
+    what: 'the decimal conversion drops the leading zeros of an inner piece (10^k + 1 loses its zeros)',
+    file: 'shared/decimal.ts',
+    edits: [['  appendDigits(r, ladder, level - 1, rung.digits, out);', '  appendDigits(r, ladder, level - 1, 0, out);']],
+    tests: ['decimal', 'factorial'],
+  },
+  {
+    id: 'barrett-one-way',
+    what: 'a Barrett split corrects only an estimate that is short, not one a unit over',
+    file: 'shared/decimal.ts',
+    edits: [['  while (r < 0n) {\n    r += rung.power;\n    q--;\n  }\n', '']],
+    tests: ['decimal'],
+  },
+  {
+    id: 'factorial-unchecked',
+    what: "a factorial's digits are reported without the check against N! mod a prime",
+    file: 'shared/kinds/factorial-describe.ts',
+    edits: [['  if (decimalMod(pieces, zeros) !== factorialMod(n)) throw', '  if (decimalMod(pieces, zeros) !== factorialMod(n) && n < 0) throw']],
+    tests: ['factorial'],
+  },
 ];
 
 const args = process.argv.slice(2);

@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,9 @@ import {
   type FactorialOptions,
 } from '../shared/kinds/factorial.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
+import { toBytes } from '../shared/bigint-bytes.js';
+import { describeInline, describeInThreads, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
+import { legendreExponent } from '../shared/prime-powers.js';
 
 async function factorial(numbers: (string | number)[], split: number | null = null, outputDir: string | null = null) {
   return runKindLocally(factorialKind, { numbers: numbers.map(String), split, outputDir });
@@ -95,13 +99,14 @@ test('random N and K agree with the plain product', async (t) => {
   );
 });
 
-test('tasks tile 1..N and carry their weight', async (t) => {
+test('tasks tile 1..N geometrically (ends near N^(i/K)) and carry their weight', async (t) => {
   const { tasks, plan } = await factorial([10, 7], 3);
+  // 10^(1/3) ≈ 2.2, 10^(2/3) ≈ 4.6; 7^(1/3) ≈ 1.9, 7^(2/3) ≈ 3.7.
   t.deepEqual(
     tasks.map((task) => task.spec),
-    [{ n: 10, lo: 1, hi: 3 }, { n: 10, lo: 4, hi: 6 }, { n: 10, lo: 7, hi: 10 }, { n: 7, lo: 1, hi: 2 }, { n: 7, lo: 3, hi: 4 }, { n: 7, lo: 5, hi: 7 }],
+    [{ n: 10, lo: 1, hi: 2 }, { n: 10, lo: 3, hi: 4 }, { n: 10, lo: 5, hi: 10 }, { n: 7, lo: 1, hi: 1 }, { n: 7, lo: 2, hi: 3 }, { n: 7, lo: 4, hi: 7 }],
   );
-  t.is(tasks[0].input, '10! factors 1..3');
+  t.is(tasks[0].input, '10! primes 1..2');
   t.deepEqual(plan, { totalWeight: 17, totalTasks: 6, unit: '' });
 });
 
@@ -119,21 +124,27 @@ test('a worker-thread finalize (N above the inline threshold) matches the plain 
   t.deepEqual(result.results, [expectedEntry(n)]);
 });
 
-test('10^6! end to end: 5,565,709 digits, Legendre zeros, published leading digits', async (t) => {
+test('10^6! end to end: 5,565,709 digits, Legendre zeros, published leading digits, sha256 as gmpy2', async (t) => {
+  const expected = pythonFactorial(1_000_000, true);
+  t.is(expected.digits, 5_565_709); // the published digit count
   const { result, tasks } = await factorial(['1e6']);
-  // The documented default: one sub-range per 250,000 factors, so 4 for 10^6.
-  t.is(tasks.length, 4);
-  t.like(result.results[0], { n: 1_000_000, digits: 5_565_709, trailingZeros: legendreZeros(1_000_000), leading: '82639316883312400623' });
+  // The documented default: one sub-range per 500,000 numbers, so 2 for 10^6.
+  t.is(tasks.length, 2);
+  t.like(result.results[0], { n: 1_000_000, digits: 5_565_709, trailingZeros: legendreZeros(1_000_000), leading: '82639316883312400623', sha256: expected.sha256 });
+  // Another split: other partials, the same value.
+  t.like((await factorial(['1e6'], 5)).result.results[0], { digits: 5_565_709, sha256: expected.sha256 });
 });
 
-test('the default split is one sub-range per 250,000 factors, rounded up, at least one (as documented in shared/kinds/factorial.ts)', async (t) => {
-  // Written out, not computed with the formula under test: 1 below 250,000, 4 for 10^6, 20 for 5×10^6.
-  const expected: Array<[number, number]> = [[0, 1], [1, 1], [249_999, 1], [250_000, 1], [250_001, 2], [500_000, 2], [1_000_000, 4], [1_000_001, 5], [5_000_000, 20]];
+test('the default split is one sub-range per 500,000 numbers, rounded up, at least one (as documented in shared/kinds/factorial.ts)', async (t) => {
+  // Written out, not computed with the formula under test: 1 up to 500,000, 2 for 10^6, 10 for 5×10^6.
+  const expected: Array<[number, number]> = [[0, 1], [1, 1], [499_999, 1], [500_000, 1], [500_001, 2], [1_000_000, 2], [1_000_001, 3], [5_000_000, 10]];
   for (const [n, k] of expected) t.is(defaultFactorialSplit(n), k, `N = ${n}`);
-  // And split() follows it: an N of 600,000 with no --split gives 3 tasks, and the right answer.
-  const { tasks, result } = await factorial([600_000]);
-  t.is(tasks.length, 3);
-  t.is(result.results[0].trailingZeros, legendreZeros(600_000));
+  // And split() follows it: an N of 1,200,000 with no --split gives 3 tasks tiling 1..N.
+  const specs: unknown[] = [];
+  for await (const task of factorialKind.split({ numbers: ['1200000'], split: null, outputDir: null }, { maxBodyBytes: 1 << 20 })) specs.push(task.spec);
+  t.is(specs.length, 3);
+  t.like(specs[0], { n: 1_200_000, lo: 1 });
+  t.like(specs[2], { n: 1_200_000, hi: 1_200_000 });
 });
 
 test('outputDir: N.txt holds exactly the decimal value and a newline; the directory is created', async (t) => {
@@ -189,7 +200,7 @@ test('map rejects malformed or over-limit specs with TaskRejectedError', async (
 test('reduce refuses unexpected or malformed partials; finalize refuses missing ones', async (t) => {
   const options: FactorialOptions = { numbers: ['10'], split: 2, outputDir: null };
   const context = { working() {} };
-  const partial = await factorialKind.map({ n: 10, lo: 1, hi: 5 }, new Uint8Array(), context);
+  const partial = await factorialKind.map({ n: 10, lo: 1, hi: 3 }, new Uint8Array(), context);
   const acc = factorialKind.init(options);
   t.throws(() => factorialKind.reduce(acc, new TextEncoder().encode('garbage'), 0));
   const misaligned = await factorialKind.map({ n: 10, lo: 1, hi: 4 }, new Uint8Array(), context);
@@ -197,4 +208,48 @@ test('reduce refuses unexpected or malformed partials; finalize refuses missing 
   factorialKind.reduce(acc, partial, 0);
   t.throws(() => factorialKind.reduce(acc, partial, 1)); // the same sub-range twice
   await t.throwsAsync(async () => factorialKind.finalize(acc, { job: 'j', tasks: 2 }, options), { message: /missing/ });
+});
+
+/** Digit count and sha256 of N! by an independent program: Python (/usr/bin/python3, Debian's, has gmpy2). */
+function pythonFactorial(n: number, useGmpy2: boolean): { digits: number; sha256: string } {
+  const compute = useGmpy2 ? `import gmpy2; d = gmpy2.fac(${n}).digits()` : `import math, sys; sys.set_int_max_str_digits(0); d = str(math.factorial(${n}))`;
+  const code = `${compute}\nimport hashlib; print(len(d), hashlib.sha256(d.encode()).hexdigest())`;
+  const run = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr}`);
+  const [digits, sha256] = run.stdout.trim().split(' ');
+  return { digits: Number(digits), sha256 };
+}
+
+test('moderate N, around the inline/thread threshold and task edges, match Python math.factorial', async (t) => {
+  // 50,000 is the last N described inline, 50,001 the first in threads; 30,011 and 65,537 are
+  // primes (the last task ends on one), 15,625 = 5^6 (a jump in trailing zeros).
+  const numbers = [15_625, 30_011, 50_000, 50_001, 65_537];
+  const { result } = await factorial(numbers, 3);
+  for (const [i, n] of numbers.entries()) {
+    const expected = pythonFactorial(n, false);
+    t.like(result.results[i], { n, digits: expected.digits, sha256: expected.sha256, trailingZeros: legendreZeros(n) }, `${n}!`);
+  }
+});
+
+test('the describer works alone, same digits, when its converter is gone or built for too few digits', async (t) => {
+  const n = 60_000;
+  const expected = expectedEntry(n);
+  const partial = () => toBytes(plainFactorial(n) / (2n ** BigInt(legendreExponent(n, 2)) * 5n ** BigInt(legendreExponent(n, 5))));
+  const gone = startConverter(digitsBound(n));
+  await gone.worker.terminate();
+  t.deepEqual((await describeInThreads(n, [partial()], false, gone)).entry, expected, 'converter terminated');
+  t.deepEqual((await describeInThreads(n, [partial()], false, startConverter(1_000))).entry, expected, 'ladder too short');
+  t.deepEqual((await describeInThreads(n, [partial()], false)).entry, expected, 'converter started on the spot');
+  // The bound is an upper bound, and close: N!/10^z has at most 2 digits fewer.
+  for (const m of [2, 10, 1000, 60_000, 1_000_000]) {
+    const actual = m === 1_000_000 ? 5_565_709 - 249_998 : plainFactorial(m).toString().length - legendreZeros(m);
+    t.true(digitsBound(m) >= actual && digitsBound(m) <= actual + 3, `${m}: bound ${digitsBound(m)}, actual ${actual}`);
+  }
+});
+
+test('a wrong value never becomes a result: the digits are checked against N! mod a prime', (t) => {
+  const n = 30;
+  const right = plainFactorial(n) / (2n ** BigInt(legendreExponent(n, 2)) * 5n ** BigInt(legendreExponent(n, 5)));
+  t.deepEqual(describeInline(n, [toBytes(right)], false).entry, expectedEntry(n));
+  t.throws(() => describeInline(n, [toBytes(right + 2n)], false), { message: /30!: the digits computed fail the check/ });
 });

@@ -27,6 +27,8 @@ function factorialCommand(): Command {
     const split = options.split === undefined ? null : parsePositiveCount(options.split, '--split');
     if (options.output) checkOutputDirectory(options.output);
     const jobOptions: FactorialOptions = { numbers: parsed, split, outputDir: options.output ? resolve(options.output) : null };
+    // The decimal ladder of a large N needs only N: start building it while the job starts.
+    (await import('../../shared/kinds/factorial.js')).prepareFactorial(parsed);
     // --output names the directory of the values: the table goes to stdout.
     await runKindJob('factorial', jobOptions, options, (result, store) => cli.print(result, { format: options.format, top: 0 }, store));
   });

@@ -1,30 +1,33 @@
 /**
- * `factorial`: N! for each N, exactly. Each N is split into K tasks, each the product of a
- * sub-range lo..hi of 1..N; the coordinator multiplies the K partials and describes the result
- * (digit count, trailing zeros, leading digits, sha256 of the decimal value), optionally writing
- * the full decimal value to OUTPUT/N.txt.
+ * `factorial`: N! for each N, exactly. N! is computed by its prime factorisation
+ * (shared/prime-powers.ts): each N is split into K tasks, each the product of p^e(p) over the
+ * primes p of a sub-range lo..hi of 1..N (2 and 5 left out); the coordinator multiplies the
+ * K partials, shifts in the 2s left over by the trailing zeros, and describes the result (digit
+ * count, trailing zeros, leading digits, sha256 of the decimal value), optionally writing the
+ * full decimal value to OUTPUT/N.txt.
  *
- * Every product is a balanced product tree, not a running product: V8 multiplies big BigInts
- * in subquadratic time, which only pays off when the operands are of similar size.
+ * The sub-ranges are geometric (1..N^(1/K), …), not equal: the primes of lo..hi contribute
+ * about N·log2(hi/lo) bits to N!, so geometric ranges give partials of similar size, which the
+ * coordinator multiplies in subquadratic time.
  *
- * The expensive part of a large N is on the coordinator: the top levels of the tree and the
- * decimal conversion (toString(10) of 5,000,000! takes ~17 s). That work runs in a worker
- * thread so the coordinator's event loop (NATS traffic, progress, Ctrl-C) stays responsive.
+ * The expensive part of a large N is on the coordinator: the decimal conversion, which runs
+ * in two worker threads (shared/kinds/factorial-describe.ts).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { access, constants, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { InputError, OptionError, TaskRejectedError, describeError } from '../errors.js';
 import { parseInteger } from '../integers.js';
+import { toBytes } from '../bigint-bytes.js';
+import { primePowerProduct } from '../prime-powers.js';
+import { converterFor, describeInline, describeInThreads, startConverterEarly, type Converter } from './factorial-describe.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 
 /**
- * Largest N accepted: 5,000,000. Measured on one core (AMD EPYC, Node 20): computing
- * 5,000,000! by product tree takes ~6.7 s and its toString(10) (31,323,382 digits) ~17 s, peak
- * ~320 MB; the coordinator spends ~20 s on it end to end. Beyond that the decimal conversion
- * (≈ n^1.25) quickly gets out of hand for an interactive tool.
+ * Largest N accepted: 5,000,000 (31,323,382 digits). The decimal conversion grows faster than
+ * N (≈ n^1.25), so beyond that it quickly gets out of hand for an interactive tool (with the
+ * earlier product tree and toString(10) it took ~20 s on one core, peak ~320 MB).
  */
 export const FACTORIAL_MAX_N = 5_000_000;
 
@@ -44,22 +47,31 @@ export const FACTORIAL_MAX_SPLIT = 1_024;
 export const FACTORIAL_MAX_TASKS = 100_000;
 
 /**
- * Factors per task for the default split. A task multiplying 250,000 consecutive integers
- * near 5×10^6 takes ~0.2 s; below that size one task per N is cheaper than the transport.
+ * Numbers per task for the default split. The prime powers of 10^6! take ~0.3 s on one core;
+ * as 2 tasks (one per worker of a 2-core machine) ~0.05 s + 0.16 s, and the coordinator joins
+ * them with one multiplication (~0.09 s). More tasks cost the coordinator more big
+ * multiplications than they save (4 tasks: ~0.2 s to join).
  */
-export const FACTORIAL_DEFAULT_TASK_FACTORS = 250_000;
+export const FACTORIAL_DEFAULT_TASK_FACTORS = 500_000;
 
 /** Up to this N the coordinator describes N! inline; starting a thread costs more than that. */
 const INLINE_FINALIZE_MAX_N = 50_000;
 
-/** Leading digits reported. */
-const LEADING_DIGITS = 20;
+/**
+ * For the command line, before it submits the job: starts the converter thread of the largest
+ * N now (when it will be described in threads), so its ladder is built while the embedded
+ * server and the workers start; the job's init takes it over.
+ */
+export function prepareFactorial(numbers: string[]): void {
+  const largest = Math.max(...numbers.map(Number));
+  if (Number.isSafeInteger(largest) && largest > INLINE_FINALIZE_MAX_N && largest <= FACTORIAL_MAX_N) startConverterEarly(largest);
+}
 
 /** Job options, as stored in the job record. */
 export type FactorialOptions = {
   /** Each N as a decimal string (non-negative, ≤ FACTORIAL_MAX_N), in the order to report. */
   numbers: string[];
-  /** Sub-range products per N; null = {@link defaultFactorialSplit}. Clamped to N. */
+  /** Sub-ranges (tasks) per N; null = {@link defaultFactorialSplit}. Clamped to N. */
   split: number | null;
   /** Directory for N.txt files (created if missing), or null to write nothing. */
   outputDir: string | null;
@@ -84,7 +96,10 @@ export type FactorialResult = {
   results: FactorialEntry[];
 };
 
-/** One task's work: the product of lo..hi, a slice of 1..n (empty when hi < lo, for 0!). */
+/**
+ * One task's work: ∏ p^e(p) over the primes p of lo..hi (a slice of 1..n, empty when hi < lo,
+ * for 0!) except 2 and 5, e(p) the exponent of p in n!.
+ */
 type FactorialSpec = { n: number; lo: number; hi: number };
 
 /** Coordinator-side accumulator: the partial products received, as big-endian bytes. */
@@ -93,151 +108,11 @@ interface FactorialAcc {
   expected: Map<string, number>;
   /** Received partials per N. */
   partials: Map<number, Uint8Array[]>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Products.
-
-/** Multiplies lo..hi directly: pairs of factors first multiplied as doubles while exact. */
-function leafProduct(lo: number, hi: number): bigint {
-  let result = 1n;
-  let small = 1;
-  for (let i = lo; i <= hi; i++) {
-    if (small * i > Number.MAX_SAFE_INTEGER) {
-      result *= BigInt(small);
-      small = i;
-    } else {
-      small *= i;
-    }
-  }
-  return result * BigInt(small);
-}
-
-/** Product of lo..hi by balanced recursion (1n when empty). */
-function productTree(lo: number, hi: number): bigint {
-  if (hi - lo < 32) return leafProduct(lo, hi);
-  const mid = Math.floor((lo + hi) / 2);
-  return productTree(lo, mid) * productTree(mid + 1, hi);
-}
-
-/** Balanced product of a list of BigInts (1n when empty). */
-function productOf(values: bigint[], from = 0, to = values.length): bigint {
-  if (to - from === 0) return 1n;
-  if (to - from === 1) return values[from];
-  const mid = (from + to) >>> 1;
-  return productOf(values, from, mid) * productOf(values, mid, to);
-}
-
-/** Factors per synchronous block in `map`: far below a millisecond of work each. */
-const MAP_BLOCK = 2_048;
-
-/**
- * Product of lo..hi as a balanced tree built block by block, calling `pause` between steps so
- * the caller can yield and heartbeat. Blocks are merged like a binary counter (equal levels
- * merge), which keeps every multiplication between operands of similar size.
- */
-async function rangeProduct(lo: number, hi: number, pause: () => Promise<void> | undefined): Promise<bigint> {
-  const stack: { value: bigint; level: number }[] = [];
-  for (let start = lo; start <= hi; start += MAP_BLOCK) {
-    let top = { value: productTree(start, Math.min(hi, start + MAP_BLOCK - 1)), level: 0 };
-    while (stack.length > 0 && stack[stack.length - 1].level === top.level) {
-      const below = stack.pop()!;
-      top = { value: below.value * top.value, level: top.level + 1 };
-      const wait = pause();
-      if (wait) await wait;
-    }
-    stack.push(top);
-    const wait = pause();
-    if (wait) await wait;
-  }
-  // The leftovers have strictly decreasing levels: multiply smallest first.
-  let result = 1n;
-  while (stack.length > 0) {
-    result = stack.pop()!.value * result;
-    const wait = pause();
-    if (wait) await wait;
-  }
-  return result;
-}
-
-/** Big-endian magnitude bytes of a non-negative BigInt (hex is V8's fast path for both ways). */
-function toBytes(value: bigint): Uint8Array {
-  const hex = value.toString(16);
-  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex');
-}
-
-function fromBytes(bytes: Uint8Array): bigint {
-  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Describing N! from its partials (inline or in a worker thread).
-
-/** What the describing step returns: the entry, and the decimal digits when a file is wanted. */
-interface Description {
-  entry: FactorialEntry;
-  decimal?: Uint8Array;
-}
-
-/** Multiplies the partials and describes the product; `keepDecimal` returns its digits too. */
-function describe(n: number, partials: Uint8Array[], keepDecimal: boolean): Description {
-  const value = productOf(partials.map(fromBytes));
-  const decimal = value.toString(10);
-  let zeros = 0;
-  while (zeros < decimal.length - 1 && decimal.charCodeAt(decimal.length - 1 - zeros) === 48) zeros++;
-  const entry: FactorialEntry = {
-    n,
-    digits: decimal.length,
-    trailingZeros: zeros,
-    leading: decimal.slice(0, LEADING_DIGITS),
-    sha256: createHash('sha256').update(decimal, 'latin1').digest('hex'),
-  };
-  // TextEncoder gives the digits an ArrayBuffer of their own (a Buffer may share a pool), so
-  // the thread can move it to the coordinator instead of copying 30 MB.
-  return keepDecimal ? { entry, decimal: new TextEncoder().encode(decimal) } : { entry };
-}
-
-/** Marks the workerData of a describing thread, so this module knows to act on load. */
-const THREAD_MARKER = 'tallyFactorialDescribe';
-
-interface ThreadRequest {
-  [THREAD_MARKER]: true;
-  n: number;
-  partials: Uint8Array[];
-  keepDecimal: boolean;
-}
-
-// When this very module is loaded as a describing thread, do the work and report back.
-if (!isMainThread && parentPort && (workerData as Partial<ThreadRequest> | null)?.[THREAD_MARKER] === true) {
-  const request = workerData as ThreadRequest;
-  const port = parentPort;
-  const result = describe(request.n, request.partials, request.keepDecimal);
-  port.postMessage(result, result.decimal ? [result.decimal.buffer as ArrayBuffer] : []);
-}
-
-/** Runs {@link describe} in a worker thread (this module), moving the partials there. */
-function describeInThread(n: number, partials: Uint8Array[], keepDecimal: boolean): Promise<Description> {
-  return new Promise((resolve, reject) => {
-    const request: ThreadRequest = { [THREAD_MARKER]: true, n, partials, keepDecimal };
-    const worker = new Worker(new URL(import.meta.url), {
-      workerData: request,
-      // Each partial owns its buffer (copied in reduce), so moving them costs nothing.
-      transferList: partials.map((p) => p.buffer as ArrayBuffer),
-    });
-    let settled = false;
-    worker.once('message', (message: Description) => {
-      settled = true;
-      resolve(message);
-      void worker.terminate();
-    });
-    worker.once('error', (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`computing ${n}! failed: worker thread exited with code ${code}`));
-    });
-  });
+  /**
+   * The converter thread of the largest N, started with the job so that its decimal ladder is
+   * built while the workers multiply (shared/kinds/factorial-describe.ts).
+   */
+  converters: Map<number, Converter>;
 }
 
 /** Writes `digits` plus a newline to dir/N.txt atomically: a temporary file, then a rename. */
@@ -258,11 +133,28 @@ async function writeDecimal(dir: string, n: number, digits: Uint8Array): Promise
 // Options and tasks.
 
 /**
- * Default sub-range products for N: one per {@link FACTORIAL_DEFAULT_TASK_FACTORS} factors
- * (so 1 below that, 4 for 10^6, 20 for 5×10^6).
+ * Default sub-ranges for N: one per {@link FACTORIAL_DEFAULT_TASK_FACTORS} numbers
+ * (so 1 up to that, 2 for 10^6, 10 for 5×10^6).
  */
 export function defaultFactorialSplit(n: number): number {
   return Math.max(1, Math.ceil(n / FACTORIAL_DEFAULT_TASK_FACTORS));
+}
+
+/**
+ * K non-empty sub-ranges tiling 1..n (n ≥ K, or n = 0 with K = 1), the i-th ending near
+ * n^((i+1)/K): the primes of lo..hi bring about n·log2(hi/lo) bits to n!, so the partials come
+ * out of similar size. Each end is clamped to leave at least one number to every later range.
+ */
+export function geometricRanges(n: number, k: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  let lo = 1;
+  for (let i = 0; i < k; i++) {
+    const last = i === k - 1;
+    const hi = last ? n : Math.min(n - (k - 1 - i), Math.max(lo, Math.floor(n ** ((i + 1) / k))));
+    ranges.push([lo, hi]);
+    lo = hi + 1;
+  }
+  return ranges;
 }
 
 interface CheckedOptions {
@@ -294,11 +186,9 @@ function checkOptions(options: FactorialOptions): CheckedOptions {
   let tasks = 0;
   for (const n of new Set(numbers)) {
     total += n;
-    // K sub-ranges of 1..n, as equal as integer division allows; never more than n (0! and
-    // 1! get one task: the empty product, and 1).
+    // Never more than n sub-ranges (0! and 1! get one task: the empty product, and 1).
     const k = Math.min(split ?? defaultFactorialSplit(n), Math.max(1, n));
-    const ranges: [number, number][] = [];
-    for (let i = 0; i < k; i++) ranges.push([1 + Math.floor((n * i) / k), Math.floor((n * (i + 1)) / k)]);
+    const ranges = geometricRanges(n, k);
     plans.push({ n, ranges });
     tasks += k;
   }
@@ -333,7 +223,8 @@ function encodePartial(task: FactorialSpec, product: bigint): Uint8Array {
 
 /**
  * The factorial job kind. Options `{numbers, split, outputDir}`; task spec `{n, lo, hi}`
- * (numbers); partial: header `"n lo hi\n"` then the product of lo..hi as big-endian bytes.
+ * (numbers); partial: header `"n lo hi\n"` then ∏ p^e(p) over the primes of lo..hi (2 and 5
+ * left out) as big-endian bytes.
  */
 export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialResult> = {
   name: 'factorial',
@@ -363,7 +254,7 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
     for (const { n, ranges } of checkOptions(options).plans) {
       for (const [lo, hi] of ranges) {
         const spec: FactorialSpec = { n, lo, hi };
-        yield { spec, input: `${n}! factors ${lo}..${hi}`, weight: Math.max(0, hi - lo + 1) };
+        yield { spec, input: `${n}! primes ${lo}..${hi}`, weight: Math.max(0, hi - lo + 1) };
       }
     }
   },
@@ -371,7 +262,7 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
   async map(spec: unknown, _body: Uint8Array, context: MapContext): Promise<Uint8Array> {
     const task = parseSpec(spec);
     const pause = cooperativePause(context);
-    return encodePartial(task, await rangeProduct(task.lo, task.hi, pause));
+    return encodePartial(task, await primePowerProduct(task.n, task.lo, task.hi, pause));
   },
 
   init(options: FactorialOptions): FactorialAcc {
@@ -381,7 +272,10 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
       for (const [lo, hi] of ranges) expected.set(`${n}:${lo}`, hi);
       partials.set(n, []);
     }
-    return { expected, partials };
+    const converters = new Map<number, Converter>();
+    const largest = Math.max(...partials.keys());
+    if (largest > INLINE_FINALIZE_MAX_N) converters.set(largest, converterFor(largest));
+    return { expected, partials, converters };
   },
 
   reduce(acc: FactorialAcc, partial: Uint8Array, task: number): FactorialAcc {
@@ -406,7 +300,9 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
       const partials = acc.partials.get(n)!;
       acc.partials.delete(n); // let the bytes go as soon as they are used
       const keepDecimal = options.outputDir !== null && options.outputDir !== undefined;
-      const description = n <= INLINE_FINALIZE_MAX_N ? describe(n, partials, keepDecimal) : await describeInThread(n, partials, keepDecimal);
+      const converter = acc.converters.get(n);
+      acc.converters.delete(n);
+      const description = n <= INLINE_FINALIZE_MAX_N ? describeInline(n, partials, keepDecimal) : await describeInThreads(n, partials, keepDecimal, converter);
       if (keepDecimal) await writeDecimal(options.outputDir!, n, description.decimal!);
       entries.set(n, description.entry);
     }
