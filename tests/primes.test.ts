@@ -6,7 +6,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
-import { defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, primesKind } from '../shared/kinds/primes.js';
+import { defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, PRIMES_MIN_TASK_SIZE, PRIMES_MIN_TASKS, primesKind } from '../shared/kinds/primes.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 
 async function primes(from: bigint | number | string, to: bigint | number | string, tasks: number | null = null) {
@@ -145,7 +145,10 @@ test('tiny and non-positive ranges', async (t) => {
 });
 
 test('the default task count keeps tasks near PRIMES_DEFAULT_TASK_SIZE integers', async (t) => {
-  t.is(defaultPrimesTasks(1n, 10n ** 9n), Math.ceil((1e9 - 1) / PRIMES_DEFAULT_TASK_SIZE));
+  t.is(defaultPrimesTasks(1n, 10n ** 11n), Math.ceil((1e11 - 1) / PRIMES_DEFAULT_TASK_SIZE));
+  // A smaller range still spreads over PRIMES_MIN_TASKS tasks, unless they would be tiny.
+  t.is(defaultPrimesTasks(1n, 10n ** 9n), PRIMES_MIN_TASKS);
+  t.is(defaultPrimesTasks(1n, BigInt(3 * PRIMES_MIN_TASK_SIZE)), 3);
   t.is(defaultPrimesTasks(-(10n ** 30n), 100n), 1);
   t.is(defaultPrimesTasks(1n, PRIMES_MAX_TO), PRIMES_MAX_TASKS);
   t.is((await primes(1, 1000)).tasks.length, 1);
