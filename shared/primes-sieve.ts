@@ -425,7 +425,8 @@ export async function countPrimes(lo: number, hi: number, maxHi: number, pause?:
   const buckets = primeCount > smallCount ? new Buckets(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2) : undefined;
   let active = 0;
 
-  const segment = new Uint8Array(SEGMENT_BYTES);
+  // A small range needs no full segment (and tiny tasks should not allocate 256 KiB each).
+  const segment = new Uint8Array(Math.min(SEGMENT_BYTES, 4 * Math.ceil(totalBytes / 4)));
   const words = new Int32Array(segment.buffer);
 
   for (let s = 0; s < segments; s++) {
