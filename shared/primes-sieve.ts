@@ -137,7 +137,7 @@ function clearMultiples(bytes: Uint8Array, p: number, end: number): void {
  * Primes ≥ FIRST_SIEVED_PRIME up to `basePrimesLimit`, computed once per process and grown on
  * demand: a worker keeps serving tasks of the same job, and √TO barely changes between them.
  */
-let basePrimes = new Uint32Array(0);
+let basePrimes: Uint32Array = new Uint32Array(0);
 let basePrimesLimit = 0;
 
 /** Floor of the square root, exact for any safe integer (Math.sqrt may be off by one). */
@@ -156,23 +156,47 @@ function isqrt(n: number): number {
 function sievingPrimes(limit: number, cap: number): Uint32Array {
   if (limit <= basePrimesLimit) return basePrimes;
   const target = Math.min(Math.max(limit, 2 * basePrimesLimit, 1 << 16), Math.max(cap, limit));
-  // Plain odd-only sieve, index i is 2i+1: at most √10^15/2 ≈ 16 MB, transient.
-  const size = Math.floor((target - 1) / 2) + 1;
-  const composite = new Uint8Array(size);
-  for (let i = 1; ; i++) {
-    const p = 2 * i + 1;
-    if (p * p > target) break;
-    if (composite[i]) continue;
-    for (let j = (p * p - 1) / 2; j < size; j += p) composite[j] = 1;
-  }
-  let n = 0;
-  for (let i = (FIRST_SIEVED_PRIME - 1) / 2; i < size; i++) if (!composite[i]) n++;
-  const primes = new Uint32Array(n);
-  n = 0;
-  for (let i = (FIRST_SIEVED_PRIME - 1) / 2; i < size; i++) if (!composite[i]) primes[n++] = 2 * i + 1;
-  basePrimes = primes;
+  basePrimes = oddPrimesUpTo(target, FIRST_SIEVED_PRIME);
   basePrimesLimit = target;
-  return primes;
+  return basePrimes;
+}
+
+/** Odd numbers per block of {@link oddPrimesUpTo}: 128 KiB of bytes, well inside L2. */
+const BASE_BLOCK = 1 << 17;
+
+/**
+ * The primes from `from` (odd, ≥ 3) up to n, by an odd-only sieve in blocks of BASE_BLOCK odd
+ * numbers, a byte each. In blocks because a flat sieve up to √10^15 ≈ 3.2×10^7 would cross off
+ * at random all over 16 MB, several times slower; this runs once per worker process.
+ */
+function oddPrimesUpTo(n: number, from: number): Uint32Array {
+  const root = isqrt(n);
+  // The odd primes up to √n, by a flat sieve of √n bytes (5.6 KB for the largest n).
+  const flat = new Uint8Array(root + 1);
+  const small: number[] = [];
+  for (let p = 3; p <= root; p += 2) {
+    if (flat[p]) continue;
+    small.push(p);
+    for (let j = p * p; j <= root; j += 2 * p) flat[j] = 1;
+  }
+  // π(n) < 1.26 n / ln n for n > 1 (Rosser–Schoenfeld): room for every prime found.
+  const out = new Uint32Array(Math.ceil((1.26 * n) / Math.log(Math.max(n, 3))) + 16);
+  let count = 0;
+  const composite = new Uint8Array(BASE_BLOCK);
+  for (let lo = from; lo <= n; lo += 2 * BASE_BLOCK) {
+    const size = Math.min(BASE_BLOCK, Math.floor((n - lo) / 2) + 1);
+    composite.fill(0);
+    const hi = lo + 2 * (size - 1);
+    for (const p of small) {
+      if (p * p > hi) break;
+      // First odd multiple of p at or above max(p², lo).
+      let m = Math.max(p * p, Math.ceil(lo / p) * p);
+      if (m % 2 === 0) m += p;
+      for (let j = (m - lo) / 2; j < size; j += p) composite[j] = 1;
+    }
+    for (let i = 0; i < size; i++) if (!composite[i]) out[count++] = lo + 2 * i;
+  }
+  return out.slice(0, count);
 }
 
 /** Number of entries of the sorted `primes` that are ≤ limit. */
