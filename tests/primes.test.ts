@@ -171,7 +171,9 @@ test('tiny and non-positive ranges', async (t) => {
 });
 
 test('the default task count keeps tasks near PRIMES_DEFAULT_TASK_SIZE integers', async (t) => {
-  t.is(defaultPrimesTasks(1n, 10n ** 11n), Math.ceil((1e11 - 1) / PRIMES_DEFAULT_TASK_SIZE));
+  // 10^11 / 2^30 → 94 tasks, rounded up to a multiple of 4.
+  t.is(defaultPrimesTasks(1n, 10n ** 11n), 4 * Math.ceil(Math.ceil((1e11 - 1) / PRIMES_DEFAULT_TASK_SIZE) / 4));
+  t.is(defaultPrimesTasks(1n, 10n ** 10n), 12);
   // A smaller range still spreads over PRIMES_MIN_TASKS tasks, unless they would be tiny.
   t.is(defaultPrimesTasks(1n, 10n ** 9n), PRIMES_MIN_TASKS);
   t.is(defaultPrimesTasks(1n, BigInt(3 * PRIMES_MIN_TASK_SIZE)), 3);
