@@ -72,12 +72,11 @@ interface PrimesAcc {
   count: number;
 }
 
-
 /**
  * Counts the primes in lo..hi (safe integers, hi ≤ PRIMES_MAX_TO). `pause` is called between
  * segments; when it returns a promise the sieve awaits it (to yield the event loop).
  *
- * Exported for benchmarks; jobs go through {@link primesKind}.
+ * Exported for benchmarks and tests; jobs go through {@link primesKind}.
  */
 export async function countPrimesInRange(lo: number, hi: number, pause?: () => Promise<void> | undefined): Promise<number> {
   // Beyond the limit the base primes would silently fall short of √hi: refuse instead.
