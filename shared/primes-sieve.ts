@@ -303,7 +303,26 @@ function crossSmallPrimes(segment: Uint8Array, length: number, primes: Uint32Arr
       segment[i + o7] &= m7;
       i += p;
       w = 0;
-      // Whole turns, unguarded.
+      // Whole turns, unguarded, two per iteration (measured ~5% faster than one: half the
+      // loop tests; four per iteration is no better), then the odd one.
+      for (const limit2 = limit - p; i < limit2; i += 2 * p) {
+        segment[i] &= m0;
+        segment[i + o1] &= m1;
+        segment[i + o2] &= m2;
+        segment[i + o3] &= m3;
+        segment[i + o4] &= m4;
+        segment[i + o5] &= m5;
+        segment[i + o6] &= m6;
+        segment[i + o7] &= m7;
+        segment[i + p] &= m0;
+        segment[i + p + o1] &= m1;
+        segment[i + p + o2] &= m2;
+        segment[i + p + o3] &= m3;
+        segment[i + p + o4] &= m4;
+        segment[i + p + o5] &= m5;
+        segment[i + p + o6] &= m6;
+        segment[i + p + o7] &= m7;
+      }
       for (; i < limit; i += p) {
         segment[i] &= m0;
         segment[i + o1] &= m1;
