@@ -79,6 +79,14 @@ interface Sizes {
   tinyTo: string;
   primesTo: string;
   primesExpected: number;
+  /** Width of the window below 10^15 (the primes kind's limit) that tally and primesieve count. */
+  primesWindow: string;
+  /**
+   * TO of the run the primes target is measured on (1..TO, 2 workers vs primesieve -t2): big
+   * enough that tally's start-up (~0.3 s) is not most of it, as it is of primesieve's 0.1 s on 1e9.
+   */
+  primesTargetTo: string;
+  primesTargetExpected: number;
   factorialN: number;
   factorialDigits: number;
   cpuSpinIterations: number;
@@ -99,6 +107,9 @@ const SIZES: Sizes = SMALL
       tinyTo: '1e6',
       primesTo: '1e7',
       primesExpected: 664_579,
+      primesWindow: '1e7',
+      primesTargetTo: '1e8',
+      primesTargetExpected: 5_761_455,
       factorialN: 20_000,
       factorialDigits: 77_338,
       cpuSpinIterations: 5e7,
@@ -115,6 +126,9 @@ const SIZES: Sizes = SMALL
       tinyTo: '1e7',
       primesTo: '1e9',
       primesExpected: 50_847_534,
+      primesWindow: '1e10',
+      primesTargetTo: '1e10',
+      primesTargetExpected: 455_052_511,
       // The issue's figure: 10^6! (published digit count), a few seconds a run.
       factorialN: 1_000_000,
       factorialDigits: 5_565_709,
@@ -182,6 +196,17 @@ const PYTHON_EXE = (() => {
     return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() || 'python3';
   } catch {
     return 'python3';
+  }
+})();
+
+/** primesieve, the reference prime counter, is a peer too: without it the primes section skips its rows. */
+const HAS_PRIMESIEVE = (() => {
+  try {
+    execFileSync('primesieve', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    say('primesieve not found: skipping the primesieve peers (npm run setup installs it)');
+    return false;
   }
 })();
 
@@ -715,6 +740,54 @@ async function primesSection(): Promise<void> {
   const w1 = get('primes.w1')!.value;
   const w2 = get('primes.w2')!.value;
   record({ id: 'primes.speedup', section: 'primes', label: 'tally primes speedup, 2 workers vs 1 (wall, incl. start-up)', runs: [w1 / w2], unit: 'x', reps: REPS });
+
+  const targetRuns = await repeat(REPS, async () => {
+    const r = await tally(['primes', '1', SIZES.primesTargetTo, '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv());
+    if (r.json.count !== SIZES.primesTargetExpected) throw new Error(`primes: got ${String(r.json.count)}, expected ${SIZES.primesTargetExpected}`);
+    return r;
+  });
+  record({
+    id: 'primes.target.w2',
+    section: 'primes',
+    label: `tally primes 1 ${SIZES.primesTargetTo}, embedded, --workers 2`,
+    runs: targetRuns.map((r) => r.result.ms / 1000),
+    unit: 's',
+    reps: REPS,
+    extra: { tasks: targetRuns[0].json.tasks, count: targetRuns[0].json.count, ...cpuSummary(targetRuns) },
+  });
+
+  // A window just below the kind's limit, 10^15: sieving primes up to 3.2×10^7, most of which
+  // miss any one segment (the bucket sieve's case), unlike 1..TO.
+  const windowHi = 10n ** 15n;
+  const windowLo = (windowHi - BigInt(Number(SIZES.primesWindow))).toString();
+  const windowRuns = await repeat(REPS, async () => tally(['primes', windowLo, windowHi.toString(), '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv()));
+  const windowCount = windowRuns[0].json.count;
+  if (windowRuns.some((r) => r.json.count !== windowCount)) throw new Error(`primes window: counts differ between runs: ${windowRuns.map((r) => String(r.json.count)).join(', ')}`);
+  record({
+    id: 'primes.window.w2',
+    section: 'primes',
+    label: `tally primes ${windowLo} ${windowHi} (${SIZES.primesWindow} below 10^15), embedded, --workers 2`,
+    runs: windowRuns.map((r) => r.result.ms / 1000),
+    unit: 's',
+    reps: REPS,
+    extra: { tasks: windowRuns[0].json.tasks, count: windowCount as number, ...cpuSummary(windowRuns) },
+  });
+
+  if (!HAS_PRIMESIEVE) return;
+  const version = commandVersion('primesieve', ['--version']);
+  /** primesieve START STOP -t2 -q prints the count alone; it must be tally's. */
+  const primesieve = (lo: string, hi: string, expected: unknown) =>
+    repeat(REPS, async () => {
+      const r = await run('primesieve', [lo, hi, '-t2', '-q']);
+      if (Number(r.stdout.trim()) !== expected) throw new Error(`primesieve ${lo} ${hi}: ${r.stdout.trim()}, tally counted ${String(expected)}`);
+      return r;
+    });
+  const ps = await primesieve('1', SIZES.primesTo, SIZES.primesExpected);
+  record({ id: 'primes.primesieve', section: 'primes', label: `primesieve ${SIZES.primesTo} -t2`, runs: ps.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
+  const psTarget = await primesieve('1', SIZES.primesTargetTo, SIZES.primesTargetExpected);
+  record({ id: 'primes.target.primesieve', section: 'primes', label: `primesieve ${SIZES.primesTargetTo} -t2`, runs: psTarget.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
+  const psWindow = await primesieve(windowLo, windowHi.toString(), windowCount);
+  record({ id: 'primes.window.primesieve', section: 'primes', label: `primesieve ${windowLo} ${windowHi} -t2`, runs: psWindow.map((r) => r.ms / 1000), unit: 's', reps: REPS, notes: version });
 }
 
 /** Debian's Python has gmpy2 (setup installs python3-gmpy2); a pyenv python3 on PATH does not. */
@@ -1141,6 +1214,9 @@ function evaluate(): void {
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('factorialVsGmpy2', `tally factorial ${SIZES.factorialN} vs gmpy2 (N!, all digits, sha256)`, '>=', 0.5, 'x', ratio('factorialVsGmpy2', 'factorial.gmpy2', 'factorial.tally'), 'seconds of gmpy2 fac(N).digits() + sha256 (/usr/bin/python3) / seconds of tally factorial N (embedded, 2 workers, wall incl. start-up), interleaved');
   target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
+  target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTargetTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.target.primesieve', 'primes.target.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; ratios primes1e9VsPrimesieve and primesWindowVsPrimesieve: the same on 1..1e9 and on the window below 10^15');
+  ratio('primes1e9VsPrimesieve', 'primes.primesieve', 'primes.w2');
+  ratio('primesWindowVsPrimesieve', 'primes.window.primesieve', 'primes.window.w2');
   target('coordinatorCoreRate', 'one coordinator core keeps up with the input when workers read the files (English)', '>=', 1, 'GB/s', coordinatorRate, '10^9 bytes of input / CPU seconds of the tally count process (embedded, --workers 2, workers read the files), start-up included');
   target('cardinalityVsPython', `${distinct} distinct words: tally count vs Python Pool(2)`, '>=', 1.5, 'x', cardinality, `MB/s of tally count --workers 2 / MB/s of pool_wordcount.py --processes 2 on seq 1 ${SIZES.cardinalityN}, wall clock incl. start-up`);
   target('cardinalityCoordinatorRss', `coordinator peak RSS, ${distinct} distinct words`, '<=', 300, 'MiB', cardinalityCoordinator, 'VmHWM of the tally count process (embedded, --workers 2), /proc sampled every 50 ms');

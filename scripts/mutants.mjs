@@ -141,6 +141,20 @@ const MUTANTS = [
     tests: ['sum', 'primes', 'numbers.e2e'],
   },
   {
+    id: 'primes-first-bit',
+    what: 'the primes sieve drops FROM itself when FROM is a prime (its first byte is masked with > instead of ≥)',
+    file: 'shared/primes-sieve.ts',
+    edits: [['    if (above ? n >= bound : n <= bound) mask |= 1 << w;', '    if (above ? n > bound : n <= bound) mask |= 1 << w;']],
+    tests: ['primes'],
+  },
+  {
+    id: 'primes-segment-edge',
+    what: "a small sieving prime loses the multiple that falls on a segment's last byte (its guard is > instead of ≥)",
+    file: 'shared/primes-sieve.ts',
+    edits: [['      if (i + o7 >= length) { w = 7; break; }', '      if (i + o7 > length) { w = 7; break; }']],
+    tests: ['primes'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

@@ -1,20 +1,46 @@
 /**
- * The primes kind, run in-process, against published values of π(10^k), trial division and
- * Miller–Rabin on windows near 10^12 and near the hard limit, and a plain sieve on random
- * small ranges.
+ * The primes kind, run in-process, against published values of π(10^k), primesieve (an
+ * independent sieve, installed by `npm run setup`) on random ranges of every magnitude and on
+ * the sieve's edge cases, trial division and Miller–Rabin on windows near 10^12 and near the
+ * hard limit, and a plain sieve on random small ranges.
  */
+import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import fc from 'fast-check';
 import { OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
-import { defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, primesKind } from '../shared/kinds/primes.js';
+import { countPrimesInRange, defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, PRIMES_MIN_TASK_SIZE, PRIMES_MIN_TASKS, primesKind } from '../shared/kinds/primes.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 
 async function primes(from: bigint | number | string, to: bigint | number | string, tasks: number | null = null) {
   return runKindLocally(primesKind, { from: String(from), to: String(to), tasks });
 }
 
-/** π(10^k), k = 1..9 (OEIS A006880). */
-const PI_POWERS_OF_TEN = [4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534];
+/** π(10^k), k = 1..10 (OEIS A006880). */
+const PI_POWERS_OF_TEN = [4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534, 455052511];
+
+/** Integers per sieve segment (2^19 bytes of 30 integers), counted from the task's first byte. */
+const SEGMENT_INTEGERS = 30 * 2 ** 19;
+
+/** Runs primesieve (one thread: ava runs test files side by side) and returns its output. */
+function primesieve(args: string[]): string {
+  try {
+    return execFileSync('primesieve', [...args, '--threads=1'], { encoding: 'utf8' });
+  } catch (error) {
+    throw new Error(`primesieve failed (is it installed? npm run setup installs it): ${String(error)}`);
+  }
+}
+
+/** primesieve's count of the primes in lo..hi. */
+function primesieveCount(lo: number | bigint, hi: number | bigint): number {
+  const from = BigInt(lo) < 0n ? 0n : BigInt(lo);
+  if (from > BigInt(hi)) return 0;
+  return Number(primesieve([String(from), String(hi), '--count', '--quiet']).trim());
+}
+
+/** primesieve's list of the primes in lo..hi. */
+function primesieveList(lo: number, hi: number): number[] {
+  return primesieve([String(lo), String(hi), '--print']).split('\n').filter(Boolean).map(Number);
+}
 
 /** Trial division by 2 and odd d ≤ √n. */
 function isPrimeByTrialDivision(n: number): boolean {
@@ -103,7 +129,7 @@ test('a window around 10^12 matches trial division', async (t) => {
 
 test('windows near the hard limit match Miller–Rabin', async (t) => {
   const limit = Number(PRIMES_MAX_TO);
-  // The very top, and a window straddling a segment boundary (2^18 integers per segment).
+  // The very top, and a window 3×10^6 below it (segment edges: see the primesieve tests below).
   for (const [lo, hi] of [[limit - 20_000, limit], [limit - 3e6 - 5000, limit - 3e6 + 5000]]) {
     let expected = 0;
     for (let n = BigInt(lo); n <= BigInt(hi); n++) if (isPrimeByMillerRabin(n)) expected++;
@@ -145,7 +171,12 @@ test('tiny and non-positive ranges', async (t) => {
 });
 
 test('the default task count keeps tasks near PRIMES_DEFAULT_TASK_SIZE integers', async (t) => {
-  t.is(defaultPrimesTasks(1n, 10n ** 9n), Math.ceil((1e9 - 1) / PRIMES_DEFAULT_TASK_SIZE));
+  // 10^11 / 2^30 → 94 tasks, rounded up to a multiple of 4.
+  t.is(defaultPrimesTasks(1n, 10n ** 11n), 4 * Math.ceil(Math.ceil((1e11 - 1) / PRIMES_DEFAULT_TASK_SIZE) / 4));
+  t.is(defaultPrimesTasks(1n, 10n ** 10n), 12);
+  // A smaller range still spreads over PRIMES_MIN_TASKS tasks, unless they would be tiny.
+  t.is(defaultPrimesTasks(1n, 10n ** 9n), PRIMES_MIN_TASKS);
+  t.is(defaultPrimesTasks(1n, BigInt(3 * PRIMES_MIN_TASK_SIZE)), 3);
   t.is(defaultPrimesTasks(-(10n ** 30n), 100n), 1);
   t.is(defaultPrimesTasks(1n, PRIMES_MAX_TO), PRIMES_MAX_TASKS);
   t.is((await primes(1, 1000)).tasks.length, 1);
@@ -163,6 +194,76 @@ test('map rejects malformed or over-limit specs with TaskRejectedError', async (
   const bad: unknown[] = [null, 7, { from: 1, to: 9 }, { from: '9', to: '1' }, { from: '1', to: (PRIMES_MAX_TO + 1n).toString() }, { from: 'a', to: '1' }];
   for (const spec of bad) {
     await t.throwsAsync(async () => primesKind.map(spec, new Uint8Array(), context), { instanceOf: TaskRejectedError }, JSON.stringify(spec));
+  }
+});
+
+test('every range within 0..160 matches primesieve', async (t) => {
+  const primesList = primesieveList(0, 160);
+  t.is(primesList.length, 37);
+  let mismatches = 0;
+  for (let lo = 0; lo <= 160; lo++) {
+    for (let hi = lo; hi <= 160; hi++) {
+      const expected = primesList.filter((p) => p >= lo && p <= hi).length;
+      const got = await countPrimesInRange(lo, hi);
+      if (got !== expected && mismatches++ < 5) t.fail(`${lo}..${hi}: ${got}, primesieve ${expected}`);
+    }
+  }
+  t.is(mismatches, 0);
+});
+
+test('random ranges of every magnitude match primesieve', async (t) => {
+  const limit = Number(PRIMES_MAX_TO);
+  // Small ranges from 0, ranges up to 10^12 that cross segment edges, and windows near 10^15.
+  const range = fc.oneof(
+    fc.tuple(fc.integer({ min: -50, max: 3_000_000 }), fc.integer({ min: 0, max: 3_000_000 })),
+    fc.tuple(fc.integer({ min: 0, max: 1e12 }), fc.integer({ min: 0, max: 4e7 })),
+    fc.tuple(fc.integer({ min: limit - 1e10, max: limit - 1e7 }), fc.integer({ min: 0, max: 1e7 })),
+  );
+  await fc.assert(
+    fc.asyncProperty(range, fc.integer({ min: 1, max: 4 }), async ([lo, length], tasks) => {
+      const hi = lo + length;
+      t.is((await primes(lo, hi, tasks)).result.count, primesieveCount(lo, hi), `${lo}..${hi}, ${tasks} tasks`);
+    }),
+    { numRuns: 45 },
+  );
+});
+
+test('windows of 10^8 near 10^12 and 5×10^7 near 10^15 match primesieve', async (t) => {
+  for (const [lo, hi] of [
+    [1e12 - 5e7, 1e12 + 5e7],
+    [Number(PRIMES_MAX_TO) - 5e7, Number(PRIMES_MAX_TO)],
+  ]) {
+    t.is((await primes(lo, hi, 3)).result.count, primesieveCount(lo, hi), `${lo}..${hi}`);
+  }
+});
+
+test('ranges ending or starting at squares of sieving primes match primesieve', async (t) => {
+  // The first sieved primes, a few in the middle, and the largest below √10^15.
+  const roots = [29, 31, 37, 97, 65_521, 999_983, ...primesieveList(31_622_700, 31_622_776)];
+  for (const p of roots) {
+    const square = p * p;
+    for (const [lo, hi] of [
+      [square - 3000, square],
+      [square - 3000, square - 1],
+      [square, square + 3000],
+      [square, square],
+      [square - 1, square + 1],
+    ]) {
+      t.is(await countPrimesInRange(lo, hi), primesieveCount(lo, hi), `${lo}..${hi} (${p}²)`);
+    }
+  }
+});
+
+test('ranges ending around segment edges match primesieve', async (t) => {
+  // Segments start at the task's first byte (30 integers each): from 0 and from an odd spot.
+  for (const lo of [0, 1e12 + 17]) {
+    const origin = 30 * Math.floor(lo / 30);
+    for (const segments of [1, 2]) {
+      for (const delta of [-31, -30, -29, -1, 0, 1, 29, 30, 31]) {
+        const hi = origin + segments * SEGMENT_INTEGERS + delta;
+        t.is(await countPrimesInRange(lo, hi), primesieveCount(lo, hi), `${lo}..${hi}`);
+      }
+    }
   }
 });
 

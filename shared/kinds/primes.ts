@@ -1,13 +1,14 @@
 /**
  * `primes`: how many primes lie in FROM..TO. Each task counts one contiguous sub-range with a
- * segmented, odd-only sieve of Eratosthenes, so a task's memory is one segment plus one offset
- * per base prime, whatever the size of its range.
+ * segmented sieve of Eratosthenes on a mod-30 wheel (shared/primes-sieve.ts), so a task's
+ * memory is one segment plus one offset per base prime, whatever the size of its range.
  */
 import { OptionError, TaskRejectedError } from '../errors.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
 import type { Json } from '../json.js';
+import { countPrimes } from '../primes-sieve.js';
 
 /**
  * Largest TO a primes job accepts: 10^15.
@@ -15,8 +16,9 @@ import type { Json } from '../json.js';
  * Why: every quantity the sieve handles (TO, p², the next multiple of a base prime past TO)
  * must stay an exact double, i.e. below 2^53 ≈ 9.007×10^15, which leaves a wide margin here;
  * base primes up to √10^15 ≈ 3.2×10^7 (1.95 M of them, 8 MB with their offsets) are cheap to
- * build and hold. Verified: published π(10^k) for k ≤ 10, and windows just below 10^12 and
- * 10^15 against an independent Miller–Rabin count (tests/primes.test.ts).
+ * build and hold. Verified: published π(10^k) for k ≤ 10, primesieve on random ranges of every
+ * magnitude up to the limit, and windows just below 10^12 and 10^15 against an independent
+ * Miller–Rabin count (tests/primes.test.ts).
  */
 export const PRIMES_MAX_TO = 10n ** 15n;
 
@@ -31,12 +33,23 @@ export const PRIMES_MAX_TASKS = 100_000;
 export const PRIMES_MAX_TASK_SPAN = PRIMES_MAX_TO / BigInt(PRIMES_MAX_TASKS);
 
 /**
- * Integers per task for the default task count. Near 10^9 the sieve runs at roughly 0.5 ns
- * per integer (measured; docs/BENCHMARKS.md times `tally primes 1 1e9` end to end), so 2^27
- * integers is ~0.1–0.5 s of work: long enough that task
- * overhead is negligible, short enough that a lost task is cheap to redo and progress moves.
+ * Most integers per task for the default task count: 2^30. The wheel sieve runs at roughly
+ * 0.2 ns per integer on one core near 10^10 and 1 ns near 10^15 (measured), so a task is
+ * ~0.2–1 s of work. Near 10^15 each task first places all 1.9 M sieving primes (tens of ms),
+ * so smaller tasks would spend a large share of their time on that set-up; bigger ones would
+ * make a lost task expensive to redo and progress coarse.
  */
-export const PRIMES_DEFAULT_TASK_SIZE = 2 ** 27;
+export const PRIMES_DEFAULT_TASK_SIZE = 2 ** 30;
+
+/**
+ * Fewest tasks the default splits a range into, as long as each keeps at least
+ * {@link PRIMES_MIN_TASK_SIZE} integers: enough that a job of a few 10^8 integers still
+ * spreads over several workers instead of being one task.
+ */
+export const PRIMES_MIN_TASKS = 8;
+
+/** Integers below which splitting further only adds per-task overhead (~2 ms of sieving). */
+export const PRIMES_MIN_TASK_SIZE = 2 ** 23;
 
 /**
  * Job options, as stored in the job record: `tasks` null picks {@link defaultPrimesTasks}; more
@@ -59,218 +72,18 @@ interface PrimesAcc {
   count: number;
 }
 
-
-// ---------------------------------------------------------------------------------------------
-// The sieve. Index i of a segment stands for the odd number segmentStart + 2i; a byte per odd
-// number (1 = composite) keeps the inner loop a single store, which is what V8 runs fastest.
-
-/** Odd numbers per segment: 128 KiB of bytes, half of a typical L2, covering 256 Ki integers. */
-const SEGMENT_SHIFT = 17;
-const SEGMENT_BYTES = 1 << SEGMENT_SHIFT;
-
-/**
- * The smallest odd primes are not sieved one by one: a precomputed pattern of their multiples
- * (period 3·5·7·11·13·17 odd numbers) is copied into each segment instead. They account for
- * ~40% of all the marking work.
- */
-const PRESIEVE_PRIMES = [3, 5, 7, 11, 13, 17] as const;
-const PRESIEVE_PERIOD = 3 * 5 * 7 * 11 * 13 * 17;
-/** First base prime sieved explicitly. */
-const FIRST_SIEVED_PRIME = 19;
-
-let presievePattern: Uint8Array | undefined;
-
-/** The pre-sieve pattern, long enough that any segment is one contiguous copy out of it. */
-function getPresievePattern(): Uint8Array {
-  if (!presievePattern) {
-    const pattern = new Uint8Array(PRESIEVE_PERIOD + SEGMENT_BYTES);
-    // Odd number 2i+1 is a multiple of q exactly when i ≡ (q-1)/2 (mod q).
-    for (const q of PRESIEVE_PRIMES) for (let i = (q - 1) / 2; i < pattern.length; i += q) pattern[i] = 1;
-    presievePattern = pattern;
-  }
-  return presievePattern;
-}
-
-/**
- * Odd primes ≥ FIRST_SIEVED_PRIME up to `basePrimesLimit`, computed once per process and
- * grown on demand: a worker keeps serving tasks of the same job, and √TO barely changes.
- */
-let basePrimes = new Uint32Array(0);
-let basePrimesLimit = 0;
-
-/** Floor of the square root, exact for any safe integer (Math.sqrt may be off by one). */
-function isqrt(n: number): number {
-  let r = Math.floor(Math.sqrt(n));
-  while (r * r > n) r--;
-  while ((r + 1) * (r + 1) <= n) r++;
-  return r;
-}
-
-/** Makes sure `basePrimes` holds every sieving prime up to `limit`. */
-function ensureBasePrimes(limit: number): void {
-  if (limit <= basePrimesLimit) return;
-  // Grow geometrically (capped by what the hard limit can ever need) so a run of tasks with
-  // creeping TO recomputes O(log) times, and start at 2^16 so small jobs build it once.
-  const cap = isqrt(Number(PRIMES_MAX_TO));
-  const target = Math.min(Math.max(limit, 2 * basePrimesLimit, 1 << 16), cap);
-  // Plain odd-only sieve: index i is 2i+1. At most √10^15/2 ≈ 16 MB, transient.
-  const size = Math.floor((target - 1) / 2) + 1;
-  const composite = new Uint8Array(size);
-  for (let i = 1; ; i++) {
-    const p = 2 * i + 1;
-    if (p * p > target) break;
-    if (composite[i]) continue;
-    for (let j = (p * p - 1) / 2; j < size; j += p) composite[j] = 1;
-  }
-  const primes: number[] = [];
-  for (let i = (FIRST_SIEVED_PRIME - 1) / 2; i < size; i++) if (!composite[i]) primes.push(2 * i + 1);
-  basePrimes = Uint32Array.from(primes);
-  basePrimesLimit = target;
-}
-
-/** Number of entries of the sorted `primes` that are ≤ limit. */
-function countAtMost(primes: Uint32Array, limit: number): number {
-  let lo = 0;
-  let hi = primes.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (primes[mid] <= limit) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Counts unmarked bytes among the first `length` of a segment. */
-function countZeros(segment: Uint8Array, words: Uint32Array, length: number): number {
-  let marked = 0;
-  const wordCount = length >>> 2;
-  // Bytes are 0 or 1, so adding whole words adds four byte lanes at once; flush the lanes
-  // before any of them can exceed 255.
-  for (let w = 0; w < wordCount; ) {
-    const stop = Math.min(wordCount, w + 255);
-    let lanes = 0;
-    for (; w < stop; w++) lanes += words[w];
-    marked += (lanes & 0xff) + ((lanes >>> 8) & 0xff) + ((lanes >>> 16) & 0xff) + (lanes >>> 24);
-  }
-  for (let i = wordCount << 2; i < length; i++) marked += segment[i];
-  return length - marked;
-}
-
 /**
  * Counts the primes in lo..hi (safe integers, hi ≤ PRIMES_MAX_TO). `pause` is called between
  * segments; when it returns a promise the sieve awaits it (to yield the event loop).
  *
- * Exported for benchmarks; jobs go through {@link primesKind}.
+ * Exported for benchmarks and tests; jobs go through {@link primesKind}.
  */
 export async function countPrimesInRange(lo: number, hi: number, pause?: () => Promise<void> | undefined): Promise<number> {
   // Beyond the limit the base primes would silently fall short of √hi: refuse instead.
   if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi > Number(PRIMES_MAX_TO)) {
     throw new RangeError(`countPrimesInRange: ${lo}..${hi} is outside the supported range (integers up to ${PRIMES_MAX_TO})`);
   }
-  let count = lo <= 2 && 2 <= hi ? 1 : 0;
-  let first = Math.max(lo, 3);
-  if (first % 2 === 0) first++;
-  const last = hi % 2 === 0 ? hi - 1 : hi;
-  if (first > last) return count;
-
-  const root = isqrt(last);
-  ensureBasePrimes(root);
-  const primes = basePrimes;
-  const primeCount = countAtMost(primes, root);
-  // Primes below the segment length hit each segment many times: a plain loop per segment,
-  // with `next` holding the offset of each one's next odd multiple in the current segment.
-  // Primes activate when the sieve first reaches p², so offsets stay below the segment length.
-  const smallCount = countAtMost(primes.subarray(0, primeCount), SEGMENT_BYTES - 1);
-  const next = new Int32Array(smallCount);
-  // Larger primes hit a segment at most once and most segments not at all (near 10^15 there
-  // are 1.9 M of them): scanning them all per segment would dominate. Instead each waits in
-  // the bucket of the segment its next multiple falls in, as a (prime, offset) pair; a circular
-  // array of buckets, each read and appended sequentially, so work is per hit and cache-friendly.
-  const bucketCount = 2 ** Math.ceil(Math.log2(Math.ceil(root / SEGMENT_BYTES) + 2));
-  const bucketMask = bucketCount - 1;
-  const buckets: Uint32Array[] = [];
-  const bucketSize = new Int32Array(primeCount > smallCount ? bucketCount : 0);
-  for (let b = 0; b < bucketSize.length; b++) buckets.push(new Uint32Array(64));
-  /** Appends a pair to a bucket, doubling its storage when full. */
-  const push = (bucket: number, prime: number, at: number): void => {
-    let pairs = buckets[bucket];
-    const n = bucketSize[bucket];
-    if (2 * n + 2 > pairs.length) {
-      const grown = new Uint32Array(pairs.length * 2);
-      grown.set(pairs);
-      buckets[bucket] = pairs = grown;
-    }
-    pairs[2 * n] = prime;
-    pairs[2 * n + 1] = at;
-    bucketSize[bucket] = n + 1;
-  };
-  let active = 0;
-
-  const pattern = getPresievePattern();
-  const segment = new Uint8Array(SEGMENT_BYTES);
-  const words = new Uint32Array(segment.buffer);
-  const oddTotal = (last - first) / 2 + 1;
-
-  for (let s = 0, done = 0; done < oddTotal; s++, done += SEGMENT_BYTES) {
-    const length = Math.min(SEGMENT_BYTES, oddTotal - done);
-    const start = first + 2 * done; // the odd number at index 0
-    const end = start + 2 * (length - 1);
-
-    // Global index of `start` among odd numbers, modulo the pattern's period (exact: < 2^53).
-    const phase = ((start - 1) / 2) % PRESIEVE_PERIOD;
-    segment.set(pattern.subarray(phase, phase + length));
-    // The pattern marks 3..17 themselves; they are primes.
-    if (start <= 17) for (const q of PRESIEVE_PRIMES) if (q >= start && q <= end) segment[(q - start) / 2] = 0;
-
-    // Activate primes whose square falls at or before the end of this segment.
-    while (active < primeCount) {
-      const p = primes[active];
-      const square = p * p;
-      if (square > end) break;
-      // First odd multiple of p at or after max(p², start); `%` is exact on safe integers.
-      let m = square >= start ? square : start + ((p - (start % p)) % p);
-      if (m % 2 === 0) m += p;
-      const j = (m - start) / 2; // < p + SEGMENT_BYTES
-      if (active < smallCount) {
-        next[active] = j;
-      } else {
-        push((s + (j >>> SEGMENT_SHIFT)) & bucketMask, p, j & (SEGMENT_BYTES - 1));
-      }
-      active++;
-    }
-
-    const smallActive = Math.min(active, smallCount);
-    for (let k = 0; k < smallActive; k++) {
-      const p = primes[k];
-      let j = next[k];
-      for (; j < length; j += p) segment[j] = 1;
-      next[k] = j - length;
-    }
-
-    if (active > smallCount) {
-      const bucket = s & bucketMask;
-      const pairs = buckets[bucket];
-      const n = bucketSize[bucket];
-      // p ≥ SEGMENT_BYTES, so the next multiple always lands in a later bucket, never this one.
-      for (let e = 0; e < 2 * n; e += 2) {
-        const j = pairs[e + 1];
-        // Only the last, shorter segment can see an offset past its end: past TO, drop it.
-        if (j >= length) continue;
-        segment[j] = 1;
-        const p = pairs[e];
-        const target = j + p;
-        push((s + (target >>> SEGMENT_SHIFT)) & bucketMask, p, target & (SEGMENT_BYTES - 1));
-      }
-      bucketSize[bucket] = 0;
-    }
-
-    count += countZeros(segment, words, length);
-    if (pause) {
-      const wait = pause();
-      if (wait) await wait;
-    }
-  }
-  return count;
+  return countPrimes(lo, hi, Number(PRIMES_MAX_TO), pause);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,14 +108,22 @@ function checkRange(options: PrimesOptions): PrimesRange {
 }
 
 /**
- * Default number of tasks for a range: about {@link PRIMES_DEFAULT_TASK_SIZE} integers each,
- * so every task is roughly 0.1–1 s of sieving, at least one and at most PRIMES_MAX_TASKS.
+ * Default number of tasks for a range: at most {@link PRIMES_DEFAULT_TASK_SIZE} integers each,
+ * and at least {@link PRIMES_MIN_TASKS} tasks when each still gets PRIMES_MIN_TASK_SIZE
+ * integers; at least one and at most PRIMES_MAX_TASKS. Beyond PRIMES_MIN_TASKS the count is
+ * rounded up to a multiple of 4, so that 2 or 4 workers get equal shares: with 10 tasks of
+ * equal cost, 4 workers would wait for 2 of them to run the last 2 (measured with 2 workers on
+ * a busy machine, 1..10^10 in 12 tasks beats 10 tasks by ~10%).
  */
 export function defaultPrimesTasks(from: bigint, to: bigint): number {
   const low = from > 2n ? from : 2n;
   if (to < low) return 1;
   const size = to - low + 1n;
-  const tasks = (size + BigInt(PRIMES_DEFAULT_TASK_SIZE) - 1n) / BigInt(PRIMES_DEFAULT_TASK_SIZE);
+  const ceilDiv = (n: bigint, d: number): bigint => (n + BigInt(d) - 1n) / BigInt(d);
+  const bySize = ceilDiv(size, PRIMES_DEFAULT_TASK_SIZE);
+  const spread = ceilDiv(size, PRIMES_MIN_TASK_SIZE);
+  const floor = spread < BigInt(PRIMES_MIN_TASKS) ? spread : BigInt(PRIMES_MIN_TASKS);
+  const tasks = bySize > floor ? ((bySize + 3n) / 4n) * 4n : floor;
   return Number(tasks > BigInt(PRIMES_MAX_TASKS) ? BigInt(PRIMES_MAX_TASKS) : tasks);
 }
 
