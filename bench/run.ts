@@ -1113,7 +1113,7 @@ function evaluate(): void {
   target('coordinatorRss', `coordinator peak RSS on ${SIZES.rssLabels[1]}`, '<=', 300, 'MiB', rss, 'VmHWM (maxrss) of tally count --server FILE');
   target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%); the same ~11 k distinct words at both sizes: growth with distinct words is the cardinality targets');
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
-  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
+  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 200, 'ms', startup, 'launch to exit, wall clock');
   target('coordinatorCoreRate', 'one coordinator core keeps up with the input when workers read the files (English)', '>=', 1, 'GB/s', coordinatorRate, '10^9 bytes of input / CPU seconds of the tally count process (embedded, --workers 2, workers read the files), start-up included');
   target('cardinalityVsPython', `${distinct} distinct words: tally count vs Python Pool(2)`, '>=', 1.5, 'x', cardinality, `MB/s of tally count --workers 2 / MB/s of pool_wordcount.py --processes 2 on seq 1 ${SIZES.cardinalityN}, wall clock incl. start-up`);
   target('cardinalityCoordinatorRss', `coordinator peak RSS, ${distinct} distinct words`, '<=', 300, 'MiB', cardinalityCoordinator, 'VmHWM of the tally count process (embedded, --workers 2), /proc sampled every 50 ms');

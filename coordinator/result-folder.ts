@@ -5,7 +5,8 @@
  * result is only the task's summary); a reduce task's result names its partition's stored part.
  */
 import type { ResultSource } from './feed-publisher.js';
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { jetstreamLib } from '../shared/nats/client.js';
 import type { ObjectStore } from '@nats-io/obj';
 import type { AnyJobKind, PartSummary } from '../shared/kinds/kind.js';
 import type { Json } from '../shared/json.js';
@@ -92,6 +93,7 @@ export class ResultFolder {
   async start(): Promise<void> {
     const name = resultConsumerName(this.o.job);
     const { jsm, js } = this.o;
+    const { AckPolicy, DeliverPolicy } = jetstreamLib();
     // A resumed job starts its own reading afresh, from the first stored result.
     await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
     // Replicas must be explicit: nats-server 2.9 makes a named, non-durable consumer with

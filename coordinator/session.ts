@@ -3,18 +3,19 @@
  * by one owner: the connection, JetStream handles, the job store and, in the embedded default,
  * the local server and worker processes.
  */
-import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
 import { displayServers, resolveConnection, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { jetstreamLib } from '../shared/nats/client.js';
 import { reportPermissionErrors } from '../shared/nats/permissions.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import { MAX_TASK_BYTES } from '../shared/limits.js';
-import { ServerError } from '../shared/errors.js';
+import { ServerError, describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';
 import { acquireEmbeddedServer, embeddedConnection, type EmbeddedServer } from './embedded/server.js';
@@ -49,6 +50,11 @@ const DRAIN_TIMEOUT_MS = 3_000;
 const PAYLOAD_MARGIN = 16 * 1024;
 
 export class Session {
+  /** What must finish before the connection closes (see `defer`). */
+  private readonly deferred: Array<Promise<void>> = [];
+  /** The embedded workers' stop, once begun (see `stopWorkers`). */
+  private workersStopped: Promise<void> | undefined;
+
   private constructor(
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
@@ -149,11 +155,29 @@ export class Session {
       if (topology.status === 'rejected') throw topology.reason;
       if (opened.status === 'rejected') throw opened.reason;
       const store = opened.value;
-      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
+      return new Session(nc, jetstreamLib().jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
     } catch (error) {
       await nc.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * Work on the server that `close()` waits for before it drains the connection, while the
+   * workers stop (a job's clean-up, which need not delay the printing of its result).
+   */
+  defer(work: Promise<void>, logger: Logger): void {
+    this.deferred.push(work.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'cleaning up after the job failed')));
+  }
+
+  /**
+   * Stops the embedded worker processes (if any) now rather than at `close()`: once a job's
+   * results are all in, they have nothing left to do, and their exit overlaps what the
+   * coordinator still does (store the result, clean up).
+   */
+  stopWorkers(): Promise<void> {
+    this.workersStopped ??= this.supervisor?.stop() ?? Promise.resolve();
+    return this.workersStopped;
   }
 
   /** Stops embedded workers, drains the connection, then releases the embedded server. */
@@ -163,7 +187,7 @@ export class Session {
     // an embedded server never lives to see: they would pile up with every job. Swept while
     // the workers stop.
     const swept = owner ? sweepIdleListConsumers(this.jsm, PARTIALS_BUCKET).catch(() => undefined) : undefined;
-    await this.supervisor?.stop();
+    await Promise.all([this.stopWorkers(), ...this.deferred]);
     // nats-server 2.9 pauses 50 ms on shutdown when a consumer still holds pull requests, and
     // those of the workers just gone are dropped only when someone looks at the consumer.
     if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);

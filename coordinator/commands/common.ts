@@ -296,6 +296,10 @@ async function runLoadedKindJob(
             },
             signal: interrupt.signal,
             link: session.link,
+            // The embedded workers stop as soon as the results are in, and the job's clean-up
+            // runs after the result is printed (the session waits for it before closing).
+            onFolded: () => void session.stopWorkers(),
+            deferCleanup: (cleanup) => session.defer(cleanup, logger),
             resume: extra.resume,
             backups: { ...DEFAULT_BACKUPS, enabled: options.backupTasks !== false, after: options.backupAfter ?? DEFAULT_BACKUPS.after },
           });

@@ -25,6 +25,7 @@ import { claimStaleLock, createPidFile, readPid } from './lock.js';
 import { SERVER_NAME_PREFIX, stopOrphanedServers } from './orphans.js';
 import { connectionsOn, serverStatus } from './monitor.js';
 import { compactPartials } from './compaction.js';
+import { transportLib } from '../../shared/nats/client.js';
 
 interface ServerFile {
   pid: number;
@@ -115,7 +116,7 @@ async function settleStaleLock(paths: StorePaths, holder: number, logger: Logger
  * connecting.
  */
 async function joinOrphan(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer> {
-  const { connect } = await import('@nats-io/transport-node');
+  const { connect } = transportLib();
   const hold = await connect({ servers: file.url, token: file.token, reconnect: false, name: 'tally-embedded-hold' });
   logger.debug({ url: file.url, owner: file.pid }, 'joining the embedded server of a tally process that was killed; its other clients still use it');
   return joined(paths, file, logger, async () => {
@@ -140,7 +141,7 @@ function readServerFile(paths: StorePaths): ServerFile | undefined {
  * refused us, or the file is gone): the caller waits for the lock and starts a server of its own.
  */
 async function holdServer(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer | null> {
-  const { connect } = await import('@nats-io/transport-node');
+  const { connect } = transportLib();
   const hold = await connect({ servers: file.url, token: file.token, reconnect: false, timeout: 2_000, name: 'tally-embedded-hold' }).catch(() => null);
   if (!hold) return null;
   const now = readServerFile(paths);
