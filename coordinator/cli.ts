@@ -2,7 +2,7 @@
  * The `tally` command line. Each subcommand lives in coordinator/commands/; this file wires
  * them together and turns errors into one line on stderr and the documented exit code.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from './commander.js';
 import { readFileSync } from 'node:fs';
 import { ExitCode, TallyError, describeError, fileErrorReason } from '../shared/errors.js';
 import { parseInteger } from '../shared/integers.js';

@@ -95,11 +95,13 @@ export class ResultFolder {
     const { jsm, js } = this.o;
     const { AckPolicy, DeliverPolicy } = jetstreamLib();
     // A resumed job starts its own reading afresh, from the first stored result.
-    await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
     // Replicas must be explicit: nats-server 2.9 makes a named, non-durable consumer with
     // num_replicas 0 an R1 consumer even on an R3 stream, and the job would hang for good when
-    // that one node died (seen in tests/cluster.test.ts).
-    const replicas = this.o.replicas ?? (await jsm.streams.info(RESULT_STREAM)).config.num_replicas;
+    // that one node died (seen in tests/cluster.test.ts). Both asked for at once.
+    const [, replicas] = await Promise.all([
+      jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined),
+      this.o.replicas ?? jsm.streams.info(RESULT_STREAM).then((info) => info.config.num_replicas),
+    ]);
     await jsm.consumers.add(RESULT_STREAM, {
       name,
       filter_subject: jobResultSubjects(this.o.job),

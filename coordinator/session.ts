@@ -41,6 +41,58 @@ export interface SessionOptions {
   workerEnv?: NodeJS.ProcessEnv;
   /** The embedded server, when acquisition started already (the first attempt uses it). */
   embedded?: Promise<EmbeddedServer>;
+  /**
+   * The connection to `embedded`, set up ahead (see prepareSession); the first attempt uses it
+   * when it succeeded, else connects as usual.
+   */
+  prepared?: Promise<PreparedSession>;
+}
+
+/** A connection with what a session sets up on it: JetStream, the job store, the partials bucket. */
+export interface PreparedSession {
+  /** Where it is connected (the embedded server's URL). */
+  url: string;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  store: JobStore;
+  partials: ObjectStore | Error;
+}
+
+/**
+ * Connects and sets up what a session needs (see Session.open), without the session: the
+ * embedded default does this as soon as its server is up, while the command line's modules
+ * still load (prestart.ts), so that the round trips to the server overlap that loading.
+ * Closes the connection when anything fails.
+ */
+export async function prepareSession(connection: ConnectionSettings, options: Pick<SessionOptions, 'logger' | 'purpose'>): Promise<PreparedSession> {
+  const nc = await connectToNats({ ...connection, name: 'tally-coordinator' });
+  // A denied subscription (say, the poison-task advisories) would otherwise fail silently.
+  reportPermissionErrors(nc, options.logger, connection);
+  try {
+    const jsm = await jetstreamManagerFor(nc, connection);
+    const replicas = replicasFor(nc);
+    const forJobs = options.purpose !== 'read';
+    // Independent of each other: asked for at once. A failure is reported as it was when they
+    // ran one after the other (the task topology's first).
+    // Each is retried through a slow or electing cluster (see `setUpWithRetry`).
+    const log = options.logger;
+    const [topology, opened, partials] = await Promise.allSettled([
+      forJobs ? setUpWithRetry("tally's task streams", () => ensureTaskTopology(jsm, { replicas }), log) : undefined,
+      setUpWithRetry('the job records bucket', () => JobStore.open(nc, { replicas }), log),
+      forJobs
+        ? setUpWithRetry('the partials bucket', () => openPartialsStore(nc, { replicas }), log).then(
+            (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          )
+        : new Error('this session was opened to read only'),
+    ]);
+    if (topology.status === 'rejected') throw topology.reason;
+    if (opened.status === 'rejected') throw opened.reason;
+    return { url: connection.servers[0]!, nc, jsm, store: opened.value, partials: (partials as PromiseFulfilledResult<ObjectStore | Error>).value };
+  } catch (error) {
+    await nc.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** A drain takes milliseconds with a server there; past this the server is not there. */
@@ -115,8 +167,13 @@ export class Session {
             supervisor.start();
           }
         }
-        return await Session.connect(connection, embedded, supervisor, options);
+        const prepared = attempt === 1 && options.embedded ? await options.prepared?.catch(() => undefined) : undefined;
+        if (prepared && prepared.url !== embedded.url) await prepared.nc.close().catch(() => undefined);
+        return await Session.connect(connection, embedded, supervisor, options, prepared?.url === embedded.url ? prepared : undefined);
       } catch (error) {
+        // A connection set up ahead and not used must not keep the server (which waits for
+        // its last client) from stopping.
+        if (attempt === 1) await (await options.prepared?.catch(() => undefined))?.nc.close().catch(() => undefined);
         await supervisor?.stop();
         await embedded.release();
         // A server we joined may have stopped just as we arrived; start or join afresh.
@@ -130,36 +187,10 @@ export class Session {
     embedded: EmbeddedServer | null,
     supervisor: Supervisor | null,
     options: SessionOptions,
+    prepared?: PreparedSession,
   ): Promise<Session> {
-    const nc = await connectToNats({ ...connection, name: 'tally-coordinator' });
-    // A denied subscription (say, the poison-task advisories) would otherwise fail silently.
-    reportPermissionErrors(nc, options.logger, connection);
-    try {
-      const jsm = await jetstreamManagerFor(nc, connection);
-      const replicas = replicasFor(nc);
-      const forJobs = options.purpose !== 'read';
-      // Independent of each other: asked for at once. A failure is reported as it was when they
-      // ran one after the other (the task topology's first).
-      // Each is retried through a slow or electing cluster (see `setUpWithRetry`).
-      const log = options.logger;
-      const [topology, opened, partials] = await Promise.allSettled([
-        forJobs ? setUpWithRetry("tally's task streams", () => ensureTaskTopology(jsm, { replicas }), log) : undefined,
-        setUpWithRetry('the job records bucket', () => JobStore.open(nc, { replicas }), log),
-        forJobs
-          ? setUpWithRetry('the partials bucket', () => openPartialsStore(nc, { replicas }), log).then(
-              (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
-              (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-            )
-          : new Error('this session was opened to read only'),
-      ]);
-      if (topology.status === 'rejected') throw topology.reason;
-      if (opened.status === 'rejected') throw opened.reason;
-      const store = opened.value;
-      return new Session(nc, jetstreamLib().jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
-    } catch (error) {
-      await nc.close().catch(() => undefined);
-      throw error;
-    }
+    const { nc, jsm, store, partials } = prepared ?? (await prepareSession(connection, options));
+    return new Session(nc, jetstreamLib().jetstream(nc), jsm, store, partials, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
   }
 
   /**

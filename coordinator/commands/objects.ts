@@ -3,7 +3,7 @@
  * and removing it, on --server's server or in the embedded default's store (sessions of
  * `purpose: 'read'`: no worker). A bucket that does not exist is one line, exit 2.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { MAGIC_BYTES, compressionOf, unsupported } from '../../shared/text/compressed.js';
 import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';

@@ -17,7 +17,7 @@
  *   sent) must equal the one computed here while reading the file.
  * - Bad paths: one line each, exit 2, nothing uploaded.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';

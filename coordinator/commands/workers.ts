@@ -1,5 +1,5 @@
 /** `tally workers`: live worker processes, discovered with the NATS services protocol ($SRV). */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
 import { isNoResponders } from '../../shared/nats/errors.js';

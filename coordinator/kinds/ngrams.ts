@@ -1,5 +1,5 @@
 /** `tally ngrams N paths…`: count's command line with N, and count's table of rows. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { parseCount, runKindJob } from '../commands/common.js';
 import type { NgramsOptions, NgramsResult } from '../../shared/kinds/ngrams.js';
 import { MAX_NGRAM } from '../../shared/limits.js';
