@@ -1213,7 +1213,7 @@ function evaluate(): void {
   target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%); the same ~11 k distinct words at both sizes: growth with distinct words is the cardinality targets');
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('factorialVsGmpy2', `tally factorial ${SIZES.factorialN} vs gmpy2 (N!, all digits, sha256)`, '>=', 0.5, 'x', ratio('factorialVsGmpy2', 'factorial.gmpy2', 'factorial.tally'), 'seconds of gmpy2 fac(N).digits() + sha256 (/usr/bin/python3) / seconds of tally factorial N (embedded, 2 workers, wall incl. start-up), interleaved');
-  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 300, 'ms', startup, 'launch to exit, wall clock');
+  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 200, 'ms', startup, 'launch to exit, wall clock');
   target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTargetTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.target.primesieve', 'primes.target.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; ratios primes1e9VsPrimesieve and primesWindowVsPrimesieve: the same on 1..1e9 and on the window below 10^15');
   ratio('primes1e9VsPrimesieve', 'primes.primesieve', 'primes.w2');
   ratio('primesWindowVsPrimesieve', 'primes.window.primesieve', 'primes.window.w2');

@@ -50,6 +50,7 @@ import { FeedPublisher } from './feed-publisher.js';
 import { BackupTasks, DEFAULT_BACKUPS, type BackupSettings } from './backup-tasks.js';
 import { setting } from '../shared/settings.js';
 import { SkippedTasks, skipLimitFor, type FailingJob } from './skipped-tasks.js';
+import { objLib } from '../shared/nats/client.js';
 
 /** What progress output and the job record show. */
 export interface JobProgress {
@@ -107,6 +108,18 @@ export interface RunJobOptions {
   link?: LinkWatch;
   /** Backup tasks for stragglers. Default DEFAULT_BACKUPS. */
   backups?: BackupSettings;
+  /**
+   * Called once every result is folded, before the result is finalized and stored: the
+   * workers have nothing more to do for this job (the embedded default stops its own then).
+   */
+  onFolded?: () => void;
+  /**
+   * Given the clean-up that follows the job (the grace for workers to hear of its end, the
+   * purge of its results and partial objects), the job resolves without waiting for it, so
+   * that its result can be printed first; the caller must await it before closing the
+   * connection. Without this, the job resolves after its clean-up.
+   */
+  deferCleanup?: (cleanup: Promise<void>) => void;
 }
 
 /** How often a running job looks for stragglers to back up. */
@@ -310,6 +323,7 @@ class JobRun {
       if (this.o.resume) await this.folder.catchUp();
       await Promise.race([this.publishMap(plan), this.done]);
       await this.done;
+      this.o.onFolded?.();
       // Nothing of the job is written once another coordinator holds it.
       await this.lease.check(this.job);
       // Workers stop taking this job's tasks now; the grace before the purge runs meanwhile.
@@ -354,8 +368,9 @@ class JobRun {
       // A job that another coordinator took over, or that is left for `tally resume` (the
       // server is gone or failing), keeps its tasks and results on the server, untouched.
       if (!this.leftAsIs) {
-        await this.folder?.stop();
-        await this.cleanUp();
+        const cleanup = this.stopAndCleanUp();
+        if (this.o.deferCleanup) this.o.deferCleanup(cleanup);
+        else await cleanup;
       }
     }
   }
@@ -618,18 +633,39 @@ class JobRun {
     }
   }
 
+  /** Stops reading results, then cleans up (see cleanUp). */
+  private async stopAndCleanUp(): Promise<void> {
+    await this.folder?.stop();
+    await this.cleanUp();
+  }
+
+  /**
+   * True when the workers' consumer has no task queued and none delivered and unacked, of any
+   * job: then no result can be published after this. A worker stores a task's result before
+   * it acks the task, and a task counts as pending an ack from its delivery on.
+   */
+  private async queueIdle(): Promise<boolean> {
+    try {
+      const info = await this.o.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+      return info.num_ack_pending === 0 && info.num_pending === 0;
+    } catch {
+      return false; // not known: wait
+    }
+  }
+
   /** Leaves nothing of the job on the server but its record and result (and its parts, when done). */
   private async cleanUp(): Promise<void> {
     await this.folder?.drained();
     // A straggler's copy (or the straggler) may still wait in the queue or in a frozen worker's hands.
     if (this.record.status === 'done' && this.publisher?.copiesSent) await this.withdrawTasks();
     // Workers still holding a task of this job drop its result instead of publishing it after
-    // the purge below; the pause lets the announcement reach them first.
+    // the purge below; the pause lets the announcement reach them first. When no worker holds
+    // or awaits any task, there is nobody to tell.
     try {
       this.announceEnd();
       await this.o.nc.flush();
       const left = ENDED_GRACE_MS - (performance.now() - this.endAnnouncedAt);
-      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+      if (left > 0 && !(await this.queueIdle())) await new Promise((resolve) => setTimeout(resolve, left));
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
     }
@@ -674,7 +710,7 @@ export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamMana
   await purgeSubjects(jsm, SHUFFLE_STREAM, jobShuffleSubjects(job), version).catch(() => undefined);
   // The consumer through which its coordinator read results (absent if it never got that far).
   await jsm.consumers.delete(RESULT_STREAM, resultConsumerName(job)).catch(() => false);
-  const { Objm } = await import('@nats-io/obj');
+  const { Objm } = objLib();
   const partials = await new Objm(nc).open(PARTIALS_BUCKET).catch(() => null);
   if (partials) await deletePartialsOf(withQuickList(partials, jsm, PARTIALS_BUCKET), job);
 }

@@ -5,7 +5,8 @@
  * result is only the task's summary); a reduce task's result names its partition's stored part.
  */
 import type { ResultSource } from './feed-publisher.js';
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { jetstreamLib } from '../shared/nats/client.js';
 import type { ObjectStore } from '@nats-io/obj';
 import type { AnyJobKind, PartSummary } from '../shared/kinds/kind.js';
 import type { Json } from '../shared/json.js';
@@ -92,12 +93,15 @@ export class ResultFolder {
   async start(): Promise<void> {
     const name = resultConsumerName(this.o.job);
     const { jsm, js } = this.o;
+    const { AckPolicy, DeliverPolicy } = jetstreamLib();
     // A resumed job starts its own reading afresh, from the first stored result.
-    await jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined);
     // Replicas must be explicit: nats-server 2.9 makes a named, non-durable consumer with
     // num_replicas 0 an R1 consumer even on an R3 stream, and the job would hang for good when
-    // that one node died (seen in tests/cluster.test.ts).
-    const replicas = this.o.replicas ?? (await jsm.streams.info(RESULT_STREAM)).config.num_replicas;
+    // that one node died (seen in tests/cluster.test.ts). Both asked for at once.
+    const [, replicas] = await Promise.all([
+      jsm.consumers.delete(RESULT_STREAM, name).catch(() => undefined),
+      this.o.replicas ?? jsm.streams.info(RESULT_STREAM).then((info) => info.config.num_replicas),
+    ]);
     await jsm.consumers.add(RESULT_STREAM, {
       name,
       filter_subject: jobResultSubjects(this.o.job),

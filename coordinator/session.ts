@@ -3,18 +3,19 @@
  * by one owner: the connection, JetStream handles, the job store and, in the embedded default,
  * the local server and worker processes.
  */
-import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
 import { availableParallelism } from 'node:os';
 import { displayServers, resolveConnection, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
+import { jetstreamLib } from '../shared/nats/client.js';
 import { reportPermissionErrors } from '../shared/nats/permissions.js';
 import { ensureTaskTopology, openPartialsStore, replicasFor, sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
 import { watchLink, type LinkWatch } from '../shared/nats/link.js';
 import { MAX_TASK_BYTES } from '../shared/limits.js';
-import { ServerError } from '../shared/errors.js';
+import { ServerError, describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { JobStore } from './job-store.js';
 import { acquireEmbeddedServer, embeddedConnection, type EmbeddedServer } from './embedded/server.js';
@@ -40,6 +41,58 @@ export interface SessionOptions {
   workerEnv?: NodeJS.ProcessEnv;
   /** The embedded server, when acquisition started already (the first attempt uses it). */
   embedded?: Promise<EmbeddedServer>;
+  /**
+   * The connection to `embedded`, set up ahead (see prepareSession); the first attempt uses it
+   * when it succeeded, else connects as usual.
+   */
+  prepared?: Promise<PreparedSession>;
+}
+
+/** A connection with what a session sets up on it: JetStream, the job store, the partials bucket. */
+export interface PreparedSession {
+  /** Where it is connected (the embedded server's URL). */
+  url: string;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  store: JobStore;
+  partials: ObjectStore | Error;
+}
+
+/**
+ * Connects and sets up what a session needs (see Session.open), without the session: the
+ * embedded default does this as soon as its server is up, while the command line's modules
+ * still load (prestart.ts), so that the round trips to the server overlap that loading.
+ * Closes the connection when anything fails.
+ */
+export async function prepareSession(connection: ConnectionSettings, options: Pick<SessionOptions, 'logger' | 'purpose'>): Promise<PreparedSession> {
+  const nc = await connectToNats({ ...connection, name: 'tally-coordinator' });
+  // A denied subscription (say, the poison-task advisories) would otherwise fail silently.
+  reportPermissionErrors(nc, options.logger, connection);
+  try {
+    const jsm = await jetstreamManagerFor(nc, connection);
+    const replicas = replicasFor(nc);
+    const forJobs = options.purpose !== 'read';
+    // Independent of each other: asked for at once. A failure is reported as it was when they
+    // ran one after the other (the task topology's first).
+    // Each is retried through a slow or electing cluster (see `setUpWithRetry`).
+    const log = options.logger;
+    const [topology, opened, partials] = await Promise.allSettled([
+      forJobs ? setUpWithRetry("tally's task streams", () => ensureTaskTopology(jsm, { replicas }), log) : undefined,
+      setUpWithRetry('the job records bucket', () => JobStore.open(nc, { replicas }), log),
+      forJobs
+        ? setUpWithRetry('the partials bucket', () => openPartialsStore(nc, { replicas }), log).then(
+            (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          )
+        : new Error('this session was opened to read only'),
+    ]);
+    if (topology.status === 'rejected') throw topology.reason;
+    if (opened.status === 'rejected') throw opened.reason;
+    return { url: connection.servers[0]!, nc, jsm, store: opened.value, partials: (partials as PromiseFulfilledResult<ObjectStore | Error>).value };
+  } catch (error) {
+    await nc.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** A drain takes milliseconds with a server there; past this the server is not there. */
@@ -49,6 +102,11 @@ const DRAIN_TIMEOUT_MS = 3_000;
 const PAYLOAD_MARGIN = 16 * 1024;
 
 export class Session {
+  /** What must finish before the connection closes (see `defer`). */
+  private readonly deferred: Array<Promise<void>> = [];
+  /** The embedded workers' stop, once begun (see `stopWorkers`). */
+  private workersStopped: Promise<void> | undefined;
+
   private constructor(
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
@@ -109,8 +167,13 @@ export class Session {
             supervisor.start();
           }
         }
-        return await Session.connect(connection, embedded, supervisor, options);
+        const prepared = attempt === 1 && options.embedded ? await options.prepared?.catch(() => undefined) : undefined;
+        if (prepared && prepared.url !== embedded.url) await prepared.nc.close().catch(() => undefined);
+        return await Session.connect(connection, embedded, supervisor, options, prepared?.url === embedded.url ? prepared : undefined);
       } catch (error) {
+        // A connection set up ahead and not used must not keep the server (which waits for
+        // its last client) from stopping.
+        if (attempt === 1) await (await options.prepared?.catch(() => undefined))?.nc.close().catch(() => undefined);
         await supervisor?.stop();
         await embedded.release();
         // A server we joined may have stopped just as we arrived; start or join afresh.
@@ -124,36 +187,28 @@ export class Session {
     embedded: EmbeddedServer | null,
     supervisor: Supervisor | null,
     options: SessionOptions,
+    prepared?: PreparedSession,
   ): Promise<Session> {
-    const nc = await connectToNats({ ...connection, name: 'tally-coordinator' });
-    // A denied subscription (say, the poison-task advisories) would otherwise fail silently.
-    reportPermissionErrors(nc, options.logger, connection);
-    try {
-      const jsm = await jetstreamManagerFor(nc, connection);
-      const replicas = replicasFor(nc);
-      const forJobs = options.purpose !== 'read';
-      // Independent of each other: asked for at once. A failure is reported as it was when they
-      // ran one after the other (the task topology's first).
-      // Each is retried through a slow or electing cluster (see `setUpWithRetry`).
-      const log = options.logger;
-      const [topology, opened, partials] = await Promise.allSettled([
-        forJobs ? setUpWithRetry("tally's task streams", () => ensureTaskTopology(jsm, { replicas }), log) : undefined,
-        setUpWithRetry('the job records bucket', () => JobStore.open(nc, { replicas }), log),
-        forJobs
-          ? setUpWithRetry('the partials bucket', () => openPartialsStore(nc, { replicas }), log).then(
-              (store) => withQuickList(store, jsm, PARTIALS_BUCKET),
-              (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-            )
-          : new Error('this session was opened to read only'),
-      ]);
-      if (topology.status === 'rejected') throw topology.reason;
-      if (opened.status === 'rejected') throw opened.reason;
-      const store = opened.value;
-      return new Session(nc, jetstream(nc), jsm, store, (partials as PromiseFulfilledResult<ObjectStore | Error>).value, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
-    } catch (error) {
-      await nc.close().catch(() => undefined);
-      throw error;
-    }
+    const { nc, jsm, store, partials } = prepared ?? (await prepareSession(connection, options));
+    return new Session(nc, jetstreamLib().jetstream(nc), jsm, store, partials, displayServers(connection.servers), embedded, supervisor, watchLink(nc), connection);
+  }
+
+  /**
+   * Work on the server that `close()` waits for before it drains the connection, while the
+   * workers stop (a job's clean-up, which need not delay the printing of its result).
+   */
+  defer(work: Promise<void>, logger: Logger): void {
+    this.deferred.push(work.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'cleaning up after the job failed')));
+  }
+
+  /**
+   * Stops the embedded worker processes (if any) now rather than at `close()`: once a job's
+   * results are all in, they have nothing left to do, and their exit overlaps what the
+   * coordinator still does (store the result, clean up).
+   */
+  stopWorkers(): Promise<void> {
+    this.workersStopped ??= this.supervisor?.stop() ?? Promise.resolve();
+    return this.workersStopped;
   }
 
   /** Stops embedded workers, drains the connection, then releases the embedded server. */
@@ -163,7 +218,7 @@ export class Session {
     // an embedded server never lives to see: they would pile up with every job. Swept while
     // the workers stop.
     const swept = owner ? sweepIdleListConsumers(this.jsm, PARTIALS_BUCKET).catch(() => undefined) : undefined;
-    await this.supervisor?.stop();
+    await Promise.all([this.stopWorkers(), ...this.deferred]);
     // nats-server 2.9 pauses 50 ms on shutdown when a consumer still holds pull requests, and
     // those of the workers just gone are dropped only when someone looks at the consumer.
     if (owner && this.supervisor) await this.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER).catch(() => undefined);

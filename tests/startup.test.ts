@@ -22,22 +22,22 @@ import { REPO_ROOT, cleanEnv, runTally, startTestServer, tempDir } from './helpe
 
 const argv = (...args: string[]) => ['node', 'tally', ...args];
 
-test('embeddedPlanFor: job commands start workers, read commands only the server, anything else nothing', (t) => {
+test('embeddedPlanFor: job commands start workers (a kind\'s job also its connection), read commands only the server, anything else nothing', (t) => {
   const cores = availableParallelism();
-  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined });
-  t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined });
-  t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined });
-  t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined });
-  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug' });
-  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info' });
-  t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined });
-  t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined, prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined, prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined, prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined, prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug', prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info', prepare: false });
+  t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined, prepare: false });
+  t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined, prepare: false });
   // The Object Store commands need the embedded server (its store keeps the objects), no worker.
-  for (const command of ['put', 'ls', 'rm']) t.deepEqual(embeddedPlanFor(argv(command, 'x', '--workers', '2'), {}), { workers: 0, logLevel: undefined }, command);
+  for (const command of ['put', 'ls', 'rm']) t.deepEqual(embeddedPlanFor(argv(command, 'x', '--workers', '2'), {}), { workers: 0, logLevel: undefined, prepare: false }, command);
   // LOG_LEVEL applies to this process's own logger, not to the workers (as when parsed).
   t.is(embeddedPlanFor(argv('sum', '1', '2'), { LOG_LEVEL: 'debug' })?.logLevel, undefined);
   // A file named like an option after `--` is a path.
-  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined });
+  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined, prepare: true });
   for (const args of [
     [],
     ['--version'],

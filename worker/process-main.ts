@@ -5,7 +5,6 @@
  * connection and exits 0.
  */
 import './preload.js'; // first: the code cache, before the modules below load
-import { jetstream } from '@nats-io/jetstream';
 import { displayServers, redact, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
 import { permissionDenied, reportPermissionErrors } from '../shared/nats/permissions.js';
@@ -14,6 +13,7 @@ import { setUpWithRetry } from '../shared/nats/retry.js';
 import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';
 import { PARTIALS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
+import { jetstreamLib, objLib } from '../shared/nats/client.js';
 import { describeError } from '../shared/errors.js';
 import { TaskLoop } from './task-loop.js';
 import { testHooks } from './test-hooks.js';
@@ -114,11 +114,12 @@ async function main(): Promise<void> {
     await openPartialsStore(nc, { replicas }).catch(() => undefined);
   }
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+  const { jetstream } = jetstreamLib();
   const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, maxPayload);
   // Reduce tasks: big shares are read from the partials bucket, parts stored (blind) beside
   // the jobs' results.
   let partialsReader: Promise<ObjectStore> | undefined;
-  const openPartials = () => (partialsReader ??= import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(PARTIALS_BUCKET)));
+  const openPartials = () => (partialsReader ??= Promise.resolve().then(() => new (objLib().Objm)(nc).open(PARTIALS_BUCKET)));
   const parts = new PartialsWriter(jetstream(nc), RESULTS_BUCKET, maxPayload);
   const loop = new TaskLoop({ nc, js: jetstream(nc), partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
   nc.subscribe(JOB_ENDED_SUBJECTS, {

@@ -6,7 +6,8 @@
  * goes to the coordinator as the task's result. A reducer that dies leaves its task to be
  * delivered again; the next one reads the same shares and stores the same part.
  */
-import { AckPolicy, DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { jetstreamLib } from '../shared/nats/client.js';
 import type { ObjectStore } from '@nats-io/obj';
 import type { AnyJobKind } from '../shared/kinds/kind.js';
 import type { Json } from '../shared/json.js';
@@ -66,6 +67,7 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
     // R1) consumer whose node dies stalls for long (measured: no recovery within 100 s in 2
     // of 3 runs), and the reduce with it.
     const jsm = await context.js.jetstreamManager();
+    const { AckPolicy, DeliverPolicy } = jetstreamLib();
     const name = reduceConsumerName(job, order.partition);
     await jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined);
     const replicas = (await jsm.streams.info(SHUFFLE_STREAM)).config.num_replicas;

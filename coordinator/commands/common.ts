@@ -2,7 +2,7 @@
  * What every command shares: the common options, parsing helpers, and running a job with a
  * progress bar and Ctrl-C handling inside one session.
  */
-import { Option, type Command } from 'commander';
+import { Option, type Command } from '../commander.js';
 import type { AnyJobKind } from '../../shared/kinds/kind.js';
 import type { Json } from '../../shared/json.js';
 import { createLogger, type Logger } from '../../shared/log.js';
@@ -11,7 +11,7 @@ import { redact, resolveConnection, type ConnectionFlags, type ConnectionSetting
 import { permissionDenied } from '../../shared/nats/permissions.js';
 import type { Session } from '../session.js';
 import { acquireEmbeddedServer } from '../embedded/server.js';
-import { takePrestartedServer } from '../embedded/prestart.js';
+import { takePreparedSession, takePrestartedServer } from '../embedded/prestart.js';
 import { ProgressBar } from '../progress.js';
 import { DEFAULT_BACKUPS } from '../backup-tasks.js';
 import type { Format } from '../output.js';
@@ -161,7 +161,10 @@ export async function withSession<T>(options: CommonOptions & { workers?: number
       throw error;
     });
     // Commands that start no embedded workers only read (jobs, result, workers).
-    session = await Session.open({ connection, embedded, workers: workers ?? options.workers, logger, logLevel: options.logLevel, purpose: workers === 0 ? 'read' : 'job' });
+    const purpose = workers === 0 ? 'read' : 'job';
+    // Set up ahead for a job only (see prestartEmbedded).
+    const prepared = embedded && purpose === 'job' ? takePreparedSession() : undefined;
+    session = await Session.open({ connection, embedded, prepared, workers: workers ?? options.workers, logger, logLevel: options.logLevel, purpose });
     return await body(session, logger);
   } catch (error) {
     throw explainNatsError(error, connection, session?.server);
@@ -296,6 +299,10 @@ async function runLoadedKindJob(
             },
             signal: interrupt.signal,
             link: session.link,
+            // The embedded workers stop as soon as the results are in, and the job's clean-up
+            // runs after the result is printed (the session waits for it before closing).
+            onFolded: () => void session.stopWorkers(),
+            deferCleanup: (cleanup) => session.defer(cleanup, logger),
             resume: extra.resume,
             backups: { ...DEFAULT_BACKUPS, enabled: options.backupTasks !== false, after: options.backupAfter ?? DEFAULT_BACKUPS.after },
           });

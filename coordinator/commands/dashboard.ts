@@ -5,7 +5,7 @@
  * exits 0, as `tally worker` does; a second signal exits at once with 130).
  */
 import { setting } from '../../shared/settings.js';
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { isIP } from 'node:net';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection } from '../../shared/nats/connection-settings.js';

@@ -1,5 +1,5 @@
 /** `tally jobs`: recent jobs from the job records, and deleting them. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { counted, displayWidth, formatTable, loadDisplayWidth, terminalSafe } from '../output.js';
 import type { JobRecord, JobStore } from '../job-store.js';
 import { loadKind } from '../../shared/kinds/index.js';

@@ -3,7 +3,7 @@
  * and removing it, on --server's server or in the embedded default's store (sessions of
  * `purpose: 'read'`: no worker). A bucket that does not exist is one line, exit 2.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { MAGIC_BYTES, compressionOf, unsupported } from '../../shared/text/compressed.js';
 import { openBucket, parseObjectUrl } from '../../shared/text/object-input.js';
@@ -16,6 +16,7 @@ import { connectToNats } from '../../shared/nats/connection.js';
 import type { ObjectLister, ResolvedInput } from '../inputs.js';
 import type { Session } from '../session.js';
 import type { Logger } from '../../shared/log.js';
+import { jetstreamLib } from '../../shared/nats/client.js';
 
 /** One stored object, as `ls` shows it. */
 export interface ObjectRow {
@@ -41,7 +42,7 @@ interface StoredInfo {
  * (the reader role) read any chunk as well.
  */
 export async function listObjects(nc: NatsConnection, bucket: string, prefix: string): Promise<StoredInfo[]> {
-  const { jetstream, DeliverPolicy } = await import('@nats-io/jetstream');
+  const { jetstream, DeliverPolicy } = jetstreamLib();
   const consumer = await jetstream(nc).consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.M.>`, deliver_policy: DeliverPolicy.LastPerSubject });
   const infos: StoredInfo[] = [];
   try {

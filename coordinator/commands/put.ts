@@ -17,7 +17,7 @@
  *   sent) must equal the one computed here while reading the file.
  * - Bad paths: one line each, exit 2, nothing uploaded.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -26,6 +26,7 @@ import { InputError, TallyError, UsageError } from '../../shared/errors.js';
 import { isUrl } from '../../shared/text/url-input.js';
 import { DEFAULT_INPUT_BUCKET, checkBucketName, isObjectUrl, objectDigest, sameDigest } from '../../shared/text/object-input.js';
 import { withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { jetstreamLib, objLib } from '../../shared/nats/client.js';
 
 /** One file to upload: where it is, and the object it becomes. */
 export interface Upload {
@@ -174,8 +175,8 @@ export function putCommand(): Command {
     await withSession(
       options,
       async (session) => {
-        const { Objm } = await import('@nats-io/obj');
-        const { StorageType } = await import('@nats-io/jetstream');
+        const { Objm } = objLib();
+        const { StorageType } = jetstreamLib();
         const { replicasFor } = await import('../../shared/nats/topology.js');
         const store = await new Objm(session.nc).create(options.bucket, { storage: StorageType.File, replicas: replicasFor(session.nc) });
         const tty = options.progress && process.stderr.isTTY === true;

@@ -1,5 +1,5 @@
 /** `tally result JOB_ID`: prints the stored result of a finished job, as the job printed it. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import type { Json } from '../../shared/json.js';
 import { UsageError, JobFailedError } from '../../shared/errors.js';
 import { assertJobId } from '../../shared/subjects.js';

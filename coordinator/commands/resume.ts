@@ -2,7 +2,7 @@
  * `tally resume JOB_ID`: finishes a job whose coordinator died (killed, machine lost), from its
  * job record and the partial results already in the results stream.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { statSync } from 'node:fs';
 import { InputError, UsageError } from '../../shared/errors.js';
 import { loadKind } from '../../shared/kinds/index.js';

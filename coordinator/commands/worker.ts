@@ -1,5 +1,5 @@
 /** `tally worker`: runs a supervisor with N worker processes until SIGTERM, SIGINT or SIGHUP. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { availableParallelism } from 'node:os';
 import { displayServers, resolveConnection, type ConnectionFlags, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../../shared/nats/connection.js';

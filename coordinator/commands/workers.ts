@@ -1,16 +1,17 @@
 /** `tally workers`: live worker processes, discovered with the NATS services protocol ($SRV). */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { WORKER_SERVICE } from '../../shared/subjects.js';
 import { isNoResponders } from '../../shared/nats/errors.js';
 import type { WorkerStats } from '../../worker/task-loop.js';
 import { formatTable, loadDisplayWidth } from '../output.js';
 import { formatOption, withCommonOptions, withSession, type CommonOptions } from './common.js';
+import { servicesLib } from '../../shared/nats/client.js';
 
 /** Asks every worker process for its stats; resolves after `waitMs` with whoever answered. */
 export async function discoverWorkers(nc: NatsConnection, waitMs = 1000): Promise<WorkerStats[]> {
   // Loaded here only: the services client (with its own copy of the NATS core) is large.
-  const { Svcm } = await import('@nats-io/services');
+  const { Svcm } = servicesLib();
   const client = new Svcm(nc as unknown as ConstructorParameters<typeof Svcm>[0]).client({ strategy: 'stall', stall: 300, maxWait: waitMs });
   const workers: WorkerStats[] = [];
   try {

@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PARTIALS_BUCKET, objectChunkSubjects, objectStreamName } from '../../shared/subjects.js';
 import type { Logger } from '../../shared/log.js';
+import { jetstreamLib, transportLib } from '../../shared/nats/client.js';
 
 /** Bytes of the partials bucket's stream files above which an idle server compacts them. */
 const PARTIALS_COMPACT_BYTES = 4 * 1024 * 1024;
@@ -26,8 +27,8 @@ export async function compactPartials(storeDir: string, url: string, token: stri
   }
   if (onDisk < PARTIALS_COMPACT_BYTES) return;
   try {
-    const { connect } = await import('@nats-io/transport-node');
-    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const { connect } = transportLib();
+    const { jetstreamManager } = jetstreamLib();
     const nc = await connect({ servers: url, token, reconnect: false, name: 'tally-compact' });
     try {
       const jsm = await jetstreamManager(nc);

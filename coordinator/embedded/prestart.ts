@@ -9,6 +9,7 @@ import { KIND_NAMES } from '../../shared/kinds/index.js';
 import { Supervisor } from '../../worker/supervisor.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { acquireEmbeddedServer, beforeOwnedServerStops, embeddedConnection, type EmbeddedServer } from './server.js';
+import type { PreparedSession } from '../session.js';
 
 /** Commands that run a job: in the embedded default they start the server and workers. */
 const JOB_COMMANDS: ReadonlySet<string> = new Set([...KIND_NAMES, 'resume']);
@@ -25,6 +26,8 @@ export interface EmbeddedPlan {
   workers: number;
   /** `--log-level` (LOG_LEVEL is for this process only, as with the parsed command line). */
   logLevel: string | undefined;
+  /** A job kind's command: its session's connection is set up ahead (see prepareSession). */
+  prepare: boolean;
 }
 
 /**
@@ -50,19 +53,29 @@ export function embeddedPlanFor(argv: string[], env: NodeJS.ProcessEnv = process
     if (!/^\d+$/.test(text) || Number(text) > 1024) return null;
     if (JOB_COMMANDS.has(command)) workers = Number(text);
   }
-  return { workers, logLevel };
+  return { workers, logLevel, prepare: KIND_NAMES.includes(command) };
 }
 
 interface Prestarted {
   server: Promise<EmbeddedServer> | null;
   workers: Supervisor | null;
+  session: Promise<PreparedSession> | null;
 }
 
-const prestarted: Prestarted = { server: null, workers: null };
+const prestarted: Prestarted = { server: null, workers: null, session: null };
+
+/** Closes the connection set up ahead, if it was and nobody took it. */
+async function discardPreparedSession(): Promise<void> {
+  const session = prestarted.session;
+  prestarted.session = null;
+  await (await session?.catch(() => undefined))?.nc.close().catch(() => undefined);
+}
 
 // Workers prestarted for a later session of this command (`tally resume` reads the job record
 // first) are connected to the server too: stopped before it, or they would wait for each other.
+// So is a connection set up ahead that no session took.
 beforeOwnedServerStops(async (url) => {
+  await discardPreparedSession();
   if (prestarted.workers?.serverUrl !== url) return;
   const workers = prestarted.workers;
   prestarted.workers = null;
@@ -99,6 +112,13 @@ export function prestartEmbedded(argv: string[]): void {
   server.catch(() => undefined); // reported by the session that takes it
   prestarted.server = server;
   guardSignals();
+  if (plan.prepare) {
+    // The job's connection, its JetStream handles and buckets, set up while this process loads
+    // the command line: their round trips to the server overlap that loading.
+    const session = server.then(async (embedded) => (await import('../session.js')).prepareSession(embeddedConnection(embedded), { logger, purpose: 'job' }));
+    session.catch(() => undefined); // the session connects anew, and reports what fails then
+    prestarted.session = session;
+  }
   if (!workers) return;
   void server.then(
     (embedded) => {
@@ -117,6 +137,16 @@ export function takePrestartedServer(): Promise<EmbeddedServer> | undefined {
   // From here on the command's own handling of Ctrl-C applies, as without a head start.
   unguardSignals();
   return server;
+}
+
+/**
+ * The connection set up ahead for a job's session on the prestarted server (see prepareSession),
+ * for the first session that runs a job; undefined when none was.
+ */
+export function takePreparedSession(): Promise<PreparedSession> | undefined {
+  const session = prestarted.session ?? undefined;
+  prestarted.session = null;
+  return session;
 }
 
 /**
@@ -184,6 +214,7 @@ export async function takePrestartedWorkers(processes: number, url: string): Pro
 /** Stops what was prestarted and not used: the command failed first (bad usage, bad input). */
 export async function discardPrestarted(): Promise<void> {
   unguardSignals();
+  await discardPreparedSession();
   const { server, workers } = prestarted;
   prestarted.server = null;
   prestarted.workers = null;

@@ -25,6 +25,7 @@ import { claimStaleLock, createPidFile, readPid } from './lock.js';
 import { SERVER_NAME_PREFIX, stopOrphanedServers } from './orphans.js';
 import { connectionsOn, serverStatus } from './monitor.js';
 import { compactPartials } from './compaction.js';
+import { transportLib } from '../../shared/nats/client.js';
 
 interface ServerFile {
   pid: number;
@@ -115,7 +116,7 @@ async function settleStaleLock(paths: StorePaths, holder: number, logger: Logger
  * connecting.
  */
 async function joinOrphan(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer> {
-  const { connect } = await import('@nats-io/transport-node');
+  const { connect } = transportLib();
   const hold = await connect({ servers: file.url, token: file.token, reconnect: false, name: 'tally-embedded-hold' });
   logger.debug({ url: file.url, owner: file.pid }, 'joining the embedded server of a tally process that was killed; its other clients still use it');
   return joined(paths, file, logger, async () => {
@@ -140,7 +141,7 @@ function readServerFile(paths: StorePaths): ServerFile | undefined {
  * refused us, or the file is gone): the caller waits for the lock and starts a server of its own.
  */
 async function holdServer(paths: StorePaths, file: ServerFile, logger: Logger): Promise<EmbeddedServer | null> {
-  const { connect } = await import('@nats-io/transport-node');
+  const { connect } = transportLib();
   const hold = await connect({ servers: file.url, token: file.token, reconnect: false, timeout: 2_000, name: 'tally-embedded-hold' }).catch(() => null);
   if (!hold) return null;
   const now = readServerFile(paths);
@@ -258,19 +259,18 @@ async function startOwned(paths: StorePaths, logger: Logger): Promise<EmbeddedSe
       // stop it only once nobody is connected, and hold the lock until it is down, so that no
       // second server ever opens the same store directory.
       if (server.monitorUrl) {
-        for (;;) {
-          // Our own connection may take a moment to be counted out: look again soon, then less often.
-          for (let wait = 10; ; wait = Math.min(200, wait * 2)) {
-            const connections = await connectionsOn(server.monitorUrl).catch(() => 0);
-            if (connections === 0) break;
-            if (wait >= 40) logger.debug({ connections }, 'another tally process still uses the embedded server');
-            await sleep(wait);
-          }
-          // No new joiner can find the server now; one that connected before this line is
-          // counted below (see holdServer) and the server stays up for it.
+        // No new joiner can find the server once its file is gone; one that connected before
+        // is counted here (see holdServer) and the server stays up for it: the file is put back
+        // for others to join meanwhile. Our own connection may take a moment to be counted
+        // out: look again soon, then less often. (One look when nobody is there: each costs
+        // ~3 ms of the command's exit.)
+        for (let wait = 10; ; wait = Math.min(200, wait * 2)) {
           rmSync(serverPath, { force: true });
-          if ((await connectionsOn(server.monitorUrl).catch(() => 0)) === 0) break;
+          const connections = await connectionsOn(server.monitorUrl).catch(() => 0);
+          if (connections === 0) break;
           writeServerFile(serverPath, file);
+          if (wait >= 40) logger.debug({ connections }, 'another tally process still uses the embedded server');
+          await sleep(wait);
         }
       }
       await compactPartials(paths.store, server.url, token, logger);

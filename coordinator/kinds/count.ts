@@ -1,5 +1,5 @@
 /** `tally count`: the word counter's command line and how its results print. */
-import { Command, Option } from 'commander';
+import { Command, Option } from '../commander.js';
 import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';

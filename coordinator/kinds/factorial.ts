@@ -1,5 +1,5 @@
 /** `tally factorial N...`: the seed lesson's factorial exercise, every digit exact. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { resolve } from 'node:path';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
 import type { FactorialOptions, FactorialResult } from '../../shared/kinds/factorial.js';

@@ -1,7 +1,8 @@
 /** `tally ngrams N paths…`: count's command line with N, and count's table of rows. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { parseCount, runKindJob } from '../commands/common.js';
-import { MAX_NGRAM, type NgramsOptions, type NgramsResult } from '../../shared/kinds/ngrams.js';
+import type { NgramsOptions, NgramsResult } from '../../shared/kinds/ngrams.js';
+import { MAX_NGRAM } from '../../shared/limits.js';
 import type { KindCli } from '../kind-cli.js';
 import { FORMATS, TEXT_FLAGS, printTable, textJobOptions, withTextOptions, type TextCliOptions } from './count.js';
 

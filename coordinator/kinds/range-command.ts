@@ -2,7 +2,7 @@
  * The command line of the kinds over a range of integers (`tally sum`, `tally primes`): two
  * bounds, --tasks, and a result that is one number.
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import type { Json } from '../../shared/json.js';
 import { parseInteger, parsePositiveCount } from '../../shared/integers.js';
 import type { RangeOptions } from '../../shared/kinds/integer-range.js';

@@ -25,9 +25,9 @@ import { SHARE_HEADER, foldShare } from '../text/word-lines.js';
 import { partitionOfText, type CountSettings } from '../text/words.js';
 import type { JobKind, JobSummary, MapContext, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import type { Json } from '../json.js';
+import { MAX_NGRAM } from '../limits.js';
 
-/** Most words in an n-gram. */
-export const MAX_NGRAM = 8;
+export { MAX_NGRAM } from '../limits.js';
 
 /** Job options: a count job's, and N. */
 export type NgramsOptions = CountOptions & { n: number };

@@ -13,12 +13,10 @@ import { displayServers, inboxPrefixFor, redact, type ConnectionSettings } from 
 import { describeConnectError, diagnoseControlLine, diagnoseTls } from './connect-diagnosis.js';
 import { isJetStreamUnavailable } from './errors.js';
 import { permissionDenied } from './permissions.js';
-
 // The NATS client modules load when a connection is first made, not with this module: the
 // worker supervisor and the CLI's argument handling load the connection modules without them.
-type TransportModule = typeof import('@nats-io/transport-node');
-let transportModule: Promise<TransportModule> | undefined;
-const loadTransport = (): Promise<TransportModule> => (transportModule ??= import('@nats-io/transport-node'));
+import { jetstreamLib, nodeTransportLib, transportLib } from './client.js';
+
 
 /** A user NKey seed (SU…, 58 characters) from an nkey or seed file, or a UsageError. */
 function readNkeySeed(path: string): Uint8Array {
@@ -39,7 +37,7 @@ function readCreds(path: string): Uint8Array {
 
 /** The nats.js options for `settings` (credentials, TLS, inbox prefix) plus tally's defaults. */
 export async function natsOptions(settings: ConnectionSettings): Promise<NodeConnectionOptions> {
-  const { credsAuthenticator, nkeyAuthenticator } = await loadTransport();
+  const { credsAuthenticator, nkeyAuthenticator } = transportLib();
   const options: NodeConnectionOptions = {
     servers: settings.servers,
     name: settings.name ?? 'tally',
@@ -113,10 +111,8 @@ let lastAttempt = 0;
  * it, which carries this call's tag), and those that never connected are discarded at the end.
  */
 async function connectClosingFailedAttempts(options: NodeConnectionOptions): Promise<NatsConnection> {
-  const [{ NatsConnectionImpl, setTransportFactory }, { NodeTransport, nodeResolveHost }] = await Promise.all([
-    loadTransport(),
-    import('@nats-io/transport-node/lib/node_transport.js'),
-  ]);
+  const { NatsConnectionImpl, setTransportFactory } = transportLib();
+  const { NodeTransport, nodeResolveHost } = nodeTransportLib();
   const attempt = ++lastAttempt;
   const transports = new Set<NodeTransport>();
   attempts.set(attempt, transports);
@@ -145,7 +141,7 @@ async function connectClosingFailedAttempts(options: NodeConnectionOptions): Pro
 /** A JetStream manager, or a ServerError saying the server has no JetStream. */
 export async function jetstreamManagerFor(nc: NatsConnection, settings: ConnectionSettings): Promise<JetStreamManager> {
   try {
-    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const { jetstreamManager } = jetstreamLib();
     return await jetstreamManager(nc);
   } catch (error) {
     const denied = permissionDenied(error);

@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
-import { headers } from '@nats-io/transport-node';
+import { transportLib } from './client.js';
 import { DEFAULT_INLINE_PARTIAL_LIMIT, setting } from '../settings.js';
 
 /**
@@ -115,7 +115,7 @@ export class PartialsWriter implements PartialsSink {
       digest: `SHA-256=${sha.digest('base64url')}${padding(32)}`,
       deleted: false,
     };
-    const h = headers();
+    const h = transportLib().headers();
     h.set('Nats-Rollup', 'sub');
     await this.js.publish(`$O.${this.bucket}.M.${Buffer.from(name).toString('base64url')}${padding(Buffer.byteLength(name))}`, JSON.stringify(info), { headers: h });
   }

@@ -38,17 +38,30 @@ export async function purgeSubjects(jsm: JetStreamManager, stream: string, filte
     return;
   }
   const info = await jsm.streams.info(stream, { subjects_filter: filter });
-  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
-    for (let i = 0; i < count; i++) {
-      // A message may go meanwhile (a worker acks a task of a work queue): nothing left to do.
-      const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(gone);
-      if (!message) break;
-      await jsm.streams.deleteMessage(stream, message.seq, false).catch(async (error: unknown) => {
-        if (isNoMessage(error)) return;
-        // Whatever the server called it: if the message is not there any more, it is done.
-        const still = await jsm.streams.getMessage(stream, { seq: message.seq }).catch(() => undefined);
-        if (still !== null) throw error;
-      });
-    }
+  // Subjects are independent of each other: several at a time, each a round trip or two (a job
+  // of N tasks has N result subjects, and its coordinator exits only once they are gone).
+  const subjects = Object.entries(info.state.subjects ?? {});
+  const next = () => subjects.shift();
+  const deleteSome = async (): Promise<void> => {
+    for (let entry = next(); entry; entry = next()) await deleteSubject(jsm, stream, entry[0], entry[1]);
+  };
+  await Promise.all(Array.from({ length: Math.min(PURGE_CONCURRENCY, subjects.length) }, deleteSome));
+}
+
+/** Subjects deleted from at once by purgeSubjects on an old server. */
+const PURGE_CONCURRENCY = 16;
+
+/** Deletes the `count` messages of `subject` one by one, newest first. */
+async function deleteSubject(jsm: JetStreamManager, stream: string, subject: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    // A message may go meanwhile (a worker acks a task of a work queue): nothing left to do.
+    const message = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(gone);
+    if (!message) break;
+    await jsm.streams.deleteMessage(stream, message.seq, false).catch(async (error: unknown) => {
+      if (isNoMessage(error)) return;
+      // Whatever the server called it: if the message is not there any more, it is done.
+      const still = await jsm.streams.getMessage(stream, { seq: message.seq }).catch(() => undefined);
+      if (still !== null) throw error;
+    });
   }
 }

@@ -7,18 +7,12 @@
  * it and binds to what exists; one that finds it missing and may not create it fails with
  * "permission denied publishing to $JS.API.STREAM.CREATE.…".
  */
-import {
-  AckPolicy,
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  type JetStreamManager,
-  type StreamConfig,
-} from '@nats-io/jetstream';
+import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import { isAlreadyInUse, isNotFound, permissionViolation } from './errors.js';
+import { jetstreamLib, kvLib, objLib } from './client.js';
 import {
   JOBS_BUCKET,
   PARTIALS_BUCKET,
@@ -33,6 +27,8 @@ import {
   objectStreamName,
 } from '../subjects.js';
 import { setting } from '../settings.js';
+
+const { AckPolicy, DiscardPolicy, RetentionPolicy, StorageType } = jetstreamLib();
 
 const SECOND_NS = 1_000_000_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -208,7 +204,7 @@ export async function bindWorkerTopology(jsm: JetStreamManager, options: Topolog
 /** The KV bucket of job records, created when missing. */
 export async function openJobsBucket(nc: NatsConnection, options: TopologyOptions = {}): Promise<KV> {
   // Loaded when needed: a worker process never opens a bucket on a running system.
-  const { Kvm } = await import('@nats-io/kv');
+  const { Kvm } = kvLib();
   return new Kvm(nc).create(JOBS_BUCKET, {
     history: 1,
     replicas: options.replicas ?? 1,
@@ -219,7 +215,7 @@ export async function openJobsBucket(nc: NatsConnection, options: TopologyOption
 
 /** The Object Store bucket of final results, created when missing. */
 export async function openResultsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
-  const { Objm } = await import('@nats-io/obj');
+  const { Objm } = objLib();
   return new Objm(nc).create(RESULTS_BUCKET, {
     replicas: options.replicas ?? 1,
     ttl: (options.retentionMs ?? DEFAULT_RETENTION_MS) * 1_000_000,
@@ -229,7 +225,7 @@ export async function openResultsStore(nc: NatsConnection, options: TopologyOpti
 
 /** The Object Store bucket of oversized partial results, created when missing. */
 export async function openPartialsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
-  const { Objm } = await import('@nats-io/obj');
+  const { Objm } = objLib();
   return new Objm(nc).create(PARTIALS_BUCKET, {
     replicas: options.replicas ?? 1,
     ttl: DAY_MS * 1_000_000,

@@ -19,6 +19,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import { InputChangedError, TaskRejectedError, UsageError } from '../errors.js';
 // Loads no client module itself (see there): the worker's start pays nothing for it.
 import { permissionViolation } from '../nats/errors.js';
+import { jetstreamLib, objLib } from '../nats/client.js';
 
 export { DEFAULT_INPUT_BUCKET } from '../subjects.js';
 
@@ -87,7 +88,7 @@ export function sameDigest(a: string | undefined, b: string | undefined): boolea
  * @throws UsageError naming the bucket when there is none
  */
 export async function openBucket(nc: NatsConnection, bucket: string, where: string): Promise<ObjectStore> {
-  const { Objm } = await import('@nats-io/obj');
+  const { Objm } = objLib();
   try {
     return await new Objm(nc).open(bucket);
   } catch (error) {
@@ -149,7 +150,7 @@ export async function readObjectRange(path: string, size: number, mtimeMs: numbe
   const { bucket, name } = objectOf(path);
   let opening = stores.get(bucket);
   if (!opening) {
-    opening = import('@nats-io/obj').then(({ Objm }) => new Objm(nc).open(bucket));
+    opening = Promise.resolve().then(() => new (objLib().Objm)(nc).open(bucket));
     opening.catch(() => stores.delete(bucket));
     stores.set(bucket, opening);
   }
@@ -242,7 +243,7 @@ async function firstChunk(
   get: (query: { seq: number; next_by_subj?: string }) => Promise<{ seq: number }>,
 ): Promise<{ seq: number; contiguous: boolean }> {
   const candidate = revision - chunks;
-  const { AckPolicy, DeliverPolicy } = await import('@nats-io/jetstream');
+  const { AckPolicy, DeliverPolicy } = jetstreamLib();
   const consumer = await jsm.consumers.add(stream, {
     // Named, so that the request's subject names its filter too, which permissions can limit
     // ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>).
