@@ -639,18 +639,8 @@ class JobRun {
     await this.cleanUp();
   }
 
-  /**
-   * True when the workers' consumer has no task queued and none delivered and unacked, of any
-   * job: then no result can be published after this. A worker stores a task's result before
-   * it acks the task, and a task counts as pending an ack from its delivery on.
-   */
-  private async queueIdle(): Promise<boolean> {
-    try {
-      const info = await this.o.jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
-      return info.num_ack_pending === 0 && info.num_pending === 0;
-    } catch {
-      return false; // not known: wait
-    }
+  private queueIdle(): Promise<boolean> {
+    return workersIdle(this.o.jsm);
   }
 
   /** Leaves nothing of the job on the server but its record and result (and its parts, when done). */
@@ -695,6 +685,23 @@ export async function runJob(options: RunJobOptions): Promise<{ job: string; res
 }
 
 /**
+ * True when the workers' consumer has no task queued and none delivered and unacked, of any
+ * job: then no result can be published after this. A worker stores a task's result before it
+ * acks the task, and a task counts as pending an ack from its delivery on.
+ */
+async function workersIdle(jsm: JetStreamManager, queued = true): Promise<boolean> {
+  try {
+    const info = await jsm.consumers.info(TASK_STREAM, WORKER_CONSUMER);
+    return info.num_ack_pending === 0 && (!queued || info.num_pending === 0);
+  } catch {
+    return false; // not known: wait
+  }
+}
+
+/** How long `tally jobs --delete` waits for workers to put down the tasks they hold. */
+const DISCARD_SETTLE_MS = 2_000;
+
+/**
  * Removes what a job whose coordinator died left on the server (`tally jobs --delete` of such a
  * job): workers are told it ended, so they drop its tasks in hand; its queued tasks, partial
  * results, map outputs, result consumer and partial objects go. Its record, result and parts
@@ -706,6 +713,13 @@ export async function discardAbandonedJob(nc: NatsConnection, jsm: JetStreamMana
   const version = nc.info?.version;
   await purgeSubjects(jsm, TASK_STREAM, jobTaskSubjects(job), version);
   await new Promise((resolve) => setTimeout(resolve, ENDED_GRACE_MS));
+  await purgeSubjects(jsm, RESULT_STREAM, jobResultSubjects(job), version);
+  // A worker that held one of its tasks and had not heard of the end yet (a loaded machine can
+  // take longer than the grace) stores its result after that purge: once no task is in any
+  // worker's hands (or after a while), its results are looked for again.
+  for (const settle = performance.now() + DISCARD_SETTLE_MS; performance.now() < settle && !(await workersIdle(jsm, false)); ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   await purgeSubjects(jsm, RESULT_STREAM, jobResultSubjects(job), version);
   await purgeSubjects(jsm, SHUFFLE_STREAM, jobShuffleSubjects(job), version).catch(() => undefined);
   // The consumer through which its coordinator read results (absent if it never got that far).
