@@ -639,10 +639,6 @@ class JobRun {
     await this.cleanUp();
   }
 
-  private queueIdle(): Promise<boolean> {
-    return workersIdle(this.o.jsm);
-  }
-
   /** Leaves nothing of the job on the server but its record and result (and its parts, when done). */
   private async cleanUp(): Promise<void> {
     await this.folder?.drained();
@@ -655,7 +651,7 @@ class JobRun {
       this.announceEnd();
       await this.o.nc.flush();
       const left = ENDED_GRACE_MS - (performance.now() - this.endAnnouncedAt);
-      if (left > 0 && !(await this.queueIdle())) await new Promise((resolve) => setTimeout(resolve, left));
+      if (left > 0 && !(await workersIdle(this.o.jsm))) await new Promise((resolve) => setTimeout(resolve, left));
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
     }

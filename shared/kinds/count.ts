@@ -352,7 +352,6 @@ function countTaskReading(spec: unknown, carried: Uint8Array): TaskCount | Promi
  * @returns synchronously for a task of plain files or carried chunks
  */
 export function withFetchedRanges<T>(spec: Pick<CountSpec, 'ranges' | 'maxWordBytes'>, count: (open: EntryOpener | undefined) => T): T | Promise<T> {
-  checkUrlFetches(spec.ranges);
   return withPieces(spec.ranges, spec.maxWordBytes, (openPiece) => withRemoteRanges(spec.ranges, spec.maxWordBytes, (openRemote) => count(eitherOpener(openPiece, openRemote))));
 }
 
@@ -367,13 +366,14 @@ function countCarried(spec: unknown, carried: Uint8Array): TaskCount {
 /**
  * A task that names files runs only on a worker that reads files (`--read-files`); objects
  * (obj://) are read through the worker's NATS connection and need no such flag; URLs need
- * `--fetch-urls` (checked by withRemoteRanges).
+ * `--fetch-urls`. Checked before anything is read, compressed pieces included.
  */
 export function checkReadable(spec: { ranges?: RangeEntry[] }): void {
   const file = spec.ranges?.find((range) => !isRemote(range[1]));
   if (file && !fileReadsAllowed()) {
     throw new TaskRejectedError(`count task: this worker does not read files (${file[1]}); start it with --read-files, or submit without --workers-read-files`);
   }
+  checkUrlFetches(spec.ranges);
 }
 
 /**

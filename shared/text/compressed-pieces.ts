@@ -24,7 +24,7 @@ import * as zlib from 'node:zlib';
 import { CorruptInputError, InputError, TaskRejectedError } from '../errors.js';
 import { MAX_TASK_BYTES } from '../limits.js';
 import { WORD_SLACK } from './chunker.js';
-import { decompress, type Compression } from './compressed.js';
+import { corruptReason, decompress, type Compression } from './compressed.js';
 import { HISTORY, LOOKAHEAD } from './cuts.js';
 import type { ByteSource } from './ranges.js';
 import { isPiece, openRange, type EntryOpener, type PieceEntry, type RangeEntry } from './file-input.js';
@@ -221,8 +221,7 @@ async function textAfter(source: ByteSource, compression: Compression, name: str
       await ended;
     }
     if (failure && !enough()) {
-      const reason = (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)' : failure.message;
-      throw new InputError(name, `gzip data is corrupt after compressed byte ${from}: ${reason}`);
+      throw new InputError(name, `gzip data is corrupt after compressed byte ${from}: ${corruptReason(failure, 'gzip')}`);
     }
     return { bytes, length, complete: !enough() };
   } finally {

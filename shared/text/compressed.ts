@@ -242,13 +242,14 @@ export async function* decompress(source: AsyncIterable<Uint8Array>, compression
   if (readError !== undefined) throw readError;
   if (failure) {
     if (failure instanceof InputError) throw failure;
-    // zlib's messages say what is wrong ("incorrect header check"); unbzip2-stream's do not.
-    const reason =
-      (failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'it ends in the middle (truncated)'
-      : compression === 'bzip2' ? 'not valid bzip2 data (corrupt or truncated)'
-      : failure.message;
-    throw new InputError(name, `${compression} data is corrupt near compressed byte ${consumed}: ${reason}`, { cause: failure });
+    throw new InputError(name, `${compression} data is corrupt near compressed byte ${consumed}: ${corruptReason(failure, compression)}`, { cause: failure });
   }
+}
+
+/** Why a decompressor failed, in words: zlib's messages say what is wrong ("incorrect header check"); unbzip2-stream's do not. */
+export function corruptReason(failure: Error, compression: Compression): string {
+  if ((failure as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') return 'it ends in the middle (truncated)';
+  return compression === 'bzip2' ? 'not valid bzip2 data (corrupt or truncated)' : failure.message;
 }
 
 /** The text of a gzip stream (members concatenated), through a PassThrough so that zlib's errors end the iteration. */

@@ -67,11 +67,10 @@ function readRemote(range: RangeEntry, from: number, to: number): Promise<Uint8A
  * with the whitespace tokenizer) that range is fetched to its file's end and `count` runs again
  * from scratch: it must keep nothing from a run that threw.
  * @param ranges the task's ranges (file ranges are left to `count`'s default)
- * @returns synchronously when no range is remote
- * @throws TaskRejectedError for URL ranges on a worker that does not fetch URLs
+ * @returns synchronously when no range is remote (whether this worker may fetch URLs is the
+ *   caller's to check first: checkUrlFetches)
  */
 export function withRemoteRanges<T>(ranges: readonly RangeEntry[] | undefined, maxWordBytes: number, count: (open: RangeOpener | undefined) => T): T | Promise<T> {
-  checkUrlFetches(ranges);
   // Without remote ranges, synchronously: a task over files throws as it always did.
   if (!ranges || !ranges.some(isRemoteRange)) return count(undefined);
   return countRemote(ranges, maxWordBytes, count);
