@@ -16,7 +16,8 @@ COPY config ./config
 COPY shared ./shared
 COPY worker ./worker
 COPY coordinator ./coordinator
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+COPY wasm ./wasm
+RUN npx tsc -p tsconfig.json && npx asc --config wasm/asconfig.json && npm prune --omit=dev
 
 # Runtime stage: production node_modules and the compiled JavaScript, no compiler, no sources.
 FROM node:24-bookworm-slim

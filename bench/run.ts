@@ -436,12 +436,12 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   corpus.totalWords = (JSON.parse(ref.stdout) as { totalWords: number }).totalWords;
   let wcWords = -1;
 
-  const inproc = (mode: string, threads: number, label: string, as = 'count'): Variant<{ totalWords?: number }> => ({
-    id: `${prefix}.inproc.${mode === 'serial' ? 'serial' : mode === 'map' ? `map${threads}` : `pipe${threads}`}${as === 'count' ? '' : `.${as}`}`,
+  const inproc = (mode: string, threads: number, label: string, as = 'count', scanner?: 'js'): Variant<{ totalWords?: number }> => ({
+    id: `${prefix}.inproc.${mode === 'serial' ? 'serial' : mode === 'map' ? `map${threads}` : `pipe${threads}`}${as === 'count' ? '' : `.${as}`}${scanner ? `.${scanner}` : ''}`,
     label: `${name}: ${label}`,
     reps: REPS,
     runOnce: async () => {
-      const r = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', mode, '--threads', String(threads), '--file', file.path, '--as', as]);
+      const r = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'inprocess.js'), '--mode', mode, '--threads', String(threads), '--file', file.path, '--as', as], scanner ? { env: { ...process.env, TALLY_SCANNER: scanner } } : {});
       const out = JSON.parse(r.stdout) as { ms: number; totalWords?: number };
       if (out.totalWords !== undefined && out.totalWords !== corpus.totalWords) throw new Error(`in-process ${mode} total ${out.totalWords} != ${corpus.totalWords}`);
       return { ms: out.ms, data: out };
@@ -465,6 +465,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   const variants: Variant<any>[] = [
     inproc('serial', 1, 'in-process, 1 thread: read+chunk+map+reduce'),
     inproc('map', 1, 'map function only, 1 thread'),
+    inproc('map', 1, 'map function only, 1 thread, JavaScript scanner (A/B: TALLY_SCANNER=js)', 'count', 'js'),
     inproc('map', 2, 'map function only, 2 threads'),
     // What n-grams cost beyond words, both as a job with 2 reduce partitions maps them.
     inproc('map', 1, 'map function only, 1 thread, as a job with 2 reduce partitions (word shares)', 'shares'),
@@ -475,7 +476,8 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     tallyCount('tally.w2', 'tally count, embedded, --workers 2', ['--workers', '2'], sameTotal),
     tallyCount('tally.w2.ship', 'tally count --no-workers-read-files, embedded, --workers 2 (every chunk through NATS, as with --server)', ['--workers', '2', '--no-workers-read-files'], sameTotal),
     tallyCount('tally.w2.coordinatorReduce', 'tally count, embedded, --workers 2, every word folded by the coordinator (A/B: the reduce before reducers ran on the workers)', ['--workers', '2'], sameTotal, { TALLY_REDUCE_ON_COORDINATOR: '1' }),
-    tallyCount('tally.w2.chunk4M', 'tally count --chunk-size 4M, embedded, --workers 2 (what-if: 4x fewer tasks)', ['--workers', '2', '--chunk-size', '4M'], sameTotal),
+    tallyCount('tally.w2.chunk1M', 'tally count --chunk-size 1M, embedded, --workers 2 (A/B: the default before it grew with the input)', ['--workers', '2', '--chunk-size', '1M'], sameTotal),
+    tallyCount('tally.w2.js', 'tally count, embedded, --workers 2, JavaScript scanner (A/B: TALLY_SCANNER=js)', ['--workers', '2'], sameTotal, { TALLY_SCANNER: 'js' }),
     {
       id: `${prefix}.wc`,
       label: `${name}: LC_ALL=C wc -w`,
@@ -502,7 +504,7 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   if (english) {
     // The same job with wc's tokenizer: its totals must equal wc's (checked once wc has run).
     variants.splice(
-      variants.findIndex((v) => v.id.endsWith('.chunk4M')) + 1,
+      variants.findIndex((v) => v.id.endsWith('.tally.w2.js')) + 1,
       0,
       tallyCount('tally.whitespace', `tally count --tokenizer whitespace, embedded, --workers ${WORKERS_DEFAULT} (same totals as wc -w)`, ['--tokenizer', 'whitespace', '--workers', String(WORKERS_DEFAULT)], () => undefined),
     );
@@ -1184,6 +1186,10 @@ function evaluate(): void {
   ratio('shipVsInprocAt2', `${e}.tally.w2.ship`, `${e}.inproc.pipe2`);
   ratio('workersReadFilesVsShip', `${e}.tally.w2`, `${e}.tally.w2.ship`);
   ratio('reducersVsCoordinatorReduce', `${e}.tally.w2`, `${e}.tally.w2.coordinatorReduce`);
+  ratio('wasmVsJsMap1', `${e}.inproc.map1`, `${e}.inproc.map1.js`);
+  ratio('wasmVsJsE2e', `${e}.tally.w2`, `${e}.tally.w2.js`);
+  ratio('defaultChunkVs1M', `${e}.tally.w2`, `${e}.tally.w2.chunk1M`);
+  ratio('multilingualWasmVsJsMap1', 'count.multilingual.inproc.map1', 'count.multilingual.inproc.map1.js');
   ratio('multilingualReducersVsCoordinatorReduce', 'count.multilingual.tally.w2', 'count.multilingual.tally.w2.coordinatorReduce');
   ratio('multilingualE2eVsPython', 'count.multilingual.tally.w2', 'count.multilingual.python');
   ratio('factorialTallyVsPython', 'factorial.python', 'factorial.tally');
@@ -1206,6 +1212,8 @@ function evaluate(): void {
   target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
   target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
   target('map1', 'map throughput, 1 process (unicode, English)', '>=', 150, 'MB/s', map1, 'countKind.map over the 1 MiB chunks, one thread, no NATS');
+  target('map1VsWc', 'map throughput, 1 process, vs LC_ALL=C wc -w (English)', '>=', 1.0, 'x', ratio('map1VsWc', `${e}.inproc.map1`, `${e}.wc`), 'MB/s of countKind.map in one thread (unicode tokenizer) / MB/s of wc -w');
+  target('multilingualMap1', 'map throughput, 1 process (unicode, multilingual)', '>=', 100, 'MB/s', get('count.multilingual.inproc.map1')?.value ?? null, 'countKind.map over the 1 MiB chunks of the multilingual corpus, one thread, no NATS');
   target('workers2vs1', '2 workers vs 1 (tally count e2e)', '>=', 1.7, 'x', scale, 'MB/s with --workers 2 / MB/s with --workers 1');
   target('natsVsInproc', 'NATS path vs in-process at equal parallelism (2)', '<=', 25, '% slower', nats2 === null ? null : (1 - nats2) * 100, '1 - (tally count --workers 2 MB/s) / (in-process pipeline with 2 map threads MB/s)');
   target('tinyTasks', 'tiny tasks (sum, 2 workers)', '>=', 10_000, 'tasks/s', tiny, `tasks / wall time of tally sum 1 ${SIZES.tinyTo} --tasks ${SIZES.tinyTasks}, incl. start-up`);

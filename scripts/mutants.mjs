@@ -47,6 +47,27 @@ const MUTANTS = [
     tests: ['words', 'chunker', 'ranges'],
   },
   {
+    id: 'wasm-apostrophe',
+    what: "the WebAssembly scanner no longer joins runs across a single apostrophe (don't → don, t)",
+    file: 'wasm/word-scanner.ts',
+    edits: [['        if (cls2 == WORD) {', '        if (cls2 == WORD && false) {']],
+    tests: ['words', 'wasm-scanner'],
+  },
+  {
+    id: 'wasm-fold',
+    what: 'the WebAssembly scanner stores words unfolded while it compares them folded (The and the stay apart in its table)',
+    file: 'wasm/word-scanner.ts',
+    edits: [['store<u8>(out + k, load<u8>(FOLD + load<u8>(src + k)));', 'store<u8>(out + k, load<u8>(src + k));']],
+    tests: ['words', 'wasm-scanner'],
+  },
+  {
+    id: 'default-chunk-fixed',
+    what: "a count's default chunk size stays 1 MiB however big the input",
+    file: 'coordinator/kinds/count.ts',
+    edits: [['return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share));', 'return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share)) && DEFAULT_CHUNK_SIZE;']],
+    tests: ['count-read-files.e2e'],
+  },
+  {
     id: 'safe-cut',
     what: 'a cut between two letters counts as safe (chunks split words)',
     file: 'shared/text/cuts.ts',
@@ -344,7 +365,9 @@ try {
     }
     writeFileSync(path, mutated);
     const t0 = Date.now();
-    const build = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir, 300_000);
+    let build = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir, 300_000);
+    // The WebAssembly scanner too: the tests compare it with the JavaScript one.
+    if (build.status === 0) build = run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', 'wasm/asconfig.json'], dir, 300_000);
     let outcome;
     if (build.status !== 0) {
       outcome = 'caught by the compiler';

@@ -5,6 +5,7 @@
  * a message that says what to do.
  */
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, runTally, startTestServer, startWorkers, tempDir, type TestServer, type WorkerFleet } from './helpers/tally.js';
@@ -47,6 +48,22 @@ test.serial('workers that read the files count exactly what a simple counter cou
   t.is(result.totalWords, reference.totalWords);
   t.deepEqual(result.counts, reference.counts);
   t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
+});
+
+test.serial('without --chunk-size, a count over 32 MiB gets tasks of a 32nd of its input (whole MiB); totals equal wc -w', async (t) => {
+  // 40 MiB of lines: a 32nd is 1.25 MiB, so 2 MiB tasks: 20 of them (1 MiB would make 40).
+  const big = join(corpus.path, 'big', 'forty.txt');
+  mkdirSync(join(corpus.path, 'big'), { recursive: true });
+  const line = Buffer.from('tally counts every word of forty mebibytes\n');
+  const size = 40 * 1024 * 1024;
+  const text = Buffer.alloc(size);
+  for (let at = 0; at < size; at += line.length) line.copy(text, at);
+  writeFileSync(big, text);
+  const run = await runTally(['count', big, '--server', server.url, '--workers-read-files', '--format', 'json']);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout);
+  t.is(result.tasks, size / (2 * 1024 * 1024));
+  t.is(result.totalWords, Number(execFileSync('wc', ['-w', big], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split(/\s+/)[0]));
 });
 
 test.serial('stdin is carried in the tasks even when workers read files', async (t) => {

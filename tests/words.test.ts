@@ -5,12 +5,14 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
+import assert from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countBytes, countKind } from '../shared/kinds/count.js';
 import { ChunkWords, compareCodePoints } from '../shared/text/words.js';
+import { useScanner } from '../shared/text/wasm-scanner.js';
 import { TaskRejectedError } from '../shared/errors.js';
 import { compareCodePoints as referenceOrder, referenceCount, type ReferenceCount, type ReferenceSettings } from './helpers/reference-counter.js';
 
@@ -19,9 +21,22 @@ type Counted = ReferenceCount;
 const byCodePoints = referenceOrder;
 const reference = (bytes: Uint8Array, s: Settings): Counted => referenceCount(bytes, s);
 
+/**
+ * Counts with each scanner (shared/text/wasm-scanner.ts: WebAssembly and JavaScript), which
+ * must agree exactly; so every test here holds for both.
+ */
 function counted(bytes: Uint8Array, s: Settings, chunkSize = 1 << 20): Counted {
-  const r = countBytes(bytes, { ...s, chunkSize });
-  return { totalWords: r.totalWords, overlongWords: r.overlongWords, counts: r.counts };
+  const [wasm, js] = (['wasm', 'js'] as const).map((scanner) => {
+    useScanner(scanner);
+    try {
+      const r = countBytes(bytes, { ...s, chunkSize });
+      return { totalWords: r.totalWords, overlongWords: r.overlongWords, counts: r.counts };
+    } finally {
+      useScanner(undefined);
+    }
+  });
+  assert.deepStrictEqual(wasm, js, `the WebAssembly and JavaScript scanners disagree on ${Buffer.from(bytes).toString('hex').slice(0, 200)}`);
+  return wasm!;
 }
 
 function wc(bytes: Uint8Array): number {

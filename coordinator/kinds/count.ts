@@ -17,6 +17,23 @@ import type { Json } from '../../shared/json.js';
 import { commandLogger, formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+/** The largest chunk size a count picks by itself (an explicit --chunk-size may go to 16 MiB). */
+export const MAX_DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+/** A count's default chunks grow past 1 MiB only for inputs that still make this many tasks. */
+const DEFAULT_MIN_TASKS = 32;
+
+/**
+ * A count's default --chunk-size: 1 MiB, and for inputs over 32 MiB, a 32nd of them (whole MiB)
+ * up to 8 MiB. Each task's table of distinct words is encoded, sent and folded whole, and it
+ * grows slower than the task's bytes (English: ~9,000 words in 1 MiB, ~3x that in 8 MiB): on
+ * 200 MB of English, 8 MiB tasks took 0.6x the CPU of 1 MiB ones (docs/BENCHMARKS.md), while 32
+ * tasks still keep a fleet busy and a straggler's backup copy small.
+ */
+export function defaultChunkSize(inputs: readonly { size: number | null }[]): number {
+  const bytes = inputs.reduce((sum, input) => sum + (input.size ?? 0), 0);
+  const share = Math.ceil(bytes / DEFAULT_MIN_TASKS / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE;
+  return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share));
+}
 export const MIN_CHUNK_SIZE = 16;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
@@ -56,7 +73,7 @@ export function withTextOptions(command: Command, rows: string): Command {
     .option('--top <n>', `${rows} to show, 0 = all`, (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
-    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
+    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; a count of more than 32 MiB: a 32nd of it, up to 8 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, MAX_TASK_BYTES),
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
@@ -102,7 +119,7 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     tokenizer: options.tokenizer,
     caseSensitive: options.caseSensitive === true,
     maxWordBytes: options.maxWordBytes,
-    chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    chunkSize: options.chunkSize ?? (kind === 'count' ? defaultChunkSize(selection.files) : DEFAULT_CHUNK_SIZE),
     workersReadFiles: options.workersReadFiles ?? embedded,
     workersFetchUrls: options.workersFetchUrls ?? embedded,
     reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),

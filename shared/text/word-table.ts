@@ -113,6 +113,20 @@ export class WordTable {
     if (++this.size * 4 > this.mask * 3) this.grow();
   }
 
+  /**
+   * Takes over a table filled elsewhere in this class's layout (the WebAssembly scanner's:
+   * shared/text/wasm-scanner.ts), in place of this one's words; it must hold no wide counts.
+   */
+  protected adopt(table: { slots: Int32Array; arena: Uint8Array; arenaUsed: number; size: number }): void {
+    this.slots = table.slots;
+    this.mask = table.slots.length / 4 - 1;
+    this.arena = table.arena;
+    this.arenaUsed = table.arenaUsed;
+    this.arenaBuffer = undefined;
+    this.size = table.size;
+    this.wide = [];
+  }
+
   /** Compares the first `m` folded bytes of src at `start` with the arena at `at`. */
   private sameBytes(src: Uint8Array, start: number, m: number, at: number): boolean {
     const { arena, fold } = this;

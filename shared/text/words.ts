@@ -36,7 +36,8 @@ import {
   SEP,
 } from './char-classes.js';
 import type { Tokenizer } from './chunker.js';
-import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal } from './word-table.js';
+import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal, type WordColumns } from './word-table.js';
+import { WASM_TABLE_BYTE_LIMIT, WasmScanner, scannerChoice } from './wasm-scanner.js';
 import { SHARE_HEADER, partitionOf, partitionOfHash } from './word-lines.js';
 import { TopK, type ListedTop } from './forming-top.js';
 
@@ -117,6 +118,11 @@ for (let b = 0; b < 256; b++) {
  */
 export class ChunkWords extends WordTable implements TokenSink {
   private readonly caseSensitive: boolean;
+  private readonly capacity: number;
+  /** The WebAssembly scanner holding this table's words until they are read ({@link settle}). */
+  private wasm: WasmScanner | undefined;
+  /** Set once the words live here: later chunks are scanned in JavaScript. */
+  private settled = false;
 
   /**
    * @param caseSensitive false folds case
@@ -128,6 +134,49 @@ export class ChunkWords extends WordTable implements TokenSink {
     while (capacity < 1 << 15 && capacity * 24 < bodyBytes) capacity *= 2;
     super(caseSensitive ? IDENTITY : LOWER_ASCII, capacity);
     this.caseSensitive = caseSensitive;
+    this.capacity = capacity;
+  }
+
+  /**
+   * Scans a chunk (unicode tokenizer) with the WebAssembly scanner when this table is, or can
+   * still be, held there; null when the JavaScript scanner must run instead.
+   */
+  scanWasm(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges): TokenCount | null {
+    if (!this.wasm) {
+      if (this.settled || this.size !== 0 || scannerChoice() !== 'wasm') return null;
+      this.wasm = WasmScanner.acquire(this.capacity, this.caseSensitive);
+      if (!this.wasm) return null;
+    }
+    if (this.wasm.scanned + body.length > WASM_TABLE_BYTE_LIMIT) {
+      this.settle();
+      return null;
+    }
+    const counted = this.wasm.scan(body, from, edges, settings.maxWordBytes);
+    this.size = this.wasm.size;
+    return counted;
+  }
+
+  /** Brings the words home from the WebAssembly scanner before they are read. */
+  private settle(): void {
+    this.settled = true;
+    if (!this.wasm) return;
+    this.adopt(this.wasm.release());
+    this.wasm = undefined;
+  }
+
+  override columns(): WordColumns {
+    this.settle();
+    return super.columns();
+  }
+
+  override topEntries(n: number): [string, number][] {
+    this.settle();
+    return super.topEntries(n);
+  }
+
+  override entries(): [string, number][] {
+    this.settle();
+    return super.entries();
   }
 
   /** A word count keeps no overlong word: its totals say how many there were. */
@@ -140,6 +189,7 @@ export class ChunkWords extends WordTable implements TokenSink {
 
   /** Calls `fn` for each distinct word with its count (a word may be reported more than once). */
   forEach(fn: (word: string, count: number) => void): void {
+    this.settle();
     this.eachSlot((slot) => fn(this.folded(slot), this.countOf(slot)));
   }
 
@@ -149,6 +199,7 @@ export class ChunkWords extends WordTable implements TokenSink {
    * A word can still appear on two lines (e.g. "k" and a folded KELVIN SIGN): readers sum.
    */
   encodeLines(): { bytes: Uint8Array; lines: number } {
+    this.settle();
     const others = new Map<string, number>();
     let size = 0;
     let lines = 0;
@@ -202,6 +253,7 @@ export class ChunkWords extends WordTable implements TokenSink {
    * found in the same pass.
    */
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
+    this.settle();
     const others = new Map<string, number>();
     const top = new TopK<number | string>(listed);
     const arena = this.arena;
@@ -342,9 +394,8 @@ export function countChunk(body: Uint8Array, settings: CountSettings, edges: Chu
  */
 export function tokenizeChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges, sink: TokenSink): TokenCount {
   const from = textStart(body, edges);
-  return settings.tokenizer === 'whitespace'
-    ? scanWhitespace(body, from, settings, edges, sink)
-    : scanUnicode(body, from, settings, edges, sink);
+  if (settings.tokenizer === 'whitespace') return scanWhitespace(body, from, settings, edges, sink);
+  return (sink instanceof ChunkWords && sink.scanWasm(body, from, settings, edges)) || scanUnicode(body, from, settings, edges, sink);
 }
 
 function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: TokenSink): TokenCount {

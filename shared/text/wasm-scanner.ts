@@ -1,0 +1,159 @@
+/**
+ * The WebAssembly word scanner (wasm/word-scanner.ts, compiled by `npm run build` into
+ * dist/wasm/word-scanner.wasm): loading it, feeding it chunks, and handing its table back to
+ * JavaScript.
+ *
+ * It runs the unicode tokenizer's scan and the word table's inserts, the two halves of a count's
+ * map, in WebAssembly (~2x the JavaScript scanner on English: docs/BENCHMARKS.md). It fills the
+ * very table the JavaScript scanner fills (same hash, slots, probe order and growth), so what a
+ * map writes is byte for byte the same whichever ran; tests/wasm-scanner.test.ts checks it, and
+ * the tokenizer's property tests run on both.
+ *
+ * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
+ * {@link useScanner} in tests and benchmarks.
+ */
+import { readFileSync } from 'node:fs';
+import { ASCII_CLASS, CLASS_TABLE, fillClass } from './char-classes.js';
+import { setting } from '../settings.js';
+import { UsageError } from '../errors.js';
+
+const WASM_PATH = new URL('../../wasm/word-scanner.wasm', import.meta.url);
+/** scan's answer when the chunk is done; any other answer is where to start again. */
+const DONE = -1;
+/**
+ * A table leaves WebAssembly before it has scanned 2^30 bytes: its int32 counts then stay below
+ * 2^30, where the JavaScript table would move them to wide counts (which the port leaves out).
+ */
+export const WASM_TABLE_BYTE_LIMIT = 2 ** 30;
+
+interface ScannerExports {
+  memory: WebAssembly.Memory;
+  tablesAt(): number;
+  bodyBuffer(n: number): number;
+  reset(capacity: number, caseSensitive: number): void;
+  chunk(continuesWord: number, wordCounted: number, endsInsideWord: number, maxWordBytes: number): void;
+  scan(from: number, n: number): number;
+  totalWords(): number;
+  overlongWords(): number;
+  needed(): number;
+  slots(): number;
+  capacity(): number;
+  words(): number;
+  arena(): number;
+  arenaBytes(): number;
+}
+
+/** A scanner's table, copied out of WebAssembly memory into the layout WordTable uses. */
+export interface ScannedTable {
+  slots: Int32Array;
+  arena: Uint8Array;
+  arenaUsed: number;
+  size: number;
+}
+
+/** The edge flags of one chunk (see countChunk in words.ts). */
+export interface ScanEdges {
+  continuesWord: boolean;
+  wordCounted: boolean;
+  endsInsideWord: boolean;
+}
+
+export type ScannerChoice = 'wasm' | 'js';
+
+let compiled: WebAssembly.Module | null | undefined;
+let forced: ScannerChoice | undefined;
+const idle: WasmScanner[] = [];
+
+function loadModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(WASM_PATH);
+  } catch {
+    return (compiled = null);
+  }
+  return (compiled = new WebAssembly.Module(bytes));
+}
+
+/**
+ * The scanner counts use: TALLY_SCANNER, unless {@link useScanner} chose. `wasm` when asked for
+ * but not built is a UsageError saying how to build it.
+ */
+export function scannerChoice(): ScannerChoice {
+  const wanted = forced ?? setting('TALLY_SCANNER');
+  if (wanted === 'js') return 'js';
+  if (loadModule()) return 'wasm';
+  if (wanted === 'wasm') throw new UsageError(`TALLY_SCANNER=wasm: the WebAssembly scanner is not built (${WASM_PATH.pathname}); run npm run build`);
+  return 'js';
+}
+
+/** Chooses the scanner for this process (tests, benchmarks); undefined goes back to TALLY_SCANNER. */
+export function useScanner(choice: ScannerChoice | undefined): void {
+  forced = choice;
+}
+
+/**
+ * One WebAssembly instance holding one table at a time. Instances are reused: {@link release}
+ * puts one back once its table has been copied out.
+ */
+export class WasmScanner {
+  private readonly exports: ScannerExports;
+  /** Bytes scanned into the current table (see {@link WASM_TABLE_BYTE_LIMIT}). */
+  scanned = 0;
+
+  private constructor(module: WebAssembly.Module) {
+    this.exports = new WebAssembly.Instance(module, {}).exports as unknown as ScannerExports;
+    const at = this.exports.tablesAt();
+    const memory = new Uint8Array(this.exports.memory.buffer);
+    memory.set(CLASS_TABLE, at);
+    memory.set(ASCII_CLASS, at + CLASS_TABLE.length + 256);
+  }
+
+  /** An idle instance with an empty table of `capacity` slots, or undefined when not built. */
+  static acquire(capacity: number, caseSensitive: boolean): WasmScanner | undefined {
+    const module = loadModule();
+    if (!module) return undefined;
+    const scanner = idle.pop() ?? new WasmScanner(module);
+    scanner.exports.reset(capacity, caseSensitive ? 1 : 0);
+    scanner.scanned = 0;
+    return scanner;
+  }
+
+  /** Scans body[from, end) into the table; returns the chunk's totals. */
+  scan(body: Uint8Array, from: number, edges: ScanEdges, maxWordBytes: number): { totalWords: number; overlongWords: number } {
+    const x = this.exports;
+    const n = body.length;
+    const at = x.bodyBuffer(n);
+    new Uint8Array(x.memory.buffer, at, n).set(body);
+    x.chunk(edges.continuesWord ? 1 : 0, edges.wordCounted ? 1 : 0, edges.endsInsideWord ? 1 : 0, maxWordBytes);
+    let next = x.scan(from, n);
+    while (next !== DONE) {
+      // A code point met for the first time in this instance: its class, from the shared cache.
+      const cp = x.needed();
+      const cls = CLASS_TABLE[cp] || fillClass(cp);
+      new Uint8Array(x.memory.buffer)[x.tablesAt() + cp] = cls;
+      next = x.scan(next, n);
+    }
+    this.scanned += n;
+    return { totalWords: x.totalWords(), overlongWords: x.overlongWords() };
+  }
+
+  /** Distinct words so far. */
+  get size(): number {
+    return this.exports.words();
+  }
+
+  /** Copies the table out and puts the instance back for the next table. */
+  release(): ScannedTable {
+    const x = this.exports;
+    const buffer = x.memory.buffer;
+    const slots = new Int32Array(buffer, x.slots(), x.capacity() * 4).slice();
+    const arenaUsed = x.arenaBytes();
+    // Room to grow as the JavaScript table would have it (it appends if more words come).
+    const arena = new Uint8Array(Math.max(arenaUsed, x.capacity() * 4));
+    arena.set(new Uint8Array(buffer, x.arena(), arenaUsed));
+    const table = { slots, arena, arenaUsed, size: x.words() };
+    idle.push(this);
+    return table;
+  }
+}

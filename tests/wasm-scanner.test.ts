@@ -1,0 +1,134 @@
+/**
+ * The WebAssembly scanner (wasm/word-scanner.ts) against the JavaScript one: built and chosen by
+ * default, byte-identical partials on real English and multilingual text and on generated text,
+ * chunk by chunk, and the same `tally count` output end to end. (tests/words.test.ts runs every
+ * tokenizer test on both and against the reference counter.)
+ */
+import test from 'ava';
+import fc from 'fast-check';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChunkWords, countChunk, type ChunkEdges, type CountSettings } from '../shared/text/words.js';
+import { scannerChoice, useScanner, type ScannerChoice } from '../shared/text/wasm-scanner.js';
+import { arbitraryText } from './helpers/texts.js';
+import { referenceCount } from './helpers/reference-counter.js';
+import { REPO_ROOT, cleanEnv, runTally, tempDir } from './helpers/tally.js';
+
+/** Every localized TypeScript diagnostic message (15 languages, ~4 MB), as the bench's multilingual seed. */
+function multilingual(): Buffer {
+  const lib = join(REPO_ROOT, 'node_modules', 'typescript', 'lib');
+  const parts: string[] = [];
+  for (const locale of readdirSync(lib).sort()) {
+    try {
+      parts.push(...Object.values(JSON.parse(readFileSync(join(lib, locale, 'diagnosticMessages.generated.json'), 'utf8')) as Record<string, string>));
+    } catch {
+      // not a locale folder
+    }
+  }
+  return Buffer.from(parts.join('\n'), 'utf8');
+}
+
+/** The project's own English prose: the README and docs/ (~0.5 MB). */
+function english(): Buffer {
+  const docs = join(REPO_ROOT, 'docs');
+  const files = [join(REPO_ROOT, 'README.md'), ...readdirSync(docs).filter((name) => name.endsWith('.md')).sort().map((name) => join(docs, name))];
+  return Buffer.concat(files.map((file) => readFileSync(file)));
+}
+
+/** One table filled chunk by chunk with the given scanner: its partial lines and shares, byte for byte. */
+function partials(choice: ScannerChoice, bytes: Uint8Array, chunkBytes: number, settings: CountSettings, edges: (index: number) => ChunkEdges) {
+  useScanner(choice);
+  try {
+    const words = new ChunkWords(settings.caseSensitive, bytes.length);
+    let totals = [0, 0];
+    for (let at = 0, index = 0; at < bytes.length; at += chunkBytes, index++) {
+      const counted = countChunk(bytes.subarray(at, at + chunkBytes), settings, edges(index), words);
+      totals = [totals[0]! + counted.totalWords, totals[1]! + counted.overlongWords];
+    }
+    const lines = Buffer.from(words.encodeLines().bytes);
+    const shares = words.encodeSharesListing(3, 10);
+    return { totals, lines, shares: shares.shares.map((s) => Buffer.from(s)), top: shares.top };
+  } finally {
+    useScanner(undefined);
+  }
+}
+
+const plainEdges = (): ChunkEdges => ({ fileStart: false, continuesWord: false, endsInsideWord: false, wordCounted: false });
+
+test('the WebAssembly scanner is built and chosen by default; TALLY_SCANNER=js chooses JavaScript', (t) => {
+  t.is(scannerChoice(), 'wasm');
+  useScanner('js');
+  t.is(scannerChoice(), 'js');
+  useScanner(undefined);
+});
+
+test('English and multilingual text, in chunks of several sizes, both case modes: byte-identical partials, shares and listings', (t) => {
+  for (const [name, text] of [['english', english()], ['multilingual', multilingual()]] as const) {
+    t.true(text.length > 30_000, `${name} corpus found`);
+    for (const caseSensitive of [false, true]) {
+      for (const chunkBytes of [4096, 1 << 20]) {
+        const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes: 40 };
+        const wasm = partials('wasm', text, chunkBytes, settings, plainEdges);
+        const js = partials('js', text, chunkBytes, settings, plainEdges);
+        const label = `${name}, ${chunkBytes}-byte chunks, ${caseSensitive ? 'case kept' : 'folded'}`;
+        t.deepEqual(wasm.totals, js.totals, label);
+        t.true(wasm.lines.equals(js.lines), `${label}: lines`);
+        t.deepEqual(wasm.shares, js.shares, `${label}: shares`);
+        t.deepEqual(wasm.top, js.top, `${label}: listing`);
+      }
+    }
+  }
+  // And the totals are the reference counter's (an independent regex tokenizer), for one of them.
+  const text = multilingual();
+  const settings: CountSettings = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1 << 20 };
+  t.is(partials('wasm', text, text.length, settings, plainEdges).totals[0], referenceCount(text, settings).totalWords);
+});
+
+test('property: generated text under random edge flags, into one table over several chunks: byte-identical', (t) => {
+  const flags = fc.record({ continuesWord: fc.boolean(), wordCounted: fc.boolean(), endsInsideWord: fc.boolean(), fileStart: fc.boolean() });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(arbitraryText, flags), { minLength: 1, maxLength: 4 }), fc.boolean(), fc.integer({ min: 1, max: 24 }), (chunks, caseSensitive, maxWordBytes) => {
+      const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes };
+      const bytes = Buffer.concat(chunks.map(([text]) => text));
+      // Each piece is one chunk, with its own flags.
+      const run = (choice: ScannerChoice) => {
+        useScanner(choice);
+        try {
+          const words = new ChunkWords(caseSensitive, bytes.length);
+          const totals = chunks.map(([text, edges]) => countChunk(text, settings, edges, words));
+          return { totals: totals.map((c) => [c.totalWords, c.overlongWords]), lines: Buffer.from(words.encodeLines().bytes) };
+        } finally {
+          useScanner(undefined);
+        }
+      };
+      const wasm = run('wasm');
+      const js = run('js');
+      t.deepEqual(wasm.totals, js.totals);
+      t.true(wasm.lines.equals(js.lines), bytes.toString('hex').slice(0, 200));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('tally count: the same output with TALLY_SCANNER=wasm and =js; a bad value is one line, exit 2', async (t) => {
+  const dir = tempDir();
+  try {
+    const file = join(dir.path, 'mixed.txt');
+    writeFileSync(file, Buffer.concat([english(), multilingual().subarray(0, 300_000)]));
+    const args = ['count', file, '--chunk-size', '64K', '--format', 'json'];
+    const [wasm, js] = await Promise.all([runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'wasm' }) }), runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'js' }) })]);
+    t.is(wasm.code, 0, wasm.stderr);
+    t.is(js.code, 0, js.stderr);
+    const strip = (out: string) => {
+      const { job: _job, ...rest } = JSON.parse(out) as Record<string, unknown>;
+      return rest;
+    };
+    t.deepEqual(strip(wasm.stdout), strip(js.stdout));
+    const bad = await runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'simd' }) });
+    t.is(bad.code, 2);
+    t.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    t.regex(bad.stderr, /TALLY_SCANNER: must be auto, wasm or js/);
+  } finally {
+    dir.remove();
+  }
+});
