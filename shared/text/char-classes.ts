@@ -62,6 +62,45 @@ export function classOf(cp: number): CharClass {
 }
 
 /**
+ * Whether toLowerCase changes a code point, filled lazily like {@link CLASS_TABLE}: 0 = not
+ * computed yet, 1 = it stays, 2 = it changes. toLowerCase of a word changes nothing when no
+ * code point of it changes alone: the one context rule it applies (final sigma) is about Σ,
+ * which changes anyway.
+ */
+const CASE_TABLE = new Uint8Array(0x110000);
+
+/** True when toLowerCase leaves the code point as it is (cached). */
+function keepsCase(cp: number): boolean {
+  let known = CASE_TABLE[cp];
+  if (known === 0) {
+    const text = String.fromCodePoint(cp);
+    known = CASE_TABLE[cp] = text.toLowerCase() === text ? 1 : 2;
+  }
+  return known === 1;
+}
+
+/**
+ * True when a stored word bytes[start, end) (ASCII letters folded already, unless case is kept)
+ * is written as it is: well-formed UTF-8 (a whitespace token need not be) whose code points
+ * toLowerCase leaves alone, or any well-formed UTF-8 when case is kept.
+ */
+export function writtenAsStored(bytes: Uint8Array, start: number, end: number, caseSensitive: boolean): boolean {
+  for (let i = start; i < end; ) {
+    if (bytes[i] < 0x80) {
+      i++;
+      continue;
+    }
+    const d = decodeAt(bytes, i, end);
+    const length = d & 7;
+    // Ill-formed (a real U+FFFD is 3 bytes long): the decoder's replacement is written instead.
+    if (length === 1) return false;
+    if (!caseSensitive && !keepsCase(d >>> 3)) return false;
+    i += length;
+  }
+  return true;
+}
+
+/**
  * Length of the well-formed sequence a lead byte announces: 1 for ASCII, 2–4 for valid leads,
  * 0 for bytes that can never start a well-formed sequence (continuations, C0, C1, F5–FF).
  */

@@ -127,6 +127,28 @@ export class WordTable {
     this.wide = [];
   }
 
+  /** The slot handle of the word with these bytes (compared folded), or -1 when it has none. */
+  protected find(bytes: Uint8Array): number {
+    const { slots, fold } = this;
+    const len = bytes.length;
+    let hash = FNV_OFFSET;
+    let tail = 0;
+    let ascii = true;
+    for (let k = 0; k < len; k++) {
+      const b = fold[bytes[k]];
+      hash = Math.imul(hash ^ b, FNV_PRIME);
+      tail = (tail << 8) | b;
+      if (b >= 0x80) ascii = false;
+    }
+    const tag = ascii ? len | ASCII_FLAG : len;
+    const wrap = (this.mask << 2) | 3;
+    for (let i = (mix(hash) & this.mask) << 2; ; i = (i + 4) & wrap) {
+      const s1 = slots[i];
+      if (s1 === 0) return -1;
+      if (slots[i + 2] === tail && slots[i + 1] === tag && (len <= 4 || this.sameBytes(bytes, 0, len - 4, s1 - 1))) return i;
+    }
+  }
+
   /** Compares the first `m` folded bytes of src at `start` with the arena at `at`. */
   private sameBytes(src: Uint8Array, start: number, m: number, at: number): boolean {
     const { arena, fold } = this;

@@ -23,6 +23,7 @@
  * are made once per distinct word when the table is written out.
  */
 import {
+  writtenAsStored,
   ASCII_CLASS as ASCII_TABLE,
   APOS as APOS_CLASS,
   CLASS_TABLE as CP_TABLE,
@@ -194,26 +195,57 @@ export class ChunkWords extends WordTable implements TokenSink {
   }
 
   /**
-   * The table as UTF-8 lines `word\tcount\n` (words never contain \t or \n). All-ASCII words
-   * are copied from the arena as they are; others are decoded, folded and merged first.
-   * A word can still appear on two lines (e.g. "k" and a folded KELVIN SIGN): readers sum.
+   * The lines a table writes: each distinct word once, with its count. A word whose stored
+   * bytes are what it writes (all ASCII, whose letters were folded while scanning; or UTF-8
+   * with case kept, or with no code point that toLowerCase changes: most words of most
+   * scripts) is written from the arena as it is. The rest are decoded (and folded), merged with
+   * each other, and with a stored word they come out as (KELVIN SIGN "Kelvin" and "kelvin"):
+   * those are `others`.
+   */
+  private lineWords(): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number> } {
+    const handles = this.slotHandles();
+    const asStored = new Uint8Array(handles.length);
+    const counts = new Float64Array(handles.length);
+    const others = new Map<string, number>();
+    const arena = this.arena;
+    for (let h = 0; h < handles.length; h++) {
+      const i = handles[h]!;
+      counts[h] = this.countOf(i);
+      const s = this.startOf(i);
+      if (this.isAscii(i) || writtenAsStored(arena, s, s + this.byteLength(i), this.caseSensitive)) {
+        asStored[h] = 1;
+      } else {
+        const w = this.folded(i);
+        others.set(w, (others.get(w) ?? 0) + counts[h]!);
+      }
+    }
+    for (const [w, n] of others) {
+      const slot = this.find(Buffer.from(w, 'utf8'));
+      if (slot < 0) continue;
+      // Handles are in slot order.
+      const h = lowerBound(handles, slot);
+      if (asStored[h] !== 1) continue;
+      counts[h] += n;
+      others.delete(w);
+    }
+    return { handles, asStored, counts, others };
+  }
+
+  /**
+   * The table as UTF-8 lines `word\tcount\n` (words never contain \t or \n), each word once
+   * (see {@link lineWords}).
    */
   encodeLines(): { bytes: Uint8Array; lines: number } {
     this.settle();
-    const others = new Map<string, number>();
+    const { handles, asStored, counts, others } = this.lineWords();
     let size = 0;
     let lines = 0;
-    const handles = this.slotHandles();
-    for (const i of handles) {
-      if (this.isAscii(i)) {
-        size += this.byteLength(i) + 2 + decimalDigits(this.countOf(i));
-        lines++;
-      } else {
-        const w = this.folded(i);
-        others.set(w, (others.get(w) ?? 0) + this.countOf(i));
-      }
+    for (let h = 0; h < handles.length; h++) {
+      if (asStored[h] !== 1) continue;
+      size += this.byteLength(handles[h]!) + 2 + decimalDigits(counts[h]!);
+      lines++;
     }
-    // Non-ASCII lines are encoded in one call rather than one per word.
+    // The other lines are encoded in one call rather than one per word.
     let tailText = '';
     for (const [w, n] of others) {
       tailText += `${w}\t${n}\n`;
@@ -224,13 +256,14 @@ export class ChunkWords extends WordTable implements TokenSink {
     const out = new Uint8Array(size);
     const arena = this.arena;
     let p = 0;
-    for (const i of handles) {
-      if (!this.isAscii(i)) continue;
+    for (let h = 0; h < handles.length; h++) {
+      if (asStored[h] !== 1) continue;
+      const i = handles[h]!;
       const s = this.startOf(i);
       const end = s + this.byteLength(i);
       for (let k = s; k < end; k++) out[p++] = arena[k];
       out[p++] = 0x09;
-      p = writeDecimal(out, p, this.countOf(i));
+      p = writeDecimal(out, p, counts[h]!);
       out[p++] = 0x0a;
     }
     out.set(tail, p);
@@ -254,42 +287,29 @@ export class ChunkWords extends WordTable implements TokenSink {
    */
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
     this.settle();
-    const others = new Map<string, number>();
+    const { handles, asStored, counts, others } = this.lineWords();
     const top = new TopK<number | string>(listed);
     const arena = this.arena;
-    const handles = this.slotHandles();
     const sizes = new Array<number>(partitions).fill(0);
     const lines = new Array<number>(partitions).fill(0);
-    const asciiOf = new Uint8Array(handles.length);
+    const partitionOfHandle = new Uint8Array(handles.length);
     for (let h = 0; h < handles.length; h++) {
+      if (asStored[h] !== 1) continue;
       const i = handles[h]!;
-      if (this.isAscii(i)) {
-        const s = this.startOf(i);
-        const p = partitionOf(arena, s, s + this.byteLength(i), partitions);
-        asciiOf[h] = p;
-        const count = this.countOf(i);
-        sizes[p] += this.byteLength(i) + 2 + decimalDigits(count);
-        lines[p]++;
-        if (listed > 0) top.offer(count, i);
-      } else {
-        const w = this.folded(i);
-        others.set(w, (others.get(w) ?? 0) + this.countOf(i));
-      }
+      const s = this.startOf(i);
+      const p = partitionOf(arena, s, s + this.byteLength(i), partitions);
+      partitionOfHandle[h] = p;
+      sizes[p] += this.byteLength(i) + 2 + decimalDigits(counts[h]!);
+      lines[p]++;
+      if (listed > 0) top.offer(counts[h]!, i);
     }
-    // Non-ASCII lines are encoded in one call per share rather than one per word.
+    // The other lines are encoded in one call per share rather than one per word.
     const tailTexts = new Array<string>(partitions).fill('');
-    // A non-ASCII spelling that folds to an ASCII word (KELVIN SIGN to "k") is a second line of
-    // that word, which the listing may leave out while it lists the first: its count widens
-    // every word's upper bound (`beyond`).
-    let foldedToAscii = 0;
     for (const [w, n] of others) {
       const p = partitionOfText(w, partitions);
       tailTexts[p] += `${w}\t${n}\n`;
       lines[p]++;
-      if (listed > 0) {
-        top.offer(n, w);
-        if (ASCII_ONLY.test(w)) foldedToAscii += n;
-      }
+      if (listed > 0) top.offer(n, w);
     }
     const shares: Uint8Array[] = [];
     const at: number[] = [];
@@ -304,25 +324,37 @@ export class ChunkWords extends WordTable implements TokenSink {
       tails.push(tail);
     }
     for (let h = 0; h < handles.length; h++) {
+      if (asStored[h] !== 1) continue;
       const i = handles[h]!;
-      if (!this.isAscii(i)) continue;
-      const out = shares[asciiOf[h]!]!;
-      let p = at[asciiOf[h]!]!;
+      const out = shares[partitionOfHandle[h]!]!;
+      let p = at[partitionOfHandle[h]!]!;
       const s = this.startOf(i);
       const end = s + this.byteLength(i);
       for (let k = s; k < end; k++) out[p++] = arena[k];
       out[p++] = 0x09;
-      p = writeDecimal(out, p, this.countOf(i));
+      p = writeDecimal(out, p, counts[h]!);
       out[p++] = 0x0a;
-      at[asciiOf[h]!] = p;
+      at[partitionOfHandle[h]!] = p;
     }
     for (let p = 0; p < partitions; p++) shares[p]!.set(tails[p]!, at[p]!);
     const rows = top.kept().map(([item, count]): [string, number] => [typeof item === 'number' ? this.text(item) : item, count]);
-    return { shares, top: { rows, unlisted: top.unlisted, beyond: foldedToAscii } };
+    // Each word is on one line, so the listing leaves out no second line of a listed word.
+    return { shares, top: { rows, unlisted: top.unlisted, beyond: 0 } };
   }
 }
 
-const ASCII_ONLY = /^[\x00-\x7f]*$/;
+/** The index of the first element of a sorted array that is at least `value`. */
+function lowerBound(sorted: Int32Array, value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 
 /** The partition of a word given as a string: {@link partitionOf} of its UTF-8 bytes, without encoding it. */
 export function partitionOfText(word: string, partitions: number): number {
