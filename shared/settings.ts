@@ -133,7 +133,7 @@ export const SETTINGS = {
   }),
   TALLY_SCANNER: spec<'auto' | 'wasm' | 'js'>({
     default: 'auto',
-    tunes: "Which scanner counts words with the unicode tokenizer: `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The two give identical tables.",
+    tunes: "Which scanner counts words with the unicode tokenizer: `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The two write the same partial lines.",
     fallback: () => 'auto',
     parse: (raw) => {
       if (raw === 'auto' || raw === 'wasm' || raw === 'js') return raw;

@@ -1,11 +1,14 @@
 // The "unicode" word scanner and a chunk's word table, in AssemblyScript compiled to WebAssembly
 // (`npm run build`, with the assemblyscript compiler from npm; nothing binary is committed).
 //
-// It is a port of scanUnicode (shared/text/words.ts) and WordTable.add (shared/text/word-table.ts)
-// and must stay byte for byte in step with them: same FNV-1a hash, same slot layout, same probe
-// order, same growth, so that a table filled here and handed to JavaScript is the very table the
-// JavaScript scanner would have filled (tests/wasm-scanner.test.ts compares them). The loader
-// and the rules for when it is used are in shared/text/wasm-scanner.ts.
+// The same words as scanUnicode (shared/text/words.ts), found faster: 64 bytes of ASCII text at
+// a time with SIMD masks (which bytes are letters or digits, which apostrophes join two runs;
+// each token then costs no branch per byte), anything else byte by byte as in words.ts. Words go
+// into a table of this module's own (a hash of 8 folded bytes at a time, not FNV-1a byte by
+// byte); `finish` then lays the words out as WordTable's slots (FNV-1a, its probe order), which
+// JavaScript takes over to write the partial. So the partial has the same lines as with the
+// JavaScript scanner, perhaps in another order (tests/wasm-scanner.test.ts compares them). The
+// loader and the rules for when it is used are in shared/text/wasm-scanner.ts.
 //
 // Memory: [class table, 0x110000 bytes][fold tables][body][slots][arena]…, bump-allocated from
 // the end; `reset` starts a new table. The class of a code point is filled in by JavaScript
@@ -20,6 +23,8 @@ const ASCII_FLAG: i32 = 0x40000000;
 const LENGTH_MASK: i32 = ASCII_FLAG - 1;
 const REPLACEMENT: i32 = 0xfffd;
 const DONE: i32 = -1;
+/** Bytes kept readable after a body: the space that ends it, and 8-byte reads of its last word. */
+const BODY_PAD: i32 = 72;
 
 const CLASS: usize = (__heap_base + 15) & ~(<usize>15);
 /** Folded byte of an ASCII word byte ([0-9A-Za-z]), 0 for every other byte. */
@@ -33,13 +38,22 @@ const HEAP: usize = FOLD + 256;
 let heapTop: usize = HEAP;
 let bodyAt: usize = 0;
 let bodyCap: i32 = 0;
+/** A word's folded bytes, zero-padded to whole 8-byte groups, while it is looked up. */
+let scratchAt: usize = 0;
+let scratchCap: i32 = 0;
 
+// This module's table: 16-byte slots [arena offset + 1 (0 = empty), length | ASCII_FLAG,
+// first 4 folded bytes, count]; words in the arena 8-byte aligned and zero-padded.
 let slotsAt: usize = 0;
 let mask: i32 = 0;
 let size: i32 = 0;
 let arenaAt: usize = 0;
 let arenaCap: i32 = 0;
 let arenaUsed: i32 = 0;
+let initialCapacity: i32 = 0;
+// The table as WordTable's slots, made by `finish`.
+let finishedAt: usize = 0;
+let finishedCapacity: i32 = 0;
 
 let total: i32 = 0;
 let overlong: i32 = 0;
@@ -48,6 +62,12 @@ let countFirst: bool = false;
 let endsInsideWord: bool = false;
 let maxWordBytes: i32 = 0;
 let neededCodePoint: i32 = 0;
+/** Where to scan again once the class of neededCodePoint is known. */
+let restartAt: i32 = 0;
+/** OR-ed into 8 bytes of an ASCII word to fold them (0 when case is kept). */
+let foldMask: u64 = 0;
+/** Scan byte by byte up to here (the last non-ASCII byte of a block, or a long word). */
+let scalarUntil: i32 = -1;
 
 function ensureMemory(end: usize): void {
   const have = (<usize>memory.size()) << 16;
@@ -69,11 +89,11 @@ export function tablesAt(): usize {
   return CLASS;
 }
 
-/** A buffer of at least `n` bytes for the next chunk's body; valid until the next call. */
+/** A buffer for the next chunk's body of `n` bytes (and BODY_PAD more), valid until the next call. */
 export function bodyBuffer(n: i32): usize {
-  if (n > bodyCap) {
-    bodyAt = alloc(n);
-    bodyCap = n;
+  if (n + BODY_PAD > bodyCap) {
+    bodyAt = alloc(n + BODY_PAD);
+    bodyCap = n + BODY_PAD;
   }
   return bodyAt;
 }
@@ -84,13 +104,17 @@ export function bodyBuffer(n: i32): usize {
  */
 export function reset(capacity: i32, caseSensitive: bool): void {
   heapTop = bodyCap > 0 ? (bodyAt + <usize>bodyCap + 15) & ~(<usize>15) : HEAP;
+  initialCapacity = capacity;
   mask = capacity - 1;
   size = 0;
   slotsAt = alloc(capacity << 4);
   memory.fill(slotsAt, 0, <usize>(capacity << 4));
-  arenaCap = capacity * 4;
+  arenaCap = capacity * 8;
   arenaAt = alloc(arenaCap);
   arenaUsed = 0;
+  scratchCap = 0;
+  finishedAt = 0;
+  foldMask = caseSensitive ? 0 : 0x2020202020202020;
   for (let b = 0; b < 256; b++) {
     const upper = b >= 0x41 && b <= 0x5a;
     store<u8>(FOLD + b, caseSensitive || !upper ? b : b + 0x20);
@@ -107,6 +131,10 @@ export function chunk(continuesWord: bool, wordCounted: bool, insideWord: bool, 
   maxWordBytes = maxBytes;
   total = 0;
   overlong = 0;
+  if (maxBytes + 16 > scratchCap) {
+    scratchCap = maxBytes + 16;
+    scratchAt = alloc(scratchCap);
+  }
 }
 
 export function totalWords(): i32 {
@@ -118,12 +146,6 @@ export function overlongWords(): i32 {
 export function needed(): i32 {
   return neededCodePoint;
 }
-export function slots(): usize {
-  return slotsAt;
-}
-export function capacity(): i32 {
-  return mask + 1;
-}
 export function words(): i32 {
   return size;
 }
@@ -134,11 +156,162 @@ export function arenaBytes(): i32 {
   return arenaUsed;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+// @ts-ignore: decorator
+@inline
+function padded(len: i32): i32 {
+  return (len + 7) & ~7;
+}
+
+/** A hash of a word's zero-padded folded bytes at p, 8 bytes a step. */
+// @ts-ignore: decorator
+@inline
+function hashPadded(p: usize, len: i32): i32 {
+  let h: u64 = <u64>len * 0x9e3779b97f4a7c15;
+  const end = p + <usize>padded(len);
+  for (let q = p; q < end; q += 8) {
+    h = (h ^ load<u64>(q)) * 0xbf58476d1ce4e5b9;
+    h ^= h >> 31;
+  }
+  return <i32>(h >> 32);
+}
+
+/** Copies the folded word at src into the scratch buffer, zero-padded to whole 8-byte groups. */
+// @ts-ignore: decorator
+@inline
+function foldIntoScratch(src: usize, len: i32, ascii: bool): void {
+  const groups = padded(len);
+  if (ascii) {
+    // [0-9A-Za-z'] only: OR 0x20 folds letters as LOWER_ASCII does; digits and ' have the bit.
+    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, load<u64>(src + <usize>k) | foldMask);
+  } else {
+    for (let k = 0; k < len; k++) store<u8>(scratchAt + <usize>k, load<u8>(FOLD + load<u8>(src + <usize>k)));
+  }
+  const rest = len & 7;
+  if (rest != 0) {
+    const at = scratchAt + <usize>(len & ~7);
+    store<u64>(at, load<u64>(at) & ((<u64>1 << (<u64>rest << 3)) - 1));
+  }
+}
+
+function sameScratch(at: usize, len: i32): bool {
+  const groups = padded(len);
+  for (let k = 0; k < groups; k += 8) {
+    if (load<u64>(scratchAt + <usize>k) != load<u64>(at + <usize>k)) return false;
+  }
+  return true;
+}
+
+/** Adds one to the count of the word at src (counts stay below 2^30: see WASM_TABLE_BYTE_LIMIT). */
+function addWord(src: usize, len: i32, ascii: bool): void {
+  foldIntoScratch(src, len, ascii);
+  const h = hashPadded(scratchAt, len);
+  const key = load<i32>(scratchAt);
+  const tag = ascii ? len | ASCII_FLAG : len;
+  let i = h & mask;
+  for (;;) {
+    const slot = slotsAt + (<usize>i << 4);
+    const s1 = load<i32>(slot);
+    if (s1 == 0) break;
+    if (load<i32>(slot, 8) == key && load<i32>(slot, 4) == tag && (len <= 4 || sameScratch(arenaAt + <usize>(s1 - 1), len))) {
+      store<i32>(slot, load<i32>(slot, 12) + 1, 12);
+      return;
+    }
+    i = (i + 1) & mask;
+  }
+  const slot = slotsAt + (<usize>i << 4);
+  store<i32>(slot, insert(len) + 1);
+  store<i32>(slot, tag, 4);
+  store<i32>(slot, key, 8);
+  store<i32>(slot, 1, 12);
+  if (++size * 4 > mask * 3) grow();
+}
+
+/** Appends the scratch word, padding included, to the arena; returns its offset. */
+function insert(len: i32): i32 {
+  const at = arenaUsed;
+  const bytes = padded(len);
+  if (at + bytes > arenaCap) {
+    const cap = max(arenaCap * 2, at + bytes);
+    const moved = alloc(cap);
+    memory.copy(moved, arenaAt, <usize>at);
+    arenaAt = moved;
+    arenaCap = cap;
+  }
+  memory.copy(arenaAt + <usize>at, scratchAt, <usize>bytes);
+  arenaUsed = at + bytes;
+  return at;
+}
+
+function grow(): void {
+  const old = slotsAt;
+  const oldCapacity = mask + 1;
+  const cap = oldCapacity * 2;
+  mask = cap - 1;
+  slotsAt = alloc(cap << 4);
+  memory.fill(slotsAt, 0, <usize>(cap << 4));
+  for (let j = 0; j < oldCapacity; j++) {
+    const from = old + (<usize>j << 4);
+    const s1 = load<i32>(from);
+    if (s1 == 0) continue;
+    let i = hashPadded(arenaAt + <usize>(s1 - 1), load<i32>(from, 4) & LENGTH_MASK) & mask;
+    while (load<i32>(slotsAt + (<usize>i << 4)) != 0) i = (i + 1) & mask;
+    memory.copy(slotsAt + (<usize>i << 4), from, 16);
+  }
+}
+
+// @ts-ignore: decorator
 @inline
 function mix(hash: i32): i32 {
   const h = (hash ^ (hash >>> 16)) * 0x45d9f3b;
   return h ^ (h >>> 16);
 }
+
+/**
+ * Lays the table out as WordTable's slots (shared/text/word-table.ts): [offset + 1, tag, last 4
+ * folded bytes big-endian, count], placed by FNV-1a of the folded bytes and its probe, in as many
+ * slots as WordTable would use. The arena is shared. Returns where the slots are.
+ */
+export function finish(): usize {
+  let cap = initialCapacity;
+  while (size * 4 > (cap - 1) * 3) cap *= 2;
+  finishedCapacity = cap;
+  finishedAt = alloc(cap << 4);
+  memory.fill(finishedAt, 0, <usize>(cap << 4));
+  const wrap = (cap - 1) << 2;
+  for (let j = 0; j <= mask; j++) {
+    const from = slotsAt + (<usize>j << 4);
+    const s1 = load<i32>(from);
+    if (s1 == 0) continue;
+    const tag = load<i32>(from, 4);
+    const start = arenaAt + <usize>(s1 - 1);
+    const end = start + <usize>(tag & LENGTH_MASK);
+    let h = FNV_OFFSET;
+    let tail = 0;
+    for (let k = start; k < end; k++) {
+      const b = <i32>load<u8>(k);
+      h = (h ^ b) * FNV_PRIME;
+      tail = (tail << 8) | b;
+    }
+    let i = (mix(h) & (cap - 1)) << 2;
+    while (load<i32>(finishedAt + (<usize>i << 2)) != 0) i = (i + 4) & (wrap | 3);
+    const to = finishedAt + (<usize>i << 2);
+    store<i32>(to, s1);
+    store<i32>(to, tag, 4);
+    store<i32>(to, tail, 8);
+    store<i32>(to, load<i32>(from, 12), 12);
+  }
+  return finishedAt;
+}
+
+export function capacity(): i32 {
+  return finishedCapacity;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scanner.
 
 /** (codePoint << 3) | byteLength of the sequence at p, as decodeAt in char-classes.ts. */
 function decodeAt(p: usize, end: usize): i32 {
@@ -173,96 +346,102 @@ function decodeAt(p: usize, end: usize): i32 {
   return (REPLACEMENT << 3) | 1;
 }
 
-function sameBytes(src: usize, m: i32, at: usize): bool {
-  for (let k = 0; k < m; k++) {
-    const a = load<u8>(at + k);
-    const b = load<u8>(src + k);
-    if (a != b && a != load<u8>(FOLD + b)) return false;
-  }
-  return true;
-}
-
-function insert(src: usize, len: i32): i32 {
-  const at = arenaUsed;
-  if (at + len > arenaCap) {
-    const cap = max(arenaCap * 2, at + len);
-    const moved = alloc(cap);
-    memory.copy(moved, arenaAt, <usize>at);
-    arenaAt = moved;
-    arenaCap = cap;
-  }
-  const out = arenaAt + at;
-  for (let k = 0; k < len; k++) store<u8>(out + k, load<u8>(FOLD + load<u8>(src + k)));
-  arenaUsed = at + len;
-  return at;
-}
-
-function grow(): void {
-  const old = slotsAt;
-  const oldSlots = (mask + 1) << 2;
-  const cap = (mask + 1) * (mask >= 1 << 17 ? 4 : 2);
-  mask = cap - 1;
-  slotsAt = alloc(cap << 4);
-  memory.fill(slotsAt, 0, <usize>(cap << 4));
-  const wrap = (mask << 2) | 3;
-  for (let j = 0; j < oldSlots; j += 4) {
-    const s1 = load<i32>(old + (<usize>j << 2));
-    if (s1 == 0) continue;
-    const tag = load<i32>(old + (<usize>(j + 1) << 2));
-    const s = arenaAt + <usize>(s1 - 1);
-    const end = s + <usize>(tag & LENGTH_MASK);
-    let h = FNV_OFFSET;
-    for (let k = s; k < end; k++) h = (h ^ <i32>load<u8>(k)) * FNV_PRIME;
-    let i = (mix(h) & mask) << 2;
-    while (load<i32>(slotsAt + (<usize>i << 2)) != 0) i = (i + 4) & wrap;
-    const to = slotsAt + (<usize>i << 2);
-    store<i32>(to, s1);
-    store<i32>(to, tag, 4);
-    store<i32>(to, load<i32>(old + (<usize>(j + 2) << 2)), 8);
-    store<i32>(to, load<i32>(old + (<usize>(j + 3) << 2)), 12);
-  }
-}
-
-/** WordTable.add with n = 1 (counts stay below 2^30: the caller scans at most 2^30 bytes a table). */
-function add(src: usize, len: i32, hash: i32, tail: i32, ascii: bool): void {
-  const tag = ascii ? len | ASCII_FLAG : len;
-  const wrap = (mask << 2) | 3;
-  let i = (mix(hash) & mask) << 2;
-  for (;;) {
-    const slot = slotsAt + (<usize>i << 2);
-    const s1 = load<i32>(slot);
-    if (s1 == 0) break;
-    if (load<i32>(slot, 8) == tail && load<i32>(slot, 4) == tag && (len <= 4 || sameBytes(src, len - 4, arenaAt + <usize>(s1 - 1)))) {
-      store<i32>(slot, load<i32>(slot, 12) + 1, 12);
-      return;
-    }
-    i = (i + 4) & wrap;
-  }
-  const slot = slotsAt + (<usize>i << 2);
-  store<i32>(slot, insert(src, len) + 1);
-  store<i32>(slot, tag, 4);
-  store<i32>(slot, tail, 8);
-  store<i32>(slot, 1, 12);
-  if (++size * 4 > mask * 3) grow();
-}
-
+// @ts-ignore: decorator
 @inline
 function classAt(cp: i32): i32 {
   return <i32>load<u8>(CLASS + <usize>cp);
 }
 
+/** Counts a token that is neither the chunk's first (continuing a word) nor touching its end. */
+function countToken(src: usize, len: i32, ascii: bool): void {
+  total++;
+  if (len > maxWordBytes) overlong++;
+  else addWord(src, len, ascii);
+}
+
 /**
- * Scans body[from, n) (the body buffer) under scanUnicode's rules, adding its words to the
- * table. Returns DONE, or the offset to scan from again once the class of `needed()` is known.
+ * Masks of 64 bytes at p, bit k for byte k: letters and digits (ASCII), apostrophes (0x27),
+ * and bytes ≥ 0x80.
  */
-export function scan(from: i32, n: i32): i32 {
-  const body = bodyAt;
+let wordBits: u64 = 0;
+let aposBits: u64 = 0;
+let highBits: u64 = 0;
+
+// @ts-ignore: decorator
+@inline
+function classify64(p: usize): void {
+  let w: u64 = 0;
+  let a: u64 = 0;
+  let hi: u64 = 0;
+  const zero = i8x16.splat(0x30);
+  const nine = i8x16.splat(9);
+  const lowA = i8x16.splat(0x61);
+  const z = i8x16.splat(25);
+  const caseBit = i8x16.splat(0x20);
+  const apostrophe = i8x16.splat(0x27);
+  for (let q = 0; q < 4; q++) {
+    const v = v128.load(p + (<usize>q << 4));
+    const digit = i8x16.le_u(i8x16.sub(v, zero), nine);
+    const letter = i8x16.le_u(i8x16.sub(v128.or(v, caseBit), lowA), z);
+    const shift = <u64>(q << 4);
+    w |= (<u64>(<u32>i8x16.bitmask(v128.or(digit, letter)))) << shift;
+    a |= (<u64>(<u32>i8x16.bitmask(i8x16.eq(v, apostrophe)))) << shift;
+    hi |= (<u64>(<u32>i8x16.bitmask(v))) << shift;
+  }
+  wordBits = w;
+  aposBits = a;
+  highBits = hi;
+}
+
+/**
+ * Counts the tokens of the 64 ASCII bytes at body[i] that end by byte 62 (what ends one at 63
+ * depends on byte 64). `i` is between tokens. Returns where to go on: the first token it left,
+ * or i + 62; i itself when the bytes are not all ASCII or a token runs past them (scalarUntil
+ * then says how far to go byte by byte).
+ */
+function scanBlock(body: usize, i: i32): i32 {
+  const p = body + <usize>i;
+  classify64(p);
+  if (highBits != 0) {
+    scalarUntil = i + 63 - <i32>clz(highBits);
+    return i;
+  }
+  const w = wordBits;
+  // An apostrophe joins when word bytes stand on both sides of it.
+  const tokens = w | (aposBits & (w << 1) & (w >> 1));
+  let starts = tokens & ~(tokens << 1);
+  const ends = ~tokens & (tokens << 1);
+  while (starts != 0) {
+    const s = <i32>ctz(starts);
+    const after = ends >> <u64>s;
+    const e = after == 0 ? 64 : s + <i32>ctz(after);
+    if (e > 62) {
+      if (s == 0) {
+        scalarUntil = i;
+        return i;
+      }
+      return i + s;
+    }
+    countToken(p + <usize>s, e - s, true);
+    starts &= starts - 1;
+  }
+  return i + 62;
+}
+
+/**
+ * Scans one token (after any separators) from i byte by byte, under scanUnicode's rules, and
+ * counts it. Returns where the next one may start; -1 when the class of a code point is not
+ * known yet (neededCodePoint, restartAt).
+ */
+function scanToken(body: usize, i: i32, n: i32): i32 {
   const stop = body + <usize>n;
-  let i = from;
+  let b: i32 = 0;
+  let len = 1;
+  let cls: i32 = 0;
+  let found = false;
   while (i < n) {
-    let b = <i32>load<u8>(body + <usize>i);
-    let len = 1;
-    let cls: i32;
+    b = <i32>load<u8>(body + <usize>i);
+    len = 1;
     if (b < 0x80) {
       if (load<u8>(WORD_FOLD + b) == 0) {
         i++;
@@ -275,116 +454,128 @@ export function scan(from: i32, n: i32): i32 {
       cls = classAt(d >>> 3);
       if (cls == 0) {
         neededCodePoint = d >>> 3;
-        return i;
+        restartAt = i;
+        return -1;
       }
     }
-    if (cls != WORD) {
-      i += len;
-      continue;
-    }
-    const start = i;
-    let h = FNV_OFFSET;
-    let tail = 0;
-    let ascii = true;
-    let reachesEnd = false;
-    let end: i32;
-    for (;;) {
-      if (len == 1) {
-        let f = <i32>load<u8>(WORD_FOLD + b);
-        do {
-          h = (h ^ f) * FNV_PRIME;
-          tail = (tail << 8) | f;
-          if (++i >= n) break;
-          b = <i32>load<u8>(body + <usize>i);
-          f = <i32>load<u8>(WORD_FOLD + b);
-        } while (f != 0);
-        if (i < n && b < 0x80 && b != 0x27) {
-          end = i;
-          i++;
-          break;
-        }
-      } else {
-        ascii = false;
-        for (let k = i; k < i + len; k++) {
-          const c = <i32>load<u8>(body + <usize>k);
-          h = (h ^ c) * FNV_PRIME;
-          tail = (tail << 8) | c;
-        }
-        i += len;
-      }
-      if (i >= n) {
-        end = n;
-        reachesEnd = true;
-        break;
-      }
-      b = <i32>load<u8>(body + <usize>i);
-      if (b < 0x80) {
-        cls = <i32>load<u8>(ASCII_CLASS + b);
-        len = 1;
-      } else {
-        const d = decodeAt(body + <usize>i, stop);
-        len = d & 7;
-        cls = classAt(d >>> 3);
-        if (cls == 0) {
-          neededCodePoint = d >>> 3;
-          return start;
-        }
-      }
-      if (cls == WORD) continue;
-      end = i;
-      if (cls == APOS) {
-        const j = i + len;
-        if (j >= n) {
-          reachesEnd = true;
-          i = j;
-          break;
-        }
-        const b2 = <i32>load<u8>(body + <usize>j);
-        let len2 = 1;
-        let cls2: i32;
-        if (b2 < 0x80) {
-          cls2 = <i32>load<u8>(ASCII_CLASS + b2);
-        } else {
-          const d = decodeAt(body + <usize>j, stop);
-          len2 = d & 7;
-          cls2 = classAt(d >>> 3);
-          if (cls2 == 0) {
-            neededCodePoint = d >>> 3;
-            return start;
-          }
-        }
-        if (cls2 == WORD) {
-          if (len != 1) ascii = false;
-          for (let k = i; k < j; k++) {
-            const c = <i32>load<u8>(body + <usize>k);
-            h = (h ^ c) * FNV_PRIME;
-            tail = (tail << 8) | c;
-          }
-          i = j;
-          b = b2;
-          len = len2;
-          continue;
-        }
-        i = j + len2;
-        break;
-      }
-      i += len;
+    if (cls == WORD) {
+      found = true;
       break;
     }
-    if (skipFirst) {
-      skipFirst = false;
-      if (countFirst) {
-        total++;
-        overlong++;
+    i += len;
+  }
+  if (!found) return n;
+  // A token starts at i: W+ (A W+)*. Invariant at the loop top: body[i] starts a W of `len` bytes.
+  const start = i;
+  let ascii = true;
+  let reachesEnd = false;
+  let end: i32;
+  while (true) {
+    if (len == 1) {
+      // A run of ASCII word bytes; the space after the body ends one that reaches it.
+      do {
+        b = <i32>load<u8>(body + <usize>++i);
+      } while (load<u8>(WORD_FOLD + b) != 0);
+      if (i < n && b < 0x80 && b != 0x27) {
+        end = i;
+        i++;
+        break;
       }
-    } else if (reachesEnd && endsInsideWord) {
+    } else {
+      ascii = false;
+      i += len;
+    }
+    if (i >= n) {
+      end = n;
+      reachesEnd = true;
+      break;
+    }
+    b = <i32>load<u8>(body + <usize>i);
+    if (b < 0x80) {
+      cls = <i32>load<u8>(ASCII_CLASS + b);
+      len = 1;
+    } else {
+      const d = decodeAt(body + <usize>i, stop);
+      len = d & 7;
+      cls = classAt(d >>> 3);
+      if (cls == 0) {
+        neededCodePoint = d >>> 3;
+        restartAt = start;
+        return -1;
+      }
+    }
+    if (cls == WORD) continue;
+    end = i;
+    if (cls == APOS) {
+      const j = i + len;
+      if (j >= n) {
+        reachesEnd = true;
+        i = j;
+        break;
+      }
+      const b2 = <i32>load<u8>(body + <usize>j);
+      let len2 = 1;
+      let cls2: i32;
+      if (b2 < 0x80) {
+        cls2 = <i32>load<u8>(ASCII_CLASS + b2);
+      } else {
+        const d = decodeAt(body + <usize>j, stop);
+        len2 = d & 7;
+        cls2 = classAt(d >>> 3);
+        if (cls2 == 0) {
+          neededCodePoint = d >>> 3;
+          restartAt = start;
+          return -1;
+        }
+      }
+      if (cls2 == WORD) {
+        if (len != 1) ascii = false;
+        i = j;
+        b = b2;
+        len = len2;
+        continue;
+      }
+      i = j + len2;
+      break;
+    }
+    i += len;
+    break;
+  }
+  if (skipFirst) {
+    skipFirst = false;
+    if (countFirst) {
       total++;
       overlong++;
-    } else {
-      total++;
-      if (end - start > maxWordBytes) overlong++;
-      else add(body + <usize>start, end - start, h, tail, ascii);
     }
+  } else if (reachesEnd && endsInsideWord) {
+    total++;
+    overlong++;
+  } else {
+    countToken(body + <usize>start, end - start, ascii);
+  }
+  return i;
+}
+
+/**
+ * Scans body[from, n) (the body buffer) under scanUnicode's rules, adding its words to the
+ * table. Returns DONE, or the offset to scan from again once the class of `needed()` is known.
+ */
+export function scan(from: i32, n: i32): i32 {
+  const body = bodyAt;
+  store<u8>(body + <usize>n, 0x20);
+  let i = from;
+  // The chunk's first token may continue a word: the byte-by-byte path knows what to do.
+  scalarUntil = skipFirst ? i : -1;
+  while (i < n) {
+    if (i > scalarUntil && i + 64 <= n) {
+      const next = scanBlock(body, i);
+      if (next != i) {
+        i = next;
+        continue;
+      }
+    }
+    i = scanToken(body, i, n);
+    if (i < 0) return restartAt;
   }
   return DONE;
 }

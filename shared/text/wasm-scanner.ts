@@ -4,10 +4,10 @@
  * JavaScript.
  *
  * It runs the unicode tokenizer's scan and the word table's inserts, the two halves of a count's
- * map, in WebAssembly (~2x the JavaScript scanner on English: docs/BENCHMARKS.md). It fills the
- * very table the JavaScript scanner fills (same hash, slots, probe order and growth), so what a
- * map writes is byte for byte the same whichever ran; tests/wasm-scanner.test.ts checks it, and
- * the tokenizer's property tests run on both.
+ * map, in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B). Its table is
+ * handed over in WordTable's layout, so a map writes the same lines whichever scanner ran,
+ * perhaps in another order; tests/wasm-scanner.test.ts checks it, and the tokenizer's tests run
+ * on both.
  *
  * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
  * {@link useScanner} in tests and benchmarks.
@@ -36,7 +36,7 @@ interface ScannerExports {
   totalWords(): number;
   overlongWords(): number;
   needed(): number;
-  slots(): number;
+  finish(): number;
   capacity(): number;
   words(): number;
   arena(): number;
@@ -123,9 +123,9 @@ export class WasmScanner {
   scan(body: Uint8Array, from: number, edges: ScanEdges, maxWordBytes: number): { totalWords: number; overlongWords: number } {
     const x = this.exports;
     const n = body.length;
+    x.chunk(edges.continuesWord ? 1 : 0, edges.wordCounted ? 1 : 0, edges.endsInsideWord ? 1 : 0, maxWordBytes);
     const at = x.bodyBuffer(n);
     new Uint8Array(x.memory.buffer, at, n).set(body);
-    x.chunk(edges.continuesWord ? 1 : 0, edges.wordCounted ? 1 : 0, edges.endsInsideWord ? 1 : 0, maxWordBytes);
     let next = x.scan(from, n);
     while (next !== DONE) {
       // A code point met for the first time in this instance: its class, from the shared cache.
@@ -146,8 +146,9 @@ export class WasmScanner {
   /** Copies the table out and puts the instance back for the next table. */
   release(): ScannedTable {
     const x = this.exports;
+    const at = x.finish();
     const buffer = x.memory.buffer;
-    const slots = new Int32Array(buffer, x.slots(), x.capacity() * 4).slice();
+    const slots = new Int32Array(buffer, at, x.capacity() * 4).slice();
     const arenaUsed = x.arenaBytes();
     // Room to grow as the JavaScript table would have it (it appends if more words come).
     const arena = new Uint8Array(Math.max(arenaUsed, x.capacity() * 4));
