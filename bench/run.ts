@@ -817,9 +817,12 @@ async function factorialSection(): Promise<void> {
     const digits = (r.json.results as Array<{ digits: number }>)[0].digits;
     if (digits !== SIZES.factorialDigits) throw new Error(`factorial: ${digits} digits, expected ${SIZES.factorialDigits}`);
     const gmpy2 = HAS_GMPY2 ? await run(GMPY2_PYTHON, ['-c', gmpy2Code]) : null;
-    return { tally: r, gmpy2 };
+    // The A/B: V8's BigInts in two threads instead of the GMP addon (shared/gmp-decimal.ts).
+    const js = await tally(['factorial', String(n), '--workers', String(WORKERS_DEFAULT), '--no-progress', '--format', 'json'], embeddedEnv({ TALLY_DECIMAL: 'js' }));
+    return { tally: r, gmpy2, js };
   });
   record({ id: 'factorial.tally', section: 'factorial', label: `tally factorial ${n} (all digits, sha256), embedded, --workers ${WORKERS_DEFAULT}`, runs: runs.map((r) => r.tally.result.ms / 1000), unit: 's', reps: REPS });
+  record({ id: 'factorial.tally.js', section: 'factorial', label: `tally factorial ${n}, decimal digits by V8's BigInts in two threads (A/B: TALLY_DECIMAL=js)`, runs: runs.map((r) => r.js.result.ms / 1000), unit: 's', reps: REPS, notes: 'interleaved with the tally runs' });
   if (HAS_GMPY2) {
     record({ id: 'factorial.gmpy2', section: 'factorial', label: `gmpy2: fac(${n}).digits() and its sha256 (${GMPY2_PYTHON})`, runs: runs.map((r) => r.gmpy2!.ms / 1000), unit: 's', reps: REPS, notes: 'interleaved with the tally runs' });
   }
@@ -1223,6 +1226,7 @@ function evaluate(): void {
   target('factorialVsGmpy2', `tally factorial ${SIZES.factorialN} vs gmpy2 (N!, all digits, sha256)`, '>=', 0.5, 'x', ratio('factorialVsGmpy2', 'factorial.gmpy2', 'factorial.tally'), 'seconds of gmpy2 fac(N).digits() + sha256 (/usr/bin/python3) / seconds of tally factorial N (embedded, 2 workers, wall incl. start-up), interleaved');
   target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 200, 'ms', startup, 'launch to exit, wall clock');
   target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTargetTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.target.primesieve', 'primes.target.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; ratios primes1e9VsPrimesieve and primesWindowVsPrimesieve: the same on 1..1e9 and on the window below 10^15');
+  ratio('factorialGmpVsJs', 'factorial.tally.js', 'factorial.tally');
   ratio('primes1e9VsPrimesieve', 'primes.primesieve', 'primes.w2');
   ratio('primesWindowVsPrimesieve', 'primes.window.primesieve', 'primes.window.w2');
   target('coordinatorCoreRate', 'one coordinator core keeps up with the input when workers read the files (English)', '>=', 1, 'GB/s', coordinatorRate, '10^9 bytes of input / CPU seconds of the tally count process (embedded, --workers 2, workers read the files), start-up included');

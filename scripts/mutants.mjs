@@ -291,6 +291,13 @@ const MUTANTS = [
     tests: ['decimal'],
   },
   {
+    id: 'gmp-shift-short',
+    what: "the GMP path shifts N!'s odd part by one 2 too few",
+    file: 'shared/kinds/factorial-describe.ts',
+    edits: [['return entryOf(n, [await gmp.decimal(partials, twosLeft(n))], keepDecimal);', 'return entryOf(n, [await gmp.decimal(partials, twosLeft(n) - 1)], keepDecimal);']],
+    tests: ['factorial'],
+  },
+  {
     id: 'factorial-unchecked',
     what: "a factorial's digits are reported without the check against N! mod a prime",
     file: 'shared/kinds/factorial-describe.ts',
@@ -318,6 +325,8 @@ function scratchCopy() {
     cpSync(join(root, file), join(dir, file));
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  // The GMP addon as built here (no mutant touches its C source): the factorial tests use it.
+  if (existsSync(join(root, 'native', 'build'))) symlinkSync(join(root, 'native', 'build'), join(dir, 'native', 'build'));
   return dir;
 }
 

@@ -114,4 +114,23 @@ const wasmInputs = ['word-scanner.ts', 'asconfig.json'].map((name) => join(root,
 if (!existsSync(wasmOut) || wasmInputs.some((input) => statSync(input).mtimeMs > statSync(wasmOut).mtimeMs)) {
   run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', join(root, 'wasm', 'asconfig.json')]);
 }
+// 7. The GMP addon for the factorial's decimal digits (native/), when its source is newer than
+// the build. It needs GMP's headers (Debian: libgmp-dev, installed here where apt-get may run)
+// and a C compiler; without them tally works, and `tally factorial` converts with V8's BigInts.
+const addonOut = join(root, 'native', 'build', 'Release', 'tally_gmp.node');
+const addonInputs = ['gmp-decimal.c', 'binding.gyp'].map((name) => join(root, 'native', name));
+if (!existsSync(addonOut) || addonInputs.some((input) => statSync(input).mtimeMs > statSync(addonOut).mtimeMs)) {
+  const hasGmpHeader = () => spawnSync('sh', ['-c', 'echo "#include <gmp.h>" | cc -E - >/dev/null 2>&1']).status === 0;
+  if (!hasGmpHeader() && mayApt()) aptInstall(['libgmp-dev'], "GMP's headers, for the factorial's addon");
+  if (!hasGmpHeader()) {
+    say("GMP's headers are missing (Debian: sudo apt-get install -y libgmp-dev): tally factorial will convert with V8's BigInts, several times slower");
+  } else {
+    // Node's own headers where this Node has them (a distribution's /usr/include/node), else
+    // node-gyp downloads them.
+    const prefix = join(process.execPath, '..', '..');
+    const nodedir = existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+    const gyp = spawnSync(process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--loglevel=warn', ...nodedir], { cwd: join(root, 'native'), stdio: ['ignore', 'ignore', 'inherit'] });
+    if (gyp.status !== 0) say("building the GMP addon failed (above): tally factorial will convert with V8's BigInts, several times slower");
+  }
+}
 say('ready');

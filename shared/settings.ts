@@ -100,6 +100,16 @@ export const SETTINGS = {
     parse: (raw) => raw,
     setBy: 'user',
   }),
+  TALLY_DECIMAL: spec<'auto' | 'gmp' | 'js'>({
+    default: 'auto',
+    tunes: "How `tally factorial` writes a large N! in decimal: `gmp` (the native GMP addon `npm run setup` builds where libgmp-dev is), `js` (V8's BigInts in two threads), or `auto` (gmp when it is built, else js). The same digits either way.",
+    fallback: () => 'auto',
+    parse: (raw) => {
+      if (raw === 'auto' || raw === 'gmp' || raw === 'js') return raw;
+      throw new BadValue('must be auto, gmp or js');
+    },
+    setBy: 'user',
+  }),
   TALLY_INLINE_PARTIAL_LIMIT: spec<number | undefined>({
     default: "524288 (512 KiB), raised up to 4 MiB where the server's max_payload allows",
     tunes: 'Largest partial result (bytes) a worker sends inline; larger ones go through the Object Store. Lowers only (the tests use 0).',

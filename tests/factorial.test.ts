@@ -21,7 +21,8 @@ import {
 } from '../shared/kinds/factorial.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
 import { toBytes } from '../shared/bigint-bytes.js';
-import { describeInline, describeInThreads, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
+import { describeInline, describeInThreads, describeWithGmp, digitsBound, startConverter } from '../shared/kinds/factorial-describe.js';
+import { gmpDecimal } from '../shared/gmp-decimal.js';
 import { legendreExponent } from '../shared/prime-powers.js';
 
 async function factorial(numbers: (string | number)[], split: number | null = null, outputDir: string | null = null) {
@@ -245,6 +246,32 @@ test('the describer works alone, same digits, when its converter is gone or buil
     const actual = m === 1_000_000 ? 5_565_709 - 249_998 : plainFactorial(m).toString().length - legendreZeros(m);
     t.true(digitsBound(m) >= actual && digitsBound(m) <= actual + 3, `${m}: bound ${digitsBound(m)}, actual ${actual}`);
   }
+});
+
+test('GMP (the native addon) and V8 BigInts in two threads write the same digits; a wrong product fails the check there too', async (t) => {
+  const gmp = gmpDecimal();
+  // npm run setup builds the addon where libgmp-dev is; CI (which installs it) must have it.
+  if (!gmp) {
+    t.falsy(process.env.CI, 'the GMP addon is not built (native/build/Release/tally_gmp.node)');
+    t.pass('GMP addon not built here: the BigInt path alone is tested');
+    return;
+  }
+  t.regex(gmp.gmpVersion, /^\d+\.\d+/);
+  const n = 60_000;
+  const odd = plainFactorial(n) / (2n ** BigInt(legendreExponent(n, 2)) * 5n ** BigInt(legendreExponent(n, 5)));
+  // Three partials whose product is the odd part, as the tasks would send them.
+  const a = 3n ** 5000n;
+  const b = 7n ** 3000n;
+  const parts = () => [toBytes(a), toBytes(b), toBytes(odd / (a * b))];
+  t.is(odd % (a * b), 0n);
+  const viaGmp = await describeWithGmp(n, parts(), true, gmp);
+  const viaThreads = await describeInThreads(n, parts(), true);
+  t.deepEqual(viaGmp.entry, expectedEntry(n));
+  t.deepEqual(viaGmp.entry, viaThreads.entry);
+  t.deepEqual(Buffer.from(viaGmp.decimal!), Buffer.from(viaThreads.decimal!));
+  await t.throwsAsync(describeWithGmp(n, [toBytes(odd + 2n)], false, gmp), { message: /60000!: the digits computed fail the check/ });
+  // No partials (an empty product) is 1.
+  t.is(await gmp.decimal([], 3), '8');
 });
 
 test('a wrong value never becomes a result: the digits are checked against N! mod a prime', (t) => {

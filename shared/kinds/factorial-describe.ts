@@ -2,8 +2,8 @@
  * Describing N! on the coordinator from the tasks' partials: their product times 2^(e2−e5)
  * is N!/10^z (z = e5 = the trailing zeros), whose decimal digits followed by z zeros are N!'s.
  *
- * The decimal conversion is most of the work for a large N (10^6!: ~5.3 M digits). It runs in
- * two worker threads, so it uses both cores the workers have left idle and the coordinator's
+ * The decimal conversion is most of the work for a large N (10^6!: ~5.3 M digits). GMP does it
+ * where its addon is built ({@link describeWithGmp}); otherwise it runs in two worker threads, so it uses both cores the workers have left idle and the coordinator's
  * event loop (NATS traffic, progress, Ctrl-C) stays responsive:
  *
  *   converter: builds the decimal ladder (powers of ten and their inverses, shared/decimal.ts),
@@ -25,6 +25,7 @@ import { decimalMod, factorialMod } from '../factorial-residue.js';
 import { legendreExponent } from '../prime-powers.js';
 import { productOf } from '../product-tree.js';
 import type { FactorialEntry } from './factorial.js';
+import type { GmpDecimal } from '../gmp-decimal.js';
 
 /** Leading digits reported. */
 const LEADING_DIGITS = 20;
@@ -79,6 +80,14 @@ function entryOf(n: number, pieces: string[], keepDecimal: boolean): Description
   // TextEncoder gives the digits an ArrayBuffer of their own (a Buffer may share a pool), so
   // a thread can move it to the coordinator instead of copying it.
   return keepDecimal ? { entry, decimal: new TextEncoder().encode(pieces.join('') + zeroText) } : { entry };
+}
+
+/**
+ * Describes N! with GMP (shared/gmp-decimal.ts): the partials multiplied and written in decimal
+ * by the native addon, off the event loop; checked and hashed here as in the other paths.
+ */
+export async function describeWithGmp(n: number, partials: Uint8Array[], keepDecimal: boolean, gmp: GmpDecimal): Promise<Description> {
+  return entryOf(n, [await gmp.decimal(partials, twosLeft(n))], keepDecimal);
 }
 
 /** Describes N! in the calling thread (small N: starting threads costs more). */

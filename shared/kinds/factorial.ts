@@ -10,8 +10,9 @@
  * about N·log2(hi/lo) bits to N!, so geometric ranges give partials of similar size, which the
  * coordinator multiplies in subquadratic time.
  *
- * The expensive part of a large N is on the coordinator: the decimal conversion, which runs
- * in two worker threads (shared/kinds/factorial-describe.ts).
+ * The expensive part of a large N is on the coordinator: the decimal conversion, by GMP where
+ * its addon is built (shared/gmp-decimal.ts), else in two worker threads
+ * (shared/kinds/factorial-describe.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { access, constants, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -20,7 +21,8 @@ import { InputError, OptionError, TaskRejectedError, describeError } from '../er
 import { parseInteger } from '../integers.js';
 import { toBytes } from '../bigint-bytes.js';
 import { primePowerProduct } from '../prime-powers.js';
-import { converterFor, describeInline, describeInThreads, startConverterEarly, type Converter } from './factorial-describe.js';
+import { converterFor, describeInline, describeInThreads, describeWithGmp, startConverterEarly, type Converter } from './factorial-describe.js';
+import { gmpDecimal } from '../gmp-decimal.js';
 import type { JobKind, JobSummary, MapContext, Plan, SplitContext, Task } from './kind.js';
 import { cooperativePause } from './cooperative.js';
 
@@ -64,7 +66,7 @@ const INLINE_FINALIZE_MAX_N = 50_000;
  */
 export function prepareFactorial(numbers: string[]): void {
   const largest = Math.max(...numbers.map(Number));
-  if (Number.isSafeInteger(largest) && largest > INLINE_FINALIZE_MAX_N && largest <= FACTORIAL_MAX_N) startConverterEarly(largest);
+  if (Number.isSafeInteger(largest) && largest > INLINE_FINALIZE_MAX_N && largest <= FACTORIAL_MAX_N && !gmpDecimal()) startConverterEarly(largest);
 }
 
 /** Job options, as stored in the job record. */
@@ -274,7 +276,8 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
     }
     const converters = new Map<number, Converter>();
     const largest = Math.max(...partials.keys());
-    if (largest > INLINE_FINALIZE_MAX_N) converters.set(largest, converterFor(largest));
+    // With GMP no converter thread is needed (and none should take CPU from the workers).
+    if (largest > INLINE_FINALIZE_MAX_N && !gmpDecimal()) converters.set(largest, converterFor(largest));
     return { expected, partials, converters };
   },
 
@@ -295,6 +298,7 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
     if (acc.expected.size > 0) throw new Error(`factorial: ${acc.expected.size} partial products missing`);
     const { numbers } = checkOptions(options);
     const entries = new Map<number, FactorialEntry>();
+    const gmp = gmpDecimal();
     // One N at a time: each describe holds a product and its decimal string (~10 bytes a digit).
     for (const n of new Set(numbers)) {
       const partials = acc.partials.get(n)!;
@@ -302,7 +306,10 @@ export const factorialKind: JobKind<FactorialOptions, FactorialAcc, FactorialRes
       const keepDecimal = options.outputDir !== null && options.outputDir !== undefined;
       const converter = acc.converters.get(n);
       acc.converters.delete(n);
-      const description = n <= INLINE_FINALIZE_MAX_N ? describeInline(n, partials, keepDecimal) : await describeInThreads(n, partials, keepDecimal, converter);
+      const description =
+        n <= INLINE_FINALIZE_MAX_N ? describeInline(n, partials, keepDecimal)
+        : gmp ? await describeWithGmp(n, partials, keepDecimal, gmp)
+        : await describeInThreads(n, partials, keepDecimal, converter);
       if (keepDecimal) await writeDecimal(options.outputDir!, n, description.decimal!);
       entries.set(n, description.entry);
     }
