@@ -352,6 +352,22 @@ function classAt(cp: i32): i32 {
   return <i32>load<u8>(CLASS + <usize>cp);
 }
 
+/**
+ * The class and byte length of the code point at p (before stop), as (class << 3) | length; 0
+ * when its class is not known yet (neededCodePoint then says which).
+ */
+// @ts-ignore: decorator
+@inline
+function classAndLength(p: usize, stop: usize): i32 {
+  const d = decodeAt(p, stop);
+  const cls = classAt(d >>> 3);
+  if (cls == 0) {
+    neededCodePoint = d >>> 3;
+    return 0;
+  }
+  return (cls << 3) | (d & 7);
+}
+
 /** Counts a token that is neither the chunk's first (continuing a word) nor touching its end. */
 function countToken(src: usize, len: i32, ascii: bool): void {
   total++;
@@ -449,14 +465,13 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
       }
       cls = WORD;
     } else {
-      const d = decodeAt(body + <usize>i, stop);
-      len = d & 7;
-      cls = classAt(d >>> 3);
-      if (cls == 0) {
-        neededCodePoint = d >>> 3;
+      const c = classAndLength(body + <usize>i, stop);
+      if (c == 0) {
         restartAt = i;
         return -1;
       }
+      cls = c >> 3;
+      len = c & 7;
     }
     if (cls == WORD) {
       found = true;
@@ -495,14 +510,13 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
       cls = <i32>load<u8>(ASCII_CLASS + b);
       len = 1;
     } else {
-      const d = decodeAt(body + <usize>i, stop);
-      len = d & 7;
-      cls = classAt(d >>> 3);
-      if (cls == 0) {
-        neededCodePoint = d >>> 3;
+      const c = classAndLength(body + <usize>i, stop);
+      if (c == 0) {
         restartAt = start;
         return -1;
       }
+      cls = c >> 3;
+      len = c & 7;
     }
     if (cls == WORD) continue;
     end = i;
@@ -519,14 +533,13 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
       if (b2 < 0x80) {
         cls2 = <i32>load<u8>(ASCII_CLASS + b2);
       } else {
-        const d = decodeAt(body + <usize>j, stop);
-        len2 = d & 7;
-        cls2 = classAt(d >>> 3);
-        if (cls2 == 0) {
-          neededCodePoint = d >>> 3;
+        const c = classAndLength(body + <usize>j, stop);
+        if (c == 0) {
           restartAt = start;
           return -1;
         }
+        cls2 = c >> 3;
+        len2 = c & 7;
       }
       if (cls2 == WORD) {
         if (len != 1) ascii = false;
