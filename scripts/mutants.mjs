@@ -68,6 +68,13 @@ const MUTANTS = [
     tests: ['wasm-scanner'],
   },
   {
+    id: 'wasm-share-partition',
+    what: 'the WebAssembly scanner puts ASCII words in shares by their FNV-1a hash unspread (not the partition partitionOf gives)',
+    file: 'wasm/word-scanner.ts',
+    edits: [['    h = (h ^ (h >>> 16)) * 0x45d9f3b;\n    h ^= h >>> 16;\n    const p = <i32>(<u32>h % <u32>partitions);', '    const p = <i32>(<u32>h % <u32>partitions);']],
+    tests: ['partitions', 'wasm-scanner'],
+  },
+  {
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',

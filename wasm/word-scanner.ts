@@ -311,6 +311,154 @@ export function capacity(): i32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A partitioned job's shares, for the ASCII words (JavaScript writes the others).
+
+// @ts-ignore: decorator
+@inline
+function decimalDigits(n: i32): i32 {
+  let digits = 1;
+  while (n >= 10) {
+    n /= 10;
+    digits++;
+  }
+  return digits;
+}
+
+/** Writes n in decimal at p; returns the position after it. */
+function writeDecimal(p: usize, n: i32): usize {
+  const end = p + <usize>decimalDigits(n);
+  let q = end;
+  do {
+    q--;
+    store<u8>(q, 0x30 + (n % 10));
+    n /= 10;
+  } while (n > 0);
+  return end;
+}
+
+/** Where encodeAscii wrote the shares' bytes. */
+let sharesData: usize = 0;
+
+export function sharesAt(): usize {
+  return sharesData;
+}
+
+/** FNV-1a of a word's folded bytes in the arena: what WordTable and partitionOf hash. */
+function fnvAt(start: usize, len: i32): i32 {
+  let h = FNV_OFFSET;
+  const end = start + <usize>len;
+  for (let k = start; k < end; k++) h = (h ^ <i32>load<u8>(k)) * FNV_PRIME;
+  return h;
+}
+
+/**
+ * Writes the ASCII words' lines `word\tcount\n` into `partitions` shares (each word in the
+ * share partitionOf gives its bytes: shared/text/word-lines.ts), and finds the `listed` most
+ * frequent of them as TopK does (shared/text/forming-top.ts). Returns where the answer is, as
+ * i32s: per partition its lines, then its bytes; the number listed and the largest count not
+ * listed; per listed word its count, arena offset and length. The shares' bytes, one partition
+ * after another, are at sharesAt().
+ */
+export function encodeAscii(partitions: i32, listed: i32): usize {
+  const capacity = mask + 1;
+  const partitionOfSlot = alloc(capacity);
+  const head = alloc((partitions * 2 + 2 + listed * 3) << 2);
+  memory.fill(head, 0, <usize>((partitions * 2 + 2 + listed * 3) << 2));
+  const heapCounts = alloc(listed << 2);
+  const heapSlots = alloc(listed << 2);
+  let kept = 0;
+  let unlisted = 0;
+  for (let j = 0; j < capacity; j++) {
+    const slot = slotsAt + (<usize>j << 4);
+    const s1 = load<i32>(slot);
+    const tag = load<i32>(slot, 4);
+    if (s1 == 0 || (tag & ASCII_FLAG) == 0) continue;
+    const len = tag & LENGTH_MASK;
+    const count = load<i32>(slot, 12);
+    let h = fnvAt(arenaAt + <usize>(s1 - 1), len);
+    h = (h ^ (h >>> 16)) * 0x45d9f3b;
+    h ^= h >>> 16;
+    const p = <i32>(<u32>h % <u32>partitions);
+    store<u8>(partitionOfSlot + <usize>j, <u8>p);
+    const lines = head + (<usize>p << 2);
+    store<i32>(lines, load<i32>(lines) + 1);
+    const bytes = head + (<usize>(partitions + p) << 2);
+    store<i32>(bytes, load<i32>(bytes) + len + 2 + decimalDigits(count));
+    // TopK.offer: a min-heap of the kept counts.
+    if (listed == 0) continue;
+    if (kept < listed) {
+      let i = kept++;
+      while (i > 0) {
+        const up = (i - 1) >> 1;
+        if (load<i32>(heapCounts + (<usize>up << 2)) <= count) break;
+        store<i32>(heapCounts + (<usize>i << 2), load<i32>(heapCounts + (<usize>up << 2)));
+        store<i32>(heapSlots + (<usize>i << 2), load<i32>(heapSlots + (<usize>up << 2)));
+        i = up;
+      }
+      store<i32>(heapCounts + (<usize>i << 2), count);
+      store<i32>(heapSlots + (<usize>i << 2), j);
+      continue;
+    }
+    const least = load<i32>(heapCounts);
+    if (count <= least) {
+      if (count > unlisted) unlisted = count;
+      continue;
+    }
+    if (least > unlisted) unlisted = least;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= kept) break;
+      const right = left + 1;
+      const child = right < kept && load<i32>(heapCounts + (<usize>right << 2)) < load<i32>(heapCounts + (<usize>left << 2)) ? right : left;
+      if (load<i32>(heapCounts + (<usize>child << 2)) >= count) break;
+      store<i32>(heapCounts + (<usize>i << 2), load<i32>(heapCounts + (<usize>child << 2)));
+      store<i32>(heapSlots + (<usize>i << 2), load<i32>(heapSlots + (<usize>child << 2)));
+      i = child;
+    }
+    store<i32>(heapCounts + (<usize>i << 2), count);
+    store<i32>(heapSlots + (<usize>i << 2), j);
+  }
+  const top = head + (<usize>(partitions * 2) << 2);
+  store<i32>(top, kept);
+  store<i32>(top, unlisted, 4);
+  for (let k = 0; k < kept; k++) {
+    const slot = slotsAt + (<usize>load<i32>(heapSlots + (<usize>k << 2)) << 4);
+    const entry = top + 8 + (<usize>(k * 3) << 2);
+    store<i32>(entry, load<i32>(heapCounts + (<usize>k << 2)));
+    store<i32>(entry, load<i32>(slot) - 1, 4);
+    store<i32>(entry, load<i32>(slot, 4) & LENGTH_MASK, 8);
+  }
+  // The shares' bytes, one after another: where each partition's next line goes.
+  let total = 0;
+  for (let p = 0; p < partitions; p++) total += load<i32>(head + (<usize>(partitions + p) << 2));
+  const data = alloc(total);
+  sharesData = data;
+  const at = alloc(partitions << 3);
+  let offset = data;
+  for (let p = 0; p < partitions; p++) {
+    store<usize>(at + (<usize>p << 3), offset);
+    offset += <usize>load<i32>(head + (<usize>(partitions + p) << 2));
+  }
+  for (let j = 0; j < capacity; j++) {
+    const slot = slotsAt + (<usize>j << 4);
+    const s1 = load<i32>(slot);
+    const tag = load<i32>(slot, 4);
+    if (s1 == 0 || (tag & ASCII_FLAG) == 0) continue;
+    const len = tag & LENGTH_MASK;
+    const cursor = at + (<usize>load<u8>(partitionOfSlot + <usize>j) << 3);
+    let q = load<usize>(cursor);
+    memory.copy(q, arenaAt + <usize>(s1 - 1), <usize>len);
+    q += <usize>len;
+    store<u8>(q++, 0x09);
+    q = writeDecimal(q, load<i32>(slot, 12));
+    store<u8>(q++, 0x0a);
+    store<usize>(cursor, q);
+  }
+  return head;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The scanner.
 
 /** (codePoint << 3) | byteLength of the sequence at p, as decodeAt in char-classes.ts. */

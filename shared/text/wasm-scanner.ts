@@ -38,6 +38,8 @@ interface ScannerExports {
   needed(): number;
   finish(): number;
   capacity(): number;
+  encodeAscii(partitions: number, listed: number): number;
+  sharesAt(): number;
   words(): number;
   arena(): number;
   arenaBytes(): number;
@@ -49,6 +51,18 @@ export interface ScannedTable {
   arena: Uint8Array;
   arenaUsed: number;
   size: number;
+}
+
+/**
+ * The ASCII words of a table as share lines, written by the scanner: per partition its lines
+ * and bytes, and the `listed` most frequent of them (see {@link WasmScanner.encodeAscii}).
+ */
+export interface AsciiShares {
+  lines: number[];
+  bytes: Uint8Array[];
+  top: [string, number][];
+  /** The largest count of an ASCII word not in `top`. */
+  unlisted: number;
 }
 
 /** The edge flags of one chunk (see countChunk in words.ts). */
@@ -141,6 +155,36 @@ export class WasmScanner {
   /** Distinct words so far. */
   get size(): number {
     return this.exports.words();
+  }
+
+  /**
+   * The table's ASCII words as `partitions` shares of lines `word\tcount\n` (each in the
+   * share partitionOf gives it), and its `listed` most frequent ASCII words: what
+   * ChunkWords.encodeSharesListing writes of them, written here without a JavaScript step per
+   * word. Call before {@link release}.
+   */
+  encodeAscii(partitions: number, listed: number): AsciiShares {
+    const x = this.exports;
+    const head = x.encodeAscii(partitions, listed);
+    const buffer = x.memory.buffer;
+    const ints = new Int32Array(buffer, head, partitions * 2 + 2 + listed * 3);
+    const lines = Array.from(ints.subarray(0, partitions));
+    const sizes = Array.from(ints.subarray(partitions, partitions * 2));
+    const kept = ints[partitions * 2]!;
+    const unlisted = ints[partitions * 2 + 1]!;
+    const arena = Buffer.from(buffer, x.arena(), x.arenaBytes());
+    const top: [string, number][] = [];
+    for (let k = 0; k < kept; k++) {
+      const at = partitions * 2 + 2 + k * 3;
+      top.push([arena.toString('latin1', ints[at + 1]!, ints[at + 1]! + ints[at + 2]!), ints[at]!]);
+    }
+    const bytes: Uint8Array[] = [];
+    let offset = x.sharesAt();
+    for (const size of sizes) {
+      bytes.push(new Uint8Array(buffer, offset, size).slice());
+      offset += size;
+    }
+    return { lines, bytes, top, unlisted };
   }
 
   /** Copies the table out and puts the instance back for the next table. */

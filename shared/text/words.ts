@@ -202,7 +202,7 @@ export class ChunkWords extends WordTable implements TokenSink {
    * each other, and with a stored word they come out as (KELVIN SIGN "Kelvin" and "kelvin"):
    * those are `others`.
    */
-  private lineWords(): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number> } {
+  private lineWords(asciiWritten = false): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number>; beyond: number } {
     const handles = this.slotHandles();
     const asStored = new Uint8Array(handles.length);
     const counts = new Float64Array(handles.length);
@@ -212,23 +212,29 @@ export class ChunkWords extends WordTable implements TokenSink {
       const i = handles[h]!;
       counts[h] = this.countOf(i);
       const s = this.startOf(i);
-      if (this.isAscii(i) || writtenAsStored(arena, s, s + this.byteLength(i), this.caseSensitive)) {
+      if (asciiWritten && this.isAscii(i)) {
+        asStored[h] = WRITTEN;
+      } else if (this.isAscii(i) || writtenAsStored(arena, s, s + this.byteLength(i), this.caseSensitive)) {
         asStored[h] = 1;
       } else {
         const w = this.folded(i);
         others.set(w, (others.get(w) ?? 0) + counts[h]!);
       }
     }
+    let beyond = 0;
     for (const [w, n] of others) {
       const slot = this.find(Buffer.from(w, 'utf8'));
       if (slot < 0) continue;
       // Handles are in slot order.
       const h = lowerBound(handles, slot);
+      // A word whose line is written already gets a second line: readers sum, and the listing
+      // widens every bound by its count (`beyond`).
+      if (asStored[h] === WRITTEN) beyond += n;
       if (asStored[h] !== 1) continue;
       counts[h] += n;
       others.delete(w);
     }
-    return { handles, asStored, counts, others };
+    return { handles, asStored, counts, others, beyond };
   }
 
   /**
@@ -286,9 +292,12 @@ export class ChunkWords extends WordTable implements TokenSink {
    * found in the same pass.
    */
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
+    // The WebAssembly scanner writes the ASCII words' lines itself, before it lets the table go.
+    const ascii = this.wasm?.encodeAscii(partitions, listed);
     this.settle();
-    const { handles, asStored, counts, others } = this.lineWords();
+    const { handles, asStored, counts, others, beyond } = this.lineWords(ascii !== undefined);
     const top = new TopK<number | string>(listed);
+    for (const [word, count] of ascii?.top ?? []) top.offer(count, word);
     const arena = this.arena;
     const sizes = new Array<number>(partitions).fill(0);
     const lines = new Array<number>(partitions).fill(0);
@@ -315,12 +324,14 @@ export class ChunkWords extends WordTable implements TokenSink {
     const at: number[] = [];
     const tails: Buffer[] = [];
     for (let p = 0; p < partitions; p++) {
-      const header = Buffer.from(`${SHARE_HEADER} ${lines[p]}\n`, 'latin1');
+      const header = Buffer.from(`${SHARE_HEADER} ${lines[p]! + (ascii?.lines[p] ?? 0)}\n`, 'latin1');
       const tail = Buffer.from(tailTexts[p]!, 'utf8');
-      const share = new Uint8Array(header.length + sizes[p]! + tail.length);
+      const written = ascii?.bytes[p] ?? EMPTY;
+      const share = new Uint8Array(header.length + written.length + sizes[p]! + tail.length);
       share.set(header);
+      share.set(written, header.length);
       shares.push(share);
-      at.push(header.length);
+      at.push(header.length + written.length);
       tails.push(tail);
     }
     for (let h = 0; h < handles.length; h++) {
@@ -338,10 +349,13 @@ export class ChunkWords extends WordTable implements TokenSink {
     }
     for (let p = 0; p < partitions; p++) shares[p]!.set(tails[p]!, at[p]!);
     const rows = top.kept().map(([item, count]): [string, number] => [typeof item === 'number' ? this.text(item) : item, count]);
-    // Each word is on one line, so the listing leaves out no second line of a listed word.
-    return { shares, top: { rows, unlisted: top.unlisted, beyond: 0 } };
+    return { shares, top: { rows, unlisted: Math.max(top.unlisted, ascii?.unlisted ?? 0), beyond } };
   }
 }
+
+/** lineWords' mark for an ASCII word whose line the WebAssembly scanner has written. */
+const WRITTEN = 2;
+const EMPTY = new Uint8Array(0);
 
 /** The index of the first element of a sorted array that is at least `value`. */
 function lowerBound(sorted: Int32Array, value: number): number {
