@@ -78,7 +78,14 @@ const MUTANTS = [
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',
-    edits: [['return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share));', 'return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share)) && DEFAULT_CHUNK_SIZE;']],
+    edits: [['  return Math.min(MAX_DEFAULT_CHUNK_SIZE, share);\n}', '  return DEFAULT_CHUNK_SIZE;\n}']],
+    tests: ['count-read-files.e2e'],
+  },
+  {
+    id: 'default-chunk-unsampled',
+    what: "a count's default chunk size grows with the input even when its words do not repeat",
+    file: 'coordinator/kinds/count.ts',
+    edits: [['  if (distinct === null || distinct > MAX_DISTINCT_SHARE) return DEFAULT_CHUNK_SIZE;', '  if (distinct === null) return DEFAULT_CHUNK_SIZE;']],
     tests: ['count-read-files.e2e'],
   },
   {

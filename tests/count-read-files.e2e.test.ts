@@ -50,7 +50,7 @@ test.serial('workers that read the files count exactly what a simple counter cou
   t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
 });
 
-test.serial('without --chunk-size, a count over 32 MiB gets tasks of a 32nd of its input (whole MiB); totals equal wc -w', async (t) => {
+test.serial('without --chunk-size, a count over 32 MiB whose words repeat gets tasks of a 32nd of it (whole MiB); of distinct words, 1 MiB; totals equal wc -w', async (t) => {
   // 40 MiB of lines: a 32nd is 1.25 MiB, so 2 MiB tasks: 20 of them (1 MiB would make 40).
   const big = join(corpus.path, 'big', 'forty.txt');
   mkdirSync(join(corpus.path, 'big'), { recursive: true });
@@ -63,7 +63,23 @@ test.serial('without --chunk-size, a count over 32 MiB gets tasks of a 32nd of i
   t.is(run.code, 0, run.stderr);
   const result = JSON.parse(run.stdout);
   t.is(result.tasks, size / (2 * 1024 * 1024));
-  t.is(result.totalWords, Number(execFileSync('wc', ['-w', big], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split(/\s+/)[0]));
+  const wc = (path: string) => Number(execFileSync('wc', ['-w', path], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split(/\s+/)[0]);
+  t.is(result.totalWords, wc(big));
+  // Every word distinct (as a list of ids): bigger tasks would save nothing, the default stays 1 MiB.
+  const ids = join(corpus.path, 'big', 'ids.txt');
+  const lines: string[] = [];
+  let bytes = 0;
+  for (let n = 10_000_000; bytes < size; n++) {
+    lines.push(String(n));
+    bytes += 9;
+  }
+  writeFileSync(ids, `${lines.join('\n')}\n`);
+  const distinct = await runTally(['count', ids, '--server', server.url, '--workers-read-files', '--format', 'json', '--top', '3']);
+  t.is(distinct.code, 0, distinct.stderr);
+  const counted = JSON.parse(distinct.stdout);
+  t.is(counted.tasks, Math.ceil(bytes / (1024 * 1024)));
+  t.is(counted.totalWords, wc(ids));
+  t.is(counted.uniqueWords, lines.length);
 });
 
 test.serial('stdin is carried in the tasks even when workers read files', async (t) => {

@@ -165,7 +165,11 @@ function padded(len: i32): i32 {
   return (len + 7) & ~7;
 }
 
-/** A hash of a word's zero-padded folded bytes at p, 8 bytes a step. */
+/**
+ * A hash of a word's zero-padded folded bytes at p, 8 bytes a step, finished as splitmix64 does:
+ * a multiply carries a byte's bits only upwards, so the last bytes of a group (the last digits
+ * of a number) reach the low bits, which pick the slot, only through the final mixing.
+ */
 // @ts-ignore: decorator
 @inline
 function hashPadded(p: usize, len: i32): i32 {
@@ -173,9 +177,11 @@ function hashPadded(p: usize, len: i32): i32 {
   const end = p + <usize>padded(len);
   for (let q = p; q < end; q += 8) {
     h = (h ^ load<u64>(q)) * 0xbf58476d1ce4e5b9;
-    h ^= h >> 31;
+    h ^= h >> 29;
   }
-  return <i32>(h >> 32);
+  h = (h ^ (h >> 32)) * 0x94d049bb133111eb;
+  h ^= h >> 32;
+  return <i32>h;
 }
 
 /** Copies the folded word at src into the scratch buffer, zero-padded to whole 8-byte groups. */

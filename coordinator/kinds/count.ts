@@ -2,6 +2,7 @@
 import { Command, Option } from '../commander.js';
 import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
+import type { CountSettings } from '../../shared/text/words.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
@@ -21,19 +22,34 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MAX_DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 /** A count's default chunks grow past 1 MiB only for inputs that still make this many tasks. */
 const DEFAULT_MIN_TASKS = 32;
+/** ...and only when at most this share of a sample's words are distinct (shared/text/word-sample.ts). */
+const MAX_DISTINCT_SHARE = 0.5;
 
 /**
- * A count's default --chunk-size: 1 MiB, and for inputs over 32 MiB, a 32nd of them (whole MiB)
- * up to 8 MiB. Each task's table of distinct words is encoded, sent and folded whole, and it
- * grows slower than the task's bytes (English: ~9,000 words in 1 MiB, ~3x that in 8 MiB): on
- * 200 MB of English, 8 MiB tasks took 0.6x the CPU of 1 MiB ones (docs/BENCHMARKS.md), while 32
- * tasks still keep a fleet busy and a straggler's backup copy small.
+ * A count's default --chunk-size: 1 MiB; for inputs over 32 MiB whose words repeat (a sample of
+ * the largest local file has at most half its words distinct), a 32nd of them in whole MiB, up
+ * to 8 MiB. Each task's table of distinct words is encoded, sent and folded whole, and where
+ * words repeat it grows slower than the task's bytes (English: ~9,000 words in 1 MiB, ~3x that
+ * in 7 MiB): on 200 MB of English, 7 MiB tasks took 0.6x the time of 1 MiB ones; on 20 M
+ * distinct numbers they took 1.5x (docs/BENCHMARKS.md). 32 tasks still keep a fleet busy and a
+ * straggler's backup copy small.
  */
-export function defaultChunkSize(inputs: readonly { size: number | null }[]): number {
+export async function defaultChunkSize(inputs: readonly TextInputLike[], settings: CountSettings): Promise<number> {
   const bytes = inputs.reduce((sum, input) => sum + (input.size ?? 0), 0);
   const share = Math.ceil(bytes / DEFAULT_MIN_TASKS / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE;
-  return Math.min(MAX_DEFAULT_CHUNK_SIZE, Math.max(DEFAULT_CHUNK_SIZE, share));
+  if (share <= DEFAULT_CHUNK_SIZE) return DEFAULT_CHUNK_SIZE;
+  // The sample comes from a plain local file: not stdin, a URL, an object or compressed bytes.
+  const local = inputs.filter((input) => input.size !== null && !input.compression && input.path !== '-' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(input.path));
+  if (local.length === 0) return DEFAULT_CHUNK_SIZE;
+  const largest = local.reduce((a, b) => (b.size! > a.size! ? b : a));
+  const { distinctShare } = await import('../../shared/text/word-sample.js');
+  const distinct = distinctShare(largest.path, largest.size!, settings);
+  if (distinct === null || distinct > MAX_DISTINCT_SHARE) return DEFAULT_CHUNK_SIZE;
+  return Math.min(MAX_DEFAULT_CHUNK_SIZE, share);
 }
+
+/** What defaultChunkSize needs of an input. */
+type TextInputLike = { path: string; size: number | null; compression?: unknown };
 export const MIN_CHUNK_SIZE = 16;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
@@ -73,7 +89,7 @@ export function withTextOptions(command: Command, rows: string): Command {
     .option('--top <n>', `${rows} to show, 0 = all`, (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
-    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; a count of more than 32 MiB: a 32nd of it, up to 8 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
+    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; a count of more than 32 MiB whose words repeat: a 32nd of it, up to 8 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, MAX_TASK_BYTES),
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
@@ -119,7 +135,7 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     tokenizer: options.tokenizer,
     caseSensitive: options.caseSensitive === true,
     maxWordBytes: options.maxWordBytes,
-    chunkSize: options.chunkSize ?? (kind === 'count' ? defaultChunkSize(selection.files) : DEFAULT_CHUNK_SIZE),
+    chunkSize: options.chunkSize ?? (kind === 'count' ? await defaultChunkSize(selection.files, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive === true, maxWordBytes: options.maxWordBytes }) : DEFAULT_CHUNK_SIZE),
     workersReadFiles: options.workersReadFiles ?? embedded,
     workersFetchUrls: options.workersFetchUrls ?? embedded,
     reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
