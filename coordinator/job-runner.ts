@@ -655,21 +655,22 @@ class JobRun {
     } catch (error) {
       this.log.debug({ err: describeError(error) }, 'could not announce the end of the job');
     }
-    await purgeSubjects(this.o.jsm, RESULT_STREAM, jobResultSubjects(this.job), this.o.nc.info?.version).catch((e) =>
+    // The three are independent: at once (on an old server each purge is many round trips).
+    const results = purgeSubjects(this.o.jsm, RESULT_STREAM, jobResultSubjects(this.job), this.o.nc.info?.version).catch((e) =>
       this.log.warn({ err: describeError(e) }, 'could not purge results'),
     );
-    if (this.partitions > 0) {
+    const shuffle = async (): Promise<void> => {
+      if (this.partitions === 0) return;
       await purgeSubjects(this.o.jsm, SHUFFLE_STREAM, jobShuffleSubjects(this.job), this.o.nc.info?.version).catch((e) =>
         this.log.warn({ err: describeError(e) }, 'could not purge the map outputs'),
       );
       // A job that did not finish has no result to read its parts through.
       if (this.record.status !== 'done') await this.o.store.deleteParts(Array.from({ length: this.partitions }, (_, p) => partObjectName(this.job, p)));
-    }
-    try {
-      await deletePartialsOf(this.o.partials, this.job);
-    } catch (error) {
-      this.log.warn({ bucket: PARTIALS_BUCKET, err: describeError(error) }, 'could not sweep partial objects');
-    }
+    };
+    const partials = deletePartialsOf(this.o.partials, this.job).catch((error: unknown) =>
+      this.log.warn({ bucket: PARTIALS_BUCKET, err: describeError(error) }, 'could not sweep partial objects'),
+    );
+    await Promise.all([results, shuffle(), partials]);
   }
 }
 
