@@ -50,7 +50,7 @@ const MUTANTS = [
     id: 'wasm-apostrophe',
     what: "the WebAssembly scanner no longer joins runs across a single apostrophe (don't → don, t)",
     file: 'wasm/word-scanner.ts',
-    edits: [['      if (cls2 == WORD) {', '      if (cls2 == WORD && false) {']],
+    edits: [['      if (c2 >> 3 == WORD) {', '      if (c2 >> 3 == WORD && false) {']],
     tests: ['words', 'wasm-scanner'],
   },
   {

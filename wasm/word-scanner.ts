@@ -522,6 +522,14 @@ function classAndLength(p: usize, stop: usize): i32 {
   return (cls << 3) | (d & 7);
 }
 
+/** {@link classAndLength} of the character at p, ASCII included. */
+// @ts-ignore: decorator
+@inline
+function characterAt(p: usize, stop: usize): i32 {
+  const b = <i32>load<u8>(p);
+  return b < 0x80 ? (<i32>load<u8>(ASCII_CLASS + b) << 3) | 1 : classAndLength(p, stop);
+}
+
 /** Counts a token that is neither the chunk's first (continuing a word) nor touching its end. */
 function countToken(src: usize, len: i32, ascii: bool): void {
   total++;
@@ -659,19 +667,13 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
       reachesEnd = true;
       break;
     }
-    b = <i32>load<u8>(body + <usize>i);
-    if (b < 0x80) {
-      cls = <i32>load<u8>(ASCII_CLASS + b);
-      len = 1;
-    } else {
-      const c = classAndLength(body + <usize>i, stop);
-      if (c == 0) {
-        restartAt = start;
-        return -1;
-      }
-      cls = c >> 3;
-      len = c & 7;
+    const c = characterAt(body + <usize>i, stop);
+    if (c == 0) {
+      restartAt = start;
+      return -1;
     }
+    cls = c >> 3;
+    len = c & 7;
     if (cls == WORD) continue;
     end = i;
     if (cls == APOS) {
@@ -681,24 +683,15 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
         i = j;
         break;
       }
-      const b2 = <i32>load<u8>(body + <usize>j);
-      let len2 = 1;
-      let cls2: i32;
-      if (b2 < 0x80) {
-        cls2 = <i32>load<u8>(ASCII_CLASS + b2);
-      } else {
-        const c = classAndLength(body + <usize>j, stop);
-        if (c == 0) {
-          restartAt = start;
-          return -1;
-        }
-        cls2 = c >> 3;
-        len2 = c & 7;
+      const c2 = characterAt(body + <usize>j, stop);
+      if (c2 == 0) {
+        restartAt = start;
+        return -1;
       }
-      if (cls2 == WORD) {
+      const len2 = c2 & 7;
+      if (c2 >> 3 == WORD) {
         if (len != 1) ascii = false;
         i = j;
-        b = b2;
         len = len2;
         continue;
       }
