@@ -163,6 +163,9 @@ async function findCompressed(store: ObjectStore, objects: ResolvedInput[]): Pro
 async function objectHead(store: ObjectStore, name: string): Promise<Uint8Array | null> {
   const result = await store.get(name);
   if (!result) return null;
+  // Cancelling the read below can race a chunk the client is still handing over: its failure
+  // then rejects this promise, which must not go unhandled (Node 24 ended the process on it).
+  result.error.catch(() => undefined);
   const reader = result.data.getReader();
   try {
     const first = await reader.read();
