@@ -5,10 +5,11 @@
 // a time with SIMD masks (which bytes are letters or digits, which apostrophes join two runs;
 // each token then costs no branch per byte), anything else byte by byte as in words.ts. Words go
 // into a table of this module's own (a hash of 8 folded bytes at a time, not FNV-1a byte by
-// byte); `finish` then lays the words out as WordTable's slots (FNV-1a, its probe order), which
-// JavaScript takes over to write the partial. So the partial has the same lines as with the
-// JavaScript scanner, perhaps in another order (tests/wasm-scanner.test.ts compares them). The
-// loader and the rules for when it is used are in shared/text/wasm-scanner.ts.
+// byte). For a partitioned job `encodeAscii` writes the ASCII words' share lines; `finish` then
+// lays the words out as WordTable's slots (FNV-1a, its probe order), which JavaScript takes over
+// to write the rest. So the partial has the same lines as with the JavaScript scanner, perhaps
+// in another order (tests/wasm-scanner.test.ts compares them). The loader and the rules for
+// when it is used are in shared/text/wasm-scanner.ts.
 //
 // Memory: [class table, 0x110000 bytes][fold tables][body][slots][arena]…, bump-allocated from
 // the end; `reset` starts a new table. The class of a code point is filled in by JavaScript

@@ -4,10 +4,10 @@
  * JavaScript.
  *
  * It runs the unicode tokenizer's scan and the word table's inserts, the two halves of a count's
- * map, in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B). Its table is
- * handed over in WordTable's layout, so a map writes the same lines whichever scanner ran,
- * perhaps in another order; tests/wasm-scanner.test.ts checks it, and the tokenizer's tests run
- * on both.
+ * map, in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B), and writes the
+ * ASCII words' share lines. Its table is handed over in WordTable's layout, so a map writes the
+ * same lines whichever scanner ran, perhaps in another order; tests/wasm-scanner.test.ts checks
+ * it, and the tokenizer's tests run on both.
  *
  * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
  * {@link useScanner} in tests and benchmarks.
