@@ -135,6 +135,23 @@ const WORKER_CHECK_MS = 5000;
 const SERVER_LOST_MS = setting('TALLY_SERVER_LOST_MS');
 /** How often a running job looks at its record on the server (see `checkServer`). */
 const SERVER_PROBE_MS = Math.min(5_000, Math.max(250, Math.floor(SERVER_LOST_MS / 4)));
+/**
+ * How long a job interrupted while its link still looks up waits for the server to answer a
+ * PING before it takes the server for gone: the client may not have seen the link drop yet when
+ * Ctrl-C comes (a server stopped a moment before, a busy machine).
+ */
+const INTERRUPT_PROBE_MS = 500;
+
+/** True when the server answers a PING within `ms`. */
+async function serverAnswers(nc: NatsConnection, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)));
+  try {
+    return await Promise.race([nc.flush().then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const WARN_EVERY_MS = 10_000;
 const ENDED_GRACE_MS = 25;
 
@@ -340,10 +357,10 @@ class JobRun {
       return result;
     } catch (caught) {
       let error = caught;
-      // Interrupted while the client knows the server is gone (its connection closed): each
-      // call below would only wait out its timeouts (~55 s), where the user asked to stop now.
-      // The job is left as it is, `running` and resumable, and the line says so.
-      const interruptedOffline = error instanceof InterruptedError && this.link.disconnectedSince !== null;
+      // Interrupted while the server is gone (the client knows, or the server does not answer
+      // at once): each call below would only wait out its timeouts (~55 s), where the user
+      // asked to stop now. The job is left as it is, `running` and resumable, and the line says so.
+      const interruptedOffline = error instanceof InterruptedError && (this.link.disconnectedSince !== null || !(await serverAnswers(this.o.nc, INTERRUPT_PROBE_MS)));
       if (interruptedOffline) {
         error = new InterruptedError(`job ${this.job} interrupted while the server is unreachable; its record still says running: once the server is back, \`tally resume ${this.job}\` finishes it`);
       }
