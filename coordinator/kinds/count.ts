@@ -3,6 +3,8 @@ import { Command, Option } from '../commander.js';
 import { availableParallelism } from 'node:os';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import type { CountSettings } from '../../shared/text/words.js';
+import type { TextInput } from '../../shared/text/file-input.js';
+import { isUrl } from '../../shared/text/url-input.js';
 import { MAX_PARTITIONS } from '../../shared/subjects.js';
 import { UsageError } from '../../shared/errors.js';
 import { resolveConnection, type ConnectionSettings } from '../../shared/nats/connection-settings.js';
@@ -34,12 +36,12 @@ const MAX_DISTINCT_SHARE = 0.5;
  * distinct numbers they took 1.5x (docs/BENCHMARKS.md). 32 tasks still keep a fleet busy and a
  * straggler's backup copy small.
  */
-export async function defaultChunkSize(inputs: readonly TextInputLike[], settings: CountSettings): Promise<number> {
+export async function defaultChunkSize(inputs: readonly Pick<TextInput, 'path' | 'size' | 'compression'>[], settings: CountSettings): Promise<number> {
   const bytes = inputs.reduce((sum, input) => sum + (input.size ?? 0), 0);
   const share = Math.ceil(bytes / DEFAULT_MIN_TASKS / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE;
   if (share <= DEFAULT_CHUNK_SIZE) return DEFAULT_CHUNK_SIZE;
   // The sample comes from a plain local file: not stdin, a URL, an object or compressed bytes.
-  const local = inputs.filter((input) => input.size !== null && !input.compression && input.path !== '-' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(input.path));
+  const local = inputs.filter((input) => input.size !== null && !input.compression && input.path !== '-' && !isUrl(input.path) && !isObjectUrl(input.path));
   if (local.length === 0) return DEFAULT_CHUNK_SIZE;
   const largest = local.reduce((a, b) => (b.size! > a.size! ? b : a));
   const { distinctShare } = await import('../../shared/text/word-sample.js');
@@ -47,9 +49,6 @@ export async function defaultChunkSize(inputs: readonly TextInputLike[], setting
   if (distinct === null || distinct > MAX_DISTINCT_SHARE) return DEFAULT_CHUNK_SIZE;
   return Math.min(MAX_DEFAULT_CHUNK_SIZE, share);
 }
-
-/** What defaultChunkSize needs of an input. */
-type TextInputLike = { path: string; size: number | null; compression?: unknown };
 export const MIN_CHUNK_SIZE = 16;
 /** Reduce partitions of a job on a server whose fleet the command cannot see. */
 export const DEFAULT_REDUCERS = 4;
