@@ -18,7 +18,7 @@ import {
   isWrongLastSequence,
   permissionViolation,
 } from '../shared/nats/errors.js';
-import { ServerError, UsageError } from '../shared/errors.js';
+import { JobFailedError, ServerError, UsageError } from '../shared/errors.js';
 import { deniedInputBucket, permissionDenied } from '../shared/nats/permissions.js';
 
 const api = (code: number, status = 400, description = 'refused') => new JetStreamApiError({ err_code: code, code: status, description });
@@ -55,6 +55,8 @@ test('transient: timeouts, no responders, a disconnect, a leadership change; nev
   // tally's own errors say a failure in words only: those words still count.
   t.true(isTransient(new ServerError('nats://h:4222', 'connection lost for 3 s')));
   t.false(isTransient('timeout'));
+  // A failed job's message carries user data: a URL on port 35037 is no HTTP 503.
+  t.false(isTransient(new JobFailedError('j1', 'http://127.0.0.1:35037/a.txt changed while it was being counted', 'http://127.0.0.1:35037/a.txt')));
 });
 
 test('JetStream API codes: not found, already in use, wrong last sequence', (t) => {

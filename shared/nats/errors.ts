@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import type * as Transport from '@nats-io/transport-node';
 import type * as JetStream from '@nats-io/jetstream/internal';
-import { describeError } from '../errors.js';
+import { JobFailedError, describeError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 let coreErrors: typeof Transport.errors | undefined;
@@ -164,7 +164,9 @@ const TRANSIENT_WORDS = /timeout|timed out|no responders|503|not enabled|disconn
  * answered, and would answer the same).
  */
 export function isTransient(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+  // A job that failed is decided; its message carries the user's inputs (a URL's port 35037
+  // read as "503" below), which are no evidence of a server's state.
+  if (!(error instanceof Error) || error instanceof JobFailedError) return false;
   const c = core();
   const j = js();
   const errors = chain(error);
