@@ -75,6 +75,13 @@ const MUTANTS = [
     tests: ['partitions', 'wasm-scanner'],
   },
   {
+    id: 'wasm-non-ascii-uncounted',
+    what: "the WebAssembly scanner does not count its non-ASCII words, so a table with some is taken for all-ASCII and its shares leave them out",
+    file: 'wasm/word-scanner.ts',
+    edits: [['  if (!ascii) nonAscii++;\n', '']],
+    tests: ['wasm-scanner'],
+  },
+  {
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',

@@ -40,18 +40,26 @@ function sortedLines(bytes: Uint8Array): string[] {
   return Buffer.from(bytes).toString('utf8').split('\n').sort();
 }
 
-/** One table filled chunk by chunk with the given scanner: its partial lines, shares and listing. */
+/**
+ * Tables filled chunk by chunk with the given scanner: their partial lines, shares and listing.
+ * A table gives either its lines or its shares (the WebAssembly scanner writes the ASCII words'
+ * share lines straight from its own table): one table for each.
+ */
 function partials(choice: ScannerChoice, bytes: Uint8Array, chunkBytes: number, settings: CountSettings, edges: (index: number) => ChunkEdges) {
   useScanner(choice);
   try {
-    const words = new ChunkWords(settings.caseSensitive, bytes.length);
     let totals = [0, 0];
-    for (let at = 0, index = 0; at < bytes.length; at += chunkBytes, index++) {
-      const counted = countChunk(bytes.subarray(at, at + chunkBytes), settings, edges(index), words);
-      totals = [totals[0]! + counted.totalWords, totals[1]! + counted.overlongWords];
-    }
-    const lines = sortedLines(words.encodeLines().bytes);
-    const { shares, top } = words.encodeSharesListing(3, 10);
+    const filled = () => {
+      const words = new ChunkWords(settings.caseSensitive, bytes.length);
+      totals = [0, 0];
+      for (let at = 0, index = 0; at < bytes.length; at += chunkBytes, index++) {
+        const counted = countChunk(bytes.subarray(at, at + chunkBytes), settings, edges(index), words);
+        totals = [totals[0]! + counted.totalWords, totals[1]! + counted.overlongWords];
+      }
+      return words;
+    };
+    const lines = sortedLines(filled().encodeLines().bytes);
+    const { shares, top } = filled().encodeSharesListing(3, 10);
     // Words tied at the listing's cut may be listed from either table: their counts are what must agree.
     return { totals, lines, shares: shares.map(sortedLines), listed: top.rows.map(([, count]) => count), unlisted: top.unlisted };
   } finally {
@@ -137,11 +145,41 @@ test('property: mostly-ASCII text, the 64-byte blocks at every alignment: the sa
       const js = partials('js', bytes, bytes.length || 1, settings, plainEdges);
       t.deepEqual(wasm.totals, js.totals);
       t.deepEqual(wasm.lines, js.lines, Buffer.from(bytes).toString('utf8').slice(0, 300));
+      t.deepEqual(wasm.shares, js.shares, Buffer.from(bytes).toString('utf8').slice(0, 300));
+      t.deepEqual([wasm.listed, wasm.unlisted], [js.listed, js.unlisted]);
       const reference = referenceCount(bytes, settings);
       t.deepEqual(wasm.totals, [reference.totalWords, reference.overlongWords]);
     }),
     { numRuns: 400 },
   );
+});
+
+test('all-ASCII text: the shares the WebAssembly scanner writes from its own table are the whole table, which is then spent', (t) => {
+  // The project's English docs with every non-ASCII byte made a space: no word leaves the scanner's table.
+  const text = Buffer.from(english().map((b) => (b < 0x80 ? b : 0x20)));
+  for (const caseSensitive of [false, true]) {
+    const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes: 1 << 20 };
+    const wasm = partials('wasm', text, text.length, settings, plainEdges);
+    const js = partials('js', text, text.length, settings, plainEdges);
+    t.deepEqual(wasm.shares, js.shares);
+    t.deepEqual([wasm.listed, wasm.unlisted], [js.listed, js.unlisted]);
+    // Every distinct word is on one share line, and the lines' counts add up to the text's words.
+    const shareLines = wasm.shares.flatMap((lines) => lines.filter((line) => line.includes('\t')));
+    t.is(shareLines.length, wasm.lines.filter((line) => line !== '').length);
+    t.is(
+      shareLines.reduce((sum, line) => sum + Number(line.split('\t')[1]), 0),
+      referenceCount(text, settings).totalWords,
+    );
+  }
+  useScanner('wasm');
+  try {
+    const words = new ChunkWords(false, text.length);
+    countChunk(text, { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 40 }, plainEdges(), words);
+    words.encodeSharesListing(2, 0);
+    t.throws(() => words.encodeLines(), { message: /written out/ });
+  } finally {
+    useScanner(undefined);
+  }
 });
 
 test('tally count: the same output with TALLY_SCANNER=wasm and =js; a bad value is one line, exit 2', async (t) => {

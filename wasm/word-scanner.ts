@@ -48,6 +48,8 @@ let scratchCap: i32 = 0;
 let slotsAt: usize = 0;
 let mask: i32 = 0;
 let size: i32 = 0;
+/** Distinct words with a byte of 0x80 or more: none, and encodeAscii writes the whole table. */
+let nonAscii: i32 = 0;
 let arenaAt: usize = 0;
 let arenaCap: i32 = 0;
 let arenaUsed: i32 = 0;
@@ -108,6 +110,7 @@ export function reset(capacity: i32, caseSensitive: bool): void {
   initialCapacity = capacity;
   mask = capacity - 1;
   size = 0;
+  nonAscii = 0;
   slotsAt = alloc(capacity << 4);
   memory.fill(slotsAt, 0, <usize>(capacity << 4));
   arenaCap = capacity * 8;
@@ -149,6 +152,9 @@ export function needed(): i32 {
 }
 export function words(): i32 {
   return size;
+}
+export function nonAsciiWords(): i32 {
+  return nonAscii;
 }
 export function arena(): usize {
   return arenaAt;
@@ -233,6 +239,7 @@ function addWord(src: usize, len: i32, ascii: bool): void {
   store<i32>(slot, tag, 4);
   store<i32>(slot, key, 8);
   store<i32>(slot, 1, 12);
+  if (!ascii) nonAscii++;
   if (++size * 4 > mask * 3) grow();
 }
 

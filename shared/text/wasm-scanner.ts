@@ -41,6 +41,7 @@ interface ScannerExports {
   encodeAscii(partitions: number, listed: number): number;
   sharesAt(): number;
   words(): number;
+  nonAsciiWords(): number;
   arena(): number;
   arenaBytes(): number;
 }
@@ -157,6 +158,11 @@ export class WasmScanner {
     return this.exports.words();
   }
 
+  /** Distinct words so far with a byte of 0x80 or more (0: {@link encodeAscii} writes them all). */
+  get nonAsciiWords(): number {
+    return this.exports.nonAsciiWords();
+  }
+
   /**
    * The table's ASCII words as `partitions` shares of lines `word\tcount\n` (each in the
    * share partitionOf gives it), and its `listed` most frequent ASCII words: what
@@ -200,5 +206,10 @@ export class WasmScanner {
     const table = { slots, arena, arenaUsed, size: x.words() };
     idle.push(this);
     return table;
+  }
+
+  /** Puts the instance back without copying its table out (its words are written elsewhere). */
+  discard(): void {
+    idle.push(this);
   }
 }

@@ -124,6 +124,8 @@ export class ChunkWords extends WordTable implements TokenSink {
   private wasm: WasmScanner | undefined;
   /** Set once the words live here: later chunks are scanned in JavaScript. */
   private settled = false;
+  /** Set once the scanner has written every word's line and let its table go unread. */
+  private writtenOut = false;
 
   /**
    * @param caseSensitive false folds case
@@ -159,6 +161,7 @@ export class ChunkWords extends WordTable implements TokenSink {
 
   /** Brings the words home from the WebAssembly scanner before they are read. */
   private settle(): void {
+    if (this.writtenOut) throw new Error('ChunkWords: its words were written out by the WebAssembly scanner and cannot be read again');
     this.settled = true;
     if (!this.wasm) return;
     this.adopt(this.wasm.release());
@@ -294,8 +297,19 @@ export class ChunkWords extends WordTable implements TokenSink {
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
     // The WebAssembly scanner writes the ASCII words' lines itself, before it lets the table go.
     const ascii = this.wasm?.encodeAscii(partitions, listed);
-    this.settle();
-    const { handles, asStored, counts, others, beyond } = this.lineWords(ascii !== undefined);
+    let lineWords: ReturnType<ChunkWords['lineWords']>;
+    if (ascii && this.wasm!.nonAsciiWords === 0) {
+      // Every word is ASCII and written: the table need not come home (for millions of
+      // distinct words, copying it into WordTable's layout cost a third of the map).
+      this.wasm!.discard();
+      this.wasm = undefined;
+      this.writtenOut = true;
+      lineWords = NO_LINES;
+    } else {
+      this.settle();
+      lineWords = this.lineWords(ascii !== undefined);
+    }
+    const { handles, asStored, counts, others, beyond } = lineWords;
     const top = new TopK<number | string>(listed);
     for (const [word, count] of ascii?.top ?? []) top.offer(count, word);
     const arena = this.arena;
@@ -356,6 +370,8 @@ export class ChunkWords extends WordTable implements TokenSink {
 /** lineWords' mark for an ASCII word whose line the WebAssembly scanner has written. */
 const WRITTEN = 2;
 const EMPTY = new Uint8Array(0);
+/** lineWords of a table whose every line the WebAssembly scanner has written. */
+const NO_LINES = { handles: new Int32Array(0), asStored: new Uint8Array(0), counts: new Float64Array(0), others: new Map<string, number>(), beyond: 0 } as const;
 
 /** The index of the first element of a sorted array that is at least `value`. */
 function lowerBound(sorted: Int32Array, value: number): number {
