@@ -18,7 +18,7 @@ import {
   isWrongLastSequence,
   permissionViolation,
 } from '../shared/nats/errors.js';
-import { JobFailedError, ServerError, UsageError } from '../shared/errors.js';
+import { CorruptInputError, InputError, JobFailedError, RemoteInputError, ServerError, TaskRejectedError, UsageError } from '../shared/errors.js';
 import { deniedInputBucket, permissionDenied } from '../shared/nats/permissions.js';
 
 const api = (code: number, status = 400, description = 'refused') => new JetStreamApiError({ err_code: code, code: status, description });
@@ -57,6 +57,13 @@ test('transient: timeouts, no responders, a disconnect, a leadership change; nev
   t.false(isTransient('timeout'));
   // A failed job's message carries user data: a URL on port 35037 is no HTTP 503.
   t.false(isTransient(new JobFailedError('j1', 'http://127.0.0.1:35037/a.txt changed while it was being counted', 'http://127.0.0.1:35037/a.txt')));
+  // Nor do the words of the user's paths in tally's other decided errors.
+  t.false(isTransient(new InputError('/var/log/timeouts/503.log', 'no such file or directory')));
+  t.false(isTransient(new UsageError("--include: 'leader*' matches nothing")));
+  t.false(isTransient(new TaskRejectedError('count task: /data/disconnect-report.txt is not readable')));
+  t.false(isTransient(new CorruptInputError('/data/reconnect.gz: not in gzip format at byte 10')));
+  // A URL's failure is said in words too, and those still count.
+  t.true(isTransient(new RemoteInputError('http://h/a.txt', 'no data for 30 s after 0 bytes: timed out')));
 });
 
 test('JetStream API codes: not found, already in use, wrong last sequence', (t) => {

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import type * as Transport from '@nats-io/transport-node';
 import type * as JetStream from '@nats-io/jetstream/internal';
-import { JobFailedError, describeError } from '../errors.js';
+import { RemoteInputError, ServerError, TallyError, TaskRejectedError, describeError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 let coreErrors: typeof Transport.errors | undefined;
@@ -150,6 +150,17 @@ export function connectFailure(error: unknown): 'refused' | 'timed out' | undefi
 }
 
 /**
+ * tally's own errors that decide a failure (bad usage, an unusable input, a refused task, a
+ * failed job): their messages quote the user's inputs (a URL's port 35037 read as "503", a
+ * folder named "timeouts"), which are no evidence of a server's state. A ServerError says a
+ * server's trouble in words, and a RemoteInputError a URL's: those words still count.
+ */
+function isDecided(error: Error): boolean {
+  if (error instanceof TaskRejectedError) return true;
+  return error instanceof TallyError && !(error instanceof ServerError) && !(error instanceof RemoteInputError);
+}
+
+/**
  * Words of failures that tally meets only as text: errors that are not the client's (tally's
  * own that pass a failure on in words, plain `Error`s of the object store) and the server's
  * protocol errors (`-ERR 'Stale Connection'`), which the client hands on as a ProtocolError.
@@ -164,9 +175,7 @@ const TRANSIENT_WORDS = /timeout|timed out|no responders|503|not enabled|disconn
  * answered, and would answer the same).
  */
 export function isTransient(error: unknown): boolean {
-  // A job that failed is decided; its message carries the user's inputs (a URL's port 35037
-  // read as "503" below), which are no evidence of a server's state.
-  if (!(error instanceof Error) || error instanceof JobFailedError) return false;
+  if (!(error instanceof Error) || isDecided(error)) return false;
   const c = core();
   const j = js();
   const errors = chain(error);
