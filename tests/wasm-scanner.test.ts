@@ -182,6 +182,28 @@ test('all-ASCII text: the shares the WebAssembly scanner writes from its own tab
   }
 });
 
+test('a non-ASCII word that folds to a written ASCII word (KELVIN SIGN): its line comes beside it, the two sum, and the listing allows for it', (t) => {
+  const text = utf8('kelvin \u212Aelvin KELVIN caf\u00e9 CAF\u00c9 ok\n'.repeat(3));
+  const settings: CountSettings = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 64 };
+  useScanner('wasm');
+  try {
+    const words = new ChunkWords(false, text.length);
+    countChunk(text, settings, plainEdges(), words);
+    const { shares, top } = words.encodeSharesListing(2, 10);
+    const sums = new Map<string, number>();
+    for (const line of shares.flatMap((share) => Buffer.from(share).toString('utf8').split('\n').slice(1, -1))) {
+      const [word, count] = line.split('\t');
+      sums.set(word!, (sums.get(word!) ?? 0) + Number(count));
+    }
+    t.deepEqual(Object.fromEntries(sums), { kelvin: 9, 'caf\u00e9': 6, ok: 3 });
+    // "kelvin" is listed from the scanner's lines at 6: its bound must reach 9.
+    const kelvin = top.rows.find(([word]) => word === 'kelvin')!;
+    t.true(kelvin[1] + (top.beyond ?? 0) >= 9, JSON.stringify(top));
+  } finally {
+    useScanner(undefined);
+  }
+});
+
 test('tally count: the same output with TALLY_SCANNER=wasm and =js; a bad value is one line, exit 2', async (t) => {
   const dir = tempDir();
   try {

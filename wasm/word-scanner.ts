@@ -286,11 +286,13 @@ function mix(hash: i32): i32 {
 /**
  * Lays the table out as WordTable's slots (shared/text/word-table.ts): [offset + 1, tag, last 4
  * folded bytes big-endian, count], placed by FNV-1a of the folded bytes and its probe, in as many
- * slots as WordTable would use. The arena is shared. Returns where the slots are.
+ * slots as WordTable would use. The arena is shared. Returns where the slots are. With
+ * `nonAsciiOnly`, only the words encodeAscii did not write.
  */
-export function finish(): usize {
+export function finish(nonAsciiOnly: bool): usize {
+  const words = nonAsciiOnly ? nonAscii : size;
   let cap = initialCapacity;
-  while (size * 4 > (cap - 1) * 3) cap *= 2;
+  while (words * 4 > (cap - 1) * 3) cap *= 2;
   finishedCapacity = cap;
   finishedAt = alloc(cap << 4);
   memory.fill(finishedAt, 0, <usize>(cap << 4));
@@ -300,6 +302,7 @@ export function finish(): usize {
     const s1 = load<i32>(from);
     if (s1 == 0) continue;
     const tag = load<i32>(from, 4);
+    if (nonAsciiOnly && (tag & ASCII_FLAG) != 0) continue;
     const start = arenaAt + <usize>(s1 - 1);
     const end = start + <usize>(tag & LENGTH_MASK);
     let h = FNV_OFFSET;

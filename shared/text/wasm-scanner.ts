@@ -36,7 +36,7 @@ interface ScannerExports {
   totalWords(): number;
   overlongWords(): number;
   needed(): number;
-  finish(): number;
+  finish(nonAsciiOnly: number): number;
   capacity(): number;
   encodeAscii(partitions: number, listed: number): number;
   sharesAt(): number;
@@ -158,7 +158,7 @@ export class WasmScanner {
     return this.exports.words();
   }
 
-  /** Distinct words so far with a byte of 0x80 or more (0: {@link encodeAscii} writes them all). */
+  /** Distinct words so far with a byte of 0x80 or more (the ones {@link encodeAscii} leaves to JavaScript). */
   get nonAsciiWords(): number {
     return this.exports.nonAsciiWords();
   }
@@ -193,17 +193,21 @@ export class WasmScanner {
     return { lines, bytes, top, unlisted };
   }
 
-  /** Copies the table out and puts the instance back for the next table. */
-  release(): ScannedTable {
+  /**
+   * Copies the table out and puts the instance back for the next table.
+   * @param nonAsciiOnly only the words with a byte of 0x80 or more (after {@link encodeAscii}
+   *   has written the others); the arena still holds every word's bytes
+   */
+  release(nonAsciiOnly = false): ScannedTable {
     const x = this.exports;
-    const at = x.finish();
+    const at = x.finish(nonAsciiOnly ? 1 : 0);
     const buffer = x.memory.buffer;
     const slots = new Int32Array(buffer, at, x.capacity() * 4).slice();
     const arenaUsed = x.arenaBytes();
     // Room to grow as the JavaScript table would have it (it appends if more words come).
     const arena = new Uint8Array(Math.max(arenaUsed, x.capacity() * 4));
     arena.set(new Uint8Array(buffer, x.arena(), arenaUsed));
-    const table = { slots, arena, arenaUsed, size: x.words() };
+    const table = { slots, arena, arenaUsed, size: nonAsciiOnly ? x.nonAsciiWords() : x.words() };
     idle.push(this);
     return table;
   }

@@ -215,9 +215,7 @@ export class ChunkWords extends WordTable implements TokenSink {
       const i = handles[h]!;
       counts[h] = this.countOf(i);
       const s = this.startOf(i);
-      if (asciiWritten && this.isAscii(i)) {
-        asStored[h] = WRITTEN;
-      } else if (this.isAscii(i) || writtenAsStored(arena, s, s + this.byteLength(i), this.caseSensitive)) {
+      if (this.isAscii(i) || writtenAsStored(arena, s, s + this.byteLength(i), this.caseSensitive)) {
         asStored[h] = 1;
       } else {
         const w = this.folded(i);
@@ -227,12 +225,15 @@ export class ChunkWords extends WordTable implements TokenSink {
     let beyond = 0;
     for (const [w, n] of others) {
       const slot = this.find(Buffer.from(w, 'utf8'));
-      if (slot < 0) continue;
+      if (slot < 0) {
+        // Folded to ASCII (KELVIN SIGN to k), its word's line may be among those the scanner
+        // wrote: a second line, which readers sum, and the listing widens every bound by its
+        // count (`beyond`).
+        if (asciiWritten && isAsciiText(w)) beyond += n;
+        continue;
+      }
       // Handles are in slot order.
       const h = lowerBound(handles, slot);
-      // A word whose line is written already gets a second line: readers sum, and the listing
-      // widens every bound by its count (`beyond`).
-      if (asStored[h] === WRITTEN) beyond += n;
       if (asStored[h] !== 1) continue;
       counts[h] += n;
       others.delete(w);
@@ -298,16 +299,23 @@ export class ChunkWords extends WordTable implements TokenSink {
     // The WebAssembly scanner writes the ASCII words' lines itself, before it lets the table go.
     const ascii = this.wasm?.encodeAscii(partitions, listed);
     let lineWords: ReturnType<ChunkWords['lineWords']>;
-    if (ascii && this.wasm!.nonAsciiWords === 0) {
-      // Every word is ASCII and written: the table need not come home (for millions of
-      // distinct words, copying it into WordTable's layout cost a third of the map).
-      this.wasm!.discard();
+    if (ascii) {
+      // Only the words it did not write come home (for millions of distinct words, copying
+      // them all into WordTable's layout cost a third of the map): the table is spent then.
+      const scanner = this.wasm!;
       this.wasm = undefined;
+      this.settled = true;
+      if (scanner.nonAsciiWords === 0) {
+        scanner.discard();
+        lineWords = NO_LINES;
+      } else {
+        this.adopt(scanner.release(true));
+        lineWords = this.lineWords(true);
+      }
       this.writtenOut = true;
-      lineWords = NO_LINES;
     } else {
       this.settle();
-      lineWords = this.lineWords(ascii !== undefined);
+      lineWords = this.lineWords();
     }
     const { handles, asStored, counts, others, beyond } = lineWords;
     const top = new TopK<number | string>(listed);
@@ -367,9 +375,12 @@ export class ChunkWords extends WordTable implements TokenSink {
   }
 }
 
-/** lineWords' mark for an ASCII word whose line the WebAssembly scanner has written. */
-const WRITTEN = 2;
 const EMPTY = new Uint8Array(0);
+const NON_ASCII_CHAR = /[^\x00-\x7f]/;
+
+function isAsciiText(text: string): boolean {
+  return !NON_ASCII_CHAR.test(text);
+}
 /** lineWords of a table whose every line the WebAssembly scanner has written. */
 const NO_LINES = { handles: new Int32Array(0), asStored: new Uint8Array(0), counts: new Float64Array(0), others: new Map<string, number>(), beyond: 0 } as const;
 
