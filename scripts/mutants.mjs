@@ -82,6 +82,13 @@ const MUTANTS = [
     tests: ['wasm-scanner'],
   },
   {
+    id: 'wasm-finish-all',
+    what: "the WebAssembly scanner hands JavaScript every word after writing the ASCII ones' share lines, which are then written twice",
+    file: 'wasm/word-scanner.ts',
+    edits: [['    if (nonAsciiOnly && (tag & ASCII_FLAG) != 0) continue;\n', '']],
+    tests: ['wasm-scanner'],
+  },
+  {
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',
