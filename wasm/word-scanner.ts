@@ -219,6 +219,10 @@ function sameScratch(at: usize, len: i32): bool {
 
 /** Adds one to the count of the word at src (counts stay below 2^30: see WASM_TABLE_BYTE_LIMIT). */
 function addWord(src: usize, len: i32, ascii: bool): void {
+  if (ascii && len <= 8) {
+    addShortAscii(src, len);
+    return;
+  }
   foldIntoScratch(src, len, ascii);
   const h = hashPadded(scratchAt, len);
   const key = load<i32>(scratchAt);
@@ -240,6 +244,43 @@ function addWord(src: usize, len: i32, ascii: bool): void {
   store<i32>(slot, key, 8);
   store<i32>(slot, 1, 12);
   if (!ascii) nonAscii++;
+  if (++size * 4 > mask * 3) grow();
+}
+
+/**
+ * addWord for an ASCII word of at most 8 bytes (most words of most text): its folded bytes are
+ * one u64, hashed and compared in a register, with the same hash, key and arena bytes as
+ * addWord's (grow and finish read them back from the arena).
+ */
+// @ts-ignore: decorator
+@inline
+function addShortAscii(src: usize, len: i32): void {
+  const kept: u64 = len == 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1;
+  const word = (load<u64>(src) | foldMask) & kept;
+  let h: u64 = <u64>len * 0x9e3779b97f4a7c15;
+  h = (h ^ word) * 0xbf58476d1ce4e5b9;
+  h ^= h >> 29;
+  h = (h ^ (h >> 32)) * 0x94d049bb133111eb;
+  h ^= h >> 32;
+  const key = <i32>word;
+  const tag = len | ASCII_FLAG;
+  let i = <i32>h & mask;
+  for (;;) {
+    const slot = slotsAt + (<usize>i << 4);
+    const s1 = load<i32>(slot);
+    if (s1 == 0) break;
+    if (load<i32>(slot, 8) == key && load<i32>(slot, 4) == tag && (len <= 4 || load<u64>(arenaAt + <usize>(s1 - 1)) == word)) {
+      store<i32>(slot, load<i32>(slot, 12) + 1, 12);
+      return;
+    }
+    i = (i + 1) & mask;
+  }
+  store<u64>(scratchAt, word);
+  const slot = slotsAt + (<usize>i << 4);
+  store<i32>(slot, insert(len) + 1);
+  store<i32>(slot, tag, 4);
+  store<i32>(slot, key, 8);
+  store<i32>(slot, 1, 12);
   if (++size * 4 > mask * 3) grow();
 }
 
