@@ -89,6 +89,13 @@ const MUTANTS = [
     tests: ['wasm-scanner'],
   },
   {
+    id: 'wasm-short-hash',
+    what: "the WebAssembly table's path for short ASCII words hashes them unlike the general path, so a table that grows (rehashing from its arena) no longer finds them",
+    file: 'wasm/word-scanner.ts',
+    edits: [['  h = (h ^ word) * 0xbf58476d1ce4e5b9;\n  h ^= h >> 29;\n', '  h = (h ^ word) * 0xbf58476d1ce4e5b9;\n']],
+    tests: ['wasm-scanner', 'words'],
+  },
+  {
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',
