@@ -103,6 +103,13 @@ const MUTANTS = [
     tests: ['count-read-files.e2e'],
   },
   {
+    id: 'default-chunk-fleet-blind',
+    what: "a count's default chunk size aims at 32 tasks whatever the embedded workers",
+    file: 'coordinator/kinds/count.ts',
+    edits: [['  return workers === undefined ? DEFAULT_SERVER_TASKS : Math.max(DEFAULT_MIN_TASKS, DEFAULT_TASKS_PER_WORKER * workers);', '  return DEFAULT_SERVER_TASKS;']],
+    tests: ['count-read-files.e2e'],
+  },
+  {
     id: 'default-chunk-unsampled',
     what: "a count's default chunk size grows with the input even when its words do not repeat",
     file: 'coordinator/kinds/count.ts',

@@ -50,7 +50,7 @@ test.serial('workers that read the files count exactly what a simple counter cou
   t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
 });
 
-test.serial('without --chunk-size, a count over 32 MiB whose words repeat gets tasks of a 32nd of it (whole MiB); of distinct words, 1 MiB; totals equal wc -w', async (t) => {
+test.serial('without --chunk-size, a count whose words repeat gets 32 tasks with --server, 8 per embedded worker (at least 16), in whole MiB; of distinct words, 1 MiB; totals equal wc -w', async (t) => {
   // 40 MiB of lines: a 32nd is 1.25 MiB, so 2 MiB tasks: 20 of them (1 MiB would make 40).
   const big = join(corpus.path, 'big', 'forty.txt');
   mkdirSync(join(corpus.path, 'big'), { recursive: true });
@@ -65,6 +65,14 @@ test.serial('without --chunk-size, a count over 32 MiB whose words repeat gets t
   t.is(result.tasks, size / (2 * 1024 * 1024));
   const wc = (path: string) => Number(execFileSync('wc', ['-w', path], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' }).trim().split(/\s+/)[0]);
   t.is(result.totalWords, wc(big));
+  // Embedded: one worker aims at 16 tasks (2.5 MiB, so 3 MiB: 14 of them), three at 24 (1.67 MiB, so 2 MiB: 20).
+  for (const [workers, tasks] of [[1, 14], [3, 20]] as const) {
+    const embedded = await runTally(['count', big, '--workers', String(workers), '--format', 'json', '--top', '1']);
+    t.is(embedded.code, 0, embedded.stderr);
+    const counted = JSON.parse(embedded.stdout);
+    t.is(counted.tasks, tasks, `--workers ${workers}`);
+    t.is(counted.totalWords, result.totalWords);
+  }
   // Every word distinct (as a list of ids): bigger tasks would save nothing, the default stays 1 MiB.
   const ids = join(corpus.path, 'big', 'ids.txt');
   const lines: string[] = [];

@@ -20,25 +20,40 @@ import type { Json } from '../../shared/json.js';
 import { commandLogger, formatOption, parseByteSize, parseCount, runKindJob, withCommonOptions, type CommonOptions, parsePath } from '../commands/common.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
-/** The largest chunk size a count picks by itself (an explicit --chunk-size may go to 16 MiB). */
-export const MAX_DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
-/** A count's default chunks grow past 1 MiB only for inputs that still make this many tasks. */
-const DEFAULT_MIN_TASKS = 32;
-/** ...and only when at most this share of a sample's words are distinct (shared/text/word-sample.ts). */
+/** The largest chunk size a count picks by itself: the largest a task may have. */
+export const MAX_DEFAULT_CHUNK_SIZE = MAX_TASK_BYTES;
+/** Tasks a count's default chunks aim at: this many per embedded worker, ... */
+const DEFAULT_TASKS_PER_WORKER = 8;
+/** ...and at least this many, ... */
+const DEFAULT_MIN_TASKS = 16;
+/** ...or this many with --server, whose fleet the command cannot see. */
+const DEFAULT_SERVER_TASKS = 32;
+/** Chunks grow past 1 MiB only when at most this share of a sample's words are distinct (shared/text/word-sample.ts). */
 const MAX_DISTINCT_SHARE = 0.5;
 
 /**
- * A count's default --chunk-size: 1 MiB; for inputs over 32 MiB whose words repeat (a sample of
- * the largest local file has at most half its words distinct), a 32nd of them in whole MiB, up
- * to 8 MiB. Each task's table of distinct words is encoded, sent and folded whole, and where
- * words repeat it grows slower than the task's bytes (English: ~9,000 words in 1 MiB, ~3x that
- * in 7 MiB): on 200 MB of English, 7 MiB tasks took 0.6x the time of 1 MiB ones; on 20 M
- * distinct numbers they took 1.5x (docs/BENCHMARKS.md). 32 tasks still keep a fleet busy and a
- * straggler's backup copy small.
+ * How many tasks a count's default chunk size aims at: 8 per embedded worker, at least 16;
+ * 32 with --server.
+ * @param workers the embedded workers, or undefined with --server
  */
-export async function defaultChunkSize(inputs: readonly Pick<TextInput, 'path' | 'size' | 'compression'>[], settings: CountSettings): Promise<number> {
+export function defaultTaskTarget(workers: number | undefined): number {
+  return workers === undefined ? DEFAULT_SERVER_TASKS : Math.max(DEFAULT_MIN_TASKS, DEFAULT_TASKS_PER_WORKER * workers);
+}
+
+/**
+ * A count's default --chunk-size: 1 MiB; for inputs whose words repeat (a sample of the
+ * largest local file has at most half its words distinct), the input's bytes over `tasks` in
+ * whole MiB, up to 16 MiB, when that is more. Each task's table of distinct words is encoded,
+ * sent and folded whole, and where words repeat it grows slower than the task's bytes
+ * (English: ~9,000 words in 1 MiB, ~3x that in 7 MiB): on 200 MB of English, 7 MiB tasks took
+ * 0.6x the time of 1 MiB ones, and 13 MiB tasks 0.86x that of 7 MiB ones (2 workers); on 20 M
+ * distinct numbers 7 MiB tasks took 1.5x (docs/BENCHMARKS.md). Eight tasks per worker still
+ * keep a fleet busy and a straggler's backup copy small.
+ * @param tasks how many tasks to aim at (see defaultTaskTarget)
+ */
+export async function defaultChunkSize(inputs: readonly Pick<TextInput, 'path' | 'size' | 'compression'>[], settings: CountSettings, tasks: number): Promise<number> {
   const bytes = inputs.reduce((sum, input) => sum + (input.size ?? 0), 0);
-  const share = Math.ceil(bytes / DEFAULT_MIN_TASKS / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE;
+  const share = Math.ceil(bytes / tasks / DEFAULT_CHUNK_SIZE) * DEFAULT_CHUNK_SIZE;
   if (share <= DEFAULT_CHUNK_SIZE) return DEFAULT_CHUNK_SIZE;
   // The sample comes from a plain local file: not stdin, a URL, an object or compressed bytes.
   const local = inputs.filter((input) => input.size !== null && !input.compression && input.path !== '-' && !isUrl(input.path) && !isObjectUrl(input.path));
@@ -88,7 +103,7 @@ export function withTextOptions(command: Command, rows: string): Command {
     .option('--top <n>', `${rows} to show, 0 = all`, (v) => parseCount(v, '--top', 0, Number.MAX_SAFE_INTEGER), 20)
     .addOption(formatOption(FORMATS))
     .option('--output <file>', 'write the result to FILE (atomically) instead of stdout; - is stdout; not one of the inputs', (v) => parsePath(v, '--output'))
-    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; a count of more than 32 MiB whose words repeat: a 32nd of it, up to 8 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
+    .option('--chunk-size <bytes>', `bytes per task (default 1 MiB; a count whose words repeat: 8 tasks per embedded worker, at least 16, or 32 with --server, in whole MiB up to 16 MiB; minimum ${MIN_CHUNK_SIZE}; 64K, 1M accepted)`, (v) =>
       parseByteSize(v, '--chunk-size', MIN_CHUNK_SIZE, MAX_TASK_BYTES),
     )
     .option('--max-word-bytes <n>', 'longer words count as overlong, not in the table', (v) => parseCount(v, '--max-word-bytes', 1, MAX_WORD_BYTES_LIMIT), 1024)
@@ -134,7 +149,11 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     tokenizer: options.tokenizer,
     caseSensitive: options.caseSensitive === true,
     maxWordBytes: options.maxWordBytes,
-    chunkSize: options.chunkSize ?? (kind === 'count' ? await defaultChunkSize(selection.files, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive === true, maxWordBytes: options.maxWordBytes }) : DEFAULT_CHUNK_SIZE),
+    chunkSize:
+      options.chunkSize ??
+      (kind === 'count'
+        ? await defaultChunkSize(selection.files, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive === true, maxWordBytes: options.maxWordBytes }, defaultTaskTarget(embedded ? (options.workers ?? availableParallelism()) : undefined))
+        : DEFAULT_CHUNK_SIZE),
     workersReadFiles: options.workersReadFiles ?? embedded,
     workersFetchUrls: options.workersFetchUrls ?? embedded,
     reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
