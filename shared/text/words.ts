@@ -124,7 +124,10 @@ export class ChunkWords extends WordTable implements TokenSink {
   private wasm: WasmScanner | undefined;
   /** Set once the words live here: later chunks are scanned in JavaScript. */
   private settled = false;
-  /** Set once the scanner has written every word's line and let its table go unread. */
+  /**
+   * Set once the WebAssembly scanner has written this table's shares: its ASCII words never
+   * came home, so the table cannot be read again.
+   */
   private writtenOut = false;
 
   /**
@@ -204,6 +207,7 @@ export class ChunkWords extends WordTable implements TokenSink {
    * scripts) is written from the arena as it is. The rest are decoded (and folded), merged with
    * each other, and with a stored word they come out as (KELVIN SIGN "Kelvin" and "kelvin"):
    * those are `others`.
+   * @param asciiWritten the table holds only the words the WebAssembly scanner did not write
    */
   private lineWords(asciiWritten = false): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number>; beyond: number } {
     const handles = this.slotHandles();
@@ -298,7 +302,7 @@ export class ChunkWords extends WordTable implements TokenSink {
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
     // The WebAssembly scanner writes the ASCII words' lines itself, before it lets the table go.
     const ascii = this.wasm?.encodeAscii(partitions, listed);
-    let lineWords: ReturnType<ChunkWords['lineWords']>;
+    let lineWords: ReturnType<typeof noLines>;
     if (ascii) {
       // Only the words it did not write come home (for millions of distinct words, copying
       // them all into WordTable's layout cost a third of the map): the table is spent then.
@@ -307,7 +311,7 @@ export class ChunkWords extends WordTable implements TokenSink {
       this.settled = true;
       if (scanner.nonAsciiWords === 0) {
         scanner.discard();
-        lineWords = NO_LINES;
+        lineWords = noLines();
       } else {
         this.adopt(scanner.release(true));
         lineWords = this.lineWords(true);
@@ -382,7 +386,9 @@ function isAsciiText(text: string): boolean {
   return !NON_ASCII_CHAR.test(text);
 }
 /** lineWords of a table whose every line the WebAssembly scanner has written. */
-const NO_LINES = { handles: new Int32Array(0), asStored: new Uint8Array(0), counts: new Float64Array(0), others: new Map<string, number>(), beyond: 0 } as const;
+function noLines(): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number>; beyond: number } {
+  return { handles: new Int32Array(0), asStored: new Uint8Array(0), counts: new Float64Array(0), others: new Map(), beyond: 0 };
+}
 
 /** The index of the first element of a sorted array that is at least `value`. */
 function lowerBound(sorted: Int32Array, value: number): number {
