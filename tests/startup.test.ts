@@ -81,9 +81,16 @@ test('a worker process forked without settings exits when its supervisor goes aw
     ['-e', `const { fork } = require('node:child_process'); const c = fork(${JSON.stringify(join(REPO_ROOT, 'dist/worker/process-main.js'))}); c.on('message', () => { console.log(c.pid); process.exit(0); });`],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TALLY_WORKER_SETTINGS: undefined } },
   );
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  await new Promise((resolve) => child.on('exit', resolve));
+  // Its first line, not its exit: 'exit' may come before its output has been read, and the
+  // worker it forked holds the same stdout open (so 'close' waits for the worker).
+  const out = await new Promise<string>((resolve) => {
+    let text = '';
+    child.stdout!.on('data', (d) => {
+      text += d;
+      if (text.includes('\n')) resolve(text);
+    });
+    child.on('close', () => resolve(text));
+  });
   const pid = Number(out.trim());
   t.true(pid > 0, `the worker said it waits (${out})`);
   const gone = async () => {
@@ -116,7 +123,8 @@ test('the logger loads pino only for a line it writes, and writes the same JSON 
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  await new Promise((resolve) => child.on('exit', resolve));
+  // 'close', not 'exit': the process may exit before its output has been read.
+  await new Promise((resolve) => child.on('close', resolve));
   t.deepEqual(stdout.trim().split('\n'), ['false', 'true']);
   const lines = stderr.trim().split('\n');
   t.is(lines.length, 1, stderr);
@@ -145,7 +153,9 @@ async function withCache(cacheDir: string, script: string, env: NodeJS.ProcessEn
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const code = await new Promise((resolve) => child.on('exit', resolve));
+  // 'close', not 'exit': the process may exit before its output has been read (it printed
+  // nothing once, in a loaded CI run).
+  const code = await new Promise((resolve) => child.on('close', resolve));
   if (code !== 0 || stderr !== '') throw new Error(`exit ${code}: ${stderr}`);
   return stdout.trim();
 }
@@ -206,7 +216,7 @@ test('a connection attempt that times out leaves no socket behind: the process c
   let stdout = '';
   child.stdout!.on('data', (d) => (stdout += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));
+  const code = await new Promise((resolve) => child.on('close', (c) => resolve(c)));
   clearTimeout(timer);
   t.is(code, 0, 'exited by itself');
   t.regex(stdout, /timed out/);
