@@ -920,9 +920,9 @@ interface StartupRun {
   resultMs: number | null;
 }
 
-async function startupRun(debug: boolean): Promise<StartupRun> {
+async function startupRun(debug: boolean, node = process.execPath): Promise<StartupRun> {
   const args = [TALLY_BIN, 'sum', '1', '10', '--workers', '2', '--no-progress', '--format', 'json', ...(debug ? ['--log-level', 'debug'] : [])];
-  const r = await run(process.execPath, args, { env: embeddedEnv() });
+  const r = await run(node, args, { env: embeddedEnv() });
   const t0 = r.startedAt;
   let serverReady: number | null = null;
   const ready: number[] = [];
@@ -969,6 +969,28 @@ async function startupSection(): Promise<void> {
   record({ id: 'startup.workersReady', section, label: '  both workers ready', runs: pick((r) => r.workersReadyMs), unit: 'ms after launch', reps: REPS, notes: 'the job does not wait for all workers' });
   record({ id: 'startup.result', section, label: '  result on stdout', runs: pick((r) => r.resultMs), unit: 'ms after launch', reps: REPS });
   record({ id: 'startup.exit', section, label: '  process exit', runs: debug.map((r) => r.totalMs), unit: 'ms after launch', reps: REPS });
+  // Node 24, the LTS users run, where `npm run test:node24` has installed it (the target is
+  // measured on the Node running the harness).
+  const other = node24();
+  if (other) {
+    const bare = await repeat(REPS, async () => (await run(other, ['-e', '0'])).ms);
+    record({ id: 'startup.node24.node', section, label: 'node -e 0 on Node 24 (.cache/node24)', runs: bare, unit: 'ms', reps: REPS });
+    await startupRun(false, other); // its code cache
+    const total = await repeat(REPS, () => startupRun(false, other));
+    record({ id: 'startup.node24.total', section, label: 'tally sum 1 10 --workers 2 on Node 24: launch to exit', runs: total.map((r) => r.totalMs), unit: 'ms', reps: REPS });
+  }
+}
+
+/** Node 24 as `npm run test:node24` installs it, when it is there and this is not Node 24 already. */
+function node24(): string | null {
+  if (process.version.startsWith('v24.')) return null;
+  const bin = join(REPO_ROOT, '.cache', 'node24', 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(bin)) return null;
+  try {
+    return execFileSync(bin, ['--version'], { encoding: 'utf8' }).startsWith('v24.') ? bin : null;
+  } catch {
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
