@@ -13,7 +13,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { REPO_ROOT, cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
 import { startCluster, waitForJetStream, type TestCluster } from './helpers/cluster.js';
 
-const env = cleanEnv({ TALLY_ACK_WAIT_MS: '3000', TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 20 }) });
+// Shorter than the default (30 s) so that tasks lost with a node come back soon, but long
+// enough that the 5 deliveries a task may take outlast the cluster's recovery: a killed leader
+// paused results for 20-35 s on a loaded 2-core machine, and with 3 s a reduce task redelivered
+// through that pause ran out of deliveries once (the job failed in a CI run).
+const env = cleanEnv({ TALLY_ACK_WAIT_MS: '10000', TALLY_TEST_HOOKS: JSON.stringify({ busyMs: 20 }) });
 let cluster: TestCluster;
 let fleet: WorkerFleet;
 let corpus: { path: string; remove(): void };
