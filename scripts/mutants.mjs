@@ -78,7 +78,7 @@ const MUTANTS = [
     id: 'wasm-non-ascii-uncounted',
     what: "the WebAssembly scanner does not count its non-ASCII words, so a table with some is taken for all-ASCII and its shares leave them out",
     file: 'wasm/word-scanner.ts',
-    edits: [['  if (!ascii) nonAscii++;\n', '']],
+    edits: [['  if ((tag & ASCII_FLAG) == 0) nonAscii++;\n', '']],
     tests: ['wasm-scanner'],
   },
   {
@@ -92,7 +92,7 @@ const MUTANTS = [
     id: 'wasm-short-hash',
     what: "the WebAssembly table's path for short ASCII words hashes them unlike the general path, so a table that grows (rehashing from its arena) no longer finds them",
     file: 'wasm/word-scanner.ts',
-    edits: [['  h = (h ^ word) * 0xbf58476d1ce4e5b9;\n  h ^= h >> 29;\n', '  h = (h ^ word) * 0xbf58476d1ce4e5b9;\n']],
+    edits: [['hashEnd(hashGroup(hashStart(len), word))', 'hashEnd(hashStart(len) ^ word)']],
     tests: ['wasm-scanner', 'words'],
   },
   {

@@ -180,15 +180,31 @@ function padded(len: i32): i32 {
 // @ts-ignore: decorator
 @inline
 function hashPadded(p: usize, len: i32): i32 {
-  let h: u64 = <u64>len * 0x9e3779b97f4a7c15;
+  let h = hashStart(len);
   const end = p + <usize>padded(len);
-  for (let q = p; q < end; q += 8) {
-    h = (h ^ load<u64>(q)) * 0xbf58476d1ce4e5b9;
-    h ^= h >> 29;
-  }
+  for (let q = p; q < end; q += 8) h = hashGroup(h, load<u64>(q));
+  return hashEnd(h);
+}
+
+// hashPadded's steps, which addShortAscii takes for its one group.
+// @ts-ignore: decorator
+@inline
+function hashStart(len: i32): u64 {
+  return <u64>len * 0x9e3779b97f4a7c15;
+}
+
+// @ts-ignore: decorator
+@inline
+function hashGroup(h: u64, group: u64): u64 {
+  h = (h ^ group) * 0xbf58476d1ce4e5b9;
+  return h ^ (h >> 29);
+}
+
+// @ts-ignore: decorator
+@inline
+function hashEnd(h: u64): i32 {
   h = (h ^ (h >> 32)) * 0x94d049bb133111eb;
-  h ^= h >> 32;
-  return <i32>h;
+  return <i32>(h ^ (h >> 32));
 }
 
 /** Copies the folded word at src into the scratch buffer, zero-padded to whole 8-byte groups. */
@@ -238,12 +254,19 @@ function addWord(src: usize, len: i32, ascii: bool): void {
     }
     i = (i + 1) & mask;
   }
+  addSlot(i, len, tag, key);
+}
+
+/** Fills empty slot i with the scratch word (appended to the arena), counted once. */
+// @ts-ignore: decorator
+@inline
+function addSlot(i: i32, len: i32, tag: i32, key: i32): void {
   const slot = slotsAt + (<usize>i << 4);
   store<i32>(slot, insert(len) + 1);
   store<i32>(slot, tag, 4);
   store<i32>(slot, key, 8);
   store<i32>(slot, 1, 12);
-  if (!ascii) nonAscii++;
+  if ((tag & ASCII_FLAG) == 0) nonAscii++;
   if (++size * 4 > mask * 3) grow();
 }
 
@@ -257,14 +280,9 @@ function addWord(src: usize, len: i32, ascii: bool): void {
 function addShortAscii(src: usize, len: i32): void {
   const kept: u64 = len == 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1;
   const word = (load<u64>(src) | foldMask) & kept;
-  let h: u64 = <u64>len * 0x9e3779b97f4a7c15;
-  h = (h ^ word) * 0xbf58476d1ce4e5b9;
-  h ^= h >> 29;
-  h = (h ^ (h >> 32)) * 0x94d049bb133111eb;
-  h ^= h >> 32;
   const key = <i32>word;
   const tag = len | ASCII_FLAG;
-  let i = <i32>h & mask;
+  let i = hashEnd(hashGroup(hashStart(len), word)) & mask;
   for (;;) {
     const slot = slotsAt + (<usize>i << 4);
     const s1 = load<i32>(slot);
@@ -276,12 +294,7 @@ function addShortAscii(src: usize, len: i32): void {
     i = (i + 1) & mask;
   }
   store<u64>(scratchAt, word);
-  const slot = slotsAt + (<usize>i << 4);
-  store<i32>(slot, insert(len) + 1);
-  store<i32>(slot, tag, 4);
-  store<i32>(slot, key, 8);
-  store<i32>(slot, 1, 12);
-  if (++size * 4 > mask * 3) grow();
+  addSlot(i, len, tag, key);
 }
 
 /** Appends the scratch word, padding included, to the arena; returns its offset. */

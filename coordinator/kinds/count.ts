@@ -142,6 +142,8 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
   for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
   // No server given means the embedded default, whose workers are this machine's own.
   const embedded = connection === undefined;
+  // The worker processes the embedded default starts; with --server the fleet is not known here.
+  const embeddedWorkers = embedded ? (options.workers ?? availableParallelism()) : undefined;
   return {
     inputs: selection.files,
     ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),
@@ -152,11 +154,11 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
     chunkSize:
       options.chunkSize ??
       (kind === 'count'
-        ? await defaultChunkSize(selection.files, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive === true, maxWordBytes: options.maxWordBytes }, defaultTaskTarget(embedded ? (options.workers ?? availableParallelism()) : undefined))
+        ? await defaultChunkSize(selection.files, { tokenizer: options.tokenizer, caseSensitive: options.caseSensitive === true, maxWordBytes: options.maxWordBytes }, defaultTaskTarget(embeddedWorkers))
         : DEFAULT_CHUNK_SIZE),
     workersReadFiles: options.workersReadFiles ?? embedded,
     workersFetchUrls: options.workersFetchUrls ?? embedded,
-    reducers: reduceOnCoordinator ? undefined : (options.reducers ?? (embedded ? (options.workers ?? availableParallelism()) : DEFAULT_REDUCERS)),
+    reducers: reduceOnCoordinator ? undefined : (options.reducers ?? embeddedWorkers ?? DEFAULT_REDUCERS),
     // The rows the result keeps beside its parts: at least this --top (0: only the default).
     summaryTop: options.top,
   };
