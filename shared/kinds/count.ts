@@ -170,7 +170,9 @@ const SPEC_KEYS = new Set(['tokenizer', 'caseSensitive', 'maxWordBytes', 'ranges
 const HEADER = 'tally-count 1';
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8');
+// ignoreBOM: a listing starting with a word that starts with U+FEFF (a BOM inside a file, part of
+// a whitespace token) keeps it; a default decoder drops it.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** Checks a count job's options (those of any job over text files); OptionErrors name the field. */
 export function checkOptions(options: CountOptions): void {
