@@ -22,6 +22,7 @@ import { acquireEmbeddedServer, embeddedConnection, type EmbeddedServer } from '
 import { takePrestartedWorkers } from './embedded/prestart.js';
 import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subjects.js';
 import { Supervisor } from '../worker/supervisor.js';
+import { StandIn } from './embedded/stand-in.js';
 
 export interface SessionOptions {
   /** Where and how to connect (credentials, TLS); wins over `server`. */
@@ -106,6 +107,8 @@ export class Session {
   private readonly deferred: Array<Promise<void>> = [];
   /** The embedded workers' stop, once begun (see `stopWorkers`). */
   private workersStopped: Promise<void> | undefined;
+  /** The embedded default's stand-in worker while the worker processes start (see stand-in.ts). */
+  private standIn: StandIn | null = null;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -169,7 +172,10 @@ export class Session {
         }
         const prepared = attempt === 1 && options.embedded ? await options.prepared?.catch(() => undefined) : undefined;
         if (prepared && prepared.url !== embedded.url) await prepared.nc.close().catch(() => undefined);
-        return await Session.connect(connection, embedded, supervisor, options, prepared?.url === embedded.url ? prepared : undefined);
+        const session = await Session.connect(connection, embedded, supervisor, options, prepared?.url === embedded.url ? prepared : undefined);
+        // Not with test hooks for the worker processes: their tests need every task to be theirs.
+        if (supervisor && !options.workerEnv && options.purpose !== 'read') session.standIn = StandIn.start(session.nc, supervisor, options.logger);
+        return session;
       } catch (error) {
         // A connection set up ahead and not used must not keep the server (which waits for
         // its last client) from stopping.
@@ -207,7 +213,7 @@ export class Session {
    * coordinator still does (store the result, clean up).
    */
   stopWorkers(): Promise<void> {
-    this.workersStopped ??= this.supervisor?.stop() ?? Promise.resolve();
+    this.workersStopped ??= Promise.all([this.standIn?.stop(), this.supervisor?.stop()]).then(() => undefined);
     return this.workersStopped;
   }
 

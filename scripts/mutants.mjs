@@ -110,6 +110,20 @@ const MUTANTS = [
     tests: ['count-read-files.e2e'],
   },
   {
+    id: 'stand-in-never-stops',
+    what: "the embedded coordinator's stand-in worker goes on taking tasks after a worker process is ready",
+    file: 'coordinator/embedded/stand-in.ts',
+    edits: [['    void workers.firstReady().then(() => standIn.stop({ jobOver: false }));\n', '']],
+    tests: ['stand-in'],
+  },
+  {
+    id: 'stand-in-off',
+    what: 'the embedded coordinator waits for its worker processes without taking a task itself',
+    file: 'coordinator/embedded/stand-in.ts',
+    edits: [['    if (workers.anyReady || !testHooks.allowStandIn()) return null;', '    if (workers.processes > 0 || !testHooks.allowStandIn()) return null;']],
+    tests: ['stand-in'],
+  },
+  {
     id: 'default-chunk-unsampled',
     what: "a count's default chunk size grows with the input even when its words do not repeat",
     file: 'coordinator/kinds/count.ts',

@@ -10,18 +10,13 @@ import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js
 import { permissionDenied, reportPermissionErrors } from '../shared/nats/permissions.js';
 import { MISSING_TOPOLOGY, bindWorkerTopology, openPartialsStore, replicasFor } from '../shared/nats/topology.js';
 import { setUpWithRetry } from '../shared/nats/retry.js';
-import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';
-import { PARTIALS_BUCKET, RESULTS_BUCKET } from '../shared/subjects.js';
 import { createLogger } from '../shared/log.js';
-import { jetstreamLib, objLib } from '../shared/nats/client.js';
 import { describeError } from '../shared/errors.js';
-import { TaskLoop } from './task-loop.js';
+import { taskLoopOn } from './loop-setup.js';
 import { testHooks } from './test-hooks.js';
 import { setFileReads, setUrlFetches } from '../shared/kinds/file-reads.js';
 import { setObjectConnection } from '../shared/text/object-input.js';
-import { JOB_ENDED_SUBJECTS, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Service } from '@nats-io/services';
-import type { ObjectStore } from '@nats-io/obj';
 import { setting } from '../shared/settings.js';
 
 export interface WorkerProcessSettings {
@@ -113,35 +108,7 @@ async function main(): Promise<void> {
     // written blind (see partials.ts).
     await openPartialsStore(nc, { replicas }).catch(() => undefined);
   }
-  const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
-  const { jetstream } = jetstreamLib();
-  const partials = new PartialsWriter(jetstream(nc), PARTIALS_BUCKET, maxPayload);
-  // Reduce tasks: big shares are read from the partials bucket, parts stored (blind) beside
-  // the jobs' results.
-  let partialsReader: Promise<ObjectStore> | undefined;
-  const openPartials = () => (partialsReader ??= Promise.resolve().then(() => new (objLib().Objm)(nc).open(PARTIALS_BUCKET)));
-  const parts = new PartialsWriter(jetstream(nc), RESULTS_BUCKET, maxPayload);
-  const loop = new TaskLoop({ nc, js: jetstream(nc), partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
-  nc.subscribe(JOB_ENDED_SUBJECTS, {
-    callback: (error, message) => {
-      if (error) return;
-      const job = message.subject.split('.').pop()!;
-      if (isJobId(job)) loop.jobEnded(job);
-    },
-  });
-  nc.subscribe(SUPERSEDED_SUBJECTS, {
-    callback: (error, message) => {
-      if (error) return;
-      const job = message.subject.split('.').pop()!;
-      let first: unknown;
-      try {
-        first = message.json<{ first?: unknown }>().first;
-      } catch {
-        return;
-      }
-      if (isJobId(job) && Number.isSafeInteger(first)) loop.superseded(job, first as number);
-    },
-  });
+  const { loop } = taskLoopOn(nc, logger);
 
   let signalled = false;
   const stop = (signal: string) => {

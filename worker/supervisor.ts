@@ -61,6 +61,7 @@ export class Supervisor {
   private options: SupervisorOptions;
   private readyCount = 0;
   private readyWaiters: Array<() => void> = [];
+  private firstReadyWaiters: Array<() => void> = [];
 
   constructor(options: SupervisorOptions) {
     this.options = options;
@@ -130,6 +131,17 @@ export class Supervisor {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
+  /** Resolves once any process has connected and is pulling tasks. */
+  firstReady(): Promise<void> {
+    if (this.readyCount > 0) return Promise.resolve();
+    return new Promise((resolve) => this.firstReadyWaiters.push(resolve));
+  }
+
+  /** True once any process has been ready. */
+  get anyReady(): boolean {
+    return this.readyCount > 0;
+  }
+
   /** The process ids of the live children (tests kill them). */
   pids(): number[] {
     return this.slots.flatMap((slot) => (slot.child?.pid && slot.child.exitCode === null ? [slot.child.pid] : []));
@@ -164,6 +176,7 @@ export class Supervisor {
       if (message?.type === 'ready' && !counted) {
         counted = true;
         this.readyCount++;
+        for (const resolve of this.firstReadyWaiters.splice(0)) resolve();
         if (this.readyCount >= this.processes) for (const resolve of this.readyWaiters.splice(0)) resolve();
       }
     });

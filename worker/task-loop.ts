@@ -67,6 +67,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Thrown from a map's lease renewal once another copy of its task has its result. */
 class TaskSupersededError extends Error {}
 
+/** How long one pull of `runOnePullAtATime` waits for a task (the client's least). */
+const ONE_PULL_EXPIRES_MS = 1_000;
+
 /** Results published but not yet acknowledged by the server, per process, at most. */
 const MAX_PENDING_DELIVERIES = 16;
 
@@ -121,8 +124,11 @@ export class TaskLoop {
     this.stopping = true;
     // Stopping the subscription ends the pull; a task already sent our way is still yielded
     // below and handed straight back instead of waiting out its ack wait.
-    if (!this.stats.busy) this.messages?.stop();
+    if (!this.stats.busy && !this.pullingOne) this.messages?.stop();
   }
+
+  /** Runs `runOnePullAtATime`, whose pulls `stop()` leaves to end. */
+  private pullingOne = false;
 
   /**
    * Pulls and handles tasks until `stop()`, one at a time: `max_messages: 1` asks for the next
@@ -167,6 +173,61 @@ export class TaskLoop {
         this.messages = null;
       }
     }
+    await this.flush();
+  }
+
+  /** The message being handled, if any (see `settled`). */
+  private handling: Promise<void> | null = null;
+
+  /**
+   * Pulls one task message at a time until `stop()`: each pull asks for one message and is over
+   * once it arrives or expires, so between tasks nothing is pulled for this loop, and it can
+   * stop in the middle of a job without losing a task on its way to it (`consume` keeps a pull
+   * open ahead). A pull open when `stop()` comes is left to end (its task, if one comes, is
+   * handled), unless `abandonPull()`: then a task on its way is lost to the queue until its ack
+   * wait, which is for when the job is over. The embedded coordinator's stand-in runs this way
+   * (coordinator/embedded/stand-in.ts).
+   */
+  async runOnePullAtATime(): Promise<void> {
+    const consumer = await this.options.js.consumers.get(TASK_STREAM, WORKER_CONSUMER);
+    this.pullingOne = true;
+    while (!this.stopping) {
+      let message: JsMsg | null = null;
+      try {
+        // As `next()` does, but kept in `messages` for `abandonPull()`.
+        this.messages = await consumer.fetch({ max_messages: 1, expires: ONE_PULL_EXPIRES_MS });
+        if (this.pullAbandoned) this.messages.stop();
+        for await (const pulled of this.messages) {
+          message = pulled;
+          break;
+        }
+      } catch (error) {
+        if (this.stopping) break;
+        this.log.warn({ err: describeError(error) }, 'pulling a task failed; retrying');
+        await sleep(500);
+        continue;
+      } finally {
+        this.messages = null;
+      }
+      if (!message) continue;
+      this.handling = this.handle(message);
+      await this.handling;
+      this.handling = null;
+    }
+    await this.flush();
+  }
+
+  /** Ends the pull `runOnePullAtATime` has open, if any (see there). */
+  abandonPull(): void {
+    this.pullAbandoned = true;
+    this.messages?.stop();
+  }
+
+  private pullAbandoned = false;
+
+  /** Resolves once the message in hand (if any) is handled and every result delivered. */
+  async settled(): Promise<void> {
+    await this.handling;
     await this.flush();
   }
 

@@ -48,6 +48,12 @@ interface HookSettings {
    * at the same tasks leave on the server. Whoever folds them must fold each task id once.
    */
   duplicateBatchesAsSingles?: boolean;
+  /**
+   * Lets the embedded coordinator's stand-in worker (coordinator/embedded/stand-in.ts) take
+   * tasks under these hooks. Without it, armed hooks (some crash the process they run in) keep
+   * the stand-in off: the tests that arm them mean the worker processes.
+   */
+  standIn?: boolean;
 }
 
 const settings = setting('TALLY_TEST_HOOKS') as HookSettings;
@@ -81,6 +87,11 @@ export const testHooks = {
       };
       check();
     });
+  },
+
+  /** False when a test armed hooks for the worker processes only (see HookSettings.standIn). */
+  allowStandIn(): boolean {
+    return Object.keys(settings).length === 0 || settings.standIn === true;
   },
 
   /** True when a test asked for each batch's tasks to be stored a second time, one by one. */

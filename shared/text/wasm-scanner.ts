@@ -108,6 +108,15 @@ export function useScanner(choice: ScannerChoice | undefined): void {
 }
 
 /**
+ * Lets go of the idle instances, whose memory (grown to the biggest table each held, and never
+ * shrunk) is then the garbage collector's: for a process that mapped only for a while (the
+ * embedded coordinator's stand-in worker).
+ */
+export function releaseIdleScanners(): void {
+  idle.length = 0;
+}
+
+/**
  * One WebAssembly instance holding one table at a time. Instances are reused: {@link release}
  * puts one back once its table has been copied out.
  */

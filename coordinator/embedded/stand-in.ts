@@ -1,0 +1,63 @@
+/**
+ * The embedded coordinator's stand-in worker. A worker process needs a Node start and its
+ * modules before it takes a task (100-250 ms on two cores, most of a small job's wall time),
+ * while the coordinator's process is connected and idle by then. So the coordinator takes the
+ * job's first tasks itself, from the same consumer and through the same TaskLoop as a worker
+ * process (the result goes through JetStream as any other), one pull at a time, and stops
+ * pulling as soon as a worker process is ready: a job of a few small tasks is over before
+ * then, a big one is left to the workers (the coordinator's event loop and memory stay its own).
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../../shared/log.js';
+import { describeError } from '../../shared/errors.js';
+import { setFileReads, setUrlFetches } from '../../shared/kinds/file-reads.js';
+import { setObjectConnection } from '../../shared/text/object-input.js';
+import { releaseIdleScanners } from '../../shared/text/wasm-scanner.js';
+import { taskLoopOn, type TaskLoopSetup } from '../../worker/loop-setup.js';
+import type { Supervisor } from '../../worker/supervisor.js';
+import { testHooks } from '../../worker/test-hooks.js';
+
+export class StandIn {
+  private readonly running: Promise<void>;
+  private ended: Promise<void> | undefined;
+
+  private constructor(private readonly setup: TaskLoopSetup) {
+    this.running = setup.loop.runOnePullAtATime();
+  }
+
+  /**
+   * Starts taking tasks on `nc` unless a worker process of `workers` is ready already (or a
+   * test armed hooks for the worker processes only); stops by itself once one is ready. Null
+   * when not started.
+   */
+  static start(nc: NatsConnection, workers: Supervisor, logger: Logger): StandIn | null {
+    if (workers.anyReady || !testHooks.allowStandIn()) return null;
+    // As an embedded worker process may: the same user's files, URLs and objects.
+    setFileReads(true);
+    setUrlFetches(true);
+    setObjectConnection(nc);
+    const standIn = new StandIn(taskLoopOn(nc, logger.child({ standIn: true })));
+    standIn.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
+    void workers.firstReady().then(() => standIn.stop({ jobOver: false }));
+    return standIn;
+  }
+
+  /**
+   * Stops pulling and resolves once the task in hand (if any) is done and its result stored.
+   * In the middle of a job, a pull still open is left to end (a task that comes on it is
+   * handled: ended otherwise, a task on its way would be lost until its ack wait); once the
+   * job is over, it is ended (it could only bring another command's task on this server).
+   */
+  stop(options: { jobOver: boolean } = { jobOver: true }): Promise<void> {
+    this.setup.loop.stop();
+    if (!options.jobOver) return this.setup.loop.settled().then(releaseIdleScanners);
+    this.ended ??= (async () => {
+      this.setup.loop.abandonPull();
+      await this.running.catch(() => undefined);
+      this.setup.unsubscribe();
+      setObjectConnection(null);
+      releaseIdleScanners();
+    })();
+    return this.ended;
+  }
+}
