@@ -6,6 +6,9 @@
  * process (the result goes through JetStream as any other), one pull at a time, and stops
  * pulling as soon as a worker process is ready: a job of a few small tasks is over before
  * then, a big one is left to the workers (the coordinator's event loop and memory stay its own).
+ * A task it has taken runs on the coordinator's event loop to its end: a long one (a default
+ * primes task takes up to ~1 s) holds the progress bar and Ctrl-C back until then, once, at the
+ * start of a job.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
