@@ -113,7 +113,7 @@ const MUTANTS = [
     id: 'stand-in-never-stops',
     what: "the embedded coordinator's stand-in worker goes on taking tasks after a worker process is ready",
     file: 'coordinator/embedded/stand-in.ts',
-    edits: [['    void workers.firstReady().then(() => standIn.stop({ jobOver: false }));\n', '']],
+    edits: [['    void workers.ready(1).then(() => standIn.stop({ jobOver: false }));\n', '']],
     tests: ['stand-in'],
   },
   {

@@ -1,7 +1,7 @@
 /**
  * A TaskLoop on a connection with what it needs around it: where its partials, shares and
- * parts go, how reduce tasks read big shares, and the subscriptions that tell it a job ended
- * or a task's other copy finished. Worker processes run one (process-main.ts); so does the
+ * parts go, how reduce tasks read big shares and obj:// inputs, and the subscriptions that tell
+ * it a job ended or a task's other copy finished. Worker processes run one (process-main.ts); so does the
  * embedded coordinator while its worker processes start (coordinator/embedded/stand-in.ts).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -10,16 +10,19 @@ import { PartialsWriter, inlineLimitFor } from '../shared/nats/partials.js';
 import { jetstreamLib, objLib } from '../shared/nats/client.js';
 import { JOB_ENDED_SUBJECTS, PARTIALS_BUCKET, RESULTS_BUCKET, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Logger } from '../shared/log.js';
+import { setObjectConnection } from '../shared/text/object-input.js';
 import { TaskLoop } from './task-loop.js';
 
-/** A task loop and the subscriptions that feed it, which `unsubscribe()` ends. */
+/** A task loop and what feeds it, which `close()` lets go of (the connection stays open). */
 export interface TaskLoopSetup {
   loop: TaskLoop;
-  unsubscribe(): void;
+  close(): void;
 }
 
 /** Sets up a TaskLoop on `nc` (not started: call its `run`). */
 export function taskLoopOn(nc: NatsConnection, logger: Logger): TaskLoopSetup {
+  // Tasks over obj:// inputs read their chunks through this connection.
+  setObjectConnection(nc);
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
   const { jetstream } = jetstreamLib();
   const js = jetstream(nc);
@@ -52,9 +55,10 @@ export function taskLoopOn(nc: NatsConnection, logger: Logger): TaskLoopSetup {
   });
   return {
     loop,
-    unsubscribe: () => {
+    close: () => {
       ended.unsubscribe();
       superseded.unsubscribe();
+      setObjectConnection(null);
     },
   };
 }

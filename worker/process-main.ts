@@ -15,7 +15,6 @@ import { describeError } from '../shared/errors.js';
 import { taskLoopOn } from './loop-setup.js';
 import { testHooks } from './test-hooks.js';
 import { setFileReads, setUrlFetches } from '../shared/kinds/file-reads.js';
-import { setObjectConnection } from '../shared/text/object-input.js';
 import type { Service } from '@nats-io/services';
 import { setting } from '../shared/settings.js';
 
@@ -96,8 +95,6 @@ async function main(): Promise<void> {
   const nc = await connectToNats({ ...settings.connection, name: `tally-worker-${settings.index}` });
   // A denied subscription (tally.event.ended.*, $SRV) would otherwise fail silently.
   reportPermissionErrors(nc, logger, settings.connection);
-  // Tasks over obj:// inputs read their chunks through this connection.
-  setObjectConnection(nc);
   const jsm = await jetstreamManagerFor(nc, settings.connection);
   const replicas = replicasFor(nc);
   // Binds to the existing consumer (all the worker role may do), else creates the topology.

@@ -60,8 +60,7 @@ export class Supervisor {
   private stopping = false;
   private options: SupervisorOptions;
   private readyCount = 0;
-  private readyWaiters: Array<() => void> = [];
-  private firstReadyWaiters: Array<() => void> = [];
+  private readyWaiters: Array<{ processes: number; resolve: () => void }> = [];
 
   constructor(options: SupervisorOptions) {
     this.options = options;
@@ -125,16 +124,13 @@ export class Supervisor {
     });
   }
 
-  /** Resolves once every process has connected and is pulling tasks (at least once each). */
-  ready(): Promise<void> {
-    if (this.readyCount >= this.processes) return Promise.resolve();
-    return new Promise((resolve) => this.readyWaiters.push(resolve));
-  }
-
-  /** Resolves once any process has connected and is pulling tasks. */
-  firstReady(): Promise<void> {
-    if (this.readyCount > 0) return Promise.resolve();
-    return new Promise((resolve) => this.firstReadyWaiters.push(resolve));
+  /**
+   * Resolves once `processes` of the processes (default: every one) have connected and are
+   * pulling tasks, at least once each.
+   */
+  ready(processes = this.processes): Promise<void> {
+    if (this.readyCount >= processes) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push({ processes, resolve }));
   }
 
   /** True once any process has been ready. */
@@ -176,8 +172,9 @@ export class Supervisor {
       if (message?.type === 'ready' && !counted) {
         counted = true;
         this.readyCount++;
-        for (const resolve of this.firstReadyWaiters.splice(0)) resolve();
-        if (this.readyCount >= this.processes) for (const resolve of this.readyWaiters.splice(0)) resolve();
+        const waiting = this.readyWaiters;
+        this.readyWaiters = waiting.filter((waiter) => waiter.processes > this.readyCount);
+        for (const waiter of waiting) if (waiter.processes <= this.readyCount) waiter.resolve();
       }
     });
     child.on('exit', (code, signal) => {

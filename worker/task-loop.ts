@@ -124,11 +124,8 @@ export class TaskLoop {
     this.stopping = true;
     // Stopping the subscription ends the pull; a task already sent our way is still yielded
     // below and handed straight back instead of waiting out its ack wait.
-    if (!this.stats.busy && !this.pullingOne) this.messages?.stop();
+    if (!this.stats.busy) this.messages?.stop();
   }
-
-  /** Runs `runOnePullAtATime`, whose pulls `stop()` leaves to end. */
-  private pullingOne = false;
 
   /**
    * Pulls and handles tasks until `stop()`, one at a time: `max_messages: 1` asks for the next
@@ -190,14 +187,13 @@ export class TaskLoop {
    */
   async runOnePullAtATime(): Promise<void> {
     const consumer = await this.options.js.consumers.get(TASK_STREAM, WORKER_CONSUMER);
-    this.pullingOne = true;
     while (!this.stopping) {
       let message: JsMsg | null = null;
       try {
-        // As `next()` does, but kept in `messages` for `abandonPull()`.
-        this.messages = await consumer.fetch({ max_messages: 1, expires: ONE_PULL_EXPIRES_MS });
-        if (this.pullAbandoned) this.messages.stop();
-        for await (const pulled of this.messages) {
+        // As `next()` does, but kept for `abandonPull()` (not in `messages`, which `stop()` ends).
+        this.onePull = await consumer.fetch({ max_messages: 1, expires: ONE_PULL_EXPIRES_MS });
+        if (this.pullAbandoned) this.onePull.stop();
+        for await (const pulled of this.onePull) {
           message = pulled;
           break;
         }
@@ -207,7 +203,7 @@ export class TaskLoop {
         await sleep(500);
         continue;
       } finally {
-        this.messages = null;
+        this.onePull = null;
       }
       if (!message) continue;
       this.handling = this.handle(message);
@@ -220,9 +216,11 @@ export class TaskLoop {
   /** Ends the pull `runOnePullAtATime` has open, if any (see there). */
   abandonPull(): void {
     this.pullAbandoned = true;
-    this.messages?.stop();
+    this.onePull?.stop();
   }
 
+  /** The pull `runOnePullAtATime` has open, and whether it was told to end it. */
+  private onePull: ConsumerMessages | null = null;
   private pullAbandoned = false;
 
   /** Resolves once the message in hand (if any) is handled and every result delivered. */

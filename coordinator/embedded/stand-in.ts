@@ -14,7 +14,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { describeError } from '../../shared/errors.js';
 import { setFileReads, setUrlFetches } from '../../shared/kinds/file-reads.js';
-import { setObjectConnection } from '../../shared/text/object-input.js';
 import { releaseIdleScanners } from '../../shared/text/wasm-scanner.js';
 import { taskLoopOn, type TaskLoopSetup } from '../../worker/loop-setup.js';
 import type { Supervisor } from '../../worker/supervisor.js';
@@ -35,13 +34,12 @@ export class StandIn {
    */
   static start(nc: NatsConnection, workers: Supervisor, logger: Logger): StandIn | null {
     if (workers.anyReady || !testHooks.allowStandIn()) return null;
-    // As an embedded worker process may: the same user's files, URLs and objects.
+    // As an embedded worker process may: the same user's files and URLs.
     setFileReads(true);
     setUrlFetches(true);
-    setObjectConnection(nc);
     const standIn = new StandIn(taskLoopOn(nc, logger.child({ standIn: true })));
     standIn.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
-    void workers.firstReady().then(() => standIn.stop({ jobOver: false }));
+    void workers.ready(1).then(() => standIn.stop({ jobOver: false }));
     return standIn;
   }
 
@@ -57,8 +55,7 @@ export class StandIn {
     this.ended ??= (async () => {
       this.setup.loop.abandonPull();
       await this.running.catch(() => undefined);
-      this.setup.unsubscribe();
-      setObjectConnection(null);
+      this.setup.close();
       releaseIdleScanners();
     })();
     return this.ended;
