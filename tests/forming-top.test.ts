@@ -127,7 +127,12 @@ test('property: while n-grams form, every shown n-gram is within its bounds (n-g
       }
       const preview = ngramsKind.preview!(acc, options) as unknown as TablePreview;
       const truth = referenceNgrams(texts, settings as ReferenceSettings, n).counts;
-      t.true(preview.rows.length > 0 || truth.length === 0, 'rows are shown');
+      // An n-gram across the edge of a task's entry (a piece of a file) is joined only once every
+      // map task is in: until then it is in the bounds, not a row. At most n - 1 of them cross
+      // each cut inside a file, so more n-grams than that means one lies inside an entry.
+      const entries = (acc as unknown as { edges: unknown[] }).edges.length;
+      const total = truth.reduce((sum, [, count]) => sum + count, 0);
+      if (total > (n - 1) * (entries - inputs.length)) t.true(preview.rows.length > 0, 'rows are shown');
       checkBounds(t, preview, new Map(truth), `${tasks} tasks, n=${n}`);
     }),
     { numRuns: 100 },
