@@ -17,7 +17,9 @@ COPY shared ./shared
 COPY worker ./worker
 COPY coordinator ./coordinator
 COPY wasm ./wasm
-RUN npx tsc -p tsconfig.json && npx asc --config wasm/asconfig.json && npm prune --omit=dev
+COPY scripts/bundle.mjs ./scripts/
+# tsc, the WebAssembly scanner, and the bundles bin/tally.js and the worker processes run.
+RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production node_modules and the compiled JavaScript, no compiler, no sources.
 FROM node:24-bookworm-slim

@@ -101,7 +101,7 @@ export async function main(argv: string[]): Promise<number> {
   const failure: { error?: NodeJS.ErrnoException } = {};
   process.stdout.on('error', (error: NodeJS.ErrnoException) => (failure.error ??= error));
   try {
-    // bin/tally.js checks first, before it starts anything; this is for other callers.
+    // entry.ts checks first, before it starts anything; this is for other callers.
     const badSetting = checkSettings();
     if (badSetting) throw badSetting;
     // The first word that names a job kind is that command (commander reads no option before it).

@@ -162,7 +162,7 @@ export class Session {
           // input files, and fetch the URLs this coordinator would fetch, themselves instead of
           // receiving every byte through the server.
           const settings = { connection, logger: options.logger, logLevel: options.logLevel ?? 'warn', readFiles: true, fetchUrls: true };
-          // Usually forked first thing (bin/tally.js) and loaded by now: they only wait for this.
+          // Usually forked first thing (coordinator/entry.ts) and loaded by now: they only wait for this.
           supervisor = attempt === 1 && !options.workerEnv ? await takePrestartedWorkers(workers, embedded.url) : null;
           if (supervisor) supervisor.configure(settings);
           else {

@@ -440,6 +440,8 @@ try {
     let build = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir, 300_000);
     // The WebAssembly scanner too: the tests compare it with the JavaScript one.
     if (build.status === 0) build = run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', 'wasm/asconfig.json'], dir, 300_000);
+    // And the bundles the tests run (bin/tally.js, the worker processes): as `npm run build` does.
+    if (build.status === 0) build = run(process.execPath, ['scripts/bundle.mjs'], dir, 300_000);
     let outcome;
     if (build.status !== 0) {
       outcome = 'caught by the compiler';

@@ -10,7 +10,7 @@
  * tests change them within one process. A worker process gets its settings from its
  * supervisor in TALLY_WORKER_SETTINGS and TALLY_WORKER_SECRETS, and inherits the rest.
  *
- * Loaded first thing by bin/tally.js and worker processes: Node built-ins only.
+ * Loaded first thing by the command (coordinator/entry.ts) and worker processes: Node built-ins only.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';

@@ -6,10 +6,11 @@
  */
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
@@ -18,7 +19,7 @@ import { UsageError } from '../shared/errors.js';
 import { Supervisor } from '../worker/supervisor.js';
 import { createLogger } from '../shared/log.js';
 import { sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
-import { REPO_ROOT, cleanEnv, runTally, startTestServer, tempDir } from './helpers/tally.js';
+import { REPO_ROOT, cleanEnv, collect, runTally, startTestServer, tempDir } from './helpers/tally.js';
 
 const argv = (...args: string[]) => ['node', 'tally', ...args];
 
@@ -196,6 +197,40 @@ test('the code cache: written once, used after, refreshed when a module changes,
   chmodSync(shared, 0o777);
   t.is(await withCache(shared, script), 'two! true esm');
   t.deepEqual(readdirSync(shared), []);
+});
+
+test('the command and its worker processes each load tally as one bundled module, and count right', async (t) => {
+  // An ES module loader hook (given to the worker processes too: they are forked with the
+  // command's own Node flags) writes down every module of this repository a process loads.
+  const dir = tempDir('tally-bundle-');
+  t.teardown(() => dir.remove());
+  const log = join(dir.path, 'loaded.txt');
+  writeFileSync(join(dir.path, 'hooks.mjs'), `import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) {
+  appendFileSync(${JSON.stringify(log)}, process.pid + ' ' + url + '\\n');
+  return next(url, context);
+}
+`);
+  writeFileSync(join(dir.path, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir.path, 'hooks.mjs')).href)});\n`);
+  const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir.path, 'register.mjs')).href, join(REPO_ROOT, 'bin', 'tally.js'), 'primes', '1', '2e8', '--tasks', '8', '--workers', '2'], {
+    cwd: REPO_ROOT,
+    env: cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data') }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  // π(2·10^8), from the published tables (OEIS A006880 gives π(10^8) = 5,761,455; π(2·10^8) is 11,078,937).
+  t.regex(run.stdout, /primes in 1\.\.200000000 = 11078937\n/);
+  const ours = new Map<number, string[]>();
+  for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
+    const [pid, url] = line.split(' ') as [string, string];
+    if (!url.startsWith(pathToFileURL(REPO_ROOT).href)) continue;
+    ours.set(Number(pid), [...(ours.get(Number(pid)) ?? []), url.slice(pathToFileURL(REPO_ROOT).href.length)]);
+  }
+  t.deepEqual(ours.get(child.pid!), ['bin/tally.js', 'dist/bundle/tally.js'], 'the command');
+  ours.delete(child.pid!);
+  t.true(ours.size >= 1, 'a worker process loaded');
+  for (const [pid, urls] of ours) t.deepEqual(urls, ['dist/bundle/worker.js'], `worker process ${pid}`);
 });
 
 test('a connection attempt that times out leaves no socket behind: the process can exit', async (t) => {

@@ -15,7 +15,8 @@ import type { Logger } from '../shared/log.js';
 import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
-const PROCESS_MAIN = fileURLToPath(new URL('./process-main.js', import.meta.url));
+/** A worker process's program: process-main.ts and what it imports, bundled by `npm run build` (scripts/bundle.mjs). */
+const PROCESS_MAIN = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
 
 export interface SupervisorOptions {
   /** Where the children connect; when missing, they wait for `configure()`. */

@@ -4,10 +4,16 @@
  * sight: a job already in the bucket when the dashboard started adds what it had done then.
  * Nothing here carries a secret: job ids, kinds and statuses only.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
 import type { JobView, LiveEvent, LiveState } from './live.js';
 import { TABLE_KINDS } from './top-words.js';
 import type { JobFeed } from '../../shared/job-feed.js';
+
+// Loaded with require(): a package imported statically would load with every bundled tally command (scripts/bundle.mjs).
+const { Counter, Gauge, Histogram, Registry } = createRequire(import.meta.url)('prom-client') as typeof PromClient;
+type Counter<Label extends string> = PromClient.Counter<Label>;
+type Histogram<Label extends string> = PromClient.Histogram<Label>;
 
 const STATUSES = ['running', 'done', 'failed', 'cancelled'] as const;
 

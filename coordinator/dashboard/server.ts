@@ -4,7 +4,8 @@
  * LiveState), a job's top rows, and /metrics. Every request passes the access check; every
  * answer carries a Content-Security-Policy that allows only this server's own scripts.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type * as FastifyModule from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -28,6 +29,10 @@ const SECURITY_HEADERS: Record<string, string> = {
   'x-frame-options': 'DENY',
   'cache-control': 'no-store',
 };
+
+// Loaded with require(), as commander is (commander.ts): a static import of a package would load
+// it with every tally command once the command is bundled (scripts/bundle.mjs).
+const Fastify = createRequire(import.meta.url)('fastify') as typeof FastifyModule.default;
 
 const ASSETS_DIR = fileURLToPath(new URL('../../../coordinator/dashboard/assets/', import.meta.url));
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'));

@@ -1,6 +1,6 @@
 /**
  * The embedded default's head start: what a command line will need (read from its raw arguments
- * before they are parsed), started first thing by bin/tally.js (the server, or joining another
+ * before they are parsed), started first thing by entry.ts (the server, or joining another
  * tally's, and a job's worker processes), handed to the command's session, and stopped when the
  * command does not use it.
  */
@@ -83,7 +83,7 @@ beforeOwnedServerStops(async (url) => {
 });
 
 /**
- * Starts what the embedded default will need before anything else (bin/tally.js calls this
+ * Starts what the embedded default will need before anything else (coordinator/entry.ts calls this
  * first thing): the server (or joins another tally's), and the job's worker processes, which
  * are told the server's address as soon as it is up. A Node process needs ~120 ms of CPU to
  * start and load the NATS client; this way that overlaps the CLI's own loading and the
