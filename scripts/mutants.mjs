@@ -96,6 +96,20 @@ const MUTANTS = [
     tests: ['wasm-scanner', 'words'],
   },
   {
+    id: 'wasm-whitespace-unprintable',
+    what: "the WebAssembly scanner's whitespace tokenizer counts a token of control bytes only, which `wc -w` does not count",
+    file: 'wasm/word-scanner.ts',
+    edits: [['    if ((printableBits & inToken) != 0) countToken(', '    countToken(']],
+    tests: ['wasm-scanner'],
+  },
+  {
+    id: 'wasm-fold-or',
+    what: "the WebAssembly scanner folds a whitespace token's ASCII bytes by setting the case bit of every byte, as only letters and digits allow ('@' becomes '`')",
+    file: 'wasm/word-scanner.ts',
+    edits: [['  return x | ((upper >> 2) & foldMask);', '  return x | foldMask;']],
+    tests: ['wasm-scanner'],
+  },
+  {
     id: 'default-chunk-fixed',
     what: "a count's default chunk size stays 1 MiB however big the input",
     file: 'coordinator/kinds/count.ts',

@@ -1,14 +1,15 @@
 /**
- * The WebAssembly scanner (wasm/word-scanner.ts) against the JavaScript one: built and chosen by
- * default, the same partial lines (in whatever order) on real English and multilingual text and
- * on generated text, chunk by chunk, and the same `tally count` output end to end. (tests/words.test.ts runs every
- * tokenizer test on both and against the reference counter.)
+ * The WebAssembly scanner (wasm/word-scanner.ts) against the JavaScript one, for both tokenizers:
+ * built and chosen by default, the same partial lines (in whatever order) on real English and
+ * multilingual text and on generated text, chunk by chunk, and the same `tally count` output end
+ * to end. (tests/words.test.ts runs every tokenizer test on both and against the reference counter.)
  */
 import test from 'ava';
 import fc from 'fast-check';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChunkWords, countChunk, type ChunkEdges, type CountSettings } from '../shared/text/words.js';
+import type { Tokenizer } from '../shared/text/chunker.js';
 import { scannerChoice, useScanner, type ScannerChoice } from '../shared/text/wasm-scanner.js';
 import { arbitraryText, utf8 } from './helpers/texts.js';
 import { referenceCount } from './helpers/reference-counter.js';
@@ -68,6 +69,7 @@ function partials(choice: ScannerChoice, bytes: Uint8Array, chunkBytes: number, 
 }
 
 const plainEdges = (): ChunkEdges => ({ fileStart: false, continuesWord: false, endsInsideWord: false, wordCounted: false });
+const TOKENIZERS: Tokenizer[] = ['unicode', 'whitespace'];
 
 test('the WebAssembly scanner is built and chosen by default; TALLY_SCANNER=js chooses JavaScript', (t) => {
   t.is(scannerChoice(), 'wasm');
@@ -76,34 +78,38 @@ test('the WebAssembly scanner is built and chosen by default; TALLY_SCANNER=js c
   useScanner(undefined);
 });
 
-test('English and multilingual text, in chunks of several sizes, both case modes: the same partial lines, shares and listings', (t) => {
+test('English and multilingual text, in chunks of several sizes, both case modes, both tokenizers: the same partial lines, shares and listings', (t) => {
   for (const [name, text] of [['english', english()], ['multilingual', multilingual()]] as const) {
     t.true(text.length > 30_000, `${name} corpus found`);
-    for (const caseSensitive of [false, true]) {
-      for (const chunkBytes of [4096, 1 << 20]) {
-        const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes: 40 };
-        const wasm = partials('wasm', text, chunkBytes, settings, plainEdges);
-        const js = partials('js', text, chunkBytes, settings, plainEdges);
-        const label = `${name}, ${chunkBytes}-byte chunks, ${caseSensitive ? 'case kept' : 'folded'}`;
-        t.deepEqual(wasm.totals, js.totals, label);
-        t.true(wasm.lines.length > 1000, `${label}: ${wasm.lines.length} lines`);
-        t.deepEqual(wasm.lines, js.lines, `${label}: lines`);
-        t.deepEqual(wasm.shares, js.shares, `${label}: shares`);
-        t.deepEqual([wasm.listed, wasm.unlisted], [js.listed, js.unlisted], `${label}: listing`);
+    for (const tokenizer of TOKENIZERS) {
+      for (const caseSensitive of [false, true]) {
+        for (const chunkBytes of [4096, 1 << 20]) {
+          const settings: CountSettings = { tokenizer, caseSensitive, maxWordBytes: 40 };
+          const wasm = partials('wasm', text, chunkBytes, settings, plainEdges);
+          const js = partials('js', text, chunkBytes, settings, plainEdges);
+          const label = `${name}, ${tokenizer}, ${chunkBytes}-byte chunks, ${caseSensitive ? 'case kept' : 'folded'}`;
+          t.deepEqual(wasm.totals, js.totals, label);
+          t.true(wasm.lines.length > 1000, `${label}: ${wasm.lines.length} lines`);
+          t.deepEqual(wasm.lines, js.lines, `${label}: lines`);
+          t.deepEqual(wasm.shares, js.shares, `${label}: shares`);
+          t.deepEqual([wasm.listed, wasm.unlisted], [js.listed, js.unlisted], `${label}: listing`);
+        }
       }
     }
   }
-  // And the totals are the reference counter's (an independent regex tokenizer), for one of them.
+  // And the totals are the reference counter's (an independent regex tokenizer, or wc's rule), for one of them.
   const text = multilingual();
-  const settings: CountSettings = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 1 << 20 };
-  t.is(partials('wasm', text, text.length, settings, plainEdges).totals[0], referenceCount(text, settings).totalWords);
+  for (const tokenizer of TOKENIZERS) {
+    const settings: CountSettings = { tokenizer, caseSensitive: false, maxWordBytes: 1 << 20 };
+    t.is(partials('wasm', text, text.length, settings, plainEdges).totals[0], referenceCount(text, settings).totalWords, tokenizer);
+  }
 });
 
 test('property: generated text under random edge flags, into one table over several chunks: the same lines', (t) => {
   const flags = fc.record({ continuesWord: fc.boolean(), wordCounted: fc.boolean(), endsInsideWord: fc.boolean(), fileStart: fc.boolean() });
   fc.assert(
-    fc.property(fc.array(fc.tuple(arbitraryText, flags), { minLength: 1, maxLength: 4 }), fc.boolean(), fc.integer({ min: 1, max: 24 }), (chunks, caseSensitive, maxWordBytes) => {
-      const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes };
+    fc.property(fc.array(fc.tuple(arbitraryText, flags), { minLength: 1, maxLength: 4 }), fc.constantFrom(...TOKENIZERS), fc.boolean(), fc.integer({ min: 1, max: 24 }), (chunks, tokenizer, caseSensitive, maxWordBytes) => {
+      const settings: CountSettings = { tokenizer, caseSensitive, maxWordBytes };
       const bytes = Buffer.concat(chunks.map(([text]) => text));
       // Each piece is one chunk, with its own flags.
       const run = (choice: ScannerChoice) => {
@@ -121,7 +127,7 @@ test('property: generated text under random edge flags, into one table over seve
       t.deepEqual(wasm.totals, js.totals);
       t.deepEqual(wasm.lines, js.lines, bytes.toString('hex').slice(0, 200));
     }),
-    { numRuns: 300 },
+    { numRuns: 400 },
   );
 });
 
@@ -154,11 +160,48 @@ test('property: mostly-ASCII text, the 64-byte blocks at every alignment: the sa
   );
 });
 
+/**
+ * Bytes as the whitespace tokenizer sees them: the six whitespace bytes, printable ASCII around
+ * the case bit (@ [ ` { ~), control bytes (which alone make no token), well-formed and ill-formed
+ * UTF-8, and runs across the 64-byte blocks' edges.
+ */
+const whitespaceText = fc
+  .array(
+    fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(' ', '\t', '\n', '\v', '\f', '\r', '  ', 'a', 'B', 'Word', 'THE', '@', '[', '`', '{', '~', 'Z@[', 'x-y', '0', '\x00', '\x01', '\x1f', '\x7f', 'a\x01b').map((text) => Buffer.from(text, 'latin1')) },
+      { weight: 3, arbitrary: fc.constantFrom('é', 'ÉCOLE', 'Σ', '日本', '\u00a0', '\u212a', '\ufeff').map(utf8) },
+      { weight: 2, arbitrary: fc.constantFrom(0x80, 0xc0, 0xc3, 0xe6, 0xff).map((byte) => Buffer.from([byte])) },
+      { weight: 2, arbitrary: fc.tuple(fc.constantFrom('a', 'Q', '\x01', 'é', 'ab ', 'x\t'), fc.integer({ min: 2, max: 90 })).map(([f, n]) => utf8(f.repeat(n))) },
+    ),
+    { maxLength: 200 },
+  )
+  .map((parts) => Buffer.concat(parts));
+
+test('property: whitespace tokens, the 64-byte blocks at every alignment: the same as the JavaScript scanner and as wc counts', (t) => {
+  fc.assert(
+    fc.property(whitespaceText, fc.boolean(), fc.integer({ min: 1, max: 100 }), (bytes, caseSensitive, maxWordBytes) => {
+      const settings: CountSettings = { tokenizer: 'whitespace', caseSensitive, maxWordBytes };
+      // The bytes are a whole file (one chunk): a byte order mark that starts it is no part of a token.
+      const wholeFile = (): ChunkEdges => ({ ...plainEdges(), fileStart: true });
+      const wasm = partials('wasm', bytes, bytes.length || 1, settings, wholeFile);
+      const js = partials('js', bytes, bytes.length || 1, settings, wholeFile);
+      const shown = bytes.toString('hex').slice(0, 300);
+      t.deepEqual(wasm.totals, js.totals, shown);
+      t.deepEqual(wasm.lines, js.lines, shown);
+      t.deepEqual(wasm.shares, js.shares, shown);
+      t.deepEqual([wasm.listed, wasm.unlisted], [js.listed, js.unlisted], shown);
+      const reference = referenceCount(bytes, settings);
+      t.deepEqual(wasm.totals, [reference.totalWords, reference.overlongWords], shown);
+    }),
+    { numRuns: 400 },
+  );
+});
+
 test('all-ASCII text: the shares the WebAssembly scanner writes from its own table are the whole table, which is then spent', (t) => {
   // The project's English docs with every non-ASCII byte made a space: no word leaves the scanner's table.
   const text = Buffer.from(english().map((b) => (b < 0x80 ? b : 0x20)));
-  for (const caseSensitive of [false, true]) {
-    const settings: CountSettings = { tokenizer: 'unicode', caseSensitive, maxWordBytes: 1 << 20 };
+  for (const [tokenizer, caseSensitive] of TOKENIZERS.flatMap((tokenizer) => [false, true].map((caseSensitive) => [tokenizer, caseSensitive] as const))) {
+    const settings: CountSettings = { tokenizer, caseSensitive, maxWordBytes: 1 << 20 };
     const wasm = partials('wasm', text, text.length, settings, plainEdges);
     const js = partials('js', text, text.length, settings, plainEdges);
     t.deepEqual(wasm.shares, js.shares);
@@ -204,20 +247,23 @@ test('a non-ASCII word that folds to a written ASCII word (KELVIN SIGN): its lin
   }
 });
 
-test('tally count: the same output with TALLY_SCANNER=wasm and =js; a bad value is one line, exit 2', async (t) => {
+test('tally count: the same output with TALLY_SCANNER=wasm and =js, either tokenizer; a bad value is one line, exit 2', async (t) => {
   const dir = tempDir();
   try {
     const file = join(dir.path, 'mixed.txt');
     writeFileSync(file, Buffer.concat([english(), multilingual().subarray(0, 300_000)]));
-    const args = ['count', file, '--chunk-size', '64K', '--format', 'json'];
-    const [wasm, js] = await Promise.all([runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'wasm' }) }), runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'js' }) })]);
-    t.is(wasm.code, 0, wasm.stderr);
-    t.is(js.code, 0, js.stderr);
     const strip = (out: string) => {
       const { job: _job, ...rest } = JSON.parse(out) as Record<string, unknown>;
       return rest;
     };
-    t.deepEqual(strip(wasm.stdout), strip(js.stdout));
+    for (const tokenizer of TOKENIZERS) {
+      const args = ['count', file, '--chunk-size', '64K', '--tokenizer', tokenizer, '--format', 'json'];
+      const [wasm, js] = await Promise.all([runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'wasm' }) }), runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'js' }) })]);
+      t.is(wasm.code, 0, wasm.stderr);
+      t.is(js.code, 0, js.stderr);
+      t.deepEqual(strip(wasm.stdout), strip(js.stdout), tokenizer);
+    }
+    const args = ['count', file, '--chunk-size', '64K', '--format', 'json'];
     const bad = await runTally(args, { env: cleanEnv({ TALLY_SCANNER: 'simd' }) });
     t.is(bad.code, 2);
     t.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);

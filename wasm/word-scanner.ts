@@ -1,9 +1,10 @@
-// The "unicode" word scanner and a chunk's word table, in AssemblyScript compiled to WebAssembly
+// The word scanners and a chunk's word table, in AssemblyScript compiled to WebAssembly
 // (`npm run build`, with the assemblyscript compiler from npm; nothing binary is committed).
 //
 // The same words as scanUnicode (shared/text/words.ts), found faster: 64 bytes of ASCII text at
 // a time with SIMD masks (which bytes are letters or digits, which apostrophes join two runs;
-// each token then costs no branch per byte), anything else byte by byte as in words.ts. Words go
+// each token then costs no branch per byte), anything else byte by byte as in words.ts; and the
+// same tokens as scanWhitespace, 64 bytes at a time whatever they are (at the end). Words go
 // into a table of this module's own (a hash of 8 folded bytes at a time, not FNV-1a byte by
 // byte). For a partitioned job `encodeAscii` writes the ASCII words' share lines; `finish` then
 // lays the words out as WordTable's slots (FNV-1a, its probe order), which JavaScript takes over
@@ -67,8 +68,10 @@ let maxWordBytes: i32 = 0;
 let neededCodePoint: i32 = 0;
 /** Where to scan again once the class of neededCodePoint is known. */
 let restartAt: i32 = 0;
-/** OR-ed into 8 bytes of an ASCII word to fold them (0 when case is kept). */
+/** The case bit of 8 bytes (0 when case is kept): see foldAscii8. */
 let foldMask: u64 = 0;
+/** Words may hold any ASCII byte (the whitespace tokenizer), not only [0-9A-Za-z']: see foldAscii8. */
+let anyAscii: bool = false;
 /** Scan byte by byte up to here (the last non-ASCII byte of a block, or a long word). */
 let scalarUntil: i32 = -1;
 
@@ -207,14 +210,29 @@ function hashEnd(h: u64): i32 {
   return <i32>(h ^ (h >> 32));
 }
 
+/**
+ * Eight bytes folded as LOWER_ASCII folds them (A-Z to a-z, any other byte below 0x80 kept) when
+ * case is folded, without a branch or a lookup per byte: b + 0x3f has bit 7 set from 'A' on and
+ * b + 0x25 from '[' on, so the two differ in bit 7 for A-Z only, and that bit shifted right by 2
+ * is the case bit. A byte of 0x80 or more carries into the byte above it: only bytes past a
+ * word's end may be such, and they are masked off.
+ */
+// @ts-ignore: decorator
+@inline
+function foldAscii8(x: u64): u64 {
+  // A unicode word's ASCII bytes are [0-9A-Za-z'] only: the case bit folds its letters, and its digits and ' have it already.
+  if (!anyAscii) return x | foldMask;
+  const upper = ((x + 0x3f3f3f3f3f3f3f3f) ^ (x + 0x2525252525252525)) & 0x8080808080808080;
+  return x | ((upper >> 2) & foldMask);
+}
+
 /** Copies the folded word at src into the scratch buffer, zero-padded to whole 8-byte groups. */
 // @ts-ignore: decorator
 @inline
 function foldIntoScratch(src: usize, len: i32, ascii: bool): void {
   const groups = padded(len);
   if (ascii) {
-    // [0-9A-Za-z'] only: OR 0x20 folds letters as LOWER_ASCII does; digits and ' have the bit.
-    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, load<u64>(src + <usize>k) | foldMask);
+    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, foldAscii8(load<u64>(src + <usize>k)));
   } else {
     for (let k = 0; k < len; k++) store<u8>(scratchAt + <usize>k, load<u8>(FOLD + load<u8>(src + <usize>k)));
   }
@@ -279,7 +297,7 @@ function addSlot(i: i32, len: i32, tag: i32, key: i32): void {
 @inline
 function addShortAscii(src: usize, len: i32): void {
   const kept: u64 = len == 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1;
-  const word = (load<u64>(src) | foldMask) & kept;
+  const word = foldAscii8(load<u64>(src)) & kept;
   const key = <i32>word;
   const tag = len | ASCII_FLAG;
   let i = hashEnd(hashGroup(hashStart(len), word)) & mask;
@@ -786,6 +804,7 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
  * table. Returns DONE, or the offset to scan from again once the class of `needed()` is known.
  */
 export function scan(from: i32, n: i32): i32 {
+  anyAscii = false;
   const body = bodyAt;
   store<u8>(body + <usize>n, 0x20);
   let i = from;
@@ -803,4 +822,131 @@ export function scan(from: i32, n: i32): i32 {
     if (i < 0) return restartAt;
   }
   return DONE;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whitespace tokenizer (scanWhitespace in words.ts, `wc -w`'s rules): a token is a run of
+// bytes other than space \t \n \v \f \r, counted when it holds a printable ASCII byte
+// (0x21-0x7e). Nothing is decoded, so a 64-byte block needs no byte-by-byte path whatever its
+// bytes; a byte of 0x80 or more only makes its token non-ASCII (folded byte by byte, written by
+// JavaScript).
+
+let spaceBits: u64 = 0;
+let printableBits: u64 = 0;
+
+/** Masks of 64 bytes at p, bit k for byte k: whitespace, printable ASCII, bytes ≥ 0x80 (highBits). */
+// @ts-ignore: decorator
+@inline
+function classifyWhitespace64(p: usize): void {
+  let s: u64 = 0;
+  let pr: u64 = 0;
+  let hi: u64 = 0;
+  const tab = i8x16.splat(0x09);
+  const four = i8x16.splat(4);
+  const space = i8x16.splat(0x20);
+  const bang = i8x16.splat(0x21);
+  const printableSpan = i8x16.splat(0x7e - 0x21);
+  for (let q = 0; q < 4; q++) {
+    const v = v128.load(p + (<usize>q << 4));
+    const white = v128.or(i8x16.le_u(i8x16.sub(v, tab), four), i8x16.eq(v, space));
+    const printable = i8x16.le_u(i8x16.sub(v, bang), printableSpan);
+    const shift = <u64>(q << 4);
+    s |= (<u64>(<u32>i8x16.bitmask(white))) << shift;
+    pr |= (<u64>(<u32>i8x16.bitmask(printable))) << shift;
+    hi |= (<u64>(<u32>i8x16.bitmask(v))) << shift;
+  }
+  spaceBits = s;
+  printableBits = pr;
+  highBits = hi;
+}
+
+/**
+ * Counts the tokens of the 64 bytes at body[i] that end inside them (a whitespace byte follows
+ * within the block). `i` is between tokens. Returns where to go on: the token it left, or i + 64;
+ * i itself when a token from byte 0 runs past the block (scalarUntil then says to scan it byte
+ * by byte).
+ */
+function scanWhitespaceBlock(body: usize, i: i32): i32 {
+  const p = body + <usize>i;
+  classifyWhitespace64(p);
+  const tokens = ~spaceBits;
+  let starts = tokens & ~(tokens << 1);
+  const ends = ~tokens & (tokens << 1);
+  while (starts != 0) {
+    const s = <i32>ctz(starts);
+    const after = ends >> <u64>s;
+    if (after == 0) {
+      if (s == 0) {
+        scalarUntil = i;
+        return i;
+      }
+      return i + s;
+    }
+    const e = s + <i32>ctz(after);
+    // The token's bytes [s, e) as a mask (e < 64 here).
+    const inToken = ((<u64>1 << <u64>e) - 1) & ~((<u64>1 << <u64>s) - 1);
+    if ((printableBits & inToken) != 0) countToken(p + <usize>s, e - s, (highBits & inToken) == 0);
+    starts &= starts - 1;
+  }
+  return i + 64;
+}
+
+// @ts-ignore: decorator
+@inline
+function isWhitespace(b: i32): bool {
+  return b == 0x20 || <u32>(b - 0x09) <= 4;
+}
+
+/**
+ * Scans one token (after any whitespace) from i byte by byte and counts it as scanWhitespace
+ * in words.ts does, edge flags included. Returns where the next one may start.
+ */
+function scanWhitespaceToken(body: usize, i: i32, n: i32): i32 {
+  while (i < n && isWhitespace(<i32>load<u8>(body + <usize>i))) i++;
+  if (i >= n) return n;
+  const start = i;
+  let printable = false;
+  let ascii = true;
+  do {
+    const b = <i32>load<u8>(body + <usize>i);
+    if (isWhitespace(b)) break;
+    if (b >= 0x80) ascii = false;
+    else if (b >= 0x21 && b <= 0x7e) printable = true;
+    i++;
+  } while (i < n);
+  if (skipFirst) {
+    skipFirst = false;
+    if (countFirst && printable) {
+      total++;
+      overlong++;
+    }
+  } else if (!printable) {
+    // wc never starts a word here, so neither do we (words.ts says why).
+  } else if (i == n && endsInsideWord) {
+    total++;
+    overlong++;
+  } else {
+    countToken(body + <usize>start, i - start, ascii);
+  }
+  return i;
+}
+
+/** Scans body[from, n) (the body buffer) under the whitespace tokenizer's rules, adding its tokens to the table. */
+export function scanWhitespace(from: i32, n: i32): void {
+  anyAscii = true;
+  const body = bodyAt;
+  store<u8>(body + <usize>n, 0x20);
+  let i = from;
+  // The chunk's first token may continue a token: the byte-by-byte path knows what to do.
+  scalarUntil = skipFirst ? i : -1;
+  while (i < n) {
+    if (i > scalarUntil && i + 64 <= n) {
+      const next = scanWhitespaceBlock(body, i);
+      if (next != i) {
+        i = next;
+        continue;
+      }
+    }
+    i = scanWhitespaceToken(body, i, n);
+  }
 }

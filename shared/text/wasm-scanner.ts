@@ -3,8 +3,8 @@
  * dist/wasm/word-scanner.wasm): loading it, feeding it chunks, and handing its table back to
  * JavaScript.
  *
- * It runs the unicode tokenizer's scan and the word table's inserts, the two halves of a count's
- * map, in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B), and writes the
+ * It runs either tokenizer's scan and the word table's inserts, the two halves of a count's map,
+ * in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B), and writes the
  * ASCII words' share lines. Its table is handed over in WordTable's layout, so a map writes the
  * same lines whichever scanner ran, perhaps in another order; tests/wasm-scanner.test.ts checks
  * it, and the tokenizer's tests run on both.
@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { ASCII_CLASS, CLASS_TABLE, fillClass } from './char-classes.js';
 import { setting } from '../settings.js';
 import { UsageError } from '../errors.js';
+import type { Tokenizer } from './chunker.js';
 
 const WASM_PATH = new URL('../../wasm/word-scanner.wasm', import.meta.url);
 /** scan's answer when the chunk is done; any other answer is where to start again. */
@@ -33,6 +34,7 @@ interface ScannerExports {
   reset(capacity: number, caseSensitive: number): void;
   chunk(continuesWord: number, wordCounted: number, endsInsideWord: number, maxWordBytes: number): void;
   scan(from: number, n: number): number;
+  scanWhitespace(from: number, n: number): void;
   totalWords(): number;
   overlongWords(): number;
   needed(): number;
@@ -143,13 +145,18 @@ export class WasmScanner {
     return scanner;
   }
 
-  /** Scans body[from, end) into the table; returns the chunk's totals. */
-  scan(body: Uint8Array, from: number, edges: ScanEdges, maxWordBytes: number): { totalWords: number; overlongWords: number } {
+  /** Scans body[from, end) into the table under the tokenizer's rules; returns the chunk's totals. */
+  scan(body: Uint8Array, from: number, edges: ScanEdges, maxWordBytes: number, tokenizer: Tokenizer): { totalWords: number; overlongWords: number } {
     const x = this.exports;
     const n = body.length;
     x.chunk(edges.continuesWord ? 1 : 0, edges.wordCounted ? 1 : 0, edges.endsInsideWord ? 1 : 0, maxWordBytes);
     const at = x.bodyBuffer(n);
     new Uint8Array(x.memory.buffer, at, n).set(body);
+    if (tokenizer === 'whitespace') {
+      x.scanWhitespace(from, n);
+      this.scanned += n;
+      return { totalWords: x.totalWords(), overlongWords: x.overlongWords() };
+    }
     let next = x.scan(from, n);
     while (next !== DONE) {
       // A code point met for the first time in this instance: its class, from the shared cache.

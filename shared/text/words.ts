@@ -144,7 +144,7 @@ export class ChunkWords extends WordTable implements TokenSink {
   }
 
   /**
-   * Scans a chunk (unicode tokenizer) with the WebAssembly scanner when this table is, or can
+   * Scans a chunk (either tokenizer) with the WebAssembly scanner when this table is, or can
    * still be, held there; null when the JavaScript scanner must run instead.
    */
   scanWasm(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges): TokenCount | null {
@@ -157,7 +157,7 @@ export class ChunkWords extends WordTable implements TokenSink {
       this.settle();
       return null;
     }
-    const counted = this.wasm.scan(body, from, edges, settings.maxWordBytes);
+    const counted = this.wasm.scan(body, from, edges, settings.maxWordBytes, settings.tokenizer);
     this.size = this.wasm.size;
     return counted;
   }
@@ -473,8 +473,9 @@ export function countChunk(body: Uint8Array, settings: CountSettings, edges: Chu
  */
 export function tokenizeChunk(body: Uint8Array, settings: CountSettings, edges: ChunkEdges, sink: TokenSink): TokenCount {
   const from = textStart(body, edges);
-  if (settings.tokenizer === 'whitespace') return scanWhitespace(body, from, settings, edges, sink);
-  return (sink instanceof ChunkWords && sink.scanWasm(body, from, settings, edges)) || scanUnicode(body, from, settings, edges, sink);
+  const scanned = sink instanceof ChunkWords && sink.scanWasm(body, from, settings, edges);
+  if (scanned) return scanned;
+  return settings.tokenizer === 'whitespace' ? scanWhitespace(body, from, settings, edges, sink) : scanUnicode(body, from, settings, edges, sink);
 }
 
 function scanUnicode(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges, words: TokenSink): TokenCount {
