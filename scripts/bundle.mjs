@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build` (and `npm run setup`) after tsc: bundles the compiled modules (dist/) of the
 // two programs tally starts, the command (bin/tally.js) and a worker process (forked by the
-// supervisor), into one file each under dist/bundle/. Node 20's ES loader spends ~1 ms per module
+// supervisor), into one file each under dist/bundle/ (and the few bin/tally.js reads first on
+// Node 22+ to find Node's compile cache). Node 20's ES loader spends ~1 ms per module
 // (resolve, read, link) and the command loads ~75 of tally's own: as one file, an embedded
 // `tally sum 1 10 --workers 2` ends ~100 ms sooner (docs/BENCHMARKS.md, issue 17's fifth pass).
 //
@@ -25,8 +26,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist/`;
 const outdir = `${dist}bundle/`;
 
-/** The programs: output name (in dist/bundle/) and its compiled entry module. */
-const PROGRAMS = { tally: `${dist}coordinator/entry.js`, worker: `${dist}worker/process-main.js` };
+/**
+ * The programs: output name (in dist/bundle/) and its compiled entry module; and what bin/tally.js
+ * reads first on Node 22+ to find where Node's compile cache is (shared/code-cache.ts).
+ */
+const PROGRAMS = { tally: `${dist}coordinator/entry.js`, worker: `${dist}worker/process-main.js`, 'code-cache': `${dist}shared/code-cache.js` };
 
 /** Rewrites `import.meta.url` in each of tally's modules to its own compiled file's URL. */
 const ownUrls = {

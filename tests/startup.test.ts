@@ -227,10 +227,43 @@ export async function load(url, context, next) {
     if (!url.startsWith(pathToFileURL(REPO_ROOT).href)) continue;
     ours.set(Number(pid), [...(ours.get(Number(pid)) ?? []), url.slice(pathToFileURL(REPO_ROOT).href.length)]);
   }
-  t.deepEqual(ours.get(child.pid!), ['bin/tally.js', 'dist/bundle/tally.js'], 'the command');
+  // On Node 22+ the command reads first where Node's compile cache is (a small bundle of its own).
+  const findsCompileCache = Number(process.versions.node.split('.')[0]) >= 22 ? ['dist/bundle/code-cache.js'] : [];
+  t.deepEqual(ours.get(child.pid!), ['bin/tally.js', ...findsCompileCache, 'dist/bundle/tally.js'], 'the command');
   ours.delete(child.pid!);
   t.true(ours.size >= 1, 'a worker process loaded');
   for (const [pid, urls] of ours) t.deepEqual(urls, ['dist/bundle/worker.js'], `worker process ${pid}`);
+});
+
+test("Node 22+'s compile cache keeps the bundles' compiled code in tally's private cache directory (a job's worker processes add theirs); Node 20 has none; off is off", async (t) => {
+  const dir = tempDir('tally-compile-cache-');
+  t.teardown(() => dir.remove());
+  const env = (cache: string, extra: NodeJS.ProcessEnv = {}) => cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data'), TALLY_CODE_CACHE: cache, ...extra });
+  const nodeCaches = (cache: string) => readdirSync(cache).filter((name) => !name.endsWith('.v8cache'));
+  // The command alone, then a job with enough tasks that its worker process gets ready and maps
+  // some (the stand-in would do a few tiny ones alone).
+  const alone = join(dir.path, 'alone');
+  const version = await runTally(['--version'], { env: env(alone) });
+  t.is(version.code, 0, version.stderr);
+  const job = join(dir.path, 'job');
+  const run = await runTally(['primes', '1', '3e8', '--tasks', '12', '--workers', '1'], { env: env(job) });
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /= 16252325\n/, 'π(3·10^8), from the published tables');
+  if (Number(process.versions.node.split('.')[0]) < 22) {
+    t.deepEqual([...nodeCaches(alone), ...nodeCaches(job)], [], 'Node 20 keeps only the CommonJS code cache');
+  } else {
+    for (const cache of [alone, job]) t.deepEqual(nodeCaches(cache), [nodeCaches(alone)[0]], cache);
+    t.regex(nodeCaches(alone)[0] ?? '', new RegExp(`^v${process.versions.node}-`));
+    // Entries are per compiled file: the job's have the command's, and the worker bundle's.
+    const entries = (cache: string) => readdirSync(join(cache, nodeCaches(cache)[0]!)).sort();
+    const more = entries(job).filter((entry) => !entries(alone).includes(entry));
+    t.true(entries(alone).every((entry) => entries(job).includes(entry)) && more.length >= 1, `${entries(alone).join(' ')} | ${entries(job).join(' ')}`);
+  }
+  // Off means off for both caches.
+  const off = join(dir.path, 'off');
+  const quiet = await runTally(['--version'], { env: env('off', { XDG_CACHE_HOME: off }) });
+  t.is(quiet.code, 0, quiet.stderr);
+  t.false(existsSync(off));
 });
 
 test('a connection attempt that times out leaves no socket behind: the process can exit', async (t) => {

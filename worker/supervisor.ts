@@ -9,14 +9,18 @@
  * is most of the embedded default's start-up when it waits for the server first.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../shared/log.js';
+import { nodeCompileCacheDirectory } from '../shared/code-cache.js';
 import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
 /** A worker process's program: process-main.ts and what it imports, bundled by `npm run build` (scripts/bundle.mjs). */
 const PROCESS_MAIN = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
+/** Where Node 22+ keeps that bundle's compiled code: null on Node 20, or when turned off (TALLY_CODE_CACHE); found at the first fork. */
+let compileCacheDirectory: string | null | undefined;
 
 export interface SupervisorOptions {
   /** Where the children connect; when missing, they wait for `configure()`. */
@@ -146,6 +150,9 @@ export class Supervisor {
 
   private spawn(slot: Slot): void {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
+    // Node 22+ then loads the worker's bundle compiled (Node 20 ignores the variable).
+    compileCacheDirectory ??= 'enableCompileCache' in module ? nodeCompileCacheDirectory() : null;
+    if (env.NODE_COMPILE_CACHE === undefined && compileCacheDirectory !== null) env.NODE_COMPILE_CACHE = compileCacheDirectory;
     delete env.TALLY_WORKER_SETTINGS;
     delete env.TALLY_WORKER_SECRETS;
     const connection = this.options.connection;
