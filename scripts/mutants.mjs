@@ -96,6 +96,13 @@ const MUTANTS = [
     tests: ['wasm-scanner', 'words'],
   },
   {
+    id: 'wasm-block-high-unchecked',
+    what: "the WebAssembly scanner's 64-byte blocks take every run of bytes >= 0x80 beside word bytes for word characters (so 'a’b' or a no-break space inside a run join words)",
+    file: 'wasm/word-scanner.ts',
+    edits: [['    else if (allWordCharacters(p + <usize>s, p + <usize>e)) countToken(', '    else if (s >= 0) countToken(']],
+    tests: ['wasm-scanner'],
+  },
+  {
     id: 'wasm-whitespace-unprintable',
     what: "the WebAssembly scanner's whitespace tokenizer counts a token of control bytes only, which `wc -w` does not count",
     file: 'wasm/word-scanner.ts',

@@ -1,9 +1,10 @@
 // The word scanners and a chunk's word table, in AssemblyScript compiled to WebAssembly
 // (`npm run build`, with the assemblyscript compiler from npm; nothing binary is committed).
 //
-// The same words as scanUnicode (shared/text/words.ts), found faster: 64 bytes of ASCII text at
-// a time with SIMD masks (which bytes are letters or digits, which apostrophes join two runs;
-// each token then costs no branch per byte), anything else byte by byte as in words.ts; and the
+// The same words as scanUnicode (shared/text/words.ts), found faster: 64 bytes at a time with
+// SIMD masks (which bytes are letters or digits, which apostrophes join two runs; each token then
+// costs no branch per byte; a token with bytes >= 0x80 is checked to be word characters only),
+// anything else byte by byte as in words.ts; and the
 // same tokens as scanWhitespace, 64 bytes at a time whatever they are (at the end). Words go
 // into a table of this module's own (a hash of 8 folded bytes at a time, not FNV-1a byte by
 // byte). For a partitioned job `encodeAscii` writes the ASCII words' share lines; `finish` then
@@ -655,19 +656,38 @@ function classify64(p: usize): void {
 }
 
 /**
- * Counts the tokens of the 64 ASCII bytes at body[i] that end by byte 62 (what ends one at 63
- * depends on byte 64). `i` is between tokens. Returns where to go on: the first token it left,
- * or i + 62; i itself when the bytes are not all ASCII or a token runs past them (scalarUntil
- * then says how far to go byte by byte).
+ * Whether the bytes p..end (a run of a block's word bytes and bytes >= 0x80, ASCII apostrophes
+ * joining them) hold only word characters: the high bytes then spell whole code points of the
+ * WORD class (letters, marks, numbers), and the run is one token as scanToken would find it.
+ * False for anything else (a non-word code point such as ’ or U+00A0, ill-formed UTF-8, a code
+ * point whose class JavaScript has not filled in yet): the byte-by-byte path decides then.
+ */
+function allWordCharacters(p: usize, end: usize): bool {
+  while (p < end) {
+    if (<i32>load<u8>(p) < 0x80) {
+      p++;
+      continue;
+    }
+    const d = decodeAt(p, end);
+    if (classAt(d >>> 3) != WORD) return false;
+    p += <usize>(d & 7);
+  }
+  return true;
+}
+
+/**
+ * Counts the tokens of the 64 bytes at body[i] that end by byte 62 (what ends one at 63 depends
+ * on byte 64). `i` is between tokens. Bytes >= 0x80 are taken for word bytes: a token holding
+ * some is counted here when they are all word characters (most words of most languages with
+ * spaces between words), else left to the byte-by-byte path (scalarUntil: up to its end).
+ * Returns where to go on: the first token it left, or i + 62; i itself when a token from byte 0
+ * runs past the block or must go byte by byte.
  */
 function scanBlock(body: usize, i: i32): i32 {
   const p = body + <usize>i;
   classify64(p);
-  if (highBits != 0) {
-    scalarUntil = i + 63 - <i32>clz(highBits);
-    return i;
-  }
-  const w = wordBits;
+  const high = highBits;
+  const w = wordBits | high;
   // An apostrophe joins when word bytes stand on both sides of it.
   const tokens = w | (aposBits & (w << 1) & (w >> 1));
   let starts = tokens & ~(tokens << 1);
@@ -683,7 +703,14 @@ function scanBlock(body: usize, i: i32): i32 {
       }
       return i + s;
     }
-    countToken(p + <usize>s, e - s, true);
+    // The token's bytes [s, e) as a mask (e < 64 here).
+    const inToken = ((<u64>1 << <u64>e) - 1) & ~((<u64>1 << <u64>s) - 1);
+    if ((high & inToken) == 0) countToken(p + <usize>s, e - s, true);
+    else if (allWordCharacters(p + <usize>s, p + <usize>e)) countToken(p + <usize>s, e - s, false);
+    else {
+      scalarUntil = i + e - 1;
+      return i + s;
+    }
     starts &= starts - 1;
   }
   return i + 62;
