@@ -111,7 +111,7 @@ const MUTANTS = [
   },
   {
     id: 'wasm-fold-or',
-    what: "the WebAssembly scanner folds a whitespace token's ASCII bytes by setting the case bit of every byte, as only letters and digits allow ('@' becomes '`')",
+    what: "the WebAssembly scanner folds a word's bytes by setting the case bit of every byte, as only letters and digits allow ('@' becomes '`', UTF-8 bytes change)",
     file: 'wasm/word-scanner.ts',
     edits: [['  return x | ((upper >> 2) & foldMask);', '  return x | foldMask;']],
     tests: ['wasm-scanner'],

@@ -69,9 +69,9 @@ let maxWordBytes: i32 = 0;
 let neededCodePoint: i32 = 0;
 /** Where to scan again once the class of neededCodePoint is known. */
 let restartAt: i32 = 0;
-/** The case bit of 8 bytes (0 when case is kept): see foldAscii8. */
+/** The case bit of 8 bytes (0 when case is kept): see foldAsciiWord8. */
 let foldMask: u64 = 0;
-/** Words may hold any ASCII byte (the whitespace tokenizer), not only [0-9A-Za-z']: see foldAscii8. */
+/** Words may hold any ASCII byte (the whitespace tokenizer), not only [0-9A-Za-z']: see foldAsciiWord8. */
 let anyAscii: bool = false;
 /** Scan byte by byte up to here (the last non-ASCII byte of a block, or a long word). */
 let scalarUntil: i32 = -1;
@@ -212,19 +212,28 @@ function hashEnd(h: u64): i32 {
 }
 
 /**
- * Eight bytes folded as LOWER_ASCII folds them (A-Z to a-z, any other byte below 0x80 kept) when
- * case is folded, without a branch or a lookup per byte: b + 0x3f has bit 7 set from 'A' on and
- * b + 0x25 from '[' on, so the two differ in bit 7 for A-Z only, and that bit shifted right by 2
- * is the case bit. A byte of 0x80 or more carries into the byte above it: only bytes past a
- * word's end may be such, and they are masked off.
+ * Eight bytes folded as LOWER_ASCII folds them (A-Z to a-z, every other byte kept) when case is
+ * folded, without a branch or a lookup per byte: for a byte b below 0x80, b + 0x3f has bit 7 set
+ * from 'A' on and b + 0x25 from '[' on, so the two differ in bit 7 for A-Z only, and that bit
+ * shifted right by 2 is the case bit. Bytes of 0x80 or more are added without their bit 7 (no
+ * carry crosses into the next byte) and then left out, so no UTF-8 byte is taken for a letter.
  */
 // @ts-ignore: decorator
 @inline
-function foldAscii8(x: u64): u64 {
-  // A unicode word's ASCII bytes are [0-9A-Za-z'] only: the case bit folds its letters, and its digits and ' have it already.
-  if (!anyAscii) return x | foldMask;
-  const upper = ((x + 0x3f3f3f3f3f3f3f3f) ^ (x + 0x2525252525252525)) & 0x8080808080808080;
+function foldBytes8(x: u64): u64 {
+  const low = x & 0x7f7f7f7f7f7f7f7f;
+  const upper = ((low + 0x3f3f3f3f3f3f3f3f) ^ (low + 0x2525252525252525)) & ~x & 0x8080808080808080;
   return x | ((upper >> 2) & foldMask);
+}
+
+/**
+ * Eight bytes of an ASCII word folded: a unicode word's are [0-9A-Za-z'], which the case bit
+ * alone folds (digits and ' have it already); a whitespace token's may be any.
+ */
+// @ts-ignore: decorator
+@inline
+function foldAsciiWord8(x: u64): u64 {
+  return anyAscii ? foldBytes8(x) : x | foldMask;
 }
 
 /** Copies the folded word at src into the scratch buffer, zero-padded to whole 8-byte groups. */
@@ -233,9 +242,9 @@ function foldAscii8(x: u64): u64 {
 function foldIntoScratch(src: usize, len: i32, ascii: bool): void {
   const groups = padded(len);
   if (ascii) {
-    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, foldAscii8(load<u64>(src + <usize>k)));
+    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, foldAsciiWord8(load<u64>(src + <usize>k)));
   } else {
-    for (let k = 0; k < len; k++) store<u8>(scratchAt + <usize>k, load<u8>(FOLD + load<u8>(src + <usize>k)));
+    for (let k = 0; k < groups; k += 8) store<u64>(scratchAt + <usize>k, foldBytes8(load<u64>(src + <usize>k)));
   }
   const rest = len & 7;
   if (rest != 0) {
@@ -298,7 +307,7 @@ function addSlot(i: i32, len: i32, tag: i32, key: i32): void {
 @inline
 function addShortAscii(src: usize, len: i32): void {
   const kept: u64 = len == 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1;
-  const word = foldAscii8(load<u64>(src)) & kept;
+  const word = foldAsciiWord8(load<u64>(src)) & kept;
   const key = <i32>word;
   const tag = len | ASCII_FLAG;
   let i = hashEnd(hashGroup(hashStart(len), word)) & mask;
