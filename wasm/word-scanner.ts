@@ -631,6 +631,28 @@ function countToken(src: usize, len: i32, ascii: bool): void {
 }
 
 /**
+ * Counts a token found byte by byte, which may be the chunk's first or touch its end: under the
+ * chunk's edge flags as countChunk in words.ts says. A token that does not `qualify` (whitespace
+ * tokenizer: no printable byte) is not counted at all.
+ */
+function countEdgeToken(src: usize, len: i32, ascii: bool, reachesEnd: bool, qualifies: bool): void {
+  if (skipFirst) {
+    skipFirst = false;
+    if (countFirst && qualifies) {
+      total++;
+      overlong++;
+    }
+  } else if (!qualifies) {
+    return;
+  } else if (reachesEnd && endsInsideWord) {
+    total++;
+    overlong++;
+  } else {
+    countToken(src, len, ascii);
+  }
+}
+
+/**
  * Masks of 64 bytes at p, bit k for byte k: letters and digits (ASCII), apostrophes (0x27),
  * and bytes ≥ 0x80.
  */
@@ -820,27 +842,17 @@ function scanToken(body: usize, i: i32, n: i32): i32 {
     i += len;
     break;
   }
-  if (skipFirst) {
-    skipFirst = false;
-    if (countFirst) {
-      total++;
-      overlong++;
-    }
-  } else if (reachesEnd && endsInsideWord) {
-    total++;
-    overlong++;
-  } else {
-    countToken(body + <usize>start, end - start, ascii);
-  }
+  countEdgeToken(body + <usize>start, end - start, ascii, reachesEnd, true);
   return i;
 }
 
 /**
- * Scans body[from, n) (the body buffer) under scanUnicode's rules, adding its words to the
- * table. Returns DONE, or the offset to scan from again once the class of `needed()` is known.
+ * Scans body[from, n) (the body buffer) under the tokenizer's rules (scanUnicode's, or with
+ * `whitespace` scanWhitespace's), adding its words to the table. Returns DONE, or (unicode) the
+ * offset to scan from again once the class of `needed()` is known.
  */
-export function scan(from: i32, n: i32): i32 {
-  anyAscii = false;
+export function scan(from: i32, n: i32, whitespace: bool): i32 {
+  anyAscii = whitespace;
   const body = bodyAt;
   store<u8>(body + <usize>n, 0x20);
   let i = from;
@@ -848,13 +860,13 @@ export function scan(from: i32, n: i32): i32 {
   scalarUntil = skipFirst ? i : -1;
   while (i < n) {
     if (i > scalarUntil && i + 64 <= n) {
-      const next = scanBlock(body, i);
+      const next = whitespace ? scanWhitespaceBlock(body, i) : scanBlock(body, i);
       if (next != i) {
         i = next;
         continue;
       }
     }
-    i = scanToken(body, i, n);
+    i = whitespace ? scanWhitespaceToken(body, i, n) : scanToken(body, i, n);
     if (i < 0) return restartAt;
   }
   return DONE;
@@ -950,39 +962,7 @@ function scanWhitespaceToken(body: usize, i: i32, n: i32): i32 {
     else if (b >= 0x21 && b <= 0x7e) printable = true;
     i++;
   } while (i < n);
-  if (skipFirst) {
-    skipFirst = false;
-    if (countFirst && printable) {
-      total++;
-      overlong++;
-    }
-  } else if (!printable) {
-    // wc never starts a word here, so neither do we (words.ts says why).
-  } else if (i == n && endsInsideWord) {
-    total++;
-    overlong++;
-  } else {
-    countToken(body + <usize>start, i - start, ascii);
-  }
+  // wc never starts a word on a token without a printable byte, so neither do we (words.ts says why).
+  countEdgeToken(body + <usize>start, i - start, ascii, i == n, printable);
   return i;
-}
-
-/** Scans body[from, n) (the body buffer) under the whitespace tokenizer's rules, adding its tokens to the table. */
-export function scanWhitespace(from: i32, n: i32): void {
-  anyAscii = true;
-  const body = bodyAt;
-  store<u8>(body + <usize>n, 0x20);
-  let i = from;
-  // The chunk's first token may continue a token: the byte-by-byte path knows what to do.
-  scalarUntil = skipFirst ? i : -1;
-  while (i < n) {
-    if (i > scalarUntil && i + 64 <= n) {
-      const next = scanWhitespaceBlock(body, i);
-      if (next != i) {
-        i = next;
-        continue;
-      }
-    }
-    i = scanWhitespaceToken(body, i, n);
-  }
 }

@@ -33,8 +33,7 @@ interface ScannerExports {
   bodyBuffer(n: number): number;
   reset(capacity: number, caseSensitive: number): void;
   chunk(continuesWord: number, wordCounted: number, endsInsideWord: number, maxWordBytes: number): void;
-  scan(from: number, n: number): number;
-  scanWhitespace(from: number, n: number): void;
+  scan(from: number, n: number, whitespace: number): number;
   totalWords(): number;
   overlongWords(): number;
   needed(): number;
@@ -152,18 +151,14 @@ export class WasmScanner {
     x.chunk(edges.continuesWord ? 1 : 0, edges.wordCounted ? 1 : 0, edges.endsInsideWord ? 1 : 0, maxWordBytes);
     const at = x.bodyBuffer(n);
     new Uint8Array(x.memory.buffer, at, n).set(body);
-    if (tokenizer === 'whitespace') {
-      x.scanWhitespace(from, n);
-      this.scanned += n;
-      return { totalWords: x.totalWords(), overlongWords: x.overlongWords() };
-    }
-    let next = x.scan(from, n);
+    const whitespace = tokenizer === 'whitespace' ? 1 : 0;
+    let next = x.scan(from, n, whitespace);
     while (next !== DONE) {
       // A code point met for the first time in this instance: its class, from the shared cache.
       const cp = x.needed();
       const cls = CLASS_TABLE[cp] || fillClass(cp);
       new Uint8Array(x.memory.buffer)[x.tablesAt() + cp] = cls;
-      next = x.scan(next, n);
+      next = x.scan(next, n, whitespace);
     }
     this.scanned += n;
     return { totalWords: x.totalWords(), overlongWords: x.overlongWords() };
