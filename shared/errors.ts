@@ -137,6 +137,11 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
+/** An error the operating system reported (it carries an errno code: EIO, ENOENT, ...). */
+export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && /^E[A-Z0-9]+$/.test((error as NodeJS.ErrnoException).code!);
+}
+
 /**
  * The usual words for a failed file operation ("no such file or directory", "permission
  * denied", ...) from its errno code, or null for a code without one.

@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { countKind, type CountOptions } from '../shared/kinds/count.js';
 import { setFileReads } from '../shared/kinds/file-reads.js';
-import type { RangeEntry } from '../shared/text/file-input.js';
+import { tokenizeEntries, type RangeEntry } from '../shared/text/file-input.js';
+import { ChunkWords } from '../shared/text/words.js';
 import type { Task } from '../shared/kinds/kind.js';
-import { TaskRejectedError } from '../shared/errors.js';
+import { InputChangedError, TaskRejectedError } from '../shared/errors.js';
 import { IDENTITY, WordTable } from '../shared/text/word-table.js';
 import { referenceCount } from './helpers/reference-counter.js';
 
@@ -179,4 +180,30 @@ test('the job-wide word table keeps counts past 2^31 exact', (t) => {
   add(word, 2 ** 31);
   add(word, 5);
   t.deepEqual(table.entries().sort(), [['cat', 7], ['the', 2 ** 30 - 1 + 2 ** 30 + 2 ** 31 + 5]]);
+});
+
+test("reading a range: a file that ends early or fails to read is named as changed; any other failure stays the task's own (tried again, not blamed on the file)", (t) => {
+  const text = Buffer.from(sampleText());
+  const settings = { tokenizer: 'unicode', caseSensitive: false, maxWordBytes: 64 } as const;
+  const entry: RangeEntry = [0, '/data/book.txt', text.length, 0, 0, text.length];
+  const countWith = (read: (target: Uint8Array, position: number, length: number) => number) =>
+    tokenizeEntries({ ranges: [entry] }, NO_BODY, settings, new ChunkWords(false, text.length), undefined, () => ({ source: { size: text.length, read }, close: () => undefined }));
+  // The whole file: counted as the reference counts it.
+  const whole = countWith((target, position, length) => text.copy(target, 0, position, position + length));
+  t.is(whole.totalWords, referenceCount(text, settings).totalWords);
+  // Shorter than its size said: the file shrank while it was read.
+  const short = t.throws(() => countWith((target, position, length) => text.copy(target, 0, position, Math.min(position + length, 1000))), { instanceOf: InputChangedError });
+  t.regex(short!.message, /^\/data\/book\.txt changed while it was being counted: it ends at byte 1000, before its size/);
+  // The system refused a read (EIO: a disk error, a network share gone).
+  const failing = () => {
+    throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+  };
+  t.throws(() => countWith(failing), { instanceOf: InputChangedError, message: /^\/data\/book\.txt changed while it was being counted: EIO/ });
+  // A fault of the worker itself is not the file's: it stays what it is.
+  const broken = () => {
+    throw new TypeError('x.scan is not a function');
+  };
+  const own = t.throws(() => countWith(broken));
+  t.false(own instanceof TaskRejectedError, 'not refused for good: another delivery may succeed');
+  t.is(own!.message, 'x.scan is not a function');
 });

@@ -27,9 +27,9 @@ import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node
 import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { chunkBytes, chunkStream, type Chunk, type ChunkOptions } from './chunker.js';
-import { countRange, type ByteSource } from './ranges.js';
+import { SourceShrankError, countRange, type ByteSource } from './ranges.js';
 import { checkEdges, tokenizeChunk, type ChunkEdges, type CountSettings, type TokenSink } from './words.js';
-import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason } from '../errors.js';
+import { InputChangedError, InputError, TallyError, TaskRejectedError, fileErrorReason, isSystemError } from '../errors.js';
 import { COMPRESSIONS, decompress, peekCompression, type Compression } from './compressed.js';
 import { PieceWindowMiss } from './compressed-pieces.js';
 import { isUrl, MAX_ETAG_CHARS, urlBytes } from './url-input.js';
@@ -412,8 +412,11 @@ export function tokenizeEntries(entries: TaskEntries, carried: Uint8Array, setti
         totalWords += counted.totalWords;
         overlongWords += counted.overlongWords;
       } catch (error) {
-        if (error instanceof TaskRejectedError || error instanceof RemoteWindowMiss || error instanceof PieceWindowMiss) throw error;
-        throw new InputChangedError(range[1], error instanceof Error ? error.message : String(error));
+        // What the file did (it shrank; a read failed: EIO, a file gone from a network share) is
+        // the user's to hear of by name; anything else (a bug, memory running out) is the task's
+        // own failure, and is tried again elsewhere like any other.
+        if (error instanceof SourceShrankError || isSystemError(error)) throw new InputChangedError(range[1], error.message);
+        throw error;
       } finally {
         file.close();
       }

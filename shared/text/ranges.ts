@@ -33,6 +33,14 @@ export interface ByteSource {
   read(target: Uint8Array, position: number, length: number): number;
 }
 
+/** A source that ends before its size said: the file shrank while it was read. */
+export class SourceShrankError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceShrankError';
+  }
+}
+
 /** What one range contributed; its words went into the table given. */
 export interface RangeCount {
   /** Bytes this range counted: the distance between its two edges. */
@@ -62,7 +70,7 @@ function buffer(length: number): Uint8Array {
  * @param end nominal end (the file's size for its last range)
  * @param settings tokenizer, case folding and the overlong limit
  * @param words where the range's tokens go (a word table, for a word count)
- * @throws Error when the source ends before its size said (the file shrank while being read)
+ * @throws SourceShrankError when the source ends before its size said (the file shrank while being read)
  */
 export function countRange(source: ByteSource, start: number, end: number, settings: CountSettings, words: TokenSink): RangeCount {
   const size = source.size;
@@ -71,7 +79,7 @@ export function countRange(source: ByteSource, start: number, end: number, setti
   const hi = Math.min(size, Math.max(end, start) + reach + LOOKAHEAD);
   const buf = buffer(hi - lo);
   const got = readFully(source, buf, lo);
-  if (got < buf.length) throw new Error(`it ends at byte ${lo + got}, before its size of ${size} bytes`);
+  if (got < buf.length) throw new SourceShrankError(`it ends at byte ${lo + got}, before its size of ${size} bytes`);
   const n = buf.length;
   const tokenizer = settings.tokenizer;
 
