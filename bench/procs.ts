@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { childPids } from './lib.js';
+import { WORKER_PROGRAM } from '../worker/supervisor.js';
 
 const CLK_TCK = 100; // Linux USER_HZ; true on every mainstream kernel config
 
@@ -51,7 +52,7 @@ function roleOf(pid: number, rootPid: number, rootRole: Role): Role | null {
     const cmd = raw.split('\0');
     const text = cmd.join(' ');
     if (/nats-server/.test(cmd[0] ?? '')) return 'nats-server';
-    if (/process-main\.js/.test(text)) return 'worker';
+    if (text.includes(WORKER_PROGRAM)) return 'worker';
     if (/tally\.js worker/.test(text)) return 'supervisor';
     if (/python/.test(cmd[0] ?? '')) return 'python';
     return 'other';

@@ -33,6 +33,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { JobFeed, TaskEvent } from '../shared/job-feed.js';
 import { JOB_FEED_SUBJECTS } from '../shared/subjects.js';
+import { WORKER_PROGRAM } from '../worker/supervisor.js';
 import { Interference, TALLY_BIN, childPids, median, round, run, say, sleep, startWarmFleet, type ServerSectionOptions } from './lib.js';
 
 export interface StragglersBenchOptions extends ServerSectionOptions {
@@ -180,7 +181,7 @@ export async function stragglersSection(o: StragglersBenchOptions): Promise<void
   const workerPids = async (): Promise<number[]> => {
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const pids = childPids(fleet.supervisor.pid!).filter((pid) => cmdline(pid).includes('process-main'));
+      const pids = childPids(fleet.supervisor.pid!).filter((pid) => cmdline(pid).includes(WORKER_PROGRAM));
       if (pids.length === 2) return pids;
       if (Date.now() > deadline) throw new Error(`stragglers bench: the worker supervisor has ${pids.length} worker processes, not 2`);
       await sleep(50);
@@ -201,7 +202,7 @@ export async function stragglersSection(o: StragglersBenchOptions): Promise<void
     let unlisten: (() => void) | null = null;
     const freeze = () => {
       if (ended || frozenAtMs !== null) return;
-      if (!cmdline(victim).includes('process-main')) {
+      if (!cmdline(victim).includes(WORKER_PROGRAM)) {
         say(`stragglers: pid ${victim} is no longer a worker process; nothing frozen in this run`);
         return;
       }

@@ -16,7 +16,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { embeddedPlanFor } from '../coordinator/embedded/prestart.js';
 import { UsageError } from '../shared/errors.js';
-import { Supervisor } from '../worker/supervisor.js';
+import { Supervisor, WORKER_PROGRAM } from '../worker/supervisor.js';
 import { createLogger } from '../shared/log.js';
 import { sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
 import { REPO_ROOT, cleanEnv, collect, runTally, startTestServer, tempDir } from './helpers/tally.js';
@@ -79,7 +79,7 @@ test('workers forked before their server is known get their settings over IPC; t
 test('a worker process forked without settings exits when its supervisor goes away', async (t) => {
   const child = spawn(
     process.execPath,
-    ['-e', `const { fork } = require('node:child_process'); const c = fork(${JSON.stringify(join(REPO_ROOT, 'dist/worker/process-main.js'))}); c.on('message', () => { console.log(c.pid); process.exit(0); });`],
+    ['-e', `const { fork } = require('node:child_process'); const c = fork(${JSON.stringify(WORKER_PROGRAM)}); c.on('message', () => { console.log(c.pid); process.exit(0); });`],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TALLY_WORKER_SETTINGS: undefined } },
   );
   // Its first line, not its exit: 'exit' may come before its output has been read, and the

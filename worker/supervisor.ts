@@ -17,8 +17,11 @@ import { nodeCompileCacheDirectory } from '../shared/code-cache.js';
 import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
-/** A worker process's program: process-main.ts and what it imports, bundled by `npm run build` (scripts/bundle.mjs). */
-const PROCESS_MAIN = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
+/**
+ * The path of a worker process's program: process-main.ts and what it imports, bundled by
+ * `npm run build` (scripts/bundle.mjs). Worker processes have it on their command line.
+ */
+export const WORKER_PROGRAM = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
 /** Where Node 22+ keeps that bundle's compiled code: null on Node 20, or when turned off (TALLY_CODE_CACHE); found at the first fork. */
 let compileCacheDirectory: string | null | undefined;
 
@@ -162,7 +165,7 @@ export class Supervisor {
       const secrets = connectionSecrets(connection);
       if (Object.keys(secrets).length > 0) env.TALLY_WORKER_SECRETS = JSON.stringify(secrets);
     }
-    const child = fork(PROCESS_MAIN, [], {
+    const child = fork(WORKER_PROGRAM, [], {
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // In its own process group: a terminal's Ctrl-C reaches only the supervisor, which stops
