@@ -876,8 +876,8 @@ export function scan(from: i32, n: i32, whitespace: bool): i32 {
 // The whitespace tokenizer (scanWhitespace in words.ts, `wc -w`'s rules): a token is a run of
 // bytes other than space \t \n \v \f \r, counted when it holds a printable ASCII byte
 // (0x21-0x7e). Nothing is decoded, so a 64-byte block needs no byte-by-byte path whatever its
-// bytes; a byte of 0x80 or more only makes its token non-ASCII (folded byte by byte, written by
-// JavaScript).
+// bytes; a byte of 0x80 or more only makes its token non-ASCII (its line written by JavaScript).
+// (The two classifiers share their shape, not their masks: one per tokenizer keeps each inlined.)
 
 let spaceBits: u64 = 0;
 let printableBits: u64 = 0;
