@@ -22,8 +22,6 @@ import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
  * `npm run build` (scripts/bundle.mjs). Worker processes have it on their command line.
  */
 export const WORKER_PROGRAM = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
-/** Where Node 22+ keeps that bundle's compiled code: null on Node 20, or when turned off (TALLY_CODE_CACHE); found at the first fork. */
-let compileCacheDirectory: string | null | undefined;
 
 export interface SupervisorOptions {
   /** Where the children connect; when missing, they wait for `configure()`. */
@@ -153,9 +151,9 @@ export class Supervisor {
 
   private spawn(slot: Slot): void {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
-    // Node 22+ then loads the worker's bundle compiled (Node 20 ignores the variable).
-    compileCacheDirectory ??= 'enableCompileCache' in module ? nodeCompileCacheDirectory() : null;
-    if (env.NODE_COMPILE_CACHE === undefined && compileCacheDirectory !== null) env.NODE_COMPILE_CACHE = compileCacheDirectory;
+    // Node 22+ then loads the worker's bundle compiled, from the child's own cache setting (Node 20 ignores the variable).
+    const compileCache = env.NODE_COMPILE_CACHE === undefined && 'enableCompileCache' in module ? nodeCompileCacheDirectory(env) : null;
+    if (compileCache !== null) env.NODE_COMPILE_CACHE = compileCache;
     delete env.TALLY_WORKER_SETTINGS;
     delete env.TALLY_WORKER_SECRETS;
     const connection = this.options.connection;
