@@ -4,13 +4,17 @@
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-// Node 22+ keeps the bundle's compiled code between runs in tally's private cache directory
+// Node 22+ keeps the bundles' compiled code between runs in tally's private cache directory
 // (shared/code-cache.ts); Node 20 has no such cache for ES modules, and loads nothing for it.
 try {
   if (module.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
     const { nodeCompileCacheDirectory } = await import('../dist/bundle/code-cache.js');
     const dir = nodeCompileCacheDirectory();
-    if (dir) module.enableCompileCache(dir);
+    if (dir) {
+      module.enableCompileCache(dir);
+      // The worker processes the command forks inherit it (Node reads the variable as it starts).
+      process.env.NODE_COMPILE_CACHE = dir;
+    }
   }
   await import('../dist/bundle/tally.js');
 } catch (error) {

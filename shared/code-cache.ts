@@ -148,8 +148,8 @@ function keyOf(filename: string): string | null {
  * Where Node 22+'s own compile cache (`module.enableCompileCache`, `NODE_COMPILE_CACHE`) keeps
  * the compiled code of tally's bundles (dist/bundle/, ES modules, which the cache above cannot
  * reach): this cache's private directory (made if missing), or null when turned off or not
- * private. bin/tally.js enables it for the command, the supervisor for its worker processes;
- * Node 20 has no such cache. On Node 24 `tally --version` 109 against 122 ms (docs/BENCHMARKS.md).
+ * private. bin/tally.js enables it for the command, whose worker processes inherit it
+ * (NODE_COMPILE_CACHE); Node 20 has no such cache. On Node 24 `tally --version` 109 against 122 ms (docs/BENCHMARKS.md).
  */
 export function nodeCompileCacheDirectory(env: NodeJS.ProcessEnv = process.env): string | null {
   try {

@@ -34,9 +34,7 @@ const CLASS: usize = (__heap_base + 15) & ~(<usize>15);
 const WORD_FOLD: usize = CLASS + 0x110000;
 /** Class of each ASCII byte. */
 const ASCII_CLASS: usize = WORD_FOLD + 256;
-/** The fold applied to every byte stored (LOWER_ASCII or IDENTITY). */
-const FOLD: usize = ASCII_CLASS + 128;
-const HEAP: usize = FOLD + 256;
+const HEAP: usize = ASCII_CLASS + 128;
 
 let heapTop: usize = HEAP;
 let bodyAt: usize = 0;
@@ -125,9 +123,8 @@ export function reset(capacity: i32, caseSensitive: bool): void {
   foldMask = caseSensitive ? 0 : 0x2020202020202020;
   for (let b = 0; b < 256; b++) {
     const upper = b >= 0x41 && b <= 0x5a;
-    store<u8>(FOLD + b, caseSensitive || !upper ? b : b + 0x20);
     const word = b < 128 && load<u8>(ASCII_CLASS + b) == WORD;
-    store<u8>(WORD_FOLD + b, word ? load<u8>(FOLD + b) : 0);
+    store<u8>(WORD_FOLD + b, !word ? 0 : caseSensitive || !upper ? b : b + 0x20);
   }
 }
 

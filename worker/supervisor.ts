@@ -9,11 +9,9 @@
  * is most of the embedded default's start-up when it waits for the server first.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../shared/log.js';
-import { nodeCompileCacheDirectory } from '../shared/code-cache.js';
 import { connectionSecrets, withoutSecrets, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
@@ -151,9 +149,6 @@ export class Supervisor {
 
   private spawn(slot: Slot): void {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
-    // Node 22+ then loads the worker's bundle compiled, from the child's own cache setting (Node 20 ignores the variable).
-    const compileCache = env.NODE_COMPILE_CACHE === undefined && 'enableCompileCache' in module ? nodeCompileCacheDirectory(env) : null;
-    if (compileCache !== null) env.NODE_COMPILE_CACHE = compileCache;
     delete env.TALLY_WORKER_SETTINGS;
     delete env.TALLY_WORKER_SECRETS;
     const connection = this.options.connection;
