@@ -19,6 +19,7 @@ import {
   permissionViolation,
 } from '../shared/nats/errors.js';
 import { CorruptInputError, InputError, JobFailedError, RemoteInputError, ServerError, TaskRejectedError, UsageError } from '../shared/errors.js';
+import { describeConnectError } from '../shared/nats/connect-diagnosis.js';
 import { deniedInputBucket, permissionDenied } from '../shared/nats/permissions.js';
 
 const api = (code: number, status = 400, description = 'refused') => new JetStreamApiError({ err_code: code, code: status, description });
@@ -92,6 +93,11 @@ test('permissions, no responders, JetStream unavailable, credentials, refused an
   t.false(isJetStreamUnavailable(new errors.TimeoutError()));
   t.is(authenticationFailure(new errors.AuthorizationError('Authorization Violation')), 'rejected');
   t.is(authenticationFailure(new errors.UserAuthenticationExpiredError('User Authentication Expired')), 'expired');
+  // The server gave up waiting for the CONNECT line: no verdict on the credentials.
+  t.is(authenticationFailure(new errors.AuthorizationError('Authentication Timeout')), 'timed out');
+  const withUser = { servers: ['nats://127.0.0.1:4222'], auth: { user: 'coordinator', password: 'secret' } };
+  t.regex(describeConnectError(new errors.AuthorizationError('Authorization Violation'), withUser), /^authentication failed: wrong or unknown credentials for user 'coordinator'$/);
+  t.regex(describeConnectError(new errors.AuthorizationError('Authentication Timeout'), withUser), /^authentication timed out: .*try again$/);
   t.is(authenticationFailure(new errors.ConnectionError('connection refused')), undefined);
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
   t.is(connectFailure(new errors.ConnectionError('connection refused', { cause: refused })), 'refused');

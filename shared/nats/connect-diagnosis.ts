@@ -136,6 +136,7 @@ export function describeConnectError(error: unknown, settings: ConnectionSetting
     return `authentication failed: ${hint}`;
   }
   if (auth === 'expired') return `authentication failed: the credentials of ${identity} have expired`;
+  if (auth === 'timed out') return 'authentication timed out: the server stopped waiting for our credentials (a loaded machine or a slow link); try again';
   const tls = tlsReason(error);
   if (tls) return `TLS: ${tls}${settings.tls?.caFile ? ` (CA file ${settings.tls.caFile})` : ''}`;
   const failure = connectFailure(error);

@@ -125,13 +125,15 @@ export function isJetStreamUnavailable(error: unknown): boolean {
   return chain(error).some((e) => e instanceof JetStreamNotEnabled) || isNoResponders(error);
 }
 
-/** The server refused our credentials, or they expired. */
-export function authenticationFailure(error: unknown): 'rejected' | 'expired' | undefined {
+/** The server refused our credentials, they expired, or it stopped waiting for them (no verdict on them). */
+export function authenticationFailure(error: unknown): 'rejected' | 'expired' | 'timed out' | undefined {
   if (!(error instanceof Error)) return undefined;
   const { AuthorizationError, UserAuthenticationExpiredError } = core();
   for (const e of chain(error)) {
     if (e instanceof UserAuthenticationExpiredError) return 'expired';
-    if (e instanceof AuthorizationError) return 'rejected';
+    // nats.js reports the server's "Authentication Timeout" (it waited too long for our
+    // credentials: a loaded machine, a slow link) as an AuthorizationError too: no verdict on them.
+    if (e instanceof AuthorizationError) return /authentication timeout/i.test(e.message) ? 'timed out' : 'rejected';
   }
   return undefined;
 }
