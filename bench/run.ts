@@ -916,7 +916,7 @@ interface StartupRun {
   totalMs: number;
   serverReadyMs: number | null;
   firstWorkerReadyMs: number | null;
-  workersReadyMs: number | null;
+  workersReady: number;
   resultMs: number | null;
 }
 
@@ -940,7 +940,7 @@ async function startupRun(debug: boolean, node = process.execPath): Promise<Star
     totalMs: r.ms,
     serverReadyMs: serverReady,
     firstWorkerReadyMs: ready.length > 0 ? Math.min(...ready) : null,
-    workersReadyMs: ready.length >= 2 ? Math.max(...ready) : null,
+    workersReady: ready.length,
     resultMs: r.firstStdoutAt !== null ? r.firstStdoutAt - t0 : null,
   };
 }
@@ -965,8 +965,10 @@ async function startupSection(): Promise<void> {
   const debug = await repeat(REPS, () => startupRun(true));
   const pick = (f: (r: StartupRun) => number | null) => debug.map(f).filter((v): v is number => v !== null);
   record({ id: 'startup.serverReady', section, label: '  with --log-level debug: "embedded nats-server started"', runs: pick((r) => r.serverReadyMs), unit: 'ms after launch', reps: REPS });
-  record({ id: 'startup.firstWorker', section, label: '  first "worker ready"', runs: pick((r) => r.firstWorkerReadyMs), unit: 'ms after launch', reps: REPS });
-  record({ id: 'startup.workersReady', section, label: '  both workers ready', runs: pick((r) => r.workersReadyMs), unit: 'ms after launch', reps: REPS, notes: 'the job does not wait for all workers' });
+  // A small job's worker processes are held back (coordinator/embedded/small-job.ts): the
+  // stand-in does its tasks, and a worker process gets ready only on a run that outlasts the hold.
+  record({ id: 'startup.workersReadyCount', section, label: '  worker processes that got ready', runs: debug.map((r) => r.workersReady), unit: 'processes', reps: REPS, notes: "a small job's are held back for the stand-in" });
+  if (debug.some((r) => r.firstWorkerReadyMs !== null)) record({ id: 'startup.firstWorker', section, label: '  first "worker ready"', runs: pick((r) => r.firstWorkerReadyMs), unit: 'ms after launch', reps: REPS });
   record({ id: 'startup.result', section, label: '  result on stdout', runs: pick((r) => r.resultMs), unit: 'ms after launch', reps: REPS });
   record({ id: 'startup.exit', section, label: '  process exit', runs: debug.map((r) => r.totalMs), unit: 'ms after launch', reps: REPS });
   // Node 24, the LTS users run, where `npm run test:node24` has installed it (the target is

@@ -13,6 +13,7 @@
 import test from 'ava';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SMALL_JOB_HOLD_MS } from '../coordinator/embedded/small-job.js';
 import { cleanEnv, collect, spawnTally, tempDir } from './helpers/tally.js';
 
 const dir = tempDir('tally-stand-in-');
@@ -42,7 +43,8 @@ test('worker processes that never get ready: the stand-in runs the whole job, ex
   const marker = join(dir.path, 'hold-everyone');
   writeFileSync(marker, '');
   const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true };
-  const child = spawnTally(['sum', '1', '1000', '--tasks', '20', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-1') }) });
+  // More tasks than a small job has (coordinator/embedded/small-job.ts): its worker processes are forked at once.
+  const child = spawnTally(['sum', '1', '1000', '--tasks', '80', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-1') }) });
   // Without the stand-in nobody would take a task: the job would wait for ever. Interrupted
   // (exit 130), the command stops its server; killed, it would leave it running.
   const interrupt = setTimeout(() => child.kill('SIGINT'), 30_000);
@@ -52,13 +54,13 @@ test('worker processes that never get ready: the stand-in runs the whole job, ex
   t.is(JSON.parse(run.stdout).sum, String((1000 * 1001) / 2));
   const events = lines(run.stderr);
   const maps = events.filter((e) => e.hook === 'map');
-  t.is(maps.length, 20, 'each task mapped once');
+  t.is(maps.length, 80, 'each task mapped once');
   t.true(
     maps.every((e) => e.pid === child.pid),
     'every task in the coordinator process',
   );
   t.true(events.filter((e) => e.hook === 'start').length >= 1, 'the worker processes were started, and held');
-  t.is(events.filter((e) => e.msg === 'task done' && e.standIn === true).length, 20);
+  t.is(events.filter((e) => e.msg === 'task done' && e.standIn === true).length, 80);
   t.false(events.some((e) => e.msg === 'worker ready'));
 });
 
@@ -91,4 +93,40 @@ test('once a worker process is ready the stand-in takes no new task; the workers
   const late = byStandIn.filter((e) => e.time! > firstReady);
   t.true(late.length <= 1, `the stand-in started ${late.length} tasks after the first worker process was ready`);
   t.true(maps.length - byStandIn.length >= 20, `the worker processes mapped ${maps.length - byStandIn.length} of 40`);
+});
+
+test("a small job's worker processes are held back: the stand-in does its tasks, and no worker process starts before the hold is over", async (t) => {
+  // The start hook only announces each worker process's start (the marker file never exists).
+  const hooks = { standIn: true, exitAtStartWhileFileExists: join(dir.path, 'never-there'), announceMaps: true };
+  const launched = Date.now();
+  const child = spawnTally(['sum', '1', '1000', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-3') }) });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { sum: string; tasks: number };
+  t.is(result.sum, String((1000 * 1001) / 2));
+  const events = lines(run.stderr);
+  const starts = events.filter((e) => e.hook === 'start').map((e) => e.time!);
+  // On an idle machine the job is over long before the hold, and no worker process starts at all.
+  t.true(starts.every((time) => time - launched >= SMALL_JOB_HOLD_MS), `worker processes started ${starts.map((time) => time - launched).join(', ')} ms after launch`);
+  const maps = events.filter((e) => e.hook === 'map');
+  t.is(maps.length, result.tasks, 'each task mapped once');
+  const firstStart = Math.min(...starts);
+  t.true(maps.filter((e) => e.time! < firstStart).every((e) => e.pid === child.pid), 'before any worker process, the coordinator mapped');
+});
+
+test('a small-looking job that outlasts the hold gets its worker processes then, and they share its tasks', async (t) => {
+  // Slow tasks (busy-waits): 30 of 100 ms are 3 s for the stand-in alone.
+  const hooks = { standIn: true, exitAtStartWhileFileExists: join(dir.path, 'never-there'), announceMaps: true, busyMs: 100 };
+  const launched = Date.now();
+  const child = spawnTally(['sum', '1', '1000', '--tasks', '30', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-4') }) });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).sum, String((1000 * 1001) / 2));
+  const events = lines(run.stderr);
+  const starts = events.filter((e) => e.hook === 'start').map((e) => e.time!);
+  t.true(starts.length >= 1, 'worker processes were forked');
+  t.true(Math.min(...starts) - launched >= SMALL_JOB_HOLD_MS, `the first started ${Math.min(...starts) - launched} ms after launch`);
+  const maps = events.filter((e) => e.hook === 'map');
+  t.is(maps.length, 30, 'each task mapped once');
+  t.true(maps.filter((e) => e.pid !== child.pid).length >= 5, `the worker processes mapped ${maps.filter((e) => e.pid !== child.pid).length} of 30`);
 });

@@ -19,26 +19,28 @@ import { UsageError } from '../shared/errors.js';
 import { Supervisor, WORKER_PROGRAM } from '../worker/supervisor.js';
 import { createLogger } from '../shared/log.js';
 import { sweepIdleListConsumers, withQuickList } from '../shared/nats/topology.js';
+import { startNatsServer } from '../coordinator/nats-server.js';
+import { serverStatus } from '../coordinator/embedded/monitor.js';
 import { REPO_ROOT, cleanEnv, collect, runTally, startTestServer, tempDir } from './helpers/tally.js';
 
 const argv = (...args: string[]) => ['node', 'tally', ...args];
 
 test('embeddedPlanFor: job commands start workers (a kind\'s job also its connection), read commands only the server, anything else nothing', (t) => {
   const cores = availableParallelism();
-  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined, prepare: true });
-  t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined, prepare: true });
-  t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined, prepare: true });
-  t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined, prepare: true });
-  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug', prepare: true });
-  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info', prepare: false });
-  t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined, prepare: false });
-  t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined, prepare: false });
+  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined, prepare: true, smallJob: true });
+  t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined, prepare: true, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined, prepare: true, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined, prepare: true, smallJob: true });
+  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug', prepare: true, smallJob: true });
+  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info', prepare: false, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined, prepare: false, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined, prepare: false, smallJob: false });
   // The Object Store commands need the embedded server (its store keeps the objects), no worker.
-  for (const command of ['put', 'ls', 'rm']) t.deepEqual(embeddedPlanFor(argv(command, 'x', '--workers', '2'), {}), { workers: 0, logLevel: undefined, prepare: false }, command);
+  for (const command of ['put', 'ls', 'rm']) t.deepEqual(embeddedPlanFor(argv(command, 'x', '--workers', '2'), {}), { workers: 0, logLevel: undefined, prepare: false, smallJob: false }, command);
   // LOG_LEVEL applies to this process's own logger, not to the workers (as when parsed).
   t.is(embeddedPlanFor(argv('sum', '1', '2'), { LOG_LEVEL: 'debug' })?.logLevel, undefined);
   // A file named like an option after `--` is a path.
-  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined, prepare: true });
+  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined, prepare: true, smallJob: false });
   for (const args of [
     [],
     ['--version'],
@@ -338,4 +340,27 @@ test('embedded: bad usage after the head start exits 2 and leaves no server, loc
   t.is(resumed.code, 0, resumed.stderr);
   t.is(resumed.stdout, run.stdout);
   t.deepEqual(leftovers(), []);
+});
+
+test("the embedded server's monitoring endpoint, read over a plain socket: its name and its clients; anything but a 200 is an error", async (t) => {
+  const dir = tempDir('tally-monitor-');
+  t.teardown(() => dir.remove());
+  const server = await startNatsServer({ storeDir: dir.path, monitor: true, extraArgs: ['--name', 'tally-monitor-test'] });
+  t.teardown(() => server.stop());
+  t.truthy(server.monitorUrl);
+  t.deepEqual(await serverStatus(server.monitorUrl!), { connections: 0, serverName: 'tally-monitor-test' });
+  const clients = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })]);
+  t.is((await serverStatus(server.monitorUrl!)).connections, 2, 'the two clients this test connected');
+  await Promise.all(clients.map((nc) => nc.close()));
+  // Something else on the port: an HTTP error, and bytes that are no HTTP at all.
+  for (const [answer, error] of [
+    ['HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', /answered 404/],
+    ['SSH-2.0-OpenSSH_9.2\r\n', /sent no HTTP response/],
+  ] as const) {
+    const other = createServer((socket) => socket.end(answer));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const port = (other.address() as { port: number }).port;
+    await t.throwsAsync(serverStatus(`http://127.0.0.1:${port}`), { message: error });
+    other.close();
+  }
 });

@@ -41,6 +41,12 @@ export interface SupervisorOptions {
    * them than there are idle cores only makes the first one ready later.
    */
   initial?: number;
+  /**
+   * Milliseconds to wait before forking any process. Default 0. The embedded default holds back
+   * the processes of a job it expects the coordinator's stand-in to finish alone
+   * (coordinator/embedded/small-job.ts); a job that outlasts the hold gets them then.
+   */
+  holdMs?: number;
   /** Milliseconds a child may take to finish its task after SIGTERM before it is killed. Default 60 s. */
   stopTimeoutMs?: number;
 }
@@ -65,19 +71,27 @@ export class Supervisor {
   private options: SupervisorOptions;
   private readyCount = 0;
   private readyWaiters: Array<{ processes: number; resolve: () => void }> = [];
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(options: SupervisorOptions) {
     this.options = options;
     this.processes = Math.max(1, options.processes ?? availableParallelism());
   }
 
-  /** Forks every process; resolves at once (see `ready()`). */
+  /** Forks every process (after `holdMs`, if given); resolves at once (see `ready()`). */
   start(): void {
-    for (let index = 0; index < this.processes; index++) {
-      const slot: Slot = { index, child: null, restarts: 0, startedAt: 0, needsSettings: false };
-      this.slots.push(slot);
-      if (index < (this.options.initial ?? this.processes)) this.spawn(slot);
-    }
+    for (let index = 0; index < this.processes; index++) this.slots.push({ index, child: null, restarts: 0, startedAt: 0, needsSettings: false });
+    const holdMs = this.options.holdMs ?? 0;
+    // Unref'd: a command that is done exits without waiting for it.
+    if (holdMs > 0) this.holdTimer = setTimeout(() => this.spawnInitial(), holdMs).unref();
+    else this.spawnInitial();
+  }
+
+  /** Forks the first processes (see SupervisorOptions.initial). */
+  private spawnInitial(): void {
+    this.holdTimer = undefined;
+    if (this.stopping) return;
+    for (const slot of this.slots) if (slot.index < (this.options.initial ?? this.processes)) this.spawn(slot);
   }
 
   /** Forks the processes `start()` held back (see SupervisorOptions.initial). */
@@ -201,6 +215,8 @@ export class Supervisor {
   /** Asks every child to finish its task in hand and exit; kills stragglers after the timeout. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     const timeoutMs = this.options.stopTimeoutMs ?? 60_000;
     await Promise.all(
       this.slots.map(async (slot) => {

@@ -8,6 +8,8 @@ import { availableParallelism } from 'node:os';
 import { KIND_NAMES } from '../../shared/kinds/index.js';
 import { Supervisor } from '../../worker/supervisor.js';
 import { createLogger, type Logger } from '../../shared/log.js';
+import { testHooks } from '../../worker/test-hooks.js';
+import { SMALL_JOB_HOLD_MS, isSmallJob } from './small-job.js';
 import { acquireEmbeddedServer, beforeOwnedServerStops, embeddedConnection, type EmbeddedServer } from './server.js';
 import type { PreparedSession } from '../session.js';
 
@@ -28,6 +30,8 @@ export interface EmbeddedPlan {
   logLevel: string | undefined;
   /** A job kind's command: its session's connection is set up ahead (see prepareSession). */
   prepare: boolean;
+  /** A job the coordinator's stand-in worker is expected to finish alone (small-job.ts). */
+  smallJob: boolean;
 }
 
 /**
@@ -53,7 +57,8 @@ export function embeddedPlanFor(argv: string[], env: NodeJS.ProcessEnv = process
     if (!/^\d+$/.test(text) || Number(text) > 1024) return null;
     if (JOB_COMMANDS.has(command)) workers = Number(text);
   }
-  return { workers, logLevel, prepare: KIND_NAMES.includes(command) };
+  const prepare = KIND_NAMES.includes(command);
+  return { workers, logLevel, prepare, smallJob: prepare && isSmallJob(args) };
 }
 
 interface Prestarted {
@@ -104,7 +109,11 @@ export function prestartEmbedded(argv: string[]): void {
   if (plan.workers > 0) {
     // This process loads its own modules meanwhile, on one core: the others load one worker
     // each, the rest of the workers follow as soon as one has loaded (the job needs only one).
-    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1) });
+    // A small job's are held back: the stand-in is expected to finish it first, and a Node
+    // process starting meanwhile would take the CPU it needs (~45 ms of `tally sum 1 10`'s
+    // ~335). Not when test hooks keep the stand-in off: nobody would take a task.
+    const hold = plan.smallJob && testHooks.allowStandIn();
+    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1), holdMs: hold ? SMALL_JOB_HOLD_MS : 0 });
     workers.start();
     prestarted.workers = workers;
   }
