@@ -184,20 +184,49 @@ test('the code cache: written once, used after, refreshed when a module changes,
   const files = readdirSync(cache);
   t.is(files.length, 1);
   t.regex(files[0]!, /^test-v\d+\.\d+\.\d+-\w+\.v8cache$/);
+  const written = readFileSync(join(cache, files[0]!));
   t.is(await withCache(cache, script), 'one! true esm', 'from the cache');
-  // Same size, other content, other mtime: the entry is not used for it.
+  // V8 took every entry: nothing was stale, so nothing was written again.
+  t.deepEqual(readFileSync(join(cache, files[0]!)), written, 'the cache was used as it was');
+  // Same size, other content, other mtime: the entry is not used for it. (index.js, which
+  // calls import(), is compiled by Node itself: other.js is the one in the cache.)
   writeFileSync(join(pkg, 'index.js'), source('two'));
-  utimesSync(join(pkg, 'index.js'), new Date(), new Date(Date.now() + 5000));
-  t.is(await withCache(cache, script), 'two! true esm');
-  t.is(await withCache(cache, script), 'two! true esm');
+  writeFileSync(join(pkg, 'other.js'), "module.exports = '?';\n");
+  utimesSync(join(pkg, 'other.js'), new Date(), new Date(Date.now() + 5000));
+  t.is(await withCache(cache, script), 'two? true esm');
+  const rewritten = readFileSync(join(cache, files[0]!));
+  t.notDeepEqual(rewritten, written, 'the changed module was compiled again');
+  t.is(await withCache(cache, script), 'two? true esm');
+  t.deepEqual(readFileSync(join(cache, files[0]!)), rewritten);
+  // A run that loads another module writes the cache with it, and keeps the entries of the
+  // modules it did not load: the next run of the script finds all of its own.
+  writeFileSync(join(pkg, 'third.js'), "module.exports = 3;\n");
+  const third = `
+    import { installCodeCache } from ${JSON.stringify(join(REPO_ROOT, 'dist/shared/code-cache.js'))};
+    import { createRequire } from 'node:module';
+    installCodeCache('test');
+    console.log(createRequire(${JSON.stringify(join(dir.path, 'x.js'))})('pkg/third.js'));
+  `;
+  t.is(await withCache(cache, third), '3');
+  const withThird = readFileSync(join(cache, files[0]!));
+  t.true(withThird.length > rewritten.length, 'the third module was added');
+  t.is(await withCache(cache, script), 'two? true esm');
+  t.deepEqual(readFileSync(join(cache, files[0]!)), withThird, 'no entry was lost');
+  // A damaged file is replaced, and never breaks a load.
+  writeFileSync(join(cache, files[0]!), '\xff\xff\xff\x7f garbage');
+  t.is(await withCache(cache, script), 'two? true esm');
+  const repaired = readFileSync(join(cache, files[0]!));
+  t.true(repaired.length > 100, 'written anew');
+  t.is(await withCache(cache, script), 'two? true esm');
+  t.deepEqual(readFileSync(join(cache, files[0]!)), repaired, 'and used after');
   // Off, or a directory others may write to: no cache, and the module still loads.
   const off = join(dir.path, 'off');
-  t.is(await withCache(off, script, { TALLY_CODE_CACHE: 'off' }), 'two! true esm');
+  t.is(await withCache(off, script, { TALLY_CODE_CACHE: 'off' }), 'two? true esm');
   t.false(existsSync(off));
   const shared = join(dir.path, 'shared');
   mkdirSync(shared);
   chmodSync(shared, 0o777);
-  t.is(await withCache(shared, script), 'two! true esm');
+  t.is(await withCache(shared, script), 'two? true esm');
   t.deepEqual(readdirSync(shared), []);
 });
 
