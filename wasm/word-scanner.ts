@@ -7,7 +7,9 @@
 // anything else byte by byte as in words.ts; and the
 // same tokens as scanWhitespace, 64 bytes at a time whatever they are (at the end). Words go
 // into a table of this module's own (a hash of 8 folded bytes at a time, not FNV-1a byte by
-// byte). For a partitioned job `encodeAscii` writes the ASCII words' share lines; `finish` then
+// byte). A task's partial is written here too: `takeUnstored` moves out the words whose written
+// form is not their stored bytes (a code point toLowerCase changes, ill-formed UTF-8), JavaScript
+// folds them and counts them again with `addCounted`, and `encodeWords` writes every line. `finish`
 // lays the words out as WordTable's slots (FNV-1a, its probe order), which JavaScript takes over
 // to write the rest. So the partial has the same lines as with the JavaScript scanner, perhaps
 // in another order (tests/wasm-scanner.test.ts compares them). The loader and the rules for
@@ -26,6 +28,7 @@ const ASCII_FLAG: i32 = 0x40000000;
 const LENGTH_MASK: i32 = ASCII_FLAG - 1;
 const REPLACEMENT: i32 = 0xfffd;
 const DONE: i32 = -1;
+const NEED: i32 = 1;
 /** Bytes kept readable after a body: the space that ends it, and 8-byte reads of its last word. */
 const BODY_PAD: i32 = 72;
 
@@ -34,7 +37,10 @@ const CLASS: usize = (__heap_base + 15) & ~(<usize>15);
 const WORD_FOLD: usize = CLASS + 0x110000;
 /** Class of each ASCII byte. */
 const ASCII_CLASS: usize = WORD_FOLD + 256;
-const HEAP: usize = ASCII_CLASS + 128;
+// Whether toLowerCase changes a code point: 0 = not known yet, 1 = it stays, 2 = it changes.
+// Filled by JavaScript when takeUnstored asks (needed()), as the class table is by scan.
+const CASE: usize = ASCII_CLASS + 128;
+const HEAP: usize = CASE + 0x110000;
 
 let heapTop: usize = HEAP;
 let bodyAt: usize = 0;
@@ -48,8 +54,6 @@ let scratchCap: i32 = 0;
 let slotsAt: usize = 0;
 let mask: i32 = 0;
 let size: i32 = 0;
-/** Distinct words with a byte of 0x80 or more: none, and encodeAscii writes the whole table. */
-let nonAscii: i32 = 0;
 let arenaAt: usize = 0;
 let arenaCap: i32 = 0;
 let arenaUsed: i32 = 0;
@@ -112,13 +116,16 @@ export function reset(capacity: i32, caseSensitive: bool): void {
   initialCapacity = capacity;
   mask = capacity - 1;
   size = 0;
-  nonAscii = 0;
   slotsAt = alloc(capacity << 4);
   memory.fill(slotsAt, 0, <usize>(capacity << 4));
   arenaCap = capacity * 8;
   arenaAt = alloc(arenaCap);
   arenaUsed = 0;
   scratchCap = 0;
+  wordCap = 0;
+  unstoredCap = 0;
+  unstoredCount = 0;
+  unstoredNext = 0;
   finishedAt = 0;
   foldMask = caseSensitive ? 0 : 0x2020202020202020;
   for (let b = 0; b < 256; b++) {
@@ -153,9 +160,6 @@ export function needed(): i32 {
 }
 export function words(): i32 {
   return size;
-}
-export function nonAsciiWords(): i32 {
-  return nonAscii;
 }
 export function arena(): usize {
   return arenaAt;
@@ -258,10 +262,10 @@ function sameScratch(at: usize, len: i32): bool {
   return true;
 }
 
-/** Adds one to the count of the word at src (counts stay below 2^30: see WASM_TABLE_BYTE_LIMIT). */
-function addWord(src: usize, len: i32, ascii: bool): void {
+/** Adds n to the count of the word at src (counts stay below 2^30: see WASM_TABLE_BYTE_LIMIT). */
+function addWord(src: usize, len: i32, ascii: bool, n: i32 = 1): void {
   if (ascii && len <= 8) {
-    addShortAscii(src, len);
+    addShortAscii(src, len, n);
     return;
   }
   foldIntoScratch(src, len, ascii);
@@ -274,24 +278,23 @@ function addWord(src: usize, len: i32, ascii: bool): void {
     const s1 = load<i32>(slot);
     if (s1 == 0) break;
     if (load<i32>(slot, 8) == key && load<i32>(slot, 4) == tag && (len <= 4 || sameScratch(arenaAt + <usize>(s1 - 1), len))) {
-      store<i32>(slot, load<i32>(slot, 12) + 1, 12);
+      store<i32>(slot, load<i32>(slot, 12) + n, 12);
       return;
     }
     i = (i + 1) & mask;
   }
-  addSlot(i, len, tag, key);
+  addSlot(i, len, tag, key, n);
 }
 
-/** Fills empty slot i with the scratch word (appended to the arena), counted once. */
+/** Fills empty slot i with the scratch word (appended to the arena), counted n times. */
 // @ts-ignore: decorator
 @inline
-function addSlot(i: i32, len: i32, tag: i32, key: i32): void {
+function addSlot(i: i32, len: i32, tag: i32, key: i32, n: i32): void {
   const slot = slotsAt + (<usize>i << 4);
   store<i32>(slot, insert(len) + 1);
   store<i32>(slot, tag, 4);
   store<i32>(slot, key, 8);
-  store<i32>(slot, 1, 12);
-  if ((tag & ASCII_FLAG) == 0) nonAscii++;
+  store<i32>(slot, n, 12);
   if (++size * 4 > mask * 3) grow();
 }
 
@@ -302,7 +305,7 @@ function addSlot(i: i32, len: i32, tag: i32, key: i32): void {
  */
 // @ts-ignore: decorator
 @inline
-function addShortAscii(src: usize, len: i32): void {
+function addShortAscii(src: usize, len: i32, n: i32): void {
   const kept: u64 = len == 8 ? <u64>-1 : (<u64>1 << (<u64>len << 3)) - 1;
   const word = foldAsciiWord8(load<u64>(src)) & kept;
   const key = <i32>word;
@@ -313,13 +316,13 @@ function addShortAscii(src: usize, len: i32): void {
     const s1 = load<i32>(slot);
     if (s1 == 0) break;
     if (load<i32>(slot, 8) == key && load<i32>(slot, 4) == tag && (len <= 4 || load<u64>(arenaAt + <usize>(s1 - 1)) == word)) {
-      store<i32>(slot, load<i32>(slot, 12) + 1, 12);
+      store<i32>(slot, load<i32>(slot, 12) + n, 12);
       return;
     }
     i = (i + 1) & mask;
   }
   store<u64>(scratchAt, word);
-  addSlot(i, len, tag, key);
+  addSlot(i, len, tag, key, n);
 }
 
 /** Appends the scratch word, padding included, to the arena; returns its offset. */
@@ -365,11 +368,10 @@ function mix(hash: i32): i32 {
 /**
  * Lays the table out as WordTable's slots (shared/text/word-table.ts): [offset + 1, tag, last 4
  * folded bytes big-endian, count], placed by FNV-1a of the folded bytes and its probe, in as many
- * slots as WordTable would use. The arena is shared. Returns where the slots are. With
- * `nonAsciiOnly`, only the words encodeAscii did not write.
+ * slots as WordTable would use. The arena is shared. Returns where the slots are.
  */
-export function finish(nonAsciiOnly: bool): usize {
-  const words = nonAsciiOnly ? nonAscii : size;
+export function finish(): usize {
+  const words = size;
   let cap = initialCapacity;
   while (words * 4 > (cap - 1) * 3) cap *= 2;
   finishedCapacity = cap;
@@ -381,7 +383,6 @@ export function finish(nonAsciiOnly: bool): usize {
     const s1 = load<i32>(from);
     if (s1 == 0) continue;
     const tag = load<i32>(from, 4);
-    if (nonAsciiOnly && (tag & ASCII_FLAG) != 0) continue;
     const start = arenaAt + <usize>(s1 - 1);
     const end = start + <usize>(tag & LENGTH_MASK);
     let h = FNV_OFFSET;
@@ -407,7 +408,122 @@ export function capacity(): i32 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A partitioned job's shares, for the ASCII words (JavaScript writes the others).
+// A task's partial: every word's line, written here (JavaScript only folds the words whose
+// written form is not their stored bytes, and gives them back with addCounted).
+
+/** Where the case table starts (JavaScript fills it when takeUnstored asks). */
+export function caseTableAt(): usize {
+  ensureMemory(HEAP);
+  return CASE;
+}
+
+// The words takeUnstored moved out of the table: [arena offset, length, count] each.
+let unstoredAt: usize = 0;
+let unstoredCap: i32 = 0;
+let unstoredCount: i32 = 0;
+// The slot takeUnstored goes on from after JavaScript filled in a code point's case.
+let unstoredNext: i32 = 0;
+
+export function unstoredList(): usize {
+  return unstoredAt;
+}
+export function unstoredWords(): i32 {
+  return unstoredCount;
+}
+
+/**
+ * Moves out of the table (its count set to 0; the slot stays, so that the word is found again)
+ * each word whose line would not be its stored bytes: ill-formed UTF-8 (a whitespace token may
+ * be), or with case folded, a code point toLowerCase changes (ASCII letters are folded already).
+ * They are listed at unstoredList() for JavaScript, which folds them as WordTable's writer does
+ * and counts each again under its written form (addCounted). Returns DONE, or NEED when a code
+ * point's case is not known yet (needed() says which): fill it in and call again.
+ */
+export function takeUnstored(caseSensitive: bool): i32 {
+  if (unstoredNext == 0) unstoredCount = 0;
+  for (let j = unstoredNext; j <= mask; j++) {
+    const slot = slotsAt + (<usize>j << 4);
+    const s1 = load<i32>(slot);
+    const tag = load<i32>(slot, 4);
+    if (s1 == 0 || (tag & ASCII_FLAG) != 0) continue;
+    const count = load<i32>(slot, 12);
+    if (count == 0) continue;
+    const len = tag & LENGTH_MASK;
+    const start = arenaAt + <usize>(s1 - 1);
+    const end = start + <usize>len;
+    let stored = true;
+    for (let p = start; p < end; ) {
+      if (load<u8>(p) < 0x80) {
+        p++;
+        continue;
+      }
+      const d = decodeAt(p, end);
+      const length = d & 7;
+      // Ill-formed (a real U+FFFD is 3 bytes long): the decoder's replacement is written instead.
+      if (length == 1) {
+        stored = false;
+        break;
+      }
+      if (!caseSensitive) {
+        const known = load<u8>(CASE + <usize>(d >>> 3));
+        if (known == 0) {
+          unstoredNext = j;
+          neededCodePoint = d >>> 3;
+          return NEED;
+        }
+        if (known == 2) {
+          stored = false;
+          break;
+        }
+      }
+      p += <usize>length;
+    }
+    if (stored) continue;
+    if (unstoredCount == unstoredCap) {
+      const cap = max(64, unstoredCap * 2);
+      const moved = alloc(cap * 12);
+      if (unstoredCount > 0) memory.copy(moved, unstoredAt, <usize>(unstoredCount * 12));
+      unstoredAt = moved;
+      unstoredCap = cap;
+    }
+    const entry = unstoredAt + <usize>(unstoredCount * 12);
+    store<i32>(entry, s1 - 1);
+    store<i32>(entry, len, 4);
+    store<i32>(entry, count, 8);
+    unstoredCount++;
+    store<i32>(slot, 0, 12);
+  }
+  unstoredNext = 0;
+  return DONE;
+}
+
+let wordAt: usize = 0;
+let wordCap: i32 = 0;
+
+/** A buffer for addCounted's word of `n` bytes, valid until the next call. */
+export function wordBuffer(n: i32): usize {
+  if (n + 8 > wordCap) {
+    wordCap = n + 8;
+    wordAt = alloc(wordCap);
+  }
+  return wordAt;
+}
+
+/** Adds n to the count of the word of `len` bytes in wordBuffer (found, or added to the table). */
+export function addCounted(len: i32, n: i32): void {
+  if (len + 16 > scratchCap) {
+    scratchCap = len + 16;
+    scratchAt = alloc(scratchCap);
+  }
+  let ascii = true;
+  for (let k = 0; k < len; k++) {
+    if (load<u8>(wordAt + <usize>k) >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  addWord(wordAt, len, ascii, n);
+}
 
 // @ts-ignore: decorator
 @inline
@@ -432,7 +548,7 @@ function writeDecimal(p: usize, n: i32): usize {
   return end;
 }
 
-/** Where encodeAscii wrote the shares' bytes. */
+/** Where encodeWords wrote the shares' bytes. */
 let sharesData: usize = 0;
 
 export function sharesAt(): usize {
@@ -448,14 +564,15 @@ function fnvAt(start: usize, len: i32): i32 {
 }
 
 /**
- * Writes the ASCII words' lines `word\tcount\n` into `partitions` shares (each word in the
- * share partitionOf gives its bytes: shared/text/word-lines.ts), and finds the `listed` most
- * frequent of them as TopK does (shared/text/forming-top.ts). Returns where the answer is, as
- * i32s: per partition its lines, then its bytes; the number listed and the largest count not
- * listed; per listed word its count, arena offset and length. The shares' bytes, one partition
- * after another, are at sharesAt().
+ * Writes the words' lines `word\tcount\n` (after takeUnstored and addCounted: every word's
+ * stored bytes are its written form) into `partitions` shares (each word in the share
+ * partitionOf gives its bytes: shared/text/word-lines.ts), and finds the `listed` most frequent
+ * of them as TopK does (shared/text/forming-top.ts). Returns where the answer is, as i32s: per
+ * partition its lines, then its bytes; the number listed and the largest count not listed; per
+ * listed word its count, arena offset and length. The shares' bytes, one partition after
+ * another, are at sharesAt().
  */
-export function encodeAscii(partitions: i32, listed: i32): usize {
+export function encodeWords(partitions: i32, listed: i32): usize {
   const capacity = mask + 1;
   const partitionOfSlot = alloc(capacity);
   const head = alloc((partitions * 2 + 2 + listed * 3) << 2);
@@ -467,14 +584,16 @@ export function encodeAscii(partitions: i32, listed: i32): usize {
   for (let j = 0; j < capacity; j++) {
     const slot = slotsAt + (<usize>j << 4);
     const s1 = load<i32>(slot);
-    const tag = load<i32>(slot, 4);
-    if (s1 == 0 || (tag & ASCII_FLAG) == 0) continue;
-    const len = tag & LENGTH_MASK;
     const count = load<i32>(slot, 12);
-    let h = fnvAt(arenaAt + <usize>(s1 - 1), len);
-    h = (h ^ (h >>> 16)) * 0x45d9f3b;
-    h ^= h >>> 16;
-    const p = <i32>(<u32>h % <u32>partitions);
+    if (s1 == 0 || count == 0) continue;
+    const len = load<i32>(slot, 4) & LENGTH_MASK;
+    let p = 0;
+    if (partitions > 1) {
+      let h = fnvAt(arenaAt + <usize>(s1 - 1), len);
+      h = (h ^ (h >>> 16)) * 0x45d9f3b;
+      h ^= h >>> 16;
+      p = <i32>(<u32>h % <u32>partitions);
+    }
     store<u8>(partitionOfSlot + <usize>j, <u8>p);
     const lines = head + (<usize>p << 2);
     store<i32>(lines, load<i32>(lines) + 1);
@@ -539,9 +658,8 @@ export function encodeAscii(partitions: i32, listed: i32): usize {
   for (let j = 0; j < capacity; j++) {
     const slot = slotsAt + (<usize>j << 4);
     const s1 = load<i32>(slot);
-    const tag = load<i32>(slot, 4);
-    if (s1 == 0 || (tag & ASCII_FLAG) == 0) continue;
-    const len = tag & LENGTH_MASK;
+    if (s1 == 0 || load<i32>(slot, 12) == 0) continue;
+    const len = load<i32>(slot, 4) & LENGTH_MASK;
     const cursor = at + (<usize>load<u8>(partitionOfSlot + <usize>j) << 3);
     let q = load<usize>(cursor);
     memory.copy(q, arenaAt + <usize>(s1 - 1), <usize>len);

@@ -69,14 +69,19 @@ export function classOf(cp: number): CharClass {
  */
 const CASE_TABLE = new Uint8Array(0x110000);
 
-/** True when toLowerCase leaves the code point as it is (cached). */
-function keepsCase(cp: number): boolean {
+/** 1 when toLowerCase leaves the code point as it is, 2 when it changes it (cached). */
+export function caseOf(cp: number): 1 | 2 {
   let known = CASE_TABLE[cp];
   if (known === 0) {
     const text = String.fromCodePoint(cp);
     known = CASE_TABLE[cp] = text.toLowerCase() === text ? 1 : 2;
   }
-  return known === 1;
+  return known as 1 | 2;
+}
+
+/** True when toLowerCase leaves the code point as it is (cached). */
+function keepsCase(cp: number): boolean {
+  return caseOf(cp) === 1;
 }
 
 /**

@@ -5,15 +5,16 @@
  *
  * It runs either tokenizer's scan and the word table's inserts, the two halves of a count's map,
  * in WebAssembly, with SIMD over ASCII text (docs/BENCHMARKS.md has the A/B), and writes the
- * ASCII words' share lines. Its table is handed over in WordTable's layout, so a map writes the
- * same lines whichever scanner ran, perhaps in another order; tests/wasm-scanner.test.ts checks
- * it, and the tokenizer's tests run on both.
+ * task's lines (JavaScript folds the few words whose written form is not their stored bytes, and
+ * gives them back: {@link WasmScanner.foldUnstored}). Its table can also be handed over in
+ * WordTable's layout. A map writes the same lines whichever scanner ran, perhaps in another
+ * order; tests/wasm-scanner.test.ts checks it, and the tokenizer's tests run on both.
  *
  * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
  * {@link useScanner} in tests and benchmarks.
  */
 import { readFileSync } from 'node:fs';
-import { ASCII_CLASS, CLASS_TABLE, fillClass } from './char-classes.js';
+import { ASCII_CLASS, CLASS_TABLE, caseOf, fillClass } from './char-classes.js';
 import { setting } from '../settings.js';
 import { UsageError } from '../errors.js';
 import type { Tokenizer } from './chunker.js';
@@ -37,12 +38,17 @@ interface ScannerExports {
   totalWords(): number;
   overlongWords(): number;
   needed(): number;
-  finish(nonAsciiOnly: number): number;
+  finish(): number;
   capacity(): number;
-  encodeAscii(partitions: number, listed: number): number;
+  caseTableAt(): number;
+  takeUnstored(caseSensitive: number): number;
+  unstoredList(): number;
+  unstoredWords(): number;
+  wordBuffer(n: number): number;
+  addCounted(len: number, n: number): void;
+  encodeWords(partitions: number, listed: number): number;
   sharesAt(): number;
   words(): number;
-  nonAsciiWords(): number;
   arena(): number;
   arenaBytes(): number;
 }
@@ -56,14 +62,14 @@ export interface ScannedTable {
 }
 
 /**
- * The ASCII words of a table as share lines, written by the scanner: per partition its lines
- * and bytes, and the `listed` most frequent of them (see {@link WasmScanner.encodeAscii}).
+ * The words of a table as share lines, written by the scanner: per partition its lines and
+ * bytes, and the `listed` most frequent words (see {@link WasmScanner.encodeWords}).
  */
-export interface AsciiShares {
+export interface WrittenShares {
   lines: number[];
   bytes: Uint8Array[];
   top: [string, number][];
-  /** The largest count of an ASCII word not in `top`. */
+  /** The largest count of a word not in `top`. */
   unlisted: number;
 }
 
@@ -169,20 +175,46 @@ export class WasmScanner {
     return this.exports.words();
   }
 
-  /** Distinct words so far with a byte of 0x80 or more (the ones {@link encodeAscii} leaves to JavaScript). */
-  get nonAsciiWords(): number {
-    return this.exports.nonAsciiWords();
+  /**
+   * Moves out of the table the words whose line is not their stored bytes (a code point
+   * toLowerCase changes, with case folded; ill-formed UTF-8, which a whitespace token may be),
+   * folds them as WordTable's writer does (decoded as UTF-8, U+FFFD for what is ill-formed, then
+   * toLowerCase), and counts them again under that form, where a word already written so (its
+   * lower-case spelling) merges with them. Afterwards every word's stored bytes are its line's:
+   * call before {@link encodeWords}.
+   */
+  foldUnstored(caseSensitive: boolean): void {
+    const x = this.exports;
+    for (let r = x.takeUnstored(caseSensitive ? 1 : 0); r !== DONE; r = x.takeUnstored(caseSensitive ? 1 : 0)) {
+      // A code point this instance has not met in a word yet: whether toLowerCase changes it.
+      const cp = x.needed();
+      new Uint8Array(x.memory.buffer)[x.caseTableAt() + cp] = caseOf(cp);
+    }
+    const n = x.unstoredWords();
+    if (n === 0) return;
+    const list = new Int32Array(x.memory.buffer, x.unstoredList(), n * 3).slice();
+    const arena = Buffer.from(x.memory.buffer, x.arena(), x.arenaBytes());
+    const folded: Buffer[] = [];
+    for (let k = 0; k < n; k++) {
+      const text = arena.toString('utf8', list[k * 3]!, list[k * 3]! + list[k * 3 + 1]!);
+      folded.push(Buffer.from(caseSensitive ? text : text.toLowerCase(), 'utf8'));
+    }
+    for (let k = 0; k < n; k++) {
+      const word = folded[k]!;
+      new Uint8Array(x.memory.buffer, x.wordBuffer(word.length), word.length).set(word);
+      x.addCounted(word.length, list[k * 3 + 2]!);
+    }
   }
 
   /**
-   * The table's ASCII words as `partitions` shares of lines `word\tcount\n` (each in the
-   * share partitionOf gives it), and its `listed` most frequent ASCII words: what
-   * ChunkWords.encodeSharesListing writes of them, written here without a JavaScript step per
-   * word. Call before {@link release}.
+   * The table's words as `partitions` shares of lines `word\tcount\n` (each in the share
+   * partitionOf gives it), and its `listed` most frequent words: what
+   * ChunkWords.encodeSharesListing writes, written here without a JavaScript step per word.
+   * Call after {@link foldUnstored}.
    */
-  encodeAscii(partitions: number, listed: number): AsciiShares {
+  encodeWords(partitions: number, listed: number): WrittenShares {
     const x = this.exports;
-    const head = x.encodeAscii(partitions, listed);
+    const head = x.encodeWords(partitions, listed);
     const buffer = x.memory.buffer;
     const ints = new Int32Array(buffer, head, partitions * 2 + 2 + listed * 3);
     const lines = Array.from(ints.subarray(0, partitions));
@@ -193,7 +225,7 @@ export class WasmScanner {
     const top: [string, number][] = [];
     for (let k = 0; k < kept; k++) {
       const at = partitions * 2 + 2 + k * 3;
-      top.push([arena.toString('latin1', ints[at + 1]!, ints[at + 1]! + ints[at + 2]!), ints[at]!]);
+      top.push([arena.toString('utf8', ints[at + 1]!, ints[at + 1]! + ints[at + 2]!), ints[at]!]);
     }
     const bytes: Uint8Array[] = [];
     let offset = x.sharesAt();
@@ -204,21 +236,17 @@ export class WasmScanner {
     return { lines, bytes, top, unlisted };
   }
 
-  /**
-   * Copies the table out and puts the instance back for the next table.
-   * @param nonAsciiOnly only the words with a byte of 0x80 or more (after {@link encodeAscii}
-   *   has written the others); the arena still holds every word's bytes
-   */
-  release(nonAsciiOnly = false): ScannedTable {
+  /** Copies the table out and puts the instance back for the next table. */
+  release(): ScannedTable {
     const x = this.exports;
-    const at = x.finish(nonAsciiOnly ? 1 : 0);
+    const at = x.finish();
     const buffer = x.memory.buffer;
     const slots = new Int32Array(buffer, at, x.capacity() * 4).slice();
     const arenaUsed = x.arenaBytes();
     // Room to grow as the JavaScript table would have it (it appends if more words come).
     const arena = new Uint8Array(Math.max(arenaUsed, x.capacity() * 4));
     arena.set(new Uint8Array(buffer, x.arena(), arenaUsed));
-    const table = { slots, arena, arenaUsed, size: nonAsciiOnly ? x.nonAsciiWords() : x.words() };
+    const table = { slots, arena, arenaUsed, size: x.words() };
     idle.push(this);
     return table;
   }

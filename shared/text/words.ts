@@ -217,9 +217,8 @@ export class ChunkWords extends WordTable implements TokenSink {
    * scripts) is written from the arena as it is. The rest are decoded (and folded), merged with
    * each other, and with a stored word they come out as (KELVIN SIGN "Kelvin" and "kelvin"):
    * those are `others`.
-   * @param asciiWritten the table holds only the words the WebAssembly scanner did not write
    */
-  private lineWords(asciiWritten = false): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number>; beyond: number } {
+  private lineWords(): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number> } {
     const handles = this.slotHandles();
     const asStored = new Uint8Array(handles.length);
     const counts = new Float64Array(handles.length);
@@ -236,23 +235,32 @@ export class ChunkWords extends WordTable implements TokenSink {
         others.set(w, (others.get(w) ?? 0) + counts[h]!);
       }
     }
-    let beyond = 0;
     for (const [w, n] of others) {
       const slot = this.find(Buffer.from(w, 'utf8'));
-      if (slot < 0) {
-        // Folded to ASCII (KELVIN SIGN to k), its word's line may be among those the scanner
-        // wrote: a second line, which readers sum, and the listing widens every bound by its
-        // count (`beyond`).
-        if (asciiWritten && isAsciiText(w)) beyond += n;
-        continue;
-      }
+      if (slot < 0) continue;
       // Handles are in slot order.
       const h = lowerBound(handles, slot);
       if (asStored[h] !== 1) continue;
       counts[h] += n;
       others.delete(w);
     }
-    return { handles, asStored, counts, others, beyond };
+    return { handles, asStored, counts, others };
+  }
+
+  /**
+   * The WebAssembly scanner holding this table, which then writes its lines itself (after
+   * folding, in JavaScript, the words whose written form is not their stored bytes); undefined
+   * when the table is here. The table is spent then: its words never come home (for millions of
+   * distinct words, copying them into WordTable's layout cost a third of the map).
+   */
+  private writingScanner(): WasmScanner | undefined {
+    const scanner = this.wasm;
+    if (!scanner) return undefined;
+    this.wasm = undefined;
+    this.settled = true;
+    this.writtenOut = true;
+    scanner.foldUnstored(this.caseSensitive);
+    return scanner;
   }
 
   /**
@@ -260,6 +268,12 @@ export class ChunkWords extends WordTable implements TokenSink {
    * (see {@link lineWords}).
    */
   encodeLines(): { bytes: Uint8Array; lines: number } {
+    const scanner = this.writingScanner();
+    if (scanner) {
+      const written = scanner.encodeWords(1, 0);
+      scanner.discard();
+      return { bytes: written.bytes[0]!, lines: written.lines[0]! };
+    }
     this.settle();
     const { handles, asStored, counts, others } = this.lineWords();
     let size = 0;
@@ -310,30 +324,25 @@ export class ChunkWords extends WordTable implements TokenSink {
    * found in the same pass.
    */
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
-    // The WebAssembly scanner writes the ASCII words' lines itself, before it lets the table go.
-    const ascii = this.wasm?.encodeAscii(partitions, listed);
-    let lineWords: ReturnType<typeof noLines>;
-    if (ascii) {
-      // Only the words it did not write come home (for millions of distinct words, copying
-      // them all into WordTable's layout cost a third of the map): the table is spent then.
-      const scanner = this.wasm!;
-      this.wasm = undefined;
-      this.settled = true;
-      if (scanner.nonAsciiWords === 0) {
-        scanner.discard();
-        lineWords = noLines();
-      } else {
-        this.adopt(scanner.release(true));
-        lineWords = this.lineWords(true);
-      }
-      this.writtenOut = true;
-    } else {
-      this.settle();
-      lineWords = this.lineWords();
+    const scanner = this.writingScanner();
+    if (scanner) {
+      const written = scanner.encodeWords(partitions, listed);
+      scanner.discard();
+      const shares = written.bytes.map((bytes, p) => {
+        const header = Buffer.from(`${SHARE_HEADER} ${written.lines[p]!}\n`, 'latin1');
+        const share = new Uint8Array(header.length + bytes.length);
+        share.set(header);
+        share.set(bytes, header.length);
+        return share;
+      });
+      // In TopK's order (the scanner's is its heap's).
+      const top = new TopK<string>(listed);
+      for (const [word, count] of written.top) top.offer(count, word);
+      return { shares, top: { rows: top.kept().map(([word, count]): [string, number] => [word, count]), unlisted: Math.max(top.unlisted, written.unlisted), beyond: 0 } };
     }
-    const { handles, asStored, counts, others, beyond } = lineWords;
+    this.settle();
+    const { handles, asStored, counts, others } = this.lineWords();
     const top = new TopK<number | string>(listed);
-    for (const [word, count] of ascii?.top ?? []) top.offer(count, word);
     const arena = this.arena;
     const sizes = new Array<number>(partitions).fill(0);
     const lines = new Array<number>(partitions).fill(0);
@@ -360,14 +369,12 @@ export class ChunkWords extends WordTable implements TokenSink {
     const at: number[] = [];
     const tails: Buffer[] = [];
     for (let p = 0; p < partitions; p++) {
-      const header = Buffer.from(`${SHARE_HEADER} ${lines[p]! + (ascii?.lines[p] ?? 0)}\n`, 'latin1');
+      const header = Buffer.from(`${SHARE_HEADER} ${lines[p]!}\n`, 'latin1');
       const tail = Buffer.from(tailTexts[p]!, 'utf8');
-      const written = ascii?.bytes[p] ?? EMPTY;
-      const share = new Uint8Array(header.length + written.length + sizes[p]! + tail.length);
+      const share = new Uint8Array(header.length + sizes[p]! + tail.length);
       share.set(header);
-      share.set(written, header.length);
       shares.push(share);
-      at.push(header.length + written.length);
+      at.push(header.length);
       tails.push(tail);
     }
     for (let h = 0; h < handles.length; h++) {
@@ -385,19 +392,8 @@ export class ChunkWords extends WordTable implements TokenSink {
     }
     for (let p = 0; p < partitions; p++) shares[p]!.set(tails[p]!, at[p]!);
     const rows = top.kept().map(([item, count]): [string, number] => [typeof item === 'number' ? this.text(item) : item, count]);
-    return { shares, top: { rows, unlisted: Math.max(top.unlisted, ascii?.unlisted ?? 0), beyond } };
+    return { shares, top: { rows, unlisted: top.unlisted, beyond: 0 } };
   }
-}
-
-const EMPTY = new Uint8Array(0);
-const NON_ASCII_CHAR = /[^\x00-\x7f]/;
-
-function isAsciiText(text: string): boolean {
-  return !NON_ASCII_CHAR.test(text);
-}
-/** lineWords of a table whose every line the WebAssembly scanner has written. */
-function noLines(): { handles: Int32Array; asStored: Uint8Array; counts: Float64Array; others: Map<string, number>; beyond: number } {
-  return { handles: new Int32Array(0), asStored: new Uint8Array(0), counts: new Float64Array(0), others: new Map(), beyond: 0 };
 }
 
 /** The index of the first element of a sorted array that is at least `value`. */
