@@ -43,8 +43,8 @@ function sortedLines(bytes: Uint8Array): string[] {
 
 /**
  * Tables filled chunk by chunk with the given scanner: their partial lines, shares and listing.
- * A table gives either its lines or its shares (the WebAssembly scanner writes the ASCII words'
- * share lines straight from its own table): one table for each.
+ * A table gives either its lines or its shares (the WebAssembly scanner writes them straight
+ * from its own table): one table for each.
  */
 function partials(choice: ScannerChoice, bytes: Uint8Array, chunkBytes: number, settings: CountSettings, edges: (index: number) => ChunkEdges) {
   useScanner(choice);

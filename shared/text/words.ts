@@ -135,7 +135,7 @@ export class ChunkWords extends WordTable implements TokenSink {
   /** Set once the words live here: later chunks are scanned in JavaScript. */
   private settled = false;
   /**
-   * Set once the WebAssembly scanner has written this table's shares: its ASCII words never
+   * Set once the WebAssembly scanner has written this table's lines or shares: its words never
    * came home, so the table cannot be read again.
    */
   private writtenOut = false;
