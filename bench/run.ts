@@ -548,11 +548,15 @@ async function countSection(corpus: CorpusRun): Promise<void> {
   // count process, /proc sampled every 50 ms, Node start-up included) against the file's bytes.
   const w2 = runs.get(`${prefix}.tally.w2`)!.map((r) => r.data as TallyRun);
   const gb = file.bytes / 1e9;
-  // A job's fixed cost (Node's start-up, the embedded server, the session, the record) is the
-  // coordinator CPU of counting an empty file: the rate is what each further GB costs.
-  const empty = join(tempRoot, 'empty.txt');
+  // A job's fixed cost (Node's start-up, the embedded server, the session, the record, forking
+  // the worker processes) is the coordinator CPU of counting an empty file: the rate is what
+  // each further GB costs. In a folder: an empty file named outright is a small job, whose worker
+  // processes are never forked (coordinator/embedded/small-job.ts), unlike the measured job's.
+  const emptyFolder = join(tempRoot, 'empty-folder');
+  mkdirSync(emptyFolder, { recursive: true });
+  const empty = join(emptyFolder, 'empty.txt');
   writeFileSync(empty, '');
-  const fixedRuns = await repeat(w2.length, async () => (await tally(['count', empty, '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv())).usage);
+  const fixedRuns = await repeat(w2.length, async () => (await tally(['count', emptyFolder, '--workers', '2', '--no-progress', '--format', 'json'], embeddedEnv())).usage);
   const fixedS = median(fixedRuns.map((usage) => (cpuByRole(usage).coordinator ?? 0) / 1000));
   const coordinatorS = w2.map((r) => Math.max(0.001, (cpuByRole(r.usage).coordinator ?? 0) / 1000 - fixedS));
   const w2Interference = get(`${prefix}.tally.w2`)?.interference;
