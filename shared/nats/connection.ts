@@ -11,7 +11,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import { ServerError, UsageError, describeError } from '../errors.js';
 import { displayServers, inboxPrefixFor, redact, type ConnectionSettings } from './connection-settings.js';
 import { describeConnectError, diagnoseControlLine, diagnoseTls } from './connect-diagnosis.js';
-import { isJetStreamUnavailable } from './errors.js';
+import { authenticationFailure, isJetStreamUnavailable } from './errors.js';
 import { permissionDenied } from './permissions.js';
 // The NATS client modules load when a connection is first made, not with this module: the
 // worker supervisor and the CLI's argument handling load the connection modules without them.
@@ -85,7 +85,7 @@ export async function connectToNats(settings: ConnectionSettings): Promise<NatsC
     throw new UsageError(`cannot read credentials: ${redact(describeError(error), settings)}`, { cause: error });
   }
   try {
-    return await connectClosingFailedAttempts(options);
+    return await connectOnceMore(options);
   } catch (error) {
     let reason = describeConnectError(error, settings);
     // A TLS 1.3 server refuses a client certificate after the client thinks the handshake is
@@ -95,6 +95,21 @@ export async function connectToNats(settings: ConnectionSettings): Promise<NatsC
     // protocol line limit, which nats.js also reports only as a timeout.
     if (reason === 'timed out') reason = (await diagnoseControlLine(settings).catch(() => undefined)) ?? reason;
     throw new ServerError(where, `cannot connect to NATS: ${reason}`, { cause: error });
+  }
+}
+
+/**
+ * Connects, and once more when the server stopped waiting for our credentials (its
+ * authentication timeout: nats-server's default is 2 s): the CONNECT came late, from a process
+ * too busy to send it (a loaded machine, seen in a test run) or over a slow link, not a refusal.
+ * A second late CONNECT is reported as such.
+ */
+async function connectOnceMore(options: NodeConnectionOptions): Promise<NatsConnection> {
+  try {
+    return await connectClosingFailedAttempts(options);
+  } catch (error) {
+    if (authenticationFailure(error) !== 'timed out') throw error;
+    return await connectClosingFailedAttempts(options);
   }
 }
 
