@@ -85,6 +85,14 @@ function ensureMemory(end: usize): void {
   if (memory.grow(pages) < 0) unreachable();
 }
 
+/** Room in the scratch buffer for a folded word of `bytes` bytes, padded to whole 8-byte groups. */
+function ensureScratch(bytes: i32): void {
+  if (bytes + 16 > scratchCap) {
+    scratchCap = bytes + 16;
+    scratchAt = alloc(scratchCap);
+  }
+}
+
 function alloc(bytes: i32): usize {
   const at = heapTop;
   heapTop = (at + <usize>bytes + 15) & ~(<usize>15);
@@ -143,10 +151,7 @@ export function chunk(continuesWord: bool, wordCounted: bool, insideWord: bool, 
   maxWordBytes = maxBytes;
   total = 0;
   overlong = 0;
-  if (maxBytes + 16 > scratchCap) {
-    scratchCap = maxBytes + 16;
-    scratchAt = alloc(scratchCap);
-  }
+  ensureScratch(maxBytes);
 }
 
 export function totalWords(): i32 {
@@ -511,10 +516,7 @@ export function wordBuffer(n: i32): usize {
 
 /** Adds n to the count of the word of `len` bytes in wordBuffer (found, or added to the table). */
 export function addCounted(len: i32, n: i32): void {
-  if (len + 16 > scratchCap) {
-    scratchCap = len + 16;
-    scratchAt = alloc(scratchCap);
-  }
+  ensureScratch(len);
   let ascii = true;
   for (let k = 0; k < len; k++) {
     if (load<u8>(wordAt + <usize>k) >= 0x80) {

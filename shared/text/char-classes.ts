@@ -79,11 +79,6 @@ export function caseOf(cp: number): 1 | 2 {
   return known as 1 | 2;
 }
 
-/** True when toLowerCase leaves the code point as it is (cached). */
-function keepsCase(cp: number): boolean {
-  return caseOf(cp) === 1;
-}
-
 /**
  * True when a stored word bytes[start, end) (ASCII letters folded already, unless case is kept)
  * is written as it is: well-formed UTF-8 (a whitespace token need not be) whose code points
@@ -99,7 +94,7 @@ export function writtenAsStored(bytes: Uint8Array, start: number, end: number, c
     const length = d & 7;
     // Ill-formed (a real U+FFFD is 3 bytes long): the decoder's replacement is written instead.
     if (length === 1) return false;
-    if (!caseSensitive && !keepsCase(d >>> 3)) return false;
+    if (!caseSensitive && caseOf(d >>> 3) !== 1) return false;
     i += length;
   }
   return true;

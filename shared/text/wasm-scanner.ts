@@ -28,6 +28,8 @@ const DONE = -1;
  */
 export const WASM_TABLE_BYTE_LIMIT = 2 ** 30;
 
+const NO_HEADER = new Uint8Array(0);
+
 interface ScannerExports {
   memory: WebAssembly.Memory;
   tablesAt(): number;
@@ -67,6 +69,7 @@ export interface ScannedTable {
  */
 export interface WrittenShares {
   lines: number[];
+  /** Each partition's header (see {@link WasmScanner.encodeWords}), then its lines. */
   bytes: Uint8Array[];
   top: [string, number][];
   /** The largest count of a word not in `top`. */
@@ -211,8 +214,10 @@ export class WasmScanner {
    * partitionOf gives it), and its `listed` most frequent words: what
    * ChunkWords.encodeSharesListing writes, written here without a JavaScript step per word.
    * Call after {@link foldUnstored}.
+   * @param header what each partition's bytes start with, given its number of lines (a share's
+   *   first line), copied out with them in one allocation
    */
-  encodeWords(partitions: number, listed: number): WrittenShares {
+  encodeWords(partitions: number, listed: number, header: (lines: number) => Uint8Array = () => NO_HEADER): WrittenShares {
     const x = this.exports;
     const head = x.encodeWords(partitions, listed);
     const buffer = x.memory.buffer;
@@ -229,9 +234,13 @@ export class WasmScanner {
     }
     const bytes: Uint8Array[] = [];
     let offset = x.sharesAt();
-    for (const size of sizes) {
-      bytes.push(new Uint8Array(buffer, offset, size).slice());
-      offset += size;
+    for (let p = 0; p < partitions; p++) {
+      const head = header(lines[p]!);
+      const out = new Uint8Array(head.length + sizes[p]!);
+      out.set(head);
+      out.set(new Uint8Array(buffer, offset, sizes[p]!), head.length);
+      bytes.push(out);
+      offset += sizes[p]!;
     }
     return { lines, bytes, top, unlisted };
   }

@@ -326,15 +326,9 @@ export class ChunkWords extends WordTable implements TokenSink {
   encodeSharesListing(partitions: number, listed: number): { shares: Uint8Array[]; top: ListedTop } {
     const scanner = this.writingScanner();
     if (scanner) {
-      const written = scanner.encodeWords(partitions, listed);
+      const written = scanner.encodeWords(partitions, listed, (lines) => Buffer.from(`${SHARE_HEADER} ${lines}\n`, 'latin1'));
       scanner.discard();
-      const shares = written.bytes.map((bytes, p) => {
-        const header = Buffer.from(`${SHARE_HEADER} ${written.lines[p]!}\n`, 'latin1');
-        const share = new Uint8Array(header.length + bytes.length);
-        share.set(header);
-        share.set(bytes, header.length);
-        return share;
-      });
+      const shares = written.bytes;
       // In TopK's order (the scanner's is its heap's).
       const top = new TopK<string>(listed);
       for (const [word, count] of written.top) top.offer(count, word);
