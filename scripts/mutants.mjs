@@ -89,6 +89,27 @@ const MUTANTS = [
     tests: ['wasm-scanner'],
   },
   {
+    id: 'wasm-part-longer-first',
+    what: "a reducer's table sorted in WebAssembly puts a word after the words it is a prefix of (ab before a, a\\0 before a)",
+    file: 'wasm/word-scanner.ts',
+    edits: [['  return la - lb;\n}', '  return lb - la;\n}']],
+    tests: ['partition-table'],
+  },
+  {
+    id: 'wasm-share-leading-zero',
+    what: 'a share line whose count has a leading zero is accepted when folded in WebAssembly',
+    file: 'wasm/word-scanner.ts',
+    edits: [['pos - tab > 16 || load<u8>(body + <usize>(tab + 1)) == 0x30) return BAD_COUNT;', 'pos - tab > 16) return BAD_COUNT;']],
+    tests: ['partition-table'],
+  },
+  {
+    id: 'partition-table-no-limit',
+    what: "a reducer's table stays in WebAssembly whatever its counts add up to, where its int32 counts overflow",
+    file: 'shared/text/partition-table.ts',
+    edits: [['if (this.folded + checked.total >= WASM_TABLE_BYTE_LIMIT || ', 'if (']],
+    tests: ['partition-table'],
+  },
+  {
     id: 'wasm-short-hash',
     what: "the WebAssembly table's path for short ASCII words hashes them unlike the general path, so a table that grows (rehashing from its arena) no longer finds them",
     file: 'wasm/word-scanner.ts',

@@ -527,6 +527,196 @@ export function addCounted(len: i32, n: i32): void {
   addWord(wordAt, len, ascii, n);
 }
 
+// ---------------------------------------------------------------------------------------------
+// A reducer's shares: lines `word\tcount\n` (final words: nothing is folded), checked as
+// foldLines in shared/text/word-lines.ts checks them, then counted into the table. Reset the
+// table with case kept: then addWord stores a word's bytes as they are.
+
+const BAD_LINE: i32 = -2;
+const BAD_COUNT: i32 = -3;
+/** The sum of the counts of the lines checkLines last accepted (an f64: counts have up to 15 digits). */
+let linesTotal: f64 = 0;
+/** The longest word of those lines, for the scratch buffer. */
+let linesLongest: i32 = 0;
+
+/**
+ * Checks body[from, n) (the body buffer) as lines `word\tcount\n`: a word of at least one byte
+ * without \t or \n, a count of 1 to 15 digits without a leading zero. Returns how many lines
+ * there are, or BAD_LINE / BAD_COUNT for the first malformed one (foldLines' reasons). The UTF-8
+ * of the words is the caller's to check.
+ */
+export function checkLines(from: i32, n: i32): i32 {
+  const body = bodyAt;
+  let lines = 0;
+  let total: f64 = 0;
+  let longest = 0;
+  let pos = from;
+  while (pos < n) {
+    const start = pos;
+    let b: i32 = 0;
+    while (pos < n) {
+      b = <i32>load<u8>(body + <usize>pos);
+      if (b == 0x09 || b == 0x0a) break;
+      pos++;
+    }
+    if (pos == start || pos >= n || b != 0x09) return BAD_LINE;
+    const tab = pos;
+    let count: f64 = 0;
+    for (pos++; pos < n; pos++) {
+      b = <i32>load<u8>(body + <usize>pos);
+      if (b < 0x30 || b > 0x39) break;
+      count = count * 10 + <f64>(b - 0x30);
+    }
+    if (pos >= n) return BAD_COUNT;
+    b = <i32>load<u8>(body + <usize>pos);
+    if (b != 0x0a) return b == 0x09 ? BAD_LINE : BAD_COUNT;
+    if (pos == tab + 1 || pos - tab > 16 || load<u8>(body + <usize>(tab + 1)) == 0x30) return BAD_COUNT;
+    pos++;
+    total += count;
+    longest = max(longest, tab - start);
+    lines++;
+  }
+  linesTotal = total;
+  linesLongest = longest;
+  return lines;
+}
+
+export function checkedTotal(): f64 {
+  return linesTotal;
+}
+
+/**
+ * Adds the lines of body[from, n), which checkLines accepted, to the table (counts stay below
+ * 2^30 while the table's total does: the caller's to keep).
+ */
+export function addLines(from: i32, n: i32): void {
+  const body = bodyAt;
+  ensureScratch(linesLongest);
+  let pos = from;
+  while (pos < n) {
+    const start = pos;
+    let high: i32 = 0;
+    let b = <i32>load<u8>(body + <usize>pos);
+    while (b != 0x09) {
+      high |= b;
+      b = <i32>load<u8>(body + <usize>++pos);
+    }
+    const len = pos - start;
+    let count = 0;
+    for (b = <i32>load<u8>(body + <usize>++pos); b != 0x0a; b = <i32>load<u8>(body + <usize>++pos)) count = count * 10 + (b - 0x30);
+    pos++;
+    addWord(body + <usize>start, len, high < 0x80, count);
+  }
+}
+
+// A reducer's part (shared/text/sorted-part.ts has the format): the table's words sorted by
+// count descending, then by bytes ascending (memcmp, a prefix first), written as lines.
+
+/** The words in part order, as slot addresses (u32 each), after sortWords. */
+let orderAt: usize = 0;
+let partAt: usize = 0;
+let partLength: i32 = 0;
+
+/**
+ * Part order of the words in slots a and b: negative when a comes first. Arena words are
+ * zero-padded to 8-byte groups, so groups compared big-endian, then lengths, give memcmp's
+ * order with a prefix first (a word may hold a 0 byte: it then ties with the padding, and the
+ * lengths decide as memcmp's would).
+ */
+// @ts-ignore: decorator
+@inline
+function partOrder(a: usize, b: usize): i32 {
+  const ca = load<i32>(a, 12);
+  const cb = load<i32>(b, 12);
+  if (ca != cb) return ca > cb ? -1 : 1;
+  const la = load<i32>(a, 4) & LENGTH_MASK;
+  const lb = load<i32>(b, 4) & LENGTH_MASK;
+  const pa = arenaAt + <usize>(load<i32>(a) - 1);
+  const pb = arenaAt + <usize>(load<i32>(b) - 1);
+  const groups = padded(min(la, lb));
+  for (let k = 0; k < groups; k += 8) {
+    const x = bswap<u64>(load<u64>(pa + <usize>k));
+    const y = bswap<u64>(load<u64>(pb + <usize>k));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return la - lb;
+}
+
+/**
+ * Sorts the table's words into part order (a bottom-up merge sort of their slot addresses);
+ * returns where the order is (orderList) and leaves the count of words to words().
+ */
+export function sortWords(): usize {
+  const n = size;
+  let from = alloc(max(n, 1) << 2);
+  let to = alloc(max(n, 1) << 2);
+  let k = 0;
+  for (let j = 0; j <= mask; j++) {
+    const slot = slotsAt + (<usize>j << 4);
+    if (load<i32>(slot) == 0) continue;
+    store<u32>(from + (<usize>k << 2), <u32>slot);
+    k++;
+  }
+  for (let width = 1; width < n; width <<= 1) {
+    for (let lo = 0; lo < n; lo += width << 1) {
+      const mid = min(lo + width, n);
+      const hi = min(lo + (width << 1), n);
+      let i = lo;
+      let j = mid;
+      let o = lo;
+      while (i < mid && j < hi) {
+        const a = <usize>load<u32>(from + (<usize>i << 2));
+        const b = <usize>load<u32>(from + (<usize>j << 2));
+        if (partOrder(a, b) <= 0) {
+          store<u32>(to + (<usize>o << 2), <u32>a);
+          i++;
+        } else {
+          store<u32>(to + (<usize>o << 2), <u32>b);
+          j++;
+        }
+        o++;
+      }
+      if (i < mid) memory.copy(to + (<usize>o << 2), from + (<usize>i << 2), <usize>((mid - i) << 2));
+      else if (j < hi) memory.copy(to + (<usize>o << 2), from + (<usize>j << 2), <usize>((hi - j) << 2));
+    }
+    const swap = from;
+    from = to;
+    to = swap;
+  }
+  orderAt = from;
+  return orderAt;
+}
+
+/**
+ * Writes the lines `word\tcount\n` of the words in the order sortWords left; returns where
+ * (partBytes() says how many bytes).
+ */
+export function writePart(): usize {
+  const n = size;
+  let bytes = 0;
+  for (let k = 0; k < n; k++) {
+    const slot = <usize>load<u32>(orderAt + (<usize>k << 2));
+    bytes += (load<i32>(slot, 4) & LENGTH_MASK) + 2 + decimalDigits(load<i32>(slot, 12));
+  }
+  partAt = alloc(bytes);
+  let p = partAt;
+  for (let k = 0; k < n; k++) {
+    const slot = <usize>load<u32>(orderAt + (<usize>k << 2));
+    const len = load<i32>(slot, 4) & LENGTH_MASK;
+    memory.copy(p, arenaAt + <usize>(load<i32>(slot) - 1), <usize>len);
+    p += <usize>len;
+    store<u8>(p++, 0x09);
+    p = writeDecimal(p, load<i32>(slot, 12));
+    store<u8>(p++, 0x0a);
+  }
+  partLength = bytes;
+  return partAt;
+}
+
+export function partBytes(): i32 {
+  return partLength;
+}
+
 // @ts-ignore: decorator
 @inline
 function decimalDigits(n: i32): i32 {

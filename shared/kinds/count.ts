@@ -56,7 +56,7 @@ import { MAX_PIECE_BYTES, compressedPieces, withPieces } from '../text/compresse
 import { ChunkWords, compareCodePoints, type CountSettings } from '../text/words.js';
 import { IDENTITY, WordTable } from '../text/word-table.js';
 import { foldLines, foldShare } from '../text/word-lines.js';
-import { sortPart } from '../text/sorted-part.js';
+import { PartitionTable } from '../text/partition-table.js';
 import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
 import type { JobInputFile, JobKind, JobSummary, MapContext, PartitionedReduce, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import type { Json } from '../json.js';
@@ -491,7 +491,7 @@ export function firstRows(parts: PartSummary[], top: number): { unique: number; 
 }
 
 /** The partitioned reduce of count: see PartitionedReduce in kind.ts. */
-const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, WordTable> = {
+const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, PartitionTable> = {
   partitions(options: CountOptions): number {
     return options.reducers ?? 0;
   },
@@ -504,18 +504,18 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, W
     return { top: summaryTop(options) };
   },
 
-  initPartition(spec: unknown): WordTable {
+  initPartition(spec: unknown): PartitionTable {
     reduceTop(spec);
-    return new WordTable(IDENTITY, 1 << 16);
+    return new PartitionTable();
   },
 
-  foldPartition(acc: WordTable, share: Uint8Array, task: number): WordTable {
+  foldPartition(acc: PartitionTable, share: Uint8Array, task: number): PartitionTable {
     foldShare(share, acc, (why) => new Error(`count task ${task}: malformed share of a partial result (${why})`));
     return acc;
   },
 
-  finishPartition(acc: WordTable, spec: unknown): { part: Iterable<Uint8Array>; summary: Json } {
-    const sorted = sortPart(acc, { top: reduceTop(spec) });
+  finishPartition(acc: PartitionTable, spec: unknown): { part: Iterable<Uint8Array>; summary: Json } {
+    const sorted = acc.sortedPart({ top: reduceTop(spec) });
     const summary: PartInfo = { words: sorted.words, top: sorted.top };
     return { part: sorted.pieces(), summary };
   },

@@ -19,9 +19,9 @@ import { OptionError, TaskRejectedError } from '../errors.js';
 import { countKind, checkOptions, checkReadable, describeInputs, firstRows, inputFiles, parseSpec, summaryTop, withFetchedRanges, type CountOptions } from './count.js';
 import { tokenizeEntries, type TaskEntries } from '../text/file-input.js';
 import { NgramSink, type EdgeWord, type NgramEdge } from '../text/ngram-sink.js';
-import { IDENTITY, WordTable } from '../text/word-table.js';
 import { FormingTop, LISTED_PER_TASK, PREVIEW_ROWS, type ListedTop, type TablePreview } from '../text/forming-top.js';
 import { SHARE_HEADER, foldShare } from '../text/word-lines.js';
+import { PartitionTable } from '../text/partition-table.js';
 import { partitionOfText, type CountSettings } from '../text/words.js';
 import type { JobKind, JobSummary, MapContext, PartSummary, Plan, SplitContext, Task } from './kind.js';
 import type { Json } from '../json.js';
@@ -278,9 +278,9 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
       return { top: summaryTop(options), joined };
     },
 
-    initPartition(spec: unknown): WordTable {
+    initPartition(spec: unknown): PartitionTable {
       const { joined } = readReduceSpec(spec);
-      const table = new WordTable(IDENTITY, 1 << 16);
+      const table = new PartitionTable();
       if (joined.length > 0) {
         const share = encoder.encode(`${SHARE_HEADER} ${joined.length}\n${joined.map(([gram, count]) => `${gram}\t${count}\n`).join('')}`);
         foldShare(share, table, (why) => new TaskRejectedError(`ngrams reduce task: bad joined n-grams (${why})`));

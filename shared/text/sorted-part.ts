@@ -26,7 +26,8 @@ export { batchesOf, type PartRow };
 
 /** First line of a sorted part. */
 export const PART_HEADER = 'tally-part 1';
-const HEADER_LINE = new TextEncoder().encode(`${PART_HEADER}\n`);
+/** The header line that starts every part, as bytes. */
+export const PART_HEADER_LINE = new TextEncoder().encode(`${PART_HEADER}\n`);
 
 /** Default size of the pieces a part is encoded in (8 MiB). */
 export const PART_PIECE_BYTES = 8 * 1024 * 1024;
@@ -459,6 +460,28 @@ export function sortPart(table: WordTable, options: SortPartOptions = {}): Sorte
   return sortedPartOf(table.columns(), options);
 }
 
+/**
+ * A part whose lines are written already, in part order behind its header (a reducer's table
+ * held in WebAssembly writes them there: shared/text/partition-table.ts), as a SortedPart: its
+ * pieces are cut at line ends.
+ * @param written the part's words, its bytes (header and lines) and its first rows, decoded
+ */
+export function writtenPart(written: { words: number; bytes: Uint8Array; top: [string, number][] }, options: SortPartOptions = {}): SortedPart {
+  const pieceBytes = options.pieceBytes ?? PART_PIECE_BYTES;
+  if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) throw new RangeError(`sortPart: pieceBytes must be a positive integer, got ${pieceBytes}`);
+  const { words, bytes, top } = written;
+  function* pieces(): Generator<Uint8Array, void, undefined> {
+    for (let at = 0; at < bytes.length; ) {
+      // The last line end within pieceBytes, else the end of the line that is longer.
+      let end = at + pieceBytes >= bytes.length ? bytes.length : bytes.lastIndexOf(0x0a, at + pieceBytes - 1) + 1;
+      if (end <= at) end = bytes.indexOf(0x0a, at) + 1 || bytes.length;
+      yield bytes.slice(at, end);
+      at = end;
+    }
+  }
+  return { words, bytes: bytes.length, top, pieces };
+}
+
 /** {@link sortPart} of a table's columns. */
 export function sortedPartOf(columns: WordColumns, options: SortPartOptions = {}): SortedPart {
   const topRows = options.top ?? 0;
@@ -467,7 +490,7 @@ export function sortedPartOf(columns: WordColumns, options: SortPartOptions = {}
   if (!Number.isSafeInteger(pieceBytes) || pieceBytes < 1) throw new RangeError(`sortPart: pieceBytes must be a positive integer, got ${pieceBytes}`);
   const { arena, starts, lengths, runEnds, runCounts } = sortColumns(columns);
   const n = starts.length;
-  let bytes = HEADER_LINE.length + 2 * n;
+  let bytes = PART_HEADER_LINE.length + 2 * n;
   for (let i = 0; i < n; i++) bytes += lengths[i];
   for (let r = 0, lo = 0; r < runEnds.length; lo = runEnds[r++]) bytes += (runEnds[r] - lo) * decimalDigits(runCounts[r]);
   const text = Buffer.from(arena.buffer, arena.byteOffset, arena.byteLength);
@@ -479,9 +502,9 @@ export function sortedPartOf(columns: WordColumns, options: SortPartOptions = {}
   }
   function* pieces(): Generator<Uint8Array, void, undefined> {
     let left = bytes;
-    let piece = new Uint8Array(Math.max(HEADER_LINE.length, Math.min(pieceBytes, left)));
-    piece.set(HEADER_LINE);
-    let p = HEADER_LINE.length;
+    let piece = new Uint8Array(Math.max(PART_HEADER_LINE.length, Math.min(pieceBytes, left)));
+    piece.set(PART_HEADER_LINE);
+    let p = PART_HEADER_LINE.length;
     const digits = new Uint8Array(16);
     for (let r = 0, i = 0; r < runEnds.length; r++) {
       const end = runEnds[r];

@@ -22,6 +22,11 @@ import type { Tokenizer } from './chunker.js';
 const WASM_PATH = new URL('../../wasm/word-scanner.wasm', import.meta.url);
 /** scan's answer when the chunk is done; any other answer is where to start again. */
 const DONE = -1;
+/** checkLines' answers for a malformed line, with foldLines' reasons (shared/text/word-lines.ts). */
+const LINE_ERRORS = new Map([
+  [-2, 'bad line'],
+  [-3, 'bad count'],
+]);
 /**
  * A table leaves WebAssembly before it has scanned 2^30 bytes: its int32 counts then stay below
  * 2^30, where the JavaScript table would move them to wide counts (which the port leaves out).
@@ -53,6 +58,12 @@ interface ScannerExports {
   words(): number;
   arena(): number;
   arenaBytes(): number;
+  checkLines(from: number, n: number): number;
+  checkedTotal(): number;
+  addLines(from: number, n: number): void;
+  sortWords(): number;
+  writePart(): number;
+  partBytes(): number;
 }
 
 /** A scanner's table, copied out of WebAssembly memory into the layout WordTable uses. */
@@ -243,6 +254,56 @@ export class WasmScanner {
       offset += sizes[p]!;
     }
     return { lines, bytes, top, unlisted };
+  }
+
+  /**
+   * Checks data[from..] as lines `word\tcount\n` (what foldLines accepts; the words' UTF-8 is
+   * the caller's to check) and keeps them for {@link addLines}. Returns how many lines there
+   * are and the sum of their counts, or why they are malformed ('bad line', 'bad count').
+   */
+  checkLines(data: Uint8Array, from: number): { lines: number; total: number } | string {
+    const x = this.exports;
+    const n = data.length;
+    const at = x.bodyBuffer(n);
+    new Uint8Array(x.memory.buffer, at, n).set(data);
+    const lines = x.checkLines(from, n);
+    if (lines < 0) return LINE_ERRORS.get(lines) ?? 'bad line';
+    return { lines, total: x.checkedTotal() };
+  }
+
+  /**
+   * Counts the lines {@link checkLines} last accepted into the table, each word as it is (the
+   * table must keep case). Its counts are int32s: the caller keeps the table's total below
+   * {@link WASM_TABLE_BYTE_LIMIT}.
+   */
+  addLines(from: number, n: number): void {
+    this.exports.addLines(from, n);
+  }
+
+  /**
+   * The table's words as a sorted part's lines (count descending, then bytes ascending:
+   * shared/text/sorted-part.ts), copied out behind `header`, and the first `top` of them decoded.
+   * The table stays as it was.
+   */
+  partLines(header: Uint8Array, top: number): { words: number; bytes: Uint8Array; top: [string, number][] } {
+    const x = this.exports;
+    const words = x.words();
+    const order = x.sortWords();
+    const at = x.writePart();
+    const length = x.partBytes();
+    const buffer = x.memory.buffer;
+    const bytes = new Uint8Array(header.length + length);
+    bytes.set(header);
+    bytes.set(new Uint8Array(buffer, at, length), header.length);
+    const slots = new Uint32Array(buffer, order, Math.min(top, words));
+    const ints = new Int32Array(buffer);
+    const arena = Buffer.from(buffer, x.arena(), x.arenaBytes());
+    const rows: [string, number][] = [];
+    for (const slot of slots) {
+      const start = ints[slot >>> 2]! - 1;
+      rows.push([arena.toString('utf8', start, start + (ints[(slot >>> 2) + 1]! & 0x3fffffff)), ints[(slot >>> 2) + 3]!]);
+    }
+    return { words, bytes, top: rows };
   }
 
   /** Copies the table out and puts the instance back for the next table. */

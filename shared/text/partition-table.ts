@@ -1,0 +1,93 @@
+/**
+ * A reducer's table: one partition's words, folded from the map tasks' shares. While it is
+ * small (every partition of a text with a usual vocabulary) its shares are checked and counted
+ * in WebAssembly, whose code is compiled before the first share comes, where the JavaScript
+ * fold runs cold in a reduce task of a few shares (docs/BENCHMARKS.md, issue 17's seventh pass);
+ * past WASM_SHARE_WORDS words, or a total of counts that the scanner's int32 counts could not
+ * hold, the words come home and every later share is folded in JavaScript, as every share was
+ * before: a table of millions of words grows and is read in one place, and its memory is not
+ * held twice.
+ */
+import { WASM_TABLE_BYTE_LIMIT, WasmScanner, scannerChoice } from './wasm-scanner.js';
+import { IDENTITY, WordTable, type WordColumns } from './word-table.js';
+import { PART_HEADER_LINE, sortPart, writtenPart, type SortPartOptions, type SortedPart } from './sorted-part.js';
+
+/** Distinct words a partition's table holds in WebAssembly at most (~8 MiB of slots there). */
+export const WASM_SHARE_WORDS = 1 << 18;
+
+export class PartitionTable extends WordTable {
+  /** Where the words are while they are folded in WebAssembly; undefined once they are here. */
+  private wasm: WasmScanner | undefined;
+  /** Set once the words live here: later shares are folded in JavaScript. */
+  private settled = false;
+  /** The sum of the counts folded in WebAssembly. */
+  private folded = 0;
+
+  constructor() {
+    // Words are final when they reach a reducer: compared as they are.
+    super(IDENTITY, 1 << 16);
+  }
+
+  /** True while the words are held (and shares folded) in WebAssembly. */
+  get heldInWasm(): boolean {
+    return this.wasm !== undefined;
+  }
+
+  /**
+   * Folds the lines of a share, data[from..], when the words are held in WebAssembly (or can
+   * still be): false when they cannot, and the caller folds them in JavaScript. Throws (via
+   * `malformed`) what the JavaScript fold would, before the table is touched.
+   */
+  foldInWasm(data: Uint8Array, from: number, expected: number, malformed: (why: string) => Error): boolean {
+    if (!this.wasm) {
+      if (this.settled || this.size !== 0 || scannerChoice() !== 'wasm') return false;
+      this.wasm = WasmScanner.acquire(1 << 16, true);
+      if (!this.wasm) return false;
+    }
+    const checked = this.wasm.checkLines(data, from);
+    if (typeof checked === 'string') throw malformed(checked);
+    if (checked.lines !== expected) throw malformed('line count');
+    if (this.folded + checked.total >= WASM_TABLE_BYTE_LIMIT || this.wasm.size + checked.lines > WASM_SHARE_WORDS) {
+      this.settle();
+      return false;
+    }
+    this.wasm.addLines(from, data.length);
+    this.folded += checked.total;
+    this.size = this.wasm.size;
+    return true;
+  }
+
+  /**
+   * The words as a sorted part ({@link sortPart}'s): sorted and written in WebAssembly while
+   * they are held there, where a JavaScript sort runs cold in a reduce task.
+   */
+  sortedPart(options: SortPartOptions = {}): SortedPart {
+    const top = options.top ?? 0;
+    if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`sortPart: top must be a non-negative integer, got ${top}`);
+    if (!this.wasm) return sortPart(this, options);
+    return writtenPart(this.wasm.partLines(PART_HEADER_LINE, top), options);
+  }
+
+  /** Brings the words home from WebAssembly before they are read. */
+  private settle(): void {
+    this.settled = true;
+    if (!this.wasm) return;
+    this.adopt(this.wasm.release());
+    this.wasm = undefined;
+  }
+
+  override columns(): WordColumns {
+    this.settle();
+    return super.columns();
+  }
+
+  override topEntries(n: number): [string, number][] {
+    this.settle();
+    return super.topEntries(n);
+  }
+
+  override entries(): [string, number][] {
+    this.settle();
+    return super.entries();
+  }
+}
