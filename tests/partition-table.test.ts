@@ -13,6 +13,8 @@ import { IDENTITY, WordTable } from '../shared/text/word-table.js';
 import { sortPart } from '../shared/text/sorted-part.js';
 import { useScanner } from '../shared/text/wasm-scanner.js';
 import { sortCounts } from './helpers/reference-counter.js';
+import { everyWordOver } from './helpers/texts.js';
+import { checkSortedPart, expectedPart } from './helpers/parts.js';
 
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 
@@ -28,10 +30,6 @@ function addedUp(shares: Array<Array<[string, number]>>): Array<[string, number]
   return [...sum];
 }
 
-/** The part's text by the contract: the header, then the words in the reference order. */
-function expectedPart(entries: Array<[string, number]>): Buffer {
-  return utf8(`tally-part 1\n${sortCounts(entries).map(([w, c]) => `${w}\t${c}\n`).join('')}`);
-}
 
 const malformed = (why: string) => new Error(why);
 
@@ -46,6 +44,14 @@ const arbitraryWord = fc.oneof(
   // Longer than 8 bytes (the table's short path) and than 64; long shared prefixes.
   fc.tuple(fc.constantFrom('internationalisation', 'a'.repeat(8), 'a'.repeat(70), 'ab\u0000cd\u0000ef', '日本語日本語'), fc.array(fc.constantFrom(...CHARS), { maxLength: 4 })).map(([p, cs]) => p + cs.join('')),
 );
+/** Folds the shares one by one, checking after each whether the words are still held in WebAssembly. */
+function foldInTurn(t: ExecutionContext, table: PartitionTable, shares: Array<Array<[string, number]>>, held: boolean[]): void {
+  shares.forEach((share, i) => {
+    foldShare(shareOf(share), table, malformed);
+    t.is(table.heldInWasm, held[i], `after share ${i}`);
+  });
+}
+
 const smallCount = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 1, max: 3 }) }, { weight: 2, arbitrary: fc.integer({ min: 1, max: 70_000 }) });
 /** Counts that add up past 2^30 now and then: the table then goes on in JavaScript. */
 const anyCount = fc.oneof({ weight: 20, arbitrary: smallCount }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 ** 40 }) });
@@ -57,18 +63,7 @@ function checkPart(t: ExecutionContext, shares: Array<Array<[string, number]>>, 
   foldAll(table, shares);
   const held = table.heldInWasm;
   const entries = addedUp(shares);
-  const part = table.sortedPart({ top, pieceBytes });
-  const pieces = [...part.pieces()];
-  const expected = expectedPart(entries);
-  t.true(Buffer.concat(pieces).equals(expected));
-  t.is(part.bytes, expected.length);
-  t.is(part.words, entries.length);
-  t.deepEqual(part.top, sortCounts(entries).slice(0, top));
-  // Pieces hold whole lines, and are no longer than asked unless one line is.
-  for (const piece of pieces) {
-    t.is(piece[piece.length - 1], 0x0a);
-    if (piece.length > pieceBytes) t.is(piece.indexOf(0x0a), piece.length - 1);
-  }
+  const expected = checkSortedPart(t, table.sortedPart({ top, pieceBytes }), entries, top, pieceBytes);
   // The table can still be read after its part is written, and again as a part.
   t.deepEqual(sortCounts(table.entries()), sortCounts(entries));
   t.true(Buffer.concat([...table.sortedPart({ pieceBytes }).pieces()]).equals(expected));
@@ -97,13 +92,7 @@ test('shares whose counts add up past 2^30 now and then: the same part, in WebAs
 });
 
 test('every word over a small alphabet, NUL included: prefixes and zero bytes sort as the contract says', (t) => {
-  const alphabet = ['\u0000', 'a', 'é'];
-  const words: string[] = [];
-  let level = [''];
-  for (let length = 1; length <= 7; length++) {
-    level = level.flatMap((w) => alphabet.map((c) => w + c));
-    words.push(...level);
-  }
+  const words = everyWordOver(['\u0000', 'a', 'é'], 7);
   // One count for all (only the bytes order them), then three counts; in two shares each.
   for (const count of [() => 7, (i: number) => 1 + (i % 3)]) {
     const shares = [words.map((w, i): [string, number] => [w, count(i)]), words.filter((_, i) => i % 2 === 0).map((w): [string, number] => [w, 2])];
@@ -150,12 +139,7 @@ test('a table whose counts add up to 2^30 goes on in JavaScript, exactly', (t) =
     [['the', 10], ['of', 2 ** 33]],
     [['the', 1], ['new', 1]],
   ];
-  foldShare(shareOf(shares[0]!), table, malformed);
-  foldShare(shareOf(shares[1]!), table, malformed);
-  t.true(table.heldInWasm);
-  foldShare(shareOf(shares[2]!), table, malformed);
-  t.false(table.heldInWasm);
-  foldShare(shareOf(shares[3]!), table, malformed);
+  foldInTurn(t, table, shares, [true, true, false, false]);
   const entries = addedUp(shares);
   t.deepEqual(sortCounts(table.entries()), sortCounts(entries));
   t.true(Buffer.concat([...table.sortedPart({ top: 2 }).pieces()]).equals(expectedPart(entries)));
@@ -168,12 +152,7 @@ test(`a table past ${WASM_SHARE_WORDS} distinct words goes on in JavaScript, exa
   for (let s = 0; s < 3; s++) shares.push(Array.from({ length: batch }, (_, i): [string, number] => [`w${s * batch + i}`, 1 + (i % 5)]));
   // The last share repeats the first's words: they merge with the words already brought home.
   shares.push(shares[0]!.map(([w]) => [w, 2]));
-  foldShare(shareOf(shares[0]!), table, malformed);
-  foldShare(shareOf(shares[1]!), table, malformed);
-  t.true(table.heldInWasm);
-  foldShare(shareOf(shares[2]!), table, malformed);
-  t.false(table.heldInWasm);
-  foldShare(shareOf(shares[3]!), table, malformed);
+  foldInTurn(t, table, shares, [true, true, false, false]);
   const entries = addedUp(shares);
   t.is(table.size, 3 * batch);
   t.true(Buffer.concat([...table.sortedPart({ top: 3 }).pieces()]).equals(expectedPart(entries)));

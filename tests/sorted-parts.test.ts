@@ -14,6 +14,8 @@ import { batchesOf, mergePartBatches, mergeParts, readPart, readPartBatches, sor
 import { counted, csvField, formatTable, loadDisplayWidth, type Format } from '../coordinator/output.js';
 import { renderCount, writeCount, type CountRows, type CountSummary, type CountView } from '../coordinator/render-count.js';
 import { sortCounts } from './helpers/reference-counter.js';
+import { everyWordOver } from './helpers/texts.js';
+import { checkSortedPart, expectedPart } from './helpers/parts.js';
 
 const utf8 = (s: string) => Buffer.from(s, 'utf8');
 
@@ -35,10 +37,6 @@ function tableOf(entries: Array<[string, number]>): WordTable {
   return table;
 }
 
-/** The part's text as it should be: the header, then the entries in the contract's order. */
-function expectedPart(entries: Array<[string, number]>): Buffer {
-  return utf8(`tally-part 1\n${sortCounts(entries).map(([w, c]) => `${w}\t${c}\n`).join('')}`);
-}
 
 /** The pieces of `bytes` cut at `cuts` (offsets, any order, duplicates allowed). */
 function cutAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
@@ -98,19 +96,7 @@ test.before(loadDisplayWidth);
 test('a sorted part holds the table in the contract order, and reads back whatever the pieces', async (t) => {
   await fc.assert(
     fc.asyncProperty(arbitraryEntries, fc.integer({ min: 1, max: 200 }), fc.array(fc.nat({ max: 6000 }), { maxLength: 30 }), fc.nat({ max: 10 }), async (entries, pieceBytes, cuts, top) => {
-      const part = sortPart(tableOf(entries), { top, pieceBytes });
-      const pieces = [...part.pieces()];
-      const bytes = Buffer.concat(pieces);
-      const expected = expectedPart(entries);
-      t.true(bytes.equals(expected));
-      t.is(part.bytes, expected.length);
-      t.is(part.words, entries.length);
-      t.deepEqual(part.top, sortCounts(entries).slice(0, top));
-      // Pieces hold whole lines, and are no longer than asked unless one line is.
-      for (const piece of pieces) {
-        t.is(piece[piece.length - 1], 0x0a);
-        if (piece.length > pieceBytes) t.is(piece.indexOf(0x0a), piece.length - 1);
-      }
+      const bytes = checkSortedPart(t, sortPart(tableOf(entries), { top, pieceBytes }), entries, top, pieceBytes);
       t.deepEqual(await collectRows(readPart(source(cutAt(bytes, cuts)), 'p')), sortCounts(entries));
     }),
     { numRuns: 300 },
@@ -130,13 +116,7 @@ test('every word over a small alphabet, NUL included: prefixes, zero bytes and l
   // All words of 1 to 8 characters over {NUL, a, b, é}: each word is the prefix of others,
   // and zero bytes look like the end of a word to a zero-padded key. 87,380 words of one
   // count take the big-range path; the same with counts 1-3 take the small one.
-  const alphabet = ['\u0000', 'a', 'b', 'é'];
-  const words: string[] = [];
-  let level = [''];
-  for (let length = 1; length <= 8; length++) {
-    level = level.flatMap((w) => alphabet.map((c) => w + c));
-    words.push(...level);
-  }
+  const words = everyWordOver(['\u0000', 'a', 'b', 'é'], 8);
   for (const count of [() => 7, (i: number) => 1 + (i % 3)]) {
     const entries = words.map((w, i): [string, number] => [w, count(i)]);
     const part = sortPart(tableOf(entries), { top: 2 });

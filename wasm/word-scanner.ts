@@ -14,6 +14,9 @@
 // to write the rest. So the partial has the same lines as with the JavaScript scanner, perhaps
 // in another order (tests/wasm-scanner.test.ts compares them). The loader and the rules for
 // when it is used are in shared/text/wasm-scanner.ts.
+// A reducer's table lives here too while it is small (shared/text/partition-table.ts): shares
+// checked and counted (`checkLines`, `addLines`), then sorted and written as a part (`sortWords`,
+// `writePart`).
 //
 // Memory: [class table, 0x110000 bytes][fold tables][body][slots][arena]…, bump-allocated from
 // the end; `reset` starts a new table. The class of a code point is filled in by JavaScript

@@ -8,18 +8,15 @@
  * before: a table of millions of words grows and is read in one place, and its memory is not
  * held twice.
  */
-import { WASM_TABLE_BYTE_LIMIT, WasmScanner, scannerChoice } from './wasm-scanner.js';
-import { IDENTITY, WordTable, type WordColumns } from './word-table.js';
+import { WASM_TABLE_BYTE_LIMIT } from './wasm-scanner.js';
+import { IDENTITY } from './word-table.js';
+import { HeldWordTable } from './held-table.js';
 import { PART_HEADER_LINE, sortPart, writtenPart, type SortPartOptions, type SortedPart } from './sorted-part.js';
 
 /** Distinct words a partition's table holds in WebAssembly at most (~8 MiB of slots there). */
 export const WASM_SHARE_WORDS = 1 << 18;
 
-export class PartitionTable extends WordTable {
-  /** Where the words are while they are folded in WebAssembly; undefined once they are here. */
-  private wasm: WasmScanner | undefined;
-  /** Set once the words live here: later shares are folded in JavaScript. */
-  private settled = false;
+export class PartitionTable extends HeldWordTable {
   /** The sum of the counts folded in WebAssembly. */
   private folded = 0;
 
@@ -39,21 +36,18 @@ export class PartitionTable extends WordTable {
    * `malformed`) what the JavaScript fold would, before the table is touched.
    */
   foldInWasm(data: Uint8Array, from: number, expected: number, malformed: (why: string) => Error): boolean {
-    if (!this.wasm) {
-      if (this.settled || this.size !== 0 || scannerChoice() !== 'wasm') return false;
-      this.wasm = WasmScanner.acquire(1 << 16, true);
-      if (!this.wasm) return false;
-    }
-    const checked = this.wasm.checkLines(data, from);
+    const wasm = this.holder(1 << 16, true);
+    if (!wasm) return false;
+    const checked = wasm.checkLines(data, from);
     if (typeof checked === 'string') throw malformed(checked);
     if (checked.lines !== expected) throw malformed('line count');
-    if (this.folded + checked.total >= WASM_TABLE_BYTE_LIMIT || this.wasm.size + checked.lines > WASM_SHARE_WORDS) {
+    if (this.folded + checked.total >= WASM_TABLE_BYTE_LIMIT || wasm.size + checked.lines > WASM_SHARE_WORDS) {
       this.settle();
       return false;
     }
-    this.wasm.addLines(from, data.length);
+    wasm.addLines(from, data.length);
     this.folded += checked.total;
-    this.size = this.wasm.size;
+    this.size = wasm.size;
     return true;
   }
 
@@ -66,28 +60,5 @@ export class PartitionTable extends WordTable {
     if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`sortPart: top must be a non-negative integer, got ${top}`);
     if (!this.wasm) return sortPart(this, options);
     return writtenPart(this.wasm.partLines(PART_HEADER_LINE, top), options);
-  }
-
-  /** Brings the words home from WebAssembly before they are read. */
-  private settle(): void {
-    this.settled = true;
-    if (!this.wasm) return;
-    this.adopt(this.wasm.release());
-    this.wasm = undefined;
-  }
-
-  override columns(): WordColumns {
-    this.settle();
-    return super.columns();
-  }
-
-  override topEntries(n: number): [string, number][] {
-    this.settle();
-    return super.topEntries(n);
-  }
-
-  override entries(): [string, number][] {
-    this.settle();
-    return super.entries();
   }
 }

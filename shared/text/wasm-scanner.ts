@@ -10,6 +10,9 @@
  * WordTable's layout. A map writes the same lines whichever scanner ran, perhaps in another
  * order; tests/wasm-scanner.test.ts checks it, and the tokenizer's tests run on both.
  *
+ * A reducer's table is held in an instance too while it is small (shared/text/partition-table.ts):
+ * {@link WasmScanner.checkLines}, {@link WasmScanner.addLines}, {@link WasmScanner.partLines}.
+ *
  * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
  * {@link useScanner} in tests and benchmarks.
  */

@@ -37,8 +37,9 @@ import {
   SEP,
 } from './char-classes.js';
 import type { Tokenizer } from './chunker.js';
-import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, WordTable, writeDecimal, type WordColumns } from './word-table.js';
-import { WASM_TABLE_BYTE_LIMIT, WasmScanner, scannerChoice } from './wasm-scanner.js';
+import { decimalDigits, FNV_OFFSET as FNV_OFFSET_BINDING, FNV_PRIME as FNV_PRIME_BINDING, IDENTITY, LOWER_ASCII, type WordTable, writeDecimal } from './word-table.js';
+import { WASM_TABLE_BYTE_LIMIT, type WasmScanner } from './wasm-scanner.js';
+import { HeldWordTable } from './held-table.js';
 import { SHARE_HEADER, partitionOf, partitionOfHash } from './word-lines.js';
 import { TopK, type ListedTop } from './forming-top.js';
 
@@ -127,13 +128,9 @@ function copyBytes(out: Uint8Array, p: number, arena: Uint8Array, s: number, end
  * written out (toLowerCase of a whole word does not change when ASCII letters inside it change
  * case, so either spelling folds to the same string).
  */
-export class ChunkWords extends WordTable implements TokenSink {
+export class ChunkWords extends HeldWordTable implements TokenSink {
   private readonly caseSensitive: boolean;
   private readonly capacity: number;
-  /** The WebAssembly scanner holding this table's words until they are read ({@link settle}). */
-  private wasm: WasmScanner | undefined;
-  /** Set once the words live here: later chunks are scanned in JavaScript. */
-  private settled = false;
   /**
    * Set once the WebAssembly scanner has written this table's lines or shares: its words never
    * came home, so the table cannot be read again.
@@ -158,42 +155,21 @@ export class ChunkWords extends WordTable implements TokenSink {
    * still be, held there; null when the JavaScript scanner must run instead.
    */
   scanWasm(body: Uint8Array, from: number, settings: CountSettings, edges: ChunkEdges): TokenCount | null {
-    if (!this.wasm) {
-      if (this.settled || this.size !== 0 || scannerChoice() !== 'wasm') return null;
-      this.wasm = WasmScanner.acquire(this.capacity, this.caseSensitive);
-      if (!this.wasm) return null;
-    }
-    if (this.wasm.scanned + body.length > WASM_TABLE_BYTE_LIMIT) {
+    const wasm = this.holder(this.capacity, this.caseSensitive);
+    if (!wasm) return null;
+    if (wasm.scanned + body.length > WASM_TABLE_BYTE_LIMIT) {
       this.settle();
       return null;
     }
-    const counted = this.wasm.scan(body, from, edges, settings.maxWordBytes, settings.tokenizer);
-    this.size = this.wasm.size;
+    const counted = wasm.scan(body, from, edges, settings.maxWordBytes, settings.tokenizer);
+    this.size = wasm.size;
     return counted;
   }
 
   /** Brings the words home from the WebAssembly scanner before they are read. */
-  private settle(): void {
+  protected override settle(): void {
     if (this.writtenOut) throw new Error('ChunkWords: its words were written out by the WebAssembly scanner and cannot be read again');
-    this.settled = true;
-    if (!this.wasm) return;
-    this.adopt(this.wasm.release());
-    this.wasm = undefined;
-  }
-
-  override columns(): WordColumns {
-    this.settle();
-    return super.columns();
-  }
-
-  override topEntries(n: number): [string, number][] {
-    this.settle();
-    return super.topEntries(n);
-  }
-
-  override entries(): [string, number][] {
-    this.settle();
-    return super.entries();
+    super.settle();
   }
 
   /** A word count keeps no overlong word: its totals say how many there were. */

@@ -32,3 +32,13 @@ export const arbitrarySettings = fc.record({
   maxWordBytes: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.constant(1024)),
 });
 
+/** Every word of 1 to `maxLength` characters over `alphabet`, shorter ones first. */
+export function everyWordOver(alphabet: string[], maxLength: number): string[] {
+  const words: string[] = [];
+  let level = [''];
+  for (let length = 1; length <= maxLength; length++) {
+    level = level.flatMap((w) => alphabet.map((c) => w + c));
+    words.push(...level);
+  }
+  return words;
+}
