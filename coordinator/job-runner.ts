@@ -90,6 +90,11 @@ export interface RunJobOptions {
   resume?: StoredJobRecord;
   /** Largest task body the server accepts (from its max_payload, with a margin). */
   maxBodyBytes: number;
+  /**
+   * True while only the coordinator's stand-in takes tasks (embedded worker processes held
+   * back for a small job): tiny tasks then travel several to a message (see TaskPublisher).
+   */
+  standInAlone?: () => boolean;
   /** Tasks published but not yet folded, at most. Default 1024. */
   maxTasksInFlight?: number;
   /** Task body bytes published but not yet folded, at most. Default 64 MiB. */
@@ -247,6 +252,7 @@ class JobRun {
       maxTasksInFlight: this.o.maxTasksInFlight,
       maxBytesInFlight: this.o.maxBytesInFlight,
       partitions: this.partitions,
+      standInAlone: this.o.standInAlone,
       ended: () => this.settled,
       folded: (id) => this.folder.folded.has(id),
       onSkipped: (weight) => (this.progress.weightDone += weight),

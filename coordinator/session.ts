@@ -208,6 +208,14 @@ export class Session {
   }
 
   /**
+   * True while the coordinator's stand-in is the only worker: the embedded worker processes are
+   * held back for a job that looked small (see prestartEmbedded).
+   */
+  get standInAlone(): boolean {
+    return this.standIn !== null && this.supervisor?.holding === true;
+  }
+
+  /**
    * Stops the embedded worker processes (if any) now rather than at `close()`: once a job's
    * results are all in, they have nothing left to do, and their exit overlaps what the
    * coordinator still does (store the result, clean up).

@@ -110,6 +110,13 @@ const MUTANTS = [
     tests: ['partition-table'],
   },
   {
+    id: 'stand-in-batch-off',
+    what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
+    file: 'coordinator/task-publisher.ts',
+    edits: [['this.o.standInAlone?.() ? STAND_IN_BATCH : 1', '1']],
+    tests: ['stand-in'],
+  },
+  {
     id: 'wasm-short-hash',
     what: "the WebAssembly table's path for short ASCII words hashes them unlike the general path, so a table that grows (rehashing from its arena) no longer finds them",
     file: 'wasm/word-scanner.ts',

@@ -26,6 +26,7 @@ interface Line {
   msg?: string;
   standIn?: boolean;
   task?: number;
+  tasks?: number;
 }
 
 function lines(stderr: string): Line[] {
@@ -88,11 +89,22 @@ test('once a worker process is ready the stand-in takes no new task; the workers
   t.true(Number.isFinite(firstReady), 'a worker process got ready');
   const byStandIn = maps.filter((e) => e.pid === child.pid);
   t.true(byStandIn.length >= 1, 'the stand-in mapped while the workers were held');
+  // While the workers are held, tiny tasks travel up to 8 to a message, which the stand-in maps
+  // one task after the other: its k-th message's tasks are its maps in that order, as many as
+  // the message's result says it carried.
+  const messages = events.filter((e) => e.msg === 'task done' && e.standIn === true);
+  t.is(messages.reduce((n, e) => n + (e.tasks ?? 1), 0), byStandIn.length);
+  let next = 0;
+  const started = messages.map((e) => {
+    const first = byStandIn[next]!;
+    next += e.tasks ?? 1;
+    return first.time!;
+  });
   // A pull the stand-in had open when the first worker process got ready may still bring it
-  // one task; nothing after that.
-  const late = byStandIn.filter((e) => e.time! > firstReady);
-  t.true(late.length <= 1, `the stand-in started ${late.length} tasks after the first worker process was ready`);
-  t.true(maps.length - byStandIn.length >= 20, `the worker processes mapped ${maps.length - byStandIn.length} of 40`);
+  // one message; nothing after that.
+  const late = started.filter((time) => time > firstReady);
+  t.true(late.length <= 1, `the stand-in started ${late.length} messages after the first worker process was ready`);
+  t.true(maps.length - byStandIn.length >= 16, `the worker processes mapped ${maps.length - byStandIn.length} of 40`);
 });
 
 test("a small job's worker processes are held back: the stand-in does its tasks, and no worker process starts before the hold is over", async (t) => {
@@ -129,4 +141,23 @@ test('a small-looking job that outlasts the hold gets its worker processes then,
   const maps = events.filter((e) => e.hook === 'map');
   t.is(maps.length, 30, 'each task mapped once');
   t.true(maps.filter((e) => e.pid !== child.pid).length >= 5, `the worker processes mapped ${maps.filter((e) => e.pid !== child.pid).length} of 30`);
+});
+
+test("while a small job's worker processes are held, its tiny tasks travel 8 to a message, each mapped once by the stand-in", async (t) => {
+  // A hold longer than the job: the stand-in alone takes every task, however slow this machine.
+  const hooks = { standIn: true, announceMaps: true, smallJobHoldMs: 120_000 };
+  const child = spawnTally(['sum', '1', '1000', '--tasks', '40', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-5') }) });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { sum: string; tasks: number };
+  t.is(result.sum, String((1000 * 1001) / 2));
+  t.is(result.tasks, 40);
+  const events = lines(run.stderr);
+  t.false(events.some((e) => e.hook === 'start'), 'no worker process started');
+  const maps = events.filter((e) => e.hook === 'map');
+  t.is(maps.length, 40, 'each task mapped once');
+  t.true(maps.every((e) => e.pid === child.pid), 'by the coordinator');
+  // One result message per task message, each naming its first task and how many it carried.
+  const messages = events.filter((e) => e.msg === 'task done' && e.standIn === true).map((e) => [e.task, e.tasks ?? 1]);
+  t.deepEqual(messages.sort((a, b) => a[0]! - b[0]!), [[0, 8], [8, 8], [16, 8], [24, 8], [32, 8]]);
 });

@@ -151,6 +151,11 @@ export class Supervisor {
     return new Promise((resolve) => this.readyWaiters.push({ processes, resolve }));
   }
 
+  /** True while `start()`'s hold keeps every process back (none forked yet). */
+  get holding(): boolean {
+    return this.holdTimer !== undefined;
+  }
+
   /** True once any process has been ready. */
   get anyReady(): boolean {
     return this.readyCount > 0;

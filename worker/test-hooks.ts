@@ -54,6 +54,8 @@ interface HookSettings {
    * the stand-in off: the tests that arm them mean the worker processes.
    */
   standIn?: boolean;
+  /** How long a small job's worker processes are held back (see SMALL_JOB_HOLD_MS in prestart.ts). */
+  smallJobHoldMs?: number;
 }
 
 const settings = setting('TALLY_TEST_HOOKS') as HookSettings;
@@ -92,6 +94,11 @@ export const testHooks = {
   /** False when a test armed hooks for the worker processes only (see HookSettings.standIn). */
   allowStandIn(): boolean {
     return Object.keys(settings).length === 0 || settings.standIn === true;
+  },
+
+  /** The hold a test set for a small job's worker processes, if any. */
+  smallJobHoldMs(): number | undefined {
+    return settings.smallJobHoldMs;
   },
 
   /** True when a test asked for each batch's tasks to be stored a second time, one by one. */

@@ -113,7 +113,7 @@ export function prestartEmbedded(argv: string[]): void {
     // process starting meanwhile would take the CPU it needs (~45 ms of `tally sum 1 10`'s
     // ~335). Not when test hooks keep the stand-in off: nobody would take a task.
     const hold = plan.smallJob && testHooks.allowStandIn();
-    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1), holdMs: hold ? SMALL_JOB_HOLD_MS : 0 });
+    workers = new Supervisor({ processes: plan.workers, initial: Math.max(1, availableParallelism() - 1), holdMs: hold ? (testHooks.smallJobHoldMs() ?? SMALL_JOB_HOLD_MS) : 0 });
     workers.start();
     prestarted.workers = workers;
   }
