@@ -110,6 +110,13 @@ const MUTANTS = [
     tests: ['partition-table'],
   },
   {
+    id: 'wasm-finish-doubles',
+    what: "a table the WebAssembly scanner hands over has as many slots as doubling gives, not WordTable's growth: a reducer past its limit ends with twice the slots",
+    file: 'wasm/word-scanner.ts',
+    edits: [['while (words * 4 > (cap - 1) * 3) cap *= cap - 1 >= 1 << 17 ? 4 : 2;', 'while (words * 4 > (cap - 1) * 3) cap *= 2;']],
+    tests: ['partition-table'],
+  },
+  {
     id: 'stand-in-batch-off',
     what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
     file: 'coordinator/task-publisher.ts',

@@ -380,8 +380,10 @@ function mix(hash: i32): i32 {
  */
 export function finish(): usize {
   const words = size;
+  // WordTable's growth (word-table.ts: twice, fourfold from 2^17 slots on), so that a table
+  // taken over there grows as one that was always there: not twice its size past a growth.
   let cap = initialCapacity;
-  while (words * 4 > (cap - 1) * 3) cap *= 2;
+  while (words * 4 > (cap - 1) * 3) cap *= cap - 1 >= 1 << 17 ? 4 : 2;
   finishedCapacity = cap;
   finishedAt = alloc(cap << 4);
   memory.fill(finishedAt, 0, <usize>(cap << 4));

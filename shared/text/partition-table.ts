@@ -8,7 +8,7 @@
  * before: a table of millions of words grows and is read in one place, and its memory is not
  * held twice.
  */
-import { WASM_TABLE_BYTE_LIMIT } from './wasm-scanner.js';
+import { WASM_TABLE_BYTE_LIMIT, releaseIdleScanners } from './wasm-scanner.js';
 import { IDENTITY } from './word-table.js';
 import { HeldWordTable } from './held-table.js';
 import { PART_HEADER_LINE, sortPart, writtenPart, type SortPartOptions, type SortedPart } from './sorted-part.js';
@@ -49,6 +49,17 @@ export class PartitionTable extends HeldWordTable {
     this.folded += checked.total;
     this.size = wasm.size;
     return true;
+  }
+
+  /**
+   * Brings the words home, and lets go of the idle scanner instances: the one that held this
+   * table grew to hold it (~40 MiB at the limit), and a reducer past the limit is about to need
+   * its memory for millions of words.
+   */
+  protected override settle(): void {
+    const held = this.wasm !== undefined;
+    super.settle();
+    if (held) releaseIdleScanners();
   }
 
   /**

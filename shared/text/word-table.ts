@@ -113,6 +113,11 @@ export class WordTable {
     if (++this.size * 4 > this.mask * 3) this.grow();
   }
 
+  /** Slots the table has (16 bytes each: most of its memory with many words). */
+  get slotCount(): number {
+    return this.slots.length / 4;
+  }
+
   /**
    * Takes over a table filled elsewhere in this class's layout (the WebAssembly scanner's:
    * shared/text/wasm-scanner.ts), in place of this one's words; it must hold no wide counts.
