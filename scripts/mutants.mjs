@@ -117,6 +117,13 @@ const MUTANTS = [
     tests: ['partition-table'],
   },
   {
+    id: 'purge-list-unfiltered',
+    what: "on an old server, the consumer that lists a job's messages for deletion lists every job's",
+    file: 'shared/nats/purge.ts',
+    edits: [['{ name, filter_subject: filter, headers_only: true,', '{ name, headers_only: true,']],
+    tests: ['shared-server'],
+  },
+  {
     id: 'stand-in-batch-off',
     what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
     file: 'coordinator/task-publisher.ts',
