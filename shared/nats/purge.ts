@@ -105,7 +105,7 @@ async function sequencesOf(jsm: JetStreamManager, stream: string, filter: string
         sequences.push(message.seq);
         if (++got === Math.min(left, LIST_BATCH)) break;
       }
-      if (got === 0) break; // gone meanwhile (a work queue's task acked): nothing more to list
+      if (got === 0) break; // deleted meanwhile (another clean-up of the job): nothing more to list
       left -= got;
     }
     return sequences;

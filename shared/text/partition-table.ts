@@ -32,10 +32,10 @@ export class PartitionTable extends HeldWordTable {
 
   /**
    * Folds the lines of a share, data[from..], when the words are held in WebAssembly (or can
-   * still be): false when they cannot, and the caller folds them in JavaScript. Throws (via
+   * still be): false when they cannot, and foldLines folds them in JavaScript. Throws (via
    * `malformed`) what the JavaScript fold would, before the table is touched.
    */
-  foldInWasm(data: Uint8Array, from: number, expected: number, malformed: (why: string) => Error): boolean {
+  override foldHeldLines(data: Uint8Array, from: number, expected: number, malformed: (why: string) => Error): boolean {
     const wasm = this.holder(1 << 16, true);
     if (!wasm) return false;
     const checked = wasm.checkLines(data, from);
@@ -67,9 +67,9 @@ export class PartitionTable extends HeldWordTable {
    * they are held there, where a JavaScript sort runs cold in a reduce task.
    */
   sortedPart(options: SortPartOptions = {}): SortedPart {
+    if (!this.wasm) return sortPart(this, options);
     const top = options.top ?? 0;
     if (!Number.isSafeInteger(top) || top < 0) throw new RangeError(`sortPart: top must be a non-negative integer, got ${top}`);
-    if (!this.wasm) return sortPart(this, options);
     return writtenPart(this.wasm.partLines(PART_HEADER_LINE, top), options);
   }
 }

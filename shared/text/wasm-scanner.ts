@@ -19,6 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { ASCII_CLASS, CLASS_TABLE, caseOf, fillClass } from './char-classes.js';
 import { setting } from '../settings.js';
+import { ASCII_FLAG } from './word-table.js';
 import { UsageError } from '../errors.js';
 import type { Tokenizer } from './chunker.js';
 
@@ -304,7 +305,7 @@ export class WasmScanner {
     const rows: [string, number][] = [];
     for (const slot of slots) {
       const start = ints[slot >>> 2]! - 1;
-      rows.push([arena.toString('utf8', start, start + (ints[(slot >>> 2) + 1]! & 0x3fffffff)), ints[(slot >>> 2) + 3]!]);
+      rows.push([arena.toString('utf8', start, start + (ints[(slot >>> 2) + 1]! & ~ASCII_FLAG)), ints[(slot >>> 2) + 3]!]);
     }
     return { words, bytes, top: rows };
   }

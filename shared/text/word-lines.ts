@@ -6,7 +6,6 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ASCII_FLAG, FNV_OFFSET, FNV_PRIME, type WordTable } from './word-table.js';
-import { PartitionTable } from './partition-table.js';
 
 /** Per line being folded: [start, length | ASCII_FLAG, hash, tail], and its count. */
 const staged = { lines: new Int32Array(4 * 16384), counts: new Float64Array(16384) };
@@ -27,7 +26,7 @@ function growStaged(): void {
  */
 export function foldLines(data: Uint8Array, from: number, expected: number, table: WordTable, malformed: (why: string) => Error): void {
   if (!isUtf8(data)) throw malformed('not UTF-8');
-  if (table instanceof PartitionTable && table.foldInWasm(data, from, expected, malformed)) return;
+  if (table.foldHeldLines(data, from, expected, malformed)) return;
   const n = data.length;
   let lines = 0;
   for (let pos = from; pos < n; lines++) {

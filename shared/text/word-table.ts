@@ -113,6 +113,16 @@ export class WordTable {
     if (++this.size * 4 > this.mask * 3) this.grow();
   }
 
+  /**
+   * Folds the lines `word\tcount\n` of data[from..] (UTF-8 checked) where this table holds its
+   * words outside JavaScript, throwing (via `malformed`) what foldLines would before anything
+   * changes; false when the words are here, and foldLines adds the lines itself. A WordTable
+   * holds its words here; a reducer's table may not (shared/text/partition-table.ts).
+   */
+  foldHeldLines(_data: Uint8Array, _from: number, _expected: number, _malformed: (why: string) => Error): boolean {
+    return false;
+  }
+
   /** Slots the table has (16 bytes each: most of its memory with many words). */
   get slotCount(): number {
     return this.slots.length / 4;

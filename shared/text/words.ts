@@ -304,11 +304,10 @@ export class ChunkWords extends HeldWordTable implements TokenSink {
     if (scanner) {
       const written = scanner.encodeWords(partitions, listed, (lines) => Buffer.from(`${SHARE_HEADER} ${lines}\n`, 'latin1'));
       scanner.discard();
-      const shares = written.bytes;
       // In TopK's order (the scanner's is its heap's).
       const top = new TopK<string>(listed);
       for (const [word, count] of written.top) top.offer(count, word);
-      return { shares, top: { rows: top.kept().map(([word, count]): [string, number] => [word, count]), unlisted: Math.max(top.unlisted, written.unlisted), beyond: 0 } };
+      return { shares: written.bytes, top: { rows: top.kept().map(([word, count]): [string, number] => [word, count]), unlisted: Math.max(top.unlisted, written.unlisted), beyond: 0 } };
     }
     this.settle();
     const { handles, asStored, counts, others } = this.lineWords();
