@@ -124,6 +124,13 @@ const MUTANTS = [
     tests: ['shared-server'],
   },
   {
+    id: 'create-race-unheeded',
+    what: 'a stream or bucket creation that lost a race on nats-server 2.9 ("subjects overlap" with the stream it asked for) fails instead of looking again',
+    file: 'shared/nats/topology.ts',
+    edits: [['    if (!isSubjectOverlap(error)) throw error;\n    return create();', '    if (!isSubjectOverlap(error) || true) throw error;\n    return create();']],
+    tests: ['set-up-retry'],
+  },
+  {
     id: 'stand-in-batch-off',
     what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
     file: 'coordinator/task-publisher.ts',

@@ -14,6 +14,7 @@ import {
   isJetStreamUnavailable,
   isNoResponders,
   isNotFound,
+  isSubjectOverlap,
   isTransient,
   isWrongLastSequence,
   permissionViolation,
@@ -67,7 +68,7 @@ test('transient: timeouts, no responders, a disconnect, a leadership change; nev
   t.true(isTransient(new RemoteInputError('http://h/a.txt', 'no data for 30 s after 0 bytes: timed out')));
 });
 
-test('JetStream API codes: not found, already in use, wrong last sequence', (t) => {
+test('JetStream API codes: not found, already in use, subjects overlap, wrong last sequence', (t) => {
   // The codes the client names are the client's own (errors.ts cannot import them: it loads nothing).
   for (const [name, code] of Object.entries(JetStreamApiCodes)) if (name in ApiCodes) t.is(ApiCodes[name as keyof typeof ApiCodes] as number, code, name);
   t.true(isNotFound(new jserrors.StreamNotFoundError({ err_code: ApiCodes.StreamNotFound, code: 404, description: 'stream not found' })));
@@ -76,6 +77,9 @@ test('JetStream API codes: not found, already in use, wrong last sequence', (t) 
   t.false(isNotFound(new Error('stream not found')));
   for (const code of [ApiCodes.StreamNameExist, ApiCodes.ConsumerNameExist, ApiCodes.ConsumerExistingActive, ApiCodes.ConsumerAlreadyExists]) t.true(isAlreadyInUse(api(code)));
   t.false(isAlreadyInUse(api(ApiCodes.StreamNotFound, 404)));
+  t.true(isSubjectOverlap(api(10065, 400, 'subjects overlap with an existing stream')));
+  t.false(isSubjectOverlap(api(ApiCodes.StreamNameExist)));
+  t.false(isAlreadyInUse(api(ApiCodes.StreamSubjectOverlap)));
   t.true(isWrongLastSequence(api(ApiCodes.StreamWrongLastSequence)));
   t.false(isWrongLastSequence(api(ApiCodes.StreamWrongLastSequenceUnknown)));
   t.true(isWrongLastSequence(api(ApiCodes.StreamWrongLastSequenceUnknown), true));

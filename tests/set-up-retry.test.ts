@@ -3,9 +3,16 @@
  * first use of a brand-new cluster on a loaded machine, creating a replicated stream can take
  * longer than the 5 s JetStream API timeout. A proxy swallows the first create request of one
  * stream; the worker and the coordinator retry it (saying so on stderr) and the job's result
- * is Gauss's.
+ * is Gauss's. And processes that create tally's streams and buckets at the same moment on a fresh
+ * server all succeed: nats-server 2.9 can tell the loser of such a race that its subjects overlap
+ * an existing stream (the very one it asked for).
  */
 import test, { type ExecutionContext } from 'ava';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { ensureTaskTopology, openJobsBucket, openPartialsStore, openResultsStore } from '../shared/nats/topology.js';
+import { isSubjectOverlap } from '../shared/nats/errors.js';
+import { TASK_SUBJECTS } from '../shared/subjects.js';
 import { runTally, startTestServer, startWorkers, type TestServer } from './helpers/tally.js';
 import { startLossyProxy, type LossyProxy } from './helpers/lossy-proxy.js';
 
@@ -46,4 +53,34 @@ test('a coordinator whose first bucket-create request goes unanswered retries it
   t.is(run.code, 0, run.stderr);
   t.is(JSON.parse(run.stdout).sum, gauss(1000));
   t.regex(run.stderr, /setting up the job records bucket failed; retrying/);
+});
+
+test("processes creating tally's streams and buckets at the same moment on a fresh server all succeed; a real overlap is still reported", async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.stop());
+  // Eight clients, as eight processes would be: the server handles each connection's requests
+  // on its own, so their creations race there.
+  const clients: NatsConnection[] = await Promise.all(Array.from({ length: 8 }, () => connect({ servers: server.url })));
+  t.teardown(() => Promise.all(clients.map((nc) => nc.close())).then(() => undefined));
+  const managers = await Promise.all(clients.map((nc) => jetstreamManager(nc)));
+  const [admin] = managers;
+  const expected = ['KV_tally-jobs', 'OBJ_tally-partials', 'OBJ_tally-results', 'TALLY_RESULTS', 'TALLY_SHUFFLE', 'TALLY_TASKS'];
+  const failures: string[] = [];
+  // A round's losers were told "subjects overlap" about once in fifty creations of a stream
+  // here, so 60 rounds of six streams each see several races.
+  for (let round = 0; round < 60; round++) {
+    for (const name of await admin!.streams.names().next()) await admin!.streams.delete(name);
+    const made = await Promise.allSettled(
+      clients.flatMap((nc, i) => [ensureTaskTopology(managers[i]!), openJobsBucket(nc), openResultsStore(nc), openPartialsStore(nc)]),
+    );
+    for (const outcome of made) if (outcome.status === 'rejected') failures.push(`round ${round}: ${String(outcome.reason)}`);
+    t.deepEqual((await admin!.streams.names().next()).sort(), expected, `round ${round}`);
+  }
+  t.deepEqual(failures, []);
+
+  // Someone else's stream on tally's task subjects: the overlap is real, and said.
+  for (const name of await admin!.streams.names().next()) await admin!.streams.delete(name);
+  await admin!.streams.add({ name: 'SOMEONE_ELSES', subjects: [TASK_SUBJECTS] });
+  const error = await t.throwsAsync(ensureTaskTopology(admin!));
+  t.true(isSubjectOverlap(error), String(error));
 });

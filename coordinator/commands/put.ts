@@ -177,8 +177,8 @@ export function putCommand(): Command {
       async (session) => {
         const { Objm } = objLib();
         const { StorageType } = jetstreamLib();
-        const { replicasFor } = await import('../../shared/nats/topology.js');
-        const store = await new Objm(session.nc).create(options.bucket, { storage: StorageType.File, replicas: replicasFor(session.nc) });
+        const { createOrFind, replicasFor } = await import('../../shared/nats/topology.js');
+        const store = await createOrFind(() => new Objm(session.nc).create(options.bucket, { storage: StorageType.File, replicas: replicasFor(session.nc) }));
         const tty = options.progress && process.stderr.isTTY === true;
         const started = Date.now();
         let done = 0;

@@ -34,6 +34,8 @@ export const ApiCodes = {
   StreamMsgDeleteFailed: 10057,
   /** JSStreamNameExistErr: "stream name already in use with a different configuration". */
   StreamNameExist: 10058,
+  /** JSStreamSubjectOverlapErr: "subjects overlap with an existing stream". */
+  StreamSubjectOverlap: 10065,
   /** JSConsumerNameExistErr: "consumer name already in use". */
   ConsumerNameExist: 10013,
   /** JSConsumerExistingActiveErr: "consumer already exists and is still active". */
@@ -89,6 +91,14 @@ export function isNoMessage(error: unknown): boolean {
 export function isAlreadyInUse(error: unknown): boolean {
   const code = apiErrorCode(error);
   return code === ApiCodes.StreamNameExist || code === ApiCodes.ConsumerNameExist || code === ApiCodes.ConsumerExistingActive || code === ApiCodes.ConsumerAlreadyExists;
+}
+
+/**
+ * The server refused a new stream because its subjects overlap an existing stream's. nats-server
+ * 2.9 also says so to the loser of two processes creating the same stream at one moment.
+ */
+export function isSubjectOverlap(error: unknown): boolean {
+  return apiErrorCode(error) === ApiCodes.StreamSubjectOverlap;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
-import { isAlreadyInUse, isNotFound, permissionViolation } from './errors.js';
+import { isAlreadyInUse, isNotFound, isSubjectOverlap, permissionViolation } from './errors.js';
 import { jetstreamLib, kvLib, objLib } from './client.js';
 import {
   JOBS_BUCKET,
@@ -78,21 +78,40 @@ export function isPermissionDenied(error: unknown): boolean {
   return permissionViolation(error) !== undefined;
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+/**
+ * Runs `create`, which looks before it creates, a second time when the server refused the
+ * creation because the stream's subjects overlap an existing stream's. nats-server 2.9 checks a
+ * new stream's name and its subjects in two steps, so of two processes creating the same stream
+ * at one moment (a fresh server: workers and commands starting together) the second can be told
+ * that its subjects overlap the very stream it asked for; looking again finds that stream. A real
+ * overlap (someone else's stream on tally's subjects) fails the second time too, and is reported.
+ */
+export async function createOrFind<T>(create: () => Promise<T>): Promise<T> {
   try {
-    await jsm.streams.info(config.name);
-    return;
+    return await create();
   } catch (error) {
-    // Not allowed to look: a least-privilege user; whoever may look also creates it.
-    if (isPermissionDenied(error)) return;
-    if (!isNotFound(error)) throw error;
+    if (!isSubjectOverlap(error)) throw error;
+    return create();
   }
-  try {
-    await jsm.streams.add(config);
-  } catch (error) {
-    // Another process created it between our look and our add: fine.
-    if (!isAlreadyInUse(error)) throw error;
-  }
+}
+
+function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  return createOrFind(async () => {
+    try {
+      await jsm.streams.info(config.name);
+      return;
+    } catch (error) {
+      // Not allowed to look: a least-privilege user; whoever may look also creates it.
+      if (isPermissionDenied(error)) return;
+      if (!isNotFound(error)) throw error;
+    }
+    try {
+      await jsm.streams.add(config);
+    } catch (error) {
+      // Another process created it between our look and our add: fine.
+      if (!isAlreadyInUse(error)) throw error;
+    }
+  });
 }
 
 /**
@@ -205,32 +224,38 @@ export async function bindWorkerTopology(jsm: JetStreamManager, options: Topolog
 export async function openJobsBucket(nc: NatsConnection, options: TopologyOptions = {}): Promise<KV> {
   // Loaded when needed: a worker process never opens a bucket on a running system.
   const { Kvm } = kvLib();
-  return new Kvm(nc).create(JOBS_BUCKET, {
-    history: 1,
-    replicas: options.replicas ?? 1,
-    ttl: options.retentionMs ?? DEFAULT_RETENTION_MS,
-    storage: StorageType.File,
-  });
+  return createOrFind(() =>
+    new Kvm(nc).create(JOBS_BUCKET, {
+      history: 1,
+      replicas: options.replicas ?? 1,
+      ttl: options.retentionMs ?? DEFAULT_RETENTION_MS,
+      storage: StorageType.File,
+    }),
+  );
 }
 
 /** The Object Store bucket of final results, created when missing. */
 export async function openResultsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
   const { Objm } = objLib();
-  return new Objm(nc).create(RESULTS_BUCKET, {
-    replicas: options.replicas ?? 1,
-    ttl: (options.retentionMs ?? DEFAULT_RETENTION_MS) * 1_000_000,
-    storage: StorageType.File,
-  });
+  return createOrFind(() =>
+    new Objm(nc).create(RESULTS_BUCKET, {
+      replicas: options.replicas ?? 1,
+      ttl: (options.retentionMs ?? DEFAULT_RETENTION_MS) * 1_000_000,
+      storage: StorageType.File,
+    }),
+  );
 }
 
 /** The Object Store bucket of oversized partial results, created when missing. */
 export async function openPartialsStore(nc: NatsConnection, options: TopologyOptions = {}): Promise<ObjectStore> {
   const { Objm } = objLib();
-  return new Objm(nc).create(PARTIALS_BUCKET, {
-    replicas: options.replicas ?? 1,
-    ttl: DAY_MS * 1_000_000,
-    storage: StorageType.File,
-  });
+  return createOrFind(() =>
+    new Objm(nc).create(PARTIALS_BUCKET, {
+      replicas: options.replicas ?? 1,
+      ttl: DAY_MS * 1_000_000,
+      storage: StorageType.File,
+    }),
+  );
 }
 
 /** Replicas to use on this server: 3 when it is part of a cluster of 3 or more, else 1. */
