@@ -62,16 +62,20 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
     context.progress?.({ folded: order.tasks - missing, total: order.tasks, stage });
   };
   progress('reading');
+  let deleted: Promise<void> = Promise.resolve();
   if (missing > 0) {
     // A named consumer with the stream's replicas, not an ordered one: an ordered (ephemeral
     // R1) consumer whose node dies stalls for long (measured: no recovery within 100 s in 2
     // of 3 runs), and the reduce with it.
-    const jsm = await context.js.jetstreamManager();
+    // Not checked against the server: the worker's connection already uses JetStream.
+    const jsm = await context.js.jetstreamManager(false);
     const { AckPolicy, DeliverPolicy } = jetstreamLib();
     const name = reduceConsumerName(job, order.partition);
-    await jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined);
-    const replicas = (await jsm.streams.info(SHUFFLE_STREAM)).config.num_replicas;
-    await jsm.consumers.add(SHUFFLE_STREAM, {
+    // A consumer left by an earlier attempt is deleted (its deliveries are spent); the stream
+    // is looked at meanwhile: each round trip is a step of the job's serial tail.
+    const [, stream] = await Promise.all([jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined), jsm.streams.info(SHUFFLE_STREAM)]);
+    const replicas = stream.config.num_replicas;
+    const info = await jsm.consumers.add(SHUFFLE_STREAM, {
       name,
       filter_subject: partitionShuffleSubjects(job, order.partition),
       deliver_policy: DeliverPolicy.All,
@@ -83,7 +87,8 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
       inactive_threshold: 10 * 60 * 1e9,
       num_replicas: replicas,
     });
-    const consumer = await context.js.consumers.get(SHUFFLE_STREAM, name);
+    // Made a moment ago: its info is the answer to that, not asked for again.
+    const consumer = context.js.consumers.getConsumerFromInfo(info);
     const messages = await consumer.consume({ max_messages: 256, expires: 5_000, idle_heartbeat: 2_000 });
     let idle = setTimeout(() => void messages.stop(), IDLE_MS);
     let lastWorking = Date.now();
@@ -108,9 +113,16 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
     } finally {
       clearTimeout(idle);
       await messages.close().catch(() => undefined);
-      await jsm.consumers.delete(SHUFFLE_STREAM, name).catch(() => undefined);
+      // Answered while the partition is sorted and stored; awaited before the task's result.
+      deleted = jsm.consumers.delete(SHUFFLE_STREAM, name).then(
+        () => undefined,
+        () => undefined,
+      );
     }
-    if (missing > 0) throw new Error(`partition ${order.partition}: the shares of ${missing} map task(s) did not arrive within ${IDLE_MS / 1000} s`);
+    if (missing > 0) {
+      await deleted;
+      throw new Error(`partition ${order.partition}: the shares of ${missing} map task(s) did not arrive within ${IDLE_MS / 1000} s`);
+    }
   }
   context.working();
   progress('sorting');
@@ -118,7 +130,11 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
   context.working();
   progress('storing');
   const name = partObjectName(job, order.partition);
-  await context.storePart(name, part);
+  try {
+    await context.storePart(name, part);
+  } finally {
+    await deleted;
+  }
   return { name, summary };
 }
 
