@@ -131,6 +131,13 @@ const MUTANTS = [
     tests: ['set-up-retry'],
   },
   {
+    id: 'part-chunks-unhandled',
+    what: "a stored part's chunk publishes are awaited oldest first with nothing to catch a later one's refusal (an unhandled rejection ends the process)",
+    file: 'shared/nats/partials.ts',
+    edits: [['      sent.catch(() => undefined);\n', '']],
+    tests: ['reducers'],
+  },
+  {
     id: 'stand-in-batch-off',
     what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
     file: 'coordinator/task-publisher.ts',

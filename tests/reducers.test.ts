@@ -15,6 +15,8 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { PartialsWriter } from '../shared/nats/partials.js';
 import { startNatsServer, type NatsServerProcess } from '../coordinator/nats-server.js';
 import { cleanEnv, collect, runTally, spawnTally, startWorkers, tempDir, type WorkerFleet } from './helpers/tally.js';
 
@@ -183,4 +185,20 @@ test.serial('--reducers: 0, a fraction, text or more than 256 is refused at once
   t.deepEqual(drop(one.stdout), drop(many.stdout));
   t.is(JSON.parse(one.stdout).uniqueWords, textB.counts.size);
   t.is(JSON.parse(one.stdout).totalWords, textB.totalWords);
+});
+
+test.serial('a part whose chunks are refused (here: no such bucket) fails its store once, with no unhandled rejection left behind to end the process', async (t) => {
+  const unhandled: unknown[] = [];
+  const note = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', note);
+  t.teardown(() => process.off('unhandledRejection', note));
+  const nc = await connect({ servers: server.url });
+  t.teardown(() => nc.close());
+  // 1 KiB chunks: 64 of them, more than the 32 in flight at once.
+  const writer = new PartialsWriter(jetstream(nc), 'no-such-bucket', 2048);
+  await t.throwsAsync(writer.putPieces('job.part-0', [new Uint8Array(64 * 1024)]));
+  // Every chunk's refusal has come back by now (each is one round trip on loopback).
+  await nc.flush();
+  await sleep(200);
+  t.deepEqual(unhandled, []);
 });

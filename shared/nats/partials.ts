@@ -79,7 +79,12 @@ export class PartialsWriter implements PartialsSink {
     const pending: Array<Promise<unknown>> = [];
     const send = async (chunk: Uint8Array) => {
       sha.update(chunk);
-      pending.push(this.js.publish(`$O.${this.bucket}.C.${nuid}`, chunk));
+      const sent = this.js.publish(`$O.${this.bucket}.C.${nuid}`, chunk);
+      // Awaited below, oldest first: one refused while an older one is awaited (or while the
+      // next pieces are made: a big part's sort) must not be an unhandled rejection, which
+      // ends the process, a reducer's or the coordinator's own stand-in's.
+      sent.catch(() => undefined);
+      pending.push(sent);
       chunks++;
       size += chunk.length;
       if (pending.length >= 32) await pending.shift();
