@@ -472,6 +472,9 @@ async function countSection(corpus: CorpusRun): Promise<void> {
     inproc('map', 1, 'ngrams 2 map function only, 1 thread, 2 reduce partitions', 'ngrams2'),
     inproc('pipeline', 1, 'in-process pipeline, main thread chunks+reduces, 1 map thread'),
     inproc('pipeline', 2, 'in-process pipeline, main thread chunks+reduces, 2 map threads'),
+    // What a user runs: without --workers, one worker process per core but one, and the
+    // coordinator maps beside them (coordinator/embedded/fleet.ts).
+    tallyCount('tally.default', 'tally count, embedded, default fleet (a worker process per core but one; the coordinator maps too)', [], sameTotal),
     tallyCount('tally.w1', 'tally count, embedded, --workers 1', ['--workers', '1'], sameTotal),
     tallyCount('tally.w2', 'tally count, embedded, --workers 2', ['--workers', '2'], sameTotal),
     tallyCount('tally.w2.ship', 'tally count --no-workers-read-files, embedded, --workers 2 (every chunk through NATS, as with --server)', ['--workers', '2', '--no-workers-read-files'], sameTotal),
@@ -1026,10 +1029,10 @@ async function cardinalitySection(corpus: NumbersFile): Promise<void> {
   const variants: Array<Variant<any>> = [
     {
       id: 'cardinality.tally',
-      label: `tally count, ${countLabel(n)} distinct words, embedded, --workers 2`,
+      label: `tally count, ${countLabel(n)} distinct words, embedded, default fleet (the stand-in gives its reduce task back)`,
       reps,
       runOnce: async () => {
-        const r = await tally(['count', path, '--workers', '2', '--no-progress', '--format', 'json', '--top', '20'], embeddedEnv(), 'coordinator', true);
+        const r = await tally(['count', path, '--no-progress', '--format', 'json', '--top', '20'], embeddedEnv(), 'coordinator', true);
         exact('tally count', r.json);
         const counts = r.json.counts as Array<[string, number]>;
         if (!Array.isArray(counts) || counts.length !== Math.min(20, n) || counts.some(([, c]) => c !== 1)) throw new Error(`tally count on ${corpus.command}: --top 20 is not 20 words counted once`);
@@ -1204,8 +1207,10 @@ function target(id: string, label: string, comparator: '>=' | '<=', goal: number
 
 function evaluate(): void {
   const e = 'count.english';
-  const vsPython = ratio('tallyE2eVsPython', `${e}.tally.w2`, `${e}.python`);
-  const vsWc = ratio('tallyE2eVsWc', `${e}.tally.w2`, `${e}.wc`);
+  const vsPython = ratio('tallyE2eVsPython', `${e}.tally.default`, `${e}.python`);
+  const vsWc = ratio('tallyE2eVsWc', `${e}.tally.default`, `${e}.wc`);
+  ratio('defaultFleetVsWorkers2', `${e}.tally.default`, `${e}.tally.w2`);
+  ratio('multilingualDefaultFleetVsWorkers2', 'count.multilingual.tally.default', 'count.multilingual.tally.w2');
   ratio('tallyWhitespaceVsWc', `${e}.tally.whitespace`, `${e}.wc`);
   ratio('tallyE2eVsTrSortUniq', `${e}.tally.w2`, `${e}.trsort`);
   const scale = ratio('tallyWorkers2vs1', `${e}.tally.w2`, `${e}.tally.w1`);
@@ -1222,7 +1227,7 @@ function evaluate(): void {
   ratio('defaultChunkVs1M', `${e}.tally.w2`, `${e}.tally.w2.chunk1M`);
   ratio('multilingualWasmVsJsMap1', 'count.multilingual.inproc.map1', 'count.multilingual.inproc.map1.js');
   ratio('multilingualReducersVsCoordinatorReduce', 'count.multilingual.tally.w2', 'count.multilingual.tally.w2.coordinatorReduce');
-  ratio('multilingualE2eVsPython', 'count.multilingual.tally.w2', 'count.multilingual.python');
+  ratio('multilingualE2eVsPython', 'count.multilingual.tally.default', 'count.multilingual.python');
   ratio('factorialTallyVsPython', 'factorial.python', 'factorial.tally');
   const rssGrowth = ratio('coordinatorRssGrowth', 'rss1.coordinator', 'rss0.coordinator');
   const steady0 = get('rss0.coordinator')?.extra?.steadyRssMiB as number | undefined;
@@ -1240,7 +1245,7 @@ function evaluate(): void {
   const reducersVsPool = ratio('cardinalityWorkersVsPoolRss', 'cardinality.tally.workersRss', 'cardinality.python.rss');
 
   target('gzipVsZcatWc', 'tally count of 20 gzip files vs zcat | LC_ALL=C wc -w', '>=', 1.5, 'x', ratio('gzipVsZcatWc', 'gz.tally.parts', 'gz.zcatwc'), 'MB/s of text: tally count (embedded, 2 workers, workers decompress) / zcat … | wc -w');
-  target('e2eVsPython', 'tally count e2e (embedded, 2 workers) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
+  target('e2eVsPython', 'tally count e2e (embedded, default fleet) vs Python Pool', '>=', 6, 'x', vsPython, 'MB/s of tally count (no --workers) / MB/s of pool_wordcount.py, English corpus, wall clock incl. start-up');
   target('e2eVsWc', 'tally count e2e vs LC_ALL=C wc -w', '>=', 1.0, 'x', vsWc, 'MB/s of tally count (unicode tokenizer) / MB/s of wc -w');
   target('map1', 'map throughput, 1 process (unicode, English)', '>=', 150, 'MB/s', map1, 'countKind.map over the 1 MiB chunks, one thread, no NATS');
   target('map1VsWc', 'map throughput, 1 process, vs LC_ALL=C wc -w (English)', '>=', 1.0, 'x', ratio('map1VsWc', `${e}.inproc.map1`, `${e}.wc`), 'MB/s of countKind.map in one thread (unicode tokenizer) / MB/s of wc -w');

@@ -6,7 +6,6 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ObjectStore } from '@nats-io/obj';
-import { availableParallelism } from 'node:os';
 import { displayServers, resolveConnection, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
 import { jetstreamLib } from '../shared/nats/client.js';
@@ -23,6 +22,7 @@ import { takePrestartedWorkers } from './embedded/prestart.js';
 import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subjects.js';
 import { Supervisor } from '../worker/supervisor.js';
 import { StandIn } from './embedded/stand-in.js';
+import { embeddedFleet } from './embedded/fleet.js';
 
 export interface SessionOptions {
   /** Where and how to connect (credentials, TLS); wins over `server`. */
@@ -156,7 +156,8 @@ export class Session {
       const connection: ConnectionSettings = embeddedConnection(embedded);
       let supervisor: Supervisor | null = null;
       try {
-        const workers = options.workers ?? availableParallelism();
+        const fleet = embeddedFleet(options.workers);
+        const workers = fleet.processes;
         if (workers > 0) {
           // Embedded workers are this user's own processes on this machine: they read the
           // input files, and fetch the URLs this coordinator would fetch, themselves instead of
@@ -174,7 +175,7 @@ export class Session {
         if (prepared && prepared.url !== embedded.url) await prepared.nc.close().catch(() => undefined);
         const session = await Session.connect(connection, embedded, supervisor, options, prepared?.url === embedded.url ? prepared : undefined);
         // Not with test hooks for the worker processes: their tests need every task to be theirs.
-        if (supervisor && !options.workerEnv && options.purpose !== 'read') session.standIn = StandIn.start(session.nc, supervisor, options.logger);
+        if (supervisor && !options.workerEnv && options.purpose !== 'read') session.standIn = StandIn.start(session.nc, supervisor, options.logger, { throughout: fleet.standInThroughout });
         return session;
       } catch (error) {
         // A connection set up ahead and not used must not keep the server (which waits for

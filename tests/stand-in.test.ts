@@ -1,8 +1,10 @@
 /**
  * The embedded coordinator's stand-in worker (coordinator/embedded/stand-in.ts): while the
  * worker processes start, the coordinator's own process takes the job's tasks from the same
- * consumer, and it takes no new task once a worker process is ready. The truth is arithmetic:
- * Gauss's sum, and the number of primes below 10^6 (78,498, the published table).
+ * consumer: with --workers, until a worker process is ready; without it, beside one process
+ * fewer for the whole job, giving back a reduce task whose partition outgrows it. The truth is
+ * arithmetic: Gauss's sum, the number of primes below 10^6 (78,498, the published table), and
+ * the counts of a text made by a loop here.
  *
  * The worker processes are held at start by a test hook (they exit at once while a marker file
  * exists, and their supervisor starts them again), so that the stand-in's share does not depend
@@ -12,6 +14,7 @@
  */
 import test from 'ava';
 import { rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { SMALL_JOB_HOLD_MS } from '../coordinator/embedded/small-job.js';
 import { cleanEnv, collect, spawnTally, tempDir } from './helpers/tally.js';
@@ -150,4 +153,78 @@ test("while a small job's worker processes are held, its tiny tasks travel 8 to 
   // One result message per task message, each naming its first task and how many it carried.
   const messages = events.filter((e) => e.msg === 'task done' && e.standIn === true).map((e) => [e.task, e.tasks ?? 1]);
   t.deepEqual(messages.sort((a, b) => a[0]! - b[0]!), [[0, 8], [8, 8], [16, 8], [24, 8], [32, 8]]);
+});
+
+test('without --workers: one worker process per core but one, and the stand-in maps beside them for the whole job, exactly', async (t) => {
+  const marker = join(dir.path, 'hold-until-the-stand-in-works-6');
+  writeFileSync(marker, '');
+  // As in the test above: slow tasks, the worker processes held until the stand-in has one.
+  const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true, busyMs: 75 };
+  const child = spawnTally(['primes', '1', '1000000', '--tasks', '80', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-6') }) });
+  let released = false;
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (!released && chunk.toString().includes('"hook":"map"')) {
+      released = true;
+      rmSync(marker, { force: true });
+    }
+  });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).count, 78498);
+  const events = lines(run.stderr);
+  const maps = events.filter((e) => e.hook === 'map');
+  t.is(maps.length, 80, 'each task mapped once');
+  const workerPids = new Set(maps.filter((e) => e.pid !== child.pid).map((e) => e.pid));
+  const ready = events.filter((e) => e.msg === 'worker ready').map((e) => e.time!);
+  t.true(ready.length >= 1, 'a worker process got ready');
+  const late = maps.filter((e) => e.pid === child.pid && e.time! > Math.min(...ready));
+  if (availableParallelism() > 1) {
+    t.true(workerPids.size >= 1 && workerPids.size <= availableParallelism() - 1, `${workerPids.size} worker processes mapped`);
+    t.true(late.length >= 10, `the stand-in started ${late.length} tasks after the first worker process was ready`);
+  } else {
+    // One core: nothing spare, so the stand-in stops as with --workers.
+    t.true(late.length <= 1, `the stand-in started ${late.length} tasks after the worker process was ready`);
+  }
+});
+
+test('without --workers, a reduce task whose partition outgrows the stand-in goes back to a worker process started in its place; the counts are exact', async (t) => {
+  // 3,000 distinct words, word n written (n % 4) + 1 times, in four partitions of ~750 words:
+  // each more than the stand-in may hold here (a test limit of 100, where 2^18 is the real one).
+  const counts = new Map<string, number>();
+  const words: string[] = [];
+  for (let n = 0; n < 3000; n++) {
+    const word = `w${n.toString(36)}q`;
+    counts.set(word, (n % 4) + 1);
+    for (let k = 0; k <= n % 4; k++) words.push(word);
+  }
+  const text = join(dir.path, 'many-words.txt');
+  writeFileSync(text, words.join(' ') + '\n');
+  // Slow reduce tasks: the worker process is still on its first when the stand-in takes one,
+  // and the job outlasts the start of the process that takes the stand-in's place by seconds.
+  const hooks = { standIn: true, announceMaps: true, standInReduceKeys: 100, busyReduceMs: 1500 };
+  const child = spawnTally(['count', text, '--chunk-size', '8k', '--reducers', '4', '--top', '5', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-7') }) });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { totalWords: number; uniqueWords: number; counts: [string, number][] };
+  t.is(result.totalWords, words.length);
+  t.is(result.uniqueWords, counts.size);
+  const expected = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 5);
+  t.deepEqual(result.counts, expected);
+  const events = lines(run.stderr);
+  const reduces = events.filter((e) => e.hook === 'map' && /^partition /.test((e as { input?: string }).input ?? ''));
+  const byStandIn = reduces.filter((e) => e.pid === child.pid);
+  if (availableParallelism() > 1) {
+    t.is(byStandIn.length, 1, 'the stand-in took one reduce task, and no other after giving it back');
+    t.true(events.some((e) => e.msg === 'giving a reduce task back: its partition outgrew this reducer'));
+    // Every partition reduced by a worker process in the end: the given-back one too.
+    const byWorkers = new Set(reduces.filter((e) => e.pid !== child.pid).map((e) => (e as { input?: string }).input));
+    t.is(byWorkers.size, 4);
+    // A worker process more than the fleet started with took its place.
+    const workerPids = new Set(reduces.filter((e) => e.pid !== child.pid).map((e) => e.pid));
+    t.is(events.filter((e) => e.msg === 'worker ready').length, availableParallelism());
+    t.true(workerPids.size >= 1);
+  } else {
+    // One core: the stand-in covers the worker process's start only, with no limit.
+    t.false(events.some((e) => e.msg === 'giving a reduce task back: its partition outgrew this reducer'));
+  }
 });

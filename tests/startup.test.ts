@@ -15,6 +15,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { embeddedPlanFor } from '../coordinator/embedded/prestart.js';
+import { embeddedFleet } from '../coordinator/embedded/fleet.js';
 import { UsageError } from '../shared/errors.js';
 import { Supervisor, WORKER_PROGRAM } from '../worker/supervisor.js';
 import { createLogger } from '../shared/log.js';
@@ -26,13 +27,14 @@ import { REPO_ROOT, cleanEnv, collect, runTally, startTestServer, tempDir } from
 const argv = (...args: string[]) => ['node', 'tally', ...args];
 
 test('embeddedPlanFor: job commands start workers (a kind\'s job also its connection), read commands only the server, anything else nothing', (t) => {
-  const cores = availableParallelism();
-  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: cores, logLevel: undefined, prepare: true, smallJob: true });
+  // Without --workers: one worker process per core but one (the coordinator maps on that one), at least one.
+  const processes = availableParallelism() > 1 ? availableParallelism() - 1 : 1;
+  t.deepEqual(embeddedPlanFor(argv('sum', '1', '10'), {}), { workers: processes, logLevel: undefined, prepare: true, smallJob: true });
   t.deepEqual(embeddedPlanFor(argv('count', 'a.txt', '--workers', '3'), {}), { workers: 3, logLevel: undefined, prepare: true, smallJob: false });
   t.deepEqual(embeddedPlanFor(argv('count', '--workers=1_0', '-'), {}), { workers: 10, logLevel: undefined, prepare: true, smallJob: false });
   t.deepEqual(embeddedPlanFor(argv('primes', '1', '9', '--workers', '0'), {}), { workers: 0, logLevel: undefined, prepare: true, smallJob: true });
-  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: cores, logLevel: 'debug', prepare: true, smallJob: true });
-  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: cores, logLevel: 'info', prepare: false, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('factorial', '20', '--log-level', 'debug'), {}), { workers: processes, logLevel: 'debug', prepare: true, smallJob: true });
+  t.deepEqual(embeddedPlanFor(argv('resume', 'abc-123', '--log-level=info'), {}), { workers: processes, logLevel: 'info', prepare: false, smallJob: false });
   t.deepEqual(embeddedPlanFor(argv('jobs'), {}), { workers: 0, logLevel: undefined, prepare: false, smallJob: false });
   t.deepEqual(embeddedPlanFor(argv('result', 'abc-123', '--workers', '4'), {}), { workers: 0, logLevel: undefined, prepare: false, smallJob: false });
   // The Object Store commands need the embedded server (its store keeps the objects), no worker.
@@ -40,7 +42,7 @@ test('embeddedPlanFor: job commands start workers (a kind\'s job also its connec
   // LOG_LEVEL applies to this process's own logger, not to the workers (as when parsed).
   t.is(embeddedPlanFor(argv('sum', '1', '2'), { LOG_LEVEL: 'debug' })?.logLevel, undefined);
   // A file named like an option after `--` is a path.
-  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: cores, logLevel: undefined, prepare: true, smallJob: false });
+  t.deepEqual(embeddedPlanFor(argv('count', '--', '--server'), {}), { workers: processes, logLevel: undefined, prepare: true, smallJob: false });
   for (const args of [
     [],
     ['--version'],
@@ -59,6 +61,16 @@ test('embeddedPlanFor: job commands start workers (a kind\'s job also its connec
   }
   t.is(embeddedPlanFor(argv('sum', '1', '2'), { NATS_URL: 'nats://x' }), null, 'NATS_URL means no embedded server');
   t.not(embeddedPlanFor(argv('sum', '1', '2'), { NATS_URL: '' }), null, 'an empty NATS_URL is no server');
+});
+
+test('the embedded fleet: --workers N starts N processes; without it, one per core but one while the coordinator maps throughout, and as many mappers as cores', (t) => {
+  t.deepEqual(embeddedFleet(undefined, 2), { processes: 1, standInThroughout: true, mappers: 2 });
+  t.deepEqual(embeddedFleet(undefined, 8), { processes: 7, standInThroughout: true, mappers: 8 });
+  // One core: nothing to spare, the stand-in covers the worker's start only.
+  t.deepEqual(embeddedFleet(undefined, 1), { processes: 1, standInThroughout: false, mappers: 1 });
+  t.deepEqual(embeddedFleet(2, 2), { processes: 2, standInThroughout: false, mappers: 2 });
+  t.deepEqual(embeddedFleet(3, 8), { processes: 3, standInThroughout: false, mappers: 3 });
+  t.deepEqual(embeddedFleet(0, 4), { processes: 0, standInThroughout: false, mappers: 0 });
 });
 
 test('workers forked before their server is known get their settings over IPC; the rest follow the first', async (t) => {

@@ -11,7 +11,7 @@ import { jetstreamLib, objLib } from '../shared/nats/client.js';
 import { JOB_ENDED_SUBJECTS, PARTIALS_BUCKET, RESULTS_BUCKET, SUPERSEDED_SUBJECTS, isJobId } from '../shared/subjects.js';
 import type { Logger } from '../shared/log.js';
 import { setObjectConnection } from '../shared/text/object-input.js';
-import { TaskLoop } from './task-loop.js';
+import { TaskLoop, type TaskLoopOptions } from './task-loop.js';
 
 /** A task loop and what feeds it, which `close()` lets go of (the connection stays open). */
 export interface TaskLoopSetup {
@@ -19,8 +19,8 @@ export interface TaskLoopSetup {
   close(): void;
 }
 
-/** Sets up a TaskLoop on `nc` (not started: call its `run`). */
-export function taskLoopOn(nc: NatsConnection, logger: Logger): TaskLoopSetup {
+/** Sets up a TaskLoop on `nc` (not started: call its `run`), with `options`' reduce limit, if any. */
+export function taskLoopOn(nc: NatsConnection, logger: Logger, options: Pick<TaskLoopOptions, 'reduceKeysLimit' | 'onReduceGivenBack'> = {}): TaskLoopSetup {
   // Tasks over obj:// inputs read their chunks through this connection.
   setObjectConnection(nc);
   const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
@@ -32,7 +32,7 @@ export function taskLoopOn(nc: NatsConnection, logger: Logger): TaskLoopSetup {
   let partialsReader: Promise<ObjectStore> | undefined;
   const openPartials = () => (partialsReader ??= Promise.resolve().then(() => new (objLib().Objm)(nc).open(PARTIALS_BUCKET)));
   const parts = new PartialsWriter(js, RESULTS_BUCKET, maxPayload);
-  const loop = new TaskLoop({ nc, js, partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger });
+  const loop = new TaskLoop({ nc, js, partials, partialsReader: openPartials, parts, inlineLimit: inlineLimitFor(maxPayload), logger, ...options });
   const ended = nc.subscribe(JOB_ENDED_SUBJECTS, {
     callback: (error, message) => {
       if (error) return;

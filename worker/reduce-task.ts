@@ -29,6 +29,22 @@ export interface ReduceContext {
   working: () => void;
   /** Hears how far the reduce is, at most every PROGRESS_EVERY_MS and at each stage. */
   progress?: (progress: Omit<ReducerProgress, 'partition' | 'worker'>) => void;
+  /**
+   * The most distinct keys this reducer may hold (the embedded coordinator's stand-in, whose
+   * memory is the coordinator's): past it the task is given up with PartitionTooBigError, for
+   * a worker process to do. Unlimited when not given, or when the kind cannot tell (keysIn).
+   */
+  maxKeys?: number;
+}
+
+/** A reduce task given up by a reducer whose share of memory its partition outgrew (ReduceContext.maxKeys). */
+export class PartitionTooBigError extends Error {
+  constructor(
+    readonly partition: number,
+    readonly maxKeys: number,
+  ) {
+    super(`partition ${partition} holds more than ${maxKeys} distinct keys`);
+  }
 }
 
 /**
@@ -103,6 +119,7 @@ export async function runReduceTask(kind: AnyJobKind, job: string, order: Reduce
           folded[task] = 1;
           missing--;
         }
+        if (context.maxKeys !== undefined && reduce.keysIn && reduce.keysIn(acc) > context.maxKeys) throw new PartitionTooBigError(order.partition, context.maxKeys);
         if (Date.now() - lastProgress > PROGRESS_EVERY_MS) progress('reading');
         if (Date.now() - lastWorking > WORKING_EVERY_MS) {
           context.working();

@@ -65,7 +65,7 @@ export type SupervisorSettings = Pick<SupervisorOptions, 'connection' | 'logger'
 
 /** Owns the worker child processes: starts, restarts and stops them. */
 export class Supervisor {
-  readonly processes: number;
+  private count: number;
   private readonly slots: Slot[] = [];
   private stopping = false;
   private options: SupervisorOptions;
@@ -75,7 +75,12 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.options = options;
-    this.processes = Math.max(1, options.processes ?? availableParallelism());
+    this.count = Math.max(1, options.processes ?? availableParallelism());
+  }
+
+  /** The worker processes this supervisor keeps running (one more after `addProcess()`). */
+  get processes(): number {
+    return this.count;
   }
 
   /** Forks every process (after `holdMs`, if given); resolves at once (see `ready()`). */
@@ -215,6 +220,20 @@ export class Supervisor {
         if (!this.stopping) this.spawn(slot);
       }, delay);
     });
+  }
+
+  /**
+   * Starts one more process: the embedded coordinator's stand-in gives its place back to one
+   * (coordinator/embedded/stand-in.ts). Forked at once, or when the hold ends; kept running and
+   * stopped like the others. Not once stopping.
+   */
+  addProcess(): void {
+    if (this.stopping) return;
+    const slot: Slot = { index: this.slots.length, child: null, restarts: 0, startedAt: 0, needsSettings: false };
+    this.slots.push(slot);
+    this.count++;
+    // While held, it starts with the deferred ones (spawnDeferred) once the hold is over.
+    if (this.holdTimer === undefined) this.spawn(slot);
   }
 
   /** Asks every child to finish its task in hand and exit; kills stragglers after the timeout. */

@@ -30,7 +30,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TaskReport } from '../shared/job-feed.js';
 import type { ObjectStore } from '@nats-io/obj';
-import { runReduceTask } from './reduce-task.js';
+import { PartitionTooBigError, runReduceTask } from './reduce-task.js';
 import type { Logger } from '../shared/log.js';
 import { testHooks } from './test-hooks.js';
 
@@ -60,6 +60,13 @@ export interface TaskLoopOptions {
   /** Where reduce tasks store their sorted parts (the results bucket, written blind). */
   parts: { putPieces(name: string, pieces: Iterable<Uint8Array>): Promise<void> };
   logger: Logger;
+  /**
+   * The most distinct keys a reduce task of this loop may hold (see ReduceContext.maxKeys); past
+   * it the task goes back at once, for another worker, and `onReduceGivenBack` is called first.
+   */
+  reduceKeysLimit?: number;
+  /** A reduce task was given back (see reduceKeysLimit): the loop's owner stops it taking more. */
+  onReduceGivenBack?: () => void;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -287,6 +294,7 @@ export class TaskLoop {
           logger: this.log,
           working,
           progress: (progress) => this.report(job, { type: 'reduce', partition: batch.reduce!.partition, worker: this.stats.name, ...progress }),
+          ...(this.options.reduceKeysLimit !== undefined ? { maxKeys: this.options.reduceKeysLimit } : {}),
         });
         await new Promise((resolve) => setImmediate(resolve));
         if (this.dropped(current, at)) {
@@ -345,6 +353,13 @@ export class TaskLoop {
       if (error instanceof TaskSupersededError) {
         this.log.debug(at, "dropping a task: another copy's result is in");
         message.term();
+        return;
+      }
+      if (error instanceof PartitionTooBigError) {
+        // Not a failure: another worker takes it at once (the owner stops this loop first).
+        this.log.info({ ...at, maxKeys: error.maxKeys }, 'giving a reduce task back: its partition outgrew this reducer');
+        this.options.onReduceGivenBack?.();
+        message.nak();
         return;
       }
       const reason = describeError(error);

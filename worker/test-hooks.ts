@@ -56,6 +56,8 @@ interface HookSettings {
   standIn?: boolean;
   /** How long a small job's worker processes are held back (see SMALL_JOB_HOLD_MS in prestart.ts). */
   smallJobHoldMs?: number;
+  /** The most distinct words a reduce task of the stand-in holds before it gives the task back (see stand-in.ts). */
+  standInReduceKeys?: number;
 }
 
 const settings = setting('TALLY_TEST_HOOKS') as HookSettings;
@@ -99,6 +101,11 @@ export const testHooks = {
   /** The hold a test set for a small job's worker processes, if any. */
   smallJobHoldMs(): number | undefined {
     return settings.smallJobHoldMs;
+  },
+
+  /** A test's limit on the stand-in's reduce partitions, if any. */
+  standInReduceKeys(): number | undefined {
+    return settings.standInReduceKeys;
   },
 
   /** True when a test asked for each batch's tasks to be stored a second time, one by one. */

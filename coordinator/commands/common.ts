@@ -59,7 +59,7 @@ export function withConnectionOptions(command: Command): Command {
 export function withCommonOptions(command: Command): Command {
   command.option('--server <url>', 'NATS server URL(s), comma-separated; nats:// or tls:// (default: $NATS_URL, else an embedded local server)');
   return withConnectionOptions(command)
-    .option('--workers <n>', 'embedded mode: worker processes to start (default: number of cores)', (v) => parseCount(v, '--workers', 0, 1024))
+    .option('--workers <n>', 'embedded mode: worker processes to start (default: one per core but one, and the coordinator maps too)', (v) => parseCount(v, '--workers', 0, 1024))
     .option('--log-level <level>', 'pino log level: trace, debug, info, warn, error, silent (default: $LOG_LEVEL, else warn)')
     .option('--no-progress', 'no progress bar on stderr');
 }

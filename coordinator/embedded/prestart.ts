@@ -5,6 +5,7 @@
  * command does not use it.
  */
 import { availableParallelism } from 'node:os';
+import { embeddedFleet } from './fleet.js';
 import { KIND_NAMES } from '../../shared/kinds/index.js';
 import { Supervisor } from '../../worker/supervisor.js';
 import { createLogger, type Logger } from '../../shared/log.js';
@@ -44,7 +45,7 @@ export function embeddedPlanFor(argv: string[], env: NodeJS.ProcessEnv = process
   const args = argv.slice(2);
   const command = args[0] ?? '';
   if ((!JOB_COMMANDS.has(command) && !READ_COMMANDS.has(command)) || env.NATS_URL) return null;
-  let workers = JOB_COMMANDS.has(command) ? availableParallelism() : 0;
+  let workers = JOB_COMMANDS.has(command) ? embeddedFleet(undefined).processes : 0;
   let logLevel: string | undefined;
   for (let i = 1; i < args.length; i++) {
     const arg = args[i]!;

@@ -2,22 +2,34 @@
  * The embedded coordinator's stand-in worker. A worker process needs a Node start and its
  * modules before it takes a task (100-250 ms on two cores, most of a small job's wall time),
  * while the coordinator's process is connected and idle by then. So the coordinator takes the
- * job's first tasks itself, from the same consumer and through the same TaskLoop as a worker
- * process (the result goes through JetStream as any other), one pull at a time, and stops
- * pulling as soon as a worker process is ready: a job of a few small tasks is over before
- * then, a big one is left to the workers (the coordinator's event loop and memory stay its own).
+ * job's tasks itself, from the same consumer and through the same TaskLoop as a worker process
+ * (the result goes through JetStream as any other), one pull at a time:
+ *
+ * - with `--workers N`, only until a worker process is ready: a job of a few small tasks is
+ *   over before then, a big one is left to the workers;
+ * - by default, for the whole job, in place of the worker process it saves (./fleet.ts). Its
+ *   reduce tasks too, while their partition fits the WebAssembly table (2^18 words): one that
+ *   outgrows it goes back to the queue, the stand-in stops, and a worker process is started in
+ *   its place, so a partition of millions of words never grows in the coordinator's memory.
+ *
  * A task it has taken runs on the coordinator's event loop to its end: a long one (a default
- * primes task takes up to ~1 s) holds the progress bar and Ctrl-C back until then, once, at the
- * start of a job.
+ * primes task takes up to ~1 s) holds the progress bar and Ctrl-C back until then.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../../shared/log.js';
 import { describeError } from '../../shared/errors.js';
 import { setFileReads, setUrlFetches } from '../../shared/kinds/file-reads.js';
 import { releaseIdleScanners } from '../../shared/text/wasm-scanner.js';
+import { WASM_SHARE_WORDS } from '../../shared/text/partition-table.js';
 import { taskLoopOn, type TaskLoopSetup } from '../../worker/loop-setup.js';
 import type { Supervisor } from '../../worker/supervisor.js';
 import { testHooks } from '../../worker/test-hooks.js';
+
+/**
+ * The most distinct words a reduce task of the stand-in holds: while a partition's table is
+ * held in WebAssembly (~40 MiB at most), not once it would grow in the coordinator's heap.
+ */
+const STAND_IN_REDUCE_KEYS = WASM_SHARE_WORDS;
 
 export class StandIn {
   private readonly running: Promise<void>;
@@ -28,19 +40,32 @@ export class StandIn {
   }
 
   /**
-   * Starts taking tasks on `nc` unless a worker process of `workers` is ready already (or a
-   * test armed hooks for the worker processes only); stops by itself once one is ready. Null
-   * when not started.
+   * Starts taking tasks on `nc` unless a worker process of `workers` is ready already and the
+   * stand-in is not to map `throughout` (or a test armed hooks for the worker processes only);
+   * without `throughout`, stops by itself once one is ready. Null when not started.
    */
-  static start(nc: NatsConnection, workers: Supervisor, logger: Logger): StandIn | null {
-    if (workers.anyReady || !testHooks.allowStandIn()) return null;
+  static start(nc: NatsConnection, workers: Supervisor, logger: Logger, options: { throughout?: boolean } = {}): StandIn | null {
+    const throughout = options.throughout === true;
+    if ((workers.anyReady && !throughout) || !testHooks.allowStandIn()) return null;
     // As an embedded worker process may: the same user's files and URLs.
     setFileReads(true);
     setUrlFetches(true);
-    const standIn = new StandIn(taskLoopOn(nc, logger.child({ standIn: true })));
-    standIn.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
-    void workers.ready(1).then(() => standIn.stop({ jobOver: false }));
-    return standIn;
+    let standIn: StandIn | undefined;
+    const limits = throughout
+      ? {
+          reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS,
+          // Called before the task goes back, so that this loop does not take it again.
+          onReduceGivenBack: () => {
+            void standIn?.stop({ jobOver: false });
+            workers.addProcess();
+          },
+        }
+      : {};
+    standIn = new StandIn(taskLoopOn(nc, logger.child({ standIn: true }), limits));
+    const running = standIn;
+    running.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
+    if (!throughout) void workers.ready(1).then(() => running.stop({ jobOver: false }));
+    return running;
   }
 
   /**

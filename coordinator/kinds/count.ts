@@ -1,6 +1,6 @@
 /** `tally count`: the word counter's command line and how its results print. */
 import { Command, Option } from '../commander.js';
-import { availableParallelism } from 'node:os';
+import { embeddedFleet } from '../embedded/fleet.js';
 import type { CountOptions, CountResult } from '../../shared/kinds/count.js';
 import type { CountSettings } from '../../shared/text/words.js';
 import type { TextInput } from '../../shared/text/file-input.js';
@@ -142,8 +142,9 @@ export async function textJobOptions(kind: string, paths: string[], options: Tex
   for (const note of selectionNotes(selection)) process.stderr.write(`${note}\n`);
   // No server given means the embedded default, whose workers are this machine's own.
   const embedded = connection === undefined;
-  // The worker processes the embedded default starts; with --server the fleet is not known here.
-  const embeddedWorkers = embedded ? (options.workers ?? availableParallelism()) : undefined;
+  // What maps at once in the embedded default (its worker processes, and the coordinator's own
+  // when it maps beside them); with --server the fleet is not known here.
+  const embeddedWorkers = embedded ? embeddedFleet(options.workers).mappers : undefined;
   return {
     inputs: selection.files,
     ...(selection.mergedPaths > 0 ? { mergedPaths: selection.mergedPaths } : {}),

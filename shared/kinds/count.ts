@@ -514,6 +514,10 @@ const countPartitioned: PartitionedReduce<CountOptions, CountAcc, CountResult, P
     return acc;
   },
 
+  keysIn(acc: PartitionTable): number {
+    return acc.size;
+  },
+
   finishPartition(acc: PartitionTable, spec: unknown): { part: Iterable<Uint8Array>; summary: Json } {
     const sorted = acc.sortedPart({ top: reduceTop(spec) });
     const summary: PartInfo = { words: sorted.words, top: sorted.top };

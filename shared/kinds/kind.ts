@@ -150,6 +150,11 @@ export interface PartitionedReduce<Options extends Json = Json, Acc = unknown, R
   initPartition(spec: unknown): PartAcc;
   /** Worker, reduce task: folds one map task's share; called once per map task id. */
   foldPartition(acc: PartAcc, share: Uint8Array, task: number): PartAcc;
+  /**
+   * Worker, reduce task: the distinct keys `acc` holds. Optional: a reducer with a memory share
+   * (the embedded coordinator's stand-in) gives a partition back once it holds more.
+   */
+  keysIn?(acc: PartAcc): number;
   /** Worker, reduce task: the sorted part to store, in pieces (made as they are read), and its summary. */
   finishPartition(acc: PartAcc, spec: unknown): { part: Iterable<Uint8Array>; summary: Json };
   /** Coordinator: the result from the folded map summaries and every partition's part. */

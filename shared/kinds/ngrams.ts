@@ -292,6 +292,10 @@ export const ngramsKind: JobKind<NgramsOptions, NgramsAcc, NgramsResult> = {
       return countReduce.foldPartition(acc, share, task);
     },
 
+    keysIn(acc: unknown): number {
+      return countReduce.keysIn!(acc);
+    },
+
     finishPartition(acc: unknown, spec: unknown): { part: Iterable<Uint8Array>; summary: Json } {
       return countReduce.finishPartition(acc, { top: readReduceSpec(spec).top });
     },
