@@ -8,13 +8,12 @@
  * before: a table of millions of words grows and is read in one place, and its memory is not
  * held twice.
  */
-import { WASM_TABLE_BYTE_LIMIT, releaseIdleScanners } from './wasm-scanner.js';
+import { WASM_SHARE_WORDS, WASM_TABLE_BYTE_LIMIT, releaseIdleScanners } from './wasm-scanner.js';
 import { IDENTITY } from './word-table.js';
 import { HeldWordTable } from './held-table.js';
 import { PART_HEADER_LINE, sortPart, writtenPart, type SortPartOptions, type SortedPart } from './sorted-part.js';
 
-/** Distinct words a partition's table holds in WebAssembly at most (~8 MiB of slots there). */
-export const WASM_SHARE_WORDS = 1 << 18;
+export { WASM_SHARE_WORDS };
 
 export class PartitionTable extends HeldWordTable {
   /** The sum of the counts folded in WebAssembly. */

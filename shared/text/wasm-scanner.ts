@@ -37,6 +37,13 @@ const LINE_ERRORS = new Map([
  */
 export const WASM_TABLE_BYTE_LIMIT = 2 ** 30;
 
+/**
+ * Distinct words a reducer's table holds in WebAssembly at most (~8 MiB of slots there): see
+ * PartitionTable (partition-table.ts), and the embedded coordinator's stand-in, which reduces a
+ * partition only while it fits.
+ */
+export const WASM_SHARE_WORDS = 1 << 18;
+
 const NO_HEADER = new Uint8Array(0);
 
 interface ScannerExports {
