@@ -12,7 +12,7 @@
  * Each test has its own data directory: commands sharing one share its server, and their
  * stand-ins and workers take each other's tasks.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,34 @@ function lines(stderr: string): Line[] {
   });
 }
 
+/**
+ * primes 1..10^6 in 80 slow tasks (75 ms busy-waits; more tasks than a small job's, so its
+ * worker processes are not held back and each task travels alone), the worker processes kept
+ * from starting until the stand-in has a task in hand, so that the stand-in's share does not
+ * depend on how fast this machine starts Node; checked against pi(10^6). `workers`: the
+ * --workers arguments, if any.
+ */
+async function slowPrimesJob(t: ExecutionContext, label: string, workers: string[]): Promise<{ pid: number; events: Line[]; maps: Line[] }> {
+  const marker = join(dir.path, `hold-until-the-stand-in-works-${label}`);
+  writeFileSync(marker, '');
+  const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true, busyMs: 75 };
+  const child = spawnTally(['primes', '1', '1000000', '--tasks', '80', ...workers, '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, `data-${label}`) }) });
+  let released = false;
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (!released && chunk.toString().includes('"hook":"map"')) {
+      released = true;
+      rmSync(marker, { force: true });
+    }
+  });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(run.stdout).count, 78498);
+  const events = lines(run.stderr);
+  const maps = events.filter((e) => e.hook === 'map');
+  t.is(maps.length, 80, 'each task mapped once');
+  return { pid: child.pid!, events, maps };
+}
+
 test('worker processes that never get ready: the stand-in runs the whole job, exactly', async (t) => {
   const marker = join(dir.path, 'hold-everyone');
   writeFileSync(marker, '');
@@ -69,29 +97,10 @@ test('worker processes that never get ready: the stand-in runs the whole job, ex
 });
 
 test('once a worker process is ready the stand-in takes no new task; the workers do the rest, exactly', async (t) => {
-  const marker = join(dir.path, 'hold-until-the-stand-in-works');
-  writeFileSync(marker, '');
-  // Slow tasks (busy-waits): the job outlasts a worker process's start by seconds. More tasks
-  // than a small job's (64): its worker processes are not held back, and each task travels alone.
-  const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true, busyMs: 75 };
-  const child = spawnTally(['primes', '1', '1000000', '--tasks', '80', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-2') }) });
-  // The worker processes may start once the stand-in has a task in hand.
-  let released = false;
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (!released && chunk.toString().includes('"hook":"map"')) {
-      released = true;
-      rmSync(marker, { force: true });
-    }
-  });
-  const run = await collect(child);
-  t.is(run.code, 0, run.stderr);
-  t.is(JSON.parse(run.stdout).count, 78498);
-  const events = lines(run.stderr);
-  const maps = events.filter((e) => e.hook === 'map');
-  t.is(maps.length, 80, 'each task mapped once');
+  const { pid, events, maps } = await slowPrimesJob(t, '2', ['--workers', '2']);
   const firstReady = Math.min(...events.filter((e) => e.msg === 'worker ready').map((e) => e.time!));
   t.true(Number.isFinite(firstReady), 'a worker process got ready');
-  const byStandIn = maps.filter((e) => e.pid === child.pid);
+  const byStandIn = maps.filter((e) => e.pid === pid);
   t.true(byStandIn.length >= 1, 'the stand-in mapped while the workers were held');
   // A pull the stand-in had open when the first worker process got ready may still bring it
   // one task; nothing after that.
@@ -156,28 +165,11 @@ test("while a small job's worker processes are held, its tiny tasks travel 8 to 
 });
 
 test('without --workers: one worker process per core but one, and the stand-in maps beside them for the whole job, exactly', async (t) => {
-  const marker = join(dir.path, 'hold-until-the-stand-in-works-6');
-  writeFileSync(marker, '');
-  // As in the test above: slow tasks, the worker processes held until the stand-in has one.
-  const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true, busyMs: 75 };
-  const child = spawnTally(['primes', '1', '1000000', '--tasks', '80', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-6') }) });
-  let released = false;
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (!released && chunk.toString().includes('"hook":"map"')) {
-      released = true;
-      rmSync(marker, { force: true });
-    }
-  });
-  const run = await collect(child);
-  t.is(run.code, 0, run.stderr);
-  t.is(JSON.parse(run.stdout).count, 78498);
-  const events = lines(run.stderr);
-  const maps = events.filter((e) => e.hook === 'map');
-  t.is(maps.length, 80, 'each task mapped once');
-  const workerPids = new Set(maps.filter((e) => e.pid !== child.pid).map((e) => e.pid));
+  const { pid, events, maps } = await slowPrimesJob(t, '6', []);
+  const workerPids = new Set(maps.filter((e) => e.pid !== pid).map((e) => e.pid));
   const ready = events.filter((e) => e.msg === 'worker ready').map((e) => e.time!);
   t.true(ready.length >= 1, 'a worker process got ready');
-  const late = maps.filter((e) => e.pid === child.pid && e.time! > Math.min(...ready));
+  const late = maps.filter((e) => e.pid === pid && e.time! > Math.min(...ready));
   if (availableParallelism() > 1) {
     t.true(workerPids.size >= 1 && workerPids.size <= availableParallelism() - 1, `${workerPids.size} worker processes mapped`);
     t.true(late.length >= 10, `the stand-in started ${late.length} tasks after the first worker process was ready`);
