@@ -44,7 +44,7 @@ import type { Logger } from '../shared/log.js';
 import { JobTakenOverError, type JobRecord, type JobStatus, type JobStore, type StoredJobRecord } from './job-store.js';
 import { purgeSubjects } from '../shared/nats/purge.js';
 import { JobLease } from './job-lease.js';
-import { TaskPublisher } from './task-publisher.js';
+import { TaskPublisher, type StandInView } from './task-publisher.js';
 import { ResultFolder } from './result-folder.js';
 import { FeedPublisher } from './feed-publisher.js';
 import { BackupTasks, DEFAULT_BACKUPS, type BackupSettings } from './backup-tasks.js';
@@ -90,11 +90,8 @@ export interface RunJobOptions {
   resume?: StoredJobRecord;
   /** Largest task body the server accepts (from its max_payload, with a margin). */
   maxBodyBytes: number;
-  /**
-   * True while only the coordinator's stand-in takes tasks (embedded worker processes held
-   * back for a small job): tiny tasks then travel several to a message (see TaskPublisher).
-   */
-  standInAlone?: () => boolean;
+  /** The embedded coordinator's stand-in worker, when there is one (see TaskPublisher). */
+  standIn?: StandInView;
   /** Tasks published but not yet folded, at most. Default 1024. */
   maxTasksInFlight?: number;
   /** Task body bytes published but not yet folded, at most. Default 64 MiB. */
@@ -252,7 +249,7 @@ class JobRun {
       maxTasksInFlight: this.o.maxTasksInFlight,
       maxBytesInFlight: this.o.maxBytesInFlight,
       partitions: this.partitions,
-      standInAlone: this.o.standInAlone,
+      standIn: this.o.standIn,
       ended: () => this.settled,
       folded: (id) => this.folder.folded.has(id),
       onSkipped: (weight) => (this.progress.weightDone += weight),

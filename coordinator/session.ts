@@ -23,6 +23,7 @@ import { PARTIALS_BUCKET, TASK_STREAM, WORKER_CONSUMER } from '../shared/subject
 import { Supervisor } from '../worker/supervisor.js';
 import { StandIn } from './embedded/stand-in.js';
 import { embeddedFleet } from './embedded/fleet.js';
+import type { StandInView } from './task-publisher.js';
 
 export interface SessionOptions {
   /** Where and how to connect (credentials, TLS); wins over `server`. */
@@ -208,12 +209,15 @@ export class Session {
     this.deferred.push(work.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'cleaning up after the job failed')));
   }
 
-  /**
-   * True while the coordinator's stand-in is the only worker: the embedded worker processes are
-   * held back for a job that looked small (see prestartEmbedded).
-   */
-  get standInAlone(): boolean {
-    return this.standIn !== null && this.supervisor?.holding === true;
+  /** The coordinator's stand-in worker as a job's publisher sees it (undefined without one). */
+  get standInView(): StandInView | undefined {
+    const standIn = this.standIn;
+    if (!standIn) return undefined;
+    return {
+      // The only worker while the embedded worker processes are held back for a job that looked small (see prestartEmbedded).
+      alone: () => this.supervisor?.holding === true,
+      giveWay: () => standIn.giveWay(),
+    };
   }
 
   /**

@@ -153,16 +153,23 @@ const MUTANTS = [
   },
   {
     id: 'given-back-no-process',
-    what: 'a reduce task the stand-in gives back goes to the worker processes there are, none started in its place',
+    what: 'a stand-in that gives way (its reduce task outgrew it, or the coordinator carries the input) has no worker process started in its place',
     file: 'coordinator/embedded/stand-in.ts',
-    edits: [['            workers.addProcess();\n', '']],
+    edits: [['    place.addProcess();\n', '']],
+    tests: ['stand-in'],
+  },
+  {
+    id: 'carried-input-no-give-way',
+    what: 'a job whose coordinator reads and sends its input keeps the stand-in mapping beside the worker processes',
+    file: 'coordinator/task-publisher.ts',
+    edits: [['CARRIED_BYTES_TO_GIVE_WAY) this.o.standIn?.giveWay();', 'CARRIED_BYTES_TO_GIVE_WAY) void 0;']],
     tests: ['stand-in'],
   },
   {
     id: 'stand-in-batch-off',
     what: "a small job's tiny tasks go one to a message while the stand-in takes them alone (each costs it a pull, a result and an ack)",
     file: 'coordinator/task-publisher.ts',
-    edits: [['this.o.standInAlone?.() ? STAND_IN_BATCH : 1', '1']],
+    edits: [['this.o.standIn?.alone() ? STAND_IN_BATCH : 1', '1']],
     tests: ['stand-in'],
   },
   {

@@ -220,3 +220,38 @@ test('without --workers, a reduce task whose partition outgrows the stand-in goe
     t.false(events.some((e) => e.msg === 'giving a reduce task back: its partition outgrew this reducer'));
   }
 });
+
+test('without --workers, a count the coordinator reads itself (stdin): past 4 MiB the stand-in gives its core to a worker process; the counts are exact', async (t) => {
+  // 6 MiB of known words on stdin, in 256 KiB tasks slowed to 150 ms each: the job outlasts the
+  // start of the worker process started in the stand-in's place.
+  const counts = new Map<string, number>();
+  const words: string[] = [];
+  for (let n = 0, bytes = 0; bytes < 6 * 1024 * 1024; n++) {
+    const word = `s${(n % 5000).toString(36)}`;
+    counts.set(word, (counts.get(word) ?? 0) + 1);
+    words.push(word);
+    bytes += word.length + 1;
+  }
+  const hooks = { standIn: true, announceMaps: true, busyMs: 150 };
+  const child = spawnTally(['count', '-', '--chunk-size', '256k', '--top', '3', '--format', 'json', '--log-level', 'debug'], {
+    env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-8') }),
+    input: words.join(' ') + '\n',
+  });
+  const run = await collect(child);
+  t.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { totalWords: number; uniqueWords: number; counts: [string, number][] };
+  t.is(result.totalWords, words.length);
+  t.is(result.uniqueWords, counts.size);
+  t.deepEqual(result.counts, [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, 3));
+  const events = lines(run.stderr);
+  const gaveWay = events.filter((e) => e.msg === 'the stand-in gives its core to a worker process');
+  if (availableParallelism() > 1) {
+    t.is(gaveWay.length, 1);
+    t.is(events.filter((e) => e.msg === 'worker ready').length, availableParallelism(), 'a worker process more than the fleet started with');
+    // After it gave way, the stand-in finished the task in hand at most.
+    const late = events.filter((e) => e.hook === 'map' && e.pid === child.pid && e.time! > gaveWay[0]!.time!);
+    t.true(late.length <= 1, `the stand-in started ${late.length} tasks after it gave way`);
+  } else {
+    t.is(gaveWay.length, 0, 'one core: no stand-in beside the worker process, nothing to give');
+  }
+});

@@ -291,7 +291,7 @@ async function runLoadedKindJob(
             kind,
             options: jobOptions,
             maxBodyBytes: session.maxBodyBytes,
-            standInAlone: () => session.standInAlone,
+            standIn: session.standInView,
             onStart: view && ((job) => view.announce(job)),
             onProgress: (p) => bar.update(p),
             // On a terminal the bar says it; elsewhere a line does.

@@ -34,8 +34,30 @@ export class StandIn {
   private readonly running: Promise<void>;
   private ended: Promise<void> | undefined;
 
-  private constructor(private readonly setup: TaskLoopSetup) {
+  /**
+   * @param place the supervisor to start a worker process in the stand-in's place when it
+   * gives way (null: it covers the worker processes' start only, and has no place to give)
+   */
+  private constructor(
+    private readonly setup: TaskLoopSetup,
+    private place: Supervisor | null,
+    private readonly log: Logger,
+  ) {
     this.running = setup.loop.runOnePullAtATime();
+  }
+
+  /**
+   * Stops taking tasks (the one in hand is finished) and has the supervisor start a worker
+   * process in its place: its reduce task outgrew the coordinator's share, or the coordinator
+   * is busy carrying the job's input. Once; nothing when it maps only while the processes start.
+   */
+  giveWay(): void {
+    const place = this.place;
+    if (!place) return;
+    this.place = null;
+    this.log.info('the stand-in gives its core to a worker process');
+    void this.stop({ jobOver: false });
+    place.addProcess();
   }
 
   /**
@@ -54,13 +76,11 @@ export class StandIn {
       ? {
           reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS,
           // Called before the task goes back, so that this loop does not take it again.
-          onReduceGivenBack: () => {
-            void standIn?.stop({ jobOver: false });
-            workers.addProcess();
-          },
+          onReduceGivenBack: () => standIn?.giveWay(),
         }
       : {};
-    standIn = new StandIn(taskLoopOn(nc, logger.child({ standIn: true }), limits));
+    const log = logger.child({ standIn: true });
+    standIn = new StandIn(taskLoopOn(nc, log, limits), throughout ? workers : null, log);
     const running = standIn;
     running.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
     if (!throughout) void workers.ready(1).then(() => running.stop({ jobOver: false }));
