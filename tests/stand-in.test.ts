@@ -10,7 +10,8 @@
  * exists, and their supervisor starts them again), so that the stand-in's share does not depend
  * on how fast this machine starts Node. Each task's start is announced on stderr with its pid.
  * Each test has its own data directory: commands sharing one share its server, and their
- * stand-ins and workers take each other's tasks.
+ * stand-ins and workers take each other's tasks. The tests run one at a time: what each checks
+ * depends on when processes get ready, which a neighbour's processes would delay.
  */
 import test, { type ExecutionContext } from 'ava';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +72,7 @@ async function slowPrimesJob(t: ExecutionContext, label: string, workers: string
   return { pid: child.pid!, events, maps };
 }
 
-test('worker processes that never get ready: the stand-in runs the whole job, exactly', async (t) => {
+test.serial('worker processes that never get ready: the stand-in runs the whole job, exactly', async (t) => {
   const marker = join(dir.path, 'hold-everyone');
   writeFileSync(marker, '');
   const hooks = { standIn: true, exitAtStartWhileFileExists: marker, announceMaps: true };
@@ -96,7 +97,7 @@ test('worker processes that never get ready: the stand-in runs the whole job, ex
   t.false(events.some((e) => e.msg === 'worker ready'));
 });
 
-test('once a worker process is ready the stand-in takes no new task; the workers do the rest, exactly', async (t) => {
+test.serial('once a worker process is ready the stand-in takes no new task; the workers do the rest, exactly', async (t) => {
   const { pid, events, maps } = await slowPrimesJob(t, '2', ['--workers', '2']);
   const firstReady = Math.min(...events.filter((e) => e.msg === 'worker ready').map((e) => e.time!));
   t.true(Number.isFinite(firstReady), 'a worker process got ready');
@@ -109,7 +110,7 @@ test('once a worker process is ready the stand-in takes no new task; the workers
   t.true(maps.length - byStandIn.length >= 40, `the worker processes mapped ${maps.length - byStandIn.length} of 80`);
 });
 
-test("a small job's worker processes are held back: the stand-in does its tasks, and no worker process starts before the hold is over", async (t) => {
+test.serial("a small job's worker processes are held back: the stand-in does its tasks, and no worker process starts before the hold is over", async (t) => {
   // The start hook only announces each worker process's start (the marker file never exists).
   const hooks = { standIn: true, exitAtStartWhileFileExists: join(dir.path, 'never-there'), announceMaps: true };
   const launched = Date.now();
@@ -128,7 +129,7 @@ test("a small job's worker processes are held back: the stand-in does its tasks,
   t.true(maps.filter((e) => e.time! < firstStart).every((e) => e.pid === child.pid), 'before any worker process, the coordinator mapped');
 });
 
-test('a small-looking job that outlasts the hold gets its worker processes then, and they share its tasks', async (t) => {
+test.serial('a small-looking job that outlasts the hold gets its worker processes then, and they share its tasks', async (t) => {
   // Slow tasks (busy-waits): 30 of 100 ms are 3 s for the stand-in alone.
   const hooks = { standIn: true, exitAtStartWhileFileExists: join(dir.path, 'never-there'), announceMaps: true, busyMs: 100 };
   const launched = Date.now();
@@ -145,7 +146,7 @@ test('a small-looking job that outlasts the hold gets its worker processes then,
   t.true(maps.filter((e) => e.pid !== child.pid).length >= 5, `the worker processes mapped ${maps.filter((e) => e.pid !== child.pid).length} of 30`);
 });
 
-test("while a small job's worker processes are held, its tiny tasks travel 8 to a message, each mapped once by the stand-in", async (t) => {
+test.serial("while a small job's worker processes are held, its tiny tasks travel 8 to a message, each mapped once by the stand-in", async (t) => {
   // A hold longer than the job: the stand-in alone takes every task, however slow this machine.
   const hooks = { standIn: true, announceMaps: true, smallJobHoldMs: 120_000 };
   const child = spawnTally(['sum', '1', '1000', '--tasks', '40', '--workers', '2', '--format', 'json', '--log-level', 'debug'], { env: cleanEnv({ TALLY_TEST_HOOKS: JSON.stringify(hooks), TALLY_DATA_DIR: join(dir.path, 'data-5') }) });
@@ -164,7 +165,7 @@ test("while a small job's worker processes are held, its tiny tasks travel 8 to 
   t.deepEqual(messages.sort((a, b) => a[0]! - b[0]!), [[0, 8], [8, 8], [16, 8], [24, 8], [32, 8]]);
 });
 
-test('without --workers: one worker process per core but one, and the stand-in maps beside them for the whole job, exactly', async (t) => {
+test.serial('without --workers: one worker process per core but one, and the stand-in maps beside them for the whole job, exactly', async (t) => {
   const { pid, events, maps } = await slowPrimesJob(t, '6', []);
   const workerPids = new Set(maps.filter((e) => e.pid !== pid).map((e) => e.pid));
   const ready = events.filter((e) => e.msg === 'worker ready').map((e) => e.time!);
@@ -172,14 +173,15 @@ test('without --workers: one worker process per core but one, and the stand-in m
   const late = maps.filter((e) => e.pid === pid && e.time! > Math.min(...ready));
   if (availableParallelism() > 1) {
     t.true(workerPids.size >= 1 && workerPids.size <= availableParallelism() - 1, `${workerPids.size} worker processes mapped`);
-    t.true(late.length >= 10, `the stand-in started ${late.length} tasks after the first worker process was ready`);
+    // Stopped there, it would start one at most (see the test above).
+    t.true(late.length >= 3, `the stand-in started ${late.length} tasks after the first worker process was ready`);
   } else {
     // One core: nothing spare, so the stand-in stops as with --workers.
     t.true(late.length <= 1, `the stand-in started ${late.length} tasks after the worker process was ready`);
   }
 });
 
-test('without --workers, a reduce task whose partition outgrows the stand-in goes back to a worker process started in its place; the counts are exact', async (t) => {
+test.serial('without --workers, a reduce task whose partition outgrows the stand-in goes back to a worker process started in its place; the counts are exact', async (t) => {
   // 3,000 distinct words, word n written (n % 4) + 1 times, in four partitions of ~750 words:
   // each more than the stand-in may hold here (a test limit of 100, where 2^18 is the real one).
   const counts = new Map<string, number>();
@@ -221,7 +223,7 @@ test('without --workers, a reduce task whose partition outgrows the stand-in goe
   }
 });
 
-test('without --workers, a count the coordinator reads itself (stdin): past 4 MiB the stand-in gives its core to a worker process; the counts are exact', async (t) => {
+test.serial('without --workers, a count the coordinator reads itself (stdin): past 4 MiB the stand-in gives its core to a worker process; the counts are exact', async (t) => {
   // 6 MiB of known words on stdin, in 256 KiB tasks slowed to 150 ms each: the job outlasts the
   // start of the worker process started in the stand-in's place.
   const counts = new Map<string, number>();
