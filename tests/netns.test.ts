@@ -41,6 +41,8 @@ let server: NatsServerProcess;
 const workers: Record<'a' | 'b', ChildProcess | null> = { a: null, b: null };
 /** The inputs each worker has started to map (announceMaps hook lines), in order. */
 const mapped: Record<'a' | 'b', string[]> = { a: [], b: [] };
+/** When this process read each worker's latest announcement of a map. */
+const lastMapSeen: Record<'a' | 'b', number> = { a: 0, b: 0 };
 let watcher: ChildProcess | null = null;
 /** Every result publish seen on the server, duplicates included. */
 const published: Array<{ at: number; subject: string; worker: string }> = [];
@@ -92,7 +94,11 @@ if (reason) {
         pending += chunk;
         const lines = pending.split('\n');
         pending = lines.pop()!;
-        for (const line of jsonLines(lines.join('\n'))) if (line.hook === 'map') mapped[side].push(String(line.input));
+        for (const line of jsonLines(lines.join('\n'))) {
+          if (line.hook !== 'map') continue;
+          mapped[side].push(String(line.input));
+          lastMapSeen[side] = Date.now();
+        }
       });
       workers[side]!.stdout!.resume();
     }
@@ -182,6 +188,10 @@ if (reason) {
     const fromA = mapped.a.length;
     const { child, done } = tallyInServerNs(countArgs());
     while (published.length < first + 15 && child.exitCode === null) await sleep(20);
+    // Cut while A is in the middle of a task (each busy-waits 120 ms): cut between two, the task
+    // the server then delivers to A's open pull never reaches A, is never announced as A's, and
+    // B's redoing it would go unseen (the job ended first in one CI run).
+    await waitFor(() => Date.now() - lastMapSeen.a < 50 || child.exitCode !== null, 'A to start a task', 30_000);
     const namesA = workerNames('a');
     const link = LINKS.a;
     const cutAt = Date.now();
