@@ -258,7 +258,8 @@ export class TaskPublisher {
         this.inFlight.set(id, batchable ? { input: task.input, weight: task.weight, bytes: body.length, task } : { input: task.input, weight: task.weight, bytes: body.length, ...(kind.skip ? { spec: task.spec } : {}) });
         this.bytesInFlight += body.length;
         this.carriedBytes += body.length;
-        if (this.carriedBytes >= CARRIED_BYTES_TO_GIVE_WAY && this.carriedBytes - body.length < CARRIED_BYTES_TO_GIVE_WAY) this.o.standIn?.giveWay();
+        // Once is enough: the stand-in gives way once, and ignores later calls.
+        if (this.carriedBytes >= CARRIED_BYTES_TO_GIVE_WAY) this.o.standIn?.giveWay();
         const open = this.batch;
         if (open && (!batchable || id !== open.first + open.tasks.length || open.bodyBytes + body.length > BATCH_BODY_LIMIT || open.headerUnits + entry.length > BATCH_HEADER_UNITS)) {
           await this.flushBatch();

@@ -148,7 +148,7 @@ const MUTANTS = [
     id: 'stand-in-reduce-unlimited',
     what: "the stand-in mapping a whole job reduces a partition of any size in the coordinator's memory",
     file: 'coordinator/embedded/stand-in.ts',
-    edits: [['          reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS,\n', '']],
+    edits: [['reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS, ', '']],
     tests: ['stand-in'],
   },
   {
@@ -218,7 +218,7 @@ const MUTANTS = [
     id: 'stand-in-never-stops',
     what: "the embedded coordinator's stand-in worker goes on taking tasks after a worker process is ready",
     file: 'coordinator/embedded/stand-in.ts',
-    edits: [['    if (!throughout) void workers.ready(1).then(() => running.stop({ jobOver: false }));\n', '']],
+    edits: [['    if (!throughout) void workers.ready(1).then(() => standIn.stop({ jobOver: false }));\n', '']],
     tests: ['stand-in'],
   },
   {

@@ -65,7 +65,8 @@ export type SupervisorSettings = Pick<SupervisorOptions, 'connection' | 'logger'
 
 /** Owns the worker child processes: starts, restarts and stops them. */
 export class Supervisor {
-  private count: number;
+  /** Processes asked for at construction; `start()` makes a slot for each. */
+  private readonly initialCount: number;
   private readonly slots: Slot[] = [];
   private stopping = false;
   private options: SupervisorOptions;
@@ -75,17 +76,17 @@ export class Supervisor {
 
   constructor(options: SupervisorOptions) {
     this.options = options;
-    this.count = Math.max(1, options.processes ?? availableParallelism());
+    this.initialCount = Math.max(1, options.processes ?? availableParallelism());
   }
 
-  /** The worker processes this supervisor keeps running (one more after `addProcess()`). */
+  /** The worker processes this supervisor keeps running (one more after each `addProcess()`). */
   get processes(): number {
-    return this.count;
+    return Math.max(this.initialCount, this.slots.length);
   }
 
   /** Forks every process (after `holdMs`, if given); resolves at once (see `ready()`). */
   start(): void {
-    for (let index = 0; index < this.processes; index++) this.slots.push({ index, child: null, restarts: 0, startedAt: 0, needsSettings: false });
+    for (let index = 0; index < this.initialCount; index++) this.slots.push({ index, child: null, restarts: 0, startedAt: 0, needsSettings: false });
     const holdMs = this.options.holdMs ?? 0;
     // Unref'd: a command that is done exits without waiting for it.
     if (holdMs > 0) this.holdTimer = setTimeout(() => this.spawnInitial(), holdMs).unref();
@@ -231,7 +232,6 @@ export class Supervisor {
     if (this.stopping) return;
     const slot: Slot = { index: this.slots.length, child: null, restarts: 0, startedAt: 0, needsSettings: false };
     this.slots.push(slot);
-    this.count++;
     // While held, it starts with the deferred ones (spawnDeferred) once the hold is over.
     if (this.holdTimer === undefined) this.spawn(slot);
   }

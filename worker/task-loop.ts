@@ -294,7 +294,7 @@ export class TaskLoop {
           logger: this.log,
           working,
           progress: (progress) => this.report(job, { type: 'reduce', partition: batch.reduce!.partition, worker: this.stats.name, ...progress }),
-          ...(this.options.reduceKeysLimit !== undefined ? { maxKeys: this.options.reduceKeysLimit } : {}),
+          maxKeys: this.options.reduceKeysLimit,
         });
         await new Promise((resolve) => setImmediate(resolve));
         if (this.dropped(current, at)) {

@@ -6,8 +6,8 @@
  * starts one process per core but one, and the stand-in keeps mapping on the core left over:
  * one Node process fewer to start and load (~150 ms of CPU on Node 20, on cores the job's maps
  * need), where the coordinator's process is loaded, connected and mostly idle anyway. On 2
- * cores, in interleaved runs: English count 1.60 -> 1.44 s, multilingual 2.21 -> 1.87 s,
- * `primes 1 1e10` 3.31 -> 3.13 s (docs/BENCHMARKS.md, issue 17's eighth pass). The reduce still
+ * cores, in interleaved runs: English count 1.26 -> 1.07 s, multilingual 1.86 -> 1.69 s,
+ * `primes 1 1e10` even (docs/BENCHMARKS.md, issue 17's eighth pass). The reduce still
  * gets a task per core: the stand-in takes one while its partition stays small, and gives it
  * back to a worker process it then starts when it grows (see StandIn).
  */

@@ -71,20 +71,14 @@ export class StandIn {
     // As an embedded worker process may: the same user's files and URLs.
     setFileReads(true);
     setUrlFetches(true);
-    let standIn: StandIn | undefined;
-    const limits = throughout
-      ? {
-          reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS,
-          // Called before the task goes back, so that this loop does not take it again.
-          onReduceGivenBack: () => standIn?.giveWay(),
-        }
-      : {};
+    // The loop's limit calls back into the stand-in made with it (before the task goes back,
+    // so that this loop does not take it again).
+    const limits = throughout ? { reduceKeysLimit: testHooks.standInReduceKeys() ?? STAND_IN_REDUCE_KEYS, onReduceGivenBack: () => standIn.giveWay() } : {};
     const log = logger.child({ standIn: true });
-    standIn = new StandIn(taskLoopOn(nc, log, limits), throughout ? workers : null, log);
-    const running = standIn;
-    running.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
-    if (!throughout) void workers.ready(1).then(() => running.stop({ jobOver: false }));
-    return running;
+    const standIn: StandIn = new StandIn(taskLoopOn(nc, log, limits), throughout ? workers : null, log);
+    standIn.running.catch((error: unknown) => logger.warn({ err: describeError(error) }, 'the stand-in worker stopped'));
+    if (!throughout) void workers.ready(1).then(() => standIn.stop({ jobOver: false }));
+    return standIn;
   }
 
   /**
