@@ -344,6 +344,20 @@ const MUTANTS = [
     tests: ['primes'],
   },
   {
+    id: 'primes-wasm-segment-edge',
+    what: "in the WebAssembly loop, a small sieving prime loses the multiple that falls on a segment's last byte (its guard is > instead of ≥)",
+    file: 'wasm/prime-sieve.ts',
+    edits: [['        if (i + o3 >= length) { w = 3; break; }', '        if (i + o3 > length) { w = 3; break; }']],
+    tests: ['primes'],
+  },
+  {
+    id: 'primes-wasm-popcount-tail',
+    what: "the WebAssembly popcount leaves out a segment's last 32-bit word when their number is odd",
+    file: 'wasm/prime-sieve.ts',
+    edits: [['  for (; i < words; i++) total +=', '  for (; i < words - 1; i++) total +=']],
+    tests: ['primes'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',
@@ -543,8 +557,10 @@ try {
     writeFileSync(path, mutated);
     const t0 = Date.now();
     let build = run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], dir, 300_000);
-    // The WebAssembly scanner too: the tests compare it with the JavaScript one.
-    if (build.status === 0) build = run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', 'wasm/asconfig.json'], dir, 300_000);
+    // The WebAssembly modules too: the tests compare each with its JavaScript twin.
+    for (const config of ['wasm/asconfig.json', 'wasm/prime-sieve.asconfig.json']) {
+      if (build.status === 0) build = run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', config], dir, 300_000);
+    }
     // And the bundles the tests run (bin/tally.js, the worker processes): as `npm run build` does.
     if (build.status === 0) build = run(process.execPath, ['scripts/bundle.mjs'], dir, 300_000);
     let outcome;

@@ -109,12 +109,18 @@ run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '
 // ... and bundle the command and the worker process, one file each (scripts/bundle.mjs: ~0.3 s).
 run(process.execPath, [join(root, 'scripts', 'bundle.mjs')]);
 
-// 6. Compile the WebAssembly word scanner (wasm/) with AssemblyScript, when its source or
-// options are newer than the module (a 2 s compile; counting works without it, slower).
-const wasmOut = join(root, 'dist', 'wasm', 'word-scanner.wasm');
-const wasmInputs = ['word-scanner.ts', 'asconfig.json'].map((name) => join(root, 'wasm', name));
-if (!existsSync(wasmOut) || wasmInputs.some((input) => statSync(input).mtimeMs > statSync(wasmOut).mtimeMs)) {
-  run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', join(root, 'wasm', 'asconfig.json')]);
+// 6. Compile the WebAssembly modules (wasm/) with AssemblyScript, each when its source or options
+// are newer than the module (a 2 s compile for the word scanner; counting words and primes works
+// without them, slower).
+for (const [source, config, output] of [
+  ['word-scanner.ts', 'asconfig.json', 'word-scanner.wasm'],
+  ['prime-sieve.ts', 'prime-sieve.asconfig.json', 'prime-sieve.wasm'],
+]) {
+  const wasmOut = join(root, 'dist', 'wasm', output);
+  const wasmInputs = [source, config].map((name) => join(root, 'wasm', name));
+  if (!existsSync(wasmOut) || wasmInputs.some((input) => statSync(input).mtimeMs > statSync(wasmOut).mtimeMs)) {
+    run(process.execPath, [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), '--config', join(root, 'wasm', config)]);
+  }
 }
 // 7. The GMP addon for the factorial's decimal digits (native/), when its source is newer than
 // the build. It needs GMP's headers (Debian: libgmp-dev, installed here where apt-get may run)

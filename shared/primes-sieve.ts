@@ -14,6 +14,7 @@
  * bytes sit at fixed offsets from k·p, with fixed bits that depend only on r: the inner loop
  * clears 8 bits at constant offsets and advances by p bytes, with no division anywhere.
  */
+import { sieveChoice, WasmSieve, type SieveChoice } from './primes-wasm.js';
 
 /** Residues modulo 30 coprime to 30, in bit order (bit w of a byte is 30·byte + RESIDUES[w]). */
 const RESIDUES = [1, 7, 11, 13, 17, 19, 23, 29] as const;
@@ -447,32 +448,50 @@ function edgeMask(byte: number, bound: number, above: boolean): number {
  * Counts the primes in lo..hi: safe integers, hi ≤ maxHi, where maxHi (≤ 9×10^15, so that
  * every product and byte index below stays an exact double) caps how far the per-process
  * cache of sieving primes grows. `pause` is called between segments; when it returns a
- * promise the sieve awaits it (to yield the event loop).
+ * promise the sieve awaits it (to yield the event loop). `sieve`: which loop crosses off the
+ * small primes' multiples and counts (shared/primes-wasm.ts); the WebAssembly one sieves in its
+ * instance's memory.
  */
-export async function countPrimes(lo: number, hi: number, maxHi: number, pause?: () => Promise<void> | undefined): Promise<number> {
+export async function countPrimes(lo: number, hi: number, maxHi: number, pause?: () => Promise<void> | undefined, sieve: SieveChoice = sieveChoice()): Promise<number> {
   let count = 0;
   for (const p of [2, 3, 5]) if (lo <= p && p <= hi) count++;
   const from = Math.max(lo, 1);
   if (from > hi) return count;
 
-  const firstByte = Math.floor(from / 30);
-  const lastByte = Math.floor(hi / 30);
-  const totalBytes = lastByte - firstByte + 1;
-  const segments = Math.ceil(totalBytes / SEGMENT_BYTES);
-
   const root = isqrt(hi);
   const primes = sievingPrimes(root, isqrt(maxHi));
   const primeCount = countAtMost(primes, root);
   const smallCount = countAtMost(primes.subarray(0, primeCount), BUCKET_MIN_PRIME);
-  const next = new Int32Array(smallCount);
-  const wheel = new Uint8Array(smallCount);
+  const wasm = sieve === 'wasm' ? WasmSieve.acquire(SEGMENT_BYTES, smallCount) : null;
+  try {
+    return count + (await sieveSegments(from, hi, primes, primeCount, smallCount, wasm, pause));
+  } finally {
+    wasm?.release();
+  }
+}
+
+/**
+ * countPrimes' segments: the primes from `from` (≥ 1) to hi but 2, 3 and 5, with the first
+ * primeCount sieving primes, of which the first smallCount cross every segment.
+ */
+async function sieveSegments(from: number, hi: number, primes: Uint32Array, primeCount: number, smallCount: number, wasm: WasmSieve | null, pause: (() => Promise<void> | undefined) | undefined): Promise<number> {
+  const root = isqrt(hi);
+  const firstByte = Math.floor(from / 30);
+  const lastByte = Math.floor(hi / 30);
+  const totalBytes = lastByte - firstByte + 1;
+  const segments = Math.ceil(totalBytes / SEGMENT_BYTES);
+  wasm?.usePrimes(primes, smallCount);
+  const next = wasm ? wasm.next : new Int32Array(smallCount);
+  const wheel = wasm ? wasm.wheel : new Uint8Array(smallCount);
   // A step is at most 6a + 6 bytes, plus a byte offset within the segment.
   const buckets = primeCount > smallCount ? new Buckets(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2) : undefined;
   let active = 0;
+  let count = 0;
 
   // A small range needs no full segment (and tiny tasks should not allocate 512 KiB each).
-  const segment = new Uint8Array(Math.min(SEGMENT_BYTES, 4 * Math.ceil(totalBytes / 4)));
-  const words = new Int32Array(segment.buffer);
+  const segmentBytes = Math.min(SEGMENT_BYTES, 4 * Math.ceil(totalBytes / 4));
+  const segment = wasm ? wasm.segment.subarray(0, segmentBytes) : new Uint8Array(segmentBytes);
+  const words = new Int32Array(segment.buffer, segment.byteOffset, segmentBytes >>> 2);
 
   for (let s = 0; s < segments; s++) {
     const startByte = firstByte + s * SEGMENT_BYTES;
@@ -495,7 +514,8 @@ export async function countPrimes(lo: number, hi: number, maxHi: number, pause?:
       }
     }
 
-    crossSmallPrimes(segment, length, primes, Math.min(active, smallCount), next, wheel);
+    if (wasm) wasm.crossSmallPrimes(length, Math.min(active, smallCount));
+    else crossSmallPrimes(segment, length, primes, Math.min(active, smallCount), next, wheel);
     if (buckets) buckets.cross(s, segment, length, last);
 
     if (s === 0) segment[0] &= edgeMask(firstByte, from, true);
@@ -503,7 +523,7 @@ export async function countPrimes(lo: number, hi: number, maxHi: number, pause?:
     // Bytes past the end of a short last segment are stale: zero them up to a whole word.
     const wordCount = (length + 3) >>> 2;
     segment.fill(0, length, wordCount << 2);
-    count += popcount(words, wordCount);
+    count += wasm ? wasm.popcount(wordCount) : popcount(words, wordCount);
 
     if (pause) {
       const wait = pause();

@@ -151,6 +151,16 @@ export const SETTINGS = {
     },
     setBy: 'user',
   }),
+  TALLY_SIEVE: spec<'auto' | 'wasm' | 'js'>({
+    default: 'auto',
+    tunes: "Which loop crosses off multiples in `tally primes`' sieve: `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The same counts either way.",
+    fallback: () => 'auto',
+    parse: (raw) => {
+      if (raw === 'auto' || raw === 'wasm' || raw === 'js') return raw;
+      throw new BadValue('must be auto, wasm or js');
+    },
+    setBy: 'user',
+  }),
   TALLY_SERVER_LOST_MS: spec({
     default: '60000',
     tunes: 'How long a running job waits for a server it lost before it gives up (the record stays `running`, for `tally resume`).',

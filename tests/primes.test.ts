@@ -2,14 +2,21 @@
  * The primes kind, run in-process, against published values of π(10^k), primesieve (an
  * independent sieve, installed by `npm run setup`) on random ranges of every magnitude and on
  * the sieve's edge cases, trial division and Miller–Rabin on windows near 10^12 and near the
- * hard limit, and a plain sieve on random small ranges.
+ * hard limit, and a plain sieve on random small ranges. Jobs run the default crossing loop
+ * (WebAssembly); the checks against primesieve and π(10^k) also count with each loop directly,
+ * and `tally primes` runs with TALLY_SIEVE set to each.
  */
 import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import fc from 'fast-check';
 import { OptionError, TaskRejectedError, UsageError } from '../shared/errors.js';
 import { countPrimesInRange, defaultPrimesTasks, PRIMES_DEFAULT_TASK_SIZE, PRIMES_MAX_TASKS, PRIMES_MAX_TO, PRIMES_MIN_TASK_SIZE, PRIMES_MIN_TASKS, primesKind } from '../shared/kinds/primes.js';
+import { sieveChoice, type SieveChoice } from '../shared/primes-wasm.js';
 import { runKindLocally } from './helpers/run-kind-locally.js';
+import { cleanEnv, runTally } from './helpers/tally.js';
+
+/** The sieve's two crossing loops (shared/primes-wasm.ts): the checks below run on each. */
+const SIEVES: SieveChoice[] = ['wasm', 'js'];
 
 async function primes(from: bigint | number | string, to: bigint | number | string, tasks: number | null = null) {
   return runKindLocally(primesKind, { from: String(from), to: String(to), tasks });
@@ -197,34 +204,52 @@ test('map rejects malformed or over-limit specs with TaskRejectedError', async (
   }
 });
 
-test('every range within 0..160 matches primesieve', async (t) => {
-  const primesList = primesieveList(0, 160);
-  t.is(primesList.length, 37);
-  let mismatches = 0;
-  for (let lo = 0; lo <= 160; lo++) {
-    for (let hi = lo; hi <= 160; hi++) {
-      const expected = primesList.filter((p) => p >= lo && p <= hi).length;
-      const got = await countPrimesInRange(lo, hi);
-      if (got !== expected && mismatches++ < 5) t.fail(`${lo}..${hi}: ${got}, primesieve ${expected}`);
+for (const sieve of SIEVES) {
+  test(`[${sieve}] every range within 0..160 matches primesieve`, async (t) => {
+    const primesList = primesieveList(0, 160);
+    t.is(primesList.length, 37);
+    let mismatches = 0;
+    for (let lo = 0; lo <= 160; lo++) {
+      for (let hi = lo; hi <= 160; hi++) {
+        const expected = primesList.filter((p) => p >= lo && p <= hi).length;
+        const got = await countPrimesInRange(lo, hi, undefined, sieve);
+        if (got !== expected && mismatches++ < 5) t.fail(`${lo}..${hi}: ${got}, primesieve ${expected}`);
+      }
     }
-  }
-  t.is(mismatches, 0);
-});
+    t.is(mismatches, 0);
+  });
+
+  test(`[${sieve}] π(10^k) up to 10^9, counted directly`, async (t) => {
+    for (const [index, expected] of PI_POWERS_OF_TEN.slice(0, 9).entries()) {
+      t.is(await countPrimesInRange(1, 10 ** (index + 1), undefined, sieve), expected, `10^${index + 1}`);
+    }
+  });
+}
+
+/** Small ranges from 0, ranges up to 10^12 that cross segment edges, and windows near 10^15. */
+const anyMagnitude = fc.oneof(
+  fc.tuple(fc.integer({ min: -50, max: 3_000_000 }), fc.integer({ min: 0, max: 3_000_000 })),
+  fc.tuple(fc.integer({ min: 0, max: 1e12 }), fc.integer({ min: 0, max: 4e7 })),
+  fc.tuple(fc.integer({ min: Number(PRIMES_MAX_TO) - 1e10, max: Number(PRIMES_MAX_TO) - 1e7 }), fc.integer({ min: 0, max: 1e7 })),
+);
 
 test('random ranges of every magnitude match primesieve', async (t) => {
-  const limit = Number(PRIMES_MAX_TO);
-  // Small ranges from 0, ranges up to 10^12 that cross segment edges, and windows near 10^15.
-  const range = fc.oneof(
-    fc.tuple(fc.integer({ min: -50, max: 3_000_000 }), fc.integer({ min: 0, max: 3_000_000 })),
-    fc.tuple(fc.integer({ min: 0, max: 1e12 }), fc.integer({ min: 0, max: 4e7 })),
-    fc.tuple(fc.integer({ min: limit - 1e10, max: limit - 1e7 }), fc.integer({ min: 0, max: 1e7 })),
-  );
   await fc.assert(
-    fc.asyncProperty(range, fc.integer({ min: 1, max: 4 }), async ([lo, length], tasks) => {
+    fc.asyncProperty(anyMagnitude, fc.integer({ min: 1, max: 4 }), async ([lo, length], tasks) => {
       const hi = lo + length;
       t.is((await primes(lo, hi, tasks)).result.count, primesieveCount(lo, hi), `${lo}..${hi}, ${tasks} tasks`);
     }),
     { numRuns: 45 },
+  );
+});
+
+test('[js] random ranges of every magnitude match primesieve', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(anyMagnitude, async ([lo, length]) => {
+      const hi = lo + length;
+      t.is(await countPrimesInRange(lo, hi, undefined, 'js'), primesieveCount(lo, hi), `${lo}..${hi}`);
+    }),
+    { numRuns: 30 },
   );
 });
 
@@ -237,35 +262,37 @@ test('windows of 10^8 near 10^12 and 5×10^7 near 10^15 match primesieve', async
   }
 });
 
-test('ranges ending or starting at squares of sieving primes match primesieve', async (t) => {
-  // The first sieved primes, a few in the middle, and the largest below √10^15.
-  const roots = [29, 31, 37, 97, 65_521, 999_983, ...primesieveList(31_622_700, 31_622_776)];
-  for (const p of roots) {
-    const square = p * p;
-    for (const [lo, hi] of [
-      [square - 3000, square],
-      [square - 3000, square - 1],
-      [square, square + 3000],
-      [square, square],
-      [square - 1, square + 1],
-    ]) {
-      t.is(await countPrimesInRange(lo, hi), primesieveCount(lo, hi), `${lo}..${hi} (${p}²)`);
-    }
-  }
-});
-
-test('ranges ending around segment edges match primesieve', async (t) => {
-  // Segments start at the task's first byte (30 integers each): from 0 and from an odd spot.
-  for (const lo of [0, 1e12 + 17]) {
-    const origin = 30 * Math.floor(lo / 30);
-    for (const segments of [1, 2]) {
-      for (const delta of [-31, -30, -29, -1, 0, 1, 29, 30, 31]) {
-        const hi = origin + segments * SEGMENT_INTEGERS + delta;
-        t.is(await countPrimesInRange(lo, hi), primesieveCount(lo, hi), `${lo}..${hi}`);
+for (const sieve of SIEVES) {
+  test(`[${sieve}] ranges ending or starting at squares of sieving primes match primesieve`, async (t) => {
+    // The first sieved primes, a few in the middle, and the largest below √10^15.
+    const roots = [29, 31, 37, 97, 65_521, 999_983, ...primesieveList(31_622_700, 31_622_776)];
+    for (const p of roots) {
+      const square = p * p;
+      for (const [lo, hi] of [
+        [square - 3000, square],
+        [square - 3000, square - 1],
+        [square, square + 3000],
+        [square, square],
+        [square - 1, square + 1],
+      ]) {
+        t.is(await countPrimesInRange(lo, hi, undefined, sieve), primesieveCount(lo, hi), `${lo}..${hi} (${p}²)`);
       }
     }
-  }
-});
+  });
+
+  test(`[${sieve}] ranges ending around segment edges match primesieve`, async (t) => {
+    // Segments start at the task's first byte (30 integers each): from 0 and from an odd spot.
+    for (const lo of [0, 1e12 + 17]) {
+      const origin = 30 * Math.floor(lo / 30);
+      for (const segments of [1, 2]) {
+        for (const delta of [-31, -30, -29, -1, 0, 1, 29, 30, 31]) {
+          const hi = origin + segments * SEGMENT_INTEGERS + delta;
+          t.is(await countPrimesInRange(lo, hi, undefined, sieve), primesieveCount(lo, hi), `${lo}..${hi}`);
+        }
+      }
+    }
+  });
+}
 
 // Serial: ava runs serial tests alone, so no other test's CPU work starves the loop.
 test.serial('a long map yields the event loop between segments', async (t) => {
@@ -288,4 +315,20 @@ test.serial('a long map yields the event loop between segments', async (t) => {
   // The map yields after the first segment that ends 50 ms or more after the last yield: at
   // least one turn per 150 ms even when a loaded machine stretches segments to 100 ms.
   t.true(turns >= Math.max(1, Math.floor(elapsed / 150)), `${turns} turns in ${elapsed.toFixed(0)} ms`);
+});
+
+test('the WebAssembly loop is built and chosen by default', (t) => {
+  t.is(sieveChoice(), 'wasm');
+});
+
+test('tally primes: the same count with TALLY_SIEVE=wasm and =js; a bad value is one line, exit 2', async (t) => {
+  const args = ['primes', '999999000', '1e9', '--format', 'json'];
+  const [wasm, js] = await Promise.all([runTally(args, { env: cleanEnv({ TALLY_SIEVE: 'wasm' }) }), runTally(args, { env: cleanEnv({ TALLY_SIEVE: 'js' }) })]);
+  for (const run of [wasm, js]) t.is(run.code, 0, run.stderr);
+  t.is(JSON.parse(wasm.stdout).count, primesieveCount(999_999_000, 1e9));
+  t.is(JSON.parse(js.stdout).count, JSON.parse(wasm.stdout).count);
+  const bad = await runTally(args, { env: cleanEnv({ TALLY_SIEVE: 'simd' }) });
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /TALLY_SIEVE: must be auto, wasm or js/);
+  t.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
 });

@@ -9,6 +9,7 @@ import { cooperativePause } from './cooperative.js';
 import { decodeDecimal, encodeDecimal, parseRangeSpec, rangeBounds, requestedTasks, splitRange, type RangeOptions } from './integer-range.js';
 import type { Json } from '../json.js';
 import { countPrimes } from '../primes-sieve.js';
+import type { SieveChoice } from '../primes-wasm.js';
 
 /**
  * Largest TO a primes job accepts: 10^15.
@@ -74,16 +75,17 @@ interface PrimesAcc {
 
 /**
  * Counts the primes in lo..hi (safe integers, hi ≤ PRIMES_MAX_TO). `pause` is called between
- * segments; when it returns a promise the sieve awaits it (to yield the event loop).
+ * segments; when it returns a promise the sieve awaits it (to yield the event loop). `sieve`:
+ * the crossing loop, TALLY_SIEVE's by default (shared/primes-wasm.ts).
  *
  * Exported for benchmarks and tests; jobs go through {@link primesKind}.
  */
-export async function countPrimesInRange(lo: number, hi: number, pause?: () => Promise<void> | undefined): Promise<number> {
+export async function countPrimesInRange(lo: number, hi: number, pause?: () => Promise<void> | undefined, sieve?: SieveChoice): Promise<number> {
   // Beyond the limit the base primes would silently fall short of √hi: refuse instead.
   if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi > Number(PRIMES_MAX_TO)) {
     throw new RangeError(`countPrimesInRange: ${lo}..${hi} is outside the supported range (integers up to ${PRIMES_MAX_TO})`);
   }
-  return countPrimes(lo, hi, Number(PRIMES_MAX_TO), pause);
+  return countPrimes(lo, hi, Number(PRIMES_MAX_TO), pause, sieve);
 }
 
 // ---------------------------------------------------------------------------------------------

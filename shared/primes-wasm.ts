@@ -1,0 +1,127 @@
+/**
+ * The WebAssembly crossing loop of the prime sieve (wasm/prime-sieve.ts, compiled by
+ * `npm run build` into dist/wasm/prime-sieve.wasm): loading it, and lending its instances to
+ * shared/primes-sieve.ts, which sieves into an instance's memory and has it cross off the small
+ * primes' multiples and count the bits. Same counts either way; tests/primes.test.ts runs its
+ * checks against primesieve on both.
+ *
+ * Which one runs is TALLY_SIEVE (`auto`: WebAssembly when built, else JavaScript), or
+ * {@link useSieve} in benchmarks.
+ */
+import { readFileSync } from 'node:fs';
+import { UsageError } from './errors.js';
+import { setting } from './settings.js';
+
+const WASM_PATH = new URL('../wasm/prime-sieve.wasm', import.meta.url);
+
+export type SieveChoice = 'wasm' | 'js';
+
+interface SieveExports {
+  memory: WebAssembly.Memory;
+  segmentBytes(): number;
+  smallCapacity(): number;
+  segmentAt(): number;
+  primesAt(): number;
+  nextAt(): number;
+  wheelAt(): number;
+  crossSmallPrimes(length: number, count: number): void;
+  popcount(words: number): number;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+let forced: SieveChoice | undefined;
+const idle: WasmSieve[] = [];
+
+function loadModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  try {
+    compiled = new WebAssembly.Module(readFileSync(WASM_PATH));
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/**
+ * The sieve counts use: TALLY_SIEVE, unless {@link useSieve} chose. `wasm` when asked for but
+ * not built is a UsageError saying how to build it.
+ */
+export function sieveChoice(): SieveChoice {
+  const wanted = forced ?? setting('TALLY_SIEVE');
+  if (wanted === 'js') return 'js';
+  if (loadModule()) return 'wasm';
+  if (wanted === 'wasm') throw new UsageError(`TALLY_SIEVE=wasm: the WebAssembly sieve is not built (${WASM_PATH.pathname}); run npm run build`);
+  return 'js';
+}
+
+/** Chooses the sieve for this process (benchmarks); undefined goes back to TALLY_SIEVE. */
+export function useSieve(choice: SieveChoice | undefined): void {
+  forced = choice;
+}
+
+/**
+ * One instance, lent to one count at a time (a count awaits between segments, and another may
+ * run meanwhile): its segment, the small primes' state and the primes themselves live in its
+ * memory, as views that stay valid (the module never grows its memory).
+ */
+export class WasmSieve {
+  /** The whole segment region; a count uses its first bytes. */
+  readonly segment: Uint8Array;
+  /** Each small prime's next wheel turn, relative to the segment (crossSmallPrimes' `next`). */
+  readonly next: Int32Array;
+  /** Each small prime's next wheel index (crossSmallPrimes' `wheel`). */
+  readonly wheel: Uint8Array;
+  private readonly primes: Uint32Array;
+  private readonly exports: SieveExports;
+  /** The sieving primes copied in (the array, and how many of it), to copy them once per set. */
+  private copiedFrom: Uint32Array | null = null;
+  private copiedCount = 0;
+
+  private constructor(module: WebAssembly.Module) {
+    this.exports = new WebAssembly.Instance(module, {}).exports as unknown as SieveExports;
+    const { memory } = this.exports;
+    const capacity = this.exports.smallCapacity();
+    this.segment = new Uint8Array(memory.buffer, this.exports.segmentAt(), this.exports.segmentBytes());
+    this.primes = new Uint32Array(memory.buffer, this.exports.primesAt(), capacity);
+    this.next = new Int32Array(memory.buffer, this.exports.nextAt(), capacity);
+    this.wheel = new Uint8Array(memory.buffer, this.exports.wheelAt(), capacity);
+  }
+
+  /**
+   * An instance for a count with `smallCount` small primes over segments of `segmentBytes`, or
+   * null when the module is not built or was built for other sizes (the JavaScript loop runs).
+   * Give it back with {@link release}.
+   */
+  static acquire(segmentBytes: number, smallCount: number): WasmSieve | null {
+    const module = loadModule();
+    if (!module) return null;
+    const sieve = idle.pop() ?? new WasmSieve(module);
+    if (sieve.segment.length !== segmentBytes || smallCount > sieve.primes.length) {
+      idle.push(sieve);
+      return null;
+    }
+    return sieve;
+  }
+
+  /** Makes the first `count` of `primes` (sorted, each below the segment's bytes) the instance's. */
+  usePrimes(primes: Uint32Array, count: number): void {
+    if (this.copiedFrom === primes && this.copiedCount >= count) return;
+    this.primes.set(primes.subarray(0, count));
+    this.copiedFrom = primes;
+    this.copiedCount = count;
+  }
+
+  /** crossSmallPrimes(segment, length, primes, count, next, wheel) of primes-sieve.ts. */
+  crossSmallPrimes(length: number, count: number): void {
+    this.exports.crossSmallPrimes(length, count);
+  }
+
+  /** Bits set in the segment's first `words` 32-bit words. */
+  popcount(words: number): number {
+    return this.exports.popcount(words);
+  }
+
+  release(): void {
+    idle.push(this);
+  }
+}

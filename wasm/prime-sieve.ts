@@ -1,0 +1,186 @@
+// The crossing loop of tally's prime sieve in WebAssembly (AssemblyScript, compiled by
+// `npm run build` into dist/wasm/prime-sieve.wasm; shared/primes-wasm.ts loads it). The same loop
+// as crossSmallPrimes and popcount in shared/primes-sieve.ts, which keeps everything else (the
+// pre-sieve pattern, the sieving primes, the large primes' buckets) and writes into this
+// module's memory: a byte store here needs no bounds check and the 8 offsets of a wheel turn
+// stay in registers, where V8's typed-array stores check each index (the crossing loop
+// near 10^10 runs ~1.4x faster).
+//
+// Memory: fixed regions below, nothing allocated after start (the stub runtime never grows the
+// memory), so JavaScript's views of them stay valid.
+
+/** 2^19 bytes of 30 integers each: SEGMENT_BYTES in shared/primes-sieve.ts (checked at load). */
+const SEGMENT_BYTES: i32 = 1 << 19;
+/** Room for the small sieving primes (those below SEGMENT_BYTES: 43,390 of them). */
+const SMALL_CAPACITY: i32 = 1 << 16;
+
+const SEGMENT = memory.data(SEGMENT_BYTES, 64);
+const PRIMES = memory.data(SMALL_CAPACITY * 4, 16);
+const NEXT = memory.data(SMALL_CAPACITY * 4, 16);
+const WHEEL = memory.data(SMALL_CAPACITY, 16);
+
+/** Residues modulo 30 coprime to 30, in bit order; the 9th stands for the next turn's 1. */
+const RESIDUES = memory.data<u8>([1, 7, 11, 13, 17, 19, 23, 29, 31]);
+/** Wheel index of each residue modulo 30, -1 for those sharing a factor with 30. */
+const WHEEL_INDEX = memory.data(30);
+/** By 8·(wheel index of p mod 30) + w: the bit to clear, and ⌊r·R[w]/30⌋ (see primes-sieve.ts). */
+const CLEAR_MASK = memory.data(64);
+const CARRY = memory.data(64 * 4, 4);
+
+for (let r = 0; r < 30; r++) store<i8>(WHEEL_INDEX + r, -1);
+for (let w = 0; w < 8; w++) store<i8>(WHEEL_INDEX + load<u8>(RESIDUES + w), <i8>w);
+for (let wp = 0; wp < 8; wp++) {
+  const r = <i32>load<u8>(RESIDUES + wp);
+  for (let w = 0; w < 8; w++) {
+    const product = r * <i32>load<u8>(RESIDUES + w);
+    store<u8>(CLEAR_MASK + 8 * wp + w, ~(1 << load<i8>(WHEEL_INDEX + product % 30)) & 0xff);
+    store<i32>(CARRY + ((8 * wp + w) << 2), product / 30);
+  }
+}
+
+export function segmentBytes(): i32 {
+  return SEGMENT_BYTES;
+}
+
+export function smallCapacity(): i32 {
+  return SMALL_CAPACITY;
+}
+
+/** Where the segment is (SEGMENT_BYTES bytes). */
+export function segmentAt(): usize {
+  return SEGMENT;
+}
+
+/** Where the small sieving primes are (u32, sorted). */
+export function primesAt(): usize {
+  return PRIMES;
+}
+
+/** Where each small prime's next wheel turn starts, relative to the segment (i32). */
+export function nextAt(): usize {
+  return NEXT;
+}
+
+/** Where each small prime's next wheel index is (u8). */
+export function wheelAt(): usize {
+  return WHEEL;
+}
+
+// @ts-ignore: decorator
+@inline
+function clear(at: usize, mask: u8): void {
+  store<u8>(at, load<u8>(at) & mask);
+}
+
+/**
+ * Crosses off the multiples of the first `count` small primes in segment[0..length), from where
+ * each one's state says, and leaves the state pointing into the next segment: crossSmallPrimes
+ * in shared/primes-sieve.ts, which explains the loop.
+ */
+export function crossSmallPrimes(length: i32, count: i32): void {
+  const segment = SEGMENT;
+  for (let k = 0; k < count; k++) {
+    const p = load<i32>(PRIMES + (<usize>k << 2));
+    const rp = p % 30;
+    const a = (p - rp) / 30;
+    const base = <usize>(8 * load<i8>(WHEEL_INDEX + rp));
+    const carry = CARRY + (base << 2);
+    const o1 = 6 * a + load<i32>(carry, 4);
+    const o2 = 10 * a + load<i32>(carry, 8);
+    const o3 = 12 * a + load<i32>(carry, 12);
+    const o4 = 16 * a + load<i32>(carry, 16);
+    const o5 = 18 * a + load<i32>(carry, 20);
+    const o6 = 22 * a + load<i32>(carry, 24);
+    const o7 = 28 * a + load<i32>(carry, 28);
+    const masks = CLEAR_MASK + base;
+    const m0 = load<u8>(masks);
+    const m1 = load<u8>(masks, 1);
+    const m2 = load<u8>(masks, 2);
+    const m3 = load<u8>(masks, 3);
+    const m4 = load<u8>(masks, 4);
+    const m5 = load<u8>(masks, 5);
+    const m6 = load<u8>(masks, 6);
+    const m7 = load<u8>(masks, 7);
+    const limit = length - o7;
+    let i = load<i32>(NEXT + (<usize>k << 2));
+    let w = <i32>load<u8>(WHEEL + k);
+    while (true) {
+      // The rest of the current turn, from wheel index w; stops at the segment's end.
+      if (w <= 0) {
+        if (i >= length) break;
+        clear(segment + <usize>i, m0);
+      }
+      if (w <= 1) {
+        if (i + o1 >= length) { w = 1; break; }
+        clear(segment + <usize>(i + o1), m1);
+      }
+      if (w <= 2) {
+        if (i + o2 >= length) { w = 2; break; }
+        clear(segment + <usize>(i + o2), m2);
+      }
+      if (w <= 3) {
+        if (i + o3 >= length) { w = 3; break; }
+        clear(segment + <usize>(i + o3), m3);
+      }
+      if (w <= 4) {
+        if (i + o4 >= length) { w = 4; break; }
+        clear(segment + <usize>(i + o4), m4);
+      }
+      if (w <= 5) {
+        if (i + o5 >= length) { w = 5; break; }
+        clear(segment + <usize>(i + o5), m5);
+      }
+      if (w <= 6) {
+        if (i + o6 >= length) { w = 6; break; }
+        clear(segment + <usize>(i + o6), m6);
+      }
+      if (i + o7 >= length) { w = 7; break; }
+      clear(segment + <usize>(i + o7), m7);
+      i += p;
+      w = 0;
+      // Whole turns, unguarded, two per iteration, then the odd one.
+      for (const limit2 = limit - p; i < limit2; i += 2 * p) {
+        const at = segment + <usize>i;
+        clear(at, m0);
+        clear(at + <usize>o1, m1);
+        clear(at + <usize>o2, m2);
+        clear(at + <usize>o3, m3);
+        clear(at + <usize>o4, m4);
+        clear(at + <usize>o5, m5);
+        clear(at + <usize>o6, m6);
+        clear(at + <usize>o7, m7);
+        const at2 = at + <usize>p;
+        clear(at2, m0);
+        clear(at2 + <usize>o1, m1);
+        clear(at2 + <usize>o2, m2);
+        clear(at2 + <usize>o3, m3);
+        clear(at2 + <usize>o4, m4);
+        clear(at2 + <usize>o5, m5);
+        clear(at2 + <usize>o6, m6);
+        clear(at2 + <usize>o7, m7);
+      }
+      for (; i < limit; i += p) {
+        const at = segment + <usize>i;
+        clear(at, m0);
+        clear(at + <usize>o1, m1);
+        clear(at + <usize>o2, m2);
+        clear(at + <usize>o3, m3);
+        clear(at + <usize>o4, m4);
+        clear(at + <usize>o5, m5);
+        clear(at + <usize>o6, m6);
+        clear(at + <usize>o7, m7);
+      }
+    }
+    store<i32>(NEXT + (<usize>k << 2), i - length);
+    store<u8>(WHEEL + k, <u8>w);
+  }
+}
+
+/** Bits set in the segment's first `words` 32-bit words. */
+export function popcount(words: i32): i32 {
+  let total: i64 = 0;
+  let i = 0;
+  for (; i + 2 <= words; i += 2) total += popcnt<u64>(load<u64>(SEGMENT + (<usize>i << 2)));
+  for (; i < words; i++) total += <i64>popcnt<u32>(load<u32>(SEGMENT + (<usize>i << 2)));
+  return <i32>total;
+}
