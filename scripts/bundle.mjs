@@ -1,21 +1,28 @@
 #!/usr/bin/env node
 // `npm run build` (and `npm run setup`) after tsc: bundles the compiled modules (dist/) of the
 // two programs tally starts, the command (bin/tally.js) and a worker process (forked by the
-// supervisor), into one file each under dist/bundle/ (and the few bin/tally.js reads first on
-// Node 22+ to find Node's compile cache). Node 20's ES loader spends ~1 ms per module
-// (resolve, read, link) and the command loads ~75 of tally's own: as one file, an embedded
-// `tally sum 1 10 --workers 2` ends ~100 ms sooner (docs/BENCHMARKS.md, issue 17's fifth pass).
+// supervisor), into one CommonJS file each under dist/bundle/, which a process compiles through
+// tally's code cache (shared/code-cache.ts, itself dist/bundle/code-cache.cjs, loaded first):
+// the compiled code of every function a command ran last time comes back from the cache instead
+// of being parsed and compiled again (Node 20's ES modules have no such cache, Node 22+'s own
+// compile cache keeps only what a module compiles as it loads). Node 20's ES loader also spent
+// ~1 ms per module (resolve, read, link) on ~75 of tally's own: as one file, an embedded
+// `tally sum 1 10 --workers 2` ends ~100 ms sooner (docs/BENCHMARKS.md, issue 17's fifth pass),
+// and under the code cache ~40 ms sooner again (the ninth pass).
 //
 // The bundle changes where the code lives, not what it does:
 // - every module's `import.meta.url` stays the URL of its compiled file in dist/, so the paths
-//   resolved against it (the server's config, the WebAssembly scanner, the GMP addon, the
+//   resolved against it (the server's config, the WebAssembly modules, the GMP addon, the
 //   dashboard's assets, require() of packages, a module started as its own thread) are the same;
-// - packages (node_modules) are not bundled: they load as before, with the code cache
-//   (shared/code-cache.ts) for the CommonJS ones;
+// - packages (node_modules) are not bundled: they load as before, through the code cache;
+//   string-width is the exception, an ES-only package, which a CommonJS file could load only
+//   with import() (see below);
 // - a module imported with import() still runs only when it is imported (esbuild defers it), so
-//   what a command does not use is parsed but never run: the job kinds, the dashboard.
+//   what a command does not use is compiled lazily and never run: the job kinds, the dashboard.
 // A package imported with a static ES `import` would be loaded by every command, at start: the
 // build refuses it (load such packages where they are used, with require(), as commander.ts does).
+// And an import() left for Node to do at run time would fail in code compiled by the code cache
+// (node:vm runs it without Node's module loader): the build refuses that too.
 import { build } from 'esbuild';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
@@ -26,11 +33,21 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist/`;
 const outdir = `${dist}bundle/`;
 
-/**
- * The programs: output name (in dist/bundle/) and its compiled entry module; and what bin/tally.js
- * reads first on Node 22+ to find where Node's compile cache is (shared/code-cache.ts).
- */
+/** The programs: output name (in dist/bundle/, .cjs) and its compiled entry module. */
 const PROGRAMS = { tally: `${dist}coordinator/entry.js`, worker: `${dist}worker/process-main.js`, 'code-cache': `${dist}shared/code-cache.js` };
+
+/**
+ * What a forked worker process runs (worker/supervisor.ts, WORKER_PROGRAM): the code cache, then
+ * the worker's bundle through it, as bin/tally.js does for the command.
+ */
+const WORKER_MAIN = `'use strict';
+// Written by scripts/bundle.mjs: a worker process, forked by the supervisor (worker/supervisor.ts).
+require('./code-cache.cjs').installCodeCache('worker');
+require('./worker.cjs');
+`;
+
+/** The packages bundled in: string-width and the ES-only packages it imports. */
+const BUNDLED_PACKAGES = /^(string-width|get-east-asian-width|strip-ansi|ansi-regex|emoji-regex)(\/|$)/;
 
 /** Rewrites `import.meta.url` in each of tally's modules to its own compiled file's URL. */
 const ownUrls = {
@@ -38,21 +55,37 @@ const ownUrls = {
   setup(builder) {
     builder.onLoad({ filter: /\/dist\/.*\.js$/ }, async ({ path }) => {
       const text = await readFile(path, 'utf8');
-      const ownUrl = `new URL(${JSON.stringify(relative(outdir, path))}, import.meta.url).href`;
+      const ownUrl = `new URL(${JSON.stringify(relative(outdir, path))}, __bundleUrl).href`;
       return { contents: text.replaceAll('import.meta.url', ownUrl), loader: 'js' };
     });
+  },
+};
+
+/**
+ * Packages stay outside the bundles but for BUNDLED_PACKAGES; and the code cache is one module
+ * for the whole process (bin/tally.js or worker-main.cjs loads it first): the programs require
+ * dist/bundle/code-cache.cjs rather than a copy of their own.
+ */
+const outside = {
+  name: 'outside',
+  setup(builder) {
+    builder.onResolve({ filter: /^[^./]/ }, ({ path }) => (isBuiltin(path) || BUNDLED_PACKAGES.test(path) ? undefined : { path, external: true }));
+    builder.onResolve({ filter: /code-cache\.js$/ }, ({ path, importer }) => (importer && !importer.endsWith('/shared/code-cache.js') && path.endsWith('/code-cache.js') ? { path: './code-cache.cjs', external: true } : undefined));
   },
 };
 
 const result = await build({
   entryPoints: PROGRAMS,
   outdir,
+  outExtension: { '.js': '.cjs' },
   bundle: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20.19',
-  packages: 'external',
-  plugins: [ownUrls],
+  // The URL the modules' own URLs are resolved against: this bundle's (see ownUrls).
+  // Strict, as the ES modules it is made of were.
+  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [outside, ownUrls],
   metafile: true,
   write: false,
   logLevel: 'warning',
@@ -61,15 +94,18 @@ const result = await build({
 
 // Refused before anything is written: a refused build leaves no bundle (bin/tally.js then says to build).
 await rm(outdir, { recursive: true, force: true });
-const eager = [];
+const refused = [];
 for (const [file, output] of Object.entries(result.metafile.outputs)) {
-  for (const imported of output.imports) {
-    if (imported.external && imported.kind === 'import-statement' && !isBuiltin(imported.path)) eager.push(`${relative(root, file)} imports '${imported.path}'`);
+  for (const { path, kind, external } of output.imports) {
+    if (!external) continue;
+    if (kind === 'dynamic-import') refused.push(`${relative(root, file)} imports '${path}' with import(): load it with require(), or bundle it (BUNDLED_PACKAGES)`);
+    else if (kind === 'import-statement' && !isBuiltin(path) && path !== './code-cache.cjs') refused.push(`${relative(root, file)} imports '${path}' statically: it would load with every command; load it with require() where used`);
   }
 }
-if (eager.length > 0) {
-  process.stderr.write(`bundle: packages imported statically would load with every command; load them with require() where used:\n  ${eager.join('\n  ')}\n`);
+if (refused.length > 0) {
+  process.stderr.write(`bundle: refused:\n  ${refused.join('\n  ')}\n`);
   process.exit(1);
 }
 await mkdir(outdir, { recursive: true });
 await Promise.all(result.outputFiles.map((file) => writeFile(file.path, file.contents)));
+await writeFile(`${outdir}worker-main.cjs`, WORKER_MAIN);

@@ -1,10 +1,12 @@
 /**
- * A V8 code cache for the CommonJS modules a tally process loads (the NATS client, commander,
- * pino): their compiled bytecode is kept in a per-user cache file and handed back to V8 the
- * next time, instead of parsing and compiling ~70 modules again. Measured on the embedded
- * start-up (`tally sum 1 10 --workers 2`, three Node processes): ~40 ms less CPU in all, ~25 ms
- * less wall time on two cores. Node 20 has no built-in compile cache (module.enableCompileCache
- * came with Node 22), and its ES modules (tally's own code) offer no hook; this does what the
+ * A V8 code cache for the CommonJS modules a tally process loads: tally's own bundles
+ * (dist/bundle/*.cjs, scripts/bundle.mjs) and the packages (the NATS client, commander, pino).
+ * Their compiled bytecode is kept in a per-user cache file and handed back to V8 the next time,
+ * instead of parsing and compiling them again; made at exit, it holds every function the last
+ * run compiled, not only what a module compiles as it loads (all that Node 22+'s own compile
+ * cache keeps). Measured on the embedded start-up (`tally sum 1 10 --workers 2`): for the
+ * packages ~40 ms less CPU in all, ~25 ms less wall time on two cores; for the bundles ~40 ms
+ * less wall time again, on Node 20 and 24 (docs/BENCHMARKS.md). This does what the
  * `v8-compile-cache` package did for CommonJS.
  *
  * Safe by construction: an entry is used only for the same file (path, size and mtime), V8
@@ -17,6 +19,7 @@ import Module from 'node:module';
 import { Script } from 'node:vm';
 import { lstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setting } from './settings.js';
 
 interface Entry {
@@ -43,6 +46,11 @@ interface ModuleInternals {
 
 const ModuleImpl = Module as unknown as ModuleInternals;
 const DYNAMIC_IMPORT = /\bimport\s*\(/;
+/**
+ * Where tally's bundles are: their code leaves no import() to Node (scripts/bundle.mjs refuses
+ * one), so they need no look for one (their text has `import(` in esbuild's comments).
+ */
+const BUNDLE_DIR = fileURLToPath(new URL('../bundle/', import.meta.url));
 let installed = false;
 
 /** $TALLY_CODE_CACHE, else $XDG_CACHE_HOME/tally, else ~/.cache/tally; null when turned off. */
@@ -144,31 +152,28 @@ function keyOf(filename: string): string | null {
   }
 }
 
-/**
- * Where Node 22+'s own compile cache (`module.enableCompileCache`, `NODE_COMPILE_CACHE`) keeps
- * the compiled code of tally's bundles (dist/bundle/, ES modules, which the cache above cannot
- * reach): this cache's private directory (made if missing), or null when turned off or not
- * private. bin/tally.js enables it for the command, whose worker processes inherit it
- * (NODE_COMPILE_CACHE); Node 20 has no such cache. On Node 24 `tally --version` 109 against 122 ms (docs/BENCHMARKS.md).
- */
-export function nodeCompileCacheDirectory(env: NodeJS.ProcessEnv = process.env): string | null {
-  try {
-    const configured = codeCacheDirectory(env);
-    return configured ? privateDirectory(configured) : null;
-  } catch {
-    return null; // a bad setting is the command's to report
-  }
+/** A module compiled through the cache: a package's, or one of tally's bundles. */
+function cacheable(filename: string, content: string): boolean {
+  if (filename.startsWith(BUNDLE_DIR)) return filename.endsWith('.cjs');
+  // Node compiles the others: a script made by node:vm cannot import() (Node 20 offers that
+  // only as an experimental option, which warns on stderr), and a hashbang must come first.
+  return filename.includes('/node_modules/') && !content.startsWith('#!') && !DYNAMIC_IMPORT.test(content);
 }
 
 /**
- * Compiles the CommonJS modules under node_modules that this process loads from here on
- * through the cache named `name` (one per kind of process: the CLI, a worker), and writes the
- * cache back at exit when anything in it was missing or stale. Call it before those modules
- * load; a second call does nothing.
+ * Compiles tally's bundles and the CommonJS packages this process loads from here on through
+ * the cache named `name` (one per kind of process: the CLI, a worker), and writes the cache back
+ * at exit when anything in it was missing or stale. Call it before those modules load (a
+ * bundle's launcher: bin/tally.js, dist/bundle/worker-main.cjs); a second call does nothing.
  */
 export function installCodeCache(name: string, env: NodeJS.ProcessEnv = process.env): void {
   if (installed) return;
-  const configured = codeCacheDirectory(env);
+  let configured: string | null;
+  try {
+    configured = codeCacheDirectory(env);
+  } catch {
+    return; // a bad setting: the command reports it
+  }
   if (!configured || typeof ModuleImpl.prototype._compile !== 'function') return;
   const dir = privateDirectory(configured);
   if (!dir) return;
@@ -180,9 +185,7 @@ export function installCodeCache(name: string, env: NodeJS.ProcessEnv = process.
   const original = ModuleImpl.prototype._compile;
 
   ModuleImpl.prototype._compile = function compileWithCache(this: NodeModule, content: string, filename: string): unknown {
-    // Node compiles the others: a script made by node:vm cannot import() (Node 20 offers that
-    // only as an experimental option, which warns on stderr), and a hashbang must come first.
-    const key = filename.includes('/node_modules/') && !content.startsWith('#!') && !DYNAMIC_IMPORT.test(content) ? keyOf(filename) : null;
+    const key = cacheable(filename, content) ? keyOf(filename) : null;
     if (key === null) return original.call(this, content, filename);
     const entry = entries.get(filename);
     const cachedData = entry?.key === key ? entry.data : undefined;

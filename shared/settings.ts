@@ -73,7 +73,7 @@ export const SETTINGS = {
   }),
   TALLY_CODE_CACHE: spec<string | null>({
     default: '`$XDG_CACHE_HOME/tally`, else `~/.cache/tally`',
-    tunes: "Directory of the V8 code cache of the NATS client and commander, and on Node 22+ of Node's compile cache of tally's bundles (faster start-up); `off` (or `0`, `false`, `no`) turns both off.",
+    tunes: "Directory of the V8 code cache of tally's bundles and the packages they load (the NATS client, commander): the compiled code of the last run, for a faster start-up; `off` (or `0`, `false`, `no`) turns it off.",
     fallback: (env) => join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tally'),
     parse: (raw) => (/^(0|off|false|no)$/i.test(raw) ? null : raw),
     setBy: 'user',

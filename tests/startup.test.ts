@@ -1,7 +1,8 @@
 /**
  * The pieces of a fast embedded start-up: reading what a command line will need before it is
  * parsed, worker processes forked before their server is up (settings over IPC, the rest of
- * the processes once one has loaded), the lazy logger, the CommonJS code cache, a connection
+ * the processes once one has loaded), the lazy logger, the code cache (tally's bundles and the
+ * CommonJS packages), a connection
  * attempt that leaves no socket behind, and the Object Store listings that leave no consumer.
  */
 import test from 'ava';
@@ -243,8 +244,9 @@ test('the code cache: written once, used after, refreshed when a module changes,
 });
 
 test('the command and its worker processes each load tally as one bundled module, and count right', async (t) => {
-  // An ES module loader hook (given to the worker processes too: they are forked with the
-  // command's own Node flags) writes down every module of this repository a process loads.
+  // A CommonJS preload (given to the worker processes too: they are forked with the command's
+  // own Node flags) writes down every file of this repository a process loads as a CommonJS
+  // module, and an ES loader hook every ES module.
   const dir = tempDir('tally-bundle-');
   t.teardown(() => dir.remove());
   const log = join(dir.path, 'loaded.txt');
@@ -255,9 +257,18 @@ export async function load(url, context, next) {
 }
 `);
   writeFileSync(join(dir.path, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir.path, 'hooks.mjs')).href)});\n`);
-  const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir.path, 'register.mjs')).href, join(REPO_ROOT, 'bin', 'tally.js'), 'primes', '1', '2e8', '--tasks', '8', '--workers', '2'], {
+  writeFileSync(join(dir.path, 'record.cjs'), `const { appendFileSync } = require('node:fs');
+const { pathToFileURL } = require('node:url');
+const Module = require('node:module');
+const load = Module.prototype.load;
+Module.prototype.load = function (filename) {
+  appendFileSync(${JSON.stringify(log)}, process.pid + ' ' + pathToFileURL(filename).href + '\\n');
+  return load.call(this, filename);
+};
+`);
+  const child = spawn(process.execPath, ['--require', join(dir.path, 'record.cjs'), '--import', pathToFileURL(join(dir.path, 'register.mjs')).href, join(REPO_ROOT, 'bin', 'tally.js'), 'primes', '1', '2e8', '--tasks', '8', '--workers', '2'], {
     cwd: REPO_ROOT,
-    env: cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data') }),
+    env: cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data'), TALLY_CODE_CACHE: join(dir.path, 'cache') }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const run = await collect(child);
@@ -267,45 +278,63 @@ export async function load(url, context, next) {
   const ours = new Map<number, string[]>();
   for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
     const [pid, url] = line.split(' ') as [string, string];
-    if (!url.startsWith(pathToFileURL(REPO_ROOT).href)) continue;
-    ours.set(Number(pid), [...(ours.get(Number(pid)) ?? []), url.slice(pathToFileURL(REPO_ROOT).href.length)]);
+    if (!url.startsWith(pathToFileURL(REPO_ROOT).href) || url.includes('/node_modules/')) continue;
+    // (A module can reach both records: on Node 20 a forked process's CommonJS main, and what it
+    // requires, go through the ES loader's hooks once there are any.)
+    const seen = ours.get(Number(pid)) ?? [];
+    const file = url.slice(pathToFileURL(REPO_ROOT).href.length);
+    if (!seen.includes(file)) ours.set(Number(pid), [...seen, file]);
   }
-  // On Node 22+ the command reads first where Node's compile cache is (a small bundle of its own).
-  const findsCompileCache = Number(process.versions.node.split('.')[0]) >= 22 ? ['dist/bundle/code-cache.js'] : [];
-  t.deepEqual(ours.get(child.pid!), ['bin/tally.js', ...findsCompileCache, 'dist/bundle/tally.js'], 'the command');
+  t.deepEqual(ours.get(child.pid!), ['bin/tally.js', 'dist/bundle/code-cache.cjs', 'dist/bundle/tally.cjs'], 'the command');
   ours.delete(child.pid!);
   t.true(ours.size >= 1, 'a worker process loaded');
-  for (const [pid, urls] of ours) t.deepEqual(urls, ['dist/bundle/worker.js'], `worker process ${pid}`);
+  for (const [pid, urls] of ours) t.deepEqual(urls, ['dist/bundle/worker-main.cjs', 'dist/bundle/code-cache.cjs', 'dist/bundle/worker.cjs'], `worker process ${pid}`);
 });
 
-test("Node 22+'s compile cache keeps the bundles' compiled code in tally's private cache directory (a job's worker processes add theirs); Node 20 has none; off is off", async (t) => {
-  const dir = tempDir('tally-compile-cache-');
+test("the bundles' compiled code is kept in tally's code cache, the command's and its worker processes'; a second run uses it as it is; off is off", async (t) => {
+  const dir = tempDir('tally-bundle-cache-');
   t.teardown(() => dir.remove());
-  const env = (cache: string, extra: NodeJS.ProcessEnv = {}) => cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data'), TALLY_CODE_CACHE: cache, ...extra });
-  const nodeCaches = (cache: string) => readdirSync(cache).filter((name) => !name.endsWith('.v8cache'));
-  // The command alone, then a job with enough tasks that its worker process gets ready and maps
-  // some (the stand-in would do a few tiny ones alone).
-  const alone = join(dir.path, 'alone');
-  const version = await runTally(['--version'], { env: env(alone) });
-  t.is(version.code, 0, version.stderr);
-  const job = join(dir.path, 'job');
-  const run = await runTally(['primes', '1', '3e8', '--tasks', '12', '--workers', '1'], { env: env(job) });
-  t.is(run.code, 0, run.stderr);
-  t.regex(run.stdout, /= 16252325\n/, 'π(3·10^8), from the published tables');
-  if (Number(process.versions.node.split('.')[0]) < 22) {
-    t.deepEqual([...nodeCaches(alone), ...nodeCaches(job)], [], 'Node 20 keeps only the CommonJS code cache');
-  } else {
-    for (const cache of [alone, job]) t.deepEqual(nodeCaches(cache), [nodeCaches(alone)[0]], cache);
-    t.regex(nodeCaches(alone)[0] ?? '', new RegExp(`^v${process.versions.node}-`));
-    // Entries are per compiled file: the job's have the command's, and the worker bundle's.
-    const entries = (cache: string) => readdirSync(join(cache, nodeCaches(cache)[0]!)).sort();
-    const more = entries(job).filter((entry) => !entries(alone).includes(entry));
-    t.true(entries(alone).every((entry) => entries(job).includes(entry)) && more.length >= 1, `${entries(alone).join(' ')} | ${entries(job).join(' ')}`);
-  }
-  // Off means off for both caches.
+  const cache = join(dir.path, 'cache');
+  const env = (extra: NodeJS.ProcessEnv = {}) => cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data'), TALLY_CODE_CACHE: cache, ...extra });
+  /** The files each cache has an entry for (the format: shared/code-cache.ts's read and write). */
+  const entries = (name: string): string[] => {
+    const file = readdirSync(cache).find((f) => f.startsWith(`${name}-v${process.versions.node}-`) && f.endsWith('.v8cache'));
+    if (!file) return [];
+    const bytes = readFileSync(join(cache, file));
+    const files: string[] = [];
+    let at = 0;
+    const u32 = () => ((at += 4), bytes.readUInt32LE(at - 4));
+    const text = () => {
+      const length = u32();
+      return ((at += length), bytes.toString('utf8', at - length, at));
+    };
+    for (let count = u32(); count > 0; count--) {
+      files.push(text());
+      text(); // the key
+      const length = u32();
+      at += length;
+    }
+    return files;
+  };
+  // A job with enough tasks that its worker process gets ready and maps some (the stand-in
+  // would do a few tiny ones alone).
+  const job = ['primes', '1', '3e8', '--tasks', '12', '--workers', '1'];
+  const first = await runTally(job, { env: env() });
+  t.is(first.code, 0, first.stderr);
+  t.regex(first.stdout, /= 16252325\n/, 'π(3·10^8), from the published tables');
+  t.true(entries('cli').includes(join(REPO_ROOT, 'dist/bundle/tally.cjs')), entries('cli').join(' '));
+  t.true(entries('worker').includes(join(REPO_ROOT, 'dist/bundle/worker.cjs')), entries('worker').join(' '));
+  t.true(entries('cli').some((file) => file.includes('/node_modules/@nats-io/')), 'and the packages');
+  const written = readdirSync(cache).map((file) => [file, readFileSync(join(cache, file))] as const);
+  const again = await runTally(job, { env: env() });
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /= 16252325\n/);
+  for (const [file, bytes] of written) t.deepEqual(readFileSync(join(cache, file)), bytes, `${file}: V8 took every entry, nothing was written again`);
+  // Off means off, and the command runs as well.
   const off = join(dir.path, 'off');
-  const quiet = await runTally(['--version'], { env: env('off', { XDG_CACHE_HOME: off }) });
+  const quiet = await runTally(['sum', '1', '10'], { env: cleanEnv({ TALLY_DATA_DIR: join(dir.path, 'data'), TALLY_CODE_CACHE: 'off', XDG_CACHE_HOME: off }) });
   t.is(quiet.code, 0, quiet.stderr);
+  t.regex(quiet.stdout, /= 55\n/);
   t.false(existsSync(off));
 });
 

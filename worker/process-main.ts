@@ -4,7 +4,6 @@
  * pulls tasks until SIGTERM/SIGINT, then finishes the task in hand, acks it, drains its
  * connection and exits 0.
  */
-import './preload.js'; // first: the code cache, before the modules below load
 import { displayServers, redact, type ConnectionSettings } from '../shared/nats/connection-settings.js';
 import { connectToNats, jetstreamManagerFor } from '../shared/nats/connection.js';
 import { permissionDenied, reportPermissionErrors } from '../shared/nats/permissions.js';

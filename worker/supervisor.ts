@@ -17,9 +17,10 @@ import type { SettingsMessage, WorkerProcessSettings } from './process-main.js';
 
 /**
  * The path of a worker process's program: process-main.ts and what it imports, bundled by
- * `npm run build` (scripts/bundle.mjs). Worker processes have it on their command line.
+ * `npm run build` (scripts/bundle.mjs), loaded by this launcher through the code cache. Worker
+ * processes have it on their command line.
  */
-export const WORKER_PROGRAM = fileURLToPath(new URL('../bundle/worker.js', import.meta.url));
+export const WORKER_PROGRAM = fileURLToPath(new URL('../bundle/worker-main.cjs', import.meta.url));
 
 export interface SupervisorOptions {
   /** Where the children connect; when missing, they wait for `configure()`. */

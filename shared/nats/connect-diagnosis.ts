@@ -4,6 +4,8 @@
  * out, the server is asked once more by hand (`diagnoseTls`).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect as netConnect, isIP } from 'node:net';
 import { describeError } from '../errors.js';
 import { describeIdentity, redact, type ConnectionSettings } from './connection-settings.js';
 import { authenticationFailure, connectFailure } from './errors.js';
@@ -18,7 +20,9 @@ export async function diagnoseTls(settings: ConnectionSettings, timeoutMs = 2000
   const { hostname, port } = new URL(url.replace(/^[a-z]+:\/\//i, 'http://'));
   const host = hostname.replace(/^\[|\]$/g, '');
   const tlsFiles = settings.tls ?? {};
-  const [{ connect: netConnect, isIP }, { connect: tlsConnect }] = await Promise.all([import('node:net'), import('node:tls')]);
+  // node:tls only here, where it is needed (the NATS client loads node:net in any case); with
+  // require(), as the bundles leave no import() to Node (scripts/bundle.mjs).
+  const { connect: tlsConnect } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   const socket = netConnect({ host, port: Number(port) || 4222 });
   const fail = (error: unknown): string | undefined => {
     const text = [describeError(error), (error as { code?: string }).code ?? ''].join(' | ');
@@ -90,7 +94,6 @@ export async function diagnoseControlLine(settings: ConnectionSettings, timeoutM
   const url = settings.servers[0];
   if (!url || settings.tls || length <= DEFAULT_MAX_CONTROL_LINE - 512) return undefined;
   const { hostname, port } = new URL(url.replace(/^[a-z]+:\/\//i, 'http://'));
-  const { connect: netConnect } = await import('node:net');
   const socket = netConnect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port) || 4222 });
   try {
     const answer = await new Promise<string>((resolve) => {
