@@ -14,5 +14,8 @@ try {
   process.stderr.write("tally: not built yet: run 'npm run setup' (or 'npm run build') in tally's folder\n");
   process.exit(1);
 }
-codeCache.installCodeCache('cli');
+// One cache per command: each keeps the code its own runs compiled (a `tally --help` run first
+// would otherwise leave a cache without what `tally count` compiles).
+const command = /^[a-z][a-z-]{0,15}$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+codeCache.installCodeCache(`cli-${command}`);
 require('../dist/bundle/tally.cjs');

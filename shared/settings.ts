@@ -73,7 +73,7 @@ export const SETTINGS = {
   }),
   TALLY_CODE_CACHE: spec<string | null>({
     default: '`$XDG_CACHE_HOME/tally`, else `~/.cache/tally`',
-    tunes: "Directory of the V8 code cache of tally's bundles and the packages they load (the NATS client, commander): the compiled code of the last run, for a faster start-up; `off` (or `0`, `false`, `no`) turns it off.",
+    tunes: "Directory of the V8 code cache of tally's bundles and the packages they load (the NATS client, commander): the compiled code of a command's last run (a file per command, one for worker processes), for a faster start-up; `off` (or `0`, `false`, `no`) turns it off.",
     fallback: (env) => join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tally'),
     parse: (raw) => (/^(0|off|false|no)$/i.test(raw) ? null : raw),
     setBy: 'user',

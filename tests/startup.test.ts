@@ -322,9 +322,10 @@ test("the bundles' compiled code is kept in tally's code cache, the command's an
   const first = await runTally(job, { env: env() });
   t.is(first.code, 0, first.stderr);
   t.regex(first.stdout, /= 16252325\n/, 'π(3·10^8), from the published tables');
-  t.true(entries('cli').includes(join(REPO_ROOT, 'dist/bundle/tally.cjs')), entries('cli').join(' '));
+  // One cache per command (each keeps what its own runs compiled), one for the worker processes.
+  t.true(entries('cli-primes').includes(join(REPO_ROOT, 'dist/bundle/tally.cjs')), entries('cli-primes').join(' '));
   t.true(entries('worker').includes(join(REPO_ROOT, 'dist/bundle/worker.cjs')), entries('worker').join(' '));
-  t.true(entries('cli').some((file) => file.includes('/node_modules/@nats-io/')), 'and the packages');
+  t.true(entries('cli-primes').some((file) => file.includes('/node_modules/@nats-io/')), 'and the packages');
   const written = readdirSync(cache).map((file) => [file, readFileSync(join(cache, file))] as const);
   const again = await runTally(job, { env: env() });
   t.is(again.code, 0, again.stderr);
@@ -336,6 +337,7 @@ test("the bundles' compiled code is kept in tally's code cache, the command's an
   t.is(quiet.code, 0, quiet.stderr);
   t.regex(quiet.stdout, /= 55\n/);
   t.false(existsSync(off));
+  t.false(readdirSync(cache).some((file) => file.startsWith("cli-sum-")), "and nothing went to the cache of before");
 });
 
 test('a connection attempt that times out leaves no socket behind: the process can exit', async (t) => {
