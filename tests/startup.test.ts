@@ -337,7 +337,7 @@ test("the bundles' compiled code is kept in tally's code cache, the command's an
   t.is(quiet.code, 0, quiet.stderr);
   t.regex(quiet.stdout, /= 55\n/);
   t.false(existsSync(off));
-  t.false(readdirSync(cache).some((file) => file.startsWith("cli-sum-")), "and nothing went to the cache of before");
+  t.false(readdirSync(cache).some((file) => file.startsWith('cli-sum-')), 'and nothing went to the cache of before');
 });
 
 test('a connection attempt that times out leaves no socket behind: the process can exit', async (t) => {
