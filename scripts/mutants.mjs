@@ -358,6 +358,13 @@ const MUTANTS = [
     tests: ['primes'],
   },
   {
+    id: 'primes-wasm-bucket-late',
+    what: "in the WebAssembly buckets, a large prime's next multiple is filed for the segment after the one it falls in",
+    file: 'wasm/prime-sieve.ts',
+    edits: [['      push((s + (i >> SEGMENT_SHIFT)) & bucketMask, prime,', '      push((s + (i >> SEGMENT_SHIFT) + 1) & bucketMask, prime,']],
+    tests: ['primes'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

@@ -347,14 +347,27 @@ function crossSmallPrimes(segment: Uint8Array, length: number, primes: Uint32Arr
  * few times at most, and most segments not at all (near 10^15 there are 1.9 M sieving primes),
  * so visiting each per segment would dominate: here work is per multiple, not per prime.
  */
-class Buckets {
+/** Where the large sieving primes wait: Buckets, or those of the WebAssembly instance. */
+interface LargePrimeBuckets {
+  push(segment: number, byte: number, w: number, prime: number): void;
+  cross(s: number, segment: Uint8Array, length: number, last: boolean): void;
+}
+
+/**
+ * How many buckets a count needs when a large prime's next multiple is at most `span` segments
+ * ahead: a power of two above it (a bucket is picked by masking the segment number).
+ */
+function bucketCount(span: number): number {
+  return 2 ** Math.ceil(Math.log2(span + 1));
+}
+
+class Buckets implements LargePrimeBuckets {
   private readonly lists: Int32Array[] = [];
   private readonly sizes: Int32Array;
   private readonly mask: number;
 
-  /** `span`: the most segments ahead a prime's next multiple can be. */
-  constructor(span: number) {
-    const count = 2 ** Math.ceil(Math.log2(span + 1));
+  /** `count`: how many (see bucketCount). */
+  constructor(count: number) {
     this.mask = count - 1;
     this.sizes = new Int32Array(count);
     for (let b = 0; b < count; b++) this.lists.push(new Int32Array(1024));
@@ -470,6 +483,15 @@ export async function countPrimes(lo: number, hi: number, maxHi: number, pause?:
   }
 }
 
+/** `count` buckets for `largePrimes` primes: the instance's when there is one that can hold them. */
+function largePrimeBuckets(count: number, largePrimes: number, wasm: WasmSieve | null): LargePrimeBuckets {
+  if (!wasm?.prepareBuckets(count, largePrimes)) return new Buckets(count);
+  return {
+    push: (segment, byte, w, prime) => wasm.bucketPush(segment, byte, w, prime),
+    cross: (s, _segment, length, last) => wasm.bucketsCross(s, length, last),
+  };
+}
+
 /**
  * countPrimes' segments: the primes from `from` (≥ 1) to hi but 2, 3 and 5, with the first
  * primeCount sieving primes, of which the first smallCount cross every segment.
@@ -480,11 +502,12 @@ async function sieveSegments(from: number, hi: number, primes: Uint32Array, prim
   const lastByte = Math.floor(hi / 30);
   const totalBytes = lastByte - firstByte + 1;
   const segments = Math.ceil(totalBytes / SEGMENT_BYTES);
+  // A step is at most 6a + 6 bytes, plus a byte offset within the segment.
+  const buckets = primeCount > smallCount ? largePrimeBuckets(bucketCount(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2), primeCount - smallCount, wasm) : undefined;
+  // (After the buckets, which may grow the instance's memory.)
   wasm?.usePrimes(primes, smallCount);
   const next = wasm ? wasm.next : new Int32Array(smallCount);
   const wheel = wasm ? wasm.wheel : new Uint8Array(smallCount);
-  // A step is at most 6a + 6 bytes, plus a byte offset within the segment.
-  const buckets = primeCount > smallCount ? new Buckets(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2) : undefined;
   let active = 0;
   let count = 0;
 

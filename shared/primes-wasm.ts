@@ -2,7 +2,7 @@
  * The WebAssembly crossing loop of the prime sieve (wasm/prime-sieve.ts, compiled by
  * `npm run build` into dist/wasm/prime-sieve.wasm): loading it, and lending its instances to
  * shared/primes-sieve.ts, which sieves into an instance's memory and has it cross off the small
- * primes' multiples and count the bits. Same counts either way; tests/primes.test.ts runs its
+ * primes' multiples, keep the large primes' buckets and cross from them, and count the bits. Same counts either way; tests/primes.test.ts runs its
  * checks against primesieve on both.
  *
  * Which one runs is TALLY_SIEVE (`auto`: WebAssembly when built, else JavaScript), or
@@ -26,7 +26,13 @@ interface SieveExports {
   wheelAt(): number;
   crossSmallPrimes(length: number, count: number): void;
   popcount(words: number): number;
+  bucketsInit(count: number, blocks: number): number;
+  bucketPush(segment: number, byte: number, w: number, prime: number): void;
+  bucketsCross(s: number, length: number, last: number): void;
 }
+
+/** Entries of a bucket block (BLOCK_ENTRIES in wasm/prime-sieve.ts). */
+const BLOCK_ENTRIES = 1024;
 
 let compiled: WebAssembly.Module | null | undefined;
 let forced: SieveChoice | undefined;
@@ -66,12 +72,12 @@ export function useSieve(choice: SieveChoice | undefined): void {
  */
 export class WasmSieve {
   /** The whole segment region; a count uses its first bytes. */
-  readonly segment: Uint8Array;
+  segment!: Uint8Array;
   /** Each small prime's next wheel turn, relative to the segment (crossSmallPrimes' `next`). */
-  readonly next: Int32Array;
+  next!: Int32Array;
   /** Each small prime's next wheel index (crossSmallPrimes' `wheel`). */
-  readonly wheel: Uint8Array;
-  private readonly primes: Uint32Array;
+  wheel!: Uint8Array;
+  private primes!: Uint32Array;
   private readonly exports: SieveExports;
   /** The sieving primes copied in (the array, and how many of it), to copy them once per set. */
   private copiedFrom: Uint32Array | null = null;
@@ -79,12 +85,17 @@ export class WasmSieve {
 
   private constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as SieveExports;
-    const { memory } = this.exports;
+    this.takeViews();
+  }
+
+  /** Views of the instance's regions, taken again after its memory grew (the old ones are detached). */
+  private takeViews(): void {
+    const { buffer } = this.exports.memory;
     const capacity = this.exports.smallCapacity();
-    this.segment = new Uint8Array(memory.buffer, this.exports.segmentAt(), this.exports.segmentBytes());
-    this.primes = new Uint32Array(memory.buffer, this.exports.primesAt(), capacity);
-    this.next = new Int32Array(memory.buffer, this.exports.nextAt(), capacity);
-    this.wheel = new Uint8Array(memory.buffer, this.exports.wheelAt(), capacity);
+    this.segment = new Uint8Array(buffer, this.exports.segmentAt(), this.exports.segmentBytes());
+    this.primes = new Uint32Array(buffer, this.exports.primesAt(), capacity);
+    this.next = new Int32Array(buffer, this.exports.nextAt(), capacity);
+    this.wheel = new Uint8Array(buffer, this.exports.wheelAt(), capacity);
   }
 
   /**
@@ -119,6 +130,29 @@ export class WasmSieve {
   /** Bits set in the segment's first `words` 32-bit words. */
   popcount(words: number): number {
     return this.exports.popcount(words);
+  }
+
+  /**
+   * Empty buckets for a count's large primes, `buckets` of them (a power of two, as Buckets in
+   * primes-sieve.ts makes), room for `largePrimes` entries at once. Take the views (segment,
+   * next, wheel) after this: the memory may have grown. False when the instance cannot hold
+   * them (the JavaScript buckets then cross into this instance's segment).
+   */
+  prepareBuckets(buckets: number, largePrimes: number): boolean {
+    const before = this.exports.memory.buffer;
+    const ok = this.exports.bucketsInit(buckets, Math.ceil(largePrimes / BLOCK_ENTRIES) + buckets + 2) === 0;
+    if (this.exports.memory.buffer !== before) this.takeViews();
+    return ok;
+  }
+
+  /** Buckets.push, into the buckets made by {@link prepareBuckets}. */
+  bucketPush(segment: number, byte: number, w: number, prime: number): void {
+    this.exports.bucketPush(segment, byte, w, prime);
+  }
+
+  /** Buckets.cross, on this instance's segment. */
+  bucketsCross(s: number, length: number, last: boolean): void {
+    this.exports.bucketsCross(s, length, last ? 1 : 0);
   }
 
   release(): void {
