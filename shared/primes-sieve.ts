@@ -340,13 +340,6 @@ function crossSmallPrimes(segment: Uint8Array, length: number, primes: Uint32Arr
   }
 }
 
-/**
- * Large sieving primes, each waiting in the bucket of the segment its next multiple falls in:
- * a circular array of buckets, each a growable list of (8a + wheel index of p mod 30,
- * 8·byte + w) pairs, byte being relative to that segment. A prime this large hits a segment a
- * few times at most, and most segments not at all (near 10^15 there are 1.9 M sieving primes),
- * so visiting each per segment would dominate: here work is per multiple, not per prime.
- */
 /** Where the large sieving primes wait: Buckets, or those of the WebAssembly instance. */
 interface LargePrimeBuckets {
   push(segment: number, byte: number, w: number, prime: number): void;
@@ -361,6 +354,13 @@ function bucketCount(span: number): number {
   return 2 ** Math.ceil(Math.log2(span + 1));
 }
 
+/**
+ * Large sieving primes, each waiting in the bucket of the segment its next multiple falls in:
+ * a circular array of buckets, each a growable list of (8a + wheel index of p mod 30,
+ * 8·byte + w) pairs, byte being relative to that segment. A prime this large hits a segment a
+ * few times at most, and most segments not at all (near 10^15 there are 1.9 M sieving primes),
+ * so visiting each per segment would dominate: here work is per multiple, not per prime.
+ */
 class Buckets implements LargePrimeBuckets {
   private readonly lists: Int32Array[] = [];
   private readonly sizes: Int32Array;
@@ -461,9 +461,9 @@ function edgeMask(byte: number, bound: number, above: boolean): number {
  * Counts the primes in lo..hi: safe integers, hi ≤ maxHi, where maxHi (≤ 9×10^15, so that
  * every product and byte index below stays an exact double) caps how far the per-process
  * cache of sieving primes grows. `pause` is called between segments; when it returns a
- * promise the sieve awaits it (to yield the event loop). `sieve`: which loop crosses off the
- * small primes' multiples and counts (shared/primes-wasm.ts); the WebAssembly one sieves in its
- * instance's memory.
+ * promise the sieve awaits it (to yield the event loop). `sieve`: which loops cross off the
+ * multiples and count (shared/primes-wasm.ts); the WebAssembly ones sieve in their instance's
+ * memory.
  */
 export async function countPrimes(lo: number, hi: number, maxHi: number, pause?: () => Promise<void> | undefined, sieve: SieveChoice = sieveChoice()): Promise<number> {
   let count = 0;
