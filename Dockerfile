@@ -18,7 +18,7 @@ COPY worker ./worker
 COPY coordinator ./coordinator
 COPY wasm ./wasm
 COPY scripts/bundle.mjs ./scripts/
-# tsc, the WebAssembly scanner, and the bundles bin/tally.js and the worker processes run.
+# tsc, the WebAssembly modules, and the bundles bin/tally.js and the worker processes run.
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production node_modules and the compiled JavaScript, no compiler, no sources.
