@@ -5,8 +5,8 @@
  * instead of parsing and compiling them again; made at exit, it holds every function the last
  * run compiled, not only what a module compiles as it loads (all that Node 22+'s own compile
  * cache keeps). Measured on the embedded start-up (`tally sum 1 10 --workers 2`): for the
- * packages ~40 ms less CPU in all, ~25 ms less wall time on two cores; for the bundles ~40 ms
- * less wall time again, on Node 20 and 24 (docs/BENCHMARKS.md). This does what the
+ * packages ~40 ms less CPU in all, ~25 ms less wall time on two cores; for the bundles 25-45 ms
+ * less wall time again, on Node 20 and 24 (docs/BENCHMARKS.md, issue 17's ninth pass). This does what the
  * `v8-compile-cache` package did for CommonJS.
  *
  * Safe by construction: an entry is used only for the same file (path, size and mtime), V8
@@ -162,7 +162,7 @@ function cacheable(filename: string, content: string): boolean {
 
 /**
  * Compiles tally's bundles and the CommonJS packages this process loads from here on through
- * the cache named `name` (one per kind of process: the CLI, a worker), and writes the cache back
+ * the cache named `name` (one per command, one for worker processes), and writes the cache back
  * at exit when anything in it was missing or stale. Call it before those modules load (a
  * bundle's launcher: bin/tally.js, dist/bundle/worker-main.cjs); a second call does nothing.
  */
