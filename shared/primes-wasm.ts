@@ -1,20 +1,18 @@
 /**
- * The WebAssembly crossing loop of the prime sieve (wasm/prime-sieve.ts, compiled by
- * `npm run build` into dist/wasm/prime-sieve.wasm): loading it, and lending its instances to
+ * The WebAssembly crossing loops of the prime sieve (wasm/prime-sieve.ts, compiled by
+ * `npm run build` into dist/wasm/prime-sieve.wasm): lending its instances to
  * shared/primes-sieve.ts, which sieves into an instance's memory and has it cross off the small
- * primes' multiples, keep the large primes' buckets and cross from them, and count the bits. Same counts either way; tests/primes.test.ts runs its
- * checks against primesieve on both.
+ * primes' multiples, keep the large primes' buckets and cross from them, and count the bits.
+ * Same counts either way; tests/primes.test.ts runs its checks against primesieve on both.
  *
- * Which one runs is TALLY_SIEVE (`auto`: WebAssembly when built, else JavaScript), or
- * {@link useSieve} in benchmarks.
+ * Which one runs is TALLY_SIEVE (`auto`: WebAssembly when built, else JavaScript), or the
+ * `sieve` a caller of countPrimes names (the tests run both).
  */
-import { readFileSync } from 'node:fs';
-import { UsageError } from './errors.js';
-import { setting } from './settings.js';
+import { BuiltWasm, type WasmChoice } from './built-wasm.js';
 
 const WASM_PATH = new URL('../wasm/prime-sieve.wasm', import.meta.url);
 
-export type SieveChoice = 'wasm' | 'js';
+export type SieveChoice = WasmChoice;
 
 interface SieveExports {
   memory: WebAssembly.Memory;
@@ -34,41 +32,19 @@ interface SieveExports {
 /** Entries of a bucket block (BLOCK_ENTRIES in wasm/prime-sieve.ts). */
 const BLOCK_ENTRIES = 1024;
 
-let compiled: WebAssembly.Module | null | undefined;
-let forced: SieveChoice | undefined;
+const built = new BuiltWasm(WASM_PATH, 'TALLY_SIEVE', 'the WebAssembly sieve');
 const idle: WasmSieve[] = [];
 
-function loadModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  try {
-    compiled = new WebAssembly.Module(readFileSync(WASM_PATH));
-  } catch {
-    compiled = null;
-  }
-  return compiled;
-}
-
-/**
- * The sieve counts use: TALLY_SIEVE, unless {@link useSieve} chose. `wasm` when asked for but
- * not built is a UsageError saying how to build it.
- */
+/** The sieve counts use: TALLY_SIEVE. `wasm` when asked for but not built is a UsageError saying how to build it. */
 export function sieveChoice(): SieveChoice {
-  const wanted = forced ?? setting('TALLY_SIEVE');
-  if (wanted === 'js') return 'js';
-  if (loadModule()) return 'wasm';
-  if (wanted === 'wasm') throw new UsageError(`TALLY_SIEVE=wasm: the WebAssembly sieve is not built (${WASM_PATH.pathname}); run npm run build`);
-  return 'js';
-}
-
-/** Chooses the sieve for this process (benchmarks); undefined goes back to TALLY_SIEVE. */
-export function useSieve(choice: SieveChoice | undefined): void {
-  forced = choice;
+  return built.choice();
 }
 
 /**
  * One instance, lent to one count at a time (a count awaits between segments, and another may
- * run meanwhile): its segment, the small primes' state and the primes themselves live in its
- * memory, as views that stay valid (the module never grows its memory).
+ * run meanwhile): its segment, the small primes' state, the primes themselves and the large
+ * primes' buckets live in its memory; its views are taken again when {@link prepareBuckets}
+ * grew it, before a count uses them.
  */
 export class WasmSieve {
   /** The whole segment region; a count uses its first bytes. */
@@ -104,7 +80,7 @@ export class WasmSieve {
    * Give it back with {@link release}.
    */
   static acquire(segmentBytes: number, smallCount: number): WasmSieve | null {
-    const module = loadModule();
+    const module = built.module();
     if (!module) return null;
     const sieve = idle.pop() ?? new WasmSieve(module);
     if (sieve.segment.length !== segmentBytes || smallCount > sieve.primes.length) {

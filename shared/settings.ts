@@ -46,6 +46,14 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER, unit?: string): (ra
   };
 }
 
+/** A parser of one of `values`, as written. */
+function oneOf<T extends string>(...values: T[]): (raw: string) => T {
+  return (raw) => {
+    if ((values as string[]).includes(raw)) return raw as T;
+    throw new BadValue(`must be ${values.slice(0, -1).join(', ')} or ${values[values.length - 1]}`);
+  };
+}
+
 function jsonObject(raw: string): Record<string, unknown> {
   let value: unknown;
   try {
@@ -104,10 +112,7 @@ export const SETTINGS = {
     default: 'auto',
     tunes: "How `tally factorial` writes a large N! in decimal: `gmp` (the native GMP addon `npm run setup` builds where libgmp-dev is), `js` (V8's BigInts in two threads), or `auto` (gmp when it is built, else js). The same digits either way.",
     fallback: () => 'auto',
-    parse: (raw) => {
-      if (raw === 'auto' || raw === 'gmp' || raw === 'js') return raw;
-      throw new BadValue('must be auto, gmp or js');
-    },
+    parse: oneOf('auto', 'gmp', 'js'),
     setBy: 'user',
   }),
   TALLY_INLINE_PARTIAL_LIMIT: spec<number | undefined>({
@@ -145,20 +150,14 @@ export const SETTINGS = {
     default: 'auto',
     tunes: "Which scanner counts words with the unicode tokenizer: `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The two write the same partial lines.",
     fallback: () => 'auto',
-    parse: (raw) => {
-      if (raw === 'auto' || raw === 'wasm' || raw === 'js') return raw;
-      throw new BadValue('must be auto, wasm or js');
-    },
+    parse: oneOf('auto', 'wasm', 'js'),
     setBy: 'user',
   }),
   TALLY_SIEVE: spec<'auto' | 'wasm' | 'js'>({
     default: 'auto',
-    tunes: "Which loop crosses off multiples in `tally primes`' sieve: `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The same counts either way.",
+    tunes: "Which loop crosses off multiples in `tally primes`' sieve, in the process that sieves (a worker): `wasm` (WebAssembly, built by `npm run build`), `js`, or `auto` (wasm when it is built, else js). The same counts either way.",
     fallback: () => 'auto',
-    parse: (raw) => {
-      if (raw === 'auto' || raw === 'wasm' || raw === 'js') return raw;
-      throw new BadValue('must be auto, wasm or js');
-    },
+    parse: oneOf('auto', 'wasm', 'js'),
     setBy: 'user',
   }),
   TALLY_SERVER_LOST_MS: spec({

@@ -16,11 +16,9 @@
  * Which one runs is TALLY_SCANNER (`auto`: WebAssembly when built, else JavaScript), or
  * {@link useScanner} in tests and benchmarks.
  */
-import { readFileSync } from 'node:fs';
 import { ASCII_CLASS, CLASS_TABLE, caseOf, fillClass } from './char-classes.js';
-import { setting } from '../settings.js';
+import { BuiltWasm, type WasmChoice } from '../built-wasm.js';
 import { ASCII_FLAG } from './word-table.js';
-import { UsageError } from '../errors.js';
 import type { Tokenizer } from './chunker.js';
 
 const WASM_PATH = new URL('../../wasm/word-scanner.wasm', import.meta.url);
@@ -105,38 +103,22 @@ export interface ScanEdges {
   endsInsideWord: boolean;
 }
 
-export type ScannerChoice = 'wasm' | 'js';
+export type ScannerChoice = WasmChoice;
 
-let compiled: WebAssembly.Module | null | undefined;
-let forced: ScannerChoice | undefined;
+const built = new BuiltWasm(WASM_PATH, 'TALLY_SCANNER', 'the WebAssembly scanner');
 const idle: WasmScanner[] = [];
-
-function loadModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(WASM_PATH);
-  } catch {
-    return (compiled = null);
-  }
-  return (compiled = new WebAssembly.Module(bytes));
-}
 
 /**
  * The scanner counts use: TALLY_SCANNER, unless {@link useScanner} chose. `wasm` when asked for
  * but not built is a UsageError saying how to build it.
  */
 export function scannerChoice(): ScannerChoice {
-  const wanted = forced ?? setting('TALLY_SCANNER');
-  if (wanted === 'js') return 'js';
-  if (loadModule()) return 'wasm';
-  if (wanted === 'wasm') throw new UsageError(`TALLY_SCANNER=wasm: the WebAssembly scanner is not built (${WASM_PATH.pathname}); run npm run build`);
-  return 'js';
+  return built.choice();
 }
 
 /** Chooses the scanner for this process (tests, benchmarks); undefined goes back to TALLY_SCANNER. */
 export function useScanner(choice: ScannerChoice | undefined): void {
-  forced = choice;
+  built.force(choice);
 }
 
 /**
@@ -167,7 +149,7 @@ export class WasmScanner {
 
   /** An idle instance with an empty table of `capacity` slots, or undefined when not built. */
   static acquire(capacity: number, caseSensitive: boolean): WasmScanner | undefined {
-    const module = loadModule();
+    const module = built.module();
     if (!module) return undefined;
     const scanner = idle.pop() ?? new WasmScanner(module);
     scanner.exports.reset(capacity, caseSensitive ? 1 : 0);
