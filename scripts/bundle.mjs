@@ -33,7 +33,10 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist/`;
 const outdir = `${dist}bundle/`;
 
-/** The programs: output name (in dist/bundle/, .cjs) and its compiled entry module. */
+/**
+ * The programs: output name (in dist/bundle/, .cjs) and its compiled entry module. The code cache
+ * is one of its own, which the launchers (bin/tally.js, worker-main.cjs) load before the others.
+ */
 const PROGRAMS = { tally: `${dist}coordinator/entry.js`, worker: `${dist}worker/process-main.js`, 'code-cache': `${dist}shared/code-cache.js` };
 
 /**
@@ -61,16 +64,11 @@ const ownUrls = {
   },
 };
 
-/**
- * Packages stay outside the bundles but for BUNDLED_PACKAGES; and the code cache is one module
- * for the whole process (bin/tally.js or worker-main.cjs loads it first): the programs require
- * dist/bundle/code-cache.cjs rather than a copy of their own.
- */
+/** Packages stay outside the bundles but for BUNDLED_PACKAGES. */
 const outside = {
   name: 'outside',
   setup(builder) {
     builder.onResolve({ filter: /^[^./]/ }, ({ path }) => (isBuiltin(path) || BUNDLED_PACKAGES.test(path) ? undefined : { path, external: true }));
-    builder.onResolve({ filter: /code-cache\.js$/ }, ({ path, importer }) => (importer && !importer.endsWith('/shared/code-cache.js') && path.endsWith('/code-cache.js') ? { path: './code-cache.cjs', external: true } : undefined));
   },
 };
 
@@ -99,7 +97,7 @@ for (const [file, output] of Object.entries(result.metafile.outputs)) {
   for (const { path, kind, external } of output.imports) {
     if (!external) continue;
     if (kind === 'dynamic-import') refused.push(`${relative(root, file)} imports '${path}' with import(): load it with require(), or bundle it (BUNDLED_PACKAGES)`);
-    else if (kind === 'import-statement' && !isBuiltin(path) && path !== './code-cache.cjs') refused.push(`${relative(root, file)} imports '${path}' statically: it would load with every command; load it with require() where used`);
+    else if (kind === 'import-statement' && !isBuiltin(path)) refused.push(`${relative(root, file)} imports '${path}' statically: it would load with every command; load it with require() where used`);
   }
 }
 if (refused.length > 0) {
