@@ -49,8 +49,8 @@ require('./code-cache.cjs').installCodeCache('worker');
 require('./worker.cjs');
 `;
 
-/** The packages bundled in: string-width and the ES-only packages it imports. */
-const BUNDLED_PACKAGES = /^(string-width|get-east-asian-width|strip-ansi|ansi-regex|emoji-regex)(\/|$)/;
+/** The packages bundled in (with what they import): string-width, ES-only. */
+const BUNDLED_PACKAGES = /^string-width(\/|$)/;
 
 /** Rewrites `import.meta.url` in each of tally's modules to its own compiled file's URL. */
 const ownUrls = {
@@ -64,11 +64,13 @@ const ownUrls = {
   },
 };
 
-/** Packages stay outside the bundles but for BUNDLED_PACKAGES. */
+/** Packages stay outside the bundles but for BUNDLED_PACKAGES and the packages those import. */
 const outside = {
   name: 'outside',
   setup(builder) {
-    builder.onResolve({ filter: /^[^./]/ }, ({ path }) => (isBuiltin(path) || BUNDLED_PACKAGES.test(path) ? undefined : { path, external: true }));
+    builder.onResolve({ filter: /^[^./]/ }, ({ path, importer }) =>
+      isBuiltin(path) || BUNDLED_PACKAGES.test(path) || importer.includes('/node_modules/') ? undefined : { path, external: true },
+    );
   },
 };
 

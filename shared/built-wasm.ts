@@ -25,14 +25,16 @@ export class BuiltWasm {
     private readonly what: string,
   ) {}
 
-  /** The compiled module, or null when it is not built. */
+  /** The compiled module, or null when it is not built (a file that is there but no module is an error). */
   module(): WebAssembly.Module | null {
     if (this.compiled === undefined) {
+      let bytes: Buffer | null = null;
       try {
-        this.compiled = new WebAssembly.Module(readFileSync(this.path));
+        bytes = readFileSync(this.path);
       } catch {
-        this.compiled = null;
+        // not built
       }
+      this.compiled = bytes && new WebAssembly.Module(bytes);
     }
     return this.compiled;
   }

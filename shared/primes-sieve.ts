@@ -514,7 +514,8 @@ async function sieveSegments(from: number, hi: number, primes: Uint32Array, prim
   // A small range needs no full segment (and tiny tasks should not allocate 512 KiB each).
   const segmentBytes = Math.min(SEGMENT_BYTES, 4 * Math.ceil(totalBytes / 4));
   const segment = wasm ? wasm.segment.subarray(0, segmentBytes) : new Uint8Array(segmentBytes);
-  const words = new Int32Array(segment.buffer, segment.byteOffset, segmentBytes >>> 2);
+  // JavaScript's popcount reads the segment four bytes at a time.
+  const words = wasm ? null : new Int32Array(segment.buffer);
 
   for (let s = 0; s < segments; s++) {
     const startByte = firstByte + s * SEGMENT_BYTES;
@@ -546,7 +547,7 @@ async function sieveSegments(from: number, hi: number, primes: Uint32Array, prim
     // Bytes past the end of a short last segment are stale: zero them up to a whole word.
     const wordCount = (length + 3) >>> 2;
     segment.fill(0, length, wordCount << 2);
-    count += wasm ? wasm.popcount(wordCount) : popcount(words, wordCount);
+    count += wasm ? wasm.popcount(wordCount) : popcount(words!, wordCount);
 
     if (pause) {
       const wait = pause();

@@ -24,13 +24,10 @@ interface SieveExports {
   wheelAt(): number;
   crossSmallPrimes(length: number, count: number): void;
   popcount(words: number): number;
-  bucketsInit(count: number, blocks: number): number;
+  bucketsInit(count: number, largePrimes: number): number;
   bucketPush(segment: number, byte: number, w: number, prime: number): void;
   bucketsCross(s: number, length: number, last: number): void;
 }
-
-/** Entries of a bucket block (BLOCK_ENTRIES in wasm/prime-sieve.ts). */
-const BLOCK_ENTRIES = 1024;
 
 const built = new BuiltWasm(WASM_PATH, 'TALLY_SIEVE', 'the WebAssembly sieve');
 const idle: WasmSieve[] = [];
@@ -116,7 +113,7 @@ export class WasmSieve {
    */
   prepareBuckets(buckets: number, largePrimes: number): boolean {
     const before = this.exports.memory.buffer;
-    const ok = this.exports.bucketsInit(buckets, Math.ceil(largePrimes / BLOCK_ENTRIES) + buckets + 2) === 0;
+    const ok = this.exports.bucketsInit(buckets, largePrimes) === 0;
     if (this.exports.memory.buffer !== before) this.takeViews();
     return ok;
   }

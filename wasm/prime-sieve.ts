@@ -207,12 +207,13 @@ let bucketMask: i32 = 0;
 let freeBlocks: usize = 0;
 
 /**
- * Sets up `count` buckets (a power of two up to MAX_BUCKETS) and a pool of `blocks` blocks,
- * enough for every large prime's entry at once plus one partly filled block per bucket.
+ * Sets up `count` buckets (a power of two up to MAX_BUCKETS) and a pool of blocks for
+ * `largePrimes` entries at once, plus a partly filled block per bucket and one being read.
  * Returns 0, or -1 when the memory cannot grow that far (the JavaScript buckets run).
  */
-export function bucketsInit(count: i32, blocks: i32): i32 {
+export function bucketsInit(count: i32, largePrimes: i32): i32 {
   if (count > MAX_BUCKETS || (count & (count - 1)) != 0) return -1;
+  const blocks = (largePrimes + BLOCK_ENTRIES - 1) / BLOCK_ENTRIES + count + 2;
   const pool = (__heap_base + 63) & ~(<usize>63);
   const end = pool + <usize>blocks * BLOCK_BYTES;
   const pages = <i32>((end + 0xffff) >> 16);
