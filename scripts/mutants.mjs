@@ -365,6 +365,13 @@ const MUTANTS = [
     tests: ['primes'],
   },
   {
+    id: 'primes-wasm-activate-ceil',
+    what: "in the WebAssembly buckets, a large prime starts crossing one multiple late when the segment's start or its square is a multiple of it (⌈start / p⌉ computed as ⌊start / p⌋ + 1)",
+    file: 'wasm/prime-sieve.ts',
+    edits: [['    let q = Math.floor((Math.max(square, segmentStart) + pf - 1) / pf);', '    let q = Math.floor((Math.max(square, segmentStart) + pf) / pf);']],
+    tests: ['primes'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

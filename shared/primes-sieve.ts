@@ -342,7 +342,12 @@ function crossSmallPrimes(segment: Uint8Array, length: number, primes: Uint32Arr
 
 /** Where the large sieving primes wait: Buckets, or those of the WebAssembly instance. */
 interface LargePrimeBuckets {
-  push(segment: number, byte: number, w: number, prime: number): void;
+  /**
+   * Files, for each large prime from index `from` on whose square is at most `endInteger`, its
+   * first multiple in or after segment s (starting at byte `startByte`); returns the index of
+   * the first prime left, or the count of large primes.
+   */
+  activate(s: number, startByte: number, endInteger: number, from: number): number;
   cross(s: number, segment: Uint8Array, length: number, last: boolean): void;
 }
 
@@ -366,15 +371,27 @@ class Buckets implements LargePrimeBuckets {
   private readonly sizes: Int32Array;
   private readonly mask: number;
 
-  /** `count`: how many (see bucketCount). */
-  constructor(count: number) {
+  /** `count`: how many (see bucketCount); `primes`: the large primes, sorted. */
+  constructor(count: number, private readonly primes: Uint32Array) {
     this.mask = count - 1;
     this.sizes = new Int32Array(count);
     for (let b = 0; b < count; b++) this.lists.push(new Int32Array(1024));
   }
 
+  activate(s: number, startByte: number, endInteger: number, from: number): number {
+    const { primes } = this;
+    let k = from;
+    for (; k < primes.length; k++) {
+      const p = primes[k];
+      if (p * p > endInteger) break;
+      const { byte, w } = firstMultiple(p, 30 * startByte);
+      this.push(s, byte - startByte, w, ((p - (p % 30)) / 30) * 8 + WHEEL_INDEX[p % 30]);
+    }
+    return k;
+  }
+
   /** Files a multiple `byte` bytes after the start of segment `segment`, wheel index w. */
-  push(segment: number, byte: number, w: number, prime: number): void {
+  private push(segment: number, byte: number, w: number, prime: number): void {
     const bucket = (segment + Math.floor(byte / SEGMENT_BYTES)) & this.mask;
     const n = this.sizes[bucket];
     const list = n + 2 > this.lists[bucket].length ? this.grow(bucket) : this.lists[bucket];
@@ -483,11 +500,11 @@ export async function countPrimes(lo: number, hi: number, maxHi: number, pause?:
   }
 }
 
-/** `count` buckets for `largePrimes` primes: the instance's when there is one that can hold them. */
-function largePrimeBuckets(count: number, largePrimes: number, wasm: WasmSieve | null): LargePrimeBuckets {
-  if (!wasm?.prepareBuckets(count, largePrimes)) return new Buckets(count);
+/** `count` buckets for the `largePrimes`: the instance's when there is one that can hold them. */
+function largePrimeBuckets(count: number, largePrimes: Uint32Array, wasm: WasmSieve | null): LargePrimeBuckets {
+  if (!wasm?.prepareBuckets(count, largePrimes)) return new Buckets(count, largePrimes);
   return {
-    push: (segment, byte, w, prime) => wasm.bucketPush(segment, byte, w, prime),
+    activate: (s, startByte, endInteger, from) => wasm.bucketsActivate(s, startByte, endInteger, from),
     cross: (s, _segment, length, last) => wasm.bucketsCross(s, length, last),
   };
 }
@@ -503,12 +520,13 @@ async function sieveSegments(from: number, hi: number, primes: Uint32Array, prim
   const totalBytes = lastByte - firstByte + 1;
   const segments = Math.ceil(totalBytes / SEGMENT_BYTES);
   // A step is at most 6a + 6 bytes, plus a byte offset within the segment.
-  const buckets = primeCount > smallCount ? largePrimeBuckets(bucketCount(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2), primeCount - smallCount, wasm) : undefined;
+  const buckets = primeCount > smallCount ? largePrimeBuckets(bucketCount(Math.ceil((root / 5 + 6) / SEGMENT_BYTES) + 2), primes.subarray(smallCount, primeCount), wasm) : undefined;
   // (After the buckets, which may grow the instance's memory.)
   wasm?.usePrimes(primes, smallCount);
   const next = wasm ? wasm.next : new Int32Array(smallCount);
   const wheel = wasm ? wasm.wheel : new Uint8Array(smallCount);
   let active = 0;
+  let activeLarge = 0;
   let count = 0;
 
   // A small range needs no full segment (and tiny tasks should not allocate 512 KiB each).
@@ -526,20 +544,17 @@ async function sieveSegments(from: number, hi: number, primes: Uint32Array, prim
 
     // Activate the primes whose square falls within this segment or before its end.
     const endInteger = 30 * (startByte + length) - 1;
-    for (; active < primeCount; active++) {
+    for (; active < smallCount; active++) {
       const p = primes[active];
       if (p * p > endInteger) break;
       const { byte, w } = firstMultiple(p, 30 * startByte);
-      if (active < smallCount) {
-        next[active] = byte - startByte - turnOffset((p - (p % 30)) / 30, 8 * WHEEL_INDEX[p % 30], w);
-        wheel[active] = w;
-      } else {
-        buckets!.push(s, byte - startByte, w, ((p - (p % 30)) / 30) * 8 + WHEEL_INDEX[p % 30]);
-      }
+      next[active] = byte - startByte - turnOffset((p - (p % 30)) / 30, 8 * WHEEL_INDEX[p % 30], w);
+      wheel[active] = w;
     }
+    if (buckets && active === smallCount) activeLarge = buckets.activate(s, startByte, endInteger, activeLarge);
 
-    if (wasm) wasm.crossSmallPrimes(length, Math.min(active, smallCount));
-    else crossSmallPrimes(segment, length, primes, Math.min(active, smallCount), next, wheel);
+    if (wasm) wasm.crossSmallPrimes(length, active);
+    else crossSmallPrimes(segment, length, primes, active, next, wheel);
     if (buckets) buckets.cross(s, segment, length, last);
 
     if (s === 0) segment[0] &= edgeMask(firstByte, from, true);

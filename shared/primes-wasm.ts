@@ -24,8 +24,9 @@ interface SieveExports {
   wheelAt(): number;
   crossSmallPrimes(length: number, count: number): void;
   popcount(words: number): number;
+  largePrimesAt(): number;
   bucketsInit(count: number, largePrimes: number): number;
-  bucketPush(segment: number, byte: number, w: number, prime: number): void;
+  bucketsActivate(s: number, startByte: number, endInteger: number, from: number, to: number): number;
   bucketsCross(s: number, length: number, last: number): void;
 }
 
@@ -55,6 +56,8 @@ export class WasmSieve {
   /** The sieving primes copied in (the array, and how many of it), to copy them once per set. */
   private copiedFrom: Uint32Array | null = null;
   private copiedCount = 0;
+  /** How many large primes {@link prepareBuckets} copied in. */
+  private largeCount = 0;
 
   private constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as SieveExports;
@@ -107,20 +110,23 @@ export class WasmSieve {
 
   /**
    * Empty buckets for a count's large primes, `buckets` of them (a power of two, as Buckets in
-   * primes-sieve.ts makes), room for `largePrimes` entries at once. Take the views (segment,
-   * next, wheel) after this: the memory may have grown. False when the instance cannot hold
-   * them (the JavaScript buckets then cross into this instance's segment).
+   * primes-sieve.ts makes), room for every one of `largePrimes` (sorted) at once, which are
+   * copied in. Take the views (segment, next, wheel) after this: the memory may have grown.
+   * False when the instance cannot hold them (the JavaScript buckets then cross into this
+   * instance's segment).
    */
-  prepareBuckets(buckets: number, largePrimes: number): boolean {
+  prepareBuckets(buckets: number, largePrimes: Uint32Array): boolean {
     const before = this.exports.memory.buffer;
-    const ok = this.exports.bucketsInit(buckets, largePrimes) === 0;
+    const ok = this.exports.bucketsInit(buckets, largePrimes.length) === 0;
     if (this.exports.memory.buffer !== before) this.takeViews();
+    if (ok) new Uint32Array(this.exports.memory.buffer, this.exports.largePrimesAt(), largePrimes.length).set(largePrimes);
+    this.largeCount = largePrimes.length;
     return ok;
   }
 
-  /** Buckets.push, into the buckets made by {@link prepareBuckets}. */
-  bucketPush(segment: number, byte: number, w: number, prime: number): void {
-    this.exports.bucketPush(segment, byte, w, prime);
+  /** Buckets.activate, over the large primes given to {@link prepareBuckets}. */
+  bucketsActivate(s: number, startByte: number, endInteger: number, from: number): number {
+    return this.exports.bucketsActivate(s, startByte, endInteger, from, this.largeCount);
   }
 
   /** Buckets.cross, on this instance's segment. */

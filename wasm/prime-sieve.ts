@@ -1,13 +1,15 @@
 // The crossing loops of tally's prime sieve in WebAssembly (AssemblyScript, compiled by
 // `npm run build` into dist/wasm/prime-sieve.wasm; shared/primes-wasm.ts loads it). The same
 // loops as crossSmallPrimes, Buckets and popcount in shared/primes-sieve.ts, which keeps the
-// rest (the pre-sieve pattern, the sieving primes, where each starts) and writes into this
-// module's memory: a byte store here needs no bounds check and the 8 offsets of a wheel turn
-// stay in registers, where V8's typed-array stores check each index (counts near 10^10 run
-// ~1.4x faster, near 10^15 ~2.2x).
+// rest (the pre-sieve pattern, the sieving primes, where each small one starts) and writes into
+// this module's memory: a byte store here needs no bounds check and the 8 offsets of a wheel
+// turn stay in registers, where V8's typed-array stores check each index (counts near 10^10 run
+// ~1.4x faster, near 10^15 ~2.2x). Where each large prime starts is computed here too: near
+// 10^15 a task files 1.9 M of them, ~5% of its time from JavaScript, a call each.
 //
-// Memory: fixed regions below, and the large primes' buckets past them (bucketsInit grows the
-// memory for those before a count, never during one: JavaScript takes its views after it).
+// Memory: fixed regions below, and the large primes and their buckets past them (bucketsInit
+// grows the memory for those before a count, never during one: JavaScript takes its views
+// after it).
 
 /** 2^19 bytes of 30 integers each: SEGMENT_BYTES in shared/primes-sieve.ts (checked at load). */
 const SEGMENT_SHIFT: i32 = 19;
@@ -31,6 +33,8 @@ const CARRY = memory.data(64 * 4, 4);
 const STEP_CARRY = memory.data(64 * 4, 4);
 /** R[w+1] - R[w]: the a-part of a step is a·RESIDUE_STEP[w]. */
 const RESIDUE_STEP = memory.data(8 * 4, 4);
+/** How far q must move up to reach a value coprime to 30, by q mod 30. */
+const ROUND_UP = memory.data(30);
 
 for (let r = 0; r < 30; r++) store<i8>(WHEEL_INDEX + r, -1);
 for (let w = 0; w < 8; w++) store<i8>(WHEEL_INDEX + load<u8>(RESIDUES + w), <i8>w);
@@ -44,6 +48,11 @@ for (let wp = 0; wp < 8; wp++) {
   }
 }
 for (let w = 0; w < 8; w++) store<i32>(RESIDUE_STEP + (w << 2), <i32>load<u8>(RESIDUES + w + 1) - <i32>load<u8>(RESIDUES + w));
+for (let r = 0; r < 30; r++) {
+  let d = 0;
+  while (load<i8>(WHEEL_INDEX + (r + d) % 30) < 0) d++;
+  store<u8>(ROUND_UP + r, <u8>d);
+}
 
 export function segmentBytes(): i32 {
   return SEGMENT_BYTES;
@@ -194,8 +203,9 @@ export function popcount(words: i32): i32 {
 
 // The large sieving primes' buckets (Buckets in shared/primes-sieve.ts): each bucket a chain of
 // blocks of BLOCK_ENTRIES entries (two i32: 8a + wheel index of p mod 30, and 8·byte + w, byte
-// relative to the bucket's segment), from a pool of blocks laid out past the static data by
-// bucketsInit, which grows the memory to fit them (JavaScript then takes new views).
+// relative to the bucket's segment), from a pool of blocks. Past the static data bucketsInit
+// lays out the large primes themselves (u32, sorted, which JavaScript copies in) and then the
+// pool, and grows the memory to fit them (JavaScript then takes new views).
 
 const BLOCK_ENTRIES: i32 = 1024;
 /** A block: the next block of its chain (0: none), its entry count, then its entries. */
@@ -205,6 +215,13 @@ const MAX_BUCKETS: i32 = 1 << 12;
 const HEADS = memory.data(MAX_BUCKETS * 4, 16);
 let bucketMask: i32 = 0;
 let freeBlocks: usize = 0;
+/** Where the large primes are (u32, sorted): first past the static data. */
+const LARGE_PRIMES: usize = (__heap_base + 63) & ~(<usize>63);
+
+/** Where JavaScript copies the large primes (bucketsInit makes room for them). */
+export function largePrimesAt(): usize {
+  return LARGE_PRIMES;
+}
 
 /**
  * Sets up `count` buckets (a power of two up to MAX_BUCKETS) and a pool of blocks for
@@ -214,7 +231,7 @@ let freeBlocks: usize = 0;
 export function bucketsInit(count: i32, largePrimes: i32): i32 {
   if (count > MAX_BUCKETS || (count & (count - 1)) != 0) return -1;
   const blocks = (largePrimes + BLOCK_ENTRIES - 1) / BLOCK_ENTRIES + count + 2;
-  const pool = (__heap_base + 63) & ~(<usize>63);
+  const pool = (LARGE_PRIMES + <usize>largePrimes * 4 + 63) & ~(<usize>63);
   const end = pool + <usize>blocks * BLOCK_BYTES;
   const pages = <i32>((end + 0xffff) >> 16);
   if (pages > memory.size() && memory.grow(pages - memory.size()) < 0) return -1;
@@ -250,9 +267,34 @@ function push(bucket: i32, prime: i32, entry: i32): void {
   store<i32>(block, n + 1, 4);
 }
 
-/** Files a large prime's multiple `byte` bytes after the start of segment `segment`, wheel index w. */
-export function bucketPush(segment: i32, byte: i32, w: i32, prime: i32): void {
-  push((segment + (byte >> SEGMENT_SHIFT)) & bucketMask, prime, ((byte & (SEGMENT_BYTES - 1)) << 3) | w);
+/**
+ * Files, for each large prime from index `from` on whose square is at most `endInteger`, its
+ * first multiple (≥ p², coprime to 30) in or after segment s, which starts at byte
+ * `startByte`; returns the index of the first prime left (squared, past `endInteger`), or
+ * `to`. firstMultiple and the activation loop in shared/primes-sieve.ts: the same f64
+ * arithmetic, exact for integers below 2^53 (a correctly rounded quotient floors to the
+ * integer quotient).
+ */
+export function bucketsActivate(s: i32, startByte: f64, endInteger: f64, from: i32, to: i32): i32 {
+  const segmentStart = 30 * startByte;
+  let k = from;
+  for (; k < to; k++) {
+    const p = load<u32>(LARGE_PRIMES + (<usize>k << 2));
+    const pf = <f64>p;
+    const square = pf * pf;
+    if (square > endInteger) break;
+    // q = ⌈start / p⌉, moved up to the next value coprime to 30.
+    let q = Math.floor((Math.max(square, segmentStart) + pf - 1) / pf);
+    const r = <i32>(q - 30 * Math.floor(q / 30));
+    const up = <i32>load<u8>(ROUND_UP + r);
+    q += up;
+    const byte = <i32>(Math.floor((pf * q) / 30) - startByte);
+    const w = <i32>load<i8>(WHEEL_INDEX + (r + up) % 30);
+    const rp = <i32>(p % 30);
+    const prime = ((<i32>p - rp) / 30) * 8 + <i32>load<i8>(WHEEL_INDEX + rp);
+    push((s + (byte >> SEGMENT_SHIFT)) & bucketMask, prime, ((byte & (SEGMENT_BYTES - 1)) << 3) | w);
+  }
+  return k;
 }
 
 /**
