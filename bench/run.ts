@@ -927,9 +927,9 @@ interface StartupRun {
   resultMs: number | null;
 }
 
-async function startupRun(debug: boolean, node = process.execPath): Promise<StartupRun> {
+async function startupRun(debug: boolean, node = process.execPath, env = embeddedEnv()): Promise<StartupRun> {
   const args = [TALLY_BIN, 'sum', '1', '10', '--workers', '2', '--no-progress', '--format', 'json', ...(debug ? ['--log-level', 'debug'] : [])];
-  const r = await run(node, args, { env: embeddedEnv() });
+  const r = await run(node, args, { env });
   const t0 = r.startedAt;
   let serverReady: number | null = null;
   const ready: number[] = [];
@@ -978,6 +978,20 @@ async function startupSection(): Promise<void> {
   if (debug.some((r) => r.firstWorkerReadyMs !== null)) record({ id: 'startup.firstWorker', section, label: '  first "worker ready"', runs: pick((r) => r.firstWorkerReadyMs), unit: 'ms after launch', reps: REPS });
   record({ id: 'startup.result', section, label: '  result on stdout', runs: pick((r) => r.resultMs), unit: 'ms after launch', reps: REPS });
   record({ id: 'startup.exit', section, label: '  process exit', runs: debug.map((r) => r.totalMs), unit: 'ms after launch', reps: REPS });
+  // Node 20 reads every certificate of NODE_EXTRA_CA_CERTS (and its own bundled roots) as it
+  // starts, before any JavaScript: ~40 ms of CPU with Debian's ca-certificates bundle, on a
+  // machine that sets it for a proxy. (Node 24 reads them when a TLS connection first needs
+  // them.) The same runs without it, when it is set, say what is Node's and what is tally's.
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const plainNode = { ...process.env };
+    delete plainNode.NODE_EXTRA_CA_CERTS;
+    const bare = await repeat(REPS, async () => (await run(process.execPath, ['-e', '0'], { env: plainNode })).ms);
+    record({ id: 'startup.noExtraCa.node', section, label: 'node -e 0 without NODE_EXTRA_CA_CERTS', runs: bare, unit: 'ms', reps: REPS });
+    const env = embeddedEnv();
+    delete env.NODE_EXTRA_CA_CERTS;
+    const total = await repeat(REPS, () => startupRun(false, process.execPath, env));
+    record({ id: 'startup.noExtraCa.total', section, label: 'tally sum 1 10 --workers 2 without NODE_EXTRA_CA_CERTS: launch to exit', runs: total.map((r) => r.totalMs), unit: 'ms', reps: REPS });
+  }
   // Node 24, the LTS users run, where `npm run test:node24` has installed it (the target is
   // measured on the Node running the harness).
   const other = node24();
@@ -1257,7 +1271,7 @@ function evaluate(): void {
   target('coordinatorRssFlat', `coordinator peak RSS flat ${SIZES.rssLabels[0]} → ${SIZES.rssLabels[1]}`, '<=', 1.1, 'x', rssGrowth, 'peak RSS on the large input / on the small one (flat = at most +10%); the same ~11 k distinct words at both sizes: growth with distinct words is the cardinality targets');
   target('folder', `a folder of ${SIZES.folderFiles} small files vs one file of the same bytes`, '>=', 0.8, 'x', folder, 'MB/s of tally count FOLDER / MB/s of tally count FILE, embedded, same words');
   target('factorialVsGmpy2', `tally factorial ${SIZES.factorialN} vs gmpy2 (N!, all digits, sha256)`, '>=', 0.5, 'x', ratio('factorialVsGmpy2', 'factorial.gmpy2', 'factorial.tally'), 'seconds of gmpy2 fac(N).digits() + sha256 (/usr/bin/python3) / seconds of tally factorial N (embedded, 2 workers, wall incl. start-up), interleaved');
-  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 200, 'ms', startup, 'launch to exit, wall clock');
+  target('startup', 'embedded start-up (tally sum 1 10 --workers 2)', '<=', 200, 'ms', startup, 'launch to exit, wall clock, in the environment the harness runs in; startup.noExtraCa.total: the same without NODE_EXTRA_CA_CERTS when it is set (Node 20 reads that bundle at every start), startup.node24.total: on Node 24');
   target('primesVsPrimesieve', `tally primes 1 ${SIZES.primesTargetTo} (embedded, 2 workers) vs primesieve -t2`, '>=', 0.33, 'x', ratio('primesVsPrimesieve', 'primes.target.primesieve', 'primes.target.w2'), 'wall of primesieve TO -t2 / wall of tally primes 1 TO --workers 2, incl. start-up; ratios primes1e9VsPrimesieve and primesWindowVsPrimesieve: the same on 1..1e9 and on the window below 10^15');
   ratio('factorialGmpVsJs', 'factorial.tally.js', 'factorial.tally');
   ratio('primes1e9VsPrimesieve', 'primes.primesieve', 'primes.w2');
