@@ -372,6 +372,13 @@ const MUTANTS = [
     tests: ['primes'],
   },
   {
+    id: 'gzip-piece-whole-tail',
+    what: "a gzip piece decompressed in one call loses its text's last byte",
+    file: 'shared/text/compressed-pieces.ts',
+    edits: [['    return [zlib.gunzipSync(compressed, { chunkSize: GUNZIP_CHUNK_BYTES, maxOutputLength: MAX_PIECE_TEXT_BYTES })];', '    return [zlib.gunzipSync(compressed, { chunkSize: GUNZIP_CHUNK_BYTES, maxOutputLength: MAX_PIECE_TEXT_BYTES }).subarray(0, -1)];']],
+    tests: ['compressed-pieces'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

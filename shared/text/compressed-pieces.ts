@@ -163,15 +163,45 @@ export function lookaheadBytes(maxWordBytes: number): number {
  * @throws InputError naming the file and the compressed byte where its data is corrupt
  */
 export async function decompressPiece(source: ByteSource, compression: Compression, name: string, start: number, end: number, lookahead: number | null): Promise<PieceText> {
-  const parts: Uint8Array[] = [];
-  let own = 0;
-  for await (const text of decompress(compressedBytes(source, start, end, name), compression, name, start)) {
-    own += text.length;
-    if (own > MAX_PIECE_TEXT_BYTES) throw new TaskRejectedError(`${name}: compressed bytes ${start}-${end - 1} decompress to more than ${MAX_PIECE_TEXT_BYTES} bytes`);
-    parts.push(text);
+  const tooBig = () => new TaskRejectedError(`${name}: compressed bytes ${start}-${end - 1} decompress to more than ${MAX_PIECE_TEXT_BYTES} bytes`);
+  let parts: Uint8Array[] | null = compression === 'gzip' ? gunzipWhole(source, start, end, name, tooBig) : null;
+  if (!parts) {
+    parts = [];
+    let own = 0;
+    for await (const text of decompress(compressedBytes(source, start, end, name), compression, name, start)) {
+      own += text.length;
+      if (own > MAX_PIECE_TEXT_BYTES) throw tooBig();
+      parts.push(text);
+    }
   }
+  const own = parts.reduce((total, part) => total + part.length, 0);
   const rest = end >= source.size ? { bytes: [] as Uint8Array[], length: 0, complete: true } : await textAfter(source, compression, name, end, lookahead);
   return { bytes: Buffer.concat([...parts, ...rest.bytes], own + rest.length), own, complete: rest.complete };
+}
+
+/** Output buffer of {@link gunzipWhole}: zlib writes the text in pieces of this size, then joins them once. */
+const GUNZIP_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A gzip piece's own text in one synchronous call: its compressed bytes are read whole anyway,
+ * and zlib's stream would hand its text over in 16 KiB pieces through three streams and the
+ * threadpool (a 3 MB piece of English, 10.6 MB of text: 110-200 ms that way, 35-45 ms this
+ * way). Null when zlib fails on it: the stream then decompresses it again, to say how far in it
+ * is corrupt (as it always did).
+ */
+function gunzipWhole(source: ByteSource, start: number, end: number, name: string, tooBig: () => Error): Uint8Array[] | null {
+  const compressed = new Uint8Array(end - start);
+  for (let at = 0; at < compressed.length; ) {
+    const got = source.read(compressed.subarray(at), start + at, compressed.length - at);
+    if (got <= 0) throw new InputError(name, `it ends at byte ${start + at}, before its size of ${source.size} bytes`);
+    at += got;
+  }
+  try {
+    return [zlib.gunzipSync(compressed, { chunkSize: GUNZIP_CHUNK_BYTES, maxOutputLength: MAX_PIECE_TEXT_BYTES })];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooBig();
+    return null;
+  }
 }
 
 /**
