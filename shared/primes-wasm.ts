@@ -26,7 +26,7 @@ interface SieveExports {
   popcount(words: number): number;
   largePrimesAt(): number;
   bucketsInit(count: number, largePrimes: number): number;
-  bucketsActivate(s: number, startByte: number, endInteger: number, from: number, to: number): number;
+  bucketsActivate(s: number, startByte: number, endInteger: number, from: number): number;
   bucketsCross(s: number, length: number, last: number): void;
 }
 
@@ -56,8 +56,6 @@ export class WasmSieve {
   /** The sieving primes copied in (the array, and how many of it), to copy them once per set. */
   private copiedFrom: Uint32Array | null = null;
   private copiedCount = 0;
-  /** How many large primes {@link prepareBuckets} copied in. */
-  private largeCount = 0;
 
   private constructor(module: WebAssembly.Module) {
     this.exports = new WebAssembly.Instance(module, {}).exports as unknown as SieveExports;
@@ -120,13 +118,12 @@ export class WasmSieve {
     const ok = this.exports.bucketsInit(buckets, largePrimes.length) === 0;
     if (this.exports.memory.buffer !== before) this.takeViews();
     if (ok) new Uint32Array(this.exports.memory.buffer, this.exports.largePrimesAt(), largePrimes.length).set(largePrimes);
-    this.largeCount = largePrimes.length;
     return ok;
   }
 
   /** Buckets.activate, over the large primes given to {@link prepareBuckets}. */
   bucketsActivate(s: number, startByte: number, endInteger: number, from: number): number {
-    return this.exports.bucketsActivate(s, startByte, endInteger, from, this.largeCount);
+    return this.exports.bucketsActivate(s, startByte, endInteger, from);
   }
 
   /** Buckets.cross, on this instance's segment. */

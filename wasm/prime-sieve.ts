@@ -215,6 +215,8 @@ const MAX_BUCKETS: i32 = 1 << 12;
 const HEADS = memory.data(MAX_BUCKETS * 4, 16);
 let bucketMask: i32 = 0;
 let freeBlocks: usize = 0;
+/** How many large primes the count has (bucketsInit's `largePrimes`). */
+let largePrimeCount: i32 = 0;
 /** Where the large primes are (u32, sorted): first past the static data. */
 const LARGE_PRIMES: usize = (__heap_base + 63) & ~(<usize>63);
 
@@ -236,6 +238,7 @@ export function bucketsInit(count: i32, largePrimes: i32): i32 {
   const pages = <i32>((end + 0xffff) >> 16);
   if (pages > memory.size() && memory.grow(pages - memory.size()) < 0) return -1;
   bucketMask = count - 1;
+  largePrimeCount = largePrimes;
   memory.fill(HEADS, 0, <usize>MAX_BUCKETS * 4);
   freeBlocks = 0;
   for (let b = blocks - 1; b >= 0; b--) {
@@ -271,14 +274,14 @@ function push(bucket: i32, prime: i32, entry: i32): void {
  * Files, for each large prime from index `from` on whose square is at most `endInteger`, its
  * first multiple (≥ p², coprime to 30) in or after segment s, which starts at byte
  * `startByte`; returns the index of the first prime left (squared, past `endInteger`), or
- * `to`. firstMultiple and the activation loop in shared/primes-sieve.ts: the same f64
+ * their count. firstMultiple and the activation loop in shared/primes-sieve.ts: the same f64
  * arithmetic, exact for integers below 2^53 (a correctly rounded quotient floors to the
  * integer quotient).
  */
-export function bucketsActivate(s: i32, startByte: f64, endInteger: f64, from: i32, to: i32): i32 {
+export function bucketsActivate(s: i32, startByte: f64, endInteger: f64, from: i32): i32 {
   const segmentStart = 30 * startByte;
   let k = from;
-  for (; k < to; k++) {
+  for (; k < largePrimeCount; k++) {
     const p = load<u32>(LARGE_PRIMES + (<usize>k << 2));
     const pf = <f64>p;
     const square = pf * pf;

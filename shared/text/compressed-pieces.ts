@@ -191,11 +191,7 @@ const GUNZIP_CHUNK_BYTES = 4 * 1024 * 1024;
  */
 function gunzipWhole(source: ByteSource, start: number, end: number, name: string, tooBig: () => Error): Uint8Array[] | null {
   const compressed = new Uint8Array(end - start);
-  for (let at = 0; at < compressed.length; ) {
-    const got = source.read(compressed.subarray(at), start + at, compressed.length - at);
-    if (got <= 0) throw new InputError(name, `it ends at byte ${start + at}, before its size of ${source.size} bytes`);
-    at += got;
-  }
+  readExactly(source, compressed, start, name);
   try {
     return [zlib.gunzipSync(compressed, { chunkSize: GUNZIP_CHUNK_BYTES, maxOutputLength: MAX_PIECE_TEXT_BYTES })];
   } catch (error) {
@@ -240,10 +236,9 @@ async function textAfter(source: ByteSource, compression: Compression, name: str
   try {
     for (let at = from, read = LOOKAHEAD_FIRST_READ; at < source.size && !enough() && !failure; read = Math.min(2 * read, READ_BYTES)) {
       const block = new Uint8Array(Math.min(read, source.size - at));
-      const got = source.read(block, at, block.length);
-      if (got <= 0) throw new InputError(name, `it ends at byte ${at}, before its size of ${source.size} bytes`);
-      await Promise.race([new Promise<void>((resolve) => gunzip.write(block.subarray(0, got), () => resolve())), ended]);
-      at += got;
+      readExactly(source, block, at, name);
+      await Promise.race([new Promise<void>((resolve) => gunzip.write(block, () => resolve())), ended]);
+      at += block.length;
     }
     if (enough()) return { bytes, length, complete: false };
     if (!failure) {
@@ -262,9 +257,20 @@ async function textAfter(source: ByteSource, compression: Compression, name: str
 async function* compressedBytes(source: ByteSource, start: number, end: number, name: string): AsyncGenerator<Uint8Array> {
   for (let at = start; at < end; ) {
     const block = new Uint8Array(Math.min(READ_BYTES, end - at));
-    const got = source.read(block, at, block.length);
-    if (got <= 0) throw new InputError(name, `it ends at byte ${at}, before its size of ${source.size} bytes`);
-    yield block.subarray(0, got);
+    readExactly(source, block, at, name);
+    yield block;
+    at += block.length;
+  }
+}
+
+/**
+ * Fills `target` with the compressed bytes from `position` on.
+ * @throws InputError naming the file when it ends before them
+ */
+function readExactly(source: ByteSource, target: Uint8Array, position: number, name: string): void {
+  for (let at = 0; at < target.length; ) {
+    const got = source.read(target.subarray(at), position + at, target.length - at);
+    if (got <= 0) throw new InputError(name, `it ends at byte ${position + at}, before its size of ${source.size} bytes`);
     at += got;
   }
 }
