@@ -379,6 +379,13 @@ const MUTANTS = [
     tests: ['compressed-pieces'],
   },
   {
+    id: 'worker-consumer-no-second-try',
+    what: 'a worker consumer refused while its stream is still being set up is not created again',
+    file: 'shared/nats/topology.ts',
+    edits: [['      if (!isStreamNotReady(error) || attempt === CONSUMER_CREATE.attempts) throw error;', '      if (!isStreamNotReady(error) || attempt >= 1) throw error;']],
+    tests: ['set-up-retry'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

@@ -12,16 +12,21 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ensureTaskTopology, openJobsBucket, openPartialsStore, openResultsStore } from '../shared/nats/topology.js';
 import { isSubjectOverlap } from '../shared/nats/errors.js';
-import { TASK_SUBJECTS } from '../shared/subjects.js';
+import { TASK_STREAM, TASK_SUBJECTS, WORKER_CONSUMER } from '../shared/subjects.js';
 import { runTally, startTestServer, startWorkers, type TestServer } from './helpers/tally.js';
 import { startLossyProxy, type LossyProxy } from './helpers/lossy-proxy.js';
 
 /** A fresh server and a proxy to it that swallows the first create request of `stream`; both stop after the test. */
-async function serverBehindProxy(t: ExecutionContext, stream: string): Promise<{ server: TestServer; proxy: LossyProxy }> {
+function serverBehindProxy(t: ExecutionContext, stream: string): Promise<{ server: TestServer; proxy: LossyProxy }> {
+  return serverBehindProxyDropping(t, { drop: new RegExp(`^\\$JS\\.API\\.STREAM\\.CREATE\\.${stream}$`), times: 1 });
+}
+
+/** A fresh server and a proxy to it that swallows (or answers itself) the requests `drop` matches; both stop after the test. */
+async function serverBehindProxyDropping(t: ExecutionContext, options: { drop: RegExp; times: number; answer?: string }): Promise<{ server: TestServer; proxy: LossyProxy }> {
   const server = await startTestServer();
   t.teardown(() => server.stop());
   const { hostname, port } = new URL(server.url);
-  const proxy = await startLossyProxy({ target: { host: hostname, port: Number(port) }, drop: new RegExp(`^\\$JS\\.API\\.STREAM\\.CREATE\\.${stream}$`), times: 1 });
+  const proxy = await startLossyProxy({ target: { host: hostname, port: Number(port) }, ...options });
   t.teardown(() => proxy.close());
   return { server, proxy };
 }
@@ -53,6 +58,30 @@ test('a coordinator whose first bucket-create request goes unanswered retries it
   t.is(run.code, 0, run.stderr);
   t.is(JSON.parse(run.stdout).sum, gauss(1000));
   t.regex(run.stderr, /setting up the job records bucket failed; retrying/);
+});
+
+test('a worker consumer refused while its stream is still being set up ("invalid stream", as nats-server 2.9 says in that moment) is created on a later try', async (t) => {
+  // What nats-server 2.9.10 answers a consumer's creation between listing a new stream and
+  // opening its store (consumer.go: JSConsumerCreateErrF, whose reason is "invalid stream").
+  const invalidStream = JSON.stringify({ type: 'io.nats.jetstream.api.v1.consumer_create_response', error: { code: 500, err_code: 10012, description: 'invalid stream' } });
+  const { server, proxy } = await serverBehindProxyDropping(t, { drop: /^\$JS\.API\.CONSUMER\.(DURABLE\.)?CREATE\.TALLY_TASKS\b/, times: 3, answer: invalidStream });
+  const nc = await connect({ servers: proxy.url });
+  t.teardown(() => nc.close());
+  await ensureTaskTopology(await jetstreamManager(nc));
+  t.is(proxy.dropped.length, 3, 'three creations were refused');
+  // The consumer exists on the server, with tally's delivery settings.
+  const direct = await connect({ servers: server.url });
+  t.teardown(() => direct.close());
+  const info = await (await jetstreamManager(direct)).consumers.info(TASK_STREAM, WORKER_CONSUMER);
+  t.is(info.config.ack_policy, 'explicit');
+
+  // Refused more often than the pauses allow for (on a second fresh server): the server's reason, not a hang.
+  const { proxy: stubborn } = await serverBehindProxyDropping(t, { drop: /^\$JS\.API\.CONSUMER\.(DURABLE\.)?CREATE\.TALLY_TASKS\b/, times: 100, answer: invalidStream });
+  const nc2 = await connect({ servers: stubborn.url });
+  t.teardown(() => nc2.close());
+  const error = await t.throwsAsync(ensureTaskTopology(await jetstreamManager(nc2)));
+  t.regex(String(error), /invalid stream/);
+  t.is(stubborn.dropped.length, 5, 'five tries');
 });
 
 test("processes creating tally's streams and buckets at the same moment on a fresh server all succeed; a real overlap is still reported", async (t) => {

@@ -42,6 +42,10 @@ export const ApiCodes = {
   ConsumerExistingActive: 10105,
   /** JSConsumerAlreadyExists: "consumer already exists". */
   ConsumerAlreadyExists: 10148,
+  /** JSConsumerCreateErrF: a consumer's creation failed; the description is the server's reason. */
+  ConsumerCreate: 10012,
+  /** JSStreamInvalidErr: "stream not valid" (a stream without its connection: not set up, or stopping). */
+  StreamInvalid: 10096,
 } as const;
 
 /** `error` and the errors it was caused by, outermost first (a few levels: the client nests). */
@@ -91,6 +95,18 @@ export function isNoMessage(error: unknown): boolean {
 export function isAlreadyInUse(error: unknown): boolean {
   const code = apiErrorCode(error);
   return code === ApiCodes.StreamNameExist || code === ApiCodes.ConsumerNameExist || code === ApiCodes.ConsumerExistingActive || code === ApiCodes.ConsumerAlreadyExists;
+}
+
+/**
+ * The server refused a consumer because its stream, though listed, is not set up yet: nats-server
+ * 2.9 lists a new stream before it opens the stream's store, and a consumer created in between
+ * is refused with "stream not valid" (10096) or a failed creation (10012) whose reason is
+ * "invalid stream". Only the code is branched on, so any failed creation (10012) counts; callers
+ * try again a few times and then report what the server said.
+ */
+export function isStreamNotReady(error: unknown): boolean {
+  const code = apiErrorCode(error);
+  return code === ApiCodes.StreamInvalid || code === ApiCodes.ConsumerCreate;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { JetStreamManager, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
-import { isAlreadyInUse, isNotFound, isSubjectOverlap, permissionViolation } from './errors.js';
+import { isAlreadyInUse, isNotFound, isStreamNotReady, isSubjectOverlap, permissionViolation } from './errors.js';
 import { jetstreamLib, kvLib, objLib } from './client.js';
 import {
   JOBS_BUCKET,
@@ -175,20 +175,33 @@ async function ensureShuffleStream(jsm: JetStreamManager, replicas: number): Pro
   });
 }
 
+/**
+ * How often the shared worker consumer's creation is tried while its stream is still being set
+ * up by another process (see `isStreamNotReady`), and the pause before the second try, doubling.
+ * Setting up a new stream's store takes milliseconds; 5 tries wait 20 + 40 + 80 + 160 ms.
+ */
+const CONSUMER_CREATE = { attempts: 5, firstPauseMs: 20 } as const;
+
 /** Creates the shared worker consumer, found missing a moment ago. */
 async function addWorkerConsumer(jsm: JetStreamManager, replicas: number): Promise<void> {
-  try {
-    await jsm.consumers.add(TASK_STREAM, {
-      durable_name: WORKER_CONSUMER,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: DELIVERY.ackWaitMs * 1_000_000,
-      max_deliver: DELIVERY.maxDeliver,
-      max_ack_pending: -1,
-      num_replicas: replicas,
-    });
-  } catch (error) {
-    // Another process created it meanwhile: fine.
-    if (!isAlreadyInUse(error)) throw error;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await jsm.consumers.add(TASK_STREAM, {
+        durable_name: WORKER_CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: DELIVERY.ackWaitMs * 1_000_000,
+        max_deliver: DELIVERY.maxDeliver,
+        max_ack_pending: -1,
+        num_replicas: replicas,
+      });
+      return;
+    } catch (error) {
+      // Another process created it meanwhile: fine.
+      if (isAlreadyInUse(error)) return;
+      // Another process created the stream a moment ago and the server is still setting it up.
+      if (!isStreamNotReady(error) || attempt === CONSUMER_CREATE.attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, CONSUMER_CREATE.firstPauseMs * 2 ** (attempt - 1)));
+    }
   }
 }
 
