@@ -8,7 +8,7 @@
 import type { CountResult } from '../shared/kinds/count.js';
 import { mergeParts, readPart } from '../shared/text/sorted-part.js';
 import type { JobStore } from './job-store.js';
-import { emitStream, loadDisplayWidth } from './output.js';
+import { emitStream, loadDisplayWidth, needsDisplayWidth } from './output.js';
 import { renderCount, writeCount, type CountView } from './render-count.js';
 
 /**
@@ -17,11 +17,14 @@ import { renderCount, writeCount, type CountView } from './render-count.js';
  * @param job named by a failed write to `output`, so that the stored result can be fetched later
  */
 export async function printCount(result: CountResult, view: CountView, store: JobStore, output?: string, job?: string): Promise<void> {
-  if (view.format === 'table') await loadDisplayWidth();
   // Where the rest of the table lies is not part of what a job prints.
   const { parts, counts, ...summary } = result;
   const needed = view.top === 0 ? result.uniqueWords : Math.min(view.top, result.uniqueWords);
-  if (!parts || counts.length >= needed) {
+  const inCounts = !parts || counts.length >= needed;
+  // string-width (~50-100 ms to load: Intl.Segmenter) only for a table that may show a word
+  // beyond ASCII: rows read from parts are not known in advance.
+  if (view.format === 'table' && (!inCounts || counts.slice(0, needed).some(([word]) => needsDisplayWidth(word)))) await loadDisplayWidth();
+  if (inCounts) {
     await emitStream(async (write) => write(renderCount({ ...summary, counts }, view)), output, job);
     return;
   }

@@ -54,6 +54,9 @@ export interface ResolvedInput {
 /** What a walk reads of a file's start to tell a binary file (as git and ripgrep do). */
 const BINARY_PROBE_BYTES = 8192;
 
+/** Where every file's head is read: one buffer for a walk of many files (nothing keeps its bytes). */
+const headBuffer = Buffer.allocUnsafe(BINARY_PROBE_BYTES);
+
 /**
  * A file's first bytes, as far as they decide anything: its compression, and (when `probe`
  * asks for the 8 KiB a binary check needs) whether it holds a NUL byte.
@@ -61,7 +64,7 @@ const BINARY_PROBE_BYTES = 8192;
 function headOf(path: string, size: number, probe: boolean): { compression: Compression | null; nul: boolean } {
   const want = Math.min(size, probe ? BINARY_PROBE_BYTES : MAGIC_BYTES);
   if (want === 0) return { compression: null, nul: false };
-  const head = Buffer.alloc(want);
+  const head = headBuffer;
   let fd: number;
   let got: number;
   try {
@@ -267,6 +270,8 @@ class Collector {
   /** True when the walk from `root` leaves out `path` (a file when `isFile`). */
   private leftOut(root: string, path: string, name: string, isFile: boolean): boolean {
     if (!isFile && VCS_FOLDERS.has(name)) return true;
+    // Without filters nothing else is left out (and no path is made relative: a walk of many files asks this of each).
+    if (this.excludes.length === 0 && this.includes.length === 0) return false;
     const below = relative(root, path);
     if (this.excludes.some((matches) => matches(below, name))) return true;
     return isFile && this.includes.length > 0 && !this.includes.some((matches) => matches(below, name));

@@ -294,6 +294,13 @@ export function terminalSafe(text: string): string {
   });
 }
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** True when a table cell of `text` needs {@link loadDisplayWidth} to be measured (text beyond printable ASCII). */
+export function needsDisplayWidth(text: string): boolean {
+  return !PRINTABLE_ASCII.test(text);
+}
+
 let stringWidth: ((text: string, options?: { countAnsiEscapeCodes?: boolean }) => number) | undefined;
 
 /**
@@ -313,7 +320,7 @@ export function displayWidth(text: string): number {
   // Most cells are printable ASCII, one column a character: string-width segments graphemes,
   // several times slower on a million-word table. Escape sequences are counted, not stripped:
   // in a table they have been escaped already, and show as the text they are.
-  if (/^[\x20-\x7e]*$/.test(text)) return text.length;
+  if (PRINTABLE_ASCII.test(text)) return text.length;
   if (!stringWidth) throw new Error('displayWidth of text beyond ASCII before loadDisplayWidth()');
   return stringWidth(text, { countAnsiEscapeCodes: true });
 }
