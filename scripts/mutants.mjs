@@ -386,6 +386,13 @@ const MUTANTS = [
     tests: ['set-up-retry'],
   },
   {
+    id: 'default-chunk-one-small-file',
+    what: "a count's word sample reads one small file of a folder, too few words to say they repeat",
+    file: 'shared/text/word-sample.ts',
+    edits: [['    const picks = Math.min(files.length, Math.ceil(SAMPLE_BYTES / Math.max(1, average)));', '    const picks = Math.min(files.length, 1);']],
+    tests: ['count-read-files.e2e'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

@@ -50,6 +50,46 @@ test.serial('workers that read the files count exactly what a simple counter cou
   t.is(result.bytes, files.reduce((sum, f) => sum + readFileSync(f).length, 0));
 });
 
+test.serial('without --chunk-size, a folder of small files whose words repeat gets tasks of whole MiB too (its sample is drawn from many files); of distinct words, 1 MiB; totals equal wc -w', async (t) => {
+  // 4,000 files of 5 KiB (20 MiB): each alone holds too few words to sample (~570). One embedded
+  // worker aims at 16 tasks (1.25 MiB, so 2 MiB: 409 files a task); at 1 MiB, 204 files a task.
+  const FILES = 4_000;
+  const FILE_BYTES = 5 * 1024;
+  const tasksAt = (chunk: number) => Math.ceil(FILES / Math.floor(chunk / FILE_BYTES));
+  const folderOf = (name: string, content: (i: number) => Buffer) => {
+    const dir = join(corpus.path, name);
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < FILES; i++) writeFileSync(join(dir, `${String(i).padStart(4, '0')}.txt`), content(i));
+    return dir;
+  };
+  const wcFolder = (dir: string) => {
+    // Each file counted on its own (a word cut at one file's end does not join the next's first).
+    const out = execFileSync('sh', ['-c', `find '${dir}' -type f -print0 | xargs -0 wc -w | awk '$2 == "total" { n += $1 } END { print n }'`], { env: { ...process.env, LC_ALL: 'C' }, encoding: 'utf8' });
+    return Number(out.trim());
+  };
+  const line = Buffer.from('tallying characterises thoroughly everything\n');
+  const repeating = Buffer.alloc(FILE_BYTES);
+  for (let at = 0; at < FILE_BYTES; at += line.length) line.copy(repeating, at);
+  const prose = folderOf('small-prose', () => repeating);
+  const run = await runTally(['count', prose, '--workers', '1', '--format', 'json', '--top', '1']);
+  t.is(run.code, 0, run.stderr);
+  const counted = JSON.parse(run.stdout);
+  t.is(counted.tasks, tasksAt(2 * 1024 * 1024));
+  t.is(counted.totalWords, wcFolder(prose));
+
+  // Every word distinct (ids, 568 of 9 bytes a file): bigger tasks would save nothing.
+  const ids = folderOf('small-ids', (i) => {
+    const lines = Array.from({ length: 568 }, (_, k) => String(10_000_000 + i * 568 + k)).join('\n');
+    return Buffer.from(`${lines}\n`.padEnd(FILE_BYTES, ' '));
+  });
+  const distinct = await runTally(['count', ids, '--workers', '1', '--format', 'json', '--top', '1']);
+  t.is(distinct.code, 0, distinct.stderr);
+  const listed = JSON.parse(distinct.stdout);
+  t.is(listed.tasks, tasksAt(1024 * 1024));
+  t.is(listed.totalWords, wcFolder(ids));
+  t.is(listed.uniqueWords, FILES * 568);
+});
+
 test.serial('without --chunk-size, a count whose words repeat gets 32 tasks with --server, 8 per embedded worker (at least 16), in whole MiB; of distinct words, 1 MiB; totals equal wc -w', async (t) => {
   // 40 MiB of lines: a 32nd is 1.25 MiB, so 2 MiB tasks: 20 of them (1 MiB would make 40).
   const big = join(corpus.path, 'big', 'forty.txt');

@@ -58,9 +58,8 @@ export async function defaultChunkSize(inputs: readonly Pick<TextInput, 'path' |
   // The sample comes from a plain local file: not stdin, a URL, an object or compressed bytes.
   const local = inputs.filter((input) => input.size !== null && !input.compression && input.path !== '-' && !isUrl(input.path) && !isObjectUrl(input.path));
   if (local.length === 0) return DEFAULT_CHUNK_SIZE;
-  const largest = local.reduce((a, b) => (b.size! > a.size! ? b : a));
   const { distinctShare } = await import('../../shared/text/word-sample.js');
-  const distinct = distinctShare(largest.path, largest.size!, settings);
+  const distinct = distinctShare(local.map((input) => ({ path: input.path, size: input.size! })), settings);
   if (distinct === null || distinct > MAX_DISTINCT_SHARE) return DEFAULT_CHUNK_SIZE;
   return Math.min(MAX_DEFAULT_CHUNK_SIZE, share);
 }

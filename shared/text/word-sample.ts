@@ -8,27 +8,56 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { countChunk, type CountSettings } from './words.js';
 
-/** Bytes read from the middle of the input. */
+/** Bytes a sample holds: from the middle of the largest input, or whole small inputs. */
 export const SAMPLE_BYTES = 256 * 1024;
 /** A sample with fewer words than this says nothing (binary data, one overlong token). */
 const SAMPLE_MIN_WORDS = 1_000;
+/** Between two files' bytes in a sample: a newline, which ends a word for either tokenizer. */
+const NEWLINE = 0x0a;
+
+/** A local file a sample may read: its path and its size when the job was planned. */
+export interface SampledFile {
+  path: string;
+  size: number;
+}
 
 /**
- * Distinct words / words in SAMPLE_BYTES from the middle of the local file `path` of `size`
- * bytes; null when the file cannot be read or the sample holds too few words.
+ * Distinct words / words in a sample of the local files `files`: SAMPLE_BYTES from the middle
+ * of the largest when it holds that many, else whole files picked evenly through the list until
+ * the sample is full (a folder of small files: one of them alone holds too few words to say
+ * anything). Null when the sample holds too few words, or nothing could be read.
  */
-export function distinctShare(path: string, size: number, settings: CountSettings): number | null {
-  const length = Math.min(size, SAMPLE_BYTES);
-  const sample = Buffer.alloc(length);
+export function distinctShare(files: readonly SampledFile[], settings: CountSettings): number | null {
+  if (files.length === 0) return null;
+  const largest = files.reduce((a, b) => (b.size > a.size ? b : a));
+  const sample = Buffer.allocUnsafe(Math.min(SAMPLE_BYTES, files.reduce((sum, file) => sum + file.size + 1, 0)));
+  let filled: number;
+  if (largest.size >= SAMPLE_BYTES) {
+    filled = readInto(largest.path, sample, 0, SAMPLE_BYTES, Math.floor((largest.size - SAMPLE_BYTES) / 2));
+  } else {
+    filled = 0;
+    const average = files.reduce((sum, file) => sum + file.size, 0) / files.length;
+    const picks = Math.min(files.length, Math.ceil(SAMPLE_BYTES / Math.max(1, average)));
+    for (let k = 0; k < picks && filled < sample.length; k++) {
+      const file = files[Math.floor((k * files.length) / picks)]!;
+      filled += readInto(file.path, sample, filled, Math.min(file.size, sample.length - filled), 0);
+      if (filled < sample.length) sample[filled++] = NEWLINE;
+    }
+  }
+  const counted = countChunk(sample.subarray(0, filled), settings, { fileStart: false, continuesWord: false, endsInsideWord: false, wordCounted: false });
+  return counted.totalWords < SAMPLE_MIN_WORDS ? null : counted.words.size / counted.totalWords;
+}
+
+/** Reads up to `length` bytes of `path` from `position` into `target` at `offset`; how many it got (0 when it cannot be read: the job reports that itself). */
+function readInto(path: string, target: Buffer, offset: number, length: number, position: number): number {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
-    const got = readSync(fd, sample, 0, length, Math.floor((size - length) / 2));
-    const counted = countChunk(sample.subarray(0, got), settings, { fileStart: false, continuesWord: false, endsInsideWord: false, wordCounted: false });
-    return counted.totalWords < SAMPLE_MIN_WORDS ? null : counted.words.size / counted.totalWords;
+    let got = 0;
+    for (let n = -1; got < length && n !== 0; got += n) n = readSync(fd, target, offset + got, length - got, position + got);
+    return got;
   } catch {
-    // The job reports an unreadable input itself.
-    return null;
+    return 0;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
