@@ -40,6 +40,12 @@ test.before(async () => {
   });
 });
 
+// A test that failed before stopping its workers must not leave them to take the next test's
+// tasks (without its hooks: held tasks never held, failures never injected).
+test.afterEach.always(async () => {
+  for (const leftover of [...fleets]) await stop(leftover);
+});
+
 test.after.always(async () => {
   for (const fleet of fleets) await fleet.stop();
   await nc?.close();
@@ -164,9 +170,11 @@ test.serial('a worker frozen by SIGSTOP mid-job: its task is backed up and the j
 });
 
 test.serial('a worker ten times slower than the others: its task is backed up, the slow copy is dropped unfinished, the count is exact', async (t) => {
-  // Tasks here take ~10-30 ms; the slow process busy-waits 2 s before each.
+  // Tasks here take ~10-30 ms; the slow process busy-waits 5 s before each: on a loaded machine
+  // (a CI run's test files in parallel on 2 cores) a 2 s wait once ended before the fast worker
+  // had done the rest of the job, and the slow copy's result was the one folded.
   const fast = fleet(1);
-  const slow = fleet(1, { busyMs: 2000 }, ['--log-level', 'debug']);
+  const slow = fleet(1, { busyMs: 5000 }, ['--log-level', 'debug']);
   await waitFor(() => pidsOf(fast.child.pid!).length === 1 && pidsOf(slow.child.pid!).length === 1, 'both worker processes');
   const slowPid = pidsOf(slow.child.pid!)[0]!;
   const { paths, texts } = writeFiles('slow', 8, 600);
