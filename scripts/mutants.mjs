@@ -393,6 +393,13 @@ const MUTANTS = [
     tests: ['count-read-files.e2e'],
   },
   {
+    id: 'wasm-word-view-before-room',
+    what: 'the WebAssembly scanner takes its view of memory before making room for a folded word (a grown memory leaves the view detached)',
+    file: 'shared/text/wasm-scanner.ts',
+    edits: [['      const at = x.wordBuffer(word.length);\n      new Uint8Array(x.memory.buffer, at, word.length).set(word);', '      new Uint8Array(x.memory.buffer, x.wordBuffer(word.length), word.length).set(word);']],
+    tests: ['partitions'],
+  },
+  {
     id: 'resume-directory',
     what: "resume reads a count job's relative paths from the current directory, not the job's",
     file: 'shared/kinds/count.ts',

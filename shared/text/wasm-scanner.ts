@@ -208,7 +208,10 @@ export class WasmScanner {
     }
     for (let k = 0; k < n; k++) {
       const word = folded[k]!;
-      new Uint8Array(x.memory.buffer, x.wordBuffer(word.length), word.length).set(word);
+      // The buffer first: making room for a longer word may grow the memory, and a view taken
+      // before that would be of the old, detached buffer.
+      const at = x.wordBuffer(word.length);
+      new Uint8Array(x.memory.buffer, at, word.length).set(word);
       x.addCounted(word.length, list[k * 3 + 2]!);
     }
   }
