@@ -54,7 +54,11 @@ function readInto(path: string, target: Buffer, offset: number, length: number, 
   try {
     fd = openSync(path, 'r');
     let got = 0;
-    for (let n = -1; got < length && n !== 0; got += n) n = readSync(fd, target, offset + got, length - got, position + got);
+    while (got < length) {
+      const n = readSync(fd, target, offset + got, length - got, position + got);
+      if (n === 0) break; // shorter than when the job was planned
+      got += n;
+    }
     return got;
   } catch {
     return 0;
